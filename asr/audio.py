@@ -1,0 +1,98 @@
+"""Audio loading: any file soundfile reads -> mono float32 at the model's sample rate.
+
+This module imports numpy and soundfile only, so the torch-free runtime uses it too.
+Resampling is a windowed-sinc polyphase filter (the same kernel as torchaudio's default
+``sinc_interp_hann``), written in numpy so that training and runtime resample identically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from functools import lru_cache
+
+import numpy as np
+import soundfile as sf
+
+__all__ = ["AudioError", "load_audio", "resample", "to_mono", "check_finite"]
+
+
+class AudioError(ValueError):
+    """A file (or stream) that cannot be turned into audio, with the reason."""
+
+    def __init__(self, source: str | os.PathLike, reason: str):
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """Average the channels of a (frames, channels) array; 1-D input is returned as is."""
+    if samples.ndim == 1:
+        return samples
+    return samples.mean(axis=1)
+
+
+def check_finite(samples: np.ndarray, source: str) -> None:
+    if not np.all(np.isfinite(samples)):
+        bad = int(np.size(samples) - np.count_nonzero(np.isfinite(samples)))
+        raise AudioError(source, f"{bad} sample(s) are NaN or infinite")
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+    """Read ``path`` (wav, flac, ogg, mp3, ... any rate, any channel count) as mono float32
+    samples in [-1, 1] at ``sample_rate``. Raises :class:`AudioError` naming the file and why."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise AudioError(path, "file not found")
+    if os.path.isdir(path):
+        raise AudioError(path, "is a directory, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    try:
+        samples, file_rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(path, f"cannot decode audio ({exc})") from None
+    if samples.shape[0] == 0:
+        raise AudioError(path, "contains no audio samples")
+    samples = to_mono(samples)
+    check_finite(samples, path)
+    if file_rate != sample_rate:
+        samples = resample(samples, file_rate, sample_rate)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+@lru_cache(maxsize=32)
+def sinc_kernel(orig_rate: int, new_rate: int, width: int = 6, rolloff: float = 0.99):
+    """Polyphase windowed-sinc kernels for ``orig_rate -> new_rate`` (rates already reduced by
+    their gcd). Returns ``(kernels, pad)``: kernels has shape (new_rate, taps)."""
+    base_freq = min(orig_rate, new_rate) * rolloff
+    pad = int(math.ceil(width * orig_rate / base_freq))
+    idx = np.arange(-pad, pad + orig_rate, dtype=np.float64) / orig_rate
+    t = (-np.arange(new_rate, dtype=np.float64) / new_rate)[:, None] + idx[None, :]
+    t *= base_freq
+    t = np.clip(t, -width, width)
+    window = np.cos(t * math.pi / width / 2) ** 2
+    t *= math.pi
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sinc = np.where(t == 0, 1.0, np.sin(t) / t)
+    kernels = sinc * window * (base_freq / orig_rate)
+    return kernels.astype(np.float32), pad
+
+
+def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Resample a 1-D signal from ``orig_rate`` to ``new_rate`` (windowed sinc, Hann window)."""
+    if orig_rate <= 0 or new_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_rate} -> {new_rate}")
+    if orig_rate == new_rate:
+        return samples
+    g = math.gcd(int(orig_rate), int(new_rate))
+    orig, new = int(orig_rate) // g, int(new_rate) // g
+    kernels, pad = sinc_kernel(orig, new)
+    n = samples.shape[0]
+    padded = np.pad(samples.astype(np.float32), (pad, pad + orig))
+    taps = kernels.shape[1]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, taps)[::orig]
+    out = (windows @ kernels.T).reshape(-1)
+    target = int(math.ceil(new * n / orig))
+    return out[:target]

@@ -1,0 +1,172 @@
+"""Command line: ``asr prepare | train | evaluate | transcribe`` (also ``python -m asr``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+log = logging.getLogger("asr")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def cmd_prepare(args) -> int:
+    if args.corpus == "fsdd":
+        from .corpora import fsdd
+
+        counts = fsdd.prepare(args.corpus_dir, args.out, test_speaker=args.test_speaker, allow_download=not args.no_download)
+    else:  # argparse restricts the choices
+        raise AssertionError(args.corpus)
+    print(f"wrote manifests to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .config import load_config
+    from .training import train
+
+    cfg = load_config(args.config, args.overrides)
+    os.makedirs(args.exp, exist_ok=True)
+    handler = logging.FileHandler(os.path.join(args.exp, "train.log"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        result = train(cfg, args.exp, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        return 130
+    rate = result.audio_seconds / result.train_seconds if result.train_seconds else 0.0
+    print(f"training done: {result.epochs_run} epochs, {result.train_seconds:.1f} s of training "
+          f"({rate:.0f} audio seconds per second); best dev WER "
+          f"{'n/a' if result.best_dev_wer is None else f'{result.best_dev_wer:.2f}%'}; model: {result.best_path}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import torch
+
+    from .checkpoint import build_model, load_checkpoint
+    from .data import FeatureDataset, read_manifest
+    from .metrics import error_stats
+    from .training import decode_dataset
+
+    torch.set_num_threads(args.threads)
+    model, cfg, tokenizer = build_model(load_checkpoint(args.checkpoint))
+    ds = FeatureDataset(read_manifest(args.manifest), cfg.frontend, None, progress=not args.no_progress, desc="features")
+    if len(ds) == 0:
+        raise ValueError(f"{args.manifest}: no usable utterances")
+    refs, hyps, _ = decode_dataset(model, ds, tokenizer)
+    st = error_stats(refs, hyps)
+    out = args.out or os.path.join(
+        os.path.dirname(os.path.abspath(args.checkpoint)),
+        f"decode_{os.path.splitext(os.path.basename(args.manifest))[0]}.txt",
+    )
+    with open(out, "w", encoding="utf-8") as f:
+        for e, r, h in zip(ds.entries, refs, hyps):
+            f.write(f"{e.audio_filepath}\n  REF: {r}\n  HYP: {h}\n  {'ok' if r.split() == h.split() else 'ERROR'}\n")
+    rows = [
+        ("utterances", f"{st.num_utts}"),
+        ("skipped (unreadable)", f"{len(ds.skipped)}"),
+        ("reference words", f"{st.ref_words}"),
+        ("substitutions", f"{st.substitutions}"),
+        ("deletions", f"{st.deletions}"),
+        ("insertions", f"{st.insertions}"),
+        ("sentence errors", f"{st.sentence_errors}"),
+        ("WER %", f"{st.wer:.2f}"),
+        ("CER %", f"{st.cer:.2f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print(f"evaluation of {args.checkpoint} on {args.manifest}")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v:>8}")
+    print(f"  per-utterance results: {out}")
+    result = st.to_dict()
+    result.update(skipped=len(ds.skipped), manifest=args.manifest, checkpoint=args.checkpoint, details=out)
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_transcribe(args) -> int:
+    from .audio import AudioError
+    from . import load_model
+
+    recognizer = load_model(args.checkpoint, num_threads=args.threads)
+    failures = 0
+    for path in args.files:
+        try:
+            t = recognizer.transcribe(path)
+        except AudioError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.format == "json":
+            print(json.dumps(t.to_dict()), flush=True)
+        else:
+            print(f"{path}\t{t.text}", flush=True)
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition: prepare, train, evaluate, transcribe.")
+    p.add_argument("--version", action="version", version=f"asr {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("prepare", help="write JSONL manifests for a corpus")
+    sp.add_argument("corpus", choices=["fsdd"], help="which corpus")
+    sp.add_argument("--corpus-dir", help="local copy: the corpus folder or a folder holding it (default: $ASR_CORPORA, then data/corpora; else download)")
+    sp.add_argument("--out", required=True, help="folder for train.jsonl, dev.jsonl, test.jsonl")
+    sp.add_argument("--test-speaker", help="FSDD: leave this speaker out as the test set")
+    sp.add_argument("--no-download", action="store_true", help="fail instead of downloading when no local copy is found")
+    sp.set_defaults(func=cmd_prepare)
+
+    sp = sub.add_parser("train", help="train a model", description="Train; overrides look like train.epochs=5 model.rnn_type=lstm.")
+    sp.add_argument("--config", required=True, help="YAML config (e.g. recipes/fsdd/conf.yaml)")
+    sp.add_argument("--exp", required=True, help="experiment folder: checkpoints, log.csv, train.log")
+    sp.add_argument("--resume", action="store_true", help="continue the run in --exp exactly where it stopped")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sp.add_argument("overrides", nargs="*", help="section.key=value config overrides")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("evaluate", help="WER/CER of a checkpoint on a manifest")
+    sp.add_argument("--checkpoint", required=True)
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--out", help="per-utterance results file (default: decode_<manifest>.txt beside the checkpoint)")
+    sp.add_argument("--threads", type=int, default=1)
+    sp.add_argument("--no-progress", action="store_true")
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3; any rate and channel count)")
+    sp.add_argument("--checkpoint", required=True, help="trained checkpoint (best.pt)")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="text: 'path<TAB>transcript'; json: one object a line")
+    sp.add_argument("--threads", type=int, default=1)
+    sp.add_argument("files", nargs="+")
+    sp.set_defaults(func=cmd_transcribe)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

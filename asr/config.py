@@ -1,0 +1,111 @@
+"""Experiment configuration: small typed dataclasses, read from YAML with ``key=value``
+overrides, saved inside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from .features import SpecAugmentConfig
+from .frontend import FrontendConfig
+from .model import ModelConfig
+
+__all__ = ["DataConfig", "TrainConfig", "ExperimentConfig", "load_config"]
+
+
+@dataclass
+class DataConfig:
+    train: str = "data/fsdd/train.jsonl"
+    dev: Optional[str] = "data/fsdd/dev.jsonl"
+    tokenizer: str = "char"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    max_frames: int = 20000  # padded frames per batch (batch size x longest utterance)
+    max_batch: int = 64  # utterances per batch
+    lr: float = 2e-3  # peak learning rate (AdamW)
+    min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
+    warmup_steps: int = 200
+    weight_decay: float = 1e-2
+    grad_clip: float = 5.0
+    seed: int = 1234
+    num_threads: int = 1  # torch intra-op threads; 1 is steady on a shared 2-core machine
+    save_every_steps: int = 200  # mid-epoch checkpoints for --resume (0: epoch ends only)
+    specaugment: Optional[SpecAugmentConfig] = field(default_factory=SpecAugmentConfig)
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExperimentConfig":
+        return _build(cls, d, "")
+
+
+def _build(cls, d: Any, where: str):
+    if not isinstance(d, dict):
+        raise ValueError(f"config section {where or '<root>'!r} must be a mapping, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(d) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown config key(s) in {where or '<root>'}: {sorted(unknown)}; known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in d.items():
+        sub = _SECTIONS.get((cls, name))
+        if sub is not None and value is not None:
+            value = _build(sub, value, f"{where}.{name}".lstrip("."))
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+_SECTIONS = {
+    (ExperimentConfig, "data"): DataConfig,
+    (ExperimentConfig, "frontend"): FrontendConfig,
+    (ExperimentConfig, "model"): ModelConfig,
+    (ExperimentConfig, "train"): TrainConfig,
+    (TrainConfig, "specaugment"): SpecAugmentConfig,
+}
+
+
+def apply_overrides(d: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``section.key=value`` strings (values parsed as YAML) to a nested dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form section.key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = d
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {p!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return d
+
+
+def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> ExperimentConfig:
+    d: dict = {}
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = yaml.safe_load(f) or {}
+        except FileNotFoundError:
+            raise ValueError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    try:
+        return ExperimentConfig.from_dict(apply_overrides(d, overrides))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path or 'config'}: {exc}") from None

@@ -1,0 +1,234 @@
+"""Manifests and batches: JSONL manifests in and out, a feature dataset that skips bad
+entries with a warning (never a crash halfway through an epoch), and length-bucketed batches.
+
+A manifest line is one JSON object: ``audio_filepath`` (absolute, or relative to the manifest's
+folder), ``duration`` (seconds), ``text``, and optionally ``speaker``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .audio import AudioError, load_audio
+from .features import LogMel
+from .frontend import FrontendConfig
+from .text import Tokenizer, normalize_text
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ManifestError", "Entry", "read_manifest", "write_manifest", "FeatureDataset", "bucket_batches", "collate"]
+
+REQUIRED = {"audio_filepath": str, "duration": (int, float), "text": str}
+
+
+class ManifestError(ValueError):
+    pass
+
+
+@dataclass
+class Entry:
+    audio_filepath: str
+    duration: float
+    text: str
+    speaker: Optional[str] = None
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = {"audio_filepath": self.audio_filepath, "duration": round(self.duration, 4), "text": self.text}
+        if self.speaker is not None:
+            d["speaker"] = self.speaker
+        d.update(self.extra)
+        return d
+
+
+def _parse_line(line: str, base: str) -> Entry:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise ManifestError(f"expected a JSON object, got {type(obj).__name__}")
+    for key, typ in REQUIRED.items():
+        if key not in obj:
+            raise ManifestError(f"missing field {key!r}")
+        if not isinstance(obj[key], typ) or isinstance(obj[key], bool):
+            raise ManifestError(f"field {key!r} has type {type(obj[key]).__name__}")
+    if not obj["duration"] > 0:
+        raise ManifestError(f"duration must be positive, got {obj['duration']}")
+    path = obj.pop("audio_filepath")
+    if not os.path.isabs(path):
+        path = os.path.normpath(os.path.join(base, path))
+    speaker = obj.pop("speaker", None)
+    return Entry(path, float(obj.pop("duration")), obj.pop("text"), None if speaker is None else str(speaker), obj)
+
+
+def read_manifest(path: str | os.PathLike, strict: bool = False) -> list[Entry]:
+    """Read a JSONL manifest. A malformed line is reported with its file and line number and
+    skipped (``strict=True``: raised). A missing file, or one with no valid line, raises."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ManifestError(f"{path}: manifest not found")
+    base = os.path.dirname(os.path.abspath(path))
+    entries, bad = [], 0
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(_parse_line(line, base))
+            except ManifestError as exc:
+                if strict:
+                    raise ManifestError(f"{path}:{lineno}: {exc}") from None
+                bad += 1
+                log.warning("%s:%d: skipping malformed line: %s", path, lineno, exc)
+    if bad:
+        log.warning("%s: skipped %d malformed line(s), kept %d", path, bad, len(entries))
+    if not entries:
+        raise ManifestError(f"{path}: no valid entries")
+    return entries
+
+
+def write_manifest(path: str | os.PathLike, entries: Iterable[Entry]) -> int:
+    """Write entries as JSONL (atomically); returns the number written."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for e in entries:
+            f.write(json.dumps(e.to_json(), ensure_ascii=False) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n
+
+
+class FeatureDataset:
+    """Loads every entry once, computes its log-mel features with the training front end and
+    keeps them in memory. Entries whose audio cannot be read or is too short are skipped with a
+    warning and counted in ``skipped``; so are those whose text the tokenizer cannot encode,
+    unless ``require_targets`` is False (dev and test sets: still scored, left out of the loss)."""
+
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        frontend: FrontendConfig,
+        tokenizer: Optional[Tokenizer] = None,
+        progress: bool = True,
+        desc: str = "features",
+        require_targets: bool = True,
+    ):
+        from tqdm import tqdm
+
+        self.frontend = frontend
+        logmel = LogMel(frontend)
+        self.entries: list[Entry] = []
+        self.feats: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+        self.skipped: list[tuple[str, str]] = []
+        for e in tqdm(entries, desc=desc, disable=not progress, leave=False, unit="utt"):
+            try:
+                wave = load_audio(e.audio_filepath, frontend.sample_rate)
+            except AudioError as exc:
+                self._skip(e, exc.reason)
+                continue
+            if frontend.num_frames(wave.shape[0]) < 1:
+                self._skip(e, f"too short ({wave.shape[0]} samples, need at least {frontend.n_fft})")
+                continue
+            target = None
+            if tokenizer is not None:
+                try:
+                    target = torch.tensor(tokenizer.encode(e.text), dtype=torch.long)
+                    if target.numel() == 0:
+                        raise ValueError("empty transcript")
+                except ValueError as exc:
+                    if require_targets:
+                        self._skip(e, str(exc))
+                        continue
+                    target = None  # still decoded and scored, just not in the loss
+            self.entries.append(e)
+            self.feats.append(logmel(torch.from_numpy(wave)))
+            self.targets.append(target)
+        if self.skipped:
+            log.warning("%s: skipped %d of %d entries (see warnings above)", desc, len(self.skipped), len(entries))
+
+    def _skip(self, e: Entry, reason: str) -> None:
+        self.skipped.append((e.audio_filepath, reason))
+        log.warning("skipping %s: %s", e.audio_filepath, reason)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [f.shape[0] for f in self.feats]
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(f.shape[0] for f in self.feats) * self.frontend.frame_shift_s
+
+    def batch(self, indices: Sequence[int]) -> dict:
+        targets = [self.targets[i] for i in indices]
+        return collate([self.feats[i] for i in indices], None if any(t is None for t in targets) else targets)
+
+
+def collate(feats: Sequence[torch.Tensor], targets: Optional[Sequence[torch.Tensor]] = None) -> dict:
+    lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    x = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+    for i, f in enumerate(feats):
+        x[i, : f.shape[0]] = f
+    out = {"feats": x, "lengths": lengths}
+    if targets is not None:
+        tl = torch.tensor([t.numel() for t in targets], dtype=torch.long)
+        y = torch.zeros(len(targets), int(tl.max()), dtype=torch.long)
+        for i, t in enumerate(targets):
+            y[i, : t.numel()] = t
+        out.update(targets=y, target_lengths=tl)
+    return out
+
+
+def bucket_batches(
+    lengths: Sequence[int],
+    max_frames: int,
+    max_batch: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    epoch: int = 0,
+    pool_batches: int = 50,
+) -> list[list[int]]:
+    """Group utterances of similar length: shuffle, sort within pools of about ``pool_batches``
+    batches, cut batches whose padded size stays within ``max_frames`` (and ``max_batch``
+    utterances), then shuffle the batches. Deterministic for a given (seed, epoch)."""
+    n = len(lengths)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n) if shuffle else np.argsort(lengths, kind="stable")
+    pool = max(1, pool_batches * max_batch)
+    batches: list[list[int]] = []
+    for start in range(0, n, pool):
+        chunk = sorted(order[start : start + pool].tolist(), key=lambda i: lengths[i])
+        cur: list[int] = []
+        longest = 0
+        for i in chunk:
+            new_longest = max(longest, lengths[i])
+            if cur and (new_longest * (len(cur) + 1) > max_frames or len(cur) >= max_batch):
+                batches.append(cur)
+                cur, new_longest = [], lengths[i]
+            cur.append(i)
+            longest = new_longest
+        if cur:
+            batches.append(cur)
+    if shuffle:
+        perm = rng.permutation(len(batches))
+        batches = [batches[i] for i in perm]
+    return batches
+
+
+def iterate_batches(dataset: FeatureDataset, batches: Sequence[Sequence[int]]) -> Iterator[dict]:
+    for b in batches:
+        yield dataset.batch(b)

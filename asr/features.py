@@ -1,0 +1,95 @@
+"""Training-side front end: torchaudio log-mel from a :class:`FrontendConfig`, global
+mean/variance statistics, and SpecAugment.
+
+The numpy twin of :class:`LogMel` is ``asr.frontend.logmel``; tests hold them equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+import torchaudio
+
+from .frontend import FrontendConfig
+
+__all__ = ["LogMel", "compute_stats", "SpecAugmentConfig", "spec_augment"]
+
+
+class LogMel(torch.nn.Module):
+    """Waveform (..., samples) -> log-mel (..., frames, n_mels), exactly as ``frontend.logmel``."""
+
+    def __init__(self, cfg: FrontendConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=cfg.sample_rate,
+            n_fft=cfg.n_fft,
+            win_length=cfg.win_length,
+            hop_length=cfg.hop_length,
+            f_min=cfg.f_min,
+            f_max=cfg.top_frequency,
+            pad=0,
+            n_mels=cfg.n_mels,
+            window_fn=torch.hann_window,  # periodic
+            power=2.0,
+            normalized=False,
+            center=False,
+            norm=cfg.mel_norm,
+            mel_scale=cfg.mel_scale,
+        )
+
+    @torch.no_grad()
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.shape[-1] < self.cfg.n_fft:
+            return wave.new_zeros(*wave.shape[:-1], 0, self.cfg.n_mels)
+        mel = self.mel(wave.float())
+        return torch.log(torch.clamp(mel, min=self.cfg.log_floor)).transpose(-1, -2)
+
+
+def compute_stats(features: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Global per-dimension mean and standard deviation over all frames of ``features``
+    (each (frames, dims)), accumulated in float64."""
+    total, total_sq, count = None, None, 0
+    for f in features:
+        f = f.double()
+        s, sq = f.sum(0), (f * f).sum(0)
+        total = s if total is None else total + s
+        total_sq = sq if total_sq is None else total_sq + sq
+        count += f.shape[0]
+    if not count:
+        raise ValueError("cannot compute normalization statistics from zero frames")
+    mean = total / count
+    var = (total_sq / count - mean * mean).clamp(min=1e-10)
+    return mean.float(), var.sqrt().float()
+
+
+@dataclass
+class SpecAugmentConfig:
+    freq_masks: int = 2
+    freq_width: int = 15  # each mask up to this many mel bins
+    time_masks: int = 2
+    time_width: int = 20  # each mask up to this many frames...
+    time_width_ratio: float = 0.1  # ...and at most this fraction of the utterance
+
+
+def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugmentConfig, generator=None) -> torch.Tensor:
+    """Zero random frequency bands and time spans of normalized features (B, T, F), in place
+    of a copy. Time masks stay inside each utterance's own length."""
+    out = feats.clone()
+    b, _, f = out.shape
+    for i in range(b):
+        n = int(lengths[i])
+        for _ in range(cfg.freq_masks):
+            w = int(torch.randint(0, cfg.freq_width + 1, (1,), generator=generator))
+            if w and w < f:
+                s = int(torch.randint(0, f - w + 1, (1,), generator=generator))
+                out[i, :n, s : s + w] = 0.0
+        max_w = min(cfg.time_width, int(n * cfg.time_width_ratio))
+        for _ in range(cfg.time_masks):
+            w = int(torch.randint(0, max_w + 1, (1,), generator=generator)) if max_w > 0 else 0
+            if w and w < n:
+                s = int(torch.randint(0, n - w + 1, (1,), generator=generator))
+                out[i, s : s + w, :] = 0.0
+    return out

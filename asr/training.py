@@ -1,0 +1,269 @@
+"""The training loop: CTC loss, AdamW with warm-up and cosine decay, gradient clipping,
+SpecAugment, length-bucketed batches, per-epoch dev WER, atomic checkpoints and exact resume.
+
+Resume is exact: the batch order of each epoch is a pure function of (seed, epoch), and the
+checkpoint holds the model, optimizer, scheduler, torch RNG state and the position inside the
+epoch, so a run stopped and resumed ends with the same weights as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .checkpoint import build_model, checkpoint_paths, load_checkpoint, save_checkpoint
+from .config import ExperimentConfig
+from .data import FeatureDataset, bucket_batches, read_manifest
+from .decoding import greedy_decode
+from .features import compute_stats, spec_augment
+from .metrics import ErrorStats, error_stats
+from .model import CTCModel
+from .text import CharTokenizer, Tokenizer, normalize_text, tokenizer_from_dict
+
+log = logging.getLogger(__name__)
+
+__all__ = ["train", "decode_dataset", "TrainResult"]
+
+LOG_FIELDS = [
+    "epoch", "step", "train_loss", "lr", "grad_norm", "dev_loss", "dev_wer", "dev_cer",
+    "epoch_seconds", "audio_seconds", "audio_sec_per_sec",
+]
+
+
+@dataclass
+class TrainResult:
+    exp_dir: str
+    best_path: str
+    best_dev_wer: Optional[float]
+    epochs_run: int
+    train_seconds: float
+    audio_seconds: float
+
+
+def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def decode_dataset(
+    model: CTCModel, ds: FeatureDataset, tokenizer: Tokenizer, max_frames: int = 40000, max_batch: int = 64
+) -> tuple[list[str], list[str], Optional[float]]:
+    """Greedy-decode every utterance of ``ds``. Returns references (normalized), hypotheses,
+    and the mean CTC loss per utterance (None when the dataset has no targets)."""
+    model.eval()
+    hyps: list[Optional[str]] = [None] * len(ds)
+    loss_sum, n = 0.0, 0
+    for b in bucket_batches(ds.lengths, max_frames, max_batch, shuffle=False):
+        batch = ds.batch(b)
+        logp, out_len = model(batch["feats"], batch["lengths"])
+        if "targets" in batch:
+            loss = torch.nn.functional.ctc_loss(
+                logp.transpose(0, 1), batch["targets"], out_len, batch["target_lengths"],
+                zero_infinity=True, reduction="sum",
+            )
+            loss_sum, n = loss_sum + float(loss), n + len(b)
+        for i, ids in zip(b, greedy_decode(logp.numpy(), out_len.tolist())):
+            hyps[i] = tokenizer.decode(ids)
+    refs = [normalize_text(e.text) for e in ds.entries]
+    return refs, hyps, (loss_sum / n if n else None)
+
+
+class _CsvLog:
+    def __init__(self, path: str):
+        self.path = path
+        new = not os.path.exists(path)
+        self.f = open(path, "a", newline="", encoding="utf-8")
+        self.w = csv.DictWriter(self.f, fieldnames=LOG_FIELDS)
+        if new:
+            self.w.writeheader()
+
+    def write(self, row: dict) -> None:
+        self.w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: bool = True) -> TrainResult:
+    from tqdm import tqdm
+
+    tc = cfg.train
+    torch.set_num_threads(max(1, tc.num_threads))
+    os.makedirs(exp_dir, exist_ok=True)
+    paths = checkpoint_paths(exp_dir)
+    state = None
+    if resume:
+        if not os.path.isfile(paths["last"]):
+            raise FileNotFoundError(f"--resume: no checkpoint to resume from at {paths['last']}")
+        state = load_checkpoint(paths["last"])
+        saved = ExperimentConfig.from_dict(state["config"])
+        if saved.model != cfg.model or saved.frontend != cfg.frontend:
+            log.warning("--resume: model/front-end settings differ from the checkpoint; using the checkpoint's")
+        cfg.model, cfg.frontend = saved.model, saved.frontend
+    elif os.path.isfile(paths["last"]):
+        raise FileExistsError(f"{exp_dir} already holds a run (last.pt): pass --resume to continue it, or use a new --exp")
+
+    torch.manual_seed(tc.seed)
+    train_entries = read_manifest(cfg.data.train)
+    tokenizer = tokenizer_from_dict(state["tokenizer"]) if state else _build_tokenizer(cfg, train_entries)
+    train_ds = FeatureDataset(train_entries, cfg.frontend, tokenizer, progress, desc="train features")
+    dev_ds = None
+    if cfg.data.dev:
+        dev_ds = FeatureDataset(read_manifest(cfg.data.dev), cfg.frontend, tokenizer, progress, "dev features", require_targets=False)
+    if len(train_ds) == 0:
+        raise ValueError(f"{cfg.data.train}: no usable training utterances")
+
+    cfg.model.input_dim = cfg.frontend.n_mels
+    cfg.model.vocab_size = len(tokenizer.vocab)
+    model = CTCModel(cfg.model)
+    if state is None:
+        mean, std = compute_stats(train_ds.feats)
+        model.set_normalization(mean, std)
+    log.info("model: %s, %.2fM parameters; train %d utts (%.0f s audio), dev %s utts",
+             cfg.model.rnn_type, model.num_parameters() / 1e6, len(train_ds), train_ds.total_seconds,
+             len(dev_ds) if dev_ds else 0)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    steps_per_epoch = len(bucket_batches(train_ds.lengths, tc.max_frames, tc.max_batch, True, tc.seed, 0))
+    total_steps = steps_per_epoch * tc.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, partial(lr_lambda, warmup=tc.warmup_steps, total=total_steps, min_ratio=tc.min_lr_ratio)
+    )
+    prog = {"epoch": 0, "batch": 0, "step": 0, "best_wer": None, "best_epoch": None,
+            "train_seconds": 0.0, "audio_seconds": 0.0}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        prog.update(state["progress"])
+        torch.set_rng_state(state["rng"])
+        log.info("resuming from %s at epoch %d, batch %d (step %d)", paths["last"], prog["epoch"] + 1, prog["batch"], prog["step"])
+
+    augment = partial(spec_augment, cfg=tc.specaugment) if tc.specaugment else None
+    csv_log = _CsvLog(os.path.join(exp_dir, "log.csv"))
+
+    def save_last():
+        save_checkpoint(paths["last"], model, cfg, tokenizer, optimizer=opt.state_dict(),
+                        scheduler=sched.state_dict(), progress=dict(prog), rng=torch.get_rng_state())
+
+    stop = _StopFlag()
+    try:
+        while prog["epoch"] < tc.epochs:
+            epoch = prog["epoch"]
+            batches = bucket_batches(train_ds.lengths, tc.max_frames, tc.max_batch, True, tc.seed, epoch)
+            model.train()
+            t0 = time.perf_counter()
+            loss_sum = norm_sum = 0.0
+            n_steps = 0
+            audio = 0.0
+            bar = tqdm(total=len(batches), initial=prog["batch"], desc=f"epoch {epoch + 1}/{tc.epochs}",
+                       disable=not progress, leave=False, unit="batch")
+            for bi in range(prog["batch"], len(batches)):
+                batch = train_ds.batch(batches[bi])
+                logp, out_len = model(batch["feats"], batch["lengths"], augment=augment)
+                loss = torch.nn.functional.ctc_loss(
+                    logp.transpose(0, 1), batch["targets"], out_len, batch["target_lengths"],
+                    zero_infinity=True, reduction="sum",
+                ) / len(batches[bi])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip))
+                if math.isfinite(gnorm):
+                    opt.step()
+                else:
+                    log.warning("step %d: non-finite gradient norm, update skipped", prog["step"])
+                sched.step()
+                prog["step"] += 1
+                prog["batch"] = bi + 1
+                loss_sum += loss.item()
+                norm_sum += gnorm if math.isfinite(gnorm) else 0.0
+                n_steps += 1
+                audio += float(batch["lengths"].sum()) * cfg.frontend.frame_shift_s
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+                bar.update(1)
+                if stop.requested:
+                    stop.at_boundary = True
+                    raise KeyboardInterrupt
+                if tc.save_every_steps and prog["step"] % tc.save_every_steps == 0 and bi + 1 < len(batches):
+                    save_last()
+            bar.close()
+            seconds = time.perf_counter() - t0
+            prog["train_seconds"] += seconds
+            prog["audio_seconds"] += audio
+            row = {"epoch": epoch + 1, "step": prog["step"], "train_loss": loss_sum / max(1, n_steps),
+                   "lr": sched.get_last_lr()[0], "grad_norm": norm_sum / max(1, n_steps),
+                   "epoch_seconds": seconds, "audio_seconds": audio,
+                   "audio_sec_per_sec": audio / seconds if seconds else 0.0}
+            improved = True
+            if dev_ds is not None and len(dev_ds):
+                refs, hyps, dev_loss = decode_dataset(model, dev_ds, tokenizer)
+                st = error_stats(refs, hyps)
+                row.update(dev_loss=dev_loss if dev_loss is not None else "", dev_wer=st.wer, dev_cer=st.cer)
+                best = prog["best_wer"]
+                improved = best is None or st.wer < best or (st.wer == best and st.cer < prog.get("best_cer", float("inf")))
+                if improved:
+                    prog.update(best_wer=st.wer, best_cer=st.cer, best_epoch=epoch + 1)
+            csv_log.write(row)
+            log.info("epoch %d/%d: loss %.4f, lr %.2e, grad norm %.2f%s, %.1f s (%.0f audio s/s)",
+                     epoch + 1, tc.epochs, row["train_loss"], row["lr"], row["grad_norm"],
+                     f", dev WER {row['dev_wer']:.2f}% CER {row['dev_cer']:.2f}%" if "dev_wer" in row else "",
+                     seconds, row["audio_sec_per_sec"])
+            prog["epoch"], prog["batch"] = epoch + 1, 0
+            if improved:
+                save_checkpoint(paths["best"], model, cfg, tokenizer, progress=dict(prog))
+            save_last()
+    except KeyboardInterrupt:
+        if stop.at_boundary:
+            save_last()
+            log.warning("interrupted: saved %s at epoch %d, batch %d; continue with --resume",
+                        paths["last"], prog["epoch"] + 1, prog["batch"])
+        else:
+            log.warning("interrupted mid-step: --resume continues from the last saved checkpoint")
+        raise
+    finally:
+        stop.restore()
+        csv_log.close()
+    return TrainResult(exp_dir, paths["best"], prog["best_wer"], prog["epoch"], prog["train_seconds"], prog["audio_seconds"])
+
+
+class _StopFlag:
+    """Ctrl-C during training finishes the current step, then saves and stops, so the saved
+    position always matches the weights."""
+
+    def __init__(self):
+        self.requested = False
+        self.at_boundary = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping after this step (Ctrl-C again to stop at once)")
+
+    def restore(self):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _build_tokenizer(cfg: ExperimentConfig, entries) -> Tokenizer:
+    if cfg.data.tokenizer != "char":
+        raise ValueError(f"data.tokenizer: unknown tokenizer {cfg.data.tokenizer!r} (known: 'char')")
+    return CharTokenizer.build(e.text for e in entries)

@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from asr.model import CTCModel, ModelConfig
+
+
+def make(rnn_type="gru", subsampling=2, bidirectional=True, layers=2):
+    torch.manual_seed(0)
+    m = CTCModel(ModelConfig(input_dim=12, vocab_size=7, subsampling=subsampling, conv_dim=16,
+                             rnn_type=rnn_type, hidden_size=16, num_layers=layers, bidirectional=bidirectional, dropout=0.2))
+    m.set_normalization(torch.randn(12), torch.rand(12) + 0.5)
+    return m.eval()
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+@pytest.mark.parametrize("subsampling", [1, 2, 4])
+def test_padded_batch_equals_single_utterances(rnn_type, subsampling):
+    m = make(rnn_type, subsampling)
+    lengths = [37, 64, 9, 50]
+    feats = [torch.randn(n, 12) for n in lengths]
+    x = torch.full((4, 64, 12), 7.0)  # padding with garbage must not matter
+    for i, f in enumerate(feats):
+        x[i, : f.shape[0]] = f
+    with torch.no_grad():
+        out, out_len = m(x, torch.tensor(lengths))
+        for i, f in enumerate(feats):
+            single, single_len = m(f[None], torch.tensor([f.shape[0]]))
+            assert int(out_len[i]) == int(single_len[0]) == max(1, lengths[i] // subsampling)
+            torch.testing.assert_close(out[i, : single.shape[1]], single[0], atol=1e-5, rtol=1e-5)
+
+
+def test_outputs_are_log_probabilities():
+    m = make()
+    with torch.no_grad():
+        out, _ = m(torch.randn(2, 20, 12), torch.tensor([20, 20]))
+    torch.testing.assert_close(out.exp().sum(-1), torch.ones(2, 10))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"rnn_type": "transformer"}, "rnn_type"),
+    ({"subsampling": 3}, "subsampling"),
+    ({"vocab_size": 1}, "vocab_size"),
+    ({"dropout": 1.5}, "dropout"),
+])
+def test_config_validation(kwargs, match):
+    cfg = ModelConfig(vocab_size=5)
+    for k, v in kwargs.items():
+        setattr(cfg, k, v)
+    with pytest.raises(ValueError, match=match):
+        CTCModel(cfg)
+
+
+def test_unidirectional_is_causal():
+    m = make(bidirectional=False)
+    x = torch.randn(1, 40, 12)
+    y = x.clone()
+    y[:, 30:] = torch.randn(1, 10, 12)
+    with torch.no_grad():
+        a, _ = m(x, torch.tensor([40]))
+        b, _ = m(y, torch.tensor([40]))
+    torch.testing.assert_close(a[:, :15], b[:, :15])
+    assert not torch.allclose(a[:, 15:], b[:, 15:])
