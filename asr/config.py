@@ -36,6 +36,7 @@ class TrainConfig:
     seed: int = 1234
     num_threads: int = 1  # torch intra-op threads; 1 is steady on a shared 2-core machine
     save_every_steps: int = 200  # mid-epoch checkpoints for --resume (0: epoch ends only)
+    speed_perturb: list[float] = field(default_factory=lambda: [1.0])  # e.g. [0.9, 1.0, 1.1]
     specaugment: Optional[SpecAugmentConfig] = field(default_factory=SpecAugmentConfig)
 
 

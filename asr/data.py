@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from .audio import AudioError, load_audio
+from .audio import AudioError, load_audio, resample
 from .features import LogMel
 from .frontend import FrontendConfig
 from .text import Tokenizer, normalize_text
@@ -113,7 +113,8 @@ class FeatureDataset:
     """Loads every entry once, computes its log-mel features with the training front end and
     keeps them in memory. Entries whose audio cannot be read or is too short are skipped with a
     warning and counted in ``skipped``; so are those whose text the tokenizer cannot encode,
-    unless ``require_targets`` is False (dev and test sets: still scored, left out of the loss)."""
+    unless ``require_targets`` is False (dev and test sets: still scored, left out of the loss).
+    ``speeds`` other than 1.0 add speed-perturbed copies (tempo and pitch, by resampling)."""
 
     def __init__(
         self,
@@ -123,6 +124,7 @@ class FeatureDataset:
         progress: bool = True,
         desc: str = "features",
         require_targets: bool = True,
+        speeds: Sequence[float] = (1.0,),
     ):
         from tqdm import tqdm
 
@@ -152,9 +154,13 @@ class FeatureDataset:
                         self._skip(e, str(exc))
                         continue
                     target = None  # still decoded and scored, just not in the loss
-            self.entries.append(e)
-            self.feats.append(logmel(torch.from_numpy(wave)))
-            self.targets.append(target)
+            for speed in speeds:  # speed perturbation: one copy of the utterance per factor
+                w = wave if speed == 1.0 else resample(wave, int(round(frontend.sample_rate * speed)), frontend.sample_rate)
+                if frontend.num_frames(w.shape[0]) < 1:
+                    continue
+                self.entries.append(e)
+                self.feats.append(logmel(torch.from_numpy(w)))
+                self.targets.append(target)
         if self.skipped:
             log.warning("%s: skipped %d of %d entries (see warnings above)", desc, len(self.skipped), len(entries))
 

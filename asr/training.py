@@ -121,7 +121,8 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
     torch.manual_seed(tc.seed)
     train_entries = read_manifest(cfg.data.train)
     tokenizer = tokenizer_from_dict(state["tokenizer"]) if state else _build_tokenizer(cfg, train_entries)
-    train_ds = FeatureDataset(train_entries, cfg.frontend, tokenizer, progress, desc="train features")
+    train_ds = FeatureDataset(train_entries, cfg.frontend, tokenizer, progress, desc="train features",
+                              speeds=tuple(tc.speed_perturb))
     dev_ds = None
     if cfg.data.dev:
         dev_ds = FeatureDataset(read_manifest(cfg.data.dev), cfg.frontend, tokenizer, progress, "dev features", require_targets=False)
@@ -134,8 +135,8 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
     if state is None:
         mean, std = compute_stats(train_ds.feats)
         model.set_normalization(mean, std)
-    log.info("model: %s, %.2fM parameters; train %d utts (%.0f s audio), dev %s utts",
-             cfg.model.rnn_type, model.num_parameters() / 1e6, len(train_ds), train_ds.total_seconds,
+    log.info("model: %s, %.2fM parameters; train %d utts (%.0f s audio, speeds %s), dev %s utts",
+             cfg.model.rnn_type, model.num_parameters() / 1e6, len(train_ds), train_ds.total_seconds, tc.speed_perturb,
              len(dev_ds) if dev_ds else 0)
 
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)

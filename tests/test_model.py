@@ -60,3 +60,16 @@ def test_unidirectional_is_causal():
         b, _ = m(y, torch.tensor([40]))
     torch.testing.assert_close(a[:, :15], b[:, :15])
     assert not torch.allclose(a[:, 15:], b[:, 15:])
+
+
+def test_spec_augment_masks_inside_lengths_only():
+    from asr.features import SpecAugmentConfig, spec_augment
+
+    x = torch.ones(2, 50, 20)
+    lengths = torch.tensor([50, 30])
+    g = torch.Generator().manual_seed(0)
+    y = spec_augment(x, lengths, SpecAugmentConfig(freq_masks=2, freq_width=5, time_masks=2, time_width=10, time_width_ratio=0.2), g)
+    assert torch.equal(x, torch.ones(2, 50, 20))  # input untouched
+    assert (y == 0).any() and (y == 1).any()
+    assert torch.equal(y[1, 30:], x[1, 30:])  # nothing masked past the length
+    assert int((y[1] == 0).all(dim=1).sum()) <= 2 * 6  # time masks at most 20% of 30 frames each
