@@ -36,6 +36,9 @@ class TrainConfig:
     seed: int = 1234
     num_threads: int = 1  # torch intra-op threads; 1 is steady on a shared 2-core machine
     save_every_steps: int = 200  # mid-epoch checkpoints for --resume (0: epoch ends only)
+    # Latency-controlled models (model.chunk_size > 0): chunk size per batch drawn from this
+    # list (model frames), so the model learns to serve at any of them. None: model.chunk_size.
+    chunk_sizes: Optional[list[int]] = None
     speed_perturb: list[float] = field(default_factory=lambda: [1.0])  # e.g. [0.9, 1.0, 1.1]
     specaugment: Optional[SpecAugmentConfig] = field(default_factory=SpecAugmentConfig)
 

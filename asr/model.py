@@ -1,9 +1,22 @@
 """The acoustic model: global normalization -> convolutional subsampling -> a stack of
 (bi)directional GRU/LSTM layers -> a linear CTC head over the tokenizer's vocabulary.
 
+Each recurrent layer keeps its two directions as two unidirectional RNNs, which gives one code
+path for three ways of running the same weights:
+
+- full context (offline): the forward RNN reads the whole utterance, the backward RNN reads it
+  reversed;
+- latency-controlled (streaming a bidirectional model): the utterance is cut into chunks of C
+  model frames, each seen with R frames of right context; the forward RNN carries its state
+  from chunk to chunk (the state after the C chunk frames, not after the right context), the
+  backward RNN starts afresh at the end of each chunk plus its right context;
+- unidirectional: no backward RNN, and chunked output equals full-context output exactly.
+
 Padded batches give the same outputs as single utterances: features past each length are
-zeroed, subsampling uses non-overlapping kernels (no frame sees its neighbour's padding), and
-the recurrent layers run on packed sequences.
+zeroed, subsampling uses non-overlapping kernels (no frame sees its neighbour's padding), the
+forward RNN is causal, and the backward RNN reads each sequence reversed *within its own
+length*, so it never reads padding before valid frames. No packing is needed, which also keeps
+the graph exportable to ONNX.
 """
 
 from __future__ import annotations
@@ -15,7 +28,6 @@ from typing import Callable, Optional
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 __all__ = ["ModelConfig", "CTCModel"]
 
@@ -31,6 +43,11 @@ class ModelConfig:
     num_layers: int = 3
     bidirectional: bool = True
     dropout: float = 0.1
+    # Streaming: chunk_size C > 0 serves (and evaluates) the model chunk by chunk, with
+    # right_context R frames of look-ahead for the backward direction (model frames, i.e. after
+    # subsampling). 0 = full context. Unidirectional models need no right context.
+    chunk_size: int = 0
+    right_context: int = 0
 
     def validate(self) -> None:
         problems = []
@@ -43,6 +60,12 @@ class ModelConfig:
         for name in ("input_dim", "conv_dim", "hidden_size", "num_layers"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
+        if self.chunk_size < 0 or self.right_context < 0:
+            problems.append("chunk_size and right_context must be >= 0")
+        if self.right_context and not self.bidirectional:
+            problems.append("right_context needs a bidirectional model (a unidirectional one streams exactly without it)")
+        if self.right_context and not self.chunk_size:
+            problems.append("right_context needs chunk_size > 0")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if problems:
@@ -85,6 +108,49 @@ class Subsampling(nn.Module):
         return self.convs(x[:, :t].transpose(1, 2)).transpose(1, 2)
 
 
+def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of a padded batch (B, T, D) inside its own length; padding stays
+    where it is. Its own inverse."""
+    t = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    lengths = lengths.unsqueeze(1)
+    idx = torch.where(t < lengths, lengths - 1 - t, t)
+    return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+
+
+State = Optional[object]  # GRU: h (1, B, H); LSTM: (h, c)
+
+
+class RecurrentLayer(nn.Module):
+    def __init__(self, rnn_type: str, input_dim: int, hidden: int, bidirectional: bool):
+        super().__init__()
+        cls = nn.GRU if rnn_type == "gru" else nn.LSTM
+        self.fwd = cls(input_dim, hidden, batch_first=True)
+        self.bwd = cls(input_dim, hidden, batch_first=True) if bidirectional else None
+
+    def _backward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        y, _ = self.bwd(reverse_within_length(x, lengths))
+        return reverse_within_length(y, lengths)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Full context over a padded batch."""
+        y, _ = self.fwd(x)
+        if self.bwd is not None:
+            y = torch.cat([y, self._backward(x, lengths)], dim=-1)
+        return y
+
+    def step(self, window: torch.Tensor, lengths: torch.Tensor, chunk: int, state: State):
+        """One latency-controlled step over ``window`` = C chunk frames + right context.
+        ``lengths``: valid frames of each window. Returns the outputs for the whole window and
+        the forward state after the first ``chunk`` frames (carried to the next window)."""
+        y, new_state = self.fwd(window[:, :chunk], state)
+        if window.shape[1] > chunk:
+            y_right, _ = self.fwd(window[:, chunk:], new_state)
+            y = torch.cat([y, y_right], dim=1)
+        if self.bwd is not None:
+            y = torch.cat([y, self._backward(window, lengths)], dim=-1)
+        return y, new_state
+
+
 class CTCModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -94,12 +160,11 @@ class CTCModel(nn.Module):
         self.register_buffer("feat_mean", torch.zeros(cfg.input_dim))
         self.register_buffer("feat_std", torch.ones(cfg.input_dim))
         self.subsampling = Subsampling(cfg.input_dim, cfg.conv_dim, cfg.subsampling)
-        rnn_cls = nn.GRU if cfg.rnn_type == "gru" else nn.LSTM
         dirs = 2 if cfg.bidirectional else 1
         self.rnns = nn.ModuleList()
         dim = self.subsampling.out_dim
         for _ in range(cfg.num_layers):
-            self.rnns.append(rnn_cls(dim, cfg.hidden_size, batch_first=True, bidirectional=cfg.bidirectional))
+            self.rnns.append(RecurrentLayer(cfg.rnn_type, dim, cfg.hidden_size, cfg.bidirectional))
             dim = cfg.hidden_size * dirs
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(dim, cfg.vocab_size)
@@ -118,25 +183,71 @@ class CTCModel(nn.Module):
         feats: torch.Tensor,
         lengths: torch.Tensor,
         augment: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+        chunk_size: Optional[int] = None,
+        right_context: Optional[int] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-mel features (B, T, F) with lengths (B,) -> CTC log-probabilities (B, T', V)
-        and output lengths (B,). ``augment`` (e.g. SpecAugment) acts on normalized features."""
+        and output lengths (B,). ``augment`` (e.g. SpecAugment) acts on normalized features.
+        ``chunk_size``/``right_context`` default to the config's serving condition; pass
+        ``chunk_size=0`` for full context."""
         x = self.normalize(feats, lengths)
         if augment is not None:
             x = augment(x, lengths)
         x = self.subsampling(x)
-        out_lengths = self.subsampling.output_lengths(lengths).clamp(min=1)
         if x.shape[1] == 0:
             raise ValueError(f"input of {feats.shape[1]} frames is too short for subsampling x{self.cfg.subsampling}")
-        lengths_cpu = out_lengths.cpu()
-        for i, rnn in enumerate(self.rnns):
-            if i:
-                x = self.dropout(x)
-            packed = pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False)
-            y, _ = rnn(packed)
-            x, _ = pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
+        out_lengths = self.subsampling.output_lengths(lengths).clamp(min=1)
+        chunk = self.cfg.chunk_size if chunk_size is None else chunk_size
+        right = (self.cfg.right_context if right_context is None else right_context) if self.cfg.bidirectional else 0
+        if chunk <= 0:
+            for i, layer in enumerate(self.rnns):
+                x = layer(self.dropout(x) if i else x, out_lengths)
+        else:
+            x = self._chunked(x, out_lengths, chunk, right)
         logits = self.head(self.dropout(x))
         return logits.log_softmax(dim=-1), out_lengths
+
+    def _chunked(self, x: torch.Tensor, lengths: torch.Tensor, chunk: int, right: int) -> torch.Tensor:
+        """Latency-controlled processing of a whole (padded) batch, chunk by chunk: exactly what
+        a stream computes, so training can see the serving condition."""
+        states: list[State] = [None] * len(self.rnns)
+        outs = []
+        for start in range(0, x.shape[1], chunk):
+            h = x[:, start : start + chunk + right]
+            valid = (lengths - start).clamp(min=0, max=h.shape[1])
+            for i, layer in enumerate(self.rnns):
+                h, states[i] = layer.step(self.dropout(h) if i else h, valid, chunk, states[i])
+            outs.append(h[:, :chunk])
+        return torch.cat(outs, dim=1)
+
+    def initial_state(self, batch: int = 1) -> list[torch.Tensor]:
+        """Zero streaming state: [h] for GRU, [h, c] for LSTM, each (num_layers, B, hidden)."""
+        z = torch.zeros(self.cfg.num_layers, batch, self.cfg.hidden_size)
+        return [z] if self.cfg.rnn_type == "gru" else [z, z.clone()]
+
+    def stream_step(self, feats: torch.Tensor, lengths: torch.Tensor, *state: torch.Tensor):
+        """One streaming step on raw log-mel features of a window of (C + R) * subsampling
+        frames (zero padded at the end of input; ``lengths`` = valid frames). Returns the
+        log-probabilities of the C chunk frames and the next state (same layout as
+        :meth:`initial_state`). This is the graph ``asr export --streaming`` writes."""
+        chunk = self.cfg.chunk_size
+        if chunk <= 0:
+            raise ValueError("stream_step needs a model with chunk_size > 0")
+        x = self.subsampling(self.normalize(feats, lengths))
+        valid = self.subsampling.output_lengths(lengths)
+        lstm = self.cfg.rnn_type == "lstm"
+        new_h, new_c = [], []
+        for i, layer in enumerate(self.rnns):
+            st = (state[0][i : i + 1], state[1][i : i + 1]) if lstm else state[0][i : i + 1]
+            x, ns = layer.step(x, valid, chunk, st)
+            if lstm:
+                new_h.append(ns[0])
+                new_c.append(ns[1])
+            else:
+                new_h.append(ns)
+        logp = self.head(x[:, :chunk]).log_softmax(dim=-1)
+        out = [torch.cat(new_h, 0)] + ([torch.cat(new_c, 0)] if lstm else [])
+        return (logp, *out)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

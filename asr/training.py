@@ -176,7 +176,10 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
                        disable=not progress, leave=False, unit="batch")
             for bi in range(prog["batch"], len(batches)):
                 batch = train_ds.batch(batches[bi])
-                logp, out_len = model(batch["feats"], batch["lengths"], augment=augment)
+                chunk = None
+                if cfg.model.chunk_size > 0 and tc.chunk_sizes:
+                    chunk = tc.chunk_sizes[int(torch.randint(len(tc.chunk_sizes), (1,)))]
+                logp, out_len = model(batch["feats"], batch["lengths"], augment=augment, chunk_size=chunk)
                 loss = torch.nn.functional.ctc_loss(
                     logp.transpose(0, 1), batch["targets"], out_len, batch["target_lengths"],
                     zero_infinity=True, reduction="sum",

@@ -73,3 +73,63 @@ def test_spec_augment_masks_inside_lengths_only():
     assert (y == 0).any() and (y == 1).any()
     assert torch.equal(y[1, 30:], x[1, 30:])  # nothing masked past the length
     assert int((y[1] == 0).all(dim=1).sum()) <= 2 * 6  # time masks at most 20% of 30 frames each
+
+
+def stream_through_steps(m, feats, chunk, right):
+    """Feed one utterance's features through stream_step window by window, as a runtime does."""
+    sub = m.cfg.subsampling
+    win, hop = (chunk + right) * sub, chunk * sub
+    n = feats.shape[0] // sub * sub
+    state = m.initial_state(1)
+    outs = []
+    for start in range(0, n, hop):
+        w = feats[start : start + win]
+        valid = w.shape[0]
+        w = torch.cat([w, torch.zeros(win - valid, feats.shape[1])]) if valid < win else w
+        logp, *state = m.stream_step(w[None], torch.tensor([valid]), *state)
+        outs.append(logp[0, : min(chunk, (n - start) // sub)])
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_unidirectional_chunked_equals_full_context(rnn_type):
+    m = make(rnn_type, 2, bidirectional=False)
+    x = torch.randn(2, 70, 12)
+    lengths = torch.tensor([70, 45])
+    with torch.no_grad():
+        full, _ = m(x, lengths, chunk_size=0)
+        for chunk in (1, 4, 7, 100):
+            chunked, _ = m(x, lengths, chunk_size=chunk)
+            torch.testing.assert_close(chunked[0], full[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(chunked[1, :22], full[1, :22], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+@pytest.mark.parametrize("bidirectional,chunk,right", [(True, 4, 2), (True, 5, 0), (True, 3, 7), (False, 4, 0)])
+def test_stream_steps_equal_chunked_forward(rnn_type, bidirectional, chunk, right):
+    torch.manual_seed(1)
+    m = CTCModel(ModelConfig(input_dim=12, vocab_size=7, subsampling=2, conv_dim=16, rnn_type=rnn_type,
+                             hidden_size=16, num_layers=2, bidirectional=bidirectional, dropout=0.0,
+                             chunk_size=chunk, right_context=right)).eval()
+    m.set_normalization(torch.randn(12), torch.rand(12) + 0.5)
+    for n in (9, 40, 53):
+        feats = torch.randn(n, 12)
+        with torch.no_grad():
+            ref, ref_len = m(feats[None], torch.tensor([n]))
+            got = stream_through_steps(m, feats, chunk, right)
+        assert got.shape[0] == int(ref_len[0])
+        torch.testing.assert_close(got, ref[0, : got.shape[0]], atol=1e-5, rtol=1e-5)
+
+
+def test_latency_controlled_differs_from_full_context_but_padded_batches_agree():
+    torch.manual_seed(2)
+    m = CTCModel(ModelConfig(input_dim=12, vocab_size=7, subsampling=1, conv_dim=16, hidden_size=16, num_layers=2,
+                             dropout=0.0, chunk_size=5, right_context=2)).eval()
+    x = torch.randn(2, 30, 12)
+    lengths = torch.tensor([30, 17])
+    with torch.no_grad():
+        lc, _ = m(x, lengths)
+        full, _ = m(x, lengths, chunk_size=0)
+        single, _ = m(x[1:, :17], torch.tensor([17]))
+    assert not torch.allclose(lc, full, atol=1e-3)
+    torch.testing.assert_close(lc[1, :17], single[0], atol=1e-5, rtol=1e-5)
