@@ -96,22 +96,35 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
-    from .audio import AudioError
-    from . import load_model
+    if args.model:  # exported ONNX model: the torch-free runtime
+        from .runtime import transcribe_files
 
-    recognizer = load_model(args.checkpoint, num_threads=args.threads)
+        items = ((r.path, r.error, r.result) for r in transcribe_files(args.model, args.files, num_threads=args.threads))
+    else:
+        from . import load_model
+        from .audio import AudioError
+
+        recognizer = load_model(args.checkpoint, num_threads=args.threads)
+
+        def run(path):
+            try:
+                return path, None, recognizer.transcribe(path)
+            except AudioError as exc:
+                return path, exc, None
+
+        items = (run(p) for p in args.files)
     failures = 0
-    for path in args.files:
-        try:
-            t = recognizer.transcribe(path)
-        except AudioError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+    for path, error, result in items:
+        if error is not None:
+            print(f"error: {error}", file=sys.stderr)
             failures += 1
             continue
         if args.format == "json":
-            print(json.dumps(t.to_dict()), flush=True)
+            d = result.to_dict()
+            d["path"] = path
+            print(json.dumps(d), flush=True)
         else:
-            print(f"{path}\t{t.text}", flush=True)
+            print(f"{path}\t{result.text}", flush=True)
     return 1 if failures else 0
 
 
@@ -171,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3; any rate and channel count)")
-    sp.add_argument("--checkpoint", required=True, help="trained checkpoint (best.pt)")
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="trained checkpoint (best.pt), run with PyTorch")
+    src.add_argument("--model", help="exported ONNX model, run with onnxruntime (no PyTorch)")
     sp.add_argument("--format", choices=["text", "json"], default="text", help="text: 'path<TAB>transcript'; json: one object a line")
     sp.add_argument("--threads", type=int, default=1)
     sp.add_argument("files", nargs="+")

@@ -1,0 +1,131 @@
+"""Greedy CTC decoding with a frame alignment, and the result types.
+
+A token is emitted at the first frame of a run of the same non-blank best symbol and spans
+that run; times are frame indices times the model frame shift (feature hop x subsampling). A
+word is the run of tokens between word separators (``" "``); it starts at its first token's
+first frame and ends one frame after its last token's last frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..text import Tokenizer
+
+__all__ = ["Word", "Utterance", "Result", "CtcStreamDecoder", "words_from_tokens"]
+
+
+@dataclass
+class Word:
+    word: str
+    start: float  # seconds from the start of the stream
+    end: float
+
+
+@dataclass
+class Utterance:
+    text: str
+    start: float  # seconds from the start of the stream
+    end: float
+    words: list[Word] = field(default_factory=list)
+    final: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Result:
+    """Everything recognized in one stream (or file) so far."""
+
+    name: str  # the stream's name or the file's path
+    text: str  # all utterances, the current partial one included
+    words: list[Word]
+    utterances: list[Utterance]  # finished ones; while the stream runs, then the partial one (final=False)
+    final: bool  # input finished and every frame decoded
+    duration: float  # seconds of audio received (at the model's sample rate)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int]], frame_shift_s: float) -> tuple[str, list[Word]]:
+    """(token id, first frame, last frame) triples -> (text, words with times)."""
+    vocab = tokenizer.vocab
+    text = tokenizer.decode([t[0] for t in tokens])
+    words: list[Word] = []
+    current: list[tuple[int, int, int]] = []
+
+    def close():
+        if current:
+            w = tokenizer.decode([t[0] for t in current]).strip()
+            if w:
+                words.append(Word(w, round(current[0][1] * frame_shift_s, 3), round((current[-1][2] + 1) * frame_shift_s, 3)))
+            current.clear()
+
+    for token in tokens:
+        if vocab[token[0]] == " ":
+            close()
+        else:
+            current.append(token)
+    close()
+    return text, words
+
+
+class CtcStreamDecoder:
+    """Greedy CTC over model frames arriving chunk by chunk; one utterance at a time, frames
+    counted from the start of the stream."""
+
+    def __init__(self, tokenizer: Tokenizer, frame_shift_s: float, blank: int = 0):
+        self.tokenizer, self.frame_shift_s, self.blank = tokenizer, frame_shift_s, blank
+        self.num_frames = 0  # model frames decoded in the whole stream
+        self.utterance_start = 0  # model frame where the current utterance began
+        self.tokens: list[tuple[int, int, int]] = []  # (token, first frame, last frame)
+        self._prev = blank
+
+    def accept(self, log_probs: np.ndarray) -> np.ndarray:
+        """Decode (frames, V) scores; returns the best symbol of each frame."""
+        best = np.asarray(log_probs).argmax(axis=-1)
+        for i, b in enumerate(best.tolist()):
+            frame = self.num_frames + i
+            if b != self.blank:
+                if b != self._prev:
+                    self.tokens.append((b, frame, frame))
+                else:  # the run of the last token goes on
+                    self.tokens[-1] = (b, self.tokens[-1][1], frame)
+            self._prev = b
+        self.num_frames += best.size
+        return best
+
+    def utterance(self, final: bool) -> Utterance:
+        text, words = words_from_tokens(self.tokenizer, self.tokens, self.frame_shift_s)
+        return Utterance(text, round(self.utterance_start * self.frame_shift_s, 3),
+                         round(self.num_frames * self.frame_shift_s, 3), words, final)
+
+    def finish_utterance(self) -> Utterance:
+        """Close the current utterance and start the next one here."""
+        utt = self.utterance(final=True)
+        self.utterance_start = self.num_frames
+        self.tokens = []
+        self._prev = self.blank
+        return utt
+
+
+def greedy_alignment(log_probs: np.ndarray, blank: int = 0) -> list[tuple[int, int, int]]:
+    """(token, first frame, last frame) of one utterance's (frames, V) scores (offline decoding)."""
+    best = np.asarray(log_probs).argmax(axis=-1)
+    if best.size == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
+    ends = np.r_[starts[1:], best.size] - 1
+    return [(int(best[s]), int(s), int(e)) for s, e in zip(starts, ends) if best[s] != blank]
+
+
+def make_result(name: str, utterances: list[Utterance], final: bool, duration: float, partial: Optional[Utterance] = None) -> Result:
+    utts = list(utterances) + ([partial] if partial is not None else [])
+    text = " ".join(u.text for u in utts if u.text)
+    words = [w for u in utts for w in u.words]
+    return Result(name, text, words, utts, final, round(duration, 3))

@@ -1,0 +1,247 @@
+"""Streaming recognition: :class:`OnlineRecognizer` and its :class:`OnlineStream` objects.
+
+A stream turns samples (any piece size, any sample rate) into log-mel frames as they arrive.
+Each decoding step runs the streaming graph on one window of ``window_frames`` feature frames
+(chunk plus right context) with the stream's carried RNN states, keeps the ``chunk_size``
+output frames, and advances by ``hop_frames``. At the end of input the last windows are zero
+padded (``lengths`` = valid frames) and only the frames that exist are kept: exactly the loop
+``_run_ort_stream`` in ``export/onnx_export.py`` checks against PyTorch.
+
+:meth:`OnlineRecognizer.decode_streams` runs one batched onnxruntime call for all ready
+streams. With an :class:`EndpointConfig`, endpointing is automatic: when a rule fires after a
+step, the current utterance is finished (kept in ``stream.utterances``) and the next one starts
+with a fresh decoder and zero RNN states; features and times run on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from ..audio import AudioError, check_finite
+from ..frontend import OnlineLogMel
+from .decoder import CtcStreamDecoder, Result, Utterance, make_result
+from .endpoint import EndpointConfig, EndpointDetector
+from .inputs import AudioInput, read_input
+from .model import ModelError, OnnxModel
+from .resampler import StreamingResampler
+
+__all__ = ["OnlineRecognizer", "OnlineStream"]
+
+
+class OnlineStream:
+    """One audio source. Create it with :meth:`OnlineRecognizer.create_stream`."""
+
+    def __init__(self, recognizer: "OnlineRecognizer", name: str, keep_log_probs: bool = False):
+        info = recognizer.info
+        self.name = name
+        self._owner = recognizer
+        self._info = info
+        self._fbank = OnlineLogMel(info.frontend)
+        self._resampler: Optional[StreamingResampler] = None
+        self.input_sample_rate: Optional[int] = None
+        self._buf = np.zeros((0, info.frontend.n_mels), np.float32)  # feature frames from _start on
+        self._start = 0  # feature frame where the next window begins
+        self.num_feature_frames = 0
+        self.num_samples = 0  # at the model's sample rate
+        self.finished = False  # input_finished() called
+        self._closed = False  # every frame decoded and the last utterance finished
+        self.states = recognizer.model.init_states(1)
+        self.decoder = CtcStreamDecoder(info.tokenizer, info.frame_shift_s)
+        cfg = recognizer.endpoint
+        self._endpoint = EndpointDetector(cfg, info.frame_shift_s) if cfg is not None else None
+        self.utterances: list[Utterance] = []  # finished utterances
+        self.endpoint_rules: list[int] = []  # which rule ended each endpoint, in order
+        self.log_probs: Optional[list[np.ndarray]] = [] if keep_log_probs else None  # kept for checks
+
+    def __repr__(self) -> str:
+        return f"OnlineStream({self.name!r}, {self.num_samples} samples, finished={self.finished})"
+
+    # input -------------------------------------------------------------------------------
+    def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
+        """Feed the next piece of mono float samples (any length, values in [-1, 1]) at
+        ``sample_rate`` Hz; resampled to the model's rate. The rate may not change mid-stream."""
+        where = f"stream {self.name!r}"
+        if self.finished:
+            raise ValueError(f"{where}: accept_waveform() after input_finished()")
+        if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
+            raise ValueError(f"{where}: sample_rate must be a positive integer, got {sample_rate!r}")
+        sample_rate = int(sample_rate)
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim != 1:
+            raise AudioError(where, f"expected a 1-D array of mono samples, got shape {samples.shape}")
+        check_finite(samples, where)
+        if self.input_sample_rate is None:
+            self.input_sample_rate = sample_rate
+            self._resampler = StreamingResampler(sample_rate, self._info.sample_rate)
+        elif sample_rate != self.input_sample_rate:
+            raise AudioError(where, f"sample rate changed mid-stream from {self.input_sample_rate} Hz to {sample_rate} Hz")
+        self._push(self._resampler.accept(samples))
+
+    def input_finished(self) -> None:
+        """No more input: the remaining frames will be decoded (zero padded at the end)."""
+        if self.finished:
+            return
+        if self._resampler is not None:
+            self._push(self._resampler.flush())
+        self.finished = True
+        self._close_if_done()
+
+    def _push(self, samples: np.ndarray) -> None:
+        if samples.size == 0:
+            return
+        self.num_samples += samples.size
+        frames = self._fbank.accept(samples)
+        if frames.shape[0]:
+            self._buf = np.concatenate([self._buf, frames]) if self._buf.shape[0] else frames
+            self.num_feature_frames += frames.shape[0]
+
+    # decoding steps (driven by the recognizer) --------------------------------------------
+    @property
+    def _usable_frames(self) -> int:
+        """Feature frames that make whole model frames (known once input is finished)."""
+        sub = self._info.subsampling
+        return self.num_feature_frames // sub * sub
+
+    @property
+    def ready(self) -> bool:
+        if self.finished:
+            return self._start < self._usable_frames
+        return self._buf.shape[0] >= self._info.window_frames
+
+    @property
+    def done(self) -> bool:
+        """Input finished and every frame decoded: the result is final."""
+        return self._closed
+
+    def _window(self) -> tuple[np.ndarray, int]:
+        win = self._info.window_frames
+        w = self._buf[:win]
+        valid = w.shape[0]
+        if valid < win:
+            w = np.concatenate([w, np.zeros((win - valid, w.shape[1]), np.float32)])
+        return w, valid
+
+    def _advance(self, log_probs: np.ndarray, states: list[np.ndarray]) -> None:
+        info = self._info
+        keep = info.chunk_size
+        if self.finished:
+            keep = min(keep, (self._usable_frames - self._start) // info.subsampling)
+        lp = log_probs[:keep]
+        if self.log_probs is not None:
+            self.log_probs.append(lp.copy())
+        best = self.decoder.accept(lp)
+        self.states = states
+        self._start += info.hop_frames
+        self._buf = self._buf[info.hop_frames :]
+        if self._endpoint is not None:
+            self._endpoint.accept(best)
+            rule = self._endpoint.check()
+            more_to_come = not self.finished or self.ready  # else _close_if_done ends the utterance
+            if rule is not None and more_to_come:
+                self.endpoint_rules.append(rule)
+                self._end_utterance()
+        self._close_if_done()
+
+    def _end_utterance(self) -> None:
+        utt = self.decoder.finish_utterance()
+        if utt.text:
+            self.utterances.append(utt)
+        self.states = self._owner.model.init_states(1)
+        if self._endpoint is not None:
+            self._endpoint.reset()
+
+    def _close_if_done(self) -> None:
+        if self._closed or not self.finished or self.ready:
+            return
+        utt = self.decoder.finish_utterance()
+        if utt.text or not self.utterances:
+            self.utterances.append(utt)
+        self._closed = True
+
+
+class OnlineRecognizer:
+    """Streaming recognizer over a streaming ONNX graph (``asr export --streaming``).
+
+    ``model``: a path or a loaded :class:`OnnxModel`. ``endpoint``: an :class:`EndpointConfig`
+    for automatic endpointing, or None (default) for one utterance per stream."""
+
+    def __init__(self, model: "str | os.PathLike | OnnxModel", num_threads: int = 1,
+                 endpoint: Optional[EndpointConfig] = None):
+        self.model = model if isinstance(model, OnnxModel) else OnnxModel(model, num_threads=num_threads)
+        self.info = self.model.info
+        if not self.info.streaming:
+            raise ModelError(self.info.path, "is an offline graph; OnlineRecognizer needs a streaming graph "
+                                             "(`asr export --streaming`), or use OfflineRecognizer")
+        if endpoint is not None and not isinstance(endpoint, EndpointConfig):
+            raise TypeError(f"endpoint must be an EndpointConfig or None, got {type(endpoint).__name__}")
+        self.endpoint = endpoint
+        self._ids = itertools.count()
+
+    @property
+    def sample_rate(self) -> int:
+        return self.info.sample_rate
+
+    def create_stream(self, name: Optional[str] = None, keep_log_probs: bool = False) -> OnlineStream:
+        """A new stream; ``name`` appears in its errors and results (default ``stream-<n>``).
+        ``keep_log_probs`` keeps every output frame's scores in ``stream.log_probs``."""
+        n = next(self._ids)
+        return OnlineStream(self, f"stream-{n}" if name is None else str(name), keep_log_probs)
+
+    def _check(self, stream: OnlineStream) -> None:
+        if not isinstance(stream, OnlineStream) or stream._owner is not self:
+            raise ValueError(f"{stream!r} was not created by this recognizer")
+
+    def is_ready(self, stream: OnlineStream) -> bool:
+        """True when the stream has a full window (or, after input_finished, any frames left)."""
+        self._check(stream)
+        return stream.ready
+
+    def decode_stream(self, stream: OnlineStream) -> int:
+        return self.decode_streams([stream])
+
+    def decode_streams(self, streams: Sequence[OnlineStream]) -> int:
+        """One step for every ready stream in ``streams``, as one batched onnxruntime call.
+        Returns how many streams were stepped."""
+        ready, seen = [], set()
+        for s in streams:
+            self._check(s)
+            if id(s) not in seen and s.ready:
+                seen.add(id(s))
+                ready.append(s)
+        if not ready:
+            return 0
+        windows = [s._window() for s in ready]
+        feats = np.stack([w for w, _ in windows])
+        lengths = np.array([v for _, v in windows], np.int64)
+        logp, next_states = self.model.stream_step(feats, lengths, self.model.stack_states([s.states for s in ready]))
+        for s, lp, st in zip(ready, logp, self.model.unstack_states(next_states)):
+            s._advance(lp, st)
+        return len(ready)
+
+    def get_result(self, stream: OnlineStream) -> Result:
+        """Text and word times so far: finished utterances, then the current partial one."""
+        self._check(stream)
+        partial = None if stream.done else stream.decoder.utterance(final=False)
+        return make_result(stream.name, stream.utterances, stream.done, stream.num_samples / self.sample_rate, partial)
+
+    # whole inputs ------------------------------------------------------------------------
+    def transcribe(self, audio: AudioInput, sample_rate: Optional[int] = None) -> Result:
+        """A whole file or array through the streaming graph: feed all, finish, decode."""
+        return self.transcribe_batch([audio], sample_rate)[0]
+
+    def transcribe_batch(self, items: Iterable[AudioInput], sample_rate: Optional[int] = None) -> list[Result]:
+        """Several files/arrays as streams decoded together (batched steps)."""
+        streams = []
+        for i, item in enumerate(items):
+            samples, name = read_input(item, sample_rate, self.sample_rate, i)
+            s = self.create_stream(name)
+            s.accept_waveform(self.sample_rate, samples)
+            s.input_finished()
+            streams.append(s)
+        while self.decode_streams(streams):
+            pass
+        return [self.get_result(s) for s in streams]

@@ -1,0 +1,102 @@
+import json
+
+import onnx
+import pytest
+import torch
+
+from asr import cli
+from asr.checkpoint import save_checkpoint
+from asr.config import ExperimentConfig
+from asr.frontend import FrontendConfig
+from asr.model import CTCModel, ModelConfig
+from asr.text import CharTokenizer
+from export.onnx_export import ExportError, export_onnx
+
+FE = FrontendConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=24)
+
+
+def make_checkpoint(path, **model_kwargs):
+    tok = CharTokenizer.build(["abc de"])
+    cfg = ExperimentConfig(frontend=FE, model=ModelConfig(input_dim=24, vocab_size=len(tok.vocab), conv_dim=16,
+                                                          hidden_size=16, num_layers=2, **model_kwargs))
+    cfg.data.dev = None
+    torch.manual_seed(0)
+    model = CTCModel(cfg.model)
+    model.set_normalization(torch.randn(24), torch.rand(24) + 0.5)
+    save_checkpoint(str(path), model, cfg, tok)
+    return str(path)
+
+
+def metadata(path):
+    return {p.key: json.loads(p.value) for p in onnx.load(path).metadata_props if p.key.startswith("asr.")}
+
+
+def test_offline_export_metadata_and_parity(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "m.pt")
+    r = export_onnx(ckpt, str(tmp_path / "m.onnx"))
+    assert r.max_abs_diff <= 1e-4
+    meta = metadata(tmp_path / "m.onnx")
+    assert meta["asr.format"] == "asr-onnx/1" and meta["asr.graph"] == "offline"
+    assert FrontendConfig.from_dict(meta["asr.frontend"]) == FE
+    assert meta["asr.tokenizer"]["vocab"][0] == "<blank>" and meta["asr.subsampling"] == 2
+    assert len(meta["asr.normalization"]["mean"]) == 24
+
+
+@pytest.mark.parametrize("rnn_type,kwargs", [("gru", {"bidirectional": False}), ("lstm", {"chunk_size": 4, "right_context": 2})])
+def test_streaming_export(tmp_path, rnn_type, kwargs):
+    ckpt = make_checkpoint(tmp_path / "m.pt", rnn_type=rnn_type, **kwargs)
+    r = export_onnx(ckpt, str(tmp_path / "s.onnx"), streaming=True, int8=(rnn_type == "lstm"))
+    assert r.max_abs_diff <= 1e-4
+    meta = metadata(tmp_path / "s.onnx")
+    assert meta["asr.graph"] == "streaming"
+    names = ["state_h"] + (["state_c"] if rnn_type == "lstm" else [])
+    assert meta["asr.state_names"] == names and meta["asr.state_shapes"]["state_h"] == [2, "batch", 16]
+    c = meta["asr.chunk_size"]
+    assert meta["asr.hop_frames"] == c * 2 and meta["asr.window_frames"] == (c + meta["asr.right_context"]) * 2
+    if rnn_type == "lstm":
+        assert r.int8_path and metadata(r.int8_path)["asr.graph"] == "streaming"
+        ops = {n.op_type for n in onnx.load(r.int8_path).graph.node}
+        assert "DynamicQuantizeLSTM" in ops
+
+
+def test_full_context_bidirectional_cannot_stream(tmp_path, capsys):
+    ckpt = make_checkpoint(tmp_path / "m.pt")
+    with pytest.raises(ExportError, match="cannot stream"):
+        export_onnx(ckpt, str(tmp_path / "s.onnx"), streaming=True)
+    assert cli.main(["export", "--checkpoint", ckpt, "--out", str(tmp_path / "s.onnx"), "--streaming"]) == 2
+    assert "cannot stream" in capsys.readouterr().err
+    assert not (tmp_path / "s.onnx").exists()
+
+
+def test_parity_failure_is_loud(tmp_path, monkeypatch):
+    import export.onnx_export as ex
+
+    ckpt = make_checkpoint(tmp_path / "m.pt")
+    monkeypatch.setattr(ex, "PARITY_TOLERANCE", -1.0)  # nothing can pass
+    with pytest.raises(ExportError, match="parity check failed"):
+        export_onnx(ckpt, str(tmp_path / "m.onnx"))
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_cli(tmp_path, capsys):
+    ckpt = make_checkpoint(tmp_path / "m.pt", bidirectional=False)
+    assert cli.main(["export", "--checkpoint", ckpt, "--out", str(tmp_path / "u.onnx"), "--streaming", "--chunk-size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "streaming graph" in out and "parity" in out
+    assert metadata(tmp_path / "u.onnx")["asr.chunk_size"] == 8
+
+
+def test_transcribe_cli_with_onnx_model(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    ckpt = make_checkpoint(tmp_path / "m.pt")
+    export_onnx(ckpt, str(tmp_path / "m.onnx"))
+    sf.write(tmp_path / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32), 16000)
+    assert cli.main(["transcribe", "--model", str(tmp_path / "m.onnx"), "--format", "json", str(tmp_path / "a.wav"), str(tmp_path / "no.wav")]) == 1
+    captured = capsys.readouterr()
+    line = json.loads(captured.out.strip().splitlines()[0])
+    assert line["path"].endswith("a.wav") and "words" in line and abs(line["duration"] - 1.0) < 0.01
+    assert "no.wav" in captured.err
+    assert cli.main(["transcribe", "--model", str(tmp_path / "m.pt"), str(tmp_path / "a.wav")]) == 2  # a checkpoint is no ONNX model
+    assert "m.pt" in capsys.readouterr().err
