@@ -64,7 +64,7 @@ def cmd_evaluate(args) -> int:
     ds = FeatureDataset(read_manifest(args.manifest), cfg.frontend, None, progress=not args.no_progress, desc="features")
     if len(ds) == 0:
         raise ValueError(f"{args.manifest}: no usable utterances")
-    refs, hyps, _ = decode_dataset(model, ds, tokenizer)
+    refs, hyps, _ = decode_dataset(model, ds, tokenizer, chunk_size=args.chunk_size, right_context=args.right_context)
     st = error_stats(refs, hyps)
     out = args.out or os.path.join(
         os.path.dirname(os.path.abspath(args.checkpoint)),
@@ -85,12 +85,17 @@ def cmd_evaluate(args) -> int:
         ("CER %", f"{st.cer:.2f}"),
     ]
     width = max(len(k) for k, _ in rows)
-    print(f"evaluation of {args.checkpoint} on {args.manifest}")
+    m = cfg.model
+    chunk = m.chunk_size if args.chunk_size is None else args.chunk_size
+    right = (m.right_context if args.right_context is None else args.right_context) if m.bidirectional else 0
+    condition = "full context" if chunk <= 0 else f"chunks of {chunk} + {right} right-context model frames"
+    print(f"evaluation of {args.checkpoint} on {args.manifest} ({condition})")
     for k, v in rows:
         print(f"  {k:<{width}}  {v:>8}")
     print(f"  per-utterance results: {out}")
     result = st.to_dict()
-    result.update(skipped=len(ds.skipped), manifest=args.manifest, checkpoint=args.checkpoint, details=out)
+    result.update(skipped=len(ds.skipped), manifest=args.manifest, checkpoint=args.checkpoint, details=out,
+                  chunk_size=max(chunk, 0), right_context=right if chunk > 0 else 0)
     print(json.dumps(result))
     return 0
 
@@ -169,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--checkpoint", required=True)
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--out", help="per-utterance results file (default: decode_<manifest>.txt beside the checkpoint)")
+    sp.add_argument("--chunk-size", type=int, help="decode in chunks of N model frames (0: full context; default: the model's)")
+    sp.add_argument("--right-context", type=int, help="right context in model frames for chunked decoding (default: the model's)")
     sp.add_argument("--threads", type=int, default=1)
     sp.add_argument("--no-progress", action="store_true")
     sp.set_defaults(func=cmd_evaluate)

@@ -11,7 +11,7 @@ import unicodedata
 from collections import Counter
 from typing import Iterable, Protocol, Sequence
 
-__all__ = ["normalize_text", "Tokenizer", "CharTokenizer", "tokenizer_from_dict", "BLANK"]
+__all__ = ["normalize_text", "Tokenizer", "CharTokenizer", "WordTokenizer", "build_tokenizer", "tokenizer_from_dict", "BLANK"]
 
 BLANK = "<blank>"
 _KEEP = re.compile(r"[^a-z0-9' ]+")
@@ -85,8 +85,62 @@ class CharTokenizer:
         return {"kind": self.kind, "vocab": self.vocab}
 
 
+class WordTokenizer:
+    """Whole words of normalized text as units, for closed vocabularies (digits, commands):
+    a blank at id 0, then one id per word seen in training. Decoding joins words with spaces.
+    Words outside the vocabulary cannot be encoded (use :class:`CharTokenizer` for open ones)."""
+
+    kind = "word"
+
+    def __init__(self, symbols: Sequence[str]):
+        symbols = list(symbols)
+        if not symbols or symbols[0] != BLANK:
+            raise ValueError(f"a vocabulary must start with the blank {BLANK!r}")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError("vocabulary has duplicate symbols")
+        self._vocab = symbols
+        self._index = {s: i for i, s in enumerate(symbols)}
+
+    @classmethod
+    def build(cls, texts: Iterable[str]) -> "WordTokenizer":
+        words = set()
+        for t in texts:
+            words.update(normalize_text(t).split())
+        return cls([BLANK] + sorted(words))
+
+    @property
+    def vocab(self) -> list[str]:
+        return list(self._vocab)
+
+    def __len__(self) -> int:
+        return len(self._vocab)
+
+    def encode(self, text: str) -> list[int]:
+        words = normalize_text(text).split()
+        unknown = sorted({w for w in words if w not in self._index})
+        if unknown:
+            raise ValueError(f"words not in the vocabulary: {unknown!r}")
+        return [self._index[w] for w in words]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return " ".join(self._vocab[i] for i in ids if i != 0)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "vocab": self.vocab}
+
+
+_KINDS = {"char": CharTokenizer, "word": WordTokenizer}
+
+
+def build_tokenizer(kind: str, texts: Iterable[str]) -> Tokenizer:
+    """A tokenizer of ``kind`` ("char" or "word") built from training transcripts."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown tokenizer {kind!r} (known: {sorted(_KINDS)})")
+    return _KINDS[kind].build(texts)
+
+
 def tokenizer_from_dict(d: dict) -> Tokenizer:
     kind = d.get("kind")
-    if kind == "char":
-        return CharTokenizer(d["vocab"])
-    raise ValueError(f"unknown tokenizer kind {kind!r}")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}")
+    return _KINDS[kind](d["vocab"])

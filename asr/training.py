@@ -29,7 +29,7 @@ from .decoding import greedy_decode
 from .features import compute_stats, spec_augment
 from .metrics import ErrorStats, error_stats
 from .model import CTCModel
-from .text import CharTokenizer, Tokenizer, normalize_text, tokenizer_from_dict
+from .text import Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,19 @@ def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
 
 @torch.no_grad()
 def decode_dataset(
-    model: CTCModel, ds: FeatureDataset, tokenizer: Tokenizer, max_frames: int = 40000, max_batch: int = 64
+    model: CTCModel, ds: FeatureDataset, tokenizer: Tokenizer, max_frames: int = 40000, max_batch: int = 64,
+    chunk_size: Optional[int] = None, right_context: Optional[int] = None,
 ) -> tuple[list[str], list[str], Optional[float]]:
-    """Greedy-decode every utterance of ``ds``. Returns references (normalized), hypotheses,
-    and the mean CTC loss per utterance (None when the dataset has no targets)."""
+    """Greedy-decode every utterance of ``ds`` (in the model's serving condition unless
+    ``chunk_size``/``right_context`` say otherwise; chunk_size 0 = full context). Returns
+    references (normalized), hypotheses, and the mean CTC loss per utterance (None when the
+    dataset has no targets)."""
     model.eval()
     hyps: list[Optional[str]] = [None] * len(ds)
     loss_sum, n = 0.0, 0
     for b in bucket_batches(ds.lengths, max_frames, max_batch, shuffle=False):
         batch = ds.batch(b)
-        logp, out_len = model(batch["feats"], batch["lengths"])
+        logp, out_len = model(batch["feats"], batch["lengths"], chunk_size=chunk_size, right_context=right_context)
         if "targets" in batch:
             loss = torch.nn.functional.ctc_loss(
                 logp.transpose(0, 1), batch["targets"], out_len, batch["target_lengths"],
@@ -268,6 +271,7 @@ class _StopFlag:
 
 
 def _build_tokenizer(cfg: ExperimentConfig, entries) -> Tokenizer:
-    if cfg.data.tokenizer != "char":
-        raise ValueError(f"data.tokenizer: unknown tokenizer {cfg.data.tokenizer!r} (known: 'char')")
-    return CharTokenizer.build(e.text for e in entries)
+    try:
+        return build_tokenizer(cfg.data.tokenizer, (e.text for e in entries))
+    except ValueError as exc:
+        raise ValueError(f"data.tokenizer: {exc}") from None

@@ -121,3 +121,12 @@ def test_runtime_sources_never_import_torch():
     pattern = re.compile(r"^\s*(import torch|from torch)", re.M)
     offenders = [p.name for p in root.glob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_word_units_each_token_is_a_word():
+    from asr.text import WordTokenizer
+
+    tok = WordTokenizer([BLANK, "one", "two"])
+    text, words = words_from_tokens(tok, [(1, 2, 4), (2, 7, 7)], 0.02)
+    assert text == "one two"
+    assert [(w.word, w.start, w.end) for w in words] == [("one", 0.04, 0.1), ("two", 0.14, 0.16)]

@@ -42,3 +42,17 @@ def test_vocab_must_start_with_blank():
         CharTokenizer([BLANK, "a", "a"])
     with pytest.raises(ValueError, match="unknown tokenizer"):
         tokenizer_from_dict({"kind": "bpe"})
+
+
+def test_word_tokenizer():
+    from asr.text import WordTokenizer, build_tokenizer
+
+    tok = build_tokenizer("word", ["One two", "three, one!"])
+    assert isinstance(tok, WordTokenizer) and tok.vocab == [BLANK, "one", "three", "two"]
+    assert tok.encode("Two one") == [3, 1]
+    assert tok.decode([0, 3, 0, 1]) == "two one"
+    assert tokenizer_from_dict(tok.to_dict()).vocab == tok.vocab
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.encode("four")
+    with pytest.raises(ValueError, match="unknown tokenizer"):
+        build_tokenizer("bpe", ["x"])

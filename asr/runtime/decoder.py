@@ -66,6 +66,8 @@ def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int
                 words.append(Word(w, round(current[0][1] * frame_shift_s, 3), round((current[-1][2] + 1) * frame_shift_s, 3)))
             current.clear()
 
+    if getattr(tokenizer, "kind", "char") == "word":  # every token is a word
+        return text, [Word(vocab[t], round(a * frame_shift_s, 3), round((b + 1) * frame_shift_s, 3)) for t, a, b in tokens]
     for token in tokens:
         if vocab[token[0]] == " ":
             close()

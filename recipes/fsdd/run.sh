@@ -5,7 +5,9 @@
 #   0  prepare   manifests from a local copy (--corpus-dir, $ASR_CORPORA) or a download
 #   1  train     resumes automatically if $exp/last.pt exists
 #   2  evaluate  WER/CER on the test split
-#   3  transcribe a few test files
+#   3  transcribe a few test files (PyTorch checkpoint)
+#   4  export to ONNX (offline graph; plus the streaming graph when the model can stream)
+#   5  stream a few test files through the torch-free runtime
 #
 # Usage: recipes/fsdd/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR]
 #                            [--corpus-dir DIR] [--test-speaker NAME] [key=value ...]
@@ -14,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 stage=0
-stop_stage=3
+stop_stage=5
 exp=exp/fsdd
 data=data/fsdd
 corpus_dir=""
@@ -28,13 +30,14 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift 2 ;;
     --corpus-dir) corpus_dir=$2; shift 2 ;;
     --test-speaker) test_speaker=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *=*) overrides+=("$1"); shift ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
 if command -v asr >/dev/null 2>&1; then ASR=(asr); else ASR=(python -m asr); fi
+if command -v asr-stream >/dev/null 2>&1; then STREAM=(asr-stream); else STREAM=(python -m asr.runtime.cli); fi
 conf=recipes/fsdd/conf.yaml
 start=$(date +%s)
 
@@ -60,6 +63,32 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: transcribe a few test files"
   mapfile -t files < <(python -c "import json,sys; [print(json.loads(l)['audio_filepath']) for l in list(open(sys.argv[1]))[::60]]" "$data/test.jsonl")
   "${ASR[@]}" transcribe --checkpoint "$exp/best.pt" "${files[@]}"
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  echo "== stage 4: export $exp/best.pt to ONNX"
+  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/model.onnx"
+  if python - "$exp/best.pt" <<'PY'
+import sys, torch
+m = torch.load(sys.argv[1], weights_only=True)["config"]["model"]
+sys.exit(0 if m["chunk_size"] > 0 or not m["bidirectional"] else 1)
+PY
+  then
+    "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/stream.onnx" --streaming
+  else
+    echo "   (full-context bidirectional model: no streaming graph; see recipes/fsdd/README.md)"
+  fi
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  mapfile -t files < <(python -c "import json,sys; [print(json.loads(l)['audio_filepath']) for l in list(open(sys.argv[1]))[30::60]]" "$data/test.jsonl")
+  if [ -f "$exp/stream.onnx" ]; then
+    echo "== stage 5: stream test files through the runtime (asr-stream, 100 ms pieces)"
+    "${STREAM[@]}" --model "$exp/stream.onnx" --no-partials "${files[@]}"
+  else
+    echo "== stage 5: transcribe test files with the runtime (asr transcribe --model)"
+    "${ASR[@]}" transcribe --model "$exp/model.onnx" "${files[@]}"
+  fi
 fi
 
 echo "== done in $(( $(date +%s) - start )) s"
