@@ -25,6 +25,12 @@ def cmd_prepare(args) -> int:
         from .corpora import fsdd
 
         counts = fsdd.prepare(args.corpus_dir, args.out, test_speaker=args.test_speaker, allow_download=not args.no_download)
+    elif args.corpus == "speechocean762":
+        from .corpora import speechocean762
+
+        if args.test_speaker is not None:
+            raise ValueError("--test-speaker applies to fsdd only (speechocean762 has an official test split)")
+        counts = speechocean762.prepare(args.corpus_dir, args.out, allow_download=not args.no_download)
     else:  # argparse restricts the choices
         raise AssertionError(args.corpus)
     print(f"wrote manifests to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -155,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("prepare", help="write JSONL manifests for a corpus")
-    sp.add_argument("corpus", choices=["fsdd"], help="which corpus")
+    sp.add_argument("corpus", choices=["fsdd", "speechocean762"], help="which corpus")
     sp.add_argument("--corpus-dir", help="local copy: the corpus folder or a folder holding it (default: $ASR_CORPORA, then data/corpora; else download)")
     sp.add_argument("--out", required=True, help="folder for train.jsonl, dev.jsonl, test.jsonl")
     sp.add_argument("--test-speaker", help="FSDD: leave this speaker out as the test set")

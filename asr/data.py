@@ -134,7 +134,7 @@ class FeatureDataset:
         self.feats: list[torch.Tensor] = []
         self.targets: list[torch.Tensor] = []
         self.skipped: list[tuple[str, str]] = []
-        for e in tqdm(entries, desc=desc, disable=not progress, leave=False, unit="utt"):
+        for e in tqdm(entries, desc=desc, disable=None if progress else True, leave=False, unit="utt"):
             try:
                 wave = load_audio(e.audio_filepath, frontend.sample_rate)
             except AudioError as exc:

@@ -176,7 +176,7 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
             n_steps = 0
             audio = 0.0
             bar = tqdm(total=len(batches), initial=prog["batch"], desc=f"epoch {epoch + 1}/{tc.epochs}",
-                       disable=not progress, leave=False, unit="batch")
+                       disable=None if progress else True, leave=False, unit="batch")
             for bi in range(prog["batch"], len(batches)):
                 batch = train_ds.batch(batches[bi])
                 chunk = None

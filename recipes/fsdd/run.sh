@@ -36,6 +36,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# Use the project's virtualenv when there is one (make demo / make test create it).
+[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
 if command -v asr >/dev/null 2>&1; then ASR=(asr); else ASR=(python -m asr); fi
 if command -v asr-stream >/dev/null 2>&1; then STREAM=(asr-stream); else STREAM=(python -m asr.runtime.cli); fi
 conf=recipes/fsdd/conf.yaml
@@ -61,7 +63,7 @@ fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: transcribe a few test files"
-  mapfile -t files < <(python -c "import json,sys; [print(json.loads(l)['audio_filepath']) for l in list(open(sys.argv[1]))[::60]]" "$data/test.jsonl")
+  mapfile -t files < <(python -c "import json,sys; [print(json.loads(l)['audio_filepath']) for l in list(open(sys.argv[1]))[::67]]" "$data/test.jsonl")
   "${ASR[@]}" transcribe --checkpoint "$exp/best.pt" "${files[@]}"
 fi
 
@@ -81,7 +83,7 @@ PY
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  mapfile -t files < <(python -c "import json,sys; [print(json.loads(l)['audio_filepath']) for l in list(open(sys.argv[1]))[30::60]]" "$data/test.jsonl")
+  mapfile -t files < <(python -c "import json,sys; [print(json.loads(l)['audio_filepath']) for l in list(open(sys.argv[1]))[33::67]]" "$data/test.jsonl")
   if [ -f "$exp/stream.onnx" ]; then
     echo "== stage 5: stream test files through the runtime (asr-stream, 100 ms pieces)"
     "${STREAM[@]}" --model "$exp/stream.onnx" --no-partials "${files[@]}"

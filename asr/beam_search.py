@@ -1,0 +1,401 @@
+"""CTC prefix beam search with an optional word n-gram LM and hotword biasing. Numpy and pure
+Python (no torch, no compiled decoder), so the runtime can use it.
+
+The search (Graves 2012; Hannun et al. 2014) keeps, for every prefix (label sequence) in the
+beam, the probability of all paths that collapse to it and end in a blank (``pb``) or in its
+last token (``pnb``). Each frame a prefix may stay (blank, or the last token repeated) or grow
+by one token; growing by its own last token needs a blank in between. The ``beam_size`` best
+prefixes survive by::
+
+    score = ln(pb + pnb) + alpha * ln P_lm(words) + beta * words + hotword bonus
+
+- **LM** (:class:`asr.lm.NGramLM`, natural-log scores): applied when a word is complete -- for
+  a character vocabulary when a ``" "`` follows a non-empty word, and at the end for the last
+  word and ``</s>``; for a word vocabulary at every token, plus ``</s>`` at the end. Partial
+  words carry no LM score (no look-ahead). ``beta`` is added per word, with or without an LM.
+- **Hotwords**: the phrases are tokenized (characters, spaces included, or words) into a
+  prefix trie. A hypothesis walking the trie gains ``hotword_weight`` per matched token at
+  once (so it survives the beam while the phrase is being spelled); the gain is provisional
+  until the phrase completes, then it is kept for good. If the next token leaves the trie, the
+  provisional part is taken back (and the token may start a new match). Over a character
+  vocabulary a match may only start at the start of a word; over words, anywhere. A trie node
+  shared by phrases of different weights gives the largest. Partial matches at the end get
+  nothing.
+- **Pruning**: per frame only tokens with log-prob >= ``token_min_logp`` and among the
+  ``token_top_k`` best may extend prefixes; hypotheses more than ``-beam_prune_logp`` below
+  the best are dropped.
+- **Alignment**: for each prefix and state the best single path (Viterbi) is tracked along
+  with the summed probability, giving each token's first and last frame on the best path of
+  that prefix -- exact when nothing is pruned, the best surviving path otherwise. Feed
+  :attr:`Hypothesis.alignment` to :func:`asr.runtime.decoder.words_from_tokens` for word times.
+
+Without LM, hotwords or ``beta``, and with a beam large enough to keep every prefix, the
+scores are exact CTC log-probabilities of the label sequences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .lm import BOS, EOS, NGramLM
+from .text import Tokenizer
+
+__all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "beam_search"]
+
+NEG_INF = float("-inf")
+Hotwords = Union[Sequence[str], Mapping[str, float], None]
+
+
+@dataclass
+class BeamSearchOptions:
+    beam_size: int = 10
+    alpha: float = 0.5  # LM weight, on natural-log LM probabilities
+    beta: float = 0.0  # bonus per word (word insertion bonus)
+    hotword_weight: float = 2.0  # bonus per matched hotword token (characters or words)
+    token_min_logp: Optional[float] = -10.0  # tokens below this log-prob in a frame do not extend prefixes
+    token_top_k: Optional[int] = None  # at most this many tokens per frame extend prefixes
+    beam_prune_logp: Optional[float] = None  # drop hypotheses this far (negative) below the best
+    nbest: Optional[int] = None  # hypotheses returned (default: beam_size)
+
+    def validate(self) -> "BeamSearchOptions":
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
+        if self.token_top_k is not None and self.token_top_k < 1:
+            raise ValueError(f"token_top_k must be >= 1 or None, got {self.token_top_k}")
+        if self.beam_prune_logp is not None and self.beam_prune_logp > 0:
+            raise ValueError(f"beam_prune_logp must be <= 0, got {self.beam_prune_logp}")
+        if self.nbest is not None and self.nbest < 1:
+            raise ValueError(f"nbest must be >= 1 or None, got {self.nbest}")
+        return self
+
+
+@dataclass
+class Hypothesis:
+    text: str
+    score: float  # acoustic + alpha * lm + beta * words + hotword_bonus
+    acoustic: float  # ln P_ctc(tokens | frames): all paths of the prefix that survived
+    lm: float  # ln P_lm(words + </s>), 0 without an LM
+    words: int
+    hotword_bonus: float
+    tokens: list[int] = field(default_factory=list)
+    alignment: list[tuple[int, int, int]] = field(default_factory=list)  # (token, first frame, last frame)
+
+
+class _HotwordTrie:
+    """Prefix trie over token ids; node 0 is the root."""
+
+    def __init__(self):
+        self.children: list[dict[int, int]] = [{}]
+        self.gain: list[float] = [0.0]
+        self.terminal: list[bool] = [False]
+
+    def add(self, ids: Sequence[int], weight: float) -> None:
+        node = 0
+        for i in ids:
+            nxt = self.children[node].get(i)
+            if nxt is None:
+                nxt = len(self.children)
+                self.children.append({})
+                self.gain.append(weight)
+                self.terminal.append(False)
+                self.children[node][i] = nxt
+            self.gain[nxt] = max(self.gain[nxt], weight)
+            node = nxt
+        self.terminal[node] = True
+
+
+class _Node:
+    """A prefix: one node of the prefix tree, with what the scores need (computed once)."""
+
+    __slots__ = ("parent", "token", "children", "hist", "word", "lm", "nwords", "hstate", "hpart", "hcomm", "bonus", "row")
+
+    def __init__(self, parent, token, hist, word, lm, nwords, hstate, hpart, hcomm, bonus):
+        self.parent, self.token, self.children = parent, token, {}
+        self.hist, self.word, self.lm, self.nwords = hist, word, lm, nwords  # LM history, partial word, ln LM, words
+        self.hstate, self.hpart, self.hcomm = hstate, hpart, hcomm  # trie node, provisional and kept bonus
+        self.bonus = bonus  # everything but the acoustic score
+        self.row = None  # bonus of each child, by token (numpy), computed when first needed
+
+
+def _lse(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    if b == NEG_INF:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+class CtcBeamSearch:
+    """Prefix beam search for one tokenizer (and LM); :meth:`decode` one utterance at a time."""
+
+    def __init__(self, tokenizer: Tokenizer, lm: Optional[NGramLM] = None, options: Optional[BeamSearchOptions] = None):
+        self.tokenizer = tokenizer
+        self.lm = lm
+        self.options = (options or BeamSearchOptions()).validate()
+        self.vocab = tokenizer.vocab
+        self.word_units = getattr(tokenizer, "kind", "char") == "word"
+        self.space = None if self.word_units else (self.vocab.index(" ") if " " in self.vocab else None)
+        self._lm_rows: dict[tuple[str, ...], np.ndarray] = {}
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _push(self, hist: tuple[str, ...], word: str) -> tuple[str, ...]:
+        n = self.lm.order - 1
+        return (hist + (word,))[max(0, len(hist) + 1 - n):] if n > 0 else ()
+
+    def _lm_row(self, hist: tuple[str, ...]) -> np.ndarray:
+        row = self._lm_rows.get(hist)
+        if row is None:
+            if len(self._lm_rows) > 100_000:
+                self._lm_rows.clear()
+            score = self.lm.score
+            row = self._lm_rows[hist] = np.array([0.0] + [score(w, hist) for w in self.vocab[1:]])
+        return row
+
+    def _trie(self, hotwords: Hotwords) -> Optional[_HotwordTrie]:
+        if not hotwords:
+            return None
+        items = hotwords.items() if isinstance(hotwords, Mapping) else ((h, self.options.hotword_weight) for h in hotwords)
+        trie = _HotwordTrie()
+        for phrase, weight in items:
+            try:
+                ids = self.tokenizer.encode(phrase)
+            except ValueError as e:
+                raise ValueError(f"hotword {phrase!r}: {e}") from None
+            if ids:
+                trie.add(ids, float(weight))
+        return trie if len(trie.children) > 1 else None
+
+    def _may_start(self, node: _Node) -> bool:
+        """May a hotword match start with the next token? (Over characters: at a word start.)"""
+        return self.word_units or node.token is None or node.token == self.space
+
+    def _child(self, node: _Node, c: int, trie: Optional[_HotwordTrie]) -> _Node:
+        ch = node.children.get(c)
+        if ch is not None:
+            return ch
+        hist, word, lmv, nw = node.hist, node.word, node.lm, node.nwords
+        if self.word_units:
+            w = self.vocab[c]
+            if self.lm is not None:
+                lmv += self.lm.score(w, hist)
+                hist = self._push(hist, w)
+            nw += 1
+        elif c == self.space:
+            if word:
+                if self.lm is not None:
+                    lmv += self.lm.score(word, hist)
+                    hist = self._push(hist, word)
+                nw += 1
+                word = ""
+        else:
+            word = word + self.vocab[c]
+        state, part, comm = node.hstate, node.hpart, node.hcomm
+        if trie is not None:
+            nxt = trie.children[state].get(c) if state else None
+            if nxt is None:
+                part = 0.0  # the match (if any) broke: take the provisional bonus back
+                if self._may_start(node):
+                    nxt = trie.children[0].get(c)
+            if nxt is None:
+                state = 0
+            else:
+                part += trie.gain[nxt]
+                if trie.terminal[nxt]:  # a whole hotword: keep its bonus
+                    comm, part = comm + part, 0.0
+                    state = nxt if trie.children[nxt] else 0
+                else:
+                    state = nxt
+        o = self.options
+        ch = _Node(node, c, hist, word, lmv, nw, state, part, comm, o.alpha * lmv + o.beta * nw + comm + part)
+        node.children[c] = ch
+        return ch
+
+    def _row(self, node: _Node, trie: Optional[_HotwordTrie]) -> np.ndarray:
+        """The bonus each child of ``node`` would have, by token (same arithmetic as _child)."""
+        if node.row is not None:
+            return node.row
+        o = self.options
+        row = np.full(len(self.vocab), node.bonus - node.hpart)
+        if self.word_units:
+            row += o.beta
+            if self.lm is not None:
+                row += o.alpha * self._lm_row(node.hist)
+        elif self.space is not None and node.word:
+            row[self.space] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
+        if trie is not None:
+            delta: dict[int, float] = {}
+            if self._may_start(node):
+                delta.update((c, trie.gain[n]) for c, n in trie.children[0].items())
+            if node.hstate:
+                delta.update((c, node.hpart + trie.gain[n]) for c, n in trie.children[node.hstate].items())
+            for c, d in delta.items():
+                row[c] += d
+        node.row = row
+        return row
+
+    def _final(self, node: _Node) -> tuple[float, float, int]:
+        """(ln LM with the last word and </s>, bonus without provisional hotword gain, words)."""
+        lmv, nw, hist = node.lm, node.nwords, node.hist
+        if not self.word_units and node.word:
+            nw += 1
+            if self.lm is not None:
+                lmv += self.lm.score(node.word, hist)
+                hist = self._push(hist, node.word)
+        if self.lm is not None:
+            lmv += self.lm.score(EOS, hist)
+        o = self.options
+        return lmv, o.alpha * lmv + o.beta * nw + node.hcomm, nw
+
+    def _candidates(self, lp: np.ndarray) -> np.ndarray:
+        o = self.options
+        if o.token_min_logp is not None:
+            idx = np.flatnonzero(lp[1:] >= o.token_min_logp) + 1
+        else:
+            idx = np.arange(1, lp.shape[0])
+        if o.token_top_k is not None and idx.size > o.token_top_k:
+            idx = idx[np.argpartition(lp[idx], -o.token_top_k)[-o.token_top_k:]]
+        return idx
+
+    # --- search -----------------------------------------------------------------------------
+    def decode(self, log_probs: np.ndarray, hotwords: Hotwords = None) -> list[Hypothesis]:
+        """N-best hypotheses, best first (distinct texts), of one utterance's (frames, V)
+        log-probabilities. ``hotwords``: phrases (bonus ``options.hotword_weight`` per token) or
+        a mapping phrase -> bonus per token."""
+        lps = np.asarray(log_probs, dtype=np.float64)
+        V = len(self.vocab)
+        if lps.ndim != 2 or lps.shape[1] != V:
+            raise ValueError(f"expected (frames, {V}) log-probabilities, got shape {lps.shape}")
+        o = self.options
+        trie = self._trie(hotwords)
+        plain = trie is None and self.lm is None and o.beta == 0.0
+        root = _Node(None, None, (BOS,) if self.lm is not None else (), "", 0.0, 0, 0, 0.0, 0.0, 0.0)
+
+        beams = [root]
+        last = np.array([-1])  # last token of each prefix (-1: empty)
+        pb, pnb = np.array([0.0]), np.array([NEG_INF])  # ln P(prefix, ending in blank / in its last token)
+        vb, vnb = np.array([0.0]), np.array([NEG_INF])  # the same for the best single path
+        ab: list = [None]  # best path's alignment per state: (token, first, last, previous tokens' alignment)
+        anb: list = [None]
+        colmap = np.full(V + 1, -1)  # token -> column among this frame's candidates (index V: none)
+
+        for t in range(lps.shape[0]):
+            lp = lps[t]
+            B = len(beams)
+            last_ix = np.where(last >= 0, last, V)
+            lp_last = np.where(last >= 0, lp[last_ix % V], NEG_INF)
+            tot = np.logaddexp(pb, pnb)
+            vmax = np.maximum(vb, vnb)
+            # stay: a blank, or the last token once more
+            s_pb, s_pnb = tot + lp[0], pnb + lp_last
+            s_vb, s_vnb = vmax + lp[0], vnb + lp_last
+            from_nb = (vnb > vb).tolist()
+            s_ab = [a1 if f else a0 for a0, a1, f in zip(ab, anb, from_nb)]
+            s_anb = [None if a is None else (a[0], a[1], t, a[3]) for a in anb]
+
+            cand = self._candidates(lp)
+            K = cand.size
+            if K:
+                colmap[:] = -1
+                colmap[cand] = np.arange(K)
+                lpc = lp[cand]
+                ext = tot[:, None] + lpc
+                vext = vmax[:, None] + lpc
+                col = colmap[last_ix]
+                rep = np.flatnonzero(col >= 0)  # the last token again: only after a blank
+                if rep.size:
+                    rc = col[rep]
+                    ext[rep, rc] = pb[rep] + lpc[rc]
+                    vext[rep, rc] = vb[rep] + lpc[rc]
+                # a prefix in the beam that is another one grown by a token gets that mass too
+                index = {n: i for i, n in enumerate(beams)}
+                cols, last_l = colmap.tolist(), last.tolist()
+                for i, n in enumerate(beams):
+                    pi = index.get(n.parent) if n.parent is not None else None
+                    if pi is None:
+                        continue
+                    j = cols[n.token]
+                    if j < 0:
+                        continue
+                    e = float(ext[pi, j])
+                    if e == NEG_INF:
+                        continue
+                    s_pnb[i] = _lse(float(s_pnb[i]), e)
+                    if vext[pi, j] > s_vnb[i]:
+                        s_vnb[i] = vext[pi, j]
+                        s_anb[i] = (n.token, t, t, ab[pi] if n.token == last_l[pi] else s_ab[pi])
+                    ext[pi, j] = NEG_INF
+                if plain:
+                    stay = np.logaddexp(s_pb, s_pnb)
+                    ext_score = ext
+                else:
+                    stay = np.logaddexp(s_pb, s_pnb) + np.array([n.bonus for n in beams])
+                    ext_score = ext + np.stack([self._row(n, trie) for n in beams])[:, cand]
+                scores = np.concatenate([stay, ext_score.ravel()])
+            else:
+                stay = np.logaddexp(s_pb, s_pnb)
+                scores = stay if plain else stay + np.array([n.bonus for n in beams])
+
+            k = min(o.beam_size, scores.size)
+            top = np.argpartition(scores, -k)[-k:] if scores.size > k else np.arange(scores.size)
+            best = scores[top].max()
+            if best == NEG_INF:
+                return []
+            floor = best + o.beam_prune_logp if o.beam_prune_logp is not None else NEG_INF
+            top = top[(scores[top] >= floor) & (scores[top] > NEG_INF)]
+
+            stays = top[top < B]
+            grown = top[top >= B] - B  # flat index into (B, K)
+            si = stays.tolist()
+            gi, gj = np.divmod(grown, max(K, 1))
+            gc = cand[gj] if K else gj
+            last_l = last.tolist()
+            grown_from = list(zip(gi.tolist(), gc.tolist()))  # (parent beam, token)
+            # a grown prefix's best path: the parent's, from its blank state if the token repeats
+            anb = [s_anb[i] for i in si] + [(c, t, t, ab[i] if c == last_l[i] else s_ab[i]) for i, c in grown_from]
+            ab = [s_ab[i] for i in si] + [None] * grown.size
+            beams = [beams[i] for i in si] + [self._child(beams[i], c, trie) for i, c in grown_from]
+            last = np.concatenate([last[stays], gc])
+            none = np.full(grown.size, NEG_INF)
+            pb, vb = np.concatenate([s_pb[stays], none]), np.concatenate([s_vb[stays], none])
+            if grown.size:
+                pnb = np.concatenate([s_pnb[stays], ext.ravel()[grown]])
+                vnb = np.concatenate([s_vnb[stays], vext.ravel()[grown]])
+            else:
+                pnb, vnb = s_pnb[stays], s_vnb[stays]
+
+        hyps = []
+        for i, n in enumerate(beams):
+            acoustic = _lse(float(pb[i]), float(pnb[i]))
+            lmv, bonus, nw = self._final(n)
+            tokens = []
+            m = n
+            while m.parent is not None:
+                tokens.append(m.token)
+                m = m.parent
+            tokens.reverse()
+            a = anb[i] if vnb[i] > vb[i] else ab[i]
+            alignment = []
+            while a is not None:
+                alignment.append((int(a[0]), int(a[1]), int(a[2])))
+                a = a[3]
+            alignment.reverse()
+            hyps.append(Hypothesis(self.tokenizer.decode(tokens), acoustic + bonus, acoustic, lmv, nw, n.hcomm, tokens, alignment))
+        hyps.sort(key=lambda h: -h.score)
+        out, seen = [], set()
+        for h in hyps:
+            if h.text not in seen:
+                seen.add(h.text)
+                out.append(h)
+        return out[: o.nbest or o.beam_size]
+
+
+def beam_search(log_probs: np.ndarray, tokenizer: Tokenizer, lm: Optional[NGramLM] = None, hotwords: Hotwords = None, **options) -> list[Hypothesis]:
+    """One-call prefix beam search: ``options`` are :class:`BeamSearchOptions` fields
+    (``beam_size``, ``alpha``, ``beta``, ``hotword_weight``, ``token_min_logp``, ...)."""
+    opts = dataclasses.replace(BeamSearchOptions(), **options)
+    return CtcBeamSearch(tokenizer, lm, opts).decode(log_probs, hotwords)

@@ -1,0 +1,203 @@
+"""speechocean762: read English (short sentences, about 6 words) by 250 non-native speakers
+whose first language is Mandarin, half children and half adults; 16 kHz mono; 5,000
+utterances. OpenSLR resource 101 (CC BY 4.0), paper arXiv 2104.01378.
+
+The corpus comes in Kaldi layout: ``train/`` and ``test/`` (125 speakers, 2,500 utterances
+each) hold ``text`` (utterance id, then the upper-case transcript), ``wav.scp`` (utterance id,
+then an audio path relative to the corpus root, or absolute: WAV in the public tarball, FLAC in
+copies that were recompressed), ``utt2spk``, ``spk2age`` and ``spk2gender``; audio lies under
+``WAVE/SPEAKERxxxx/``.
+
+Splits written by :func:`prepare`:
+- train: the official train split less the dev speakers.
+- dev: every utterance of the 13 train speakers in :data:`DEFAULT_DEV_SPEAKERS` (whole speakers
+  held out, about 10% of train: 260 utterances; 6 children and 7 adults, 5 male and 8 female).
+- test: the official test split, written only when ``test/`` is present.
+
+Manifest text is the transcript lower-cased, with whitespace collapsed (the tokenizer
+normalizes further). Each entry carries ``speaker`` and, where the corpus gives them, ``age``
+(years, int) and ``gender`` (``m``/``f``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tarfile
+from typing import Iterable, Optional
+
+import soundfile as sf
+
+from ..data import Entry, write_manifest
+from . import find_corpus
+from .download import download
+
+log = logging.getLogger(__name__)
+
+URL = "https://www.openslr.org/resources/101/speechocean762.tar.gz"
+NAME = "speechocean762"
+SPLITS = ("train", "test")
+
+# Held-out dev speakers, chosen once from the real train/spk2age and train/spk2gender: the 125
+# train speakers sorted by (age, speaker id), then every 10th starting with the 5th (positions
+# 5, 15, ..., 125). That spreads them over the age range: ages 6, 7, 8, 9, 11, 15 (children,
+# 3 m / 3 f) and 20, 20, 21, 22, 25, 28, 37 (adults, 2 m / 5 f).
+DEFAULT_DEV_SPEAKERS = (
+    "0048", "0145", "2034", "3423", "6121", "8585",  # children: 6 m, 7 f, 8 m, 9 f, 11 f, 15 m
+    "0813", "4005", "2282", "2236", "9625", "9616", "1027",  # adults: 20 f, 20 f, 21 f, 22 m, 25 f, 28 f, 37 m
+)
+
+
+def fetch(dest_root: str = os.path.join("data", "corpora")) -> str:
+    """Download OpenSLR 101 and unpack its ``speechocean762/`` folder into ``dest_root``
+    (through a ``.part`` folder, so an interrupted unpack is never taken for the corpus)."""
+    target = os.path.join(dest_root, NAME)
+    if os.path.exists(target):
+        raise FileExistsError(f"{target} exists but has no train/text: remove it, or pass --corpus-dir DIR")
+    archive = download(URL, os.path.join(dest_root, "speechocean762.tar.gz"))
+    part = target + ".part"
+    shutil.rmtree(part, ignore_errors=True)
+    os.makedirs(part)
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.name.split("/")[0] == NAME and (m.isfile() or m.isdir())]
+        tar.extractall(part, members=members, filter="data")
+    if not os.path.isfile(os.path.join(part, NAME, "train", "text")):
+        raise FileNotFoundError(f"{archive}: no {NAME}/train/text inside; delete it and retry")
+    os.replace(os.path.join(part, NAME), target)
+    shutil.rmtree(part, ignore_errors=True)
+    return target
+
+
+def _read_table(path: str, fields: int = 2, allow_empty_value: bool = False) -> dict[str, str]:
+    """Read a Kaldi ``key value`` file (whitespace between key and value). With ``fields=2``
+    the value is one token; with ``fields=0`` it is the rest of the line. Malformed and
+    duplicate lines are reported with file:line and skipped. A missing file gives ``{}``."""
+    table: dict[str, str] = {}
+    if not os.path.isfile(path):
+        return table
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.split(None, 1)
+            key, value = parts[0], parts[1].strip() if len(parts) > 1 else ""
+            if fields == 2 and len(value.split()) != 1:
+                log.warning("%s:%d: skipping malformed line (expected 'key value'): %r", path, lineno, line.rstrip("\n"))
+                continue
+            if not value and not allow_empty_value:
+                log.warning("%s:%d: skipping malformed line (no value after the key): %r", path, lineno, line.rstrip("\n"))
+                continue
+            if key in table:
+                log.warning("%s:%d: skipping duplicate key %r (kept the first)", path, lineno, key)
+                continue
+            table[key] = value
+    return table
+
+
+def _speaker_info(split_dir: str) -> dict[str, dict]:
+    """``{speaker: {"age": int, "gender": str}}`` from spk2age and spk2gender, where present."""
+    info: dict[str, dict] = {}
+    path = os.path.join(split_dir, "spk2age")
+    for spk, age in _read_table(path).items():
+        if not age.isdigit():
+            log.warning("%s: speaker %s: age %r is not a whole number; left out", path, spk, age)
+            continue
+        info.setdefault(spk, {})["age"] = int(age)
+    for spk, gender in _read_table(os.path.join(split_dir, "spk2gender")).items():
+        info.setdefault(spk, {})["gender"] = gender.lower()
+    return info
+
+
+def _audio_problem(path: str) -> tuple[Optional[str], float]:
+    """(why the file is unusable, or None; its duration in seconds)."""
+    if not os.path.isfile(path):
+        return "audio file not found", 0.0
+    try:
+        info = sf.info(path)
+    except Exception as exc:  # soundfile raises several kinds for broken files
+        return f"unreadable audio ({exc})", 0.0
+    if info.frames <= 0 or info.samplerate <= 0:
+        return "audio has no samples", 0.0
+    return None, info.frames / info.samplerate
+
+
+def _read_split(root: str, split: str) -> tuple[list[Entry], int]:
+    """Entries of one split in utterance order, and how many utterances were skipped."""
+    d = os.path.join(root, split)
+    texts = _read_table(os.path.join(d, "text"), fields=0, allow_empty_value=True)
+    wavs = _read_table(os.path.join(d, "wav.scp"), fields=0)
+    utt2spk = _read_table(os.path.join(d, "utt2spk"))
+    speakers = _speaker_info(d)
+    entries: list[Entry] = []
+    skipped = 0
+    for utt in sorted(set(texts) | set(wavs)):
+        text = " ".join(texts.get(utt, "").split()).lower()
+        wav = wavs.get(utt)
+        speaker = utt2spk.get(utt)
+        if utt not in texts:
+            why = "not in text (no transcript)"
+        elif not text:
+            why = "empty transcript"
+        elif wav is None:
+            why = "not in wav.scp (no audio)"
+        elif wav.endswith("|"):
+            why = f"wav.scp gives a command ({wav!r}), not an audio file"
+        elif speaker is None:
+            why = "not in utt2spk (no speaker)"
+        else:
+            path = os.path.abspath(wav if os.path.isabs(wav) else os.path.join(root, wav))
+            why, duration = _audio_problem(path)
+            if why:
+                why = f"{why}: {path}"
+        if why:
+            log.warning("%s/%s: skipping utterance %s: %s", NAME, split, utt, why)
+            skipped += 1
+            continue
+        entries.append(Entry(path, duration, text, speaker, dict(speakers.get(speaker, {}))))
+    return entries, skipped
+
+
+def prepare(
+    corpus_dir: Optional[str],
+    out_dir: str,
+    dev_speakers: Iterable[str] = DEFAULT_DEV_SPEAKERS,
+    allow_download: bool = True,
+) -> dict[str, int]:
+    """Write ``train.jsonl``, ``dev.jsonl`` and (when the corpus has ``test/``) ``test.jsonl`` to
+    ``out_dir``; returns the counts per split and ``skipped`` (utterances left out, each
+    reported with its reason)."""
+    root = find_corpus(NAME, corpus_dir, os.path.join("train", "text"))
+    if root is None:
+        if corpus_dir or not allow_download:
+            where = corpus_dir or f"$ASR_CORPORA/{NAME} or data/corpora/{NAME}"
+            raise FileNotFoundError(f"speechocean762 not found (looked for train/text in {where})")
+        log.info("speechocean762 not found locally: downloading %s", URL)
+        root = fetch()
+    dev_speakers = {str(s) for s in dev_speakers}
+    splits: dict[str, list[Entry]] = {"train": [], "dev": []}
+    skipped = 0
+    for split in SPLITS:
+        if not os.path.isdir(os.path.join(root, split)):
+            log.info("%s: no %s/ split; not writing %s.jsonl", root, split, split)
+            continue
+        entries, n = _read_split(root, split)
+        skipped += n
+        if split == "train":
+            splits["train"] = [e for e in entries if e.speaker not in dev_speakers]
+            splits["dev"] = [e for e in entries if e.speaker in dev_speakers]
+            absent = sorted(dev_speakers - {e.speaker for e in entries})
+            if absent:
+                log.warning("%s: dev speaker(s) with no usable train utterance: %s", NAME, " ".join(absent))
+        else:
+            splits[split] = entries
+    if not splits["train"]:
+        raise FileNotFoundError(f"{root}: no usable speechocean762 train utterances (see the warnings above)")
+    counts = {k: write_manifest(os.path.join(out_dir, f"{k}.jsonl"), v) for k, v in splits.items()}
+    for k, v in splits.items():
+        log.info("%s %s: %d utterances, %d speakers, %.2f h", NAME, k, len(v), len({e.speaker for e in v}),
+                 sum(e.duration for e in v) / 3600)
+    if skipped:
+        log.warning("speechocean762: skipped %d utterance(s)", skipped)
+    counts["skipped"] = skipped
+    return counts

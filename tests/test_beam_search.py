@@ -1,0 +1,227 @@
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from asr.beam_search import BeamSearchOptions, CtcBeamSearch, beam_search
+from asr.decoding import greedy_ids
+from asr.lm import train_ngram
+from asr.runtime.decoder import words_from_tokens
+from asr.text import CharTokenizer, WordTokenizer
+
+EXACT = dict(token_min_logp=None)  # no token pruning
+
+
+def log_softmax(x):
+    return x - np.logaddexp.reduce(x, axis=-1, keepdims=True)
+
+
+def brute_force(lp):
+    """Every label path: sum of path probabilities per collapsed label sequence, and each
+    sequence's best path as (token, first frame, last frame) triples."""
+    T, V = lp.shape
+    total, best = {}, {}
+    for path in itertools.product(range(V), repeat=T):
+        s = float(sum(lp[t, k] for t, k in enumerate(path)))
+        labels, align, prev = [], [], 0
+        for t, k in enumerate(path):
+            if k != 0 and k != prev:
+                labels.append(k)
+                align.append([k, t, t])
+            elif k != 0:
+                align[-1][2] = t
+            prev = k
+        key = tuple(labels)
+        total[key] = np.logaddexp(total.get(key, -np.inf), s)
+        if s > best.get(key, (-np.inf,))[0]:
+            best[key] = (s, [tuple(a) for a in align])
+    return total, best
+
+
+def frames(tok, spec, peak=0.9):
+    """(frames, V) log-probs; each item of ``spec`` is a symbol (probability ``peak``), or a
+    {symbol: share} dict splitting ``peak``; the rest of each frame's mass is shared by the
+    other symbols."""
+    vocab = tok.vocab
+    out = []
+    for item in spec:
+        probs = {item: peak} if isinstance(item, str) else {s: peak * q for s, q in item.items()}
+        row = np.full(len(vocab), (1.0 - sum(probs.values())) / (len(vocab) - len(probs)))
+        for s, q in probs.items():
+            row[vocab.index(s)] = q
+        out.append(np.log(row))
+    return np.array(out)
+
+
+B = "<blank>"
+
+
+@pytest.mark.parametrize("seed,T,V", [(0, 5, 3), (1, 6, 3), (2, 5, 4), (3, 6, 4), (4, 6, 4), (5, 6, 4)])
+def test_matches_brute_force(seed, T, V):
+    rng = np.random.default_rng(seed)
+    lp = log_softmax(rng.normal(size=(T, V)) * 1.5)
+    tok = CharTokenizer([B] + list("abc")[: V - 1])
+    total, best_path = brute_force(lp)
+    hyps = beam_search(lp, tok, beam_size=2000, nbest=2000, **EXACT)
+    want = max(total, key=total.get)
+    assert tuple(hyps[0].tokens) == want
+    assert abs(hyps[0].score - total[want]) < 1e-6 and hyps[0].acoustic == hyps[0].score
+    assert hyps[0].alignment == best_path[want][1]  # the best path of that prefix
+    # a full beam keeps every prefix: every score is exact, every sequence is there
+    assert len(hyps) == len(total)
+    for h in hyps:
+        assert abs(h.score - total[tuple(h.tokens)]) < 1e-6
+        assert [a[0] for a in h.alignment] == h.tokens
+    assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+    # a small beam still finds the best here, with (at most) the exact score
+    small = beam_search(lp, tok, beam_size=8, **EXACT)
+    assert tuple(small[0].tokens) == want and small[0].score <= total[want] + 1e-9
+
+
+def greedy_alignment(lp):
+    best = lp.argmax(-1)
+    out = []
+    for t, k in enumerate(best):
+        if k != 0 and (t == 0 or best[t - 1] != k):
+            out.append([int(k), t, t])
+        elif k != 0:
+            out[-1][2] = t
+    return [tuple(a) for a in out]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_beam_one_is_greedy_when_one_path_dominates(seed):
+    rng = np.random.default_rng(100 + seed)
+    tok = CharTokenizer([B, " "] + list("abcdefgh"))
+    V = len(tok.vocab)
+    path = rng.choice(V, size=60, p=[0.4, 0.1] + [0.5 / (V - 2)] * (V - 2))
+    lp = log_softmax(rng.normal(size=(60, V)) + 5.0 * np.eye(V)[path])
+    hyp = beam_search(lp, tok, beam_size=1)[0]
+    assert hyp.tokens == greedy_ids(lp)
+    assert hyp.alignment == greedy_alignment(lp)
+    assert hyp.text == tok.decode(greedy_ids(lp))
+    # a wider beam agrees too here
+    assert beam_search(lp, tok, beam_size=10)[0].tokens == greedy_ids(lp)
+
+
+def test_word_times_from_alignment():
+    tok = CharTokenizer.build(["ab ba"])
+    lp = frames(tok, [B, "a", "a", "b", B, " ", " ", "b", B, B, "a", B])
+    hyp = beam_search(lp, tok, beam_size=4)[0]
+    assert hyp.text == "ab ba"
+    text, words = words_from_tokens(tok, hyp.alignment, 0.04)
+    assert text == "ab ba"
+    assert [(w.word, w.start, w.end) for w in words] == [("ab", 0.04, 0.16), ("ba", 0.28, 0.44)]
+
+
+def test_empty_input_and_options():
+    tok = CharTokenizer([B, "a"])
+    hyps = beam_search(np.zeros((0, 2)), tok)
+    assert len(hyps) == 1 and hyps[0].text == "" and hyps[0].score == 0.0
+    with pytest.raises(ValueError, match="beam_size"):
+        CtcBeamSearch(tok, options=BeamSearchOptions(beam_size=0))
+    with pytest.raises(ValueError, match="shape"):
+        beam_search(np.zeros((3, 5)), tok)
+
+
+def test_token_pruning_keeps_the_answer():
+    tok = CharTokenizer.build(["hello world"])
+    lp = frames(tok, list("h") + [B, "e", "l", B, "l", "o", " ", "w", "o", "r", "l", "d"], peak=0.95)
+    plain = beam_search(lp, tok, beam_size=8, **EXACT)[0]
+    pruned = beam_search(lp, tok, beam_size=8, token_top_k=2, token_min_logp=-3.0, beam_prune_logp=-8.0)[0]
+    assert plain.text == pruned.text == "hello world"
+    assert pruned.score <= plain.score + 1e-9
+
+
+def test_lm_changes_the_decision_char_vocab():
+    tok = CharTokenizer.build(["the cat sat cut"])
+    lm = train_ngram(["the cat sat", "the cat", "a cat sat", "the cat sat down"] * 3, order=3)
+    # acoustics slightly prefer "cut" (0.55 vs 0.45); the LM has never seen it
+    lp = frames(tok, ["t", "h", "e", " ", "c", {"u": 0.55, "a": 0.45}, "t"])
+    assert beam_search(lp, tok, beam_size=10)[0].text == "the cut"
+    assert beam_search(lp, tok, lm=lm, alpha=0.0, beam_size=10)[0].text == "the cut"
+    best = beam_search(lp, tok, lm=lm, alpha=0.5, beam_size=10)[0]
+    assert best.text == "the cat" and best.words == 2
+    # the reported LM score is the sentence's, </s> included
+    assert best.lm == pytest.approx(lm.sentence_score("the cat"))
+    assert best.score == pytest.approx(best.acoustic + 0.5 * best.lm)
+
+
+def test_lm_changes_the_decision_word_vocab():
+    tok = WordTokenizer([B, "one", "won", "two", "too"])
+    lm = train_ngram(["one two", "one two", "two one", "one"], order=2, vocab=tok.vocab[1:])
+    lp = frames(tok, [{"won": 0.55, "one": 0.45}, B, "two", B])
+    assert beam_search(lp, tok, beam_size=8)[0].text == "won two"
+    best = beam_search(lp, tok, lm=lm, alpha=1.0, beam_size=8)[0]
+    assert best.text == "one two"
+    assert best.lm == pytest.approx(lm.sentence_score("one two"))
+    assert [a[0] for a in best.alignment] == tok.encode("one two")
+
+
+def test_beta_is_a_word_bonus():
+    tok = WordTokenizer([B, "one", "two"])
+    lp = frames(tok, ["one", {B: 0.6, "two": 0.4}])
+    assert beam_search(lp, tok)[0].text == "one"
+    best = beam_search(lp, tok, beta=1.0)[0]
+    assert best.text == "one two" and best.words == 2
+
+
+HOT = CharTokenizer.build(["cat kat new york yolk hello world cab"])
+
+
+def test_hotword_biases_a_word():
+    lp = frames(HOT, [{"k": 0.6, "c": 0.4}, "a", "t"])
+    assert beam_search(lp, HOT)[0].text == "kat"
+    best = beam_search(lp, HOT, hotwords=["cat"], hotword_weight=1.0)[0]
+    assert best.text == "cat" and best.hotword_bonus == 3.0
+    assert best.score == pytest.approx(best.acoustic + 3.0)
+    # per-phrase weights
+    assert beam_search(lp, HOT, hotwords={"cat": 0.01})[0].text == "kat"
+
+
+def test_hotword_biases_a_phrase():
+    lp = frames(HOT, ["n", "e", "w", " ", "y", "o", {"l": 0.6, "r": 0.4}, "k"])
+    assert beam_search(lp, HOT)[0].text == "new yolk"
+    best = beam_search(lp, HOT, hotwords=["new york"], hotword_weight=1.0)[0]
+    assert best.text == "new york" and best.hotword_bonus == 8.0
+
+
+def test_hotword_biases_a_word_unit():
+    tok = WordTokenizer([B, "one", "won", "two"])
+    lp = frames(tok, [{"won": 0.6, "one": 0.4}, B, "two"])
+    assert beam_search(lp, tok)[0].text == "won two"
+    assert beam_search(lp, tok, hotwords=["one"])[0].text == "one two"
+
+
+def test_hotwords_leave_unrelated_text_alone():
+    lp = frames(HOT, ["h", "e", "l", B, "l", "o", " ", "w", "o", "r", "l", "d"], peak=0.99)
+    plain = beam_search(lp, HOT)[0]
+    # "hello kat" matches "hello " then breaks: its provisional bonus is taken back
+    for hotwords in (["cat", "new york"], ["cab"], ["hello kat"]):
+        biased = beam_search(lp, HOT, hotwords=hotwords)[0]
+        assert (biased.text, biased.alignment, biased.hotword_bonus) == (plain.text, plain.alignment, 0.0)
+        assert biased.score == pytest.approx(plain.score, abs=1e-9)
+
+
+def test_broken_or_mid_word_match_gives_nothing():
+    lp = frames(HOT, ["c", "a", "t"], peak=0.99)
+    plain = beam_search(lp, HOT)[0]
+    # "ca" of "cab" matched, then "t" broke the match: the provisional bonus is taken back
+    for hotwords in (["cab"], ["at"]):  # "at" inside "cat": matches start at word starts only
+        biased = beam_search(lp, HOT, hotwords=hotwords)[0]
+        assert biased.text == "cat" and biased.hotword_bonus == 0.0
+        assert biased.score == pytest.approx(plain.score, abs=1e-9)
+    with pytest.raises(ValueError, match="hotword"):
+        beam_search(lp, HOT, hotwords=["zzz"])
+
+
+def test_fast_enough():
+    rng = np.random.default_rng(0)
+    tok = CharTokenizer([B, " "] + list("abcdefghijklmnopqrstuvwxyz'"))
+    lp = log_softmax(rng.normal(size=(100, len(tok.vocab))) * 2.0)  # flat: no token pruning helps
+    decoder = CtcBeamSearch(tok, options=BeamSearchOptions(beam_size=10, token_min_logp=None))
+    decoder.decode(lp)
+    start = time.perf_counter()
+    decoder.decode(lp)
+    assert time.perf_counter() - start < 0.5  # about 20 ms on an idle core
