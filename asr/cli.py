@@ -57,31 +57,74 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
+def _decode_with_checkpoint(args, entries):
     import torch
 
     from .checkpoint import build_model, load_checkpoint
-    from .data import FeatureDataset, read_manifest
-    from .metrics import error_stats
+    from .data import FeatureDataset
     from .training import decode_dataset
 
     torch.set_num_threads(args.threads)
     model, cfg, tokenizer = build_model(load_checkpoint(args.checkpoint))
-    ds = FeatureDataset(read_manifest(args.manifest), cfg.frontend, None, progress=not args.no_progress, desc="features")
+    ds = FeatureDataset(entries, cfg.frontend, None, progress=not args.no_progress, desc="features")
     if len(ds) == 0:
         raise ValueError(f"{args.manifest}: no usable utterances")
     refs, hyps, _ = decode_dataset(model, ds, tokenizer, chunk_size=args.chunk_size, right_context=args.right_context)
+    m = cfg.model
+    chunk = m.chunk_size if args.chunk_size is None else args.chunk_size
+    right = (m.right_context if args.right_context is None else args.right_context) if m.bidirectional else 0
+    condition = "full context" if chunk <= 0 else f"chunks of {chunk} + {right} right-context model frames"
+    extra = {"chunk_size": max(chunk, 0), "right_context": right if chunk > 0 else 0}
+    return [e.audio_filepath for e in ds.entries], refs, hyps, len(ds.skipped), condition, extra
+
+
+def _decode_with_onnx(args, entries):
+    from .runtime import load_recognizer
+    from .audio import AudioError
+    from .text import normalize_text
+
+    if args.chunk_size is not None or args.right_context is not None:
+        raise ValueError("--chunk-size/--right-context apply to checkpoints; an ONNX model streams as it was exported")
+    rec = load_recognizer(args.model, num_threads=args.threads)
+    info = rec.info
+    paths, refs, hyps, skipped = [], [], [], 0
+    for e in entries:
+        try:
+            hyps.append(rec.transcribe(e.audio_filepath).text)
+        except AudioError as exc:
+            log.warning("skipping %s", exc)
+            skipped += 1
+            continue
+        paths.append(e.audio_filepath)
+        refs.append(normalize_text(e.text))
+    if not paths:
+        raise ValueError(f"{args.manifest}: no usable utterances")
+    graph = info.metadata.get("graph", "offline")
+    condition = f"onnxruntime, {graph} graph" + (
+        f", chunks of {info.chunk_size} + {info.right_context} right-context model frames" if graph == "streaming" else "")
+    extra = {"chunk_size": info.chunk_size or 0, "right_context": info.right_context or 0} if graph == "streaming" else {}
+    return paths, refs, hyps, skipped, condition, extra
+
+
+def cmd_evaluate(args) -> int:
+    from .data import read_manifest
+    from .metrics import error_stats
+
+    entries = read_manifest(args.manifest)
+    decode = _decode_with_onnx if args.model else _decode_with_checkpoint
+    paths, refs, hyps, skipped, condition, extra = decode(args, entries)
     st = error_stats(refs, hyps)
-    out = args.out or os.path.join(
-        os.path.dirname(os.path.abspath(args.checkpoint)),
-        f"decode_{os.path.splitext(os.path.basename(args.manifest))[0]}.txt",
-    )
+    source = args.model or args.checkpoint
+    stem = os.path.splitext(os.path.basename(args.manifest))[0]
+    if args.model:
+        stem += "_" + os.path.splitext(os.path.basename(args.model))[0]
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(source)), f"decode_{stem}.txt")
     with open(out, "w", encoding="utf-8") as f:
-        for e, r, h in zip(ds.entries, refs, hyps):
-            f.write(f"{e.audio_filepath}\n  REF: {r}\n  HYP: {h}\n  {'ok' if r.split() == h.split() else 'ERROR'}\n")
+        for p, r, h in zip(paths, refs, hyps):
+            f.write(f"{p}\n  REF: {r}\n  HYP: {h}\n  {'ok' if r.split() == h.split() else 'ERROR'}\n")
     rows = [
         ("utterances", f"{st.num_utts}"),
-        ("skipped (unreadable)", f"{len(ds.skipped)}"),
+        ("skipped (unreadable)", f"{skipped}"),
         ("reference words", f"{st.ref_words}"),
         ("substitutions", f"{st.substitutions}"),
         ("deletions", f"{st.deletions}"),
@@ -91,17 +134,12 @@ def cmd_evaluate(args) -> int:
         ("CER %", f"{st.cer:.2f}"),
     ]
     width = max(len(k) for k, _ in rows)
-    m = cfg.model
-    chunk = m.chunk_size if args.chunk_size is None else args.chunk_size
-    right = (m.right_context if args.right_context is None else args.right_context) if m.bidirectional else 0
-    condition = "full context" if chunk <= 0 else f"chunks of {chunk} + {right} right-context model frames"
-    print(f"evaluation of {args.checkpoint} on {args.manifest} ({condition})")
+    print(f"evaluation of {source} on {args.manifest} ({condition})")
     for k, v in rows:
         print(f"  {k:<{width}}  {v:>8}")
     print(f"  per-utterance results: {out}")
     result = st.to_dict()
-    result.update(skipped=len(ds.skipped), manifest=args.manifest, checkpoint=args.checkpoint, details=out,
-                  chunk_size=max(chunk, 0), right_context=right if chunk > 0 else 0)
+    result.update(skipped=skipped, manifest=args.manifest, checkpoint=source, details=out, **extra)
     print(json.dumps(result))
     return 0
 
@@ -176,8 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("overrides", nargs="*", help="section.key=value config overrides")
     sp.set_defaults(func=cmd_train)
 
-    sp = sub.add_parser("evaluate", help="WER/CER of a checkpoint on a manifest")
-    sp.add_argument("--checkpoint", required=True)
+    sp = sub.add_parser("evaluate", help="WER/CER of a checkpoint (PyTorch) or an exported ONNX model (runtime) on a manifest")
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="trained checkpoint (best.pt), decoded with PyTorch")
+    src.add_argument("--model", help="exported ONNX model (offline or streaming, fp32 or int8), decoded with the torch-free runtime")
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--out", help="per-utterance results file (default: decode_<manifest>.txt beside the checkpoint)")
     sp.add_argument("--chunk-size", type=int, help="decode in chunks of N model frames (0: full context; default: the model's)")

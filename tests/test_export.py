@@ -100,3 +100,23 @@ def test_transcribe_cli_with_onnx_model(tmp_path, capsys):
     assert "no.wav" in captured.err
     assert cli.main(["transcribe", "--model", str(tmp_path / "m.pt"), str(tmp_path / "a.wav")]) == 2  # a checkpoint is no ONNX model
     assert "m.pt" in capsys.readouterr().err
+
+
+def test_evaluate_cli_with_onnx_model(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    ckpt = make_checkpoint(tmp_path / "m.pt", bidirectional=False)
+    export_onnx(ckpt, str(tmp_path / "u.onnx"), streaming=True, chunk_size=4)
+    lines = []
+    for i in range(3):
+        sf.write(tmp_path / f"{i}.wav", 0.1 * np.random.default_rng(i).standard_normal(6000).astype(np.float32), 8000)
+        lines.append(json.dumps({"audio_filepath": f"{i}.wav", "duration": 0.75, "text": "ab c"}))
+    lines.append(json.dumps({"audio_filepath": "missing.wav", "duration": 1.0, "text": "ab"}))
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    assert cli.main(["evaluate", "--model", str(tmp_path / "u.onnx"), "--manifest", str(tmp_path / "m.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "onnxruntime, streaming graph, chunks of 4" in out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["num_utts"] == 3 and result["skipped"] == 1 and result["chunk_size"] == 4
+    assert (tmp_path / "decode_m_u.txt").read_text().count("REF:") == 3
