@@ -74,14 +74,6 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model setting(s): {sorted(unknown)}")
-        return cls(**d)
-
 
 class Subsampling(nn.Module):
     """log2(factor) stages of Conv1d(kernel=2, stride=2) + ReLU, then a projection (factor 1:

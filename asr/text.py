@@ -42,10 +42,10 @@ class Tokenizer(Protocol):
     def to_dict(self) -> dict: ...
 
 
-class CharTokenizer:
-    """Characters of normalized text, with a blank at id 0 and ``" "`` as the word separator."""
+class _Vocabulary:
+    """A symbol list with the CTC blank at id 0; subclasses say what a symbol is."""
 
-    kind = "char"
+    kind = ""
 
     def __init__(self, symbols: Sequence[str]):
         symbols = list(symbols)
@@ -56,19 +56,28 @@ class CharTokenizer:
         self._vocab = symbols
         self._index = {s: i for i, s in enumerate(symbols)}
 
-    @classmethod
-    def build(cls, texts: Iterable[str]) -> "CharTokenizer":
-        counts = Counter()
-        for t in texts:
-            counts.update(normalize_text(t))
-        return cls([BLANK] + sorted(counts))
-
     @property
     def vocab(self) -> list[str]:
         return list(self._vocab)
 
     def __len__(self) -> int:
         return len(self._vocab)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "vocab": self.vocab}
+
+
+class CharTokenizer(_Vocabulary):
+    """Characters of normalized text, with a blank at id 0 and ``" "`` as the word separator."""
+
+    kind = "char"
+
+    @classmethod
+    def build(cls, texts: Iterable[str]) -> "CharTokenizer":
+        counts = Counter()
+        for t in texts:
+            counts.update(normalize_text(t))
+        return cls([BLANK] + sorted(counts))
 
     def encode(self, text: str) -> list[int]:
         text = normalize_text(text)
@@ -81,25 +90,14 @@ class CharTokenizer:
         text = "".join(self._vocab[i] for i in ids if i != 0)
         return " ".join(text.split())
 
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "vocab": self.vocab}
 
 
-class WordTokenizer:
+class WordTokenizer(_Vocabulary):
     """Whole words of normalized text as units, for closed vocabularies (digits, commands):
     a blank at id 0, then one id per word seen in training. Decoding joins words with spaces.
     Words outside the vocabulary cannot be encoded (use :class:`CharTokenizer` for open ones)."""
 
     kind = "word"
-
-    def __init__(self, symbols: Sequence[str]):
-        symbols = list(symbols)
-        if not symbols or symbols[0] != BLANK:
-            raise ValueError(f"a vocabulary must start with the blank {BLANK!r}")
-        if len(set(symbols)) != len(symbols):
-            raise ValueError("vocabulary has duplicate symbols")
-        self._vocab = symbols
-        self._index = {s: i for i, s in enumerate(symbols)}
 
     @classmethod
     def build(cls, texts: Iterable[str]) -> "WordTokenizer":
@@ -107,13 +105,6 @@ class WordTokenizer:
         for t in texts:
             words.update(normalize_text(t).split())
         return cls([BLANK] + sorted(words))
-
-    @property
-    def vocab(self) -> list[str]:
-        return list(self._vocab)
-
-    def __len__(self) -> int:
-        return len(self._vocab)
 
     def encode(self, text: str) -> list[int]:
         words = normalize_text(text).split()
@@ -125,8 +116,6 @@ class WordTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return " ".join(self._vocab[i] for i in ids if i != 0)
 
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "vocab": self.vocab}
 
 
 _KINDS = {"char": CharTokenizer, "word": WordTokenizer}
