@@ -82,6 +82,7 @@ def main(argv=None) -> int:
     meta = rep.metadata
     rnn = cfg.model.rnn_type
 
+    model.cfg.chunk_size = 0  # eager offline = full context, like the offline ONNX graph
     eager = Recognizer(model, cfg, tok, num_threads=1)
     offline = OfflineRecognizer(off_path, num_threads=1)
     results = {}
