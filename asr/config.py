@@ -36,6 +36,7 @@ class TrainConfig:
     seed: int = 1234
     num_threads: int = 1  # torch intra-op threads; 1 is steady on a shared 2-core machine
     save_every_steps: int = 200  # mid-epoch checkpoints for --resume (0: epoch ends only)
+    best_metric: str = "wer"  # dev metric that picks best.pt ("wer" or "cer"; the other breaks ties)
     # Latency-controlled models (model.chunk_size > 0): chunk size per batch drawn from this
     # list (model frames), so the model learns to serve at any of them. None: model.chunk_size.
     chunk_sizes: Optional[list[int]] = None
@@ -56,6 +57,12 @@ class ExperimentConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ExperimentConfig":
         return _build(cls, d, "")
+
+
+def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
+    if cfg.train.best_metric not in ("wer", "cer"):
+        raise ValueError(f"train.best_metric must be 'wer' or 'cer', got {cfg.train.best_metric!r}")
+    return cfg
 
 
 def _build(cls, d: Any, where: str):
@@ -110,6 +117,6 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Experimen
         except yaml.YAMLError as exc:
             raise ValueError(f"{path}: not valid YAML ({exc})") from None
     try:
-        return ExperimentConfig.from_dict(apply_overrides(d, overrides))
+        return _check(ExperimentConfig.from_dict(apply_overrides(d, overrides)))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path or 'config'}: {exc}") from None

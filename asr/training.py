@@ -221,8 +221,11 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
                 refs, hyps, dev_loss = decode_dataset(model, dev_ds, tokenizer)
                 st = error_stats(refs, hyps)
                 row.update(dev_loss=dev_loss if dev_loss is not None else "", dev_wer=st.wer, dev_cer=st.cer)
-                best = prog["best_wer"]
-                improved = best is None or st.wer < best or (st.wer == best and st.cer < prog.get("best_cer", float("inf")))
+                key = (st.wer, st.cer) if tc.best_metric == "wer" else (st.cer, st.wer)
+                best = prog.get("best_key")
+                improved = best is None or key < tuple(best)
+                if improved:
+                    prog["best_key"] = list(key)
                 if improved:
                     prog.update(best_wer=st.wer, best_cer=st.cer, best_epoch=epoch + 1)
             csv_log.write(row)

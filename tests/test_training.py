@@ -146,3 +146,9 @@ def test_bad_config_is_reported(tiny_corpus, tmp_path, capsys):
     assert rc == 2 and "config file not found" in capsys.readouterr().err
     rc = cli.main(["train", "--config", "recipes/fsdd/conf.yaml", "--exp", str(tmp_path / "e"), "model.rnn_kind=gru"])
     assert rc == 2 and "unknown config key" in capsys.readouterr().err
+
+
+def test_best_metric_is_validated(tmp_path):
+    with pytest.raises(ValueError, match="best_metric"):
+        load_config(None, ["train.best_metric=loss"])
+    assert load_config(None, ["train.best_metric=cer"]).train.best_metric == "cer"
