@@ -225,9 +225,7 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
                 best = prog.get("best_key")
                 improved = best is None or key < tuple(best)
                 if improved:
-                    prog["best_key"] = list(key)
-                if improved:
-                    prog.update(best_wer=st.wer, best_cer=st.cer, best_epoch=epoch + 1)
+                    prog.update(best_key=list(key), best_wer=st.wer, best_epoch=epoch + 1)
             csv_log.write(row)
             log.info("epoch %d/%d: loss %.4f, lr %.2e, grad norm %.2f%s, %.1f s (%.0f audio s/s)",
                      epoch + 1, tc.epochs, row["train_loss"], row["lr"], row["grad_norm"],

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..decoding import greedy_alignment  # noqa: F401  (re-exported: the runtime's offline decoding)
 from ..text import Tokenizer
 
 __all__ = ["Word", "Utterance", "Result", "CtcStreamDecoder", "words_from_tokens"]
@@ -114,16 +115,6 @@ class CtcStreamDecoder:
         self.tokens = []
         self._prev = self.blank
         return utt
-
-
-def greedy_alignment(log_probs: np.ndarray, blank: int = 0) -> list[tuple[int, int, int]]:
-    """(token, first frame, last frame) of one utterance's (frames, V) scores (offline decoding)."""
-    best = np.asarray(log_probs).argmax(axis=-1)
-    if best.size == 0:
-        return []
-    starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
-    ends = np.r_[starts[1:], best.size] - 1
-    return [(int(best[s]), int(s), int(e)) for s, e in zip(starts, ends) if best[s] != blank]
 
 
 def make_result(name: str, utterances: list[Utterance], final: bool, duration: float, partial: Optional[Utterance] = None) -> Result:
