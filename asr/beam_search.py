@@ -37,15 +37,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from .lm import BOS, EOS, NGramLM
 from .text import Tokenizer
 
-__all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "beam_search"]
+__all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "beam_search", "read_hotwords", "build_aligner",
+           "add_decoding_args", "aligners_from_args"]
 
 NEG_INF = float("-inf")
 Hotwords = Union[Sequence[str], Mapping[str, float], None]
@@ -133,10 +135,13 @@ def _lse(a: float, b: float) -> float:
 class CtcBeamSearch:
     """Prefix beam search for one tokenizer (and LM); :meth:`decode` one utterance at a time."""
 
-    def __init__(self, tokenizer: Tokenizer, lm: Optional[NGramLM] = None, options: Optional[BeamSearchOptions] = None):
+    def __init__(self, tokenizer: Tokenizer, lm: Optional[NGramLM] = None, options: Optional[BeamSearchOptions] = None,
+                 hotwords: Hotwords = None):
         self.tokenizer = tokenizer
         self.lm = lm
         self.options = (options or BeamSearchOptions()).validate()
+        self.hotwords = hotwords  # used by decode() and align() when they are given none
+        self._trie(hotwords)  # fail now on a phrase the vocabulary cannot spell
         self.vocab = tokenizer.vocab
         self.word_units = getattr(tokenizer, "kind", "char") == "word"
         self.space = None if self.word_units else (self.vocab.index(" ") if " " in self.vocab else None)
@@ -159,7 +164,9 @@ class CtcBeamSearch:
     def _trie(self, hotwords: Hotwords) -> Optional[_HotwordTrie]:
         if not hotwords:
             return None
-        items = hotwords.items() if isinstance(hotwords, Mapping) else ((h, self.options.hotword_weight) for h in hotwords)
+        default = self.options.hotword_weight
+        items = hotwords.items() if isinstance(hotwords, Mapping) else ((h, default) for h in hotwords)
+        items = ((h, default if math.isnan(w) else w) for h, w in items)
         trie = _HotwordTrie()
         for phrase, weight in items:
             try:
@@ -271,7 +278,7 @@ class CtcBeamSearch:
         if lps.ndim != 2 or lps.shape[1] != V:
             raise ValueError(f"expected (frames, {V}) log-probabilities, got shape {lps.shape}")
         o = self.options
-        trie = self._trie(hotwords)
+        trie = self._trie(self.hotwords if hotwords is None else hotwords)
         plain = trie is None and self.lm is None and o.beta == 0.0
         root = _Node(None, None, (BOS,) if self.lm is not None else (), "", 0.0, 0, 0, 0.0, 0.0, 0.0)
 
@@ -392,6 +399,121 @@ class CtcBeamSearch:
                 seen.add(h.text)
                 out.append(h)
         return out[: o.nbest or o.beam_size]
+
+
+    def align(self, log_probs: np.ndarray) -> list[tuple[int, int, int]]:
+        """The best hypothesis as (token, first frame, last frame) triples: the same shape as
+        :func:`asr.decoding.greedy_alignment`, so either can feed word timing."""
+        if np.asarray(log_probs).shape[0] == 0:
+            return []
+        hyps = self.decode(log_probs)
+        return hyps[0].alignment if hyps else []
+
+
+def read_hotwords(path: str) -> dict[str, float]:
+    """Hotwords from a text file: one phrase a line, optionally followed by a tab and its bonus
+    per token (default: ``BeamSearchOptions.hotword_weight``, given as NaN here); ``#`` starts a
+    comment. Phrases are normalized like transcripts."""
+    from .text import normalize_text
+
+    out: dict[str, float] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].rstrip("\n")
+            if not line.strip():
+                continue
+            phrase, _, weight = line.partition("\t")
+            phrase = normalize_text(phrase)
+            if not phrase:
+                raise ValueError(f"{path}:{lineno}: empty hotword phrase")
+            try:
+                out[phrase] = float(weight) if weight.strip() else math.nan
+            except ValueError:
+                raise ValueError(f"{path}:{lineno}: bonus {weight.strip()!r} is not a number") from None
+    return out
+
+
+Aligner = Callable[[np.ndarray], list[tuple[int, int, int]]]
+
+
+def build_aligner(tokenizer: Tokenizer, beam_size: int = 0, lm: "Optional[NGramLM | str]" = None,
+                  hotwords: Hotwords = None, **options) -> Aligner:
+    """What turns one utterance's (frames, V) log-probs into (token, first, last) triples:
+    greedy best path when ``beam_size`` is 0 (no LM, no hotwords allowed then), else a
+    :class:`CtcBeamSearch` (``lm``: an :class:`NGramLM` or an ARPA path; ``options``:
+    :class:`BeamSearchOptions` fields)."""
+    from .decoding import greedy_alignment
+
+    if beam_size <= 0:
+        if lm is not None or hotwords:
+            raise ValueError("a language model or hotwords need beam search (beam size >= 1)")
+        return greedy_alignment
+    if isinstance(lm, (str, os.PathLike)):
+        lm = NGramLM.read_arpa(lm)
+    opts = dataclasses.replace(BeamSearchOptions(), beam_size=beam_size, **options)
+    return CtcBeamSearch(tokenizer, lm, opts, hotwords).align
+
+
+# --- command-line options ----------------------------------------------------------------------
+def add_decoding_args(sp, grid: bool = False) -> None:
+    """The decoding options of ``asr evaluate``, ``asr transcribe`` and ``asr-stream``;
+    :func:`aligners_from_args` turns them into aligners."""
+    g = sp.add_argument_group("decoding (default: greedy; beam search with --beam-size, --lm or hotwords)")
+    g.add_argument("--beam-size", type=int, help="prefix beam search with this beam (default 16 with --lm/hotwords, else 0 = greedy)")
+    g.add_argument("--lm", help="word n-gram language model, ARPA (`asr lm build`)")
+    many = "; comma-separated values run a grid search and report the best" if grid else ""
+    g.add_argument("--alpha", help=f"LM weight (default 0.5){many}")
+    g.add_argument("--beta", help=f"bonus per word, the insertion bonus (default 0){many}")
+    g.add_argument("--hotwords", help="file of words or phrases to favour: one a line, optional <TAB>bonus per token")
+    g.add_argument("--hotword", action="append", metavar="PHRASE", help="a word or phrase to favour (repeatable)")
+    g.add_argument("--hotword-weight", type=float, help="bonus per matched token of a hotword (default 2.0)")
+    if grid:
+        g.add_argument("--jobs", type=int, default=1, help="processes for beam search (default 1)")
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{name}: expected a number or comma-separated numbers, got {text!r}") from None
+
+
+def _hotwords_from_args(args) -> Optional[dict]:
+    from .text import normalize_text
+
+    hot: dict = {}
+    if args.hotwords:
+        hot.update(read_hotwords(args.hotwords))
+    for phrase in args.hotword or ():
+        if normalize_text(phrase):
+            hot[normalize_text(phrase)] = float("nan")  # the default bonus
+    return hot or None
+
+
+def aligners_from_args(args, tokenizer, grid: bool = False) -> list[tuple[dict, object]]:
+    """(settings, aligner) for the decoding options; several with comma-separated --alpha/--beta
+    when ``grid``. The ARPA file is read once."""
+    hot = _hotwords_from_args(args)
+    beam = args.beam_size if args.beam_size is not None else (16 if (args.lm or hot) else 0)
+    alphas = _floats(args.alpha, "--alpha") if args.alpha is not None else [BeamSearchOptions.alpha]
+    betas = _floats(args.beta, "--beta") if args.beta is not None else [BeamSearchOptions.beta]
+    if not grid and (len(alphas) > 1 or len(betas) > 1):
+        raise ValueError("several --alpha/--beta values (a grid search) need `asr evaluate --checkpoint`")
+    if beam <= 0:
+        if args.lm or hot:
+            raise ValueError("--lm and hotwords need beam search: --beam-size must be >= 1")
+        return [({"decoder": "greedy"}, build_aligner(tokenizer))]
+    lm = NGramLM.read_arpa(args.lm) if args.lm else None
+    if lm is None:
+        alphas = [0.0]
+    weight = args.hotword_weight if args.hotword_weight is not None else BeamSearchOptions.hotword_weight
+    out = []
+    for a in alphas:
+        for b in betas:
+            settings = {"decoder": "beam", "beam_size": beam, "lm": args.lm, "alpha": a, "beta": b,
+                        "hotwords": len(hot) if hot else 0}
+            out.append((settings, build_aligner(tokenizer, beam, lm, hot, alpha=a, beta=b, hotword_weight=weight)))
+    return out
 
 
 def beam_search(log_probs: np.ndarray, tokenizer: Tokenizer, lm: Optional[NGramLM] = None, hotwords: Hotwords = None, **options) -> list[Hypothesis]:

@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from .beam_search import add_decoding_args, aligners_from_args
+
 log = logging.getLogger("asr")
 
 
@@ -57,25 +59,41 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _align_all(aligner, log_probs: list, jobs: int) -> list:
+    if jobs <= 1 or len(log_probs) < 2:
+        return [aligner(lp) for lp in log_probs]
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(jobs) as pool:
+        return pool.map(aligner, log_probs, chunksize=max(1, len(log_probs) // (4 * jobs)))
+
+
 def _decode_with_checkpoint(args, entries):
     import torch
 
     from .checkpoint import build_model, load_checkpoint
     from .data import FeatureDataset
-    from .training import decode_dataset
+    from .training import dataset_log_probs
+    from .text import normalize_text
 
     torch.set_num_threads(args.threads)
     model, cfg, tokenizer = build_model(load_checkpoint(args.checkpoint))
+    aligners = aligners_from_args(args, tokenizer, grid=True)
     ds = FeatureDataset(entries, cfg.frontend, None, progress=not args.no_progress, desc="features")
     if len(ds) == 0:
         raise ValueError(f"{args.manifest}: no usable utterances")
-    refs, hyps, _ = decode_dataset(model, ds, tokenizer, chunk_size=args.chunk_size, right_context=args.right_context)
+    log_probs, _ = dataset_log_probs(model, ds, chunk_size=args.chunk_size, right_context=args.right_context)
+    refs = [normalize_text(e.text) for e in ds.entries]
+    runs = []
+    for settings, aligner in aligners:
+        hyps = [tokenizer.decode([t for t, _, _ in a]) for a in _align_all(aligner, log_probs, args.jobs)]
+        runs.append((settings, hyps))
     m = cfg.model
     chunk = m.chunk_size if args.chunk_size is None else args.chunk_size
     right = (m.right_context if args.right_context is None else args.right_context) if m.bidirectional else 0
     condition = "full context" if chunk <= 0 else f"chunks of {chunk} + {right} right-context model frames"
     extra = {"chunk_size": max(chunk, 0), "right_context": right if chunk > 0 else 0}
-    return [e.audio_filepath for e in ds.entries], refs, hyps, len(ds.skipped), condition, extra
+    return [e.audio_filepath for e in ds.entries], refs, runs, len(ds.skipped), condition, extra
 
 
 def _decode_with_onnx(args, entries):
@@ -87,6 +105,8 @@ def _decode_with_onnx(args, entries):
         raise ValueError("--chunk-size/--right-context apply to checkpoints; an ONNX model streams as it was exported")
     rec = load_recognizer(args.model, num_threads=args.threads)
     info = rec.info
+    ((settings, aligner),) = aligners_from_args(args, info.tokenizer)
+    rec.aligner = None if settings["decoder"] == "greedy" else aligner
     paths, refs, hyps, skipped = [], [], [], 0
     for e in entries:
         try:
@@ -103,7 +123,20 @@ def _decode_with_onnx(args, entries):
     condition = f"onnxruntime, {graph} graph" + (
         f", chunks of {info.chunk_size} + {info.right_context} right-context model frames" if graph == "streaming" else "")
     extra = {"chunk_size": info.chunk_size or 0, "right_context": info.right_context or 0} if graph == "streaming" else {}
-    return paths, refs, hyps, skipped, condition, extra
+    return paths, refs, [(settings, hyps)], skipped, condition, extra
+
+
+def _settings_label(settings: dict) -> str:
+    if settings["decoder"] == "greedy":
+        return "greedy"
+    label = f"beam {settings['beam_size']}"
+    if settings.get("lm"):
+        label += f", LM alpha {settings['alpha']:g}"
+    if settings.get("beta"):
+        label += f", beta {settings['beta']:g}"
+    if settings.get("hotwords"):
+        label += f", {settings['hotwords']} hotwords"
+    return label
 
 
 def cmd_evaluate(args) -> int:
@@ -112,12 +145,20 @@ def cmd_evaluate(args) -> int:
 
     entries = read_manifest(args.manifest)
     decode = _decode_with_onnx if args.model else _decode_with_checkpoint
-    paths, refs, hyps, skipped, condition, extra = decode(args, entries)
-    st = error_stats(refs, hyps)
+    paths, refs, runs, skipped, condition, extra = decode(args, entries)
+    scored = [(settings, hyps, error_stats(refs, hyps)) for settings, hyps in runs]
+    if len(scored) > 1:  # grid search over LM weight and insertion bonus: best by WER, then CER
+        print(f"grid search on {args.manifest}:")
+        print(f"  {'alpha':>6} {'beta':>6} {'WER %':>7} {'CER %':>7}")
+        for settings, _, st in scored:
+            print(f"  {settings['alpha']:>6g} {settings['beta']:>6g} {st.wer:>7.2f} {st.cer:>7.2f}")
+    settings, hyps, st = min(scored, key=lambda r: (r[2].wer, r[2].cer))
     source = args.model or args.checkpoint
     stem = os.path.splitext(os.path.basename(args.manifest))[0]
     if args.model:
         stem += "_" + os.path.splitext(os.path.basename(args.model))[0]
+    if settings["decoder"] == "beam":
+        stem += "_beam" + ("_lm" if settings.get("lm") else "")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(source)), f"decode_{stem}.txt")
     with open(out, "w", encoding="utf-8") as f:
         for p, r, h in zip(paths, refs, hyps):
@@ -134,26 +175,31 @@ def cmd_evaluate(args) -> int:
         ("CER %", f"{st.cer:.2f}"),
     ]
     width = max(len(k) for k, _ in rows)
-    print(f"evaluation of {source} on {args.manifest} ({condition})")
+    print(f"evaluation of {source} on {args.manifest} ({condition}; {_settings_label(settings)})")
     for k, v in rows:
         print(f"  {k:<{width}}  {v:>8}")
     print(f"  per-utterance results: {out}")
     result = st.to_dict()
-    result.update(skipped=skipped, manifest=args.manifest, checkpoint=source, details=out, **extra)
+    result.update(skipped=skipped, manifest=args.manifest, checkpoint=source, details=out, **extra, **settings)
     print(json.dumps(result))
     return 0
 
 
 def cmd_transcribe(args) -> int:
     if args.model:  # exported ONNX model: the torch-free runtime
-        from .runtime import transcribe_files
+        from .runtime import load_recognizer, transcribe_files
 
-        items = ((r.path, r.error, r.result) for r in transcribe_files(args.model, args.files, num_threads=args.threads))
+        rec = load_recognizer(args.model, args.threads)
+        ((settings, aligner),) = aligners_from_args(args, rec.info.tokenizer)
+        rec.aligner = None if settings["decoder"] == "greedy" else aligner
+        items = ((r.path, r.error, r.result) for r in transcribe_files(rec, args.files))
     else:
         from . import load_model
         from .audio import AudioError
 
         recognizer = load_model(args.checkpoint, num_threads=args.threads)
+        ((settings, aligner),) = aligners_from_args(args, recognizer.tokenizer)
+        recognizer.aligner = None if settings["decoder"] == "greedy" else aligner
 
         def run(path):
             try:
@@ -223,8 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--chunk-size", type=int, help="decode in chunks of N model frames (0: full context; default: the model's)")
     sp.add_argument("--right-context", type=int, help="right context in model frames for chunked decoding (default: the model's)")
     sp.add_argument("--threads", type=int, default=1)
+    add_decoding_args(sp, grid=True)
     sp.add_argument("--no-progress", action="store_true")
     sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("lm", help="word n-gram language models: `asr lm build --manifest train.jsonl --out lm.arpa`, `asr lm ppl`",
+                        add_help=False)
+    sp.add_argument("lm_args", nargs=argparse.REMAINDER, help="build|ppl and their options (asr lm --help)")
 
     sp = sub.add_parser("export", help="export a checkpoint to ONNX (offline or streaming graph), checked against PyTorch")
     sp.add_argument("--checkpoint", required=True)
@@ -242,12 +293,18 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--model", help="exported ONNX model, run with onnxruntime (no PyTorch)")
     sp.add_argument("--format", choices=["text", "json"], default="text", help="text: 'path<TAB>transcript'; json: one object a line")
     sp.add_argument("--threads", type=int, default=1)
+    add_decoding_args(sp)
     sp.add_argument("files", nargs="+")
     sp.set_defaults(func=cmd_transcribe)
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lm"]:  # its own parser (also `python -m asr.lm`), options included
+        from .lm import main as lm_main
+
+        return lm_main(argv[1:], prog="asr lm")
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:

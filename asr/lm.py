@@ -340,8 +340,8 @@ def read_sentences(text: Optional[str] = None, manifest: Optional[str] = None) -
                     yield s
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asr.lm", description="Word n-gram language models (ARPA).")
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m asr.lm") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="Word n-gram language models (ARPA).")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="train an interpolated Kneser-Ney model and write it as ARPA")
     b.add_argument("--text", help="text file, one sentence per line (normalized here)")

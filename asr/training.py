@@ -25,7 +25,7 @@ import torch
 from .checkpoint import build_model, checkpoint_paths, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig
 from .data import FeatureDataset, bucket_batches, read_manifest
-from .decoding import greedy_decode
+from .decoding import greedy_ids
 from .features import compute_stats, spec_augment
 from .metrics import ErrorStats, error_stats
 from .model import CTCModel
@@ -33,7 +33,7 @@ from .text import Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dic
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train", "decode_dataset", "TrainResult"]
+__all__ = ["train", "decode_dataset", "dataset_log_probs", "TrainResult"]
 
 LOG_FIELDS = [
     "epoch", "step", "train_loss", "lr", "grad_norm", "dev_loss", "dev_wer", "dev_cer",
@@ -59,16 +59,15 @@ def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
 
 
 @torch.no_grad()
-def decode_dataset(
-    model: CTCModel, ds: FeatureDataset, tokenizer: Tokenizer, max_frames: int = 40000, max_batch: int = 64,
+def dataset_log_probs(
+    model: CTCModel, ds: FeatureDataset, max_frames: int = 40000, max_batch: int = 64,
     chunk_size: Optional[int] = None, right_context: Optional[int] = None,
-) -> tuple[list[str], list[str], Optional[float]]:
-    """Greedy-decode every utterance of ``ds`` (in the model's serving condition unless
-    ``chunk_size``/``right_context`` say otherwise; chunk_size 0 = full context). Returns
-    references (normalized), hypotheses, and the mean CTC loss per utterance (None when the
-    dataset has no targets)."""
+) -> tuple[list[np.ndarray], Optional[float]]:
+    """Per-utterance (frames, vocab) CTC log-probabilities of every utterance of ``ds`` (in the
+    model's serving condition unless ``chunk_size``/``right_context`` say otherwise; chunk_size
+    0 = full context), and the mean CTC loss per utterance (None when ``ds`` has no targets)."""
     model.eval()
-    hyps: list[Optional[str]] = [None] * len(ds)
+    out: list[Optional[np.ndarray]] = [None] * len(ds)
     loss_sum, n = 0.0, 0
     for b in bucket_batches(ds.lengths, max_frames, max_batch, shuffle=False):
         batch = ds.batch(b)
@@ -79,10 +78,22 @@ def decode_dataset(
                 zero_infinity=True, reduction="sum",
             )
             loss_sum, n = loss_sum + float(loss), n + len(b)
-        for i, ids in zip(b, greedy_decode(logp.numpy(), out_len.tolist())):
-            hyps[i] = tokenizer.decode(ids)
+        lp = logp.numpy()
+        for row, i in enumerate(b):
+            out[i] = lp[row, : int(out_len[row])].copy()
+    return out, (loss_sum / n if n else None)
+
+
+def decode_dataset(
+    model: CTCModel, ds: FeatureDataset, tokenizer: Tokenizer, max_frames: int = 40000, max_batch: int = 64,
+    chunk_size: Optional[int] = None, right_context: Optional[int] = None,
+) -> tuple[list[str], list[str], Optional[float]]:
+    """Greedy-decode every utterance of ``ds`` (see :func:`dataset_log_probs`). Returns
+    references (normalized), hypotheses, and the mean CTC loss per utterance."""
+    log_probs, loss = dataset_log_probs(model, ds, max_frames, max_batch, chunk_size, right_context)
+    hyps = [tokenizer.decode(greedy_ids(lp)) for lp in log_probs]
     refs = [normalize_text(e.text) for e in ds.entries]
-    return refs, hyps, (loss_sum / n if n else None)
+    return refs, hyps, loss
 
 
 class _CsvLog:

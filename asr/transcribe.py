@@ -6,8 +6,8 @@ The ONNX runtime (``asr.runtime``) offers the same for exported models without t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, asdict
-from typing import Iterable, Optional, Sequence, Union
+from dataclasses import dataclass, asdict, field
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -15,8 +15,9 @@ import torch
 from .audio import load_audio
 from .checkpoint import build_model, load_checkpoint
 from .data import collate
-from .decoding import greedy_decode
+from .decoding import greedy_alignment
 from .features import LogMel
+from .runtime.decoder import Word, words_from_tokens
 
 __all__ = ["Recognizer", "Transcription"]
 
@@ -26,14 +27,20 @@ class Transcription:
     text: str
     duration: float  # seconds of audio
     path: Optional[str] = None
+    words: list[Word] = field(default_factory=list)  # with start/end seconds from the alignment
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class Recognizer:
-    def __init__(self, model, cfg, tokenizer, num_threads: int = 1):
+    """``aligner``: how log-probs become tokens with frames; None = greedy, or e.g.
+    ``asr.beam_search.build_aligner(rec.tokenizer, 16, lm="lm.arpa", hotwords=["john"])``."""
+
+    def __init__(self, model, cfg, tokenizer, num_threads: int = 1,
+                 aligner: Optional[Callable[[np.ndarray], list]] = None):
         self.model, self.cfg, self.tokenizer = model.eval(), cfg, tokenizer
+        self.aligner = aligner
         self.frontend = cfg.frontend
         self.logmel = LogMel(cfg.frontend)
         self.num_threads = num_threads
@@ -75,8 +82,11 @@ class Recognizer:
             feats.append(self.logmel(torch.from_numpy(w)))
         batch = collate(feats)
         logp, out_len = self.model(batch["feats"], batch["lengths"])
-        ids = greedy_decode(logp.numpy(), out_len.tolist())
-        return [
-            Transcription(self.tokenizer.decode(i), round(w.shape[0] / self.sample_rate, 3), p)
-            for i, w, p in zip(ids, waves, paths)
-        ]
+        align = self.aligner or greedy_alignment
+        shift = self.frontend.hop_length * self.cfg.model.subsampling / self.sample_rate
+        out = []
+        for row, (w, p) in enumerate(zip(waves, paths)):
+            lp = logp[row, : int(out_len[row])].numpy()
+            text, words = words_from_tokens(self.tokenizer, align(lp) if lp.shape[0] else [], shift)
+            out.append(Transcription(text, round(w.shape[0] / self.sample_rate, 3), p, words))
+        return out

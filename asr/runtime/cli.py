@@ -1,6 +1,10 @@
 """``asr-stream``: feed audio files to an exported model as if they were live sources.
 
-Usage: ``asr-stream --model model.onnx FILE... [--chunk-ms N] [--realtime] [--json] [--threads N]``
+Usage: ``asr-stream --model model.onnx FILE... [--chunk-ms N] [--realtime] [--json] [--threads N]
+[--lm lm.arpa] [--hotword PHRASE]...``
+
+With ``--lm``/``--hotwords``/``--beam-size`` each finished utterance is decoded again by prefix
+beam search (partials stay greedy).
 
 Each file is read at its own sample rate and fed in pieces of ``--chunk-ms`` (resampled in
 the stream). Output:
@@ -28,6 +32,7 @@ from typing import Optional, Sequence
 import soundfile as sf
 
 from ..audio import AudioError, load_audio
+from ..beam_search import add_decoding_args, aligners_from_args
 from .decoder import Utterance
 from .endpoint import EndpointConfig
 from .model import ModelError, OnnxModel
@@ -64,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rule1", type=_rule, default=d.rule1, help=f"s of non-speech before any speech (default {d.rule1}; 'off')")
     p.add_argument("--rule2", type=_rule, default=d.rule2, help=f"s of trailing non-speech after speech (default {d.rule2}; 'off')")
     p.add_argument("--rule3", type=_rule, default=d.rule3, help=f"maximum utterance length in s (default {d.rule3}; 'off')")
+    add_decoding_args(p)
     return p
 
 
@@ -122,12 +128,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         model = OnnxModel(args.model, num_threads=args.threads)
+        ((settings, aligner),) = aligners_from_args(args, model.info.tokenizer)
+        aligner = None if settings["decoder"] == "greedy" else aligner  # partials stay greedy
         if model.info.streaming:
             endpoint = None if args.no_endpoint else EndpointConfig(args.rule1, args.rule2, args.rule3)
-            rec = OnlineRecognizer(model, endpoint=endpoint)
+            rec = OnlineRecognizer(model, endpoint=endpoint, aligner=aligner)
         else:
-            rec = OfflineRecognizer(model)
-    except (ModelError, ValueError) as exc:
+            rec = OfflineRecognizer(model, aligner=aligner)
+    except (ModelError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     failures = 0

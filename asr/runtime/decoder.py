@@ -9,7 +9,7 @@ first frame and ends one frame after its last token's last frame.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -78,20 +78,32 @@ def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int
     return text, words
 
 
+Aligner = Callable[[np.ndarray], list[tuple[int, int, int]]]
+
+
 class CtcStreamDecoder:
     """Greedy CTC over model frames arriving chunk by chunk; one utterance at a time, frames
-    counted from the start of the stream."""
+    counted from the start of the stream.
 
-    def __init__(self, tokenizer: Tokenizer, frame_shift_s: float, blank: int = 0):
+    ``final_aligner`` (e.g. ``CtcBeamSearch(...).align`` with a language model or hotwords):
+    partial results stay greedy, and when an utterance finishes its whole score matrix is
+    decoded again with it, which gives the final text and word times."""
+
+    def __init__(self, tokenizer: Tokenizer, frame_shift_s: float, blank: int = 0,
+                 final_aligner: Optional[Aligner] = None):
         self.tokenizer, self.frame_shift_s, self.blank = tokenizer, frame_shift_s, blank
+        self.final_aligner = final_aligner
         self.num_frames = 0  # model frames decoded in the whole stream
         self.utterance_start = 0  # model frame where the current utterance began
         self.tokens: list[tuple[int, int, int]] = []  # (token, first frame, last frame)
         self._prev = blank
+        self._scores: list[np.ndarray] = []  # the utterance's frames, kept for final_aligner
 
     def accept(self, log_probs: np.ndarray) -> np.ndarray:
         """Decode (frames, V) scores; returns the best symbol of each frame."""
         best = np.asarray(log_probs).argmax(axis=-1)
+        if self.final_aligner is not None:
+            self._scores.append(np.array(log_probs, dtype=np.float32))
         for i, b in enumerate(best.tolist()):
             frame = self.num_frames + i
             if b != self.blank:
@@ -110,9 +122,14 @@ class CtcStreamDecoder:
 
     def finish_utterance(self) -> Utterance:
         """Close the current utterance and start the next one here."""
+        if self.final_aligner is not None and self._scores:
+            start = self.utterance_start
+            aligned = self.final_aligner(np.concatenate(self._scores))
+            self.tokens = [(t, a + start, b + start) for t, a, b in aligned]
         utt = self.utterance(final=True)
         self.utterance_start = self.num_frames
         self.tokens = []
+        self._scores = []
         self._prev = self.blank
         return utt
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..audio import AudioError
 from ..frontend import logmel
-from .decoder import Result, Utterance, greedy_alignment, words_from_tokens
+from .decoder import Aligner, Result, Utterance, greedy_alignment, words_from_tokens
 from .endpoint import EndpointConfig
 from .inputs import AudioInput, read_input
 from .model import ModelError, OnnxModel
@@ -22,8 +22,9 @@ __all__ = ["OfflineRecognizer", "FileResult", "load_recognizer", "transcribe_fil
 class OfflineRecognizer:
     """Whole inputs through an offline graph (``asr export`` without ``--streaming``)."""
 
-    def __init__(self, model: "str | os.PathLike | OnnxModel", num_threads: int = 1):
+    def __init__(self, model: "str | os.PathLike | OnnxModel", num_threads: int = 1, aligner: Optional[Aligner] = None):
         self.model = model if isinstance(model, OnnxModel) else OnnxModel(model, num_threads=num_threads)
+        self.aligner = aligner  # None: greedy; e.g. asr.beam_search.build_aligner(...) for beam search with an LM
         self.info = self.model.info
         if self.info.streaming:
             raise ModelError(self.info.path, "is a streaming graph; OfflineRecognizer needs an offline graph "
@@ -55,7 +56,8 @@ class OfflineRecognizer:
         results = []
         for i, (samples, name) in enumerate(inputs):
             lp = scores.get(i, np.zeros((0, info.vocab_size), np.float32))
-            text, words = words_from_tokens(info.tokenizer, greedy_alignment(lp), info.frame_shift_s)
+            align = self.aligner or greedy_alignment
+            text, words = words_from_tokens(info.tokenizer, align(lp) if lp.shape[0] else [], info.frame_shift_s)
             utt = Utterance(text, 0.0, round(lp.shape[0] * info.frame_shift_s, 3), words)
             results.append(Result(name, text, words, [utt], True, round(samples.size / info.sample_rate, 3)))
         return results
@@ -65,11 +67,13 @@ Recognizer = Union[OnlineRecognizer, OfflineRecognizer]
 
 
 def load_recognizer(model_path: "str | os.PathLike", num_threads: int = 1,
-                    endpoint: Optional[EndpointConfig] = None) -> Recognizer:
+                    endpoint: Optional[EndpointConfig] = None, aligner: Optional[Aligner] = None) -> Recognizer:
     """An :class:`OnlineRecognizer` for a streaming graph, an :class:`OfflineRecognizer` for an
-    offline one (``endpoint`` applies to streaming graphs only)."""
+    offline one (``endpoint`` applies to streaming graphs only; ``aligner``: see the classes)."""
     model = OnnxModel(model_path, num_threads=num_threads)
-    return OnlineRecognizer(model, endpoint=endpoint) if model.info.streaming else OfflineRecognizer(model)
+    if model.info.streaming:
+        return OnlineRecognizer(model, endpoint=endpoint, aligner=aligner)
+    return OfflineRecognizer(model, aligner=aligner)
 
 
 @dataclass
@@ -79,12 +83,15 @@ class FileResult:
     error: Optional[AudioError] = None  # why it failed
 
 
-def transcribe_files(model_path: "str | os.PathLike", paths: Sequence["str | os.PathLike"],
-                     num_threads: int = 1) -> Iterator[FileResult]:
-    """Transcribe files one by one with a streaming or offline model (``asr transcribe --model``).
-    The model is loaded now (:class:`ModelError` is raised here); unreadable files come back
-    as a :class:`FileResult` with ``error`` set, and the others go on."""
-    recognizer = load_recognizer(model_path, num_threads)
+def transcribe_files(model: "str | os.PathLike | Recognizer", paths: Sequence["str | os.PathLike"],
+                     num_threads: int = 1, aligner: Optional[Aligner] = None) -> Iterator[FileResult]:
+    """Transcribe files one by one with a streaming or offline model (``asr transcribe --model``):
+    a path (loaded now: :class:`ModelError` is raised here) or a recognizer. Unreadable files
+    come back as a :class:`FileResult` with ``error`` set, and the others go on."""
+    if isinstance(model, (OnlineRecognizer, OfflineRecognizer)):
+        recognizer = model
+    else:
+        recognizer = load_recognizer(model, num_threads, aligner=aligner)
 
     def results() -> Iterator[FileResult]:
         for p in paths:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..audio import AudioError, check_finite
 from ..frontend import OnlineLogMel
-from .decoder import CtcStreamDecoder, Result, Utterance, make_result
+from .decoder import Aligner, CtcStreamDecoder, Result, Utterance, make_result
 from .endpoint import EndpointConfig, EndpointDetector
 from .inputs import AudioInput, read_input
 from .model import ModelError, OnnxModel
@@ -50,7 +50,7 @@ class OnlineStream:
         self.finished = False  # input_finished() called
         self._closed = False  # every frame decoded and the last utterance finished
         self.states = recognizer.model.init_states(1)
-        self.decoder = CtcStreamDecoder(info.tokenizer, info.frame_shift_s)
+        self.decoder = CtcStreamDecoder(info.tokenizer, info.frame_shift_s, final_aligner=recognizer.aligner)
         cfg = recognizer.endpoint
         self._endpoint = EndpointDetector(cfg, info.frame_shift_s) if cfg is not None else None
         self.utterances: list[Utterance] = []  # finished utterances
@@ -167,10 +167,14 @@ class OnlineRecognizer:
     """Streaming recognizer over a streaming ONNX graph (``asr export --streaming``).
 
     ``model``: a path or a loaded :class:`OnnxModel`. ``endpoint``: an :class:`EndpointConfig`
-    for automatic endpointing, or None (default) for one utterance per stream."""
+    for automatic endpointing, or None (default) for one utterance per stream. ``aligner``: how
+    each finished utterance is decoded (e.g. ``asr.beam_search.build_aligner(info.tokenizer,
+    16, lm="lm.arpa")``); None = greedy, as the partial results always are. It applies to
+    streams created after it is set."""
 
     def __init__(self, model: "str | os.PathLike | OnnxModel", num_threads: int = 1,
-                 endpoint: Optional[EndpointConfig] = None):
+                 endpoint: Optional[EndpointConfig] = None, aligner: Optional[Aligner] = None):
+        self.aligner = aligner
         self.model = model if isinstance(model, OnnxModel) else OnnxModel(model, num_threads=num_threads)
         self.info = self.model.info
         if not self.info.streaming:
