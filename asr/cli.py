@@ -52,6 +52,8 @@ def cmd_train(args) -> int:
         result = train(cfg, args.exp, resume=args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:
         return 130
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: rank 0 reports
+        return 0
     rate = result.audio_seconds / result.train_seconds if result.train_seconds else 0.0
     print(f"training done: {result.epochs_run} epochs, {result.train_seconds:.1f} s of training "
           f"({rate:.0f} audio seconds per second); best dev WER "

@@ -42,6 +42,17 @@ class TrainConfig:
     chunk_sizes: Optional[list[int]] = None
     speed_perturb: list[float] = field(default_factory=lambda: [1.0])  # e.g. [0.9, 1.0, 1.1]
     specaugment: Optional[SpecAugmentConfig] = field(default_factory=SpecAugmentConfig)
+    # Where and how: "auto" trains on a GPU when there is one. Under torchrun every process
+    # takes its share of each epoch's batches; one optimizer step = world size x accum_steps
+    # batches (so the same global batch on 1 process needs accum_steps = world size).
+    device: str = "auto"
+    precision: str = "fp32"  # "bf16" or "fp16" (with a gradient scaler): mixed precision on GPU
+    accum_steps: int = 1  # batches per process whose gradients are summed before a step
+    # Features: computed once and kept in memory (small corpora: fastest), or computed per batch
+    # by num_workers background processes (large corpora: flat memory).
+    precompute_features: bool = True
+    num_workers: int = 2
+    prefetch: int = 4  # batches each worker keeps ready
 
 
 @dataclass
@@ -62,6 +73,13 @@ class ExperimentConfig:
 def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
     if cfg.train.best_metric not in ("wer", "cer"):
         raise ValueError(f"train.best_metric must be 'wer' or 'cer', got {cfg.train.best_metric!r}")
+    if cfg.train.precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"train.precision must be fp32, bf16 or fp16, got {cfg.train.precision!r}")
+    for key in ("accum_steps", "prefetch"):
+        if getattr(cfg.train, key) < 1:
+            raise ValueError(f"train.{key} must be >= 1, got {getattr(cfg.train, key)}")
+    if cfg.train.num_workers < 0:
+        raise ValueError(f"train.num_workers must be >= 0, got {cfg.train.num_workers}")
     return cfg
 
 

@@ -23,7 +23,8 @@ from .text import Tokenizer, normalize_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ManifestError", "Entry", "read_manifest", "write_manifest", "FeatureDataset", "bucket_batches", "collate"]
+__all__ = ["ManifestError", "Entry", "read_manifest", "write_manifest", "FeatureDataset", "OnTheFlyDataset",
+           "batch_loader", "bucket_batches", "collate"]
 
 REQUIRED = {"audio_filepath": str, "duration": (int, float), "text": str}
 
@@ -182,6 +183,126 @@ class FeatureDataset:
     def batch(self, indices: Sequence[int]) -> dict:
         targets = [self.targets[i] for i in indices]
         return collate([self.feats[i] for i in indices], None if any(t is None for t in targets) else targets)
+
+
+class OnTheFlyDataset:
+    """The interface of :class:`FeatureDataset` (``entries``, ``lengths``, ``batch``,
+    ``skipped``, ``total_seconds``) without keeping features: a batch loads its audio and
+    computes features when asked, so memory stays flat for corpora of any size, and
+    :func:`batch_loader` computes them in background worker processes.
+
+    Lengths for bucketing come from the manifest durations. Transcripts are encoded up front
+    (entries the tokenizer cannot encode are skipped now, as in :class:`FeatureDataset`);
+    unreadable or too-short audio is found when its batch is built: that utterance is left out
+    of the batch with a warning (in the worker's log) and the epoch goes on."""
+
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        frontend: FrontendConfig,
+        tokenizer: Optional[Tokenizer] = None,
+        require_targets: bool = True,
+        speeds: Sequence[float] = (1.0,),
+    ):
+        self.frontend = frontend
+        self.logmel = LogMel(frontend)
+        self.entries: list[Entry] = []
+        self.speeds: list[float] = []
+        self.targets: list[Optional[torch.Tensor]] = []
+        self.lengths: list[int] = []
+        self.skipped: list[tuple[str, str]] = []
+        for e in entries:
+            target = None
+            if tokenizer is not None:
+                try:
+                    target = torch.tensor(tokenizer.encode(e.text), dtype=torch.long)
+                    if target.numel() == 0:
+                        raise ValueError("empty transcript")
+                except ValueError as exc:
+                    if require_targets:
+                        self.skipped.append((e.audio_filepath, str(exc)))
+                        log.warning("skipping %s: %s", e.audio_filepath, exc)
+                        continue
+                    target = None
+            for speed in speeds:
+                n = frontend.num_frames(int(round(e.duration * frontend.sample_rate / speed)))
+                if n < 1:
+                    continue
+                self.entries.append(e)
+                self.speeds.append(float(speed))
+                self.targets.append(target)
+                self.lengths.append(n)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.lengths) * self.frontend.frame_shift_s
+
+    def features(self, i: int) -> Optional[torch.Tensor]:
+        """Log-mel features of item ``i`` (None, with a warning, when its audio is unusable)."""
+        e, speed, fe = self.entries[i], self.speeds[i], self.frontend
+        try:
+            wave = load_audio(e.audio_filepath, fe.sample_rate)
+        except AudioError as exc:
+            log.warning("skipping %s: %s", e.audio_filepath, exc.reason)
+            return None
+        if speed != 1.0:
+            wave = resample(wave, int(round(fe.sample_rate * speed)), fe.sample_rate)
+        if fe.num_frames(wave.shape[0]) < 1:
+            log.warning("skipping %s: too short (%d samples, need at least %d)", e.audio_filepath, wave.shape[0], fe.n_fft)
+            return None
+        return self.logmel(torch.from_numpy(wave))
+
+    def sample_features(self, max_items: int = 1000, seed: int = 0) -> Iterator[torch.Tensor]:
+        """Features of up to ``max_items`` items drawn at random (normalization statistics)."""
+        rng = np.random.default_rng(seed)
+        for i in sorted(rng.permutation(len(self))[:max_items].tolist()):
+            f = self.features(i)
+            if f is not None:
+                yield f
+
+    def batch(self, indices: Sequence[int]) -> Optional[dict]:
+        feats, targets = [], []
+        for i in indices:
+            f = self.features(i)
+            if f is not None:
+                feats.append(f)
+                targets.append(self.targets[i])
+        if not feats:
+            return None
+        return collate(feats, None if any(t is None for t in targets) else targets)
+
+
+def _as_is(batch):
+    return batch
+
+
+class _Batches(torch.utils.data.Dataset):
+    def __init__(self, dataset, batches):
+        self.dataset, self.batches = dataset, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int):
+        return self.dataset.batch(self.batches[i])
+
+
+def batch_loader(dataset, batches: Sequence[Sequence[int]], workers: int = 0, prefetch: int = 4) -> Iterator[Optional[dict]]:
+    """The batches of ``dataset``, in order; with ``workers`` > 0 built in that many background
+    processes, each keeping ``prefetch`` batches ready (a batch whose every utterance failed
+    comes back as None)."""
+    if workers <= 0 or not batches:
+        for b in batches:
+            yield dataset.batch(b)
+        return
+    loader = torch.utils.data.DataLoader(
+        _Batches(dataset, list(batches)), batch_size=None, shuffle=False, num_workers=workers,
+        prefetch_factor=prefetch, collate_fn=_as_is,
+    )
+    yield from loader
 
 
 def collate(feats: Sequence[torch.Tensor], targets: Optional[Sequence[torch.Tensor]] = None) -> dict:

@@ -8,6 +8,7 @@ epoch, so a run stopped and resumed ends with the same weights as one that never
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -22,9 +23,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import build_model, checkpoint_paths, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig
-from .data import FeatureDataset, bucket_batches, read_manifest
+from .data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, read_manifest
 from .decoding import greedy_ids
 from .features import compute_stats, spec_augment
 from .metrics import ErrorStats, error_stats
@@ -61,7 +63,7 @@ def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
 @torch.no_grad()
 def dataset_log_probs(
     model: CTCModel, ds: FeatureDataset, max_frames: int = 40000, max_batch: int = 64,
-    chunk_size: Optional[int] = None, right_context: Optional[int] = None,
+    chunk_size: Optional[int] = None, right_context: Optional[int] = None, device: Optional[torch.device] = None,
 ) -> tuple[list[np.ndarray], Optional[float]]:
     """Per-utterance (frames, vocab) CTC log-probabilities of every utterance of ``ds`` (in the
     model's serving condition unless ``chunk_size``/``right_context`` say otherwise; chunk_size
@@ -70,7 +72,7 @@ def dataset_log_probs(
     out: list[Optional[np.ndarray]] = [None] * len(ds)
     loss_sum, n = 0.0, 0
     for b in bucket_batches(ds.lengths, max_frames, max_batch, shuffle=False):
-        batch = ds.batch(b)
+        batch = {k: v.to(device) for k, v in ds.batch(b).items()} if device is not None else ds.batch(b)
         logp, out_len = model(batch["feats"], batch["lengths"], chunk_size=chunk_size, right_context=right_context)
         if "targets" in batch:
             loss = torch.nn.functional.ctc_loss(
@@ -78,7 +80,7 @@ def dataset_log_probs(
                 zero_infinity=True, reduction="sum",
             )
             loss_sum, n = loss_sum + float(loss), n + len(b)
-        lp = logp.numpy()
+        lp, out_len = logp.float().cpu().numpy(), out_len.cpu()
         for row, i in enumerate(b):
             out[i] = lp[row, : int(out_len[row])].copy()
     return out, (loss_sum / n if n else None)
@@ -86,11 +88,11 @@ def dataset_log_probs(
 
 def decode_dataset(
     model: CTCModel, ds: FeatureDataset, tokenizer: Tokenizer, max_frames: int = 40000, max_batch: int = 64,
-    chunk_size: Optional[int] = None, right_context: Optional[int] = None,
+    chunk_size: Optional[int] = None, right_context: Optional[int] = None, device: Optional[torch.device] = None,
 ) -> tuple[list[str], list[str], Optional[float]]:
     """Greedy-decode every utterance of ``ds`` (see :func:`dataset_log_probs`). Returns
     references (normalized), hypotheses, and the mean CTC loss per utterance."""
-    log_probs, loss = dataset_log_probs(model, ds, max_frames, max_batch, chunk_size, right_context)
+    log_probs, loss = dataset_log_probs(model, ds, max_frames, max_batch, chunk_size, right_context, device)
     hyps = [tokenizer.decode(greedy_ids(lp)) for lp in log_probs]
     refs = [normalize_text(e.text) for e in ds.entries]
     return refs, hyps, loss
@@ -114,10 +116,26 @@ class _CsvLog:
 
 
 def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train (resume with ``resume``); under torchrun, data-parallel over all processes (see
+    :mod:`asr.distributed`): rank 0 logs, evaluates and writes checkpoints."""
+    tc = cfg.train
+    torch.set_num_threads(max(1, tc.num_threads))
+    dist = distributed.setup(tc.device)
+    try:
+        return _train(cfg, exp_dir, resume, progress and dist.is_main, dist)
+    finally:
+        dist.close()
+
+
+def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, dist: "distributed.Dist") -> TrainResult:
     from tqdm import tqdm
 
     tc = cfg.train
-    torch.set_num_threads(max(1, tc.num_threads))
+    device = dist.device
+    if not dist.is_main:  # one voice in the log: rank 0's
+        log.setLevel(logging.WARNING)
+    if tc.precision != "fp32" and device.type != "cuda":
+        raise ValueError(f"train.precision={tc.precision} needs a GPU (train.device is {device})")
     os.makedirs(exp_dir, exist_ok=True)
     paths = checkpoint_paths(exp_dir)
     state = None
@@ -135,10 +153,13 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
     torch.manual_seed(tc.seed)
     train_entries = read_manifest(cfg.data.train)
     tokenizer = tokenizer_from_dict(state["tokenizer"]) if state else _build_tokenizer(cfg, train_entries)
-    train_ds = FeatureDataset(train_entries, cfg.frontend, tokenizer, progress, desc="train features",
-                              speeds=tuple(tc.speed_perturb))
+    if tc.precompute_features:
+        train_ds = FeatureDataset(train_entries, cfg.frontend, tokenizer, progress, desc="train features",
+                                  speeds=tuple(tc.speed_perturb))
+    else:
+        train_ds = OnTheFlyDataset(train_entries, cfg.frontend, tokenizer, speeds=tuple(tc.speed_perturb))
     dev_ds = None
-    if cfg.data.dev:
+    if cfg.data.dev and dist.is_main:
         dev_ds = FeatureDataset(read_manifest(cfg.data.dev), cfg.frontend, tokenizer, progress, "dev features", require_targets=False)
     if len(train_ds) == 0:
         raise ValueError(f"{cfg.data.train}: no usable training utterances")
@@ -147,14 +168,22 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
     cfg.model.vocab_size = len(tokenizer.vocab)
     model = CTCModel(cfg.model)
     if state is None:
-        mean, std = compute_stats(train_ds.feats)
+        feats = train_ds.feats if tc.precompute_features else train_ds.sample_features(seed=tc.seed)
+        mean, std = compute_stats(feats)
         model.set_normalization(mean, std)
     log.info("model: %s, %.2fM parameters; train %d utts (%.0f s audio, speeds %s), dev %s utts",
              cfg.model.rnn_type, model.num_parameters() / 1e6, len(train_ds), train_ds.total_seconds, tc.speed_perturb,
              len(dev_ds) if dev_ds else 0)
 
+    group = dist.world * tc.accum_steps  # batches per optimizer step, over all processes
+    if dist.active:
+        log.info("data parallel: %d processes (%s), %d batch(es) per process per step", dist.world,
+                 "nccl" if device.type == "cuda" else "gloo", tc.accum_steps)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    steps_per_epoch = len(bucket_batches(train_ds.lengths, tc.max_frames, tc.max_batch, True, tc.seed, 0))
+    steps_per_epoch = len(bucket_batches(train_ds.lengths, tc.max_frames, tc.max_batch, True, tc.seed, 0)) // group
+    if steps_per_epoch < 1:
+        raise ValueError(f"{cfg.data.train}: fewer batches than processes x train.accum_steps ({group})")
     total_steps = steps_per_epoch * tc.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, partial(lr_lambda, warmup=tc.warmup_steps, total=total_steps, min_ratio=tc.min_lr_ratio)
@@ -168,59 +197,102 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
         prog.update(state["progress"])
         torch.set_rng_state(state["rng"])
         log.info("resuming from %s at epoch %d, batch %d (step %d)", paths["last"], prog["epoch"] + 1, prog["batch"], prog["step"])
+    if dist.rank > 0:  # same initial weights everywhere (DDP also broadcasts rank 0's); own augmentation draws
+        torch.manual_seed(tc.seed + 7919 * dist.rank + prog["step"])
 
+    net = model
+    if dist.active:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tc.precision)
+    scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
+    if scaler is not None and state is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     augment = partial(spec_augment, cfg=tc.specaugment) if tc.specaugment else None
-    csv_log = _CsvLog(os.path.join(exp_dir, "log.csv"))
+    csv_log = _CsvLog(os.path.join(exp_dir, "log.csv")) if dist.is_main else None
 
     def save_last():
-        save_checkpoint(paths["last"], model, cfg, tokenizer, optimizer=opt.state_dict(),
-                        scheduler=sched.state_dict(), progress=dict(prog), rng=torch.get_rng_state())
+        if dist.is_main:
+            save_checkpoint(paths["last"], model, cfg, tokenizer, optimizer=opt.state_dict(),
+                            scheduler=sched.state_dict(), progress=dict(prog), rng=torch.get_rng_state(),
+                            **({"scaler": scaler.state_dict()} if scaler is not None else {}))
+
+    def micro_step(batch: Optional[dict], n_micro: int, sync: bool) -> float:
+        if batch is None:  # every utterance failed to load (warned): under DDP this process must
+            if not dist.active:  # still join the gradient all-reduce, with a zero contribution
+                return 0.0
+            feats = torch.zeros(1, 8 * cfg.model.subsampling, cfg.frontend.n_mels, device=device)
+            with net.no_sync() if not sync else contextlib.nullcontext():
+                logp, _ = net(feats, torch.tensor([feats.shape[1]], device=device))
+                (logp.float().sum() * 0.0).backward()
+            return 0.0
+        feats, lengths = batch["feats"].to(device, non_blocking=True), batch["lengths"].to(device)
+        chunk = None
+        if cfg.model.chunk_size > 0 and tc.chunk_sizes:
+            chunk = tc.chunk_sizes[int(torch.randint(len(tc.chunk_sizes), (1,)))]
+        ctx = net.no_sync() if (dist.active and not sync) else contextlib.nullcontext()
+        with ctx:
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logp, out_len = net(feats, lengths, augment=augment, chunk_size=chunk)
+            loss = torch.nn.functional.ctc_loss(
+                logp.float().transpose(0, 1), batch["targets"].to(device), out_len, batch["target_lengths"].to(device),
+                zero_infinity=True, reduction="sum",
+            ) / (len(lengths) * n_micro)
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        return loss.item()
 
     stop = _StopFlag()
     try:
         while prog["epoch"] < tc.epochs:
             epoch = prog["epoch"]
             batches = bucket_batches(train_ds.lengths, tc.max_frames, tc.max_batch, True, tc.seed, epoch)
+            # step k uses batches [k*group, (k+1)*group): process r takes every world-th of them,
+            # so the processes share each epoch without overlap; the < group left over are dropped
+            starts = range(prog["batch"], len(batches) - group + 1, group)
+            mine = [batches[g + a * dist.world + dist.rank] for g in starts for a in range(tc.accum_steps)]
             model.train()
             t0 = time.perf_counter()
             loss_sum = norm_sum = 0.0
             n_steps = 0
             audio = 0.0
-            bar = tqdm(total=len(batches), initial=prog["batch"], desc=f"epoch {epoch + 1}/{tc.epochs}",
-                       disable=None if progress else True, leave=False, unit="batch")
-            for bi in range(prog["batch"], len(batches)):
-                batch = train_ds.batch(batches[bi])
-                chunk = None
-                if cfg.model.chunk_size > 0 and tc.chunk_sizes:
-                    chunk = tc.chunk_sizes[int(torch.randint(len(tc.chunk_sizes), (1,)))]
-                logp, out_len = model(batch["feats"], batch["lengths"], augment=augment, chunk_size=chunk)
-                loss = torch.nn.functional.ctc_loss(
-                    logp.transpose(0, 1), batch["targets"], out_len, batch["target_lengths"],
-                    zero_infinity=True, reduction="sum",
-                ) / len(batches[bi])
+            bar = tqdm(total=len(batches) // group, initial=prog["batch"] // group, desc=f"epoch {epoch + 1}/{tc.epochs}",
+                       disable=None if progress else True, leave=False, unit="step")
+            workers = 0 if tc.precompute_features else tc.num_workers
+            loader = batch_loader(train_ds, mine, workers, tc.prefetch)
+            for g in starts:
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss_value = 0.0
+                for a in range(tc.accum_steps):
+                    batch = next(loader)
+                    loss_value += micro_step(batch, tc.accum_steps, sync=a == tc.accum_steps - 1)
+                    if batch is not None:
+                        audio += float(batch["lengths"].sum()) * cfg.frontend.frame_shift_s
+                if scaler is not None:
+                    scaler.unscale_(opt)
                 gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip))
-                if math.isfinite(gnorm):
+                if scaler is not None:
+                    scaler.step(opt)  # skips the step itself when the gradient overflowed
+                    scaler.update()
+                elif math.isfinite(gnorm):
                     opt.step()
                 else:
                     log.warning("step %d: non-finite gradient norm, update skipped", prog["step"])
                 sched.step()
                 prog["step"] += 1
-                prog["batch"] = bi + 1
-                loss_sum += loss.item()
+                prog["batch"] = g + group
+                loss_sum += loss_value
                 norm_sum += gnorm if math.isfinite(gnorm) else 0.0
                 n_steps += 1
-                audio += float(batch["lengths"].sum()) * cfg.frontend.frame_shift_s
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
                 bar.update(1)
-                if stop.requested:
+                if dist.any(stop.requested):
                     stop.at_boundary = True
                     raise KeyboardInterrupt
-                if tc.save_every_steps and prog["step"] % tc.save_every_steps == 0 and bi + 1 < len(batches):
+                if tc.save_every_steps and prog["step"] % tc.save_every_steps == 0 and g + 2 * group <= len(batches):
                     save_last()
             bar.close()
             seconds = time.perf_counter() - t0
+            audio, loss_sum = dist.sum(audio, loss_sum)
+            loss_sum /= dist.world
             prog["train_seconds"] += seconds
             prog["audio_seconds"] += audio
             row = {"epoch": epoch + 1, "step": prog["step"], "train_loss": loss_sum / max(1, n_steps),
@@ -229,7 +301,7 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
                    "audio_sec_per_sec": audio / seconds if seconds else 0.0}
             improved = True
             if dev_ds is not None and len(dev_ds):
-                refs, hyps, dev_loss = decode_dataset(model, dev_ds, tokenizer)
+                refs, hyps, dev_loss = decode_dataset(model, dev_ds, tokenizer, device=device)
                 st = error_stats(refs, hyps)
                 row.update(dev_loss=dev_loss if dev_loss is not None else "", dev_wer=st.wer, dev_cer=st.cer)
                 key = (st.wer, st.cer) if tc.best_metric == "wer" else (st.cer, st.wer)
@@ -237,15 +309,17 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
                 improved = best is None or key < tuple(best)
                 if improved:
                     prog.update(best_key=list(key), best_wer=st.wer, best_epoch=epoch + 1)
-            csv_log.write(row)
+            if csv_log is not None:
+                csv_log.write(row)
             log.info("epoch %d/%d: loss %.4f, lr %.2e, grad norm %.2f%s, %.1f s (%.0f audio s/s)",
                      epoch + 1, tc.epochs, row["train_loss"], row["lr"], row["grad_norm"],
                      f", dev WER {row['dev_wer']:.2f}% CER {row['dev_cer']:.2f}%" if "dev_wer" in row else "",
                      seconds, row["audio_sec_per_sec"])
             prog["epoch"], prog["batch"] = epoch + 1, 0
-            if improved:
+            if improved and dist.is_main:
                 save_checkpoint(paths["best"], model, cfg, tokenizer, progress=dict(prog))
             save_last()
+            dist.barrier()  # the others wait while rank 0 evaluates and saves
     except KeyboardInterrupt:
         if stop.at_boundary:
             save_last()
@@ -256,7 +330,8 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
         raise
     finally:
         stop.restore()
-        csv_log.close()
+        if csv_log is not None:
+            csv_log.close()
     return TrainResult(exp_dir, paths["best"], prog["best_wer"], prog["epoch"], prog["train_seconds"], prog["audio_seconds"])
 
 
