@@ -20,7 +20,9 @@ __all__ = ["DataConfig", "TrainConfig", "ExperimentConfig", "load_config"]
 class DataConfig:
     train: str = "data/fsdd/train.jsonl"
     dev: Optional[str] = "data/fsdd/dev.jsonl"
-    tokenizer: str = "char"
+    tokenizer: str = "char"  # "char", "word" or "bpe" (SentencePiece word pieces, trained on data.train)
+    bpe_vocab_size: int = 256  # tokenizer "bpe": the most output ids, blank included (small corpora give fewer)
+    bpe_model_type: str = "unigram"  # tokenizer "bpe": SentencePiece "unigram" or "bpe"
 
 
 @dataclass
@@ -62,6 +64,12 @@ class ExperimentConfig:
 def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
     if cfg.train.best_metric not in ("wer", "cer"):
         raise ValueError(f"train.best_metric must be 'wer' or 'cer', got {cfg.train.best_metric!r}")
+    d = cfg.data
+    if d.tokenizer == "bpe":
+        if d.bpe_model_type not in ("unigram", "bpe"):
+            raise ValueError(f"data.bpe_model_type must be 'unigram' or 'bpe', got {d.bpe_model_type!r}")
+        if not isinstance(d.bpe_vocab_size, int) or isinstance(d.bpe_vocab_size, bool) or d.bpe_vocab_size < 3:
+            raise ValueError(f"data.bpe_vocab_size must be an integer >= 3, got {d.bpe_vocab_size!r}")
     return cfg
 
 
