@@ -11,14 +11,18 @@ prefixes survive by::
 
 - **LM** (:class:`asr.lm.NGramLM`, natural-log scores): applied when a word is complete -- for
   a character vocabulary when a ``" "`` follows a non-empty word, and at the end for the last
-  word and ``</s>``; for a word vocabulary at every token, plus ``</s>`` at the end. Partial
-  words carry no LM score (no look-ahead). ``beta`` is added per word, with or without an LM.
-- **Hotwords**: the phrases are tokenized (characters, spaces included, or words) into a
+  word and ``</s>``; for a word vocabulary at every token, plus ``</s>`` at the end; for word
+  pieces (SentencePiece) when a piece starting with ``"▁"`` follows a non-empty word, and at
+  the end. Partial words carry no LM score (no look-ahead). ``beta`` is added per word, with or
+  without an LM.
+- **Hotwords**: the phrases are tokenized (characters, spaces included, words, or pieces) into a
   prefix trie. A hypothesis walking the trie gains ``hotword_weight`` per matched token at
   once (so it survives the beam while the phrase is being spelled); the gain is provisional
   until the phrase completes, then it is kept for good. If the next token leaves the trie, the
   provisional part is taken back (and the token may start a new match). Over a character
-  vocabulary a match may only start at the start of a word; over words, anywhere. A trie node
+  vocabulary a match may only start at the start of a word; over words, anywhere; over pieces,
+  at a piece starting with ``"▁"`` (a phrase's first piece always does), and only the
+  phrase's own SentencePiece segmentation matches (another spelling of it in pieces does not). A trie node
   shared by phrases of different weights gives the largest. Partial matches at the end get
   nothing.
 - **Pruning**: per frame only tokens with log-prob >= ``token_min_logp`` and among the
@@ -44,7 +48,7 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .lm import BOS, EOS, NGramLM
-from .text import Tokenizer
+from .text import WORD_START, Tokenizer
 
 __all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "beam_search", "read_hotwords", "build_aligner",
            "add_decoding_args", "aligners_from_args"]
@@ -143,8 +147,11 @@ class CtcBeamSearch:
         self.hotwords = hotwords  # used by decode() and align() when they are given none
         self._trie(hotwords)  # fail now on a phrase the vocabulary cannot spell
         self.vocab = tokenizer.vocab
-        self.word_units = getattr(tokenizer, "kind", "char") == "word"
-        self.space = None if self.word_units else (self.vocab.index(" ") if " " in self.vocab else None)
+        kind = getattr(tokenizer, "kind", "char")
+        self.word_units = kind == "word"
+        self.pieces = kind == "bpe"  # word pieces: a piece starting with WORD_START starts a word
+        self.starts = np.array([v.startswith(WORD_START) for v in self.vocab]) if self.pieces else None
+        self.space = None if self.word_units or self.pieces else (self.vocab.index(" ") if " " in self.vocab else None)
         self._lm_rows: dict[tuple[str, ...], np.ndarray] = {}
 
     # --- helpers ----------------------------------------------------------------------------
@@ -178,8 +185,9 @@ class CtcBeamSearch:
         return trie if len(trie.children) > 1 else None
 
     def _may_start(self, node: _Node) -> bool:
-        """May a hotword match start with the next token? (Over characters: at a word start.)"""
-        return self.word_units or node.token is None or node.token == self.space
+        """May a hotword match start with the next token? (Over characters: at a word start.
+        Over pieces: always here, as the trie's first pieces all start with WORD_START.)"""
+        return self.word_units or self.pieces or node.token is None or node.token == self.space
 
     def _child(self, node: _Node, c: int, trie: Optional[_HotwordTrie]) -> _Node:
         ch = node.children.get(c)
@@ -192,6 +200,17 @@ class CtcBeamSearch:
                 lmv += self.lm.score(w, hist)
                 hist = self._push(hist, w)
             nw += 1
+        elif self.pieces:
+            piece = self.vocab[c]
+            if self.starts[c]:
+                if word:
+                    if self.lm is not None:
+                        lmv += self.lm.score(word, hist)
+                        hist = self._push(hist, word)
+                    nw += 1
+                word = piece[len(WORD_START):]
+            else:
+                word = word + piece
         elif c == self.space:
             if word:
                 if self.lm is not None:
@@ -232,6 +251,9 @@ class CtcBeamSearch:
             row += o.beta
             if self.lm is not None:
                 row += o.alpha * self._lm_row(node.hist)
+        elif self.pieces:
+            if node.word:
+                row[self.starts] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
         elif self.space is not None and node.word:
             row[self.space] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
         if trie is not None:

@@ -20,7 +20,9 @@ __all__ = ["DataConfig", "TrainConfig", "ExperimentConfig", "load_config"]
 class DataConfig:
     train: str = "data/fsdd/train.jsonl"
     dev: Optional[str] = "data/fsdd/dev.jsonl"
-    tokenizer: str = "char"
+    tokenizer: str = "char"  # "char", "word" or "bpe" (SentencePiece word pieces, trained on data.train)
+    bpe_vocab_size: int = 256  # tokenizer "bpe": the most output ids, blank included (small corpora give fewer)
+    bpe_model_type: str = "unigram"  # tokenizer "bpe": SentencePiece "unigram" or "bpe"
 
 
 @dataclass
@@ -80,6 +82,12 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
             raise ValueError(f"train.{key} must be >= 1, got {getattr(cfg.train, key)}")
     if cfg.train.num_workers < 0:
         raise ValueError(f"train.num_workers must be >= 0, got {cfg.train.num_workers}")
+    d = cfg.data
+    if d.tokenizer == "bpe":
+        if d.bpe_model_type not in ("unigram", "bpe"):
+            raise ValueError(f"data.bpe_model_type must be 'unigram' or 'bpe', got {d.bpe_model_type!r}")
+        if not isinstance(d.bpe_vocab_size, int) or isinstance(d.bpe_vocab_size, bool) or d.bpe_vocab_size < 3:
+            raise ValueError(f"data.bpe_vocab_size must be an integer >= 3, got {d.bpe_vocab_size!r}")
     return cfg
 
 

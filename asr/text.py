@@ -1,19 +1,25 @@
 """Text: transcript normalization and tokenizers (ids <-> text) for CTC.
 
-Torch-free: the runtime rebuilds the tokenizer from the model file's metadata with
+Three kinds: ``char`` (characters, ``" "`` separates words), ``word`` (whole words) and
+``bpe`` (SentencePiece word pieces, unigram or BPE; a piece starting with ``"▁"`` starts a
+word). Torch-free: the runtime rebuilds the tokenizer from the model file's metadata with
 :func:`tokenizer_from_dict`. Id 0 is always the CTC blank.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import unicodedata
 from collections import Counter
 from typing import Iterable, Protocol, Sequence
 
-__all__ = ["normalize_text", "Tokenizer", "CharTokenizer", "WordTokenizer", "build_tokenizer", "tokenizer_from_dict", "BLANK"]
+__all__ = ["normalize_text", "Tokenizer", "CharTokenizer", "WordTokenizer", "SentencePieceTokenizer", "build_tokenizer",
+           "tokenizer_from_dict", "BLANK", "WORD_START"]
 
 BLANK = "<blank>"
+WORD_START = "\u2581"  # SentencePiece's word-start mark ("▁"), the first character of a word's first piece
 _KEEP = re.compile(r"[^a-z0-9' ]+")
 _SPACES = re.compile(r"\s+")
 
@@ -118,18 +124,110 @@ class WordTokenizer(_Vocabulary):
 
 
 
-_KINDS = {"char": CharTokenizer, "word": WordTokenizer}
+class SentencePieceTokenizer(_Vocabulary):
+    """SentencePiece word pieces (kind ``"bpe"``; model type ``unigram`` or ``bpe``) trained on
+    normalized transcripts. Pieces never cross words; a word's first piece starts with
+    :data:`WORD_START`, which decoding turns into a space.
+
+    Ids are SentencePiece's own: the model is trained with ``<unk>`` at id 0 and no ``<s>``,
+    ``</s>`` or ``<pad>``, so the vocabulary is ``[<blank>] + pieces 1..N-1`` -- the blank takes
+    ``<unk>``'s place, our id i is SentencePiece id i, and ``len(vocab)`` is SentencePiece's
+    vocabulary size. Text with characters never seen in training (which would need ``<unk>``)
+    cannot be encoded, like :class:`CharTokenizer`. Training is deterministic: one thread, no
+    sampling or shuffling of sentences, identity normalization (the text is normalized already)."""
+
+    kind = "bpe"
+    MODEL_TYPES = ("unigram", "bpe")
+
+    def __init__(self, model_proto: bytes):
+        import sentencepiece as spm  # imported here: char and word models do not need it
+
+        self._proto = bytes(model_proto)
+        try:
+            self._sp = spm.SentencePieceProcessor(model_proto=self._proto)
+        except (RuntimeError, OSError) as exc:
+            raise ValueError(f"not a SentencePiece model ({exc})") from None
+        n = self._sp.get_piece_size()
+        if n < 2 or self._sp.unk_id() != 0 or any(self._sp.is_control(i) for i in range(1, n)):
+            raise ValueError("the SentencePiece model must have <unk> at id 0 and no control symbols "
+                             "(train it with SentencePieceTokenizer.build)")
+        super().__init__([BLANK] + [self._sp.id_to_piece(i) for i in range(1, n)])
+        self._chars = set("".join(self._vocab[1:]).replace(WORD_START, ""))
+
+    @classmethod
+    def build(cls, texts: Iterable[str], vocab_size: int = 256, model_type: str = "unigram") -> "SentencePieceTokenizer":
+        """Train on normalized ``texts``. ``vocab_size``: the most ids (blank included); a small
+        corpus may give fewer (SentencePiece's soft limit). It must cover every character + 1."""
+        import sentencepiece as spm
+
+        if model_type not in cls.MODEL_TYPES:
+            raise ValueError(f"SentencePiece model type must be one of {list(cls.MODEL_TYPES)}, got {model_type!r}")
+        lines = [t for t in (normalize_text(t) for t in texts) if t]
+        if not lines:
+            raise ValueError("no training text to learn word pieces from")
+        need = len(set("".join(lines)) | {" "}) + 1  # every character (" " as "▁") and <unk>
+        if not isinstance(vocab_size, int) or vocab_size < need:
+            raise ValueError(f"vocabulary size {vocab_size!r} is too small: the training text has {need - 1} "
+                             f"characters (the word start included), so at least {need} are needed")
+        out = io.BytesIO()
+        spm.set_random_generator_seed(1234)
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(lines), model_writer=out, vocab_size=vocab_size, model_type=model_type,
+                hard_vocab_limit=False, character_coverage=1.0, normalization_rule_name="identity",
+                unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1, split_by_whitespace=True,
+                treat_whitespace_as_suffix=False, byte_fallback=False, input_sentence_size=0,
+                shuffle_input_sentence=False, num_threads=1, minloglevel=2)
+        except RuntimeError as exc:
+            raise ValueError(f"SentencePiece training failed: {exc}") from None
+        return cls(out.getvalue())
+
+    def encode(self, text: str) -> list[int]:
+        text = normalize_text(text)
+        ids = self._sp.encode(text, out_type=int)
+        if 0 in ids:
+            unknown = sorted({c for c in text if c != " " and c not in self._chars})
+            raise ValueError(f"characters not in the vocabulary: {unknown!r} (in {text!r})")
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return " ".join(self._sp.decode([int(i) for i in ids if i != 0]).split())
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "vocab": self.vocab, "model": base64.b64encode(self._proto).decode("ascii")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SentencePieceTokenizer":
+        if "model" not in d:
+            raise ValueError("a 'bpe' tokenizer needs its SentencePiece 'model' (base64)")
+        try:
+            proto = base64.b64decode(d["model"], validate=True)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"'model' is not base64 ({exc})") from None
+        tok = cls(proto)
+        if "vocab" in d and list(d["vocab"]) != tok.vocab:
+            raise ValueError("'vocab' does not match the pieces of the SentencePiece model")
+        return tok
+
+    def __reduce__(self):  # picklable (beam search in worker processes): the model bytes
+        return (type(self), (self._proto,))
 
 
-def build_tokenizer(kind: str, texts: Iterable[str]) -> Tokenizer:
-    """A tokenizer of ``kind`` ("char" or "word") built from training transcripts."""
+_KINDS = {"char": CharTokenizer, "word": WordTokenizer, "bpe": SentencePieceTokenizer}
+
+
+def build_tokenizer(kind: str, texts: Iterable[str], **options) -> Tokenizer:
+    """A tokenizer of ``kind`` ("char", "word" or "bpe") built from training transcripts;
+    ``options`` go to ``build`` (for "bpe": ``vocab_size``, ``model_type``)."""
     if kind not in _KINDS:
         raise ValueError(f"unknown tokenizer {kind!r} (known: {sorted(_KINDS)})")
-    return _KINDS[kind].build(texts)
+    return _KINDS[kind].build(texts, **options)
 
 
 def tokenizer_from_dict(d: dict) -> Tokenizer:
     kind = d.get("kind")
     if kind not in _KINDS:
         raise ValueError(f"unknown tokenizer kind {kind!r}")
+    if kind == "bpe":
+        return SentencePieceTokenizer.from_dict(d)
     return _KINDS[kind](d["vocab"])

@@ -358,7 +358,10 @@ class _StopFlag:
 
 
 def _build_tokenizer(cfg: ExperimentConfig, entries) -> Tokenizer:
+    d = cfg.data
+    options = dict(vocab_size=d.bpe_vocab_size, model_type=d.bpe_model_type) if d.tokenizer == "bpe" else {}
     try:
-        return build_tokenizer(cfg.data.tokenizer, (e.text for e in entries))
+        return build_tokenizer(d.tokenizer, (e.text for e in entries), **options)
     except ValueError as exc:
-        raise ValueError(f"data.tokenizer: {exc}") from None
+        field = "data.bpe_vocab_size" if "vocabulary size" in str(exc) else "data.tokenizer"
+        raise ValueError(f"{field}: {exc}") from None

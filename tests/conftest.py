@@ -65,3 +65,21 @@ def tiny_corpus(tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def piece_tokenizer(pieces):
+    """A SentencePiece tokenizer (kind "bpe") with exactly these pieces, in this order after the
+    blank: a tiny trained unigram model whose piece list is replaced (every piece scores the
+    same, so encoding takes the fewest pieces). Ids: blank 0, then ``pieces`` from 1."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    from asr.text import SentencePieceTokenizer
+
+    base = SentencePieceTokenizer.build(["a b"], vocab_size=8)
+    m = pb.ModelProto()
+    m.ParseFromString(base._proto)
+    del m.pieces[1:]  # keep <unk> at id 0
+    for p in pieces:
+        m.pieces.add(piece=p, score=-1.0, type=pb.ModelProto.SentencePiece.NORMAL)
+    m.trainer_spec.vocab_size = len(pieces) + 1
+    return SentencePieceTokenizer(m.SerializeToString())

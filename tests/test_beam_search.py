@@ -225,3 +225,92 @@ def test_fast_enough():
     start = time.perf_counter()
     decoder.decode(lp)
     assert time.perf_counter() - start < 0.5  # about 20 ms on an idle core
+
+
+# --- word pieces (SentencePiece) ----------------------------------------------------------------
+from conftest import piece_tokenizer  # noqa: E402
+
+PIECES = piece_tokenizer(["▁the", "▁c", "at", "ut", "▁k", "▁sat", "▁at", "▁", "a", "t"])
+
+
+def test_pieces_full_beam_with_lm_matches_brute_force():
+    """Every prefix kept: each hypothesis scores its exact CTC probability + alpha * LM of its
+    words (a word completes at a piece starting with "\u2581", and at the end) + beta * words."""
+    tok = piece_tokenizer(["▁a", "b", "▁b", "a"])
+    lm = train_ngram(["a b", "ab a", "b a b", "a ab", "ba"], order=2)
+    alpha, beta = 0.7, 0.3
+    rng = np.random.default_rng(11)
+    lp = log_softmax(rng.normal(size=(5, 5)) * 1.5)
+    total, best_path = brute_force(lp)
+
+    def score(seq):
+        text = tok.decode(seq)
+        return total[seq] + alpha * lm.sentence_score(text) + beta * len(text.split())
+
+    hyps = beam_search(lp, tok, lm=lm, alpha=alpha, beta=beta, beam_size=4000, nbest=4000, **EXACT)
+    best_by_text = {}
+    for seq in total:
+        t = tok.decode(seq)
+        if t not in best_by_text or score(seq) > score(best_by_text[t]):
+            best_by_text[t] = seq
+    assert len(hyps) == len(best_by_text)  # one per distinct text
+    for h in hyps:
+        seq = tuple(h.tokens)
+        assert best_by_text[h.text] == seq
+        assert h.acoustic == pytest.approx(total[seq], abs=1e-6)
+        assert h.lm == pytest.approx(lm.sentence_score(h.text), abs=1e-9) and h.words == len(h.text.split())
+        assert h.score == pytest.approx(score(seq), abs=1e-6)
+        assert h.alignment == best_path[seq][1]
+    want = max(total, key=score)
+    assert tuple(hyps[0].tokens) == want
+    assert tok.decode(max(total, key=total.get)) != hyps[0].text  # here the LM and beta change the answer
+
+
+def test_lm_changes_the_decision_piece_vocab():
+    lm = train_ngram(["the cat sat", "the cat", "a cat sat", "the cat sat down"] * 3, order=3)
+    # "the c{ut|at} sat": acoustics slightly prefer "cut"; the LM has never seen it
+    lp = frames(PIECES, ["▁the", B, "▁c", {"ut": 0.55, "at": 0.45}, "▁sat"])
+    assert beam_search(lp, PIECES, beam_size=10)[0].text == "the cut sat"
+    best = beam_search(lp, PIECES, lm=lm, alpha=0.5, beam_size=10)[0]
+    assert best.text == "the cat sat" and best.words == 3
+    assert best.lm == pytest.approx(lm.sentence_score("the cat sat"))
+    assert best.score == pytest.approx(best.acoustic + 0.5 * best.lm)
+    # the last word is scored at the end (with </s>)
+    only = beam_search(frames(PIECES, ["▁the", "▁c", "at"]), PIECES, lm=lm, alpha=1.0, beam_size=10)[0]
+    assert only.text == "the cat" and only.lm == pytest.approx(lm.sentence_score("the cat"))
+
+
+def test_hotword_over_pieces():
+    lp = frames(PIECES, [{"▁k": 0.6, "▁c": 0.4}, "at"])
+    assert beam_search(lp, PIECES)[0].text == "kat"
+    assert [PIECES.vocab[i] for i in PIECES.encode("cat")] == ["▁c", "at"]
+    best = beam_search(lp, PIECES, hotwords=["cat"], hotword_weight=1.0)[0]
+    assert best.text == "cat" and best.hotword_bonus == 2.0  # per matched piece
+    assert best.score == pytest.approx(best.acoustic + 2.0)
+    # "at" is the piece "\u2581at": it cannot match the "at" inside "cat", which is not a word start
+    plain = beam_search(frames(PIECES, ["▁c", "at"], peak=0.99), PIECES)[0]
+    biased = beam_search(frames(PIECES, ["▁c", "at"], peak=0.99), PIECES, hotwords=["at"])[0]
+    assert biased.text == plain.text == "cat" and biased.hotword_bonus == 0.0
+    assert biased.score == pytest.approx(plain.score, abs=1e-9)
+    # a phrase over two words
+    lp = frames(PIECES, ["▁the", {"▁k": 0.6, "▁c": 0.4}, "at"])
+    assert beam_search(lp, PIECES, hotwords=["the cat"], hotword_weight=1.0)[0].text == "the cat"
+
+
+def test_word_times_from_pieces():
+    tok = PIECES
+    ids = {p: i for i, p in enumerate(tok.vocab)}
+    # "the" "c|at" "|at": a bare "\u2581" piece starts a word too
+    tokens = [(ids["▁the"], 1, 2), (ids["▁c"], 4, 4), (ids["at"], 5, 7), (ids["▁"], 9, 9), (ids["at"], 10, 11)]
+    text, words = words_from_tokens(tok, tokens, 0.04)
+    assert text == "the cat at"
+    assert [(w.word, w.start, w.end) for w in words] == [("the", 0.04, 0.12), ("cat", 0.16, 0.32), ("at", 0.36, 0.48)]
+    # a first piece without "\u2581" still opens a word
+    text, words = words_from_tokens(tok, [(ids["at"], 0, 0), (ids["▁k"], 2, 2)], 0.04)
+    assert text == "at k" and [w.word for w in words] == ["at", "k"]
+    # through beam search's alignment
+    lp = frames(tok, [B, "▁the", "▁the", B, "▁c", "at", B, "▁sat"])
+    hyp = beam_search(lp, tok, beam_size=4)[0]
+    text, words = words_from_tokens(tok, hyp.alignment, 0.04)
+    assert text == hyp.text == "the cat sat"
+    assert [(w.word, w.start, w.end) for w in words] == [("the", 0.04, 0.12), ("cat", 0.16, 0.24), ("sat", 0.28, 0.32)]

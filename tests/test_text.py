@@ -41,7 +41,7 @@ def test_vocab_must_start_with_blank():
     with pytest.raises(ValueError, match="duplicate"):
         CharTokenizer([BLANK, "a", "a"])
     with pytest.raises(ValueError, match="unknown tokenizer"):
-        tokenizer_from_dict({"kind": "bpe"})
+        tokenizer_from_dict({"kind": "phone"})
 
 
 def test_word_tokenizer():
@@ -55,4 +55,75 @@ def test_word_tokenizer():
     with pytest.raises(ValueError, match="not in the vocabulary"):
         tok.encode("four")
     with pytest.raises(ValueError, match="unknown tokenizer"):
-        build_tokenizer("bpe", ["x"])
+        build_tokenizer("phone", ["x"])
+
+
+TEXTS = ["the cat sat on the mat", "a cat and a hat", "The Hat's on the cat!", "that cat sat", "at the mat"] * 4
+
+
+@pytest.mark.parametrize("model_type", ["unigram", "bpe"])
+def test_sentencepiece_round_trip(model_type):
+    from asr.text import WORD_START, SentencePieceTokenizer, build_tokenizer
+
+    tok = build_tokenizer("bpe", TEXTS, vocab_size=24, model_type=model_type)
+    assert isinstance(tok, SentencePieceTokenizer) and tok.kind == "bpe"
+    assert tok.vocab[0] == BLANK and BLANK not in tok.vocab[1:] and "<unk>" not in tok.vocab
+    assert len(tok.vocab) <= 24 and len(set(tok.vocab)) == len(tok.vocab)
+    ids = tok.encode("The cat's hat, on a mat!")
+    assert ids and 0 not in ids
+    pieces = [tok.vocab[i] for i in ids]
+    assert pieces[0].startswith(WORD_START) and sum(p.startswith(WORD_START) for p in pieces) == 6
+    assert all(WORD_START not in p[1:] for p in pieces)  # pieces never cross words
+    assert tok.decode(ids) == "the cat's hat on a mat"  # "▁" -> spaces
+    assert tok.decode([0] + ids[:1] + [0, 0] + ids[1:] + [0]) == "the cat's hat on a mat"  # blanks are skipped
+    assert tok.encode("") == [] and tok.decode([]) == ""
+
+
+def test_sentencepiece_is_deterministic_and_survives_to_dict():
+    import json
+    import pickle
+
+    from asr.text import SentencePieceTokenizer
+
+    a = SentencePieceTokenizer.build(TEXTS, vocab_size=20)
+    b = SentencePieceTokenizer.build(list(TEXTS), vocab_size=20)
+    assert a.to_dict() == b.to_dict()  # the same text gives the same model, byte for byte
+    d = json.loads(json.dumps(a.to_dict()))  # as in ONNX metadata and checkpoints
+    assert d["kind"] == "bpe" and d["vocab"] == a.vocab and isinstance(d["model"], str)
+    c = tokenizer_from_dict(d)
+    assert c.vocab == a.vocab and c.encode("that hat") == a.encode("that hat")
+    assert pickle.loads(pickle.dumps(a)).encode("the cat") == a.encode("the cat")
+    with pytest.raises(ValueError, match="does not match"):
+        tokenizer_from_dict(dict(d, vocab=d["vocab"][::-1]))
+    with pytest.raises(ValueError, match="base64"):
+        tokenizer_from_dict(dict(d, model="not base64!"))
+    with pytest.raises(ValueError, match="needs its SentencePiece"):
+        tokenizer_from_dict({"kind": "bpe", "vocab": d["vocab"]})
+
+
+def test_sentencepiece_ids_are_sentencepiece_ids():
+    """The blank takes <unk>'s id 0; every other id is SentencePiece's own."""
+    import sentencepiece as spm
+
+    from asr.text import SentencePieceTokenizer
+
+    tok = SentencePieceTokenizer.build(TEXTS, vocab_size=20)
+    sp = spm.SentencePieceProcessor(model_proto=tok._proto)
+    assert sp.id_to_piece(0) == "<unk>" and sp.get_piece_size() == len(tok.vocab)
+    assert all(sp.id_to_piece(i) == tok.vocab[i] for i in range(1, len(tok.vocab)))
+    assert tok.encode("the cat") == sp.encode("the cat")
+
+
+def test_sentencepiece_unknown_characters_and_bad_settings():
+    from asr.text import SentencePieceTokenizer
+
+    tok = SentencePieceTokenizer.build(TEXTS, vocab_size=20)
+    with pytest.raises(ValueError, match=r"not in the vocabulary: \['x', 'z'\]"):
+        tok.encode("the zax")
+    with pytest.raises(ValueError, match="too small"):
+        SentencePieceTokenizer.build(TEXTS, vocab_size=5)
+    with pytest.raises(ValueError, match="model type"):
+        SentencePieceTokenizer.build(TEXTS, model_type="word")
+    with pytest.raises(ValueError, match="no training text"):
+        SentencePieceTokenizer.build(["", "!!"])
+

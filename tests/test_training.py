@@ -12,6 +12,7 @@ import torch
 
 import asr
 from asr import cli
+from asr.text import SentencePieceTokenizer
 from asr.checkpoint import load_checkpoint
 from asr.config import load_config
 from asr.training import train
@@ -19,8 +20,8 @@ from asr.training import train
 from conftest import SR, synth_utterance
 
 
-def tiny_config(corpus, **train_overrides):
-    overrides = [
+def tiny_config(corpus, extra=(), **train_overrides):
+    overrides = list(extra) + [
         f"data.train={corpus['train']}", f"data.dev={corpus['dev']}",
         "frontend.sample_rate=8000", "frontend.n_fft=256", "frontend.win_length=200",
         "frontend.hop_length=80", "frontend.n_mels=24",
@@ -152,3 +153,68 @@ def test_best_metric_is_validated(tmp_path):
     with pytest.raises(ValueError, match="best_metric"):
         load_config(None, ["train.best_metric=loss"])
     assert load_config(None, ["train.best_metric=cer"]).train.best_metric == "cer"
+
+
+def test_bpe_config_fields(tiny_corpus, tmp_path):
+    cfg = load_config(None, ["data.tokenizer=bpe", "data.bpe_vocab_size=128", "data.bpe_model_type=bpe"])
+    assert (cfg.data.tokenizer, cfg.data.bpe_vocab_size, cfg.data.bpe_model_type) == ("bpe", 128, "bpe")
+    with pytest.raises(ValueError, match="data.bpe_model_type"):
+        load_config(None, ["data.tokenizer=bpe", "data.bpe_model_type=wordpiece"])
+    with pytest.raises(ValueError, match="data.bpe_vocab_size"):
+        load_config(None, ["data.tokenizer=bpe", "data.bpe_vocab_size=lots"])
+    with pytest.raises(ValueError, match=r"data.bpe_vocab_size: vocabulary size 3 is too small.* at least 5"):
+        train(tiny_config(tiny_corpus, ["data.tokenizer=bpe", "data.bpe_vocab_size=3"]), str(tmp_path / "e"), progress=False)
+
+
+def test_bpe_tokenizer_end_to_end(tiny_corpus, tmp_path):
+    """data.tokenizer=bpe: train; the checkpoint and the exported model carry the SentencePiece
+    model, and a process where torch cannot be imported decodes to the same plain text."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from asr.text import tokenizer_from_dict
+    from export.onnx_export import export_onnx
+
+    exp = str(tmp_path / "bpe")
+    train(tiny_config(tiny_corpus, ["data.tokenizer=bpe", "data.bpe_vocab_size=12"], epochs=10, max_batch=4), exp, progress=False)
+    state = load_checkpoint(os.path.join(exp, "best.pt"))
+    assert state["tokenizer"]["kind"] == "bpe" and state["config"]["data"]["bpe_vocab_size"] == 12
+    tok = tokenizer_from_dict(state["tokenizer"])
+    assert isinstance(tok, SentencePieceTokenizer) and 5 < len(tok.vocab) <= 12
+    assert state["config"]["model"]["vocab_size"] == len(tok.vocab)
+    assert any(len(p) > 2 and p.startswith("\u2581") for p in tok.vocab)  # real pieces, not just characters
+    losses = [float(r["train_loss"]) for r in read_log(exp)]
+    assert losses[-1] < 0.25 * losses[0]  # it learns
+
+    with open(tiny_corpus["dev"]) as f:
+        wavs = [json.loads(line)["audio_filepath"] for line in f][:4]
+    model = asr.load_model(os.path.join(exp, "best.pt"))
+    want = [model.transcribe(w).text for w in wavs]
+    assert any(want)
+    onnx_path = str(tmp_path / "bpe.onnx")
+    export_onnx(os.path.join(exp, "best.pt"), onnx_path, parity_lengths_s=(0.6,))
+    code = textwrap.dedent("""
+        import json, sys
+
+        class NoTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked in this process")
+
+        sys.meta_path.insert(0, NoTorch())
+        from asr.runtime import OfflineRecognizer
+        rec = OfflineRecognizer(sys.argv[1])
+        tok = rec.info.tokenizer
+        results = [rec.transcribe(w) for w in sys.argv[2:]]
+        assert not [m for m in sys.modules if m.split(".")[0] == "torch"]
+        print(json.dumps({"kind": tok.kind, "round_trip": tok.decode(tok.encode("ab cab")),
+                          "texts": [r.text for r in results], "words": [[w.word for w in r.words] for r in results]}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, onnx_path, *wavs], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["kind"] == "bpe" and got["round_trip"] == "ab cab"  # "\u2581" -> spaces
+    assert got["texts"] == want
+    assert got["words"] == [t.split() for t in want]

@@ -2,8 +2,10 @@
 
 A token is emitted at the first frame of a run of the same non-blank best symbol and spans
 that run; times are frame indices times the model frame shift (feature hop x subsampling). A
-word is the run of tokens between word separators (``" "``); it starts at its first token's
-first frame and ends one frame after its last token's last frame.
+word is the run of tokens between word separators (``" "``), each token of a word vocabulary,
+or, over word pieces, a piece starting with ``"▁"`` and the pieces that follow it up to the
+next such piece; it starts at its first token's first frame and ends one frame after its last
+token's last frame.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..decoding import greedy_alignment  # noqa: F401  (re-exported: the runtime's offline decoding)
-from ..text import Tokenizer
+from ..text import WORD_START, Tokenizer
 
 __all__ = ["Word", "Utterance", "Result", "CtcStreamDecoder", "words_from_tokens"]
 
@@ -67,8 +69,16 @@ def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int
                 words.append(Word(w, round(current[0][1] * frame_shift_s, 3), round((current[-1][2] + 1) * frame_shift_s, 3)))
             current.clear()
 
-    if getattr(tokenizer, "kind", "char") == "word":  # every token is a word
+    kind = getattr(tokenizer, "kind", "char")
+    if kind == "word":  # every token is a word
         return text, [Word(vocab[t], round(a * frame_shift_s, 3), round((b + 1) * frame_shift_s, 3)) for t, a, b in tokens]
+    if kind == "bpe":  # a piece starting with WORD_START starts a word
+        for token in tokens:
+            if vocab[token[0]].startswith(WORD_START):
+                close()
+            current.append(token)
+        close()
+        return text, words
     for token in tokens:
         if vocab[token[0]] == " ":
             close()
