@@ -4,6 +4,7 @@ overrides, saved inside every checkpoint."""
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -99,12 +100,29 @@ def _build(cls, d: Any, where: str):
     if unknown:
         raise ValueError(f"unknown config key(s) in {where or '<root>'}: {sorted(unknown)}; known: {sorted(fields)}")
     kwargs = {}
+    hints = typing.get_type_hints(cls)
     for name, value in d.items():
         sub = _SECTIONS.get((cls, name))
         if sub is not None and value is not None:
             value = _build(sub, value, f"{where}.{name}".lstrip("."))
-        kwargs[name] = value
+        kwargs[name] = _coerce(value, hints.get(name), f"{where}.{name}".lstrip("."))
     return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Numbers as the field wants them: YAML reads ``4e-3`` as a string and ``2`` as an int."""
+    allowed = set(typing.get_args(hint)) or {hint}
+    if float in allowed and isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if int in allowed and float not in allowed and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{key} must be an integer, got {value!r}") from None
+    return value
 
 
 _SECTIONS = {
