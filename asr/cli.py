@@ -68,6 +68,14 @@ def _align_all(aligner, log_probs: list, jobs: int) -> list:
         return pool.map(aligner, log_probs, chunksize=max(1, len(log_probs) // (4 * jobs)))
 
 
+def _utterance_name(e) -> str:
+    """How the per-utterance results name an entry: its path, plus the segment for one that is
+    part of a file."""
+    if e.offset is None:
+        return e.audio_filepath
+    return f"{e.audio_filepath} [{e.offset:.2f}-{e.offset + e.duration:.2f} s]"
+
+
 def _decode_with_checkpoint(args, entries):
     import torch
 
@@ -93,12 +101,12 @@ def _decode_with_checkpoint(args, entries):
     right = (m.right_context if args.right_context is None else args.right_context) if m.bidirectional else 0
     condition = "full context" if chunk <= 0 else f"chunks of {chunk} + {right} right-context model frames"
     extra = {"chunk_size": max(chunk, 0), "right_context": right if chunk > 0 else 0}
-    return [e.audio_filepath for e in ds.entries], refs, runs, len(ds.skipped), condition, extra
+    return [_utterance_name(e) for e in ds.entries], refs, runs, len(ds.skipped), condition, extra
 
 
 def _decode_with_onnx(args, entries):
     from .runtime import load_recognizer
-    from .audio import AudioError
+    from .audio import AudioError, load_audio
     from .text import normalize_text
 
     if args.chunk_size is not None or args.right_context is not None:
@@ -110,12 +118,13 @@ def _decode_with_onnx(args, entries):
     paths, refs, hyps, skipped = [], [], [], 0
     for e in entries:
         try:
-            hyps.append(rec.transcribe(e.audio_filepath).text)
+            audio = e.audio_filepath if e.offset is None else load_audio(e.audio_filepath, info.sample_rate, e.offset, e.duration)
+            hyps.append(rec.transcribe(audio).text)
         except AudioError as exc:
             log.warning("skipping %s", exc)
             skipped += 1
             continue
-        paths.append(e.audio_filepath)
+        paths.append(_utterance_name(e))
         refs.append(normalize_text(e.text))
     if not paths:
         raise ValueError(f"{args.manifest}: no usable utterances")
