@@ -1,6 +1,6 @@
 """AN4 (CMU "census" database, 1991): short utterances of spelled letters, digits, names and
-dates, 16 kHz, close-talking microphone; 948 train utterances (74 speakers, about 50 min) and
-130 test utterances (10 speakers). The version many toolkits use is
+dates, 16 kHz, close-talking microphone; 948 train and 130 test utterances (different
+speakers), under an hour in all. The version many toolkits use is
 ``an4_raw.bigendian.tar.gz``: headerless 16-bit big-endian PCM at 16 kHz.
 
 Layout inside the archive's ``an4/`` folder:
