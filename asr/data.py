@@ -25,7 +25,7 @@ from .text import Tokenizer, normalize_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ManifestError", "Entry", "read_manifest", "write_manifest", "segment_of", "FeatureDataset", "bucket_batches", "collate"]
+__all__ = ["ManifestError", "Entry", "read_manifest", "write_manifest", "FeatureDataset", "bucket_batches", "collate"]
 
 REQUIRED = {"audio_filepath": str, "duration": (int, float), "text": str}
 
