@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 import soundfile as sf
@@ -39,9 +40,13 @@ def check_finite(samples: np.ndarray, source: str) -> None:
         raise AudioError(source, f"{bad} sample(s) are NaN or infinite")
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+def load_audio(
+    path: str | os.PathLike, sample_rate: int, offset: float = 0.0, duration: Optional[float] = None
+) -> np.ndarray:
     """Read ``path`` (wav, flac, ogg, mp3, ... any rate, any channel count) as mono float32
-    samples in [-1, 1] at ``sample_rate``. Raises :class:`AudioError` naming the file and why."""
+    samples in [-1, 1] at ``sample_rate``; with ``offset`` and/or ``duration`` (seconds), only
+    that segment of the file (a Kaldi ``segments`` entry). Raises :class:`AudioError` naming the
+    file and why."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise AudioError(path, "file not found")
@@ -49,12 +54,24 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
         raise AudioError(path, "is a directory, not an audio file")
     if os.path.getsize(path) == 0:
         raise AudioError(path, "file is empty (0 bytes)")
+    segment = offset > 0 or duration is not None
     try:
-        samples, file_rate = sf.read(path, dtype="float32", always_2d=True)
+        if not segment:
+            samples, file_rate = sf.read(path, dtype="float32", always_2d=True)
+        else:
+            with sf.SoundFile(path) as f:
+                file_rate = f.samplerate
+                start = int(round(offset * file_rate))
+                if start >= f.frames > 0:
+                    raise AudioError(path, f"segment starts at {offset:g} s, after the end of the file ({f.frames / file_rate:g} s)")
+                f.seek(start)
+                samples = f.read(-1 if duration is None else int(round(duration * file_rate)), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        if isinstance(exc, AudioError):
+            raise
         raise AudioError(path, f"cannot decode audio ({exc})") from None
     if samples.shape[0] == 0:
-        raise AudioError(path, "contains no audio samples")
+        raise AudioError(path, "contains no audio samples" + (f" from {offset:g} s" if segment else ""))
     samples = to_mono(samples)
     check_finite(samples, path)
     if file_rate != sample_rate:

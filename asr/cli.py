@@ -22,17 +22,61 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
+# prepare: which options apply to which corpus (the others are refused with a clear message)
+_PREPARE_OPTIONS = {
+    "test_speaker": ("--test-speaker", {"fsdd"}),
+    "subset": ("--subset", {"librispeech"}),
+    "parts": ("--parts", {"librispeech", "librispeech-lm"}),
+    "source": ("a source path", {"kaldi", "manifest"}),
+}
+
+
 def cmd_prepare(args) -> int:
+    for key, (flag, corpora) in _PREPARE_OPTIONS.items():
+        if getattr(args, key) is not None and args.corpus not in corpora:
+            raise ValueError(f"{flag} applies to {' and '.join(sorted(corpora))} only")
+    if args.corpus in ("kaldi", "manifest") and args.source is None:
+        what = "a Kaldi data folder (with wav.scp and text)" if args.corpus == "kaldi" else "a JSONL manifest file"
+        raise ValueError(f"asr prepare {args.corpus} needs {what}: asr prepare {args.corpus} PATH --out OUT")
+    download = not args.no_download
+    progress = not args.no_progress
     if args.corpus == "fsdd":
         from .corpora import fsdd
 
-        counts = fsdd.prepare(args.corpus_dir, args.out, test_speaker=args.test_speaker, allow_download=not args.no_download)
+        counts = fsdd.prepare(args.corpus_dir, args.out, test_speaker=args.test_speaker, allow_download=download)
     elif args.corpus == "speechocean762":
         from .corpora import speechocean762
 
-        if args.test_speaker is not None:
-            raise ValueError("--test-speaker applies to fsdd only (speechocean762 has an official test split)")
-        counts = speechocean762.prepare(args.corpus_dir, args.out, allow_download=not args.no_download)
+        counts = speechocean762.prepare(args.corpus_dir, args.out, allow_download=download)
+    elif args.corpus == "librispeech":
+        from .corpora import librispeech
+
+        counts = librispeech.prepare(args.corpus_dir, args.out, subset=args.subset, parts=args.parts,
+                                     allow_download=download, progress=progress)
+    elif args.corpus == "librispeech-lm":
+        from .corpora import librispeech
+
+        written = librispeech.prepare_lm(args.corpus_dir, args.out, args.parts or librispeech.DEFAULT_LMS,
+                                         allow_download=download)
+        for name, path in written.items():
+            print(f"LibriSpeech {name} LM, lower-cased: {path}")
+        return 0
+    elif args.corpus == "an4":
+        from .corpora import an4
+
+        counts = an4.prepare(args.corpus_dir, args.out, allow_download=download, progress=progress)
+    elif args.corpus == "commonvoice":
+        from .corpora import commonvoice
+
+        counts = commonvoice.prepare(args.corpus_dir, args.out, progress=progress)
+    elif args.corpus == "kaldi":
+        from .corpora import kaldi
+
+        counts = kaldi.prepare(args.source, args.out)
+    elif args.corpus == "manifest":
+        from .corpora import manifest
+
+        counts = manifest.prepare(args.source, args.out)
     else:  # argparse restricts the choices
         raise AssertionError(args.corpus)
     print(f"wrote manifests to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -70,6 +114,14 @@ def _align_all(aligner, log_probs: list, jobs: int) -> list:
         return pool.map(aligner, log_probs, chunksize=max(1, len(log_probs) // (4 * jobs)))
 
 
+def _utterance_name(e) -> str:
+    """How the per-utterance results name an entry: its path, plus the segment for one that is
+    part of a file."""
+    if e.offset is None:
+        return e.audio_filepath
+    return f"{e.audio_filepath} [{e.offset:.2f}-{e.offset + e.duration:.2f} s]"
+
+
 def _decode_with_checkpoint(args, entries):
     import torch
 
@@ -95,12 +147,12 @@ def _decode_with_checkpoint(args, entries):
     right = (m.right_context if args.right_context is None else args.right_context) if m.bidirectional else 0
     condition = "full context" if chunk <= 0 else f"chunks of {chunk} + {right} right-context model frames"
     extra = {"chunk_size": max(chunk, 0), "right_context": right if chunk > 0 else 0}
-    return [e.audio_filepath for e in ds.entries], refs, runs, len(ds.skipped), condition, extra
+    return [_utterance_name(e) for e in ds.entries], refs, runs, len(ds.skipped), condition, extra
 
 
 def _decode_with_onnx(args, entries):
     from .runtime import load_recognizer
-    from .audio import AudioError
+    from .audio import AudioError, load_audio
     from .text import normalize_text
 
     if args.chunk_size is not None or args.right_context is not None:
@@ -112,12 +164,13 @@ def _decode_with_onnx(args, entries):
     paths, refs, hyps, skipped = [], [], [], 0
     for e in entries:
         try:
-            hyps.append(rec.transcribe(e.audio_filepath).text)
+            audio = e.audio_filepath if e.offset is None else load_audio(e.audio_filepath, info.sample_rate, e.offset, e.duration)
+            hyps.append(rec.transcribe(audio).text)
         except AudioError as exc:
             log.warning("skipping %s", exc)
             skipped += 1
             continue
-        paths.append(e.audio_filepath)
+        paths.append(_utterance_name(e))
         refs.append(normalize_text(e.text))
     if not paths:
         raise ValueError(f"{args.manifest}: no usable utterances")
@@ -246,12 +299,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sp = sub.add_parser("prepare", help="write JSONL manifests for a corpus")
-    sp.add_argument("corpus", choices=["fsdd", "speechocean762"], help="which corpus")
+    sp = sub.add_parser(
+        "prepare", help="write JSONL manifests for a corpus, or import a Kaldi data folder or a NeMo manifest",
+        description="Write JSONL manifests. Corpora: fsdd, speechocean762, librispeech (--subset mini|100|960 or "
+        "--parts), an4, commonvoice (needs --corpus-dir: its terms must be accepted before download); "
+        "librispeech-lm fetches the official ARPA models. Imports: `asr prepare kaldi DATA_DIR --out OUT`, "
+        "`asr prepare manifest FILE.jsonl --out OUT`. Bad entries are reported (file, line, reason) and left out.")
+    sp.add_argument("corpus", choices=["fsdd", "speechocean762", "librispeech", "librispeech-lm", "an4", "commonvoice",
+                                       "kaldi", "manifest"], help="which corpus, or kaldi/manifest to import data")
+    sp.add_argument("source", nargs="?", help="kaldi: the data folder (wav.scp, text, optional segments and utt2spk); "
+                    "manifest: the NeMo-style JSONL file")
     sp.add_argument("--corpus-dir", help="local copy: the corpus folder or a folder holding it (default: $ASR_CORPORA, then data/corpora; else download)")
-    sp.add_argument("--out", required=True, help="folder for train.jsonl, dev.jsonl, test.jsonl")
+    sp.add_argument("--out", required=True, help="folder for the manifests (train.jsonl, dev.jsonl, test.jsonl, ...); "
+                    "kaldi/manifest: a .jsonl path or a folder")
     sp.add_argument("--test-speaker", help="FSDD: leave this speaker out as the test set")
+    sp.add_argument("--subset", choices=["mini", "100", "960"], help="LibriSpeech: mini (train-clean-5, dev-clean-2; "
+                    "the default), 100 (train-clean-100) or 960 (all train parts), each with dev/test clean and other")
+    sp.add_argument("--parts", nargs="+", metavar="PART", help="LibriSpeech: these parts instead of a subset "
+                    "(train-clean-100 dev-clean ...); librispeech-lm: which models (default 3-gram.pruned.1e-7; "
+                    "also 3-gram.pruned.3e-7, 3-gram, 4-gram)")
     sp.add_argument("--no-download", action="store_true", help="fail instead of downloading when no local copy is found")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bars")
     sp.set_defaults(func=cmd_prepare)
 
     sp = sub.add_parser("train", help="train a model", description="Train; overrides look like train.epochs=5 model.rnn_type=lstm.")

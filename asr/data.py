@@ -2,7 +2,9 @@
 entries with a warning (never a crash halfway through an epoch), and length-bucketed batches.
 
 A manifest line is one JSON object: ``audio_filepath`` (absolute, or relative to the manifest's
-folder), ``duration`` (seconds), ``text``, and optionally ``speaker``.
+folder), ``duration`` (seconds), ``text``, and optionally ``speaker`` and ``offset`` (seconds:
+the utterance is the segment [offset, offset + duration] of the file, as in a Kaldi ``segments``
+file or a NeMo manifest; without it, the whole file).
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ class Entry:
     text: str
     speaker: Optional[str] = None
     extra: dict = field(default_factory=dict)
+    offset: Optional[float] = None  # seconds into the file; None: the whole file
 
     def to_json(self) -> dict:
         d = {"audio_filepath": self.audio_filepath, "duration": round(self.duration, 4), "text": self.text}
+        if self.offset is not None:
+            d["offset"] = round(self.offset, 4)
         if self.speaker is not None:
             d["speaker"] = self.speaker
         d.update(self.extra)
@@ -63,11 +68,15 @@ def _parse_line(line: str, base: str) -> Entry:
             raise ManifestError(f"field {key!r} has type {type(obj[key]).__name__}")
     if not obj["duration"] > 0:
         raise ManifestError(f"duration must be positive, got {obj['duration']}")
+    offset = obj.pop("offset", None)
+    if offset is not None and (not isinstance(offset, (int, float)) or isinstance(offset, bool) or offset < 0):
+        raise ManifestError(f"field 'offset' must be a number of seconds >= 0, got {offset!r}")
     path = obj.pop("audio_filepath")
     if not os.path.isabs(path):
         path = os.path.normpath(os.path.join(base, path))
     speaker = obj.pop("speaker", None)
-    return Entry(path, float(obj.pop("duration")), obj.pop("text"), None if speaker is None else str(speaker), obj)
+    return Entry(path, float(obj.pop("duration")), obj.pop("text"), None if speaker is None else str(speaker), obj,
+                 None if offset is None else float(offset))
 
 
 def read_manifest(path: str | os.PathLike, strict: bool = False) -> list[Entry]:
@@ -110,6 +119,12 @@ def write_manifest(path: str | os.PathLike, entries: Iterable[Entry]) -> int:
     return n
 
 
+def segment_of(e: Entry) -> tuple[float, Optional[float]]:
+    """(offset, duration) arguments of :func:`asr.audio.load_audio` for an entry: its segment
+    when it has an ``offset``, else the whole file."""
+    return (0.0, None) if e.offset is None else (e.offset, e.duration)
+
+
 class FeatureDataset:
     """Loads every entry once, computes its log-mel features with the training front end and
     keeps them in memory. Entries whose audio cannot be read or is too short are skipped with a
@@ -137,7 +152,7 @@ class FeatureDataset:
         self.skipped: list[tuple[str, str]] = []
         for e in tqdm(entries, desc=desc, disable=None if progress else True, leave=False, unit="utt"):
             try:
-                wave = load_audio(e.audio_filepath, frontend.sample_rate)
+                wave = load_audio(e.audio_filepath, frontend.sample_rate, *segment_of(e))
             except AudioError as exc:
                 self._skip(e, exc.reason)
                 continue

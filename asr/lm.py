@@ -32,6 +32,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -147,13 +148,14 @@ class NGramLM:
 
     @classmethod
     def read_arpa(cls, path: str | os.PathLike) -> "NGramLM":
-        """Read an ARPA file (ours, KenLM's, SRILM's). Errors name the file and line."""
+        """Read an ARPA file (ours, KenLM's, SRILM's), plain or gzip-compressed (``.arpa.gz``, as
+        published for LibriSpeech). Errors name the file and line."""
         probs: dict[tuple[str, ...], float] = {}
         backoffs: dict[tuple[str, ...], float] = {}
         declared: dict[int, int] = {}
         section: Optional[int] = None  # 0: \data\, k: \k-grams:
         ended = False
-        with open(path, encoding="utf-8") as f:
+        with open_text(path) as f:
             for lineno, raw in enumerate(f, 1):
                 line = raw.strip()
                 where = f"{path}:{lineno}"
@@ -208,6 +210,13 @@ class NGramLM:
             if got[k - 1] != n:
                 raise ArpaError(f"{path}: \\data\\ declares {n} {k}-grams, the file has {got[k - 1]}")
         return lm
+
+
+def open_text(path: str | os.PathLike):
+    """A text file for reading, decompressed on the fly when it starts with the gzip magic."""
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt", encoding="utf-8") if gz else open(path, encoding="utf-8")
 
 
 def _estimate_discount(adjusted: Counter) -> float:

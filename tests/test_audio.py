@@ -78,3 +78,16 @@ def test_nan_samples_rejected(tmp_path):
 def test_directory_rejected(tmp_path):
     with pytest.raises(AudioError, match="directory"):
         load_audio(tmp_path, 16000)
+
+
+def test_segment_by_offset_and_duration(tmp_path):
+    p = tmp_path / "ramp.wav"
+    x = (np.arange(16000) / 16000).astype(np.float32)  # 1 s ramp: sample value = time in s
+    sf.write(p, x, 16000, subtype="FLOAT")
+    seg = load_audio(p, 16000, offset=0.25, duration=0.5)
+    assert len(seg) == 8000 and seg[0] == pytest.approx(0.25) and seg[-1] == pytest.approx(0.75 - 1 / 16000)
+    assert len(load_audio(p, 16000, offset=0.75)) == 4000  # to the end of the file
+    assert len(load_audio(p, 8000, offset=0.5, duration=0.25)) == 2000  # resampled after cutting
+    np.testing.assert_array_equal(load_audio(p, 16000), x)  # no segment: the whole file, as before
+    with pytest.raises(AudioError, match="after the end of the file"):
+        load_audio(p, 16000, offset=2.0, duration=0.5)

@@ -73,3 +73,18 @@ def test_help(command, capsys):
         cli.main([command, "--help"])
     assert e.value.code == 0
     assert "usage: asr " + command in capsys.readouterr().out
+
+
+
+RECIPES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes")
+
+
+@pytest.mark.parametrize("recipe", ["fsdd", "speechocean762", "librispeech", "an4", "commonvoice"])
+def test_recipe_configs_load(recipe):
+    from asr.config import load_config
+
+    confs = [f for f in os.listdir(os.path.join(RECIPES, recipe)) if f.startswith("conf") and f.endswith(".yaml")]
+    assert confs and os.access(os.path.join(RECIPES, recipe, "run.sh"), os.X_OK)
+    for conf in confs:
+        cfg = load_config(os.path.join(RECIPES, recipe, conf))
+        assert cfg.data.train.endswith(".jsonl") and cfg.frontend.n_mels > 0

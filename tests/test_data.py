@@ -19,6 +19,21 @@ def test_manifest_round_trip_and_relative_paths(tmp_path):
     assert got[0].audio_filepath == str(tmp_path / "a.wav")  # relative to the manifest's folder
     assert got[1].audio_filepath == "/abs/b.wav"
     assert [e.text for e in got] == ["one", "two"] and got[0].speaker == "s1" and got[1].speaker is None
+    assert got[0].offset is None and "offset" not in json.loads((tmp_path / "m.jsonl").read_text().splitlines()[0])
+
+
+def test_segments_round_trip_and_load_only_their_span(tmp_path, caplog):
+    sf.write(tmp_path / "long.wav", 0.1 * np.random.default_rng(0).standard_normal(8000).astype(np.float32), 8000)
+    write_manifest(tmp_path / "m.jsonl", [Entry("long.wav", 0.25, "ab", offset=0.5), Entry("long.wav", 0.5, "ba", offset=0.0)])
+    got = read_manifest(tmp_path / "m.jsonl")
+    assert [(e.offset, e.duration) for e in got] == [(0.5, 0.25), (0.0, 0.5)] and got[0].extra == {}
+    ds = FeatureDataset(got, FE, CharTokenizer.build(["ab"]), progress=False)
+    assert ds.lengths == [FE.num_frames(2000), FE.num_frames(4000)]
+    with open(tmp_path / "m.jsonl", "a") as f:
+        f.write(json.dumps({"audio_filepath": "long.wav", "duration": 1.0, "text": "x", "offset": -1}) + "\n")
+    with caplog.at_level(logging.WARNING):
+        assert len(read_manifest(tmp_path / "m.jsonl")) == 2
+    assert "m.jsonl:3: skipping malformed line: field 'offset' must be a number of seconds >= 0" in caplog.text
 
 
 def test_malformed_lines_are_named_and_skipped(tmp_path, caplog):

@@ -164,3 +164,14 @@ def test_build_command(tmp_path, capsys):
     manifest.write_text('{"text": "ok"}\nnot json\n')
     assert main(["build", "--manifest", str(manifest), "--out", str(out2)]) == 1
     assert "train.jsonl:2" in capsys.readouterr().err
+
+
+def test_read_gzipped_arpa(tmp_path):
+    import gzip
+
+    lm = train_ngram(["the cat sat", "a cat"], order=2)
+    lm.write_arpa(tmp_path / "lm.arpa")
+    with open(tmp_path / "lm.arpa", "rb") as src, gzip.open(tmp_path / "lm.arpa.gz", "wb") as dst:
+        dst.write(src.read())
+    back = NGramLM.read_arpa(tmp_path / "lm.arpa.gz")
+    assert back.probs == lm.probs and back.backoffs == lm.backoffs

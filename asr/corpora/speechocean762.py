@@ -27,10 +27,10 @@ import shutil
 import tarfile
 from typing import Iterable, Optional
 
-import soundfile as sf
-
 from ..data import Entry, write_manifest
+from . import audio_problem as _audio_problem
 from . import find_corpus
+from . import read_table as _read_table
 from .download import download
 
 log = logging.getLogger(__name__)
@@ -69,32 +69,6 @@ def fetch(dest_root: str = os.path.join("data", "corpora")) -> str:
     return target
 
 
-def _read_table(path: str, fields: int = 2, allow_empty_value: bool = False) -> dict[str, str]:
-    """Read a Kaldi ``key value`` file (whitespace between key and value). With ``fields=2``
-    the value is one token; with ``fields=0`` it is the rest of the line. Malformed and
-    duplicate lines are reported with file:line and skipped. A missing file gives ``{}``."""
-    table: dict[str, str] = {}
-    if not os.path.isfile(path):
-        return table
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.split(None, 1)
-            key, value = parts[0], parts[1].strip() if len(parts) > 1 else ""
-            if fields == 2 and len(value.split()) != 1:
-                log.warning("%s:%d: skipping malformed line (expected 'key value'): %r", path, lineno, line.rstrip("\n"))
-                continue
-            if not value and not allow_empty_value:
-                log.warning("%s:%d: skipping malformed line (no value after the key): %r", path, lineno, line.rstrip("\n"))
-                continue
-            if key in table:
-                log.warning("%s:%d: skipping duplicate key %r (kept the first)", path, lineno, key)
-                continue
-            table[key] = value
-    return table
-
-
 def _speaker_info(split_dir: str) -> dict[str, dict]:
     """``{speaker: {"age": int, "gender": str}}`` from spk2age and spk2gender, where present."""
     info: dict[str, dict] = {}
@@ -107,19 +81,6 @@ def _speaker_info(split_dir: str) -> dict[str, dict]:
     for spk, gender in _read_table(os.path.join(split_dir, "spk2gender")).items():
         info.setdefault(spk, {})["gender"] = gender.lower()
     return info
-
-
-def _audio_problem(path: str) -> tuple[Optional[str], float]:
-    """(why the file is unusable, or None; its duration in seconds)."""
-    if not os.path.isfile(path):
-        return "audio file not found", 0.0
-    try:
-        info = sf.info(path)
-    except Exception as exc:  # soundfile raises several kinds for broken files
-        return f"unreadable audio ({exc})", 0.0
-    if info.frames <= 0 or info.samplerate <= 0:
-        return "audio has no samples", 0.0
-    return None, info.frames / info.samplerate
 
 
 def _read_split(root: str, split: str) -> tuple[list[Entry], int]:

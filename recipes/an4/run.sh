@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# AN4 recipe: CMU census database (spelled letters, digits, names) -> BiGRU + CTC (characters).
+#
+# Stages (start anywhere with --stage, stop with --stop-stage):
+#   0  prepare   raw big-endian audio -> WAV once, manifests (--corpus-dir, $ASR_CORPORA,
+#                data/corpora, else the CMU download)
+#   1  train     resumes automatically if $exp/last.pt exists
+#   2  evaluate  dev (held-out train speakers) and the official test split
+#   3  export    ONNX offline graph, plus the streaming graph when the model can stream
+#
+# Usage: recipes/an4/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--corpus-dir DIR] [key=value ...]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+stage=0
+stop_stage=3
+exp=exp/an4
+data=data/an4
+corpus_dir=""
+overrides=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    --corpus-dir) corpus_dir=$2; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *=*) overrides+=("$1"); shift ;;
+    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
+if command -v asr >/dev/null 2>&1; then ASR=(asr); else ASR=(python -m asr); fi
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  echo "== stage 0: prepare AN4 manifests (and WAV files) in $data"
+  "${ASR[@]}" prepare an4 --out "$data" ${corpus_dir:+--corpus-dir "$corpus_dir"}
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  echo "== stage 1: train into $exp"
+  resume=()
+  [ -f "$exp/last.pt" ] && resume=(--resume)
+  "${ASR[@]}" train --config recipes/an4/conf.yaml --exp "$exp" "${resume[@]}" \
+    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  for split in dev test; do
+    echo "== stage 2: evaluate on $data/$split.jsonl"
+    "${ASR[@]}" evaluate --checkpoint "$exp/best.pt" --manifest "$data/$split.jsonl" --no-progress \
+      | tee "$exp/result_$split.txt"
+  done
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  echo "== stage 3: export to ONNX"
+  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/model.onnx"
+  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/stream.onnx" --streaming \
+    || echo "   (no streaming graph: a full-context bidirectional model cannot stream)"
+fi

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Common Voice English recipe: crowd-sourced read sentences -> BiGRU + CTC (characters).
+# Common Voice cannot be downloaded by a script (its terms must be accepted at
+# https://commonvoice.mozilla.org/datasets): download the English release, unpack it, and pass
+# the folder with --corpus-dir (or put it under $ASR_CORPORA/commonvoice).
+#
+# Stages (start anywhere with --stage, stop with --stop-stage):
+#   0  prepare   manifests with clip durations; train_<N>h.jsonl = the first N hours of train
+#   1  train     resumes automatically if $exp/last.pt exists
+#   2  evaluate  dev and test (official splits)
+#   3  export    ONNX offline graph, plus the streaming graph when the model can stream
+#
+# Usage: recipes/commonvoice/run.sh --corpus-dir DIR [--hours N] [--stage N] [--stop-stage N]
+#                                   [--exp DIR] [key=value ...]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+stage=0
+stop_stage=3
+exp=exp/commonvoice
+data=data/commonvoice
+corpus_dir=""
+hours=100
+overrides=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    --corpus-dir) corpus_dir=$2; shift 2 ;;
+    --hours) hours=$2; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *=*) overrides+=("$1"); shift ;;
+    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
+if command -v asr >/dev/null 2>&1; then ASR=(asr); else ASR=(python -m asr); fi
+PY=$(command -v python || command -v python3)
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  echo "== stage 0: prepare Common Voice manifests in $data"
+  "${ASR[@]}" prepare commonvoice --out "$data" ${corpus_dir:+--corpus-dir "$corpus_dir"}
+  echo "== stage 0: the first $hours h of train -> $data/train_${hours}h.jsonl"
+  "$PY" - "$data/train.jsonl" "$data/train_${hours}h.jsonl" "$hours" <<'PYEOF'
+import json, sys
+src, dest, hours = sys.argv[1], sys.argv[2], float(sys.argv[3])
+total, n = 0.0, 0
+with open(src) as f, open(dest, "w") as out:
+    for line in f:
+        if total >= hours * 3600:
+            break
+        total += json.loads(line)["duration"]
+        out.write(line)
+        n += 1
+print(f"   {n} clips, {total / 3600:.1f} h")
+PYEOF
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  echo "== stage 1: train into $exp"
+  resume=()
+  [ -f "$exp/last.pt" ] && resume=(--resume)
+  "${ASR[@]}" train --config recipes/commonvoice/conf.yaml --exp "$exp" "${resume[@]}" \
+    data.train="$data/train_${hours}h.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  for split in dev test; do
+    echo "== stage 2: evaluate on $data/$split.jsonl"
+    "${ASR[@]}" evaluate --checkpoint "$exp/best.pt" --manifest "$data/$split.jsonl" --no-progress \
+      | tee "$exp/result_$split.txt"
+  done
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  echo "== stage 3: export to ONNX"
+  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/model.onnx"
+  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/stream.onnx" --streaming \
+    || echo "   (no streaming graph: a full-context bidirectional model cannot stream)"
+fi

@@ -1,0 +1,144 @@
+"""asr prepare kaldi / asr prepare manifest: data from other toolkits, checked and rewritten."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr import cli
+from asr.audio import load_audio
+from asr.data import FeatureDataset, read_manifest, segment_of
+from asr.frontend import FrontendConfig
+
+SR = 16000
+
+
+def ramp(path, seconds):
+    """A file whose sample values tell the time: value = seconds / 10."""
+    sf.write(path, (np.arange(int(seconds * SR)) / SR / 10).astype(np.float32), SR, subtype="FLOAT")
+
+
+def read(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def kaldi_dir(tmp_path, with_segments):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    ramp(audio / "rec1.wav", 1.0)
+    ramp(audio / "rec2.wav", 0.5)
+    (audio / "broken.wav").write_bytes(b"broken")
+    d = tmp_path / "data" / "train"
+    d.mkdir(parents=True)
+    (d / "wav.scp").write_text(
+        f"rec1 {audio / 'rec1.wav'}\n"
+        "rec2 audio/rec2.wav\n"  # relative: to the current folder (Kaldi's rule) or the data folder's parent
+        "rec3 sph2pipe -f wav -p -c 1 /corpora/an4/x.sph |\n"
+        "rec4 /exp/feats/raw_wav.1.ark:1234\n"
+        f"rec5 {audio / 'missing.wav'}\n"
+        f"rec6 {audio / 'broken.wav'}\n"
+    )
+    if with_segments:
+        (d / "segments").write_text(
+            "u1 rec1 0.00 0.40\n"
+            "u2 rec1 0.50 1.00\n"
+            "u3 rec1 0.90 1.50\n"  # ends past the recording
+            "u4 rec2 0.10 -1\n"  # -1: to the end
+            "u5 rec3 0 1\n"
+            "u6 rec1 0.7 0.6\n"  # end before start
+            "u7 rec9 0 1\n"  # unknown recording
+            "u8 rec1 0.2\n"  # malformed
+        )
+        texts = {"u1": "HELLO  WORLD", "u2": "good bye", "u3": "too long", "u4": "tail", "u5": "piped", "u7": "x"}
+        utt2spk = {"u1": "s1", "u2": "s1", "u4": "s2"}
+    else:
+        texts = {"rec1": "one", "rec2": "two", "rec3": "three", "rec4": "four", "rec5": "five", "rec6": "six",
+                 "rec7": "no audio", "empty": ""}
+        utt2spk = {"rec1": "s1"}
+    (d / "text").write_text("".join(f"{u} {t}\n" for u, t in texts.items()))
+    (d / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in utt2spk.items()))
+    return d
+
+
+def test_kaldi_whole_files(tmp_path, monkeypatch, caplog, capsys):
+    d = kaldi_dir(tmp_path, with_segments=False)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert cli.main(["prepare", "kaldi", str(d), "--out", str(tmp_path / "out")]) == 0
+    assert "train 2, skipped 6" in capsys.readouterr().out
+    log = caplog.text
+    assert "skipping utterance rec3: wav.scp gives a command ('sph2pipe -f wav -p -c 1 /corpora/an4/x.sph |')" in log
+    assert "which soundfile cannot run" in log
+    assert "skipping utterance rec4: wav.scp gives an archive offset" in log
+    assert "skipping utterance rec5: audio file not found" in log and "skipping utterance rec6: unreadable audio" in log
+    assert "skipping utterance rec7: not in wav.scp" in log and "skipping utterance empty: empty transcript" in log
+    got = read(tmp_path / "out" / "train.jsonl")
+    assert [(e["id"], e["text"], e["duration"], e.get("speaker")) for e in got] == [("rec1", "one", 1.0, "s1"), ("rec2", "two", 0.5, None)]
+    assert got[1]["audio_filepath"] == str(tmp_path / "audio" / "rec2.wav") and "offset" not in got[0]
+
+
+def test_kaldi_segments(tmp_path, caplog):
+    d = kaldi_dir(tmp_path, with_segments=True)  # relative rec2 path: found from the recipe folder (d/../..)
+    out = tmp_path / "segs.jsonl"
+    with caplog.at_level(logging.WARNING):
+        assert cli.main(["prepare", "kaldi", str(d), "--out", str(out)]) == 0
+    log = caplog.text
+    assert "segments:6: skipping line: bad times (start 0.7, end 0.6)" in log
+    assert "segments:8: skipping line: expected 'utterance recording start end'" in log
+    assert "skipping utterance u3: segment ends at 1.5 s, after the end of" in log
+    assert "skipping utterance u5: wav.scp gives a command" in log
+    assert "skipping utterance u7: recording rec9 not in wav.scp" in log
+    got = read(out)
+    assert [(e["id"], e["offset"], e["duration"], e["text"], e.get("speaker")) for e in got] == [
+        ("u1", 0.0, 0.4, "HELLO WORLD", "s1"), ("u2", 0.5, 0.5, "good bye", "s1"), ("u4", 0.1, 0.4, "tail", "s2")]
+    # the training data loader reads just the segment
+    entries = read_manifest(out)
+    wave = load_audio(entries[1].audio_filepath, SR, *segment_of(entries[1]))
+    assert len(wave) == 8000 and wave[0] == pytest.approx(0.05)
+    fe = FrontendConfig(sample_rate=SR)
+    ds = FeatureDataset(entries, fe, progress=False)
+    assert ds.lengths == [fe.num_frames(n) for n in (6400, 8000, 6400)]
+
+
+def test_kaldi_errors(tmp_path, capsys):
+    assert cli.main(["prepare", "kaldi", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "not a Kaldi data folder (no wav.scp)" in capsys.readouterr().err
+    assert cli.main(["prepare", "kaldi", "--out", str(tmp_path / "o")]) == 2
+    assert "asr prepare kaldi needs a Kaldi data folder" in capsys.readouterr().err
+    assert cli.main(["prepare", "an4", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "a source path applies to kaldi and manifest only" in capsys.readouterr().err
+
+
+def test_nemo_manifest(tmp_path, caplog, capsys):
+    audio = tmp_path / "nemo" / "wavs"
+    audio.mkdir(parents=True)
+    ramp(audio / "a.wav", 1.0)
+    lines = [
+        {"audio_filepath": "wavs/a.wav", "duration": 1.0, "text": "whole file", "lang": "en"},
+        {"audio_filepath": str(audio / "a.wav"), "offset": 0.25, "duration": 0.5, "text": "a segment", "speaker": 7},
+        "{broken json",
+        {"audio_filepath": "wavs/a.wav", "text": "no duration"},
+        {"audio_filepath": "wavs/missing.wav", "duration": 1.0, "text": "missing"},
+        {"audio_filepath": "wavs/a.wav", "duration": 1.0, "text": " ... "},
+        {"audio_filepath": "wavs/a.wav", "offset": 0.8, "duration": 0.5, "text": "past the end"},
+        {"audio_filepath": "wavs/a.wav", "offset": "0.1", "duration": 0.5, "text": "offset as text"},
+    ]
+    src = tmp_path / "nemo" / "train_manifest.json"
+    src.write_text("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines) + "\n\n")
+    with caplog.at_level(logging.WARNING):
+        assert cli.main(["prepare", "manifest", str(src), "--out", str(tmp_path / "out")]) == 0
+    assert "train_manifest 2, skipped 6" in capsys.readouterr().out
+    log = caplog.text
+    assert "train_manifest.json:3: skipping: not valid JSON" in log
+    assert "train_manifest.json:4: skipping: missing field 'duration'" in log
+    assert "train_manifest.json:5: skipping: audio file not found" in log
+    assert "train_manifest.json:6: skipping: empty transcript" in log
+    assert "train_manifest.json:7: skipping: segment ends 1.3 s, past the end of" in log
+    assert "train_manifest.json:8: skipping: field 'offset' must be a number of seconds" in log
+    got = read(tmp_path / "out" / "train_manifest.jsonl")
+    assert got[0] == {"audio_filepath": str(audio / "a.wav"), "duration": 1.0, "text": "whole file", "lang": "en"}
+    assert got[1] == {"audio_filepath": str(audio / "a.wav"), "duration": 0.5, "offset": 0.25, "text": "a segment", "speaker": "7"}
+    assert cli.main(["prepare", "manifest", str(tmp_path / "nope.json"), "--out", str(tmp_path / "out")]) == 2
+    assert "nope.json: manifest not found" in capsys.readouterr().err
