@@ -259,7 +259,7 @@ class OnTheFlyDataset:
         """Log-mel features of item ``i`` (None, with a warning, when its audio is unusable)."""
         e, speed, fe = self.entries[i], self.speeds[i], self.frontend
         try:
-            wave = load_audio(e.audio_filepath, fe.sample_rate)
+            wave = load_audio(e.audio_filepath, fe.sample_rate, *segment_of(e))
         except AudioError as exc:
             log.warning("skipping %s: %s", e.audio_filepath, exc.reason)
             return None
