@@ -14,7 +14,7 @@ from .config import ExperimentConfig
 from .model import CTCModel
 from .text import Tokenizer, tokenizer_from_dict
 
-__all__ = ["save_checkpoint", "load_checkpoint", "build_model", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "build_model", "average_checkpoints", "epoch_checkpoints", "CheckpointError"]
 
 FORMAT = "asr-checkpoint/1"
 
@@ -61,6 +61,38 @@ def build_model(state: dict) -> tuple[CTCModel, ExperimentConfig, Tokenizer]:
     model.load_state_dict(state["model"])
     model.eval()
     return model, cfg, tokenizer
+
+
+def epoch_checkpoints(exp_dir: str) -> list[str]:
+    """The per-epoch snapshots ``epoch-N.pt`` of a run (``train.keep_epochs``), oldest first."""
+    found = []
+    for name in os.listdir(exp_dir) if os.path.isdir(exp_dir) else ():
+        stem, ext = os.path.splitext(name)
+        if ext == ".pt" and stem.startswith("epoch-") and stem[6:].isdigit():
+            found.append((int(stem[6:]), os.path.join(exp_dir, name)))
+    return [p for _, p in sorted(found)]
+
+
+def average_checkpoints(paths: list[str]) -> dict:
+    """One checkpoint whose weights are the mean of ``paths``' weights (same model config
+    required); everything else comes from the last of them."""
+    if not paths:
+        raise CheckpointError("no checkpoints to average")
+    states = [load_checkpoint(p) for p in paths]
+    first = states[-1]
+    for p, st in zip(paths, states):
+        if st["config"]["model"] != first["config"]["model"] or st["tokenizer"] != first["tokenizer"]:
+            raise CheckpointError(f"{p}: model settings or vocabulary differ from {paths[-1]}; cannot average")
+    avg = {}
+    for k, v in first["model"].items():
+        if v.is_floating_point():
+            avg[k] = sum(st["model"][k].double() for st in states).div(len(states)).to(v.dtype)
+        else:
+            avg[k] = v.clone()
+    out = {k: v for k, v in first.items() if k in ("format", "toolkit_version", "config", "tokenizer")}
+    out["model"] = avg
+    out["averaged"] = [os.path.basename(p) for p in paths]
+    return out
 
 
 def checkpoint_paths(exp_dir: str) -> dict:

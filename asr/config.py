@@ -39,6 +39,7 @@ class TrainConfig:
     seed: int = 1234
     num_threads: int = 1  # torch intra-op threads; 1 is steady on a shared 2-core machine
     save_every_steps: int = 200  # mid-epoch checkpoints for --resume (0: epoch ends only)
+    keep_epochs: int = 5  # keep epoch-N.pt snapshots of the last this many epochs (for `asr average`; 0: none)
     best_metric: str = "wer"  # dev metric that picks best.pt ("wer" or "cer"; the other breaks ties)
     # Latency-controlled models (model.chunk_size > 0): chunk size per batch drawn from this
     # list (model frames), so the model learns to serve at any of them. None: model.chunk_size.

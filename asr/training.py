@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import distributed
-from .checkpoint import build_model, checkpoint_paths, load_checkpoint, save_checkpoint
+from .checkpoint import build_model, checkpoint_paths, epoch_checkpoints, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig
 from .data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, read_manifest
 from .decoding import greedy_ids
@@ -318,6 +318,10 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
             prog["epoch"], prog["batch"] = epoch + 1, 0
             if improved and dist.is_main:
                 save_checkpoint(paths["best"], model, cfg, tokenizer, progress=dict(prog))
+            if tc.keep_epochs > 0 and dist.is_main:  # snapshots for checkpoint averaging
+                save_checkpoint(os.path.join(exp_dir, f"epoch-{epoch + 1}.pt"), model, cfg, tokenizer, progress=dict(prog))
+                for old in epoch_checkpoints(exp_dir)[: -tc.keep_epochs]:
+                    os.remove(old)
             save_last()
             dist.barrier()  # the others wait while rank 0 evaluates and saves
     except KeyboardInterrupt:

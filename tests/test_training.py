@@ -218,3 +218,20 @@ def test_bpe_tokenizer_end_to_end(tiny_corpus, tmp_path):
     assert got["kind"] == "bpe" and got["round_trip"] == "ab cab"  # "\u2581" -> spaces
     assert got["texts"] == want
     assert got["words"] == [t.split() for t in want]
+
+
+def test_epoch_snapshots_and_averaging(tiny_corpus, tmp_path):
+    exp = str(tmp_path / "avg")
+    train(tiny_config(tiny_corpus, epochs=4, keep_epochs=2), exp, progress=False)
+    names = sorted(n for n in os.listdir(exp) if n.startswith("epoch-"))
+    assert names == ["epoch-3.pt", "epoch-4.pt"]  # only the last keep_epochs stay
+    assert cli.main(["average", "--exp", exp, "--last", "2"]) == 0
+    avg = load_checkpoint(os.path.join(exp, "avg.pt"))
+    a, b = (load_checkpoint(os.path.join(exp, n))["model"] for n in names)
+    for k, v in avg["model"].items():
+        if v.is_floating_point():
+            assert torch.allclose(v, (a[k] + b[k]) / 2, atol=1e-6)
+    assert avg["averaged"] == names
+    # the averaged model is a normal checkpoint: evaluate and transcribe it
+    assert cli.main(["evaluate", "--checkpoint", os.path.join(exp, "avg.pt"), "--manifest", tiny_corpus["dev"], "--no-progress"]) == 0
+    assert cli.main(["average", "--exp", str(tmp_path)]) == 2  # no snapshots there: a clear error
