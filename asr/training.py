@@ -134,8 +134,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
     device = dist.device
     if not dist.is_main:  # one voice in the log: rank 0's
         log.setLevel(logging.WARNING)
-    if tc.precision != "fp32" and device.type != "cuda":
-        raise ValueError(f"train.precision={tc.precision} needs a GPU (train.device is {device})")
+    if tc.precision == "fp16" and device.type != "cuda":  # bf16 autocast also runs on CPUs
+        raise ValueError(f"train.precision=fp16 needs a GPU (train.device is {device}); use bf16 or fp32")
     os.makedirs(exp_dir, exist_ok=True)
     paths = checkpoint_paths(exp_dir)
     state = None

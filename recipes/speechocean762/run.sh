@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# speechocean762 recipe: read English by non-native speakers -> BiGRU + CTC (characters).
+# speechocean762 recipe: read English by non-native speakers -> BiGRU + CTC (characters),
+# decoded with prefix beam search and a word 3-gram LM of the training transcripts.
 #
 # Stages (start anywhere with --stage, stop with --stop-stage):
 #   0  prepare   manifests (--corpus-dir, $ASR_CORPORA, data/corpora, else OpenSLR 101)
-#   1  train     resumes automatically if $exp/last.pt exists
-#   2  evaluate  dev (13 held-out speakers): serving condition, then full context
-#   3  export    ONNX offline graph, plus the streaming graph when the model can stream
+#   1  lm        word 3-gram (Kneser-Ney, ARPA) of the training transcripts; dev perplexity
+#   2  train     resumes automatically if $exp/last.pt exists (--nproc N: torchrun, N processes)
+#   3  average   mean of the last 4 epochs' weights -> $exp/avg.pt
+#   4  evaluate  dev: greedy, beam search, beam search + LM (weights tuned on dev by grid search)
+#   5  export    ONNX offline graph; the runtime decodes dev with the LM as a check
 #
-# Usage: recipes/speechocean762/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--corpus-dir DIR] [key=value ...]
+# Usage: recipes/speechocean762/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--corpus-dir DIR]
+#                                      [--nproc N] [key=value ...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 stage=0
-stop_stage=3
+stop_stage=5
 exp=exp/speechocean762
 data=data/speechocean762
 corpus_dir=""
+nproc=1
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -23,38 +28,67 @@ while [ $# -gt 0 ]; do
     --stop-stage) stop_stage=$2; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
     --corpus-dir) corpus_dir=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --nproc) nproc=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *=*) overrides+=("$1"); shift ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
 [ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
-if command -v asr >/dev/null 2>&1; then ASR=(asr); else ASR=(python -m asr); fi
+PY=python; command -v python >/dev/null 2>&1 || PY=python3
+ASR=("$PY" -m asr)
+mkdir -p "$exp"
+t_start=$SECONDS
+stage_time() { echo "   stage $1 took $(( SECONDS - $2 )) s (total $(( SECONDS - t_start )) s)" | tee -a "$exp/timing.txt"; }
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-  echo "== stage 0: prepare speechocean762 manifests in $data"
+  t=$SECONDS; echo "== stage 0: prepare speechocean762 manifests in $data"
   "${ASR[@]}" prepare speechocean762 --out "$data" ${corpus_dir:+--corpus-dir "$corpus_dir"}
+  stage_time 0 $t
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  echo "== stage 1: train into $exp"
-  resume=()
-  [ -f "$exp/last.pt" ] && resume=(--resume)
-  "${ASR[@]}" train --config recipes/speechocean762/conf.yaml --exp "$exp" "${resume[@]}" \
-    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+  t=$SECONDS; echo "== stage 1: word 3-gram LM of the training transcripts -> $exp/lm.arpa"
+  "${ASR[@]}" lm build --manifest "$data/train.jsonl" --order 3 --out "$exp/lm.arpa"
+  "${ASR[@]}" lm ppl --lm "$exp/lm.arpa" --manifest "$data/dev.jsonl" | tee "$exp/lm_dev_ppl.txt"
+  stage_time 1 $t
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  echo "== stage 2: evaluate on $data/dev.jsonl"
-  "${ASR[@]}" evaluate --checkpoint "$exp/best.pt" --manifest "$data/dev.jsonl" --no-progress | tee "$exp/dev_result.txt"
-  "${ASR[@]}" evaluate --checkpoint "$exp/best.pt" --manifest "$data/dev.jsonl" --no-progress --chunk-size 0 \
-    --out "$exp/decode_dev_full_context.txt" | tee "$exp/dev_result_full_context.txt"
+  t=$SECONDS; echo "== stage 2: train into $exp ($nproc process(es))"
+  resume=()
+  [ -f "$exp/last.pt" ] && resume=(--resume)
+  launch=("${ASR[@]}")
+  [ "$nproc" -gt 1 ] && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node "$nproc" -m asr)
+  OMP_NUM_THREADS=1 "${launch[@]}" train --config recipes/speechocean762/conf.yaml --exp "$exp" --no-progress "${resume[@]}" \
+    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+  stage_time 2 $t
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  echo "== stage 3: export to ONNX"
-  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/model.onnx"
-  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/stream.onnx" --streaming \
-    || echo "   (no streaming graph: a full-context bidirectional model cannot stream)"
+  t=$SECONDS; echo "== stage 3: average the last 4 epochs"
+  "${ASR[@]}" average --exp "$exp" --last 4
+  stage_time 3 $t
 fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  t=$SECONDS; echo "== stage 4: evaluate $exp/avg.pt on $data/dev.jsonl"
+  ev=("${ASR[@]}" evaluate --checkpoint "$exp/avg.pt" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
+  "${ev[@]}" | tee "$exp/dev_greedy.txt"
+  "${ev[@]}" --beam-size 16 | tee "$exp/dev_beam.txt"
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.2,0.4,0.6,0.8 --beta 0,1,2,3 | tee "$exp/dev_beam_lm.txt"
+  stage_time 4 $t
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  t=$SECONDS; echo "== stage 5: export to ONNX; decode dev with the runtime and the LM"
+  "${ASR[@]}" export --checkpoint "$exp/avg.pt" --out "$exp/model.onnx"
+  best=$(tail -n 1 "$exp/dev_beam_lm.txt")
+  alpha=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["alpha"])' "$best")
+  beta=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["beta"])' "$best")
+  "${ASR[@]}" evaluate --model "$exp/model.onnx" --manifest "$data/dev.jsonl" --beam-size 16 \
+    --lm "$exp/lm.arpa" --alpha "$alpha" --beta "$beta" | tee "$exp/dev_onnx_beam_lm.txt"
+  stage_time 5 $t
+fi
+echo "== done in $(( SECONDS - t_start )) s; model: $exp/model.onnx, LM: $exp/lm.arpa"
