@@ -17,9 +17,11 @@ stop_stage=3
 exp=exp/an4
 data=data/an4
 corpus_dir=""
+nproc=1
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --nproc) nproc=$2; shift 2 ;;
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
@@ -42,7 +44,9 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: train into $exp"
   resume=()
   [ -f "$exp/last.pt" ] && resume=(--resume)
-  "${ASR[@]}" train --config recipes/an4/conf.yaml --exp "$exp" "${resume[@]}" \
+  launch=("${ASR[@]}")  # --nproc N: data parallel over N processes (torchrun; GPUs when present)
+  [ "$nproc" -gt 1 ] && launch=(python -m torch.distributed.run --standalone --nproc_per_node "$nproc" -m asr)
+  "${launch[@]}" train --config recipes/an4/conf.yaml --exp "$exp" "${resume[@]}" \
     data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
 fi
 

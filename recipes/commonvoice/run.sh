@@ -21,9 +21,11 @@ exp=exp/commonvoice
 data=data/commonvoice
 corpus_dir=""
 hours=100
+nproc=1
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --nproc) nproc=$2; shift 2 ;;
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
@@ -62,7 +64,9 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: train into $exp"
   resume=()
   [ -f "$exp/last.pt" ] && resume=(--resume)
-  "${ASR[@]}" train --config recipes/commonvoice/conf.yaml --exp "$exp" "${resume[@]}" \
+  launch=("${ASR[@]}")  # --nproc N: data parallel over N processes (torchrun; GPUs when present)
+  [ "$nproc" -gt 1 ] && launch=(python -m torch.distributed.run --standalone --nproc_per_node "$nproc" -m asr)
+  "${launch[@]}" train --config recipes/commonvoice/conf.yaml --exp "$exp" "${resume[@]}" \
     data.train="$data/train_${hours}h.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
 fi
 

@@ -10,7 +10,7 @@
 #   4  export    ONNX offline graph, plus the streaming graph when the model can stream
 #
 # Usage: recipes/librispeech/run.sh [--subset mini|100|960] [--stage N] [--stop-stage N]
-#                                   [--exp DIR] [--corpus-dir DIR] [key=value ...]
+#                                   [--exp DIR] [--corpus-dir DIR] [--nproc N] [key=value ...]
 # --subset picks the data and the config: mini -> conf.yaml, 100 -> conf_100.yaml,
 # 960 -> conf_960.yaml. Trailing key=value arguments override the config.
 set -euo pipefail
@@ -22,9 +22,11 @@ stop_stage=4
 exp=""
 corpus_dir=""
 lm_name=3-gram.pruned.1e-7
+nproc=1
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --nproc) nproc=$2; shift 2 ;;
     --subset) subset=$2; shift 2 ;;
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
@@ -61,7 +63,9 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "== stage 2: train into $exp ($conf)"
   resume=()
   [ -f "$exp/last.pt" ] && resume=(--resume)
-  "${ASR[@]}" train --config "$conf" --exp "$exp" "${resume[@]}" \
+  launch=("${ASR[@]}")  # --nproc N: data parallel over N processes (torchrun; GPUs when present)
+  [ "$nproc" -gt 1 ] && launch=(python -m torch.distributed.run --standalone --nproc_per_node "$nproc" -m asr)
+  "${launch[@]}" train --config "$conf" --exp "$exp" "${resume[@]}" \
     data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
 fi
 
