@@ -75,21 +75,29 @@ class SpecAugmentConfig:
 
 
 def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugmentConfig, generator=None) -> torch.Tensor:
-    """Zero random frequency bands and time spans of normalized features (B, T, F), in place
-    of a copy. Time masks stay inside each utterance's own length."""
-    out = feats.clone()
-    b, _, f = out.shape
-    for i in range(b):
-        n = int(lengths[i])
-        for _ in range(cfg.freq_masks):
-            w = int(torch.randint(0, cfg.freq_width + 1, (1,), generator=generator))
-            if w and w < f:
-                s = int(torch.randint(0, f - w + 1, (1,), generator=generator))
-                out[i, :n, s : s + w] = 0.0
-        max_w = min(cfg.time_width, int(n * cfg.time_width_ratio))
-        for _ in range(cfg.time_masks):
-            w = int(torch.randint(0, max_w + 1, (1,), generator=generator)) if max_w > 0 else 0
-            if w and w < n:
-                s = int(torch.randint(0, n - w + 1, (1,), generator=generator))
-                out[i, s : s + w, :] = 0.0
-    return out
+    """Zero random frequency bands and time spans of normalized features (B, T, F), in a copy.
+    Each mask's width is uniform in [0, max width], its start uniform among the positions where
+    it fits; time masks stay inside each utterance's own length. All masks of a batch are drawn
+    and applied at once (no per-utterance Python loop)."""
+    b, t, f = feats.shape
+    keep = torch.ones(b, t, f, dtype=torch.bool, device=feats.device)
+
+    def spans(n_masks: int, max_width: torch.Tensor, size: torch.Tensor, axis_len: int) -> torch.Tensor:
+        """(B, axis_len) True where any of the n_masks random spans of each row falls."""
+        u = torch.rand(2, b, n_masks, generator=generator)
+        width = (u[0] * (max_width[:, None] + 1).float()).floor().long()
+        width = torch.where(width < size[:, None], width, torch.zeros_like(width))  # a mask never covers all
+        start = (u[1] * (size[:, None] - width + 1).clamp(min=1).float()).floor().long()
+        pos = torch.arange(axis_len)[None, None, :]
+        hit = (pos >= start[..., None]) & (pos < (start + width)[..., None])
+        return hit.any(dim=1).to(feats.device)
+
+    lengths = lengths.cpu().long()
+    if cfg.freq_masks > 0:
+        fw = torch.full((b,), cfg.freq_width, dtype=torch.long)
+        inside = (torch.arange(t)[None, :] < lengths[:, None]).to(feats.device)  # padding stays as it is
+        keep &= ~(spans(cfg.freq_masks, fw, torch.full((b,), f, dtype=torch.long), f)[:, None, :] & inside[:, :, None])
+    if cfg.time_masks > 0:
+        tw = torch.minimum(torch.full((b,), cfg.time_width, dtype=torch.long), (lengths.float() * cfg.time_width_ratio).long())
+        keep &= ~spans(cfg.time_masks, tw, lengths, t)[:, :, None]
+    return feats * keep

@@ -73,6 +73,14 @@ def test_spec_augment_masks_inside_lengths_only():
     assert (y == 0).any() and (y == 1).any()
     assert torch.equal(y[1, 30:], x[1, 30:])  # nothing masked past the length
     assert int((y[1] == 0).all(dim=1).sum()) <= 2 * 6  # time masks at most 20% of 30 frames each
+    # over many draws: frequency bands and time spans of every width up to the maximum appear
+    ys = spec_augment(torch.ones(200, 50, 20), torch.full((200,), 50), SpecAugmentConfig(1, 5, 1, 10, 0.2), g)
+    band = (ys == 0).all(dim=1).sum(dim=1)  # masked frequency bins per utterance
+    assert set(band.tolist()) == set(range(6))
+    span = (ys == 0).all(dim=2).sum(dim=1)  # masked frames per utterance
+    assert set(span.tolist()) == set(range(11))
+    y = spec_augment(x, lengths, SpecAugmentConfig(freq_masks=3, freq_width=20, time_masks=0), g)
+    assert torch.equal(y[1, 30:], x[1, 30:]) and (y[1, :30] == 0).any()  # padding untouched by frequency masks
 
 
 def stream_through_steps(m, feats, chunk, right):
