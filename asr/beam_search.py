@@ -47,7 +47,7 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .lm import BOS, EOS, NGramLM
+from .lm import BOS, EOS, UNK, NGramLM
 from .text import WORD_START, Tokenizer
 
 __all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "beam_search", "read_hotwords", "build_aligner",
@@ -67,6 +67,10 @@ class BeamSearchOptions:
     token_top_k: Optional[int] = None  # at most this many tokens per frame extend prefixes
     beam_prune_logp: Optional[float] = None  # drop hypotheses this far (negative) below the best
     nbest: Optional[int] = None  # hypotheses returned (default: beam_size)
+    # Character vocabularies with an LM: while a word is being spelled, count the best unigram
+    # probability of a vocabulary word it can still become (a provisional score, replaced by
+    # the n-gram score when the word completes), so the beam keeps prefixes that lead to words.
+    lm_lookahead: bool = True
 
     def validate(self) -> "BeamSearchOptions":
         if self.beam_size < 1:
@@ -153,6 +157,17 @@ class CtcBeamSearch:
         self.starts = np.array([v.startswith(WORD_START) for v in self.vocab]) if self.pieces else None
         self.space = None if self.word_units or self.pieces else (self.vocab.index(" ") if " " in self.vocab else None)
         self._lm_rows: dict[tuple[str, ...], np.ndarray] = {}
+        self._ahead: Optional[dict[str, float]] = None  # word prefix -> best ln P_unigram of its completions
+        if lm is not None and self.space is not None and self.options.lm_lookahead:
+            self._ahead = {}
+            for w in lm.vocab:
+                if w in (BOS, EOS, UNK):
+                    continue
+                p = lm.score(w, ())
+                for i in range(1, len(w) + 1):
+                    if p > self._ahead.get(w[:i], NEG_INF):
+                        self._ahead[w[:i]] = p
+            self._ahead_miss = lm.score(UNK, ())  # a prefix of no known word: it can only become <unk>
 
     # --- helpers ----------------------------------------------------------------------------
     def _push(self, hist: tuple[str, ...], word: str) -> tuple[str, ...]:
@@ -237,9 +252,16 @@ class CtcBeamSearch:
                 else:
                     state = nxt
         o = self.options
-        ch = _Node(node, c, hist, word, lmv, nw, state, part, comm, o.alpha * lmv + o.beta * nw + comm + part)
+        ahead = self._lookahead(word)
+        ch = _Node(node, c, hist, word, lmv, nw, state, part, comm, o.alpha * (lmv + ahead) + o.beta * nw + comm + part)
         node.children[c] = ch
         return ch
+
+    def _lookahead(self, word: str) -> float:
+        """Provisional LM score of a partial word (0 without look-ahead or between words)."""
+        if self._ahead is None or not word:
+            return 0.0
+        return self._ahead.get(word, self._ahead_miss)
 
     def _row(self, node: _Node, trie: Optional[_HotwordTrie]) -> np.ndarray:
         """The bonus each child of ``node`` would have, by token (same arithmetic as _child)."""
@@ -254,8 +276,16 @@ class CtcBeamSearch:
         elif self.pieces:
             if node.word:
                 row[self.starts] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
-        elif self.space is not None and node.word:
-            row[self.space] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
+        elif self.space is not None:
+            if node.word:
+                row[self.space] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
+            if self._ahead is not None:  # swap the partial word's provisional score for its extension's
+                base = self._lookahead(node.word)
+                for c, ch in enumerate(self.vocab):
+                    if c and c != self.space:
+                        row[c] += o.alpha * (self._lookahead(node.word + ch) - base)
+                if node.word:
+                    row[self.space] -= o.alpha * base
         if trie is not None:
             delta: dict[int, float] = {}
             if self._may_start(node):
@@ -489,6 +519,8 @@ def add_decoding_args(sp, grid: bool = False) -> None:
     g.add_argument("--hotwords", help="file of words or phrases to favour: one a line, optional <TAB>bonus per token")
     g.add_argument("--hotword", action="append", metavar="PHRASE", help="a word or phrase to favour (repeatable)")
     g.add_argument("--hotword-weight", type=float, help="bonus per matched token of a hotword (default 2.0)")
+    g.add_argument("--no-lm-lookahead", action="store_true",
+                   help="character models: score words only once complete (default: unigram look-ahead while spelling)")
     if grid:
         g.add_argument("--jobs", type=int, default=1, help="processes for beam search (default 1)")
 
@@ -534,7 +566,8 @@ def aligners_from_args(args, tokenizer, grid: bool = False) -> list[tuple[dict, 
         for b in betas:
             settings = {"decoder": "beam", "beam_size": beam, "lm": args.lm, "alpha": a, "beta": b,
                         "hotwords": len(hot) if hot else 0}
-            out.append((settings, build_aligner(tokenizer, beam, lm, hot, alpha=a, beta=b, hotword_weight=weight)))
+            out.append((settings, build_aligner(tokenizer, beam, lm, hot, alpha=a, beta=b, hotword_weight=weight,
+                                                lm_lookahead=not args.no_lm_lookahead)))
     return out
 
 

@@ -148,6 +148,24 @@ def test_lm_changes_the_decision_char_vocab():
     assert best.score == pytest.approx(best.acoustic + 0.5 * best.lm)
 
 
+def test_lm_lookahead_keeps_prefixes_of_known_words():
+    """Beam 1: "c" and "k" compete at the first frame, before any word is complete. Without
+    look-ahead the LM has nothing to say yet and "k" (0.55) wins for good; with it, "c" leads
+    to the known word "cat" and "k" to none, so "cat" survives. Final scores stay exact."""
+    tok = CharTokenizer.build(["cat kat sat"])
+    lm = train_ngram(["cat sat", "the cat", "a cat"], order=2)
+    lp = frames(tok, [{"k": 0.55, "c": 0.45}, "a", "t"])
+    assert beam_search(lp, tok, lm=lm, alpha=0.5, beam_size=1, lm_lookahead=False)[0].text == "kat"
+    best = beam_search(lp, tok, lm=lm, alpha=0.5, beam_size=1)[0]
+    assert best.text == "cat"
+    assert best.score == pytest.approx(best.acoustic + 0.5 * lm.sentence_score("cat"))
+    # with every prefix kept, look-ahead changes nothing: it only steers pruning
+    wide = dict(lm=lm, alpha=0.5, beta=0.3, beam_size=500, nbest=500, **EXACT)
+    on = {h.text: h.score for h in beam_search(lp, tok, **wide)}
+    off = {h.text: h.score for h in beam_search(lp, tok, lm_lookahead=False, **wide)}
+    assert on.keys() == off.keys() and all(on[k] == pytest.approx(off[k]) for k in on)
+
+
 def test_lm_changes_the_decision_word_vocab():
     tok = WordTokenizer([B, "one", "won", "two", "too"])
     lm = train_ngram(["one two", "one two", "two one", "one"], order=2, vocab=tok.vocab[1:])

@@ -77,7 +77,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   ev=("${ASR[@]}" evaluate --checkpoint "$exp/avg.pt" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
   "${ev[@]}" | tee "$exp/dev_greedy.txt"
   "${ev[@]}" --beam-size 16 | tee "$exp/dev_beam.txt"
-  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.2,0.4,0.6,0.8 --beta 0,1,2,3 | tee "$exp/dev_beam_lm.txt"
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.5,0.8,1.1,1.4 --beta 1,2,3,4,5 | tee "$exp/dev_beam_lm.txt"
   stage_time 4 $t
 fi
 
