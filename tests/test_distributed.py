@@ -73,7 +73,8 @@ def test_two_processes_match_one_with_accumulation(tiny_corpus, tmp_path):
     # both processes' audio is counted in the throughput
     assert float(rows_two[0]["audio_seconds"]) == pytest.approx(float(rows_one[0]["audio_seconds"]), rel=1e-6)
     # rank 0 alone wrote the log and checkpoints; the run resumes with another world size
-    assert sorted(os.listdir(two)) == ["best.pt", "last.pt", "log.csv", "train.log"]
+    assert sorted(os.listdir(two)) == ["best.pt", "epoch-1.pt", "epoch-2.pt", "last.pt", "log.csv", "train.log"]
+    assert len(rows_two) == 2  # one row per epoch: rank 1 wrote nothing
 
 
 def test_on_the_fly_features_match_precomputed(tiny_corpus, tmp_path):
