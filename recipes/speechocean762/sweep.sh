@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The settings sweep behind the "did not help" table of README.md: variants of conf.yaml,
+# trained side by side (on one GPU: all at once; on a CPU run them a few at a time), each
+# stopped after --limit seconds. Reads log.csv of each run for dev CER by epoch.
+#
+# Usage: recipes/speechocean762/sweep.sh [--data data/speechocean762] [--limit SECONDS]
+#                                        [--device cuda|cpu] [--set 1|2]
+# Set 1: the 12-epoch schedule with SpecAugment variants; set 2: the 8-epoch schedule without.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+data=data/speechocean762; limit=440; device=cuda; set=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data) data=$2; shift 2 ;;
+    --limit) limit=$2; shift 2 ;;
+    --device) device=$2; shift 2 ;;
+    --set) set=$2; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "sweep.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
+PY=python; command -v python >/dev/null 2>&1 || PY=python3
+export OMP_NUM_THREADS=1
+BASE="data.train=$data/train.jsonl data.dev=$data/dev.jsonl train.max_frames=30000 train.max_batch=32
+      train.device=$device train.save_every_steps=0 train.keep_epochs=0"
+SA='train.specaugment={freq_masks: 2, freq_width: 15, time_masks: 2, time_width: 20, time_width_ratio: 0.1}'
+SAS='train.specaugment={freq_masks: 2, freq_width: 27, time_masks: 2, time_width: 40, time_width_ratio: 0.2}'
+run() {
+  name=$1; shift
+  mkdir -p "exp/sweep/$name"
+  timeout "$limit" "$PY" -m asr train --config recipes/speechocean762/conf.yaml --exp "exp/sweep/$name" --no-progress \
+    $BASE "$@" > "exp/sweep/$name/out.txt" 2>&1 || true
+}
+if [ "$set" = 1 ]; then
+  run sp &
+  run sa "$SA" &
+  run sa_big "$SA" model.hidden_size=256 model.conv_dim=256 &
+  run sa_l4 "$SA" model.num_layers=4 &
+  run sa_strong "$SAS" &
+  run sa_bpe "$SA" data.tokenizer=bpe data.bpe_vocab_size=200 &
+  run sa_ep20 "$SA" train.epochs=20 &
+  run sa_lr4 "$SA" train.lr=4e-3 &
+else
+  E8=train.epochs=8
+  run base $E8 &
+  run do5 $E8 model.dropout=0.5 &
+  run big_do5 $E8 model.dropout=0.5 model.hidden_size=256 model.conv_dim=256 &
+  run small $E8 model.hidden_size=128 model.conv_dim=128 &
+  run wd1 $E8 train.weight_decay=0.1 &
+  run l2_256 $E8 model.num_layers=2 model.hidden_size=256 model.conv_dim=256 &
+  run lr1 $E8 train.lr=1e-3 &
+fi
+wait
+for f in exp/sweep/*/log.csv; do echo "== $f"; cut -d, -f1,3,6,8 "$f"; done
