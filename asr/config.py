@@ -50,7 +50,7 @@ class TrainConfig:
     # takes its share of each epoch's batches; one optimizer step = world size x accum_steps
     # batches (so the same global batch on 1 process needs accum_steps = world size).
     device: str = "auto"
-    precision: str = "fp32"  # mixed precision: "bf16" (GPU or CPU) or "fp16" (GPU, with a gradient scaler)
+    precision: str = "fp32"  # mixed precision: "bf16" or "fp16" (with a gradient scaler); for GPUs
     accum_steps: int = 1  # batches per process whose gradients are summed before a step
     # Features: computed once and kept in memory (small corpora: fastest), or computed per batch
     # by num_workers background processes (large corpora: flat memory).
