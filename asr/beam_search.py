@@ -546,7 +546,8 @@ def _hotwords_from_args(args) -> Optional[dict]:
 
 def aligners_from_args(args, tokenizer, grid: bool = False) -> list[tuple[dict, object]]:
     """(settings, aligner) for the decoding options; several with comma-separated --alpha/--beta
-    when ``grid``. The ARPA file is read once."""
+    when ``grid``. The aligner is None for greedy decoding (the recognizers' default, and the
+    only kind streams use for partial results). The ARPA file is read once."""
     hot = _hotwords_from_args(args)
     beam = args.beam_size if args.beam_size is not None else (16 if (args.lm or hot) else 0)
     alphas = _floats(args.alpha, "--alpha") if args.alpha is not None else [BeamSearchOptions.alpha]
@@ -556,7 +557,7 @@ def aligners_from_args(args, tokenizer, grid: bool = False) -> list[tuple[dict, 
     if beam <= 0:
         if args.lm or hot:
             raise ValueError("--lm and hotwords need beam search: --beam-size must be >= 1")
-        return [({"decoder": "greedy"}, build_aligner(tokenizer))]
+        return [({"decoder": "greedy"}, None)]
     lm = NGramLM.read_arpa(args.lm) if args.lm else None
     if lm is None:
         alphas = [0.0]

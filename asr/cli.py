@@ -127,6 +127,7 @@ def _decode_with_checkpoint(args, entries):
 
     from .checkpoint import build_model, load_checkpoint
     from .data import FeatureDataset
+    from .decoding import greedy_alignment
     from .training import dataset_log_probs
     from .text import normalize_text
 
@@ -140,7 +141,7 @@ def _decode_with_checkpoint(args, entries):
     refs = [normalize_text(e.text) for e in ds.entries]
     runs = []
     for settings, aligner in aligners:
-        hyps = [tokenizer.decode([t for t, _, _ in a]) for a in _align_all(aligner, log_probs, args.jobs)]
+        hyps = [tokenizer.decode([t for t, _, _ in a]) for a in _align_all(aligner or greedy_alignment, log_probs, args.jobs)]
         runs.append((settings, hyps))
     m = cfg.model
     chunk = m.chunk_size if args.chunk_size is None else args.chunk_size
@@ -160,7 +161,7 @@ def _decode_with_onnx(args, entries):
     rec = load_recognizer(args.model, num_threads=args.threads)
     info = rec.info
     ((settings, aligner),) = aligners_from_args(args, info.tokenizer)
-    rec.aligner = None if settings["decoder"] == "greedy" else aligner
+    rec.aligner = aligner
     paths, refs, hyps, skipped = [], [], [], 0
     for e in entries:
         try:
@@ -245,16 +246,14 @@ def cmd_transcribe(args) -> int:
         from .runtime import load_recognizer, transcribe_files
 
         rec = load_recognizer(args.model, args.threads)
-        ((settings, aligner),) = aligners_from_args(args, rec.info.tokenizer)
-        rec.aligner = None if settings["decoder"] == "greedy" else aligner
+        ((_, rec.aligner),) = aligners_from_args(args, rec.info.tokenizer)
         items = ((r.path, r.error, r.result) for r in transcribe_files(rec, args.files))
     else:
         from . import load_model
         from .audio import AudioError
 
         recognizer = load_model(args.checkpoint, num_threads=args.threads)
-        ((settings, aligner),) = aligners_from_args(args, recognizer.tokenizer)
-        recognizer.aligner = None if settings["decoder"] == "greedy" else aligner
+        ((_, recognizer.aligner),) = aligners_from_args(args, recognizer.tokenizer)
 
         def run(path):
             try:

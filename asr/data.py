@@ -125,7 +125,65 @@ def segment_of(e: Entry) -> tuple[float, Optional[float]]:
     return (0.0, None) if e.offset is None else (e.offset, e.duration)
 
 
-class FeatureDataset:
+def _perturb(wave: np.ndarray, speed: float, sample_rate: int) -> np.ndarray:
+    """Speed perturbation (tempo and pitch together) by resampling; 1.0 returns ``wave``."""
+    return wave if speed == 1.0 else resample(wave, int(round(sample_rate * speed)), sample_rate)
+
+
+class _Items:
+    """What both datasets share: items (entries, targets, lengths), skipped entries, batches.
+    Subclasses fill the lists and give :meth:`features`."""
+
+    frontend: FrontendConfig
+    entries: list[Entry]
+    targets: list[Optional[torch.Tensor]]
+    skipped: list[tuple[str, str]]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.lengths) * self.frontend.frame_shift_s
+
+    def _skip(self, e: Entry, reason: str) -> None:
+        self.skipped.append((e.audio_filepath, reason))
+        log.warning("skipping %s: %s", e.audio_filepath, reason)
+
+    def _target(self, tokenizer: Optional[Tokenizer], e: Entry, required: bool) -> tuple[bool, Optional[torch.Tensor]]:
+        """(keep the entry?, its target ids). A transcript the tokenizer cannot encode (or an
+        empty one) skips the entry when targets are ``required``; otherwise the entry stays
+        without a target (dev and test sets: still decoded and scored, not in the loss)."""
+        if tokenizer is None:
+            return True, None
+        try:
+            target = torch.tensor(tokenizer.encode(e.text), dtype=torch.long)
+            if target.numel() == 0:
+                raise ValueError("empty transcript")
+            return True, target
+        except ValueError as exc:
+            if required:
+                self._skip(e, str(exc))
+                return False, None
+            return True, None
+
+    def features(self, i: int) -> Optional[torch.Tensor]:
+        raise NotImplementedError
+
+    def batch(self, indices: Sequence[int]) -> Optional[dict]:
+        """A padded batch of the items whose features exist (None when none does)."""
+        feats, targets = [], []
+        for i in indices:
+            f = self.features(i)
+            if f is not None:
+                feats.append(f)
+                targets.append(self.targets[i])
+        if not feats:
+            return None
+        return collate(feats, None if any(t is None for t in targets) else targets)
+
+
+class FeatureDataset(_Items):
     """Loads every entry once, computes its log-mel features with the training front end and
     keeps them in memory. Entries whose audio cannot be read or is too short are skipped with a
     warning and counted in ``skipped``; so are those whose text the tokenizer cannot encode,
@@ -159,19 +217,11 @@ class FeatureDataset:
             if frontend.num_frames(wave.shape[0]) < 1:
                 self._skip(e, f"too short ({wave.shape[0]} samples, need at least {frontend.n_fft})")
                 continue
-            target = None
-            if tokenizer is not None:
-                try:
-                    target = torch.tensor(tokenizer.encode(e.text), dtype=torch.long)
-                    if target.numel() == 0:
-                        raise ValueError("empty transcript")
-                except ValueError as exc:
-                    if require_targets:
-                        self._skip(e, str(exc))
-                        continue
-                    target = None  # still decoded and scored, just not in the loss
+            keep, target = self._target(tokenizer, e, require_targets)
+            if not keep:
+                continue
             for speed in speeds:  # speed perturbation: one copy of the utterance per factor
-                w = wave if speed == 1.0 else resample(wave, int(round(frontend.sample_rate * speed)), frontend.sample_rate)
+                w = _perturb(wave, speed, frontend.sample_rate)
                 if frontend.num_frames(w.shape[0]) < 1:
                     continue
                 self.entries.append(e)
@@ -180,27 +230,15 @@ class FeatureDataset:
         if self.skipped:
             log.warning("%s: skipped %d of %d entries (see warnings above)", desc, len(self.skipped), len(entries))
 
-    def _skip(self, e: Entry, reason: str) -> None:
-        self.skipped.append((e.audio_filepath, reason))
-        log.warning("skipping %s: %s", e.audio_filepath, reason)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
     @property
     def lengths(self) -> list[int]:
         return [f.shape[0] for f in self.feats]
 
-    @property
-    def total_seconds(self) -> float:
-        return sum(f.shape[0] for f in self.feats) * self.frontend.frame_shift_s
-
-    def batch(self, indices: Sequence[int]) -> dict:
-        targets = [self.targets[i] for i in indices]
-        return collate([self.feats[i] for i in indices], None if any(t is None for t in targets) else targets)
+    def features(self, i: int) -> torch.Tensor:
+        return self.feats[i]
 
 
-class OnTheFlyDataset:
+class OnTheFlyDataset(_Items):
     """The interface of :class:`FeatureDataset` (``entries``, ``lengths``, ``batch``,
     ``skipped``, ``total_seconds``) without keeping features: a batch loads its audio and
     computes features when asked, so memory stays flat for corpora of any size, and
@@ -227,18 +265,9 @@ class OnTheFlyDataset:
         self.lengths: list[int] = []
         self.skipped: list[tuple[str, str]] = []
         for e in entries:
-            target = None
-            if tokenizer is not None:
-                try:
-                    target = torch.tensor(tokenizer.encode(e.text), dtype=torch.long)
-                    if target.numel() == 0:
-                        raise ValueError("empty transcript")
-                except ValueError as exc:
-                    if require_targets:
-                        self.skipped.append((e.audio_filepath, str(exc)))
-                        log.warning("skipping %s: %s", e.audio_filepath, exc)
-                        continue
-                    target = None
+            keep, target = self._target(tokenizer, e, require_targets)
+            if not keep:
+                continue
             for speed in speeds:
                 n = frontend.num_frames(int(round(e.duration * frontend.sample_rate / speed)))
                 if n < 1:
@@ -248,13 +277,6 @@ class OnTheFlyDataset:
                 self.targets.append(target)
                 self.lengths.append(n)
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    @property
-    def total_seconds(self) -> float:
-        return sum(self.lengths) * self.frontend.frame_shift_s
-
     def features(self, i: int) -> Optional[torch.Tensor]:
         """Log-mel features of item ``i`` (None, with a warning, when its audio is unusable)."""
         e, speed, fe = self.entries[i], self.speeds[i], self.frontend
@@ -263,8 +285,7 @@ class OnTheFlyDataset:
         except AudioError as exc:
             log.warning("skipping %s: %s", e.audio_filepath, exc.reason)
             return None
-        if speed != 1.0:
-            wave = resample(wave, int(round(fe.sample_rate * speed)), fe.sample_rate)
+        wave = _perturb(wave, speed, fe.sample_rate)
         if fe.num_frames(wave.shape[0]) < 1:
             log.warning("skipping %s: too short (%d samples, need at least %d)", e.audio_filepath, wave.shape[0], fe.n_fft)
             return None
@@ -277,17 +298,6 @@ class OnTheFlyDataset:
             f = self.features(i)
             if f is not None:
                 yield f
-
-    def batch(self, indices: Sequence[int]) -> Optional[dict]:
-        feats, targets = [], []
-        for i in indices:
-            f = self.features(i)
-            if f is not None:
-                feats.append(f)
-                targets.append(self.targets[i])
-        if not feats:
-            return None
-        return collate(feats, None if any(t is None for t in targets) else targets)
 
 
 def _as_is(batch):

@@ -128,8 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         model = OnnxModel(args.model, num_threads=args.threads)
-        ((settings, aligner),) = aligners_from_args(args, model.info.tokenizer)
-        aligner = None if settings["decoder"] == "greedy" else aligner  # partials stay greedy
+        ((_, aligner),) = aligners_from_args(args, model.info.tokenizer)  # None: greedy
         if model.info.streaming:
             endpoint = None if args.no_endpoint else EndpointConfig(args.rule1, args.rule2, args.rule3)
             rec = OnlineRecognizer(model, endpoint=endpoint, aligner=aligner)

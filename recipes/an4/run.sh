@@ -32,8 +32,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
-if command -v asr >/dev/null 2>&1; then ASR=(asr); else ASR=(python -m asr); fi
+source recipes/lib.sh
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   echo "== stage 0: prepare AN4 manifests (and WAV files) in $data"
@@ -42,11 +41,7 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: train into $exp"
-  resume=()
-  [ -f "$exp/last.pt" ] && resume=(--resume)
-  launch=("${ASR[@]}")  # --nproc N: data parallel over N processes (torchrun; GPUs when present)
-  [ "$nproc" -gt 1 ] && launch=(python -m torch.distributed.run --standalone --nproc_per_node "$nproc" -m asr)
-  "${launch[@]}" train --config recipes/an4/conf.yaml --exp "$exp" "${resume[@]}" \
+  asr_train "$exp" --config recipes/an4/conf.yaml \
     data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
 fi
 
@@ -60,7 +55,5 @@ fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: export to ONNX"
-  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/model.onnx"
-  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/stream.onnx" --streaming \
-    || echo "   (no streaming graph: a full-context bidirectional model cannot stream)"
+  asr_export "$exp/best.pt" "$exp"
 fi

@@ -37,9 +37,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
-if command -v asr >/dev/null 2>&1; then ASR=(asr); else ASR=(python -m asr); fi
-PY=$(command -v python || command -v python3)
+source recipes/lib.sh
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   echo "== stage 0: prepare Common Voice manifests in $data"
@@ -62,11 +60,7 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: train into $exp"
-  resume=()
-  [ -f "$exp/last.pt" ] && resume=(--resume)
-  launch=("${ASR[@]}")  # --nproc N: data parallel over N processes (torchrun; GPUs when present)
-  [ "$nproc" -gt 1 ] && launch=(python -m torch.distributed.run --standalone --nproc_per_node "$nproc" -m asr)
-  "${launch[@]}" train --config recipes/commonvoice/conf.yaml --exp "$exp" "${resume[@]}" \
+  asr_train "$exp" --config recipes/commonvoice/conf.yaml \
     data.train="$data/train_${hours}h.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
 fi
 
@@ -80,7 +74,5 @@ fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: export to ONNX"
-  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/model.onnx"
-  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/stream.onnx" --streaming \
-    || echo "   (no streaming graph: a full-context bidirectional model cannot stream)"
+  asr_export "$exp/best.pt" "$exp"
 fi

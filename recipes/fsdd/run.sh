@@ -36,9 +36,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# Use the project's virtualenv when there is one (make demo / make test create it).
-[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
-if command -v asr >/dev/null 2>&1; then ASR=(asr); else ASR=(python -m asr); fi
+source recipes/lib.sh
 if command -v asr-stream >/dev/null 2>&1; then STREAM=(asr-stream); else STREAM=(python -m asr.runtime.cli); fi
 conf=recipes/fsdd/conf.yaml
 start=$(date +%s)
@@ -50,9 +48,7 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: train into $exp"
-  resume=()
-  [ -f "$exp/last.pt" ] && resume=(--resume) && echo "   (continuing the run in $exp)"
-  "${ASR[@]}" train --config "$conf" --exp "$exp" "${resume[@]}" \
+  asr_train "$exp" --config "$conf" \
     data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
 fi
 

@@ -46,8 +46,7 @@ data=data/librispeech_$subset
 exp=${exp:-exp/librispeech_$subset}
 lm=data/librispeech_lm/$lm_name.lower.arpa.gz
 
-[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
-if command -v asr >/dev/null 2>&1; then ASR=(asr); else ASR=(python -m asr); fi
+source recipes/lib.sh
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   echo "== stage 0: prepare LibriSpeech ($subset) manifests in $data"
@@ -61,11 +60,7 @@ fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "== stage 2: train into $exp ($conf)"
-  resume=()
-  [ -f "$exp/last.pt" ] && resume=(--resume)
-  launch=("${ASR[@]}")  # --nproc N: data parallel over N processes (torchrun; GPUs when present)
-  [ "$nproc" -gt 1 ] && launch=(python -m torch.distributed.run --standalone --nproc_per_node "$nproc" -m asr)
-  "${launch[@]}" train --config "$conf" --exp "$exp" "${resume[@]}" \
+  asr_train "$exp" --config "$conf" \
     data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
 fi
 
@@ -90,7 +85,5 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "== stage 4: export to ONNX"
-  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/model.onnx"
-  "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/stream.onnx" --streaming \
-    || echo "   (no streaming graph: a full-context bidirectional model cannot stream)"
+  asr_export "$exp/best.pt" "$exp"
 fi

@@ -38,9 +38,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
-PY=python; command -v python >/dev/null 2>&1 || PY=python3
-ASR=("$PY" -m asr)
+source recipes/lib.sh
 mkdir -p "$exp"
 t_start=$SECONDS
 stage_time() { echo "   stage $1 took $(( SECONDS - $2 )) s (total $(( SECONDS - t_start )) s)" | tee -a "$exp/timing.txt"; }
@@ -60,11 +58,7 @@ fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   t=$SECONDS; echo "== stage 2: train into $exp ($nproc process(es))"
-  resume=()
-  [ -f "$exp/last.pt" ] && resume=(--resume)
-  launch=("${ASR[@]}")
-  [ "$nproc" -gt 1 ] && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node "$nproc" -m asr)
-  OMP_NUM_THREADS=1 "${launch[@]}" train --config recipes/speechocean762/conf.yaml --exp "$exp" --no-progress "${resume[@]}" \
+  OMP_NUM_THREADS=1 asr_train "$exp" --config recipes/speechocean762/conf.yaml --no-progress \
     data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
   stage_time 2 $t
 fi

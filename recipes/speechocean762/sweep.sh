@@ -19,8 +19,7 @@ while [ $# -gt 0 ]; do
     *) echo "sweep.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
-PY=python; command -v python >/dev/null 2>&1 || PY=python3
+source recipes/lib.sh
 export OMP_NUM_THREADS=1
 BASE="data.train=$data/train.jsonl data.dev=$data/dev.jsonl train.max_frames=30000 train.max_batch=32
       train.device=$device train.save_every_steps=0 train.keep_epochs=0"
