@@ -46,6 +46,12 @@ class TrainConfig:
     chunk_sizes: Optional[list[int]] = None
     speed_perturb: list[float] = field(default_factory=lambda: [1.0])  # e.g. [0.9, 1.0, 1.1]
     specaugment: Optional[SpecAugmentConfig] = field(default_factory=SpecAugmentConfig)
+    # Vocal tract length perturbation: [low, high] warp factors of the mel axis, drawn per
+    # utterance and batch (e.g. [0.9, 1.1]); None: off.
+    vtlp: Optional[list[float]] = None
+    # SortaGrad: the first epoch's batches run shortest first (a gentler start for CTC, whose
+    # first steps emit blanks only); later epochs are shuffled as usual.
+    sortagrad: bool = False
     # Where and how: "auto" trains on a GPU when there is one. Under torchrun every process
     # takes its share of each epoch's batches; one optimizer step = world size x accum_steps
     # batches (so the same global batch on 1 process needs accum_steps = world size).
@@ -79,6 +85,8 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
         raise ValueError(f"train.best_metric must be 'wer' or 'cer', got {cfg.train.best_metric!r}")
     if cfg.train.precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"train.precision must be fp32, bf16 or fp16, got {cfg.train.precision!r}")
+    if cfg.train.vtlp is not None and (len(cfg.train.vtlp) != 2 or not 0 < cfg.train.vtlp[0] <= cfg.train.vtlp[1] <= 1.25):
+        raise ValueError(f"train.vtlp must be [low, high] with 0 < low <= high <= 1.25, got {cfg.train.vtlp!r}")
     for key in ("accum_steps", "prefetch"):
         if getattr(cfg.train, key) < 1:
             raise ValueError(f"train.{key} must be >= 1, got {getattr(cfg.train, key)}")

@@ -101,3 +101,24 @@ def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugmentCon
         tw = torch.minimum(torch.full((b,), cfg.time_width, dtype=torch.long), (lengths.float() * cfg.time_width_ratio).long())
         keep &= ~spans(cfg.time_masks, tw, lengths, t)[:, :, None]
     return feats * keep
+
+
+def vtlp(feats: torch.Tensor, low: float, high: float, boundary: float = 0.8, generator=None) -> torch.Tensor:
+    """Vocal tract length perturbation on log-mel features (B, T, F), in a copy: each utterance's
+    frequency axis is warped by its own factor a, uniform in [low, high]. Bin i reads the
+    spectrum at position a * i (linear interpolation between bins) up to ``boundary`` of the
+    axis, then a straight line to the last bin, so the warped axis still ends at the top bin
+    (the piecewise-linear warp of Jaitly & Hinton, here on the mel axis). Padding frames (all
+    zero) stay zero."""
+    b, t, f = feats.shape
+    alpha = low + (high - low) * torch.rand(b, generator=generator)
+    top = float(f - 1)
+    knee = boundary * top / max(1.0, high)  # a * knee < top for every a in range
+    i = torch.arange(f, dtype=torch.float32)[None, :]
+    a = alpha[:, None]
+    src = torch.where(i <= knee, a * i, a * knee + (top - a * knee) * (i - knee) / (top - knee))
+    src = src.clamp(0, top).to(feats.device)
+    lo = src.floor().long().clamp(max=f - 2)
+    w = (src - lo).to(feats.dtype)[:, None, :]
+    lo = lo[:, None, :].expand(b, t, f)
+    return torch.gather(feats, 2, lo) * (1 - w) + torch.gather(feats, 2, lo + 1) * w

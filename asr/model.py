@@ -37,7 +37,13 @@ class ModelConfig:
     input_dim: int = 80  # n_mels of the front end
     vocab_size: int = 0  # set from the tokenizer
     subsampling: int = 2  # 1, 2 or 4: frames per model output step
-    conv_dim: int = 256  # channels of the subsampling convolutions
+    conv_dim: int = 256  # channels of the subsampling convolutions (2d: output size of its projection)
+    # Subsampling front end: "1d" = Conv1d over stacked frames (each stage joins 2 frames of all
+    # mel bins); "2d" = Conv2d stages over (time, mel) with 3-bin frequency kernels, so the same
+    # detector applies at every frequency (formants shift with speaker), then a projection.
+    # Both use non-overlapping time kernels, so chunked streaming stays exact.
+    subsampling_conv: str = "1d"
+    conv_channels: int = 32  # "2d" only: channels of each Conv2d stage
     rnn_type: str = "gru"  # "gru" or "lstm"
     hidden_size: int = 256  # per direction
     num_layers: int = 3
@@ -53,6 +59,12 @@ class ModelConfig:
         problems = []
         if self.subsampling not in (1, 2, 4, 8):
             problems.append(f"subsampling must be 1, 2, 4 or 8, got {self.subsampling}")
+        if self.subsampling_conv not in ("1d", "2d"):
+            problems.append(f"subsampling_conv must be '1d' or '2d', got {self.subsampling_conv!r}")
+        if self.subsampling_conv == "2d" and self.subsampling < 2:
+            problems.append("subsampling_conv '2d' needs subsampling >= 2")
+        if self.subsampling_conv == "2d" and self.conv_channels <= 0:
+            problems.append(f"conv_channels must be positive, got {self.conv_channels}")
         if self.rnn_type not in ("gru", "lstm"):
             problems.append(f"rnn_type must be 'gru' or 'lstm', got {self.rnn_type!r}")
         if self.vocab_size < 2:
@@ -98,6 +110,34 @@ class Subsampling(nn.Module):
             return x
         t = x.shape[1] // self.factor * self.factor
         return self.convs(x[:, :t].transpose(1, 2)).transpose(1, 2)
+
+
+class Subsampling2d(nn.Module):
+    """log2(factor) stages of Conv2d(kernel=(2 frames, 3 mel bins), stride=(2, 2)) + ReLU over
+    (time, mel), then a linear projection of channels x remaining bins to ``out_dim``. Frequency
+    kernels overlap (a local spectral pattern is found wherever it sits); time kernels do not,
+    so a chunk's output depends on its own frames only, as in :class:`Subsampling`."""
+
+    def __init__(self, input_dim: int, channels: int, out_dim: int, factor: int):
+        super().__init__()
+        self.factor = factor
+        layers: list[nn.Module] = []
+        c, f = 1, input_dim
+        for _ in range(int(math.log2(factor))):
+            layers += [nn.Conv2d(c, channels, kernel_size=(2, 3), stride=(2, 2), padding=(0, 1)), nn.ReLU()]
+            c, f = channels, (f - 1) // 2 + 1
+        self.convs = nn.Sequential(*layers)
+        self.proj = nn.Linear(c * f, out_dim)
+        self.out_dim = out_dim
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.div(lengths, self.factor, rounding_mode="floor")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, F) -> (B, T // factor, D)
+        t = x.shape[1] // self.factor * self.factor
+        y = self.convs(x[:, :t].unsqueeze(1))  # (B, C, T', F')
+        b, c, tt, f = y.shape
+        return self.proj(y.permute(0, 2, 1, 3).reshape(b, tt, c * f))
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -151,7 +191,10 @@ class CTCModel(nn.Module):
         # Global mean/variance normalization, set from training statistics and saved with the model.
         self.register_buffer("feat_mean", torch.zeros(cfg.input_dim))
         self.register_buffer("feat_std", torch.ones(cfg.input_dim))
-        self.subsampling = Subsampling(cfg.input_dim, cfg.conv_dim, cfg.subsampling)
+        if cfg.subsampling_conv == "2d":
+            self.subsampling = Subsampling2d(cfg.input_dim, cfg.conv_channels, cfg.conv_dim, cfg.subsampling)
+        else:
+            self.subsampling = Subsampling(cfg.input_dim, cfg.conv_dim, cfg.subsampling)
         dirs = 2 if cfg.bidirectional else 1
         self.rnns = nn.ModuleList()
         dim = self.subsampling.out_dim

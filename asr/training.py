@@ -28,7 +28,7 @@ from .checkpoint import build_model, checkpoint_paths, epoch_checkpoints, load_c
 from .config import ExperimentConfig
 from .data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, read_manifest
 from .decoding import greedy_ids
-from .features import compute_stats, spec_augment
+from .features import compute_stats, spec_augment, vtlp
 from .metrics import ErrorStats, error_stats
 from .model import CTCModel
 from .text import Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
@@ -227,6 +227,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
                 (logp.float().sum() * 0.0).backward()
             return 0.0
         feats, lengths = batch["feats"].to(device, non_blocking=True), batch["lengths"].to(device)
+        if tc.vtlp:
+            feats = vtlp(feats, tc.vtlp[0], tc.vtlp[1])
         chunk = None
         if cfg.model.chunk_size > 0 and tc.chunk_sizes:
             chunk = tc.chunk_sizes[int(torch.randint(len(tc.chunk_sizes), (1,)))]
@@ -245,7 +247,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
     try:
         while prog["epoch"] < tc.epochs:
             epoch = prog["epoch"]
-            batches = bucket_batches(train_ds.lengths, tc.max_frames, tc.max_batch, True, tc.seed, epoch)
+            shuffle = not (tc.sortagrad and epoch == 0)
+            batches = bucket_batches(train_ds.lengths, tc.max_frames, tc.max_batch, shuffle, tc.seed, epoch)
             # step k uses batches [k*group, (k+1)*group): process r takes every world-th of them,
             # so the processes share each epoch without overlap; the < group left over are dropped
             starts = range(prog["batch"], len(batches) - group + 1, group)

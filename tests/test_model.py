@@ -4,18 +4,19 @@ import torch
 from asr.model import CTCModel, ModelConfig
 
 
-def make(rnn_type="gru", subsampling=2, bidirectional=True, layers=2):
+def make(rnn_type="gru", subsampling=2, bidirectional=True, layers=2, conv="1d"):
     torch.manual_seed(0)
     m = CTCModel(ModelConfig(input_dim=12, vocab_size=7, subsampling=subsampling, conv_dim=16,
-                             rnn_type=rnn_type, hidden_size=16, num_layers=layers, bidirectional=bidirectional, dropout=0.2))
+                             rnn_type=rnn_type, hidden_size=16, num_layers=layers, bidirectional=bidirectional, dropout=0.2,
+                             subsampling_conv=conv, conv_channels=4))
     m.set_normalization(torch.randn(12), torch.rand(12) + 0.5)
     return m.eval()
 
 
 @pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
-@pytest.mark.parametrize("subsampling", [1, 2, 4])
-def test_padded_batch_equals_single_utterances(rnn_type, subsampling):
-    m = make(rnn_type, subsampling)
+@pytest.mark.parametrize("subsampling,conv", [(1, "1d"), (2, "1d"), (4, "1d"), (2, "2d"), (4, "2d")])
+def test_padded_batch_equals_single_utterances(rnn_type, subsampling, conv):
+    m = make(rnn_type, subsampling, conv=conv)
     lengths = [37, 64, 9, 50]
     feats = [torch.randn(n, 12) for n in lengths]
     x = torch.full((4, 64, 12), 7.0)  # padding with garbage must not matter
@@ -41,6 +42,8 @@ def test_outputs_are_log_probabilities():
     ({"subsampling": 3}, "subsampling"),
     ({"vocab_size": 1}, "vocab_size"),
     ({"dropout": 1.5}, "dropout"),
+    ({"subsampling_conv": "3d"}, "subsampling_conv"),
+    ({"subsampling_conv": "2d", "subsampling": 1}, "needs subsampling"),
 ])
 def test_config_validation(kwargs, match):
     cfg = ModelConfig(vocab_size=5)
@@ -83,6 +86,39 @@ def test_spec_augment_masks_inside_lengths_only():
     assert torch.equal(y[1, 30:], x[1, 30:]) and (y[1, :30] == 0).any()  # padding untouched by frequency masks
 
 
+def test_2d_subsampling_shares_frequency_detectors():
+    """The 2d front end's first stage applies one kernel at every mel position: a pattern moved
+    up by two bins (one stride) gives the same first-stage response, moved by one output bin."""
+    m = make(subsampling=2, conv="2d")
+    first = m.subsampling.convs[0]
+    x = torch.zeros(1, 1, 2, 12)
+    x[..., 3:5] = 1.0
+    shifted = torch.roll(x, 2, dims=-1)
+    with torch.no_grad():
+        a, b = first(x), first(shifted)
+    torch.testing.assert_close(b[..., 2:5], a[..., 1:4])
+    assert sum(p.numel() for p in first.parameters()) == 4 * 2 * 3 + 4  # one (2 x 3) kernel per channel
+
+
+def test_vtlp_warps_the_mel_axis():
+    from asr.features import vtlp
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 20, 40)
+    x[2, 15:] = 0  # padding
+    torch.testing.assert_close(vtlp(x, 1.0, 1.0), x)  # factor 1: unchanged
+    y = vtlp(x, 0.9, 1.1, generator=g)
+    assert y.shape == x.shape and torch.equal(y[2, 15:], torch.zeros(5, 40)) and not torch.allclose(y, x)
+    torch.testing.assert_close(y[:, :, 0], x[:, :, 0])  # both ends of the axis stay put
+    torch.testing.assert_close(y[:, :, -1], x[:, :, -1])
+    # a peak at bin 20 read with factor 1.1: output bin k shows the input at 1.1 k, so the peak
+    # appears near bin 20 / 1.1 = 18.2; with 0.9 near 22.2
+    peak = torch.zeros(1, 1, 40)
+    peak[..., 20] = 1.0
+    assert int(vtlp(peak, 1.1, 1.1).argmax()) == 18
+    assert int(vtlp(peak, 0.9, 0.9).argmax()) == 22
+
+
 def stream_through_steps(m, feats, chunk, right):
     """Feed one utterance's features through stream_step window by window, as a runtime does."""
     sub = m.cfg.subsampling
@@ -113,12 +149,13 @@ def test_unidirectional_chunked_equals_full_context(rnn_type):
 
 
 @pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
-@pytest.mark.parametrize("bidirectional,chunk,right", [(True, 4, 2), (True, 5, 0), (True, 3, 7), (False, 4, 0)])
-def test_stream_steps_equal_chunked_forward(rnn_type, bidirectional, chunk, right):
+@pytest.mark.parametrize("bidirectional,chunk,right,conv", [(True, 4, 2, "1d"), (True, 5, 0, "1d"), (True, 3, 7, "1d"),
+                                                            (False, 4, 0, "1d"), (True, 4, 2, "2d"), (False, 3, 0, "2d")])
+def test_stream_steps_equal_chunked_forward(rnn_type, bidirectional, chunk, right, conv):
     torch.manual_seed(1)
     m = CTCModel(ModelConfig(input_dim=12, vocab_size=7, subsampling=2, conv_dim=16, rnn_type=rnn_type,
                              hidden_size=16, num_layers=2, bidirectional=bidirectional, dropout=0.0,
-                             chunk_size=chunk, right_context=right)).eval()
+                             chunk_size=chunk, right_context=right, subsampling_conv=conv, conv_channels=4)).eval()
     m.set_normalization(torch.randn(12), torch.rand(12) + 0.5)
     for n in (9, 40, 53):
         feats = torch.randn(n, 12)

@@ -235,3 +235,37 @@ def test_epoch_snapshots_and_averaging(tiny_corpus, tmp_path):
     # the averaged model is a normal checkpoint: evaluate and transcribe it
     assert cli.main(["evaluate", "--checkpoint", os.path.join(exp, "avg.pt"), "--manifest", tiny_corpus["dev"], "--no-progress"]) == 0
     assert cli.main(["average", "--exp", str(tmp_path)]) == 2  # no snapshots there: a clear error
+
+
+def test_2d_front_end_vtlp_and_sortagrad_train(tiny_corpus, tmp_path, monkeypatch):
+    import asr.training as training
+
+    calls = []
+    real = training.bucket_batches
+
+    def spy(lengths, max_frames, max_batch, shuffle=True, seed=0, epoch=None):
+        batches = real(lengths, max_frames, max_batch, shuffle, seed, epoch or 0)
+        if epoch is None:  # dev evaluation
+            return batches
+        calls.append(shuffle)
+        if not shuffle:  # SortaGrad epoch: shortest batches first
+            longest = [max(lengths[i] for i in b) for b in batches]
+            assert longest == sorted(longest)
+        return batches
+
+    monkeypatch.setattr(training, "bucket_batches", spy)
+    cfg = tiny_config(tiny_corpus, ["model.subsampling_conv=2d", "model.conv_channels=4"],
+                      epochs=2, vtlp="[0.9,1.1]", sortagrad="true")
+    exp = str(tmp_path / "run")
+    train(cfg, exp, progress=False)
+    assert calls == [True, False, True]  # steps-per-epoch count, then epoch 1 sorted, epoch 2 shuffled
+    rows = read_log(exp)
+    assert len(rows) == 2 and all(np.isfinite(float(r["train_loss"])) for r in rows)
+    ckpt = load_checkpoint(os.path.join(exp, "last.pt"))
+    assert ckpt["config"]["model"]["subsampling_conv"] == "2d" and ckpt["config"]["train"]["vtlp"] == [0.9, 1.1]
+
+
+@pytest.mark.parametrize("value", ["[1.1,0.9]", "[0.9]", "[0.5,2.0]"])
+def test_vtlp_is_validated(tmp_path, value):
+    with pytest.raises(ValueError, match="train.vtlp"):
+        load_config(None, [f"train.vtlp={value}"])
