@@ -1,4 +1,4 @@
-"""CTC prefix beam search with an optional word n-gram LM and hotword biasing. Numpy and pure
+"""CTC prefix beam search with an optional word n-gram LM, character n-gram LM and hotword biasing. Numpy and pure
 Python (no torch, no compiled decoder), so the runtime can use it.
 
 The search (Graves 2012; Hannun et al. 2014) keeps, for every prefix (label sequence) in the
@@ -7,7 +7,8 @@ last token (``pnb``). Each frame a prefix may stay (blank, or the last token rep
 by one token; growing by its own last token needs a blank in between. The ``beam_size`` best
 prefixes survive by::
 
-    score = ln(pb + pnb) + alpha * ln P_lm(words) + beta * words + hotword bonus
+    score = ln(pb + pnb) + alpha * ln P_lm(words) + char_alpha * ln P_char(characters)
+            + beta * words + hotword bonus
 
 - **LM** (:class:`asr.lm.NGramLM`, natural-log scores): applied when a word is complete -- for
   a character vocabulary when a ``" "`` follows a non-empty word, and at the end for the last
@@ -15,6 +16,10 @@ prefixes survive by::
   pieces (SentencePiece) when a piece starting with ``"▁"`` follows a non-empty word, and at
   the end. Partial words carry no LM score (no look-ahead). ``beta`` is added per word, with or
   without an LM.
+- **Character LM** (character vocabularies; an :class:`asr.lm.NGramLM` over
+  :func:`asr.lm.char_tokens`): scores every character as it is added, the space as ``<sp>``,
+  and ``</s>`` at the end, so it also guides words the word LM does not know. It may be used
+  alone or beside the word LM.
 - **Hotwords**: the phrases are tokenized (characters, spaces included, words, or pieces) into a
   prefix trie. A hypothesis walking the trie gains ``hotword_weight`` per matched token at
   once (so it survives the beam while the phrase is being spelled); the gain is provisional
@@ -47,7 +52,7 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .lm import BOS, EOS, UNK, NGramLM
+from .lm import BOS, EOS, SPACE, UNK, NGramLM
 from .text import WORD_START, Tokenizer
 
 __all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "beam_search", "read_hotwords", "build_aligner",
@@ -67,6 +72,7 @@ class BeamSearchOptions:
     token_top_k: Optional[int] = None  # at most this many tokens per frame extend prefixes
     beam_prune_logp: Optional[float] = None  # drop hypotheses this far (negative) below the best
     nbest: Optional[int] = None  # hypotheses returned (default: beam_size)
+    char_alpha: float = 0.5  # character LM weight (natural-log probabilities), with a character LM
     # Character vocabularies with an LM: while a word is being spelled, count the best unigram
     # probability of a vocabulary word it can still become (a provisional score, replaced by
     # the n-gram score when the word completes), so the beam keeps prefixes that lead to words.
@@ -122,11 +128,13 @@ class _HotwordTrie:
 class _Node:
     """A prefix: one node of the prefix tree, with what the scores need (computed once)."""
 
-    __slots__ = ("parent", "token", "children", "hist", "word", "lm", "nwords", "hstate", "hpart", "hcomm", "bonus", "row")
+    __slots__ = ("parent", "token", "children", "hist", "word", "lm", "nwords", "hstate", "hpart", "hcomm", "bonus", "row",
+                 "chist", "clm")
 
-    def __init__(self, parent, token, hist, word, lm, nwords, hstate, hpart, hcomm, bonus):
+    def __init__(self, parent, token, hist, word, lm, nwords, hstate, hpart, hcomm, bonus, chist=(), clm=0.0):
         self.parent, self.token, self.children = parent, token, {}
         self.hist, self.word, self.lm, self.nwords = hist, word, lm, nwords  # LM history, partial word, ln LM, words
+        self.chist, self.clm = chist, clm  # character LM history and ln score
         self.hstate, self.hpart, self.hcomm = hstate, hpart, hcomm  # trie node, provisional and kept bonus
         self.bonus = bonus  # everything but the acoustic score
         self.row = None  # bonus of each child, by token (numpy), computed when first needed
@@ -144,9 +152,10 @@ class CtcBeamSearch:
     """Prefix beam search for one tokenizer (and LM); :meth:`decode` one utterance at a time."""
 
     def __init__(self, tokenizer: Tokenizer, lm: Optional[NGramLM] = None, options: Optional[BeamSearchOptions] = None,
-                 hotwords: Hotwords = None):
+                 hotwords: Hotwords = None, char_lm: Optional[NGramLM] = None):
         self.tokenizer = tokenizer
         self.lm = lm
+        self.char_lm = char_lm
         self.options = (options or BeamSearchOptions()).validate()
         self.hotwords = hotwords  # used by decode() and align() when they are given none
         self._trie(hotwords)  # fail now on a phrase the vocabulary cannot spell
@@ -156,6 +165,12 @@ class CtcBeamSearch:
         self.pieces = kind == "bpe"  # word pieces: a piece starting with WORD_START starts a word
         self.starts = np.array([v.startswith(WORD_START) for v in self.vocab]) if self.pieces else None
         self.space = None if self.word_units or self.pieces else (self.vocab.index(" ") if " " in self.vocab else None)
+        if char_lm is not None:
+            if self.word_units or self.pieces:
+                raise ValueError("a character LM needs a character vocabulary (this model's units are "
+                                 f"{'words' if self.word_units else 'word pieces'})")
+            self._char_syms = [SPACE if v == " " else v for v in self.vocab]
+            self._char_rows: dict[tuple[str, ...], np.ndarray] = {}
         self._lm_rows: dict[tuple[str, ...], np.ndarray] = {}
         self._ahead: Optional[dict[str, float]] = None  # word prefix -> best ln P_unigram of its completions
         if lm is not None and self.space is not None and self.options.lm_lookahead:
@@ -182,6 +197,20 @@ class CtcBeamSearch:
             score = self.lm.score
             row = self._lm_rows[hist] = np.array([0.0] + [score(w, hist) for w in self.vocab[1:]])
         return row
+
+    def _char_row(self, hist: tuple[str, ...]) -> np.ndarray:
+        """ln P_char of every token after ``hist`` (0 for the blank)."""
+        row = self._char_rows.get(hist)
+        if row is None:
+            if len(self._char_rows) > 100_000:
+                self._char_rows.clear()
+            score = self.char_lm.score
+            row = self._char_rows[hist] = np.array([0.0] + [score(w, hist) for w in self._char_syms[1:]])
+        return row
+
+    def _char_push(self, hist: tuple[str, ...], sym: str) -> tuple[str, ...]:
+        n = self.char_lm.order - 1
+        return (hist + (sym,))[max(0, len(hist) + 1 - n):] if n > 0 else ()
 
     def _trie(self, hotwords: Hotwords) -> Optional[_HotwordTrie]:
         if not hotwords:
@@ -252,8 +281,13 @@ class CtcBeamSearch:
                 else:
                     state = nxt
         o = self.options
+        chist, clm = node.chist, node.clm
+        if self.char_lm is not None:
+            clm += float(self._char_row(chist)[c])
+            chist = self._char_push(chist, self._char_syms[c])
         ahead = self._lookahead(word)
-        ch = _Node(node, c, hist, word, lmv, nw, state, part, comm, o.alpha * (lmv + ahead) + o.beta * nw + comm + part)
+        ch = _Node(node, c, hist, word, lmv, nw, state, part, comm,
+                   o.alpha * (lmv + ahead) + o.char_alpha * clm + o.beta * nw + comm + part, chist, clm)
         node.children[c] = ch
         return ch
 
@@ -286,6 +320,8 @@ class CtcBeamSearch:
                         row[c] += o.alpha * (self._lookahead(node.word + ch) - base)
                 if node.word:
                     row[self.space] -= o.alpha * base
+        if self.char_lm is not None:
+            row += o.char_alpha * self._char_row(node.chist)
         if trie is not None:
             delta: dict[int, float] = {}
             if self._may_start(node):
@@ -308,7 +344,10 @@ class CtcBeamSearch:
         if self.lm is not None:
             lmv += self.lm.score(EOS, hist)
         o = self.options
-        return lmv, o.alpha * lmv + o.beta * nw + node.hcomm, nw
+        bonus = o.alpha * lmv + o.beta * nw + node.hcomm
+        if self.char_lm is not None:
+            bonus += o.char_alpha * (node.clm + self.char_lm.score(EOS, node.chist))
+        return lmv, bonus, nw
 
     def _candidates(self, lp: np.ndarray) -> np.ndarray:
         o = self.options
@@ -331,8 +370,9 @@ class CtcBeamSearch:
             raise ValueError(f"expected (frames, {V}) log-probabilities, got shape {lps.shape}")
         o = self.options
         trie = self._trie(self.hotwords if hotwords is None else hotwords)
-        plain = trie is None and self.lm is None and o.beta == 0.0
-        root = _Node(None, None, (BOS,) if self.lm is not None else (), "", 0.0, 0, 0, 0.0, 0.0, 0.0)
+        plain = trie is None and self.lm is None and self.char_lm is None and o.beta == 0.0
+        root = _Node(None, None, (BOS,) if self.lm is not None else (), "", 0.0, 0, 0, 0.0, 0.0, 0.0,
+                     (BOS,) if self.char_lm is not None else ())
 
         beams = [root]
         last = np.array([-1])  # last token of each prefix (-1: empty)
@@ -489,21 +529,23 @@ Aligner = Callable[[np.ndarray], list[tuple[int, int, int]]]
 
 
 def build_aligner(tokenizer: Tokenizer, beam_size: int = 0, lm: "Optional[NGramLM | str]" = None,
-                  hotwords: Hotwords = None, **options) -> Aligner:
+                  hotwords: Hotwords = None, char_lm: "Optional[NGramLM | str]" = None, **options) -> Aligner:
     """What turns one utterance's (frames, V) log-probs into (token, first, last) triples:
     greedy best path when ``beam_size`` is 0 (no LM, no hotwords allowed then), else a
-    :class:`CtcBeamSearch` (``lm``: an :class:`NGramLM` or an ARPA path; ``options``:
-    :class:`BeamSearchOptions` fields)."""
+    :class:`CtcBeamSearch` (``lm``, ``char_lm``: an :class:`NGramLM` or an ARPA path;
+    ``options``: :class:`BeamSearchOptions` fields)."""
     from .decoding import greedy_alignment
 
     if beam_size <= 0:
-        if lm is not None or hotwords:
+        if lm is not None or char_lm is not None or hotwords:
             raise ValueError("a language model or hotwords need beam search (beam size >= 1)")
         return greedy_alignment
     if isinstance(lm, (str, os.PathLike)):
         lm = NGramLM.read_arpa(lm)
+    if isinstance(char_lm, (str, os.PathLike)):
+        char_lm = NGramLM.read_arpa(char_lm)
     opts = dataclasses.replace(BeamSearchOptions(), beam_size=beam_size, **options)
-    return CtcBeamSearch(tokenizer, lm, opts, hotwords).align
+    return CtcBeamSearch(tokenizer, lm, opts, hotwords, char_lm).align
 
 
 # --- command-line options ----------------------------------------------------------------------
@@ -516,6 +558,8 @@ def add_decoding_args(sp, grid: bool = False) -> None:
     many = "; comma-separated values run a grid search and report the best" if grid else ""
     g.add_argument("--alpha", help=f"LM weight (default 0.5){many}")
     g.add_argument("--beta", help=f"bonus per word, the insertion bonus (default 0){many}")
+    g.add_argument("--char-lm", help="character n-gram language model, ARPA (`asr lm build --units char`); alone or with --lm")
+    g.add_argument("--char-alpha", help=f"character LM weight (default 0.5){many}")
     g.add_argument("--hotwords", help="file of words or phrases to favour: one a line, optional <TAB>bonus per token")
     g.add_argument("--hotword", action="append", metavar="PHRASE", help="a word or phrase to favour (repeatable)")
     g.add_argument("--hotword-weight", type=float, help="bonus per matched token of a hotword (default 2.0)")
@@ -549,31 +593,39 @@ def aligners_from_args(args, tokenizer, grid: bool = False) -> list[tuple[dict, 
     when ``grid``. The aligner is None for greedy decoding (the recognizers' default, and the
     only kind streams use for partial results). The ARPA file is read once."""
     hot = _hotwords_from_args(args)
-    beam = args.beam_size if args.beam_size is not None else (16 if (args.lm or hot) else 0)
+    beam = args.beam_size if args.beam_size is not None else (16 if (args.lm or args.char_lm or hot) else 0)
     alphas = _floats(args.alpha, "--alpha") if args.alpha is not None else [BeamSearchOptions.alpha]
     betas = _floats(args.beta, "--beta") if args.beta is not None else [BeamSearchOptions.beta]
-    if not grid and (len(alphas) > 1 or len(betas) > 1):
-        raise ValueError("several --alpha/--beta values (a grid search) need `asr evaluate --checkpoint`")
+    char_alphas = _floats(args.char_alpha, "--char-alpha") if args.char_alpha is not None else [BeamSearchOptions.char_alpha]
+    if not grid and (len(alphas) > 1 or len(betas) > 1 or len(char_alphas) > 1):
+        raise ValueError("several --alpha/--beta/--char-alpha values (a grid search) need `asr evaluate --checkpoint`")
     if beam <= 0:
-        if args.lm or hot:
-            raise ValueError("--lm and hotwords need beam search: --beam-size must be >= 1")
+        if args.lm or args.char_lm or hot:
+            raise ValueError("--lm, --char-lm and hotwords need beam search: --beam-size must be >= 1")
         return [({"decoder": "greedy"}, None)]
     lm = NGramLM.read_arpa(args.lm) if args.lm else None
     if lm is None:
         alphas = [0.0]
+    char_lm = NGramLM.read_arpa(args.char_lm) if args.char_lm else None
+    if char_lm is None:
+        char_alphas = [0.0]
     weight = args.hotword_weight if args.hotword_weight is not None else BeamSearchOptions.hotword_weight
     out = []
     for a in alphas:
-        for b in betas:
-            settings = {"decoder": "beam", "beam_size": beam, "lm": args.lm, "alpha": a, "beta": b,
-                        "hotwords": len(hot) if hot else 0}
-            out.append((settings, build_aligner(tokenizer, beam, lm, hot, alpha=a, beta=b, hotword_weight=weight,
-                                                lm_lookahead=not args.no_lm_lookahead)))
+        for ca in char_alphas:
+            for b in betas:
+                settings = {"decoder": "beam", "beam_size": beam, "lm": args.lm, "alpha": a, "beta": b,
+                            "hotwords": len(hot) if hot else 0}
+                if char_lm is not None:
+                    settings.update(char_lm=args.char_lm, char_alpha=ca)
+                out.append((settings, build_aligner(tokenizer, beam, lm, hot, char_lm, alpha=a, beta=b, char_alpha=ca,
+                                                    hotword_weight=weight, lm_lookahead=not args.no_lm_lookahead)))
     return out
 
 
-def beam_search(log_probs: np.ndarray, tokenizer: Tokenizer, lm: Optional[NGramLM] = None, hotwords: Hotwords = None, **options) -> list[Hypothesis]:
+def beam_search(log_probs: np.ndarray, tokenizer: Tokenizer, lm: Optional[NGramLM] = None, hotwords: Hotwords = None,
+                char_lm: Optional[NGramLM] = None, **options) -> list[Hypothesis]:
     """One-call prefix beam search: ``options`` are :class:`BeamSearchOptions` fields
-    (``beam_size``, ``alpha``, ``beta``, ``hotword_weight``, ``token_min_logp``, ...)."""
+    (``beam_size``, ``alpha``, ``beta``, ``char_alpha``, ``hotword_weight``, ``token_min_logp``, ...)."""
     opts = dataclasses.replace(BeamSearchOptions(), **options)
-    return CtcBeamSearch(tokenizer, lm, opts).decode(log_probs, hotwords)
+    return CtcBeamSearch(tokenizer, lm, opts, char_lm=char_lm).decode(log_probs, hotwords)

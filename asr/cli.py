@@ -188,6 +188,8 @@ def _settings_label(settings: dict) -> str:
     label = f"beam {settings['beam_size']}"
     if settings.get("lm"):
         label += f", LM alpha {settings['alpha']:g}"
+    if settings.get("char_lm"):
+        label += f", char LM {settings['char_alpha']:g}"
     if settings.get("beta"):
         label += f", beta {settings['beta']:g}"
     if settings.get("hotwords"):
@@ -203,18 +205,20 @@ def cmd_evaluate(args) -> int:
     decode = _decode_with_onnx if args.model else _decode_with_checkpoint
     paths, refs, runs, skipped, condition, extra = decode(args, entries)
     scored = [(settings, hyps, error_stats(refs, hyps)) for settings, hyps in runs]
-    if len(scored) > 1:  # grid search over LM weight and insertion bonus: best by WER, then CER
+    if len(scored) > 1:  # grid search over LM weights and insertion bonus: best by WER, then CER
+        chars = any(s.get("char_lm") for s, _, _ in scored)
         print(f"grid search on {args.manifest}:")
-        print(f"  {'alpha':>6} {'beta':>6} {'WER %':>7} {'CER %':>7}")
+        print(f"  {'alpha':>6}" + (f" {'char':>6}" if chars else "") + f" {'beta':>6} {'WER %':>7} {'CER %':>7}")
         for settings, _, st in scored:
-            print(f"  {settings['alpha']:>6g} {settings['beta']:>6g} {st.wer:>7.2f} {st.cer:>7.2f}")
+            print(f"  {settings['alpha']:>6g}" + (f" {settings['char_alpha']:>6g}" if chars else "")
+                  + f" {settings['beta']:>6g} {st.wer:>7.2f} {st.cer:>7.2f}")
     settings, hyps, st = min(scored, key=lambda r: (r[2].wer, r[2].cer))
     source = args.model or args.checkpoint
     stem = os.path.splitext(os.path.basename(args.manifest))[0]
     if args.model:
         stem += "_" + os.path.splitext(os.path.basename(args.model))[0]
     if settings["decoder"] == "beam":
-        stem += "_beam" + ("_lm" if settings.get("lm") else "")
+        stem += "_beam" + ("_lm" if settings.get("lm") else "") + ("_charlm" if settings.get("char_lm") else "")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(source)), f"decode_{stem}.txt")
     with open(out, "w", encoding="utf-8") as f:
         for p, r, h in zip(paths, refs, hyps):

@@ -1,4 +1,4 @@
-"""Word n-gram language models: training, ARPA files, scoring. Pure Python (no torch, no numpy
+"""Word (and character) n-gram language models: training, ARPA files, scoring. Pure Python (no torch, no numpy
 needed), so the runtime can use it.
 
 Smoothing: **interpolated Kneser-Ney** with one absolute discount ``D_k`` per order (Chen &
@@ -22,9 +22,14 @@ always does the standard ARPA backoff lookup, on a trained or a read model alike
 Scores are **natural logs** (``ln``) so they add to CTC log-probabilities; the ARPA file holds
 log10 values as the format requires.
 
+A **character** model is the same machinery over :func:`char_tokens` -- each character a
+"word", the space written ``<sp>`` -- so the beam search can score every letter it adds, which
+reaches words no word list holds (``build --units char``).
+
 Command line::
 
     python -m asr.lm build --text corpus.txt --order 3 --out lm.arpa
+    python -m asr.lm build --manifest data/x/train.jsonl --units char --order 6 --out chars.arpa
     python -m asr.lm build --manifest data/x/train.jsonl --order 3 --out lm.arpa
     python -m asr.lm ppl --lm lm.arpa --text test.txt
 """
@@ -42,9 +47,10 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from .text import normalize_text
 
-__all__ = ["BOS", "EOS", "UNK", "NGramLM", "train_ngram", "ArpaError", "read_sentences", "main"]
+__all__ = ["BOS", "EOS", "UNK", "SPACE", "NGramLM", "train_ngram", "ArpaError", "read_sentences", "char_tokens", "main"]
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+SPACE = "<sp>"  # the space between words, as a token of a character model
 LN10 = math.log(10.0)
 NO_PROB = -99.0  # log10 "probability" of <s> as a predicted word (the ARPA convention)
 UNK_MISSING = -100.0  # log10 prob of an OOV word when a read model has no <unk> (KenLM's value)
@@ -323,6 +329,11 @@ def _lookup(probs: dict[tuple[str, ...], float], backoffs: dict[tuple[str, ...],
     return weight * probs[gram]
 
 
+def char_tokens(sentence: str) -> list[str]:
+    """A sentence as the tokens of a character model: its characters, ``<sp>`` for a space."""
+    return [SPACE if ch == " " else ch for ch in sentence]
+
+
 # --- command line -------------------------------------------------------------------------
 def read_sentences(text: Optional[str] = None, manifest: Optional[str] = None) -> Iterator[str]:
     """Normalized, non-empty sentences of a text file (one per line) or of the ``text`` fields
@@ -350,24 +361,29 @@ def read_sentences(text: Optional[str] = None, manifest: Optional[str] = None) -
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m asr.lm") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Word n-gram language models (ARPA).")
+    parser = argparse.ArgumentParser(prog=prog, description="Word or character n-gram language models (ARPA).")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="train an interpolated Kneser-Ney model and write it as ARPA")
     b.add_argument("--text", help="text file, one sentence per line (normalized here)")
     b.add_argument("--manifest", help="JSONL manifest whose 'text' fields are the sentences")
     b.add_argument("--order", type=int, default=3)
+    b.add_argument("--units", choices=("word", "char"), default="word",
+                   help="tokens of the model: words (default) or characters (space = <sp>), for --char-lm")
     b.add_argument("--discount", type=float, default=None, help="one discount for all orders (default: estimated)")
     b.add_argument("--out", required=True, help="ARPA file to write")
     p = sub.add_parser("ppl", help="perplexity of an ARPA model on text")
     p.add_argument("--lm", required=True, help="ARPA file")
     p.add_argument("--text")
     p.add_argument("--manifest")
+    p.add_argument("--units", choices=("word", "char"), default="word", help="units the model was built on")
     args = parser.parse_args(argv)
 
     if args.text is None and args.manifest is None:
         parser.error("give --text and/or --manifest")
     try:
-        sentences = list(read_sentences(args.text, args.manifest))
+        sentences: list = list(read_sentences(args.text, args.manifest))
+        if args.units == "char":
+            sentences = [char_tokens(x) for x in sentences]
         if args.command == "build":
             if not sentences:
                 raise ValueError("no sentences in the input")
@@ -377,9 +393,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m asr.lm") -
             print(f"wrote {args.out}: order {lm.order}, {len(sentences)} sentences, {counts}", file=sys.stderr)
         else:
             lm = NGramLM.read_arpa(args.lm)
-            words = sum(len(s.split()) + 1 for s in sentences)
-            oov = sum(1 for s in sentences for w in s.split() if w not in lm.vocab)
-            print(f"{len(sentences)} sentences, {words} words (with </s>), {oov} OOV, perplexity {lm.perplexity(sentences):.3f}")
+            words = sum(len(_words(s)) + 1 for s in sentences)
+            oov = sum(1 for s in sentences for w in _words(s) if w not in lm.vocab)
+            unit = "characters" if args.units == "char" else "words"
+            print(f"{len(sentences)} sentences, {words} {unit} (with </s>), {oov} OOV, perplexity {lm.perplexity(sentences):.3f}")
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -332,3 +332,48 @@ def test_word_times_from_pieces():
     text, words = words_from_tokens(tok, hyp.alignment, 0.04)
     assert text == hyp.text == "the cat sat"
     assert [(w.word, w.start, w.end) for w in words] == [("the", 0.04, 0.12), ("cat", 0.16, 0.24), ("sat", 0.28, 0.32)]
+
+
+def test_char_lm_full_beam_matches_brute_force():
+    """With a character LM every sequence's score is ln P_ctc + char_alpha * ln P_char(its
+    characters, <sp> for the space, then </s>): checked for every sequence a full beam keeps."""
+    from asr.lm import EOS, char_tokens
+
+    rng = np.random.default_rng(7)
+    tok = CharTokenizer([B, "a", "b", " "])
+    clm = train_ngram([char_tokens(s) for s in ["ab ba", "a b", "bab", "ab ab"]], order=3)
+    lp = log_softmax(rng.normal(size=(6, 4)) * 1.5)
+    total, _ = brute_force(lp)
+
+    def char_score(tokens):
+        # the raw token sequence (decode() would normalize spaces)
+        syms = ["<sp>" if tok.vocab[t] == " " else tok.vocab[t] for t in tokens]
+        hist, total_lm = ("<s>",), 0.0
+        for s in syms + [EOS]:
+            total_lm += clm.score(s, hist)
+            hist = (hist + (s,))[-2:]
+        return total_lm
+
+    hyps = beam_search(lp, tok, char_lm=clm, char_alpha=0.7, beam_size=2000, nbest=2000, **EXACT)
+    want = {k: v + 0.7 * char_score(k) for k, v in total.items()}
+    assert tuple(hyps[0].tokens) == max(want, key=want.get)
+    for h in hyps:
+        assert h.score == pytest.approx(want[tuple(h.tokens)])
+        assert h.acoustic == pytest.approx(total[tuple(h.tokens)])
+
+
+def test_char_lm_reaches_words_the_word_lm_lacks():
+    """"cat" is spelled in the training text of the character model only inside "cats"; the
+    word LM has never seen "cat" and the acoustics slightly prefer "cut". The character LM
+    knows "c-a-t" and picks it; it also works beside a word LM, and refuses non-char units."""
+    tok = CharTokenizer.build(["the cat cut"])
+    from asr.lm import char_tokens
+
+    clm = train_ngram([char_tokens(s) for s in ["the cats sat", "cats and the bat", "the rats"]], order=4)
+    lp = frames(tok, ["t", "h", "e", " ", "c", {"u": 0.55, "a": 0.45}, "t"])
+    assert beam_search(lp, tok, beam_size=10)[0].text == "the cut"
+    assert beam_search(lp, tok, char_lm=clm, char_alpha=0.5, beam_size=10)[0].text == "the cat"
+    wlm = train_ngram(["the dog", "the dog sat"], order=2)
+    assert beam_search(lp, tok, lm=wlm, alpha=0.3, char_lm=clm, char_alpha=0.5, beam_size=10)[0].text == "the cat"
+    with pytest.raises(ValueError, match="character vocabulary"):
+        CtcBeamSearch(WordTokenizer([B, "one", "two"]), char_lm=clm)

@@ -117,6 +117,18 @@ def test_evaluate_with_lm_grid(tmp_path, models, arpa, capsys):
     onnx_result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert onnx_result["wer"] == pytest.approx(result["wer"]) and onnx_result["cer"] == pytest.approx(result["cer"])
     assert cli.main(["evaluate", "--model", path, "--manifest", str(manifest), "--alpha", "0.1,0.2", "--lm", arpa]) == 2
+    # a character LM, alone (grid over its weight) and beside the word LM
+    from asr.lm import char_tokens
+
+    chars = str(tmp_path / "chars.arpa")
+    train_ngram([char_tokens(t) for t in ["abc ca", "cab b", "a b c", "ab ab"]], order=4).write_arpa(chars)
+    assert cli.main(argv + ["--char-lm", chars, "--char-alpha", "0.3,1.0"]) == 0
+    out = capsys.readouterr().out
+    assert "char" in out and json.loads(out.strip().splitlines()[-1])["char_alpha"] in (0.3, 1.0)
+    assert cli.main(["evaluate", "--model", path, "--manifest", str(manifest), "--lm", arpa, "--char-lm", chars,
+                     "--char-alpha", "0.5"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["char_lm"] == chars and result["details"].endswith("_beam_lm_charlm.txt")
     assert cli.main(argv + ["--beam-size", "0", "--lm", arpa]) == 2  # an LM needs beam search
 
 

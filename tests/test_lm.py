@@ -175,3 +175,21 @@ def test_read_gzipped_arpa(tmp_path):
         dst.write(src.read())
     back = NGramLM.read_arpa(tmp_path / "lm.arpa.gz")
     assert back.probs == lm.probs and back.backoffs == lm.backoffs
+
+
+def test_character_model(tmp_path, capsys):
+    from asr.lm import SPACE, char_tokens
+
+    assert char_tokens("it's a") == ["i", "t", "'", "s", SPACE, "a"]
+    text = tmp_path / "corpus.txt"
+    text.write_text("the cat\nthe hat\n")
+    out = tmp_path / "c.arpa"
+    assert main(["build", "--text", str(text), "--units", "char", "--order", "4", "--out", str(out)]) == 0
+    lm = NGramLM.read_arpa(out)
+    assert lm.order == 4 and lm.vocab == {"<s>", "</s>", "<unk>", SPACE, "t", "h", "e", "c", "a"}
+    assert_normalized(lm, [(), ("<s>",), ("t", "h"), ("e", SPACE)])
+    # "the " was always followed by c or h
+    assert lm.score("c", ("h", "e", SPACE)) > lm.score("t", ("h", "e", SPACE))
+    capsys.readouterr()
+    assert main(["ppl", "--lm", str(out), "--units", "char", "--text", str(text)]) == 0
+    assert "16 characters (with </s>), 0 OOV" in capsys.readouterr().out
