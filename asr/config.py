@@ -52,6 +52,7 @@ class TrainConfig:
     # SortaGrad: the first epoch's batches run shortest first (a gentler start for CTC, whose
     # first steps emit blanks only); later epochs are shuffled as usual.
     sortagrad: bool = False
+    inter_ctc_weight: float = 0.3  # weight of the intermediate CTC loss (with model.inter_ctc_layer > 0)
     # Where and how: "auto" trains on a GPU when there is one. Under torchrun every process
     # takes its share of each epoch's batches; one optimizer step = world size x accum_steps
     # batches (so the same global batch on 1 process needs accum_steps = world size).
@@ -87,6 +88,8 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
         raise ValueError(f"train.precision must be fp32, bf16 or fp16, got {cfg.train.precision!r}")
     if cfg.train.vtlp is not None and (len(cfg.train.vtlp) != 2 or not 0 < cfg.train.vtlp[0] <= cfg.train.vtlp[1] <= 1.25):
         raise ValueError(f"train.vtlp must be [low, high] with 0 < low <= high <= 1.25, got {cfg.train.vtlp!r}")
+    if not 0 <= cfg.train.inter_ctc_weight < 1:
+        raise ValueError(f"train.inter_ctc_weight must be in [0, 1), got {cfg.train.inter_ctc_weight}")
     for key in ("accum_steps", "prefetch"):
         if getattr(cfg.train, key) < 1:
             raise ValueError(f"train.{key} must be >= 1, got {getattr(cfg.train, key)}")

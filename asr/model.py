@@ -54,6 +54,14 @@ class ModelConfig:
     # subsampling). 0 = full context. Unidirectional models need no right context.
     chunk_size: int = 0
     right_context: int = 0
+    # Subtract each utterance's own mean log-mel (over its frames) before the global
+    # normalization: removes per-recording gain and channel colouring. Needs the whole
+    # utterance, so full-context bidirectional models only (streams cannot know the mean).
+    utterance_cmn: bool = False
+    # Intermediate CTC (Lee & Watanabe 2021): a second CTC head after this many recurrent
+    # layers (0: none), trained with weight train.inter_ctc_weight; a regularizer, unused when
+    # decoding and not exported.
+    inter_ctc_layer: int = 0
 
     def validate(self) -> None:
         problems = []
@@ -78,6 +86,10 @@ class ModelConfig:
             problems.append("right_context needs a bidirectional model (a unidirectional one streams exactly without it)")
         if self.right_context and not self.chunk_size:
             problems.append("right_context needs chunk_size > 0")
+        if self.utterance_cmn and (self.chunk_size > 0 or not self.bidirectional):
+            problems.append("utterance_cmn needs the whole utterance: full-context bidirectional models only (chunk_size 0)")
+        if not 0 <= self.inter_ctc_layer < self.num_layers:
+            problems.append(f"inter_ctc_layer must be in [0, num_layers), got {self.inter_ctc_layer}")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if problems:
@@ -138,6 +150,14 @@ class Subsampling2d(nn.Module):
         y = self.convs(x[:, :t].unsqueeze(1))  # (B, C, T', F')
         b, c, tt, f = y.shape
         return self.proj(y.permute(0, 2, 1, 3).reshape(b, tt, c * f))
+
+
+def utterance_cmn(feats: torch.Tensor, lengths: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Subtract each utterance's mean feature vector over its own frames (B, T, F)."""
+    if mask is None:
+        mask = (torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+    mean = (feats * mask).sum(dim=1, keepdim=True) / lengths.clamp(min=1).to(feats.dtype)[:, None, None]
+    return feats - mean
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -203,15 +223,19 @@ class CTCModel(nn.Module):
             dim = cfg.hidden_size * dirs
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(dim, cfg.vocab_size)
+        self.inter_head = nn.Linear(cfg.hidden_size * dirs, cfg.vocab_size) if cfg.inter_ctc_layer else None
+        self.intermediate: Optional[torch.Tensor] = None  # training: the last forward's intermediate log-probs
 
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feat_mean.copy_(mean)
         self.feat_std.copy_(std.clamp(min=1e-5))
 
     def normalize(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = (torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+        if self.cfg.utterance_cmn:
+            feats = utterance_cmn(feats, lengths, mask)
         x = (feats - self.feat_mean) / self.feat_std
-        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
-        return x * mask.unsqueeze(-1)
+        return x * mask
 
     def forward(
         self,
@@ -234,9 +258,12 @@ class CTCModel(nn.Module):
         out_lengths = self.subsampling.output_lengths(lengths).clamp(min=1)
         chunk = self.cfg.chunk_size if chunk_size is None else chunk_size
         right = (self.cfg.right_context if right_context is None else right_context) if self.cfg.bidirectional else 0
+        self.intermediate = None
         if chunk <= 0:
             for i, layer in enumerate(self.rnns):
                 x = layer(self.dropout(x) if i else x, out_lengths)
+                if self.inter_head is not None and self.training and i + 1 == self.cfg.inter_ctc_layer:
+                    self.intermediate = self.inter_head(self.dropout(x)).log_softmax(dim=-1)
         else:
             x = self._chunked(x, out_lengths, chunk, right)
         logits = self.head(self.dropout(x))
@@ -246,13 +273,18 @@ class CTCModel(nn.Module):
         """Latency-controlled processing of a whole (padded) batch, chunk by chunk: exactly what
         a stream computes, so training can see the serving condition."""
         states: list[State] = [None] * len(self.rnns)
-        outs = []
+        outs, inters = [], []
+        inter_layer = self.cfg.inter_ctc_layer if self.inter_head is not None and self.training else 0
         for start in range(0, x.shape[1], chunk):
             h = x[:, start : start + chunk + right]
             valid = (lengths - start).clamp(min=0, max=h.shape[1])
             for i, layer in enumerate(self.rnns):
                 h, states[i] = layer.step(self.dropout(h) if i else h, valid, chunk, states[i])
+                if i + 1 == inter_layer:
+                    inters.append(h[:, :chunk])
             outs.append(h[:, :chunk])
+        if inters:
+            self.intermediate = self.inter_head(self.dropout(torch.cat(inters, dim=1))).log_softmax(dim=-1)
         return torch.cat(outs, dim=1)
 
     def initial_state(self, batch: int = 1) -> list[torch.Tensor]:

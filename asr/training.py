@@ -29,6 +29,7 @@ from .config import ExperimentConfig
 from .data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, read_manifest
 from .decoding import greedy_ids
 from .features import compute_stats, spec_augment, vtlp
+from .model import utterance_cmn
 from .metrics import ErrorStats, error_stats
 from .model import CTCModel
 from .text import Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
@@ -170,6 +171,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
     model = CTCModel(cfg.model)
     if state is None:
         feats = train_ds.feats if tc.precompute_features else train_ds.sample_features(seed=tc.seed)
+        if cfg.model.utterance_cmn:  # statistics of what the global normalization will see
+            feats = (utterance_cmn(f[None], torch.tensor([f.shape[0]]))[0] for f in feats)
         mean, std = compute_stats(feats)
         model.set_normalization(mean, std)
     log.info("model: %s, %.2fM parameters; train %d utts (%.0f s audio, speeds %s), dev %s utts",
@@ -236,10 +239,16 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
         with ctx:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logp, out_len = net(feats, lengths, augment=augment, chunk_size=chunk)
-            loss = torch.nn.functional.ctc_loss(
-                logp.float().transpose(0, 1), batch["targets"].to(device), out_len, batch["target_lengths"].to(device),
-                zero_infinity=True, reduction="sum",
-            ) / (len(lengths) * n_micro)
+            targets, target_lengths = batch["targets"].to(device), batch["target_lengths"].to(device)
+
+            def ctc(lp):
+                return torch.nn.functional.ctc_loss(lp.float().transpose(0, 1), targets, out_len, target_lengths,
+                                                    zero_infinity=True, reduction="sum") / (len(lengths) * n_micro)
+
+            loss = ctc(logp)
+            inter = model.intermediate
+            if inter is not None:  # (weight 0 still joins the graph: DDP wants every parameter used)
+                loss = (1 - tc.inter_ctc_weight) * loss + tc.inter_ctc_weight * ctc(inter)
             (scaler.scale(loss) if scaler is not None else loss).backward()
         return loss.item()
 

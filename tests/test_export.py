@@ -31,8 +31,9 @@ def metadata(path):
     return {p.key: json.loads(p.value) for p in onnx.load(path).metadata_props if p.key.startswith("asr.")}
 
 
-def test_offline_export_metadata_and_parity(tmp_path):
-    ckpt = make_checkpoint(tmp_path / "m.pt")
+@pytest.mark.parametrize("kwargs", [{}, {"utterance_cmn": True, "subsampling_conv": "2d", "conv_channels": 4, "inter_ctc_layer": 1}])
+def test_offline_export_metadata_and_parity(tmp_path, kwargs):
+    ckpt = make_checkpoint(tmp_path / "m.pt", **kwargs)
     r = export_onnx(ckpt, str(tmp_path / "m.onnx"))
     assert r.max_abs_diff <= 1e-4
     meta = metadata(tmp_path / "m.onnx")

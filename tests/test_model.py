@@ -44,6 +44,9 @@ def test_outputs_are_log_probabilities():
     ({"dropout": 1.5}, "dropout"),
     ({"subsampling_conv": "3d"}, "subsampling_conv"),
     ({"subsampling_conv": "2d", "subsampling": 1}, "needs subsampling"),
+    ({"utterance_cmn": True, "chunk_size": 4}, "utterance_cmn"),
+    ({"utterance_cmn": True, "bidirectional": False}, "utterance_cmn"),
+    ({"inter_ctc_layer": 3}, "inter_ctc_layer"),
 ])
 def test_config_validation(kwargs, match):
     cfg = ModelConfig(vocab_size=5)
@@ -98,6 +101,44 @@ def test_2d_subsampling_shares_frequency_detectors():
         a, b = first(x), first(shifted)
     torch.testing.assert_close(b[..., 2:5], a[..., 1:4])
     assert sum(p.numel() for p in first.parameters()) == 4 * 2 * 3 + 4  # one (2 x 3) kernel per channel
+
+
+def test_utterance_cmn_removes_a_per_recording_gain():
+    """A recording made 10 dB louder (a constant added to every log-mel value) or through another
+    channel (a constant per mel bin) gives the same output; padded batches still agree."""
+    torch.manual_seed(0)
+    m = CTCModel(ModelConfig(input_dim=12, vocab_size=7, subsampling=2, conv_dim=16, hidden_size=16, num_layers=2,
+                             utterance_cmn=True)).eval()
+    m.set_normalization(torch.randn(12), torch.rand(12) + 0.5)
+    a, b = torch.randn(30, 12), torch.randn(20, 12)
+    x = torch.full((2, 30, 12), 5.0)
+    x[0], x[1, :20] = a, b
+    with torch.no_grad():
+        out, _ = m(x, torch.tensor([30, 20]))
+        single, _ = m(b[None], torch.tensor([20]))
+        louder, _ = m((a + 2.3 + torch.randn(12))[None], torch.tensor([30]))
+    torch.testing.assert_close(out[1, :10], single[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(louder[0], out[0], atol=1e-5, rtol=1e-5)
+    plain = make()
+    with torch.no_grad():  # without it the gain does matter
+        assert not torch.allclose(plain(a[None], torch.tensor([30]))[0], plain((a + 2.3)[None], torch.tensor([30]))[0])
+
+
+@pytest.mark.parametrize("chunk", [0, 3])
+def test_intermediate_ctc_head_in_training_only(chunk):
+    torch.manual_seed(0)
+    m = CTCModel(ModelConfig(input_dim=12, vocab_size=7, subsampling=2, conv_dim=16, hidden_size=16, num_layers=3,
+                             inter_ctc_layer=1, chunk_size=chunk, right_context=1 if chunk else 0))
+    x, lengths = torch.randn(2, 30, 12), torch.tensor([30, 22])
+    out, out_len = m.train()(x, lengths)
+    inter = m.intermediate
+    assert inter is not None and inter.shape == out.shape
+    torch.testing.assert_close(inter.exp().sum(-1), torch.ones(2, 15))
+    (out.sum() + inter.sum()).backward()
+    assert m.inter_head.weight.grad is not None and m.inter_head.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        m.eval()(x, lengths)
+    assert m.intermediate is None
 
 
 def test_vtlp_warps_the_mel_axis():

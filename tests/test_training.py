@@ -21,7 +21,7 @@ from conftest import SR, synth_utterance
 
 
 def tiny_config(corpus, extra=(), **train_overrides):
-    overrides = list(extra) + [
+    overrides = [
         f"data.train={corpus['train']}", f"data.dev={corpus['dev']}",
         "frontend.sample_rate=8000", "frontend.n_fft=256", "frontend.win_length=200",
         "frontend.hop_length=80", "frontend.n_mels=24",
@@ -29,7 +29,7 @@ def tiny_config(corpus, extra=(), **train_overrides):
         "model.dropout=0.1", "train.max_frames=4000", "train.max_batch=8", "train.lr=0.01",
         "train.warmup_steps=5", "train.epochs=3", "train.save_every_steps=4",
         "train.specaugment={freq_masks: 1, freq_width: 3, time_masks: 1, time_width: 3}",
-    ] + [f"train.{k}={v}" for k, v in train_overrides.items()]
+    ] + list(extra) + [f"train.{k}={v}" for k, v in train_overrides.items()]
     return load_config(None, overrides)
 
 
@@ -237,7 +237,7 @@ def test_epoch_snapshots_and_averaging(tiny_corpus, tmp_path):
     assert cli.main(["average", "--exp", str(tmp_path)]) == 2  # no snapshots there: a clear error
 
 
-def test_2d_front_end_vtlp_and_sortagrad_train(tiny_corpus, tmp_path, monkeypatch):
+def test_2d_front_end_cmn_inter_ctc_vtlp_and_sortagrad_train(tiny_corpus, tmp_path, monkeypatch):
     import asr.training as training
 
     calls = []
@@ -254,7 +254,8 @@ def test_2d_front_end_vtlp_and_sortagrad_train(tiny_corpus, tmp_path, monkeypatc
         return batches
 
     monkeypatch.setattr(training, "bucket_batches", spy)
-    cfg = tiny_config(tiny_corpus, ["model.subsampling_conv=2d", "model.conv_channels=4"],
+    cfg = tiny_config(tiny_corpus, ["model.subsampling_conv=2d", "model.conv_channels=4", "model.utterance_cmn=true",
+                                    "model.num_layers=2", "model.inter_ctc_layer=1"],
                       epochs=2, vtlp="[0.9,1.1]", sortagrad="true")
     exp = str(tmp_path / "run")
     train(cfg, exp, progress=False)
@@ -263,6 +264,7 @@ def test_2d_front_end_vtlp_and_sortagrad_train(tiny_corpus, tmp_path, monkeypatc
     assert len(rows) == 2 and all(np.isfinite(float(r["train_loss"])) for r in rows)
     ckpt = load_checkpoint(os.path.join(exp, "last.pt"))
     assert ckpt["config"]["model"]["subsampling_conv"] == "2d" and ckpt["config"]["train"]["vtlp"] == [0.9, 1.1]
+    assert ckpt["config"]["model"]["utterance_cmn"] and "inter_head.weight" in ckpt["model"]
 
 
 @pytest.mark.parametrize("value", ["[1.1,0.9]", "[0.9]", "[0.5,2.0]"])
