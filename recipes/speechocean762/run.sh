@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # speechocean762 recipe: read English by non-native speakers -> BiGRU + CTC (characters),
-# decoded with prefix beam search and a word 3-gram LM of the training transcripts.
+# decoded with prefix beam search, a word 3-gram LM and a character 6-gram LM of the training
+# transcripts.
 #
 # Stages (start anywhere with --stage, stop with --stop-stage):
 #   0  prepare   manifests (--corpus-dir, $ASR_CORPORA, data/corpora, else OpenSLR 101)
-#   1  lm        word 3-gram (Kneser-Ney, ARPA) of the training transcripts; dev perplexity
+#   1  lm        word 3-gram and character 6-gram (Kneser-Ney, ARPA) of the training
+#                transcripts; dev perplexities
 #   2  train     resumes automatically if $exp/last.pt exists (--nproc N: torchrun, N processes)
 #   3  average   mean of the last 4 epochs' weights -> $exp/avg.pt, scored greedily on dev
-#   4  evaluate  dev, the final epoch's model: greedy, beam search, beam search + LM (LM weight
-#                and word bonus tuned on dev by grid search)
-#   5  export    ONNX offline graph; the runtime decodes dev with the LM as a check
+#   4  evaluate  dev, the final epoch's model: greedy, beam search, beam search + word LM,
+#                + character LM, + both (LM weights and word bonus tuned on dev by grid search)
+#   5  export    ONNX offline graph; the runtime decodes dev with both LMs as a check
 #
 # Usage: recipes/speechocean762/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--corpus-dir DIR]
 #                                      [--nproc N] [--checkpoint last.pt|avg.pt|best.pt] [key=value ...]
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
     --corpus-dir) corpus_dir=$2; shift 2 ;;
     --nproc) nproc=$2; shift 2 ;;
     --checkpoint) ckpt=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *=*) overrides+=("$1"); shift ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -50,9 +52,11 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  t=$SECONDS; echo "== stage 1: word 3-gram LM of the training transcripts -> $exp/lm.arpa"
+  t=$SECONDS; echo "== stage 1: word 3-gram and character 6-gram LMs of the training transcripts -> $exp/{lm,chars}.arpa"
   "${ASR[@]}" lm build --manifest "$data/train.jsonl" --order 3 --out "$exp/lm.arpa"
   "${ASR[@]}" lm ppl --lm "$exp/lm.arpa" --manifest "$data/dev.jsonl" | tee "$exp/lm_dev_ppl.txt"
+  "${ASR[@]}" lm build --manifest "$data/train.jsonl" --units char --order 6 --out "$exp/chars.arpa"
+  "${ASR[@]}" lm ppl --lm "$exp/chars.arpa" --units char --manifest "$data/dev.jsonl" | tee -a "$exp/lm_dev_ppl.txt"
   stage_time 1 $t
 fi
 
@@ -76,17 +80,20 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   "${ev[@]}" | tee "$exp/dev_greedy.txt"
   "${ev[@]}" --beam-size 16 | tee "$exp/dev_beam.txt"
   "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.5,0.8,1.1,1.4 --beta 1,2,3,4,5 | tee "$exp/dev_beam_lm.txt"
+  "${ev[@]}" --beam-size 16 --char-lm "$exp/chars.arpa" --char-alpha 0.3,0.6,0.9 --beta 0,1,2 | tee "$exp/dev_beam_charlm.txt"
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.3,0.6 --char-lm "$exp/chars.arpa" --char-alpha 0.4,0.7 \
+    --beta 1,2.5,4 | tee "$exp/dev_beam_lm_charlm.txt"
   stage_time 4 $t
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  t=$SECONDS; echo "== stage 5: export to ONNX; decode dev with the runtime and the LM"
+  t=$SECONDS; echo "== stage 5: export to ONNX; decode dev with the runtime and both LMs"
   "${ASR[@]}" export --checkpoint "$exp/$ckpt" --out "$exp/model.onnx"
-  best=$(tail -n 1 "$exp/dev_beam_lm.txt")
-  alpha=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["alpha"])' "$best")
-  beta=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["beta"])' "$best")
+  best=$(tail -n 1 "$exp/dev_beam_lm_charlm.txt")
+  get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$best" "$1"; }
   "${ASR[@]}" evaluate --model "$exp/model.onnx" --manifest "$data/dev.jsonl" --beam-size 16 \
-    --lm "$exp/lm.arpa" --alpha "$alpha" --beta "$beta" | tee "$exp/dev_onnx_beam_lm.txt"
+    --lm "$exp/lm.arpa" --alpha "$(get alpha)" --char-lm "$exp/chars.arpa" --char-alpha "$(get char_alpha)" \
+    --beta "$(get beta)" | tee "$exp/dev_onnx_beam_lm_charlm.txt"
   stage_time 5 $t
 fi
-echo "== done in $(( SECONDS - t_start )) s; model: $exp/model.onnx, LM: $exp/lm.arpa"
+echo "== done in $(( SECONDS - t_start )) s; model: $exp/model.onnx, LMs: $exp/lm.arpa, $exp/chars.arpa"
