@@ -24,6 +24,10 @@ class DataConfig:
     tokenizer: str = "char"  # "char", "word" or "bpe" (SentencePiece word pieces, trained on data.train)
     bpe_vocab_size: int = 256  # tokenizer "bpe": the most output ids, blank included (small corpora give fewer)
     bpe_model_type: str = "unigram"  # tokenizer "bpe": SentencePiece "unigram" or "bpe"
+    # Pronunciation lexicon (WORD phone phone ... a line): the intermediate CTC head
+    # (model.inter_ctc_layer) learns the phones of the transcript instead of the model's units.
+    # Utterances with a word it lacks get no phone loss. Training only: decoding never uses it.
+    aux_lexicon: Optional[str] = None
 
 
 @dataclass
@@ -88,6 +92,8 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
         raise ValueError(f"train.precision must be fp32, bf16 or fp16, got {cfg.train.precision!r}")
     if cfg.train.vtlp is not None and (len(cfg.train.vtlp) != 2 or not 0 < cfg.train.vtlp[0] <= cfg.train.vtlp[1] <= 1.25):
         raise ValueError(f"train.vtlp must be [low, high] with 0 < low <= high <= 1.25, got {cfg.train.vtlp!r}")
+    if cfg.data.aux_lexicon and not cfg.model.inter_ctc_layer:
+        raise ValueError("data.aux_lexicon trains the intermediate CTC head: set model.inter_ctc_layer too")
     if not 0 <= cfg.train.inter_ctc_weight < 1:
         raise ValueError(f"train.inter_ctc_weight must be in [0, 1), got {cfg.train.inter_ctc_weight}")
     for key in ("accum_steps", "prefetch"):

@@ -138,6 +138,7 @@ class _Items:
     entries: list[Entry]
     targets: list[Optional[torch.Tensor]]
     skipped: list[tuple[str, str]]
+    aux_targets: Optional[list[Optional[torch.Tensor]]] = None  # see set_aux_targets
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -167,20 +168,44 @@ class _Items:
                 return False, None
             return True, None
 
+    def set_aux_targets(self, tokenizer: Tokenizer) -> int:
+        """Second targets for every item (e.g. phones for an auxiliary CTC head); an item the
+        ``tokenizer`` cannot encode keeps its main target and has none here (batches mark it
+        in ``aux_valid``). Returns how many items have none."""
+        cache: dict[str, Optional[torch.Tensor]] = {}
+        self.aux_targets = []
+        for e in self.entries:
+            if e.text not in cache:
+                try:
+                    ids = tokenizer.encode(e.text)
+                    cache[e.text] = torch.tensor(ids, dtype=torch.long) if ids else None
+                except ValueError as exc:
+                    log.debug("no auxiliary target for %s: %s", e.audio_filepath, exc)
+                    cache[e.text] = None
+            self.aux_targets.append(cache[e.text])
+        return sum(t is None for t in self.aux_targets)
+
     def features(self, i: int) -> Optional[torch.Tensor]:
         raise NotImplementedError
 
     def batch(self, indices: Sequence[int]) -> Optional[dict]:
         """A padded batch of the items whose features exist (None when none does)."""
-        feats, targets = [], []
+        feats, targets, aux = [], [], []
         for i in indices:
             f = self.features(i)
             if f is not None:
                 feats.append(f)
                 targets.append(self.targets[i])
+                if self.aux_targets is not None:
+                    aux.append(self.aux_targets[i])
         if not feats:
             return None
-        return collate(feats, None if any(t is None for t in targets) else targets)
+        out = collate(feats, None if any(t is None for t in targets) else targets)
+        if self.aux_targets is not None:
+            valid = torch.tensor([t is not None for t in aux])
+            y, tl = pad_targets([t if t is not None else torch.zeros(0, dtype=torch.long) for t in aux])
+            out.update(aux_targets=y, aux_target_lengths=tl, aux_valid=valid)
+        return out
 
 
 class FeatureDataset(_Items):
@@ -337,12 +362,18 @@ def collate(feats: Sequence[torch.Tensor], targets: Optional[Sequence[torch.Tens
         x[i, : f.shape[0]] = f
     out = {"feats": x, "lengths": lengths}
     if targets is not None:
-        tl = torch.tensor([t.numel() for t in targets], dtype=torch.long)
-        y = torch.zeros(len(targets), int(tl.max()), dtype=torch.long)
-        for i, t in enumerate(targets):
-            y[i, : t.numel()] = t
+        y, tl = pad_targets(targets)
         out.update(targets=y, target_lengths=tl)
     return out
+
+
+def pad_targets(targets: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target id sequences -> (B, longest) zero-padded ids and their lengths."""
+    tl = torch.tensor([t.numel() for t in targets], dtype=torch.long)
+    y = torch.zeros(len(targets), max(1, int(tl.max())), dtype=torch.long)
+    for i, t in enumerate(targets):
+        y[i, : t.numel()] = t
+    return y, tl
 
 
 def bucket_batches(

@@ -62,6 +62,7 @@ class ModelConfig:
     # layers (0: none), trained with weight train.inter_ctc_weight; a regularizer, unused when
     # decoding and not exported.
     inter_ctc_layer: int = 0
+    inter_vocab_size: int = 0  # its output units: 0 = the model's own; else set from data.aux_lexicon (phones)
 
     def validate(self) -> None:
         problems = []
@@ -223,7 +224,8 @@ class CTCModel(nn.Module):
             dim = cfg.hidden_size * dirs
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(dim, cfg.vocab_size)
-        self.inter_head = nn.Linear(cfg.hidden_size * dirs, cfg.vocab_size) if cfg.inter_ctc_layer else None
+        self.inter_head = (nn.Linear(cfg.hidden_size * dirs, cfg.inter_vocab_size or cfg.vocab_size)
+                           if cfg.inter_ctc_layer else None)
         self.intermediate: Optional[torch.Tensor] = None  # training: the last forward's intermediate log-probs
 
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:

@@ -15,7 +15,7 @@ import unicodedata
 from collections import Counter
 from typing import Iterable, Protocol, Sequence
 
-__all__ = ["normalize_text", "Tokenizer", "CharTokenizer", "WordTokenizer", "SentencePieceTokenizer", "build_tokenizer",
+__all__ = ["normalize_text", "Tokenizer", "CharTokenizer", "WordTokenizer", "PhoneTokenizer", "SentencePieceTokenizer", "build_tokenizer",
            "tokenizer_from_dict", "BLANK", "WORD_START"]
 
 BLANK = "<blank>"
@@ -96,6 +96,47 @@ class CharTokenizer(_Vocabulary):
         text = "".join(self._vocab[i] for i in ids if i != 0)
         return " ".join(text.split())
 
+
+
+class PhoneTokenizer(_Vocabulary):
+    """Phones of a pronunciation lexicon (``WORD phone phone ...`` a line, tab or spaces; the
+    first pronunciation of a word counts; stress digits are dropped, ``AH0`` -> ``AH``): a text
+    becomes the phones of its words, in order. Training targets for an auxiliary CTC head only
+    (it never decodes); a word missing from the lexicon raises ``ValueError``."""
+
+    kind = "phone"
+
+    def __init__(self, symbols: Sequence[str], lexicon: dict[str, list[str]]):
+        super().__init__(symbols)
+        self.lexicon = lexicon
+
+    @classmethod
+    def from_lexicon(cls, path: str) -> "PhoneTokenizer":
+        lexicon: dict[str, list[str]] = {}
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) < 2:
+                    raise ValueError(f"{path}:{lineno}: expected a word and its phones, got {line.strip()!r}")
+                word = normalize_text(parts[0])
+                if word and word not in lexicon:
+                    lexicon[word] = [p.rstrip("0123456789") for p in parts[1:]]
+        if not lexicon:
+            raise ValueError(f"{path}: no pronunciations")
+        phones = sorted({p for pron in lexicon.values() for p in pron})
+        return cls([BLANK] + phones, lexicon)
+
+    def encode(self, text: str) -> list[int]:
+        words = normalize_text(text).split()
+        unknown = sorted({w for w in words if w not in self.lexicon})
+        if unknown:
+            raise ValueError(f"words not in the lexicon: {unknown!r}")
+        return [self._index[p] for w in words for p in self.lexicon[w]]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return " ".join(self._vocab[i] for i in ids if i != 0)
 
 
 class WordTokenizer(_Vocabulary):

@@ -32,7 +32,7 @@ from .features import compute_stats, spec_augment, vtlp
 from .model import utterance_cmn
 from .metrics import ErrorStats, error_stats
 from .model import CTCModel
-from .text import Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
+from .text import PhoneTokenizer, Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,12 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
 
     cfg.model.input_dim = cfg.frontend.n_mels
     cfg.model.vocab_size = len(tokenizer.vocab)
+    if cfg.data.aux_lexicon:
+        phones = PhoneTokenizer.from_lexicon(cfg.data.aux_lexicon)
+        missing = train_ds.set_aux_targets(phones)
+        cfg.model.inter_vocab_size = len(phones.vocab)
+        log.info("intermediate CTC head on %d phones of %s (%d of %d items have a word it lacks: no phone loss)",
+                 len(phones.vocab) - 1, cfg.data.aux_lexicon, missing, len(train_ds))
     model = CTCModel(cfg.model)
     if state is None:
         feats = train_ds.feats if tc.precompute_features else train_ds.sample_features(seed=tc.seed)
@@ -247,7 +253,13 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
 
             loss = ctc(logp)
             inter = model.intermediate
-            if inter is not None:  # (weight 0 still joins the graph: DDP wants every parameter used)
+            if inter is not None and "aux_targets" in batch:  # phones, only where the lexicon has every word
+                per_utt = torch.nn.functional.ctc_loss(
+                    inter.float().transpose(0, 1), batch["aux_targets"].to(device), out_len,
+                    batch["aux_target_lengths"].to(device), zero_infinity=True, reduction="none")
+                aux = (per_utt * batch["aux_valid"].to(device)).sum() / (len(lengths) * n_micro)
+                loss = (1 - tc.inter_ctc_weight) * loss + tc.inter_ctc_weight * aux
+            elif inter is not None:  # (weight 0 still joins the graph: DDP wants every parameter used)
                 loss = (1 - tc.inter_ctc_weight) * loss + tc.inter_ctc_weight * ctc(inter)
             (scaler.scale(loss) if scaler is not None else loss).backward()
         return loss.item()

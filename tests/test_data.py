@@ -106,3 +106,22 @@ def test_dataset_skips_bad_entries_and_counts_them(tmp_path, caplog):
     batch = ds.batch([0])
     assert batch["feats"].shape == (1, FE.num_frames(4000), 20)
     assert batch["targets"].tolist() == [[1, 2]]
+
+
+def test_aux_targets_in_batches(tmp_path):
+    from asr.text import PhoneTokenizer
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, 0.1 * np.random.default_rng(0).standard_normal(4000).astype(np.float32), 8000)
+    lex = tmp_path / "lexicon.txt"
+    lex.write_text("AB\tEY1 B IY0\nBA\tB AA1\n")
+    entries = [Entry(str(wav), 0.5, "ab ba"), Entry(str(wav), 0.5, "ab"), Entry(str(wav), 0.5, "aa")]
+    ds = FeatureDataset(entries, FE, CharTokenizer.build(["ab ba"]), progress=False)
+    assert "aux_targets" not in ds.batch([0, 1, 2])
+    phones = PhoneTokenizer.from_lexicon(str(lex))
+    assert ds.set_aux_targets(phones) == 1  # "aa" is not in the lexicon
+    b = ds.batch([0, 1, 2])
+    assert b["aux_valid"].tolist() == [True, True, False]
+    assert b["aux_target_lengths"].tolist() == [5, 3, 0]
+    assert phones.decode(b["aux_targets"][0].tolist()) == "EY B IY B AA"
+    assert b["targets"].shape[0] == 3  # the main targets are all there

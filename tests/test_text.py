@@ -127,3 +127,18 @@ def test_sentencepiece_unknown_characters_and_bad_settings():
     with pytest.raises(ValueError, match="no training text"):
         SentencePieceTokenizer.build(["", "!!"])
 
+
+
+def test_phone_tokenizer_from_lexicon(tmp_path):
+    from asr.text import PhoneTokenizer
+
+    lex = tmp_path / "lexicon.txt"
+    lex.write_text("A\tAH0\nA\tEY1\nCAT\tK AE1 T\nIT'S  IH1 T S\n\n")
+    tok = PhoneTokenizer.from_lexicon(str(lex))
+    assert tok.vocab == ["<blank>", "AE", "AH", "IH", "K", "S", "T"]  # stress dropped, first pronunciation
+    assert tok.decode(tok.encode("It's a cat!")) == "IH T S AH K AE T"
+    with pytest.raises(ValueError, match="not in the lexicon.*dog"):
+        tok.encode("a dog")
+    lex.write_text("CAT\n")
+    with pytest.raises(ValueError, match="lexicon.txt:1"):
+        PhoneTokenizer.from_lexicon(str(lex))

@@ -271,3 +271,23 @@ def test_2d_front_end_cmn_inter_ctc_vtlp_and_sortagrad_train(tiny_corpus, tmp_pa
 def test_vtlp_is_validated(tmp_path, value):
     with pytest.raises(ValueError, match="train.vtlp"):
         load_config(None, [f"train.vtlp={value}"])
+
+
+def test_phone_auxiliary_head(tiny_corpus, tmp_path):
+    """The intermediate head learns phones from a lexicon (which lacks some words: those
+    utterances get no phone loss); the checkpoint's model has a phone-sized head."""
+    from asr.data import read_manifest
+
+    words = sorted({w for e in read_manifest(tiny_corpus["train"]) for w in e.text.split()})
+    lex = tmp_path / "lexicon.txt"
+    lex.write_text("".join(f"{w.upper()}\t{' '.join(c.upper() + c.upper() for c in w)}\n" for w in words[:-3]))
+    with pytest.raises(ValueError, match="inter_ctc_layer"):
+        load_config(None, [f"data.aux_lexicon={lex}"])
+    cfg = tiny_config(tiny_corpus, [f"data.aux_lexicon={lex}", "model.num_layers=2", "model.inter_ctc_layer=1"], epochs=2)
+    exp = str(tmp_path / "run")
+    train(cfg, exp, progress=False)
+    rows = read_log(exp)
+    assert len(rows) == 2 and all(np.isfinite(float(r["train_loss"])) for r in rows)
+    ckpt = load_checkpoint(os.path.join(exp, "last.pt"))
+    assert ckpt["model"]["inter_head.weight"].shape[0] == 1 + len({c for w in words[:-3] for c in w})
+    assert asr.load_model(os.path.join(exp, "last.pt")).transcribe  # decodes as usual
