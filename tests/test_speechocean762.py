@@ -59,6 +59,8 @@ def fake_corpus(root, ext="wav", absolute=False, with_test=True):
     with open(train / "wav.scp", "a") as f:
         f.write("dangling_key\n")  # malformed line naming no utterance
     (train / "spk2age").write_text((train / "spk2age").read_text().replace("5555\t10", "5555\tten"))
+    (corpus / "resource").mkdir()
+    (corpus / "resource" / "lexicon.txt").write_text("BEAR\tB EH1 R\nCALL\tK AO1 L\nDOG\tD AO1 G\nIT\tIH1 T\nWE\tW IY1\n")
     return root
 
 
@@ -72,7 +74,7 @@ def test_prepare(tmp_path, caplog, ext, absolute, itself):
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING):
         counts = so.prepare(str(root / "speechocean762" if itself else root), str(out))
-    assert counts == {"train": 2 * N - 4, "dev": 2 * N, "test": N, "skipped": 4}
+    assert counts == {"train": 2 * N - 4, "dev": 2 * N, "test": N, "skipped": 4, "lexicon_words": 4}
     log = caplog.text
     assert f"{utt('5555', 1)}: audio file not found" in log
     assert f"{utt('7777', 1)}: unreadable audio" in log
@@ -81,6 +83,9 @@ def test_prepare(tmp_path, caplog, ext, absolute, itself):
     assert f"utt2spk:{4 * N}: skipping malformed line" in log
     assert f"wav.scp:{4 * N + 1}: skipping malformed line" in log
     assert "age 'ten' is not a whole number" in log
+    # the lexicon keeps train words only ("dog" is in none); the digits have no pronunciation
+    assert (out / "lexicon.txt").read_text() == "BEAR\tB EH1 R\nCALL\tK AO1 L\nIT\tIH1 T\nWE\tW IY1\n"
+    assert "3 train word(s) have no pronunciation" in log  # 0, 2 and 3
 
     train, dev, test = (read(out / f"{k}.jsonl") for k in ("train", "dev", "test"))
     assert {e["speaker"] for e in dev} == {"0048", "1027"} <= set(so.DEFAULT_DEV_SPEAKERS)
@@ -98,7 +103,7 @@ def test_prepare(tmp_path, caplog, ext, absolute, itself):
 def test_no_test_split_and_custom_dev_speakers(tmp_path):
     root = fake_corpus(tmp_path / "corpora", with_test=False)
     counts = so.prepare(str(root), str(tmp_path / "out"), dev_speakers=["5555"])
-    assert counts == {"train": 2 * N + 1, "dev": N - 1, "skipped": 4}
+    assert counts == {"train": 2 * N + 1, "dev": N - 1, "skipped": 4, "lexicon_words": 4}
     assert not (tmp_path / "out" / "test.jsonl").exists()
     assert {e["speaker"] for e in read(tmp_path / "out" / "dev.jsonl")} == {"5555"}
 

@@ -14,6 +14,10 @@ Splits written by :func:`prepare`:
   held out, about 10% of train: 260 utterances; 6 children and 7 adults, 5 male and 8 female).
 - test: the official test split, written only when ``test/`` is present.
 
+``lexicon.txt``: the corpus's pronunciation lexicon (``resource/lexicon.txt``, CMU phones with
+stress) restricted to the words of the train split, for ``data.aux_lexicon`` (phone targets of
+an auxiliary CTC head); dev and test words are left out so nothing about them reaches training.
+
 Manifest text is the transcript lower-cased, with whitespace collapsed (the tokenizer
 normalizes further). Each entry carries ``speaker`` and, where the corpus gives them, ``age``
 (years, int) and ``gender`` (``m``/``f``).
@@ -161,4 +165,30 @@ def prepare(
     if skipped:
         log.warning("speechocean762: skipped %d utterance(s)", skipped)
     counts["skipped"] = skipped
+    counts["lexicon_words"] = _write_lexicon(root, splits["train"], os.path.join(out_dir, "lexicon.txt"))
     return counts
+
+
+def _write_lexicon(root: str, train: list[Entry], out: str) -> int:
+    """Copy the lines of ``resource/lexicon.txt`` whose word occurs in ``train``; returns how many
+    words (0, and nothing written, when the corpus has no lexicon)."""
+    from ..text import normalize_text
+
+    src = os.path.join(root, "resource", "lexicon.txt")
+    if not os.path.isfile(src):
+        log.info("%s: no resource/lexicon.txt; not writing %s", root, out)
+        return 0
+    words = {w for e in train for w in normalize_text(e.text).split()}
+    kept, covered = [], set()
+    with open(src, encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and normalize_text(parts[0]) in words:
+                kept.append(line if line.endswith("\n") else line + "\n")
+                covered.add(normalize_text(parts[0]))
+    with open(out, "w", encoding="utf-8") as f:
+        f.writelines(kept)
+    if words - covered:
+        log.warning("%s: %d train word(s) have no pronunciation in %s", NAME, len(words - covered), src)
+    log.info("%s: lexicon of %d train words -> %s", NAME, len(covered), out)
+    return len(covered)
