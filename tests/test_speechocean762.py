@@ -145,6 +145,6 @@ def test_download_and_unpack(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(so, "download", lambda url, dest: str(archive))
     counts = so.prepare(None, "out")
-    assert counts == {"train": 4, "dev": 8, "test": 4, "skipped": 4}
+    assert counts == {"train": 4, "dev": 8, "test": 4, "skipped": 4, "lexicon_words": 4}
     assert (tmp_path / "data" / "corpora" / "speechocean762" / "train" / "text").is_file()
     assert not (tmp_path / "data" / "corpora" / "speechocean762.part").exists()
