@@ -79,9 +79,9 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   ev=("${ASR[@]}" evaluate --checkpoint "$exp/$ckpt" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
   "${ev[@]}" | tee "$exp/dev_greedy.txt"
   "${ev[@]}" --beam-size 16 | tee "$exp/dev_beam.txt"
-  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.5,0.8,1.1,1.4 --beta 1,2,3,4,5 | tee "$exp/dev_beam_lm.txt"
-  "${ev[@]}" --beam-size 16 --char-lm "$exp/chars.arpa" --char-alpha 0.3,0.6,0.9 --beta 0,1,2 | tee "$exp/dev_beam_charlm.txt"
-  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.3,0.6 --char-lm "$exp/chars.arpa" --char-alpha 0.4,0.7 \
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.8,1.1,1.4,1.7 --beta 2,3,4,5 | tee "$exp/dev_beam_lm.txt"
+  "${ev[@]}" --beam-size 16 --char-lm "$exp/chars.arpa" --char-alpha 0.6,0.9,1.2 --beta 0,1,2 | tee "$exp/dev_beam_charlm.txt"
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.3,0.6,0.9 --char-lm "$exp/chars.arpa" --char-alpha 0.5,0.8 \
     --beta 1,2.5,4 | tee "$exp/dev_beam_lm_charlm.txt"
   stage_time 4 $t
 fi
