@@ -21,8 +21,10 @@ while [ $# -gt 0 ]; do
 done
 source recipes/lib.sh
 export OMP_NUM_THREADS=1
+# (the sweep ran before conf.yaml gained utterance normalization and the phone CTC head: off here)
 BASE="data.train=$data/train.jsonl data.dev=$data/dev.jsonl train.max_frames=30000 train.max_batch=32
-      train.device=$device train.save_every_steps=0 train.keep_epochs=0"
+      train.device=$device train.save_every_steps=0 train.keep_epochs=0
+      model.utterance_cmn=false model.inter_ctc_layer=0 data.aux_lexicon=null"
 SA='train.specaugment={freq_masks: 2, freq_width: 15, time_masks: 2, time_width: 20, time_width_ratio: 0.1}'
 SAS='train.specaugment={freq_masks: 2, freq_width: 27, time_masks: 2, time_width: 40, time_width_ratio: 0.2}'
 run() {
