@@ -29,9 +29,8 @@ from .config import ExperimentConfig
 from .data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, read_manifest
 from .decoding import greedy_ids
 from .features import compute_stats, spec_augment, vtlp
-from .model import utterance_cmn
 from .metrics import ErrorStats, error_stats
-from .model import CTCModel
+from .model import CTCModel, utterance_cmn
 from .text import PhoneTokenizer, Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
 
 log = logging.getLogger(__name__)
