@@ -140,6 +140,29 @@ class _Node:
         self.row = None  # bonus of each child, by token (numpy), computed when first needed
 
 
+class _Scorer:
+    """An n-gram LM over a vocabulary's symbols (words, or characters with ``<sp>``): the
+    history after one more symbol, and the ln probability of every symbol after a history
+    (0 for the blank at index 0), cached per history."""
+
+    def __init__(self, lm: NGramLM, symbols: Sequence[str]):
+        self.lm, self.symbols = lm, list(symbols)
+        self._rows: dict[tuple[str, ...], np.ndarray] = {}
+
+    def push(self, hist: tuple[str, ...], sym: str) -> tuple[str, ...]:
+        n = self.lm.order - 1
+        return (hist + (sym,))[max(0, len(hist) + 1 - n):] if n > 0 else ()
+
+    def row(self, hist: tuple[str, ...]) -> np.ndarray:
+        row = self._rows.get(hist)
+        if row is None:
+            if len(self._rows) > 100_000:
+                self._rows.clear()
+            score = self.lm.score
+            row = self._rows[hist] = np.array([0.0] + [score(w, hist) for w in self.symbols[1:]])
+        return row
+
+
 def _lse(a: float, b: float) -> float:
     if a < b:
         a, b = b, a
@@ -169,9 +192,8 @@ class CtcBeamSearch:
             if self.word_units or self.pieces:
                 raise ValueError("a character LM needs a character vocabulary (this model's units are "
                                  f"{'words' if self.word_units else 'word pieces'})")
-            self._char_syms = [SPACE if v == " " else v for v in self.vocab]
-            self._char_rows: dict[tuple[str, ...], np.ndarray] = {}
-        self._lm_rows: dict[tuple[str, ...], np.ndarray] = {}
+            self._chars = _Scorer(char_lm, [SPACE if v == " " else v for v in self.vocab])
+        self._words = _Scorer(lm, self.vocab) if lm is not None else None
         self._ahead: Optional[dict[str, float]] = None  # word prefix -> best ln P_unigram of its completions
         if lm is not None and self.space is not None and self.options.lm_lookahead:
             self._ahead = {}
@@ -185,33 +207,6 @@ class CtcBeamSearch:
             self._ahead_miss = lm.score(UNK, ())  # a prefix of no known word: it can only become <unk>
 
     # --- helpers ----------------------------------------------------------------------------
-    def _push(self, hist: tuple[str, ...], word: str) -> tuple[str, ...]:
-        n = self.lm.order - 1
-        return (hist + (word,))[max(0, len(hist) + 1 - n):] if n > 0 else ()
-
-    def _lm_row(self, hist: tuple[str, ...]) -> np.ndarray:
-        row = self._lm_rows.get(hist)
-        if row is None:
-            if len(self._lm_rows) > 100_000:
-                self._lm_rows.clear()
-            score = self.lm.score
-            row = self._lm_rows[hist] = np.array([0.0] + [score(w, hist) for w in self.vocab[1:]])
-        return row
-
-    def _char_row(self, hist: tuple[str, ...]) -> np.ndarray:
-        """ln P_char of every token after ``hist`` (0 for the blank)."""
-        row = self._char_rows.get(hist)
-        if row is None:
-            if len(self._char_rows) > 100_000:
-                self._char_rows.clear()
-            score = self.char_lm.score
-            row = self._char_rows[hist] = np.array([0.0] + [score(w, hist) for w in self._char_syms[1:]])
-        return row
-
-    def _char_push(self, hist: tuple[str, ...], sym: str) -> tuple[str, ...]:
-        n = self.char_lm.order - 1
-        return (hist + (sym,))[max(0, len(hist) + 1 - n):] if n > 0 else ()
-
     def _trie(self, hotwords: Hotwords) -> Optional[_HotwordTrie]:
         if not hotwords:
             return None
@@ -242,7 +237,7 @@ class CtcBeamSearch:
             w = self.vocab[c]
             if self.lm is not None:
                 lmv += self.lm.score(w, hist)
-                hist = self._push(hist, w)
+                hist = self._words.push(hist, w)
             nw += 1
         elif self.pieces:
             piece = self.vocab[c]
@@ -250,7 +245,7 @@ class CtcBeamSearch:
                 if word:
                     if self.lm is not None:
                         lmv += self.lm.score(word, hist)
-                        hist = self._push(hist, word)
+                        hist = self._words.push(hist, word)
                     nw += 1
                 word = piece[len(WORD_START):]
             else:
@@ -259,7 +254,7 @@ class CtcBeamSearch:
             if word:
                 if self.lm is not None:
                     lmv += self.lm.score(word, hist)
-                    hist = self._push(hist, word)
+                    hist = self._words.push(hist, word)
                 nw += 1
                 word = ""
         else:
@@ -283,8 +278,8 @@ class CtcBeamSearch:
         o = self.options
         chist, clm = node.chist, node.clm
         if self.char_lm is not None:
-            clm += float(self._char_row(chist)[c])
-            chist = self._char_push(chist, self._char_syms[c])
+            clm += float(self._chars.row(chist)[c])
+            chist = self._chars.push(chist, self._chars.symbols[c])
         ahead = self._lookahead(word)
         ch = _Node(node, c, hist, word, lmv, nw, state, part, comm,
                    o.alpha * (lmv + ahead) + o.char_alpha * clm + o.beta * nw + comm + part, chist, clm)
@@ -306,7 +301,7 @@ class CtcBeamSearch:
         if self.word_units:
             row += o.beta
             if self.lm is not None:
-                row += o.alpha * self._lm_row(node.hist)
+                row += o.alpha * self._words.row(node.hist)
         elif self.pieces:
             if node.word:
                 row[self.starts] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
@@ -321,7 +316,7 @@ class CtcBeamSearch:
                 if node.word:
                     row[self.space] -= o.alpha * base
         if self.char_lm is not None:
-            row += o.char_alpha * self._char_row(node.chist)
+            row += o.char_alpha * self._chars.row(node.chist)
         if trie is not None:
             delta: dict[int, float] = {}
             if self._may_start(node):
@@ -340,7 +335,7 @@ class CtcBeamSearch:
             nw += 1
             if self.lm is not None:
                 lmv += self.lm.score(node.word, hist)
-                hist = self._push(hist, node.word)
+                hist = self._words.push(hist, node.word)
         if self.lm is not None:
             lmv += self.lm.score(EOS, hist)
         o = self.options

@@ -244,22 +244,21 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
         with ctx:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logp, out_len = net(feats, lengths, augment=augment, chunk_size=chunk)
-            targets, target_lengths = batch["targets"].to(device), batch["target_lengths"].to(device)
 
-            def ctc(lp):
-                return torch.nn.functional.ctc_loss(lp.float().transpose(0, 1), targets, out_len, target_lengths,
-                                                    zero_infinity=True, reduction="sum") / (len(lengths) * n_micro)
+            def ctc(lp, key="", keep=None):
+                """Mean CTC loss per utterance of ``lp`` against batch[key + "targets"]; ``keep``
+                (bool per utterance) leaves the others out of the sum."""
+                y, yl = batch[key + "targets"].to(device), batch[key + "target_lengths"].to(device)
+                per = torch.nn.functional.ctc_loss(lp.float().transpose(0, 1), y, out_len, yl, zero_infinity=True,
+                                                   reduction="sum" if keep is None else "none")
+                return (per if keep is None else (per * keep.to(device)).sum()) / (len(lengths) * n_micro)
 
             loss = ctc(logp)
             inter = model.intermediate
-            if inter is not None and "aux_targets" in batch:  # phones, only where the lexicon has every word
-                per_utt = torch.nn.functional.ctc_loss(
-                    inter.float().transpose(0, 1), batch["aux_targets"].to(device), out_len,
-                    batch["aux_target_lengths"].to(device), zero_infinity=True, reduction="none")
-                aux = (per_utt * batch["aux_valid"].to(device)).sum() / (len(lengths) * n_micro)
+            if inter is not None:  # (weight 0 still joins the graph: DDP wants every parameter used)
+                # phones where data.aux_lexicon has every word of the utterance, else the model's own units
+                aux = ctc(inter, "aux_", batch["aux_valid"]) if "aux_targets" in batch else ctc(inter)
                 loss = (1 - tc.inter_ctc_weight) * loss + tc.inter_ctc_weight * aux
-            elif inter is not None:  # (weight 0 still joins the graph: DDP wants every parameter used)
-                loss = (1 - tc.inter_ctc_weight) * loss + tc.inter_ctc_weight * ctc(inter)
             (scaler.scale(loss) if scaler is not None else loss).backward()
         return loss.item()
 
