@@ -7,7 +7,8 @@
 #   0  prepare   manifests (--corpus-dir, $ASR_CORPORA, data/corpora, else OpenSLR 101)
 #   1  lm        word 3-gram and character 6-gram (Kneser-Ney, ARPA) of the training
 #                transcripts; dev perplexities
-#   2  train     resumes automatically if $exp/last.pt exists (--nproc N: torchrun, N processes)
+#   2  train     resumes automatically if $exp/last.pt exists (--nproc N: torchrun, N processes;
+#                default 2, one per core of the 2-core machine the recipe is sized for)
 #   3  average   mean of the last 4 epochs' weights -> $exp/avg.pt, scored greedily on dev
 #   4  evaluate  dev, the final epoch's model: greedy, beam search, beam search + word LM,
 #                + character LM, + both (LM weights and word bonus tuned on dev by grid search)
@@ -23,7 +24,7 @@ stop_stage=5
 exp=exp/speechocean762
 data=data/speechocean762
 corpus_dir=""
-nproc=1
+nproc=2
 ckpt=last.pt  # averaging the last epochs did not help here (README); avg.pt is scored in stage 3
 overrides=()
 while [ $# -gt 0 ]; do
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --corpus-dir) corpus_dir=$2; shift 2 ;;
     --nproc) nproc=$2; shift 2 ;;
     --checkpoint) ckpt=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *=*) overrides+=("$1"); shift ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -79,9 +80,9 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   ev=("${ASR[@]}" evaluate --checkpoint "$exp/$ckpt" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
   "${ev[@]}" | tee "$exp/dev_greedy.txt"
   "${ev[@]}" --beam-size 16 | tee "$exp/dev_beam.txt"
-  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.8,1.1,1.4,1.7 --beta 2,3,4,5 | tee "$exp/dev_beam_lm.txt"
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 1.1,1.4,1.7,2.0 --beta 3,4,5,6 | tee "$exp/dev_beam_lm.txt"
   "${ev[@]}" --beam-size 16 --char-lm "$exp/chars.arpa" --char-alpha 0.6,0.9,1.2 --beta 0,1,2 | tee "$exp/dev_beam_charlm.txt"
-  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.3,0.6,0.9 --char-lm "$exp/chars.arpa" --char-alpha 0.5,0.8 \
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.6,0.9,1.2 --char-lm "$exp/chars.arpa" --char-alpha 0.5,0.8 \
     --beta 1,2.5,4 | tee "$exp/dev_beam_lm_charlm.txt"
   stage_time 4 $t
 fi

@@ -25,8 +25,9 @@ while [ $# -gt 0 ]; do
 done
 source recipes/lib.sh
 export OMP_NUM_THREADS=1
-# (sets 1-2 ran before conf.yaml gained utterance normalization and the phone CTC head: off there)
-BASE="data.train=$data/train.jsonl data.dev=$data/dev.jsonl train.max_frames=30000 train.max_batch=32
+# (12 epochs on one process unless a run says otherwise, as conf.yaml was then; sets 1-2 ran
+# before conf.yaml gained utterance normalization and the phone CTC head: off there)
+BASE="data.train=$data/train.jsonl data.dev=$data/dev.jsonl train.epochs=12 train.max_frames=30000 train.max_batch=32
       train.device=$device train.save_every_steps=0 train.keep_epochs=0"
 [ "$set" -le 2 ] && BASE="$BASE model.utterance_cmn=false model.inter_ctc_layer=0 data.aux_lexicon=null"
 [ "$set" -ge 3 ] && BASE="$BASE data.aux_lexicon=$data/lexicon.txt"
