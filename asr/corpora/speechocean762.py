@@ -183,9 +183,10 @@ def _write_lexicon(root: str, train: list[Entry], out: str) -> int:
     with open(src, encoding="utf-8") as f:
         for line in f:
             parts = line.split()
-            if len(parts) >= 2 and normalize_text(parts[0]) in words:
+            word = normalize_text(parts[0]) if len(parts) >= 2 else None
+            if word in words:
                 kept.append(line if line.endswith("\n") else line + "\n")
-                covered.add(normalize_text(parts[0]))
+                covered.add(word)
     with open(out, "w", encoding="utf-8") as f:
         f.writelines(kept)
     if words - covered:

@@ -8,7 +8,8 @@
 #   1  lm        word 3-gram and character 6-gram (Kneser-Ney, ARPA) of the training
 #                transcripts; dev perplexities
 #   2  train     resumes automatically if $exp/last.pt exists (--nproc N: torchrun, N processes;
-#                default 2, one per core of the 2-core machine the recipe is sized for)
+#                default: 2 without a GPU, one per core of the 2-core machine the recipe is sized
+#                for; 1 with a GPU, which two processes could not share under NCCL)
 #   3  average   mean of the last 4 epochs' weights -> $exp/avg.pt, scored greedily on dev
 #   4  evaluate  dev, the final epoch's model: greedy, beam search, beam search + word LM,
 #                + character LM, + both (LM weights and word bonus tuned on dev by grid search)
@@ -24,7 +25,7 @@ stop_stage=5
 exp=exp/speechocean762
 data=data/speechocean762
 corpus_dir=""
-nproc=2
+nproc=auto
 ckpt=last.pt  # averaging the last epochs did not help here (README); avg.pt is scored in stage 3
 overrides=()
 while [ $# -gt 0 ]; do
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --corpus-dir) corpus_dir=$2; shift 2 ;;
     --nproc) nproc=$2; shift 2 ;;
     --checkpoint) ckpt=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *=*) overrides+=("$1"); shift ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -62,7 +63,9 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  t=$SECONDS; echo "== stage 2: train into $exp ($nproc process(es))"
+  t=$SECONDS
+  [ "$nproc" = auto ] && nproc=$("$PY" -c 'import torch; print(1 if torch.cuda.is_available() else 2)')
+  echo "== stage 2: train into $exp ($nproc process(es))"
   OMP_NUM_THREADS=1 asr_train "$exp" --config recipes/speechocean762/conf.yaml --no-progress \
     data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
   stage_time 2 $t

@@ -31,6 +31,7 @@ BASE="data.train=$data/train.jsonl data.dev=$data/dev.jsonl train.epochs=12 trai
       train.device=$device train.save_every_steps=0 train.keep_epochs=0"
 [ "$set" -le 2 ] && BASE="$BASE model.utterance_cmn=false model.inter_ctc_layer=0 data.aux_lexicon=null"
 [ "$set" -ge 3 ] && BASE="$BASE data.aux_lexicon=$data/lexicon.txt"
+E8=train.epochs=8
 SA='train.specaugment={freq_masks: 2, freq_width: 15, time_masks: 2, time_width: 20, time_width_ratio: 0.1}'
 SAL='train.specaugment={freq_masks: 2, freq_width: 10, time_masks: 2, time_width: 10, time_width_ratio: 0.05}'
 SAS='train.specaugment={freq_masks: 2, freq_width: 27, time_masks: 2, time_width: 40, time_width_ratio: 0.2}'
@@ -57,14 +58,12 @@ elif [ "$set" = 3 ]; then
   run sal24 $L "$SAL" &
   run sa24lr3 $L train.lr=3e-3 "$SA" &
 elif [ "$set" = 4 ]; then
-  E8=train.epochs=8
   run ref8 $E8 &
   run lstm $E8 model.rnn_type=lstm &
   run big $E8 model.hidden_size=320 model.conv_dim=256 model.dropout=0.4 &
   run l5 $E8 model.num_layers=5 model.inter_ctc_layer=3 &
   run b16 $E8 train.max_frames=15000 train.max_batch=16 &
 else
-  E8=train.epochs=8
   run base $E8 &
   run do5 $E8 model.dropout=0.5 &
   run big_do5 $E8 model.dropout=0.5 model.hidden_size=256 model.conv_dim=256 &
