@@ -17,6 +17,6 @@ __all__ = ["__version__", "load_model"]
 def load_model(path: str, num_threads: int = 1):
     """Load a trained checkpoint (``best.pt``) for transcription: returns an
     :class:`asr.transcribe.Recognizer`."""
-    from .transcribe import Recognizer
+    from asr.nn.backend import Recognizer
 
     return Recognizer.from_checkpoint(path, num_threads=num_threads)

@@ -60,12 +60,12 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from asr.checkpoint import build_model, load_checkpoint
-    from asr.data import read_manifest
+    from asr.nn.checkpoint import build_model, load_checkpoint
+    from asr.manifest import read_manifest
     from asr.audio import load_audio
     from asr.metrics import error_stats
     from asr.text import normalize_text
-    from asr.transcribe import Recognizer
+    from asr.nn.backend import Recognizer
     from asr.runtime import OfflineRecognizer, OnlineRecognizer
     from export.onnx_export import export_onnx
 

@@ -30,9 +30,9 @@ import torch
 
 from asr import __version__
 from asr.audio import AudioError, load_audio
-from asr.checkpoint import build_model, load_checkpoint
-from asr.features import LogMel
-from asr.model import CTCModel
+from asr.nn.checkpoint import build_model, load_checkpoint
+from asr.nn.features import LogMel
+from asr.nn.model import CTCModel
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _parity_waves(cfg, audio: Sequence[str], lengths_s: Sequence[float]) -> list
 
 
 def _audio_from_config(cfg) -> list[str]:
-    from asr.data import ManifestError, read_manifest
+    from asr.manifest import ManifestError, read_manifest
 
     for manifest in (cfg.data.dev, cfg.data.train):
         if manifest and os.path.isfile(manifest):
@@ -185,7 +185,7 @@ def _max_diff(path: str, model: CTCModel, meta: dict, feats_list: list[torch.Ten
                 worst = max(worst, float(np.abs(ref - got).max()))
         else:
             # one padded batch of all lengths: also checks the dynamic batch and time axes
-            from asr.data import collate
+            from asr.nn.data import collate
 
             b = collate(feats_list)
             ref, ref_len = model(b["feats"], b["lengths"], chunk_size=0)

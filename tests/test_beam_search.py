@@ -4,10 +4,10 @@ import time
 import numpy as np
 import pytest
 
-from asr.beam_search import BeamSearchOptions, CtcBeamSearch, beam_search
-from asr.decoding import greedy_ids
-from asr.lm import train_ngram
-from asr.runtime.decoder import words_from_tokens
+from asr.decoding.beam_search import BeamSearchOptions, CtcBeamSearch, beam_search
+from asr.decoding.greedy import greedy_ids
+from asr.decoding.lm import train_ngram
+from asr.decoding.result import words_from_tokens
 from asr.text import CharTokenizer, WordTokenizer
 
 EXACT = dict(token_min_logp=None)  # no token pruning
@@ -337,7 +337,7 @@ def test_word_times_from_pieces():
 def test_char_lm_full_beam_matches_brute_force():
     """With a character LM every sequence's score is ln P_ctc + char_alpha * ln P_char(its
     characters, <sp> for the space, then </s>): checked for every sequence a full beam keeps."""
-    from asr.lm import EOS, char_tokens
+    from asr.decoding.lm import EOS, char_tokens
 
     rng = np.random.default_rng(7)
     tok = CharTokenizer([B, "a", "b", " "])
@@ -367,7 +367,7 @@ def test_char_lm_reaches_words_the_word_lm_lacks():
     word LM has never seen "cat" and the acoustics slightly prefer "cut". The character LM
     knows "c-a-t" and picks it; it also works beside a word LM, and refuses non-char units."""
     tok = CharTokenizer.build(["the cat cut"])
-    from asr.lm import char_tokens
+    from asr.decoding.lm import char_tokens
 
     clm = train_ngram([char_tokens(s) for s in ["the cats sat", "cats and the bat", "the rats"]], order=4)
     lp = frames(tok, ["t", "h", "e", " ", "c", {"u": 0.55, "a": 0.45}, "t"])

@@ -81,7 +81,7 @@ RECIPES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipe
 
 @pytest.mark.parametrize("recipe", ["fsdd", "speechocean762", "librispeech", "an4", "commonvoice"])
 def test_recipe_configs_load(recipe):
-    from asr.config import load_config
+    from asr.nn.config import load_config
 
     confs = [f for f in os.listdir(os.path.join(RECIPES, recipe)) if f.startswith("conf") and f.endswith(".yaml")]
     assert confs and os.access(os.path.join(RECIPES, recipe, "run.sh"), os.X_OK)

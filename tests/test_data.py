@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.data import Entry, FeatureDataset, ManifestError, bucket_batches, read_manifest, write_manifest
+from asr.manifest import Entry, ManifestError, read_manifest, write_manifest
+from asr.nn.data import FeatureDataset, bucket_batches
 from asr.frontend import FrontendConfig
 from asr.text import CharTokenizer
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from asr.decoding import greedy_decode, greedy_ids
+from asr.decoding.greedy import greedy_decode, greedy_ids
 from asr.metrics import error_stats
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from asr import cli
-from asr.beam_search import CtcBeamSearch, BeamSearchOptions, build_aligner, read_hotwords
-from asr.decoding import greedy_alignment
-from asr.lm import train_ngram
+from asr.decoding.beam_search import CtcBeamSearch, BeamSearchOptions, build_aligner, read_hotwords
+from asr.decoding.greedy import greedy_alignment
+from asr.decoding.lm import train_ngram
 from asr.runtime import OfflineRecognizer, OnlineRecognizer
-from asr.runtime.cli import main as stream_main
-from asr.runtime.decoder import words_from_tokens
+from asr.cli.stream import main as stream_main
+from asr.decoding.result import words_from_tokens
 
 from test_runtime import TOKENIZER, models, wavs  # noqa: F401  (session fixtures)
 
@@ -118,7 +118,7 @@ def test_evaluate_with_lm_grid(tmp_path, models, arpa, capsys):
     assert onnx_result["wer"] == pytest.approx(result["wer"]) and onnx_result["cer"] == pytest.approx(result["cer"])
     assert cli.main(["evaluate", "--model", path, "--manifest", str(manifest), "--alpha", "0.1,0.2", "--lm", arpa]) == 2
     # a character LM, alone (grid over its weight) and beside the word LM
-    from asr.lm import char_tokens
+    from asr.decoding.lm import char_tokens
 
     chars = str(tmp_path / "chars.arpa")
     train_ngram([char_tokens(t) for t in ["abc ca", "cab b", "a b c", "ab ab"]], order=4).write_arpa(chars)

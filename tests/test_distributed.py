@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from asr.checkpoint import load_checkpoint
-from asr.training import train
+from asr.nn.checkpoint import load_checkpoint
+from asr.nn.training import train
 
 from test_training import read_log
 
@@ -50,7 +50,7 @@ def max_diff(a, b):
 
 def test_two_processes_match_one_with_accumulation(tiny_corpus, tmp_path):
     one = str(tmp_path / "one")
-    from asr.config import load_config
+    from asr.nn.config import load_config
 
     train(load_config(None, overrides(tiny_corpus, accum_steps=2)), one, progress=False)
 
@@ -78,7 +78,7 @@ def test_two_processes_match_one_with_accumulation(tiny_corpus, tmp_path):
 
 
 def test_on_the_fly_features_match_precomputed(tiny_corpus, tmp_path):
-    from asr.config import load_config
+    from asr.nn.config import load_config
 
     cached, streamed = str(tmp_path / "cached"), str(tmp_path / "streamed")
     train(load_config(None, overrides(tiny_corpus)), cached, progress=False)
@@ -90,7 +90,7 @@ def test_on_the_fly_features_match_precomputed(tiny_corpus, tmp_path):
 
 def test_resume_with_another_world_size(tiny_corpus, tmp_path):
     """A run started with accumulation (as if on 2 processes) continues on 1 process."""
-    from asr.config import load_config
+    from asr.nn.config import load_config
 
     exp = str(tmp_path / "run")
     train(load_config(None, overrides(tiny_corpus, epochs=1, accum_steps=2)), exp, progress=False)
@@ -103,7 +103,7 @@ def test_resume_with_another_world_size(tiny_corpus, tmp_path):
 
 def test_bf16_autocast_trains(tiny_corpus, tmp_path):
     """The mixed-precision path (autocast, float32 CTC loss) runs; bf16 autocast works on CPUs too."""
-    from asr.config import load_config
+    from asr.nn.config import load_config
 
     exp = str(tmp_path / "bf16")
     train(load_config(None, overrides(tiny_corpus, epochs=3, precision="bf16")), exp, progress=False)
@@ -115,7 +115,7 @@ def test_bf16_autocast_trains(tiny_corpus, tmp_path):
 def test_fp16_with_gradient_scaler_trains_and_resumes(tiny_corpus, tmp_path):
     """fp16 autocast with a gradient scaler (the GPU setting) runs on CPUs too, so the path is
     tested here: the scaler's state is saved and a resumed run continues with it."""
-    from asr.config import load_config
+    from asr.nn.config import load_config
 
     exp = str(tmp_path / "fp16")
     train(load_config(None, overrides(tiny_corpus, epochs=2, precision="fp16")), exp, progress=False)
@@ -127,7 +127,7 @@ def test_fp16_with_gradient_scaler_trains_and_resumes(tiny_corpus, tmp_path):
 
 
 def test_bad_settings_are_reported():
-    from asr.config import load_config
+    from asr.nn.config import load_config
 
     with pytest.raises(ValueError, match="precision"):
         load_config(None, ["train.precision=fp8"])

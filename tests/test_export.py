@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from asr import cli
-from asr.checkpoint import save_checkpoint
-from asr.config import ExperimentConfig
+from asr.nn.checkpoint import save_checkpoint
+from asr.nn.config import ExperimentConfig
 from asr.frontend import FrontendConfig
-from asr.model import CTCModel, ModelConfig
+from asr.nn.model import CTCModel, ModelConfig
 from asr.text import CharTokenizer
 from export.onnx_export import ExportError, export_onnx
 

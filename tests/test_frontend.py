@@ -5,7 +5,7 @@ import pytest
 import torch
 import torchaudio
 
-from asr.features import LogMel
+from asr.nn.features import LogMel
 from asr.frontend import FrontendConfig, OnlineLogMel, logmel, mel_filterbank
 
 from conftest import synth_utterance

@@ -9,7 +9,8 @@ import soundfile as sf
 
 from asr import cli
 from asr.audio import load_audio
-from asr.data import FeatureDataset, read_manifest, segment_of
+from asr.manifest import read_manifest, segment_of
+from asr.nn.data import FeatureDataset
 from asr.frontend import FrontendConfig
 
 SR = 16000

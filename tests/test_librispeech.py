@@ -11,7 +11,7 @@ import soundfile as sf
 from asr import cli
 from asr.corpora import librispeech as ls
 from asr.corpora.download import DownloadError
-from asr.lm import NGramLM
+from asr.decoding.lm import NGramLM
 
 SR = 16000
 # part: {speaker: [chapters]}; two utterances per chapter

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from asr.lm import EOS, UNK, ArpaError, NGramLM, main, train_ngram
+from asr.cli.lm import main
+from asr.decoding.lm import EOS, UNK, ArpaError, NGramLM, train_ngram
 
 
 def p(lm, word, history=()):
@@ -161,7 +162,7 @@ def test_build_command(tmp_path, capsys):
     assert main(["ppl", "--lm", str(out2), "--manifest", str(manifest)]) == 0
     assert "perplexity" in capsys.readouterr().out
 
-    manifest.write_text('{"text": "ok"}\nnot json\n')
+    manifest.write_text(json.dumps(rows[0]) + "\nnot json\n")
     assert main(["build", "--manifest", str(manifest), "--out", str(out2)]) == 1
     assert "train.jsonl:2" in capsys.readouterr().err
 
@@ -178,7 +179,7 @@ def test_read_gzipped_arpa(tmp_path):
 
 
 def test_character_model(tmp_path, capsys):
-    from asr.lm import SPACE, char_tokens
+    from asr.decoding.lm import SPACE, char_tokens
 
     assert char_tokens("it's a") == ["i", "t", "'", "s", SPACE, "a"]
     text = tmp_path / "corpus.txt"

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from asr.model import CTCModel, ModelConfig
+from asr.nn.model import CTCModel, ModelConfig
 
 
 def make(rnn_type="gru", subsampling=2, bidirectional=True, layers=2, conv="1d"):
@@ -69,7 +69,7 @@ def test_unidirectional_is_causal():
 
 
 def test_spec_augment_masks_inside_lengths_only():
-    from asr.features import SpecAugmentConfig, spec_augment
+    from asr.nn.features import SpecAugmentConfig, spec_augment
 
     x = torch.ones(2, 50, 20)
     lengths = torch.tensor([50, 30])
@@ -142,7 +142,7 @@ def test_intermediate_ctc_head_in_training_only(chunk):
 
 
 def test_vtlp_warps_the_mel_axis():
-    from asr.features import vtlp
+    from asr.nn.features import vtlp
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 20, 40)

@@ -13,14 +13,14 @@ import soundfile as sf
 import torch
 
 from asr.audio import AudioError, resample
-from asr.checkpoint import save_checkpoint
-from asr.config import DataConfig, ExperimentConfig
-from asr.decoding import greedy_ids
+from asr.nn.checkpoint import save_checkpoint
+from asr.nn.config import DataConfig, ExperimentConfig
+from asr.decoding.greedy import greedy_ids
 from asr.frontend import FrontendConfig, logmel
-from asr.model import CTCModel, ModelConfig
+from asr.nn.model import CTCModel, ModelConfig
 from asr.runtime import (EndpointConfig, ModelError, OfflineRecognizer, OnlineRecognizer, OnnxModel,
                          transcribe_files)
-from asr.runtime.cli import main as stream_main
+from asr.cli.stream import main as stream_main
 from asr.text import BLANK, CharTokenizer
 from conftest import synth_utterance
 from export.onnx_export import export_onnx
@@ -247,7 +247,7 @@ def test_runtime_runs_where_torch_cannot_be_imported(models, wavs):
         except ImportError:
             pass
         from asr.runtime import transcribe_files
-        from asr.runtime.cli import main
+        from asr.cli.stream import main
         texts = [next(transcribe_files(m, [sys.argv[3]])).result.text for m in sys.argv[1:3]]
         assert main(["--model", sys.argv[1], sys.argv[3], "--no-partials"]) == 0
         assert not [m for m in sys.modules if m.split(".")[0] == "torch"]

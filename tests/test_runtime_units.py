@@ -5,9 +5,9 @@ import pytest
 
 from asr.audio import resample
 from asr.runtime import EndpointConfig, EndpointDetector, StreamingResampler, detect_endpoint
-from asr.runtime.decoder import CtcStreamDecoder, greedy_alignment, words_from_tokens
+from asr.decoding.result import CtcStreamDecoder, greedy_alignment, words_from_tokens
 from asr.text import BLANK, CharTokenizer
-from asr.decoding import greedy_ids
+from asr.decoding.greedy import greedy_ids
 
 
 def _pieces(rng, n):

@@ -13,9 +13,9 @@ import torch
 import asr
 from asr import cli
 from asr.text import SentencePieceTokenizer
-from asr.checkpoint import load_checkpoint
-from asr.config import load_config
-from asr.training import train
+from asr.nn.checkpoint import load_checkpoint
+from asr.nn.config import load_config
+from asr.nn.training import train
 
 from conftest import SR, synth_utterance
 
@@ -70,8 +70,8 @@ def test_resume_after_a_crash_gives_identical_weights(tiny_corpus, tmp_path, mon
     train(tiny_config(tiny_corpus), full, progress=False)
 
     crashed = str(tmp_path / "crashed")
-    from asr import training
-    from asr.data import FeatureDataset
+    from asr.nn import training
+    from asr.nn.data import FeatureDataset
 
     real_save, real_batch = training.save_checkpoint, FeatureDataset.batch
     armed = {"crash": False}
@@ -238,7 +238,7 @@ def test_epoch_snapshots_and_averaging(tiny_corpus, tmp_path):
 
 
 def test_2d_front_end_cmn_inter_ctc_vtlp_and_sortagrad_train(tiny_corpus, tmp_path, monkeypatch):
-    import asr.training as training
+    import asr.nn.training as training
 
     calls = []
     real = training.bucket_batches
@@ -276,7 +276,7 @@ def test_vtlp_is_validated(tmp_path, value):
 def test_phone_auxiliary_head(tiny_corpus, tmp_path):
     """The intermediate head learns phones from a lexicon (which lacks some words: those
     utterances get no phone loss); the checkpoint's model has a phone-sized head."""
-    from asr.data import read_manifest
+    from asr.manifest import read_manifest
 
     words = sorted({w for e in read_manifest(tiny_corpus["train"]) for w in e.text.split()})
     lex = tmp_path / "lexicon.txt"

@@ -30,9 +30,9 @@ from typing import Optional
 
 import soundfile as sf
 
-from ..data import Entry, write_manifest
-from . import audio_problem, find_corpus, unpack
-from .download import download
+from asr.manifest import Entry, write_manifest
+from asr.corpora import audio_problem, find_corpus, unpack
+from asr.corpora.download import download
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import Optional
 
 import soundfile as sf
 
-from ..data import Entry, write_manifest
-from . import find_corpus
-from .download import download
+from asr.manifest import Entry, write_manifest
+from asr.corpora import find_corpus
+from asr.corpora.download import download
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ import logging
 import os
 from typing import Iterable, Optional, Sequence
 
-from ..data import Entry, write_manifest
-from . import audio_problem, find_corpus, unpack
-from .download import download
+from asr.manifest import Entry, write_manifest
+from asr.corpora import audio_problem, find_corpus, unpack
+from asr.corpora.download import download
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def prepare_lm(
 def lowercase_arpa(src: str, dest: str) -> None:
     """Copy a (gzipped) ARPA file with every word lower-cased (written to ``dest`` gzipped,
     atomically). LibriSpeech's vocabulary is upper case only, so no two words merge."""
-    from ..lm import open_text
+    from asr.decoding.lm import open_text
 
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     tmp = dest + ".tmp"

@@ -31,11 +31,11 @@ import shutil
 import tarfile
 from typing import Iterable, Optional
 
-from ..data import Entry, write_manifest
-from . import audio_problem as _audio_problem
-from . import find_corpus
-from . import read_table as _read_table
-from .download import download
+from asr.manifest import Entry, write_manifest
+from asr.corpora import audio_problem as _audio_problem
+from asr.corpora import find_corpus
+from asr.corpora import read_table as _read_table
+from asr.corpora.download import download
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def prepare(
 def _write_lexicon(root: str, train: list[Entry], out: str) -> int:
     """Copy the lines of ``resource/lexicon.txt`` whose word occurs in ``train``; returns how many
     words (0, and nothing written, when the corpus has no lexicon)."""
-    from ..text import normalize_text
+    from asr.text import normalize_text
 
     src = os.path.join(root, "resource", "lexicon.txt")
     if not os.path.isfile(src):

@@ -23,12 +23,12 @@ Imports only numpy, onnxruntime, soundfile and the PyTorch-free modules of ``asr
 (tests/test_runtime.py runs it in a process where PyTorch cannot be imported).
 """
 
-from .decoder import Result, Utterance, Word
-from .endpoint import EndpointConfig, EndpointDetector, detect_endpoint
-from .model import METADATA_FORMAT, ModelError, ModelInfo, OnnxModel
-from .offline import FileResult, OfflineRecognizer, load_recognizer, transcribe_files
-from .online import OnlineRecognizer, OnlineStream
-from .resampler import StreamingResampler
+from asr.decoding.result import Result, Utterance, Word
+from asr.runtime.endpoint import EndpointConfig, EndpointDetector, detect_endpoint
+from asr.runtime.model import METADATA_FORMAT, ModelError, ModelInfo, OnnxModel
+from asr.runtime.offline import FileResult, OfflineRecognizer, load_recognizer, transcribe_files
+from asr.runtime.online import OnlineRecognizer, OnlineStream
+from asr.runtime.resampler import StreamingResampler
 
 __all__ = [
     "OnlineRecognizer", "OnlineStream", "OfflineRecognizer", "EndpointConfig", "EndpointDetector", "detect_endpoint",

@@ -7,7 +7,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..audio import AudioError, check_finite, load_audio, resample
+from asr.audio import AudioError, check_finite, load_audio, resample
 
 __all__ = ["AudioInput", "read_input"]
 

@@ -18,8 +18,8 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from ..frontend import FrontendConfig
-from ..text import Tokenizer, tokenizer_from_dict
+from asr.frontend import FrontendConfig
+from asr.text import Tokenizer, tokenizer_from_dict
 
 __all__ = ["ModelError", "ModelInfo", "OnnxModel", "METADATA_FORMAT"]
 

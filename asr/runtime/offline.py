@@ -8,13 +8,13 @@ from typing import Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from ..audio import AudioError
-from ..frontend import logmel
-from .decoder import Aligner, Result, Utterance, greedy_alignment, words_from_tokens
-from .endpoint import EndpointConfig
-from .inputs import AudioInput, read_input
-from .model import ModelError, OnnxModel
-from .online import OnlineRecognizer
+from asr.audio import AudioError
+from asr.frontend import logmel
+from asr.decoding.result import Aligner, Result, Utterance, greedy_alignment, words_from_tokens
+from asr.runtime.endpoint import EndpointConfig
+from asr.runtime.inputs import AudioInput, read_input
+from asr.runtime.model import ModelError, OnnxModel
+from asr.runtime.online import OnlineRecognizer
 
 __all__ = ["OfflineRecognizer", "FileResult", "load_recognizer", "transcribe_files"]
 

@@ -21,13 +21,13 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from ..audio import AudioError, check_finite
-from ..frontend import OnlineLogMel
-from .decoder import Aligner, CtcStreamDecoder, Result, Utterance, make_result
-from .endpoint import EndpointConfig, EndpointDetector
-from .inputs import AudioInput, read_input
-from .model import ModelError, OnnxModel
-from .resampler import StreamingResampler
+from asr.audio import AudioError, check_finite
+from asr.frontend import OnlineLogMel
+from asr.decoding.result import Aligner, CtcStreamDecoder, Result, Utterance, make_result
+from asr.runtime.endpoint import EndpointConfig, EndpointDetector
+from asr.runtime.inputs import AudioInput, read_input
+from asr.runtime.model import ModelError, OnnxModel
+from asr.runtime.resampler import StreamingResampler
 
 __all__ = ["OnlineRecognizer", "OnlineStream"]
 

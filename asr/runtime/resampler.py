@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..audio import sinc_kernel
+from asr.audio import sinc_kernel
 
 __all__ = ["StreamingResampler"]
 

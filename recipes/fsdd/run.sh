@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
 done
 
 source recipes/lib.sh
-if command -v asr-stream >/dev/null 2>&1; then STREAM=(asr-stream); else STREAM=(python -m asr.runtime.cli); fi
+if command -v asr-stream >/dev/null 2>&1; then STREAM=(asr-stream); else STREAM=(python -m asr.cli.stream); fi
 conf=recipes/fsdd/conf.yaml
 start=$(date +%s)
 

@@ -12,12 +12,12 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .audio import load_audio
-from .checkpoint import build_model, load_checkpoint
-from .data import collate
-from .decoding import greedy_alignment
-from .features import LogMel
-from .runtime.decoder import Word, words_from_tokens
+from asr.audio import load_audio
+from asr.nn.checkpoint import build_model, load_checkpoint
+from asr.nn.data import collate
+from asr.decoding.greedy import greedy_alignment
+from asr.nn.features import LogMel
+from asr.decoding.result import Word, words_from_tokens
 
 __all__ = ["Recognizer", "Transcription"]
 
@@ -61,7 +61,7 @@ class Recognizer:
 
     @torch.no_grad()
     def transcribe_batch(self, items: Sequence[Union[str, os.PathLike, np.ndarray]], sample_rate: Optional[int] = None) -> list[Transcription]:
-        from .audio import resample
+        from asr.audio import resample
 
         torch.set_num_threads(self.num_threads)
         waves, paths = [], []

@@ -9,10 +9,10 @@ from typing import Optional
 
 import torch
 
-from . import __version__
-from .config import ExperimentConfig
-from .model import CTCModel
-from .text import Tokenizer, tokenizer_from_dict
+from asr import __version__
+from asr.nn.config import ExperimentConfig
+from asr.nn.model import CTCModel
+from asr.text import Tokenizer, tokenizer_from_dict
 
 __all__ = ["save_checkpoint", "load_checkpoint", "build_model", "average_checkpoints", "epoch_checkpoints", "CheckpointError"]
 

@@ -1,128 +1,24 @@
-"""Manifests and batches: JSONL manifests in and out, a feature dataset that skips bad
-entries with a warning (never a crash halfway through an epoch), and length-bucketed batches.
-
-A manifest line is one JSON object: ``audio_filepath`` (absolute, or relative to the manifest's
-folder), ``duration`` (seconds), ``text``, and optionally ``speaker`` and ``offset`` (seconds:
-the utterance is the segment [offset, offset + duration] of the file, as in a Kaldi ``segments``
-file or a NeMo manifest; without it, the whole file).
-"""
+"""Training batches: feature datasets over manifest entries (:mod:`asr.manifest`) that skip
+bad entries with a warning (never a crash halfway through an epoch), and length-bucketed
+batches."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 
-from .audio import AudioError, load_audio, resample
-from .features import LogMel
-from .frontend import FrontendConfig
-from .text import Tokenizer, normalize_text
+from asr.audio import AudioError, load_audio, resample
+from asr.manifest import Entry, segment_of
+from asr.nn.features import LogMel
+from asr.frontend import FrontendConfig
+from asr.text import Tokenizer, normalize_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ManifestError", "Entry", "read_manifest", "write_manifest", "FeatureDataset", "OnTheFlyDataset",
-           "batch_loader", "bucket_batches", "collate"]
-
-REQUIRED = {"audio_filepath": str, "duration": (int, float), "text": str}
-
-
-class ManifestError(ValueError):
-    pass
-
-
-@dataclass
-class Entry:
-    audio_filepath: str
-    duration: float
-    text: str
-    speaker: Optional[str] = None
-    extra: dict = field(default_factory=dict)
-    offset: Optional[float] = None  # seconds into the file; None: the whole file
-
-    def to_json(self) -> dict:
-        d = {"audio_filepath": self.audio_filepath, "duration": round(self.duration, 4), "text": self.text}
-        if self.offset is not None:
-            d["offset"] = round(self.offset, 4)
-        if self.speaker is not None:
-            d["speaker"] = self.speaker
-        d.update(self.extra)
-        return d
-
-
-def _parse_line(line: str, base: str) -> Entry:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(obj, dict):
-        raise ManifestError(f"expected a JSON object, got {type(obj).__name__}")
-    for key, typ in REQUIRED.items():
-        if key not in obj:
-            raise ManifestError(f"missing field {key!r}")
-        if not isinstance(obj[key], typ) or isinstance(obj[key], bool):
-            raise ManifestError(f"field {key!r} has type {type(obj[key]).__name__}")
-    if not obj["duration"] > 0:
-        raise ManifestError(f"duration must be positive, got {obj['duration']}")
-    offset = obj.pop("offset", None)
-    if offset is not None and (not isinstance(offset, (int, float)) or isinstance(offset, bool) or offset < 0):
-        raise ManifestError(f"field 'offset' must be a number of seconds >= 0, got {offset!r}")
-    path = obj.pop("audio_filepath")
-    if not os.path.isabs(path):
-        path = os.path.normpath(os.path.join(base, path))
-    speaker = obj.pop("speaker", None)
-    return Entry(path, float(obj.pop("duration")), obj.pop("text"), None if speaker is None else str(speaker), obj,
-                 None if offset is None else float(offset))
-
-
-def read_manifest(path: str | os.PathLike, strict: bool = False) -> list[Entry]:
-    """Read a JSONL manifest. A malformed line is reported with its file and line number and
-    skipped (``strict=True``: raised). A missing file, or one with no valid line, raises."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ManifestError(f"{path}: manifest not found")
-    base = os.path.dirname(os.path.abspath(path))
-    entries, bad = [], 0
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                entries.append(_parse_line(line, base))
-            except ManifestError as exc:
-                if strict:
-                    raise ManifestError(f"{path}:{lineno}: {exc}") from None
-                bad += 1
-                log.warning("%s:%d: skipping malformed line: %s", path, lineno, exc)
-    if bad:
-        log.warning("%s: skipped %d malformed line(s), kept %d", path, bad, len(entries))
-    if not entries:
-        raise ManifestError(f"{path}: no valid entries")
-    return entries
-
-
-def write_manifest(path: str | os.PathLike, entries: Iterable[Entry]) -> int:
-    """Write entries as JSONL (atomically); returns the number written."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        for e in entries:
-            f.write(json.dumps(e.to_json(), ensure_ascii=False) + "\n")
-            n += 1
-    os.replace(tmp, path)
-    return n
-
-
-def segment_of(e: Entry) -> tuple[float, Optional[float]]:
-    """(offset, duration) arguments of :func:`asr.audio.load_audio` for an entry: its segment
-    when it has an ``offset``, else the whole file."""
-    return (0.0, None) if e.offset is None else (e.offset, e.duration)
+__all__ = ["FeatureDataset", "OnTheFlyDataset", "batch_loader", "bucket_batches", "collate"]
 
 
 def _perturb(wave: np.ndarray, speed: float, sample_rate: int) -> np.ndarray:
@@ -410,8 +306,3 @@ def bucket_batches(
         perm = rng.permutation(len(batches))
         batches = [batches[i] for i in perm]
     return batches
-
-
-def iterate_batches(dataset: FeatureDataset, batches: Sequence[Sequence[int]]) -> Iterator[dict]:
-    for b in batches:
-        yield dataset.batch(b)

@@ -23,15 +23,16 @@ from typing import Optional
 import numpy as np
 import torch
 
-from . import distributed
-from .checkpoint import build_model, checkpoint_paths, epoch_checkpoints, load_checkpoint, save_checkpoint
-from .config import ExperimentConfig
-from .data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, read_manifest
-from .decoding import greedy_ids
-from .features import compute_stats, spec_augment, vtlp
-from .metrics import ErrorStats, error_stats
-from .model import CTCModel, utterance_cmn
-from .text import PhoneTokenizer, Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
+from asr.nn import distributed
+from asr.nn.checkpoint import build_model, checkpoint_paths, epoch_checkpoints, load_checkpoint, save_checkpoint
+from asr.nn.config import ExperimentConfig
+from asr.manifest import read_manifest
+from asr.nn.data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches
+from asr.decoding.greedy import greedy_ids
+from asr.nn.features import compute_stats, spec_augment, vtlp
+from asr.metrics import ErrorStats, error_stats
+from asr.nn.model import CTCModel, utterance_cmn
+from asr.text import PhoneTokenizer, Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
 
 log = logging.getLogger(__name__)
 

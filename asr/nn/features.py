@@ -12,7 +12,7 @@ from typing import Iterable
 import torch
 import torchaudio
 
-from .frontend import FrontendConfig
+from asr.frontend import FrontendConfig
 
 __all__ = ["LogMel", "compute_stats", "SpecAugmentConfig", "spec_augment"]
 

@@ -15,8 +15,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..decoding import greedy_alignment  # noqa: F401  (re-exported: the runtime's offline decoding)
-from ..text import WORD_START, Tokenizer
+from asr.decoding.greedy import greedy_alignment  # noqa: F401  (re-exported: the runtime's offline decoding)
+from asr.text import WORD_START, Tokenizer
 
 __all__ = ["Word", "Utterance", "Result", "CtcStreamDecoder", "words_from_tokens"]
 

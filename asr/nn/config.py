@@ -10,9 +10,9 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from .features import SpecAugmentConfig
-from .frontend import FrontendConfig
-from .model import ModelConfig
+from asr.nn.features import SpecAugmentConfig
+from asr.frontend import FrontendConfig
+from asr.nn.model import ModelConfig
 
 __all__ = ["DataConfig", "TrainConfig", "ExperimentConfig", "load_config"]
 

@@ -28,24 +28,21 @@ reaches words no word list holds (``build --units char``).
 
 Command line::
 
-    python -m asr.lm build --text corpus.txt --order 3 --out lm.arpa
-    python -m asr.lm build --manifest data/x/train.jsonl --units char --order 6 --out chars.arpa
-    python -m asr.lm build --manifest data/x/train.jsonl --order 3 --out lm.arpa
-    python -m asr.lm ppl --lm lm.arpa --text test.txt
+    asr lm build --text corpus.txt --order 3 --out lm.arpa
+    asr lm build --manifest data/x/train.jsonl --units char --order 6 --out chars.arpa
+    asr lm build --manifest data/x/train.jsonl --order 3 --out lm.arpa
+    asr lm ppl --lm lm.arpa --text test.txt
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
-import json
 import math
 import os
-import sys
 from collections import Counter, defaultdict
 from typing import Iterable, Iterator, Optional, Sequence
 
-from .text import normalize_text
+from asr.text import normalize_text
 
 __all__ = ["BOS", "EOS", "UNK", "SPACE", "NGramLM", "train_ngram", "ArpaError", "read_sentences", "char_tokens", "main"]
 
@@ -334,74 +331,19 @@ def char_tokens(sentence: str) -> list[str]:
     return [SPACE if ch == " " else ch for ch in sentence]
 
 
-# --- command line -------------------------------------------------------------------------
 def read_sentences(text: Optional[str] = None, manifest: Optional[str] = None) -> Iterator[str]:
     """Normalized, non-empty sentences of a text file (one per line) or of the ``text`` fields
-    of a JSONL manifest."""
+    of a JSONL manifest (read strictly: a malformed line is an error naming file and line)."""
     if text is not None:
-        with open(text, encoding="utf-8") as f:
+        with open_text(text) as f:
             for line in f:
                 s = normalize_text(line)
                 if s:
                     yield s
     if manifest is not None:
-        with open(manifest, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{manifest}:{lineno}: not JSON ({e})") from None
-                if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
-                    raise ValueError(f"{manifest}:{lineno}: expected an object with a string 'text' field")
-                s = normalize_text(entry["text"])
-                if s:
-                    yield s
+        from asr.manifest import read_manifest
 
-
-def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m asr.lm") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Word or character n-gram language models (ARPA).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="train an interpolated Kneser-Ney model and write it as ARPA")
-    b.add_argument("--text", help="text file, one sentence per line (normalized here)")
-    b.add_argument("--manifest", help="JSONL manifest whose 'text' fields are the sentences")
-    b.add_argument("--order", type=int, default=3)
-    b.add_argument("--units", choices=("word", "char"), default="word",
-                   help="tokens of the model: words (default) or characters (space = <sp>), for --char-lm")
-    b.add_argument("--discount", type=float, default=None, help="one discount for all orders (default: estimated)")
-    b.add_argument("--out", required=True, help="ARPA file to write")
-    p = sub.add_parser("ppl", help="perplexity of an ARPA model on text")
-    p.add_argument("--lm", required=True, help="ARPA file")
-    p.add_argument("--text")
-    p.add_argument("--manifest")
-    p.add_argument("--units", choices=("word", "char"), default="word", help="units the model was built on")
-    args = parser.parse_args(argv)
-
-    if args.text is None and args.manifest is None:
-        parser.error("give --text and/or --manifest")
-    try:
-        sentences: list = list(read_sentences(args.text, args.manifest))
-        if args.units == "char":
-            sentences = [char_tokens(x) for x in sentences]
-        if args.command == "build":
-            if not sentences:
-                raise ValueError("no sentences in the input")
-            lm = train_ngram(sentences, order=args.order, discount=args.discount)
-            lm.write_arpa(args.out)
-            counts = " ".join(f"{k}-grams={n}" for k, n in enumerate(lm.counts(), 1))
-            print(f"wrote {args.out}: order {lm.order}, {len(sentences)} sentences, {counts}", file=sys.stderr)
-        else:
-            lm = NGramLM.read_arpa(args.lm)
-            words = sum(len(_words(s)) + 1 for s in sentences)
-            oov = sum(1 for s in sentences for w in _words(s) if w not in lm.vocab)
-            unit = "characters" if args.units == "char" else "words"
-            print(f"{len(sentences)} sentences, {words} {unit} (with </s>), {oov} OOV, perplexity {lm.perplexity(sentences):.3f}")
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        for entry in read_manifest(manifest, strict=True):
+            s = normalize_text(entry.text)
+            if s:
+                yield s

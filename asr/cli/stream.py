@@ -31,13 +31,13 @@ from typing import Optional, Sequence
 
 import soundfile as sf
 
-from ..audio import AudioError, load_audio
-from ..beam_search import add_decoding_args, aligners_from_args
-from .decoder import Utterance
-from .endpoint import EndpointConfig
-from .model import ModelError, OnnxModel
-from .offline import OfflineRecognizer
-from .online import OnlineRecognizer
+from asr.audio import AudioError, load_audio
+from asr.decoding.beam_search import add_decoding_args, aligners_from_args
+from asr.decoding.result import Utterance
+from asr.runtime.endpoint import EndpointConfig
+from asr.runtime.model import ModelError, OnnxModel
+from asr.runtime.offline import OfflineRecognizer
+from asr.runtime.online import OnlineRecognizer
 
 __all__ = ["main"]
 

@@ -52,8 +52,8 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .lm import BOS, EOS, SPACE, UNK, NGramLM
-from .text import WORD_START, Tokenizer
+from asr.decoding.lm import BOS, EOS, SPACE, UNK, NGramLM
+from asr.text import WORD_START, Tokenizer
 
 __all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "beam_search", "read_hotwords", "build_aligner",
            "add_decoding_args", "aligners_from_args"]
@@ -501,7 +501,7 @@ def read_hotwords(path: str) -> dict[str, float]:
     """Hotwords from a text file: one phrase a line, optionally followed by a tab and its bonus
     per token (default: ``BeamSearchOptions.hotword_weight``, given as NaN here); ``#`` starts a
     comment. Phrases are normalized like transcripts."""
-    from .text import normalize_text
+    from asr.text import normalize_text
 
     out: dict[str, float] = {}
     with open(path, encoding="utf-8") as f:
@@ -529,7 +529,7 @@ def build_aligner(tokenizer: Tokenizer, beam_size: int = 0, lm: "Optional[NGramL
     greedy best path when ``beam_size`` is 0 (no LM, no hotwords allowed then), else a
     :class:`CtcBeamSearch` (``lm``, ``char_lm``: an :class:`NGramLM` or an ARPA path;
     ``options``: :class:`BeamSearchOptions` fields)."""
-    from .decoding import greedy_alignment
+    from asr.decoding.greedy import greedy_alignment
 
     if beam_size <= 0:
         if lm is not None or char_lm is not None or hotwords:
@@ -572,7 +572,7 @@ def _floats(text: str, name: str) -> list[float]:
 
 
 def _hotwords_from_args(args) -> Optional[dict]:
-    from .text import normalize_text
+    from asr.text import normalize_text
 
     hot: dict = {}
     if args.hotwords:

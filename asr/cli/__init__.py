@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .beam_search import add_decoding_args, aligners_from_args
+from asr.decoding.beam_search import add_decoding_args, aligners_from_args
 
 log = logging.getLogger("asr")
 
@@ -41,20 +41,20 @@ def cmd_prepare(args) -> int:
     download = not args.no_download
     progress = not args.no_progress
     if args.corpus == "fsdd":
-        from .corpora import fsdd
+        from asr.corpora import fsdd
 
         counts = fsdd.prepare(args.corpus_dir, args.out, test_speaker=args.test_speaker, allow_download=download)
     elif args.corpus == "speechocean762":
-        from .corpora import speechocean762
+        from asr.corpora import speechocean762
 
         counts = speechocean762.prepare(args.corpus_dir, args.out, allow_download=download)
     elif args.corpus == "librispeech":
-        from .corpora import librispeech
+        from asr.corpora import librispeech
 
         counts = librispeech.prepare(args.corpus_dir, args.out, subset=args.subset, parts=args.parts,
                                      allow_download=download, progress=progress)
     elif args.corpus == "librispeech-lm":
-        from .corpora import librispeech
+        from asr.corpora import librispeech
 
         written = librispeech.prepare_lm(args.corpus_dir, args.out, args.parts or librispeech.DEFAULT_LMS,
                                          allow_download=download)
@@ -62,19 +62,19 @@ def cmd_prepare(args) -> int:
             print(f"LibriSpeech {name} LM, lower-cased: {path}")
         return 0
     elif args.corpus == "an4":
-        from .corpora import an4
+        from asr.corpora import an4
 
         counts = an4.prepare(args.corpus_dir, args.out, allow_download=download, progress=progress)
     elif args.corpus == "commonvoice":
-        from .corpora import commonvoice
+        from asr.corpora import commonvoice
 
         counts = commonvoice.prepare(args.corpus_dir, args.out, progress=progress)
     elif args.corpus == "kaldi":
-        from .corpora import kaldi
+        from asr.corpora import kaldi
 
         counts = kaldi.prepare(args.source, args.out)
     elif args.corpus == "manifest":
-        from .corpora import manifest
+        from asr.corpora import manifest
 
         counts = manifest.prepare(args.source, args.out)
     else:  # argparse restricts the choices
@@ -84,8 +84,8 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .config import load_config
-    from .training import train
+    from asr.nn.config import load_config
+    from asr.nn.training import train
 
     cfg = load_config(args.config, args.overrides)
     os.makedirs(args.exp, exist_ok=True)
@@ -125,11 +125,11 @@ def _utterance_name(e) -> str:
 def _decode_with_checkpoint(args, entries):
     import torch
 
-    from .checkpoint import build_model, load_checkpoint
-    from .data import FeatureDataset
-    from .decoding import greedy_alignment
-    from .training import dataset_log_probs
-    from .text import normalize_text
+    from asr.nn.checkpoint import build_model, load_checkpoint
+    from asr.nn.data import FeatureDataset
+    from asr.decoding.greedy import greedy_alignment
+    from asr.nn.training import dataset_log_probs
+    from asr.text import normalize_text
 
     torch.set_num_threads(args.threads)
     model, cfg, tokenizer = build_model(load_checkpoint(args.checkpoint))
@@ -152,9 +152,9 @@ def _decode_with_checkpoint(args, entries):
 
 
 def _decode_with_onnx(args, entries):
-    from .runtime import load_recognizer
-    from .audio import AudioError, load_audio
-    from .text import normalize_text
+    from asr.runtime import load_recognizer
+    from asr.audio import AudioError, load_audio
+    from asr.text import normalize_text
 
     if args.chunk_size is not None or args.right_context is not None:
         raise ValueError("--chunk-size/--right-context apply to checkpoints; an ONNX model streams as it was exported")
@@ -198,8 +198,8 @@ def _settings_label(settings: dict) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import read_manifest
-    from .metrics import error_stats
+    from asr.manifest import read_manifest
+    from asr.metrics import error_stats
 
     entries = read_manifest(args.manifest)
     decode = _decode_with_onnx if args.model else _decode_with_checkpoint
@@ -247,14 +247,14 @@ def cmd_evaluate(args) -> int:
 
 def cmd_transcribe(args) -> int:
     if args.model:  # exported ONNX model: the torch-free runtime
-        from .runtime import load_recognizer, transcribe_files
+        from asr.runtime import load_recognizer, transcribe_files
 
         rec = load_recognizer(args.model, args.threads)
         ((_, rec.aligner),) = aligners_from_args(args, rec.info.tokenizer)
         items = ((r.path, r.error, r.result) for r in transcribe_files(rec, args.files))
     else:
-        from . import load_model
-        from .audio import AudioError
+        from asr import load_model
+        from asr.audio import AudioError
 
         recognizer = load_model(args.checkpoint, num_threads=args.threads)
         ((_, recognizer.aligner),) = aligners_from_args(args, recognizer.tokenizer)
@@ -284,7 +284,7 @@ def cmd_transcribe(args) -> int:
 def cmd_average(args) -> int:
     import torch
 
-    from .checkpoint import average_checkpoints, epoch_checkpoints
+    from asr.nn.checkpoint import average_checkpoints, epoch_checkpoints
 
     if args.checkpoints:
         paths = args.checkpoints
@@ -318,7 +318,7 @@ def cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from asr import __version__
 
     p = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition: prepare, train, evaluate, transcribe.")
     p.add_argument("--version", action="version", version=f"asr {__version__}")
@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["lm"]:  # its own parser (also `python -m asr.lm`), options included
-        from .lm import main as lm_main
+        from asr.cli.lm import main as lm_main
 
         return lm_main(argv[1:], prog="asr lm")
     args = build_parser().parse_args(argv)
