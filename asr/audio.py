@@ -7,15 +7,22 @@ Resampling is a windowed-sinc polyphase filter (the same kernel as torchaudio's 
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import stat
+import sys
 from functools import lru_cache
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import soundfile as sf
 
-__all__ = ["AudioError", "load_audio", "resample", "to_mono", "check_finite"]
+__all__ = ["AudioError", "AudioInput", "STDIN", "load_audio", "read_audio", "read_input", "as_samples", "check_rate",
+           "resample", "to_mono", "check_finite"]
+
+AudioInput = Union[str, os.PathLike, np.ndarray]
+STDIN = "-"  # the path that means standard input
 
 
 class AudioError(ValueError):
@@ -40,33 +47,85 @@ def check_finite(samples: np.ndarray, source: str) -> None:
         raise AudioError(source, f"{bad} sample(s) are NaN or infinite")
 
 
-def load_audio(
-    path: str | os.PathLike, sample_rate: int, offset: float = 0.0, duration: Optional[float] = None
-) -> np.ndarray:
-    """Read ``path`` (wav, flac, ogg, mp3, ... any rate, any channel count) as mono float32
-    samples in [-1, 1] at ``sample_rate``; with ``offset`` and/or ``duration`` (seconds), only
-    that segment of the file (a Kaldi ``segments`` entry). Raises :class:`AudioError` naming the
-    file and why."""
+def as_samples(samples, source: str, allow_empty: bool = False) -> np.ndarray:
+    """The input rules for arrays, the same for every recognizer and stream: a 1-D array of
+    mono samples, float (float16/32/64, taken as they are, nominally in [-1, 1]) or 16/32-bit
+    integer PCM (scaled by 1/32768 and 1/2**31). Anything else (other dtypes, 2-D arrays,
+    NaN or infinite values, no samples unless ``allow_empty``) raises :class:`AudioError`
+    naming ``source``. Returns contiguous float32."""
+    a = np.asarray(samples)
+    if a.dtype == np.int16:
+        a = a.astype(np.float32) / 32768.0
+    elif a.dtype == np.int32:
+        a = (a.astype(np.float64) / 2147483648.0).astype(np.float32)
+    elif a.dtype.kind == "f":
+        a = a.astype(np.float32, copy=False)
+    else:
+        raise AudioError(source, f"samples of type {a.dtype} are not accepted: give float32/float64 values in "
+                                 "[-1, 1], or int16/int32 PCM")
+    if a.ndim != 1:
+        raise AudioError(source, f"expected a 1-D array of mono samples, got shape {a.shape} "
+                                 "(mix channels down first, e.g. samples.mean(axis=1))")
+    if a.size == 0 and not allow_empty:
+        raise AudioError(source, "no samples")
+    check_finite(a, source)
+    return np.ascontiguousarray(a)
+
+
+def check_rate(sample_rate, source: str) -> int:
+    """A sample rate as a positive int, else :class:`AudioError` naming ``source``."""
+    if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, (int, np.integer, float)) \
+            or sample_rate != int(sample_rate) or sample_rate <= 0:
+        raise AudioError(source, f"sample rate must be a positive integer (Hz), got {sample_rate!r}")
+    return int(sample_rate)
+
+
+def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[float] = None) -> tuple[np.ndarray, int]:
+    """Read ``path`` (wav, flac, ogg, mp3, ... any channel count; ``-`` = standard input) as
+    mono float32 samples at the file's own rate: ``(samples, rate)``. With ``offset`` and/or
+    ``duration`` (seconds), only that segment. Raises :class:`AudioError` naming the file and
+    why (pipes and devices are refused rather than waited on: read them as ``-``)."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise AudioError(path, "file not found")
-    if os.path.isdir(path):
-        raise AudioError(path, "is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
-        raise AudioError(path, "file is empty (0 bytes)")
     segment = offset > 0 or duration is not None
+    if path == STDIN:
+        if segment:
+            raise AudioError(path, "a segment (offset/duration) cannot be read from standard input")
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise AudioError("<stdin>", "standard input is empty")
+        source: object = io.BytesIO(data)
+        path = "<stdin>"
+    else:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise AudioError(path, "file not found") from None
+        except PermissionError:
+            raise AudioError(path, "permission denied") from None
+        except OSError as exc:
+            raise AudioError(path, f"cannot access ({exc.strerror or exc})") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise AudioError(path, "is a directory, not an audio file")
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
+            raise AudioError(path, f"is {kind}: to read a stream, give '-' and redirect it to standard input")
+        if st.st_size == 0:
+            raise AudioError(path, "file is empty (0 bytes)")
+        source = path
     try:
         if not segment:
-            samples, file_rate = sf.read(path, dtype="float32", always_2d=True)
+            samples, file_rate = sf.read(source, dtype="float32", always_2d=True)
         else:
-            with sf.SoundFile(path) as f:
+            with sf.SoundFile(source) as f:
                 file_rate = f.samplerate
                 start = int(round(offset * file_rate))
                 if start >= f.frames > 0:
                     raise AudioError(path, f"segment starts at {offset:g} s, after the end of the file ({f.frames / file_rate:g} s)")
                 f.seek(start)
                 samples = f.read(-1 if duration is None else int(round(duration * file_rate)), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+    except PermissionError:
+        raise AudioError(path, "permission denied") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
         if isinstance(exc, AudioError):
             raise
         raise AudioError(path, f"cannot decode audio ({exc})") from None
@@ -74,9 +133,31 @@ def load_audio(
         raise AudioError(path, "contains no audio samples" + (f" from {offset:g} s" if segment else ""))
     samples = to_mono(samples)
     check_finite(samples, path)
+    return np.ascontiguousarray(samples, dtype=np.float32), int(file_rate)
+
+
+def load_audio(
+    path: str | os.PathLike, sample_rate: int, offset: float = 0.0, duration: Optional[float] = None
+) -> np.ndarray:
+    """:func:`read_audio`, resampled to ``sample_rate``: mono float32 samples in [-1, 1]."""
+    samples, file_rate = read_audio(path, offset, duration)
     if file_rate != sample_rate:
         samples = resample(samples, file_rate, sample_rate)
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def read_input(item: AudioInput, sample_rate: Optional[int], model_rate: int, name: str) -> tuple[np.ndarray, str]:
+    """A path (any format soundfile reads, ``-`` for standard input) or an array (see
+    :func:`as_samples`) at ``sample_rate`` (default: the model's) -> (samples at
+    ``model_rate``, name). Raises :class:`AudioError` naming the input."""
+    if isinstance(item, (str, os.PathLike)):
+        path = os.fspath(item)  # a file's own rate is read from the file; sample_rate is for arrays
+        return load_audio(path, model_rate), path
+    samples = as_samples(item, name)
+    rate = model_rate if sample_rate is None else check_rate(sample_rate, name)
+    if rate != model_rate:
+        samples = resample(samples, rate, model_rate)
+    return np.ascontiguousarray(samples, dtype=np.float32), name
 
 
 @lru_cache(maxsize=32)

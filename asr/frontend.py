@@ -71,9 +71,9 @@ class FrontendConfig:
     def frame_shift_s(self) -> float:
         return self.hop_length / self.sample_rate
 
-    @property
-    def frame_length_s(self) -> float:
-        return self.n_fft / self.sample_rate
+    def output_frame_shift_s(self, subsampling: int) -> float:
+        """Seconds per model output frame: the feature hop times the model's subsampling."""
+        return self.hop_length * subsampling / self.sample_rate
 
     def num_frames(self, num_samples: int) -> int:
         return 0 if num_samples < self.n_fft else 1 + (num_samples - self.n_fft) // self.hop_length

@@ -57,7 +57,7 @@ def _parse_line(line: str, base: str) -> Entry:
             raise ManifestError(f"missing field {key!r}")
         if not isinstance(obj[key], typ) or isinstance(obj[key], bool):
             raise ManifestError(f"field {key!r} has type {type(obj[key]).__name__}")
-    if not obj["duration"] > 0:
+    if not 0 < obj["duration"] < float("inf"):
         raise ManifestError(f"duration must be positive, got {obj['duration']}")
     offset = obj.pop("offset", None)
     if offset is not None and (not isinstance(offset, (int, float)) or isinstance(offset, bool) or offset < 0):
@@ -70,29 +70,41 @@ def _parse_line(line: str, base: str) -> Entry:
                  None if offset is None else float(offset))
 
 
-def read_manifest(path: str | os.PathLike, strict: bool = False) -> list[Entry]:
-    """Read a JSONL manifest. A malformed line is reported with its file and line number and
-    skipped (``strict=True``: raised). A missing file, or one with no valid line, raises."""
+def read_manifest(path: str | os.PathLike, strict: bool = False,
+                  problems: Optional[list] = None) -> list[Entry]:
+    """Read a JSONL manifest (UTF-8, a byte-order mark allowed). A malformed line (bad JSON,
+    a missing or mistyped field, bytes that are not UTF-8) is reported with its file and line
+    number and skipped, and appended to ``problems`` as ``(line number, reason)`` when a list
+    is given; with ``strict=True`` it raises. A missing file, or one with no valid line, raises."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ManifestError(f"{path}: manifest not found")
     base = os.path.dirname(os.path.abspath(path))
     entries, bad = [], 0
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    try:
+        f = open(path, "rb")
+    except PermissionError:
+        raise ManifestError(f"{path}: permission denied") from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
             try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                if not line.strip():
+                    continue
                 entries.append(_parse_line(line, base))
-            except ManifestError as exc:
+            except (ManifestError, UnicodeDecodeError) as exc:
+                reason = (f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                          if isinstance(exc, UnicodeDecodeError) else str(exc))
                 if strict:
-                    raise ManifestError(f"{path}:{lineno}: {exc}") from None
+                    raise ManifestError(f"{path}:{lineno}: {reason}") from None
                 bad += 1
-                log.warning("%s:%d: skipping malformed line: %s", path, lineno, exc)
+                if problems is not None:
+                    problems.append((lineno, reason))
+                log.warning("%s:%d: skipping malformed line: %s", path, lineno, reason)
     if bad:
         log.warning("%s: skipped %d malformed line(s), kept %d", path, bad, len(entries))
     if not entries:
-        raise ManifestError(f"{path}: no valid entries")
+        raise ManifestError(f"{path}: no valid entries" + (f" ({bad} malformed line(s))" if bad else ""))
     return entries
 
 

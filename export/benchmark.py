@@ -37,8 +37,8 @@ class _NoTorch:
         if name == "torch" or name.startswith("torch."):
             raise ImportError("torch is blocked in this process")
 sys.meta_path.insert(0, _NoTorch())
-from asr.runtime import OnlineRecognizer
-rec = OnlineRecognizer(sys.argv[1], num_threads=1)
+import asr
+rec = asr.load_model(sys.argv[1], num_threads=1)
 for path in sys.argv[2:]:
     rec.transcribe(path)
 assert "torch" not in sys.modules
@@ -65,8 +65,8 @@ def main(argv=None) -> int:
     from asr.audio import load_audio
     from asr.metrics import error_stats
     from asr.text import normalize_text
-    from asr.nn.backend import Recognizer
-    from asr.runtime import OfflineRecognizer, OnlineRecognizer
+    import asr
+    from asr.runtime import OnlineRecognizer
     from export.onnx_export import export_onnx
 
     model, cfg, tok = build_model(load_checkpoint(args.checkpoint))
@@ -79,12 +79,11 @@ def main(argv=None) -> int:
     off_path, st_path = os.path.join(tmp, "offline.onnx"), os.path.join(tmp, "stream.onnx")
     export_onnx(args.checkpoint, off_path)
     rep = export_onnx(args.checkpoint, st_path, streaming=True, int8=True, chunk_size=args.chunk_size)
-    meta = rep.metadata
+    info = rep.info
     rnn = cfg.model.rnn_type
 
-    model.cfg.chunk_size = 0  # eager offline = full context, like the offline ONNX graph
-    eager = Recognizer(model, cfg, tok, num_threads=1)
-    offline = OfflineRecognizer(off_path, num_threads=1)
+    eager = asr.load_model(args.checkpoint, num_threads=1, chunk_size=0)  # full context, like the offline graph
+    offline = asr.load_model(off_path, num_threads=1)
     results = {}
     hyps = {}
 
@@ -128,14 +127,14 @@ def main(argv=None) -> int:
 
     fe = cfg.frontend
     hop_s = fe.hop_length / sr
-    window_s = meta["window_frames"] * hop_s
+    window_s = info.window_frames * hop_s
     frame_extra = (fe.n_fft - fe.hop_length) / sr
     algo_first = window_s + frame_extra  # first frame of a chunk waits for the whole window
-    algo_last = meta["right_context"] * meta["subsampling"] * hop_s + meta["subsampling"] * hop_s + frame_extra
-    chunk_s = meta["hop_frames"] * hop_s
+    algo_last = info.right_context * info.subsampling * hop_s + info.subsampling * hop_s + frame_extra
+    chunk_s = info.hop_frames * hop_s
 
-    print(f"model {args.checkpoint}: {meta['model_kind']}, {model.num_parameters() / 1e6:.2f}M parameters, "
-          f"chunk {meta['chunk_size']} + right context {meta['right_context']} model frames ({chunk_s * 1000:.0f} ms per step)")
+    print(f"model {args.checkpoint}: {info.model_kind}, {model.num_parameters() / 1e6:.2f}M parameters, "
+          f"chunk {info.chunk_size} + right context {info.right_context} model frames ({chunk_s * 1000:.0f} ms per step)")
     print(f"audio: {len(waves)} utterances, {audio_s:.1f} s, from {args.manifest}; 1 thread; device: CPU")
     print(f"{'decoding':<30} {'RTF':>8} {'WER %':>7} {'CER %':>7}")
     for name, rtf in results.items():

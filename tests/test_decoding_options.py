@@ -1,6 +1,7 @@
-"""Beam search, LM and hotwords wired through the user-facing paths: the runtime recognizers
-(offline, and streaming where the final text is decoded again), `asr evaluate` (with a grid
-search over LM weight and insertion bonus), `asr transcribe` and `asr-stream`."""
+"""DecodingOptions and the Decoder, and beam search, LM and hotwords wired through the
+user-facing paths: the recognizer (offline, and streaming where the final text is decoded
+again, with per-stream hotwords), `asr evaluate` (with a grid search over LM weight and
+insertion bonus), `asr transcribe` and `asr-stream`."""
 
 import json
 import os
@@ -8,11 +9,13 @@ import os
 import numpy as np
 import pytest
 
+import asr
 from asr import cli
-from asr.decoding.beam_search import CtcBeamSearch, BeamSearchOptions, build_aligner, read_hotwords
+from asr.decoding.beam_search import read_hotwords
 from asr.decoding.greedy import greedy_alignment
 from asr.decoding.lm import train_ngram
-from asr.runtime import OfflineRecognizer, OnlineRecognizer
+from asr.decoding.options import DEFAULT_BEAM, Decoder, DecodingOptions
+from asr.runtime import OnlineRecognizer
 from asr.cli.stream import main as stream_main
 from asr.decoding.result import words_from_tokens
 
@@ -36,38 +39,48 @@ def test_read_hotwords(tmp_path):
         read_hotwords(str(p))
 
 
-def test_build_aligner_checks():
-    assert build_aligner(TOKENIZER) is greedy_alignment
+def test_decoding_options_checks(arpa):
+    assert DecodingOptions().greedy and Decoder(TOKENIZER)._search is None
+    assert DecodingOptions(lm=arpa).beam_size == DEFAULT_BEAM and DecodingOptions(hotwords=["ab"]).beam_size == DEFAULT_BEAM
     with pytest.raises(ValueError, match="beam search"):
-        build_aligner(TOKENIZER, 0, hotwords=["ab"])
+        DecodingOptions(beam_size=0, hotwords=["ab"])
+    with pytest.raises(ValueError, match="lm: .*missing.arpa: file not found"):
+        DecodingOptions(lm="missing.arpa")
+    with pytest.raises(ValueError, match="alpha must be a finite number"):
+        DecodingOptions(lm=arpa, alpha=float("nan"))
     with pytest.raises(ValueError, match="hotword"):
-        build_aligner(TOKENIZER, 4, hotwords=["xyz"])  # not spellable with this vocabulary: at once
+        Decoder(TOKENIZER, DecodingOptions(beam_size=4, hotwords=["xyz"]))  # not spellable with this vocabulary: at once
+    lp = np.log(np.full((6, len(TOKENIZER.vocab)), 1e-3))
+    lp[:, 0] = 0.0
+    assert Decoder(TOKENIZER)(lp) == greedy_alignment(lp) == []
 
 
 def test_offline_recognizer_with_beam_search(models, wavs, arpa):
     path, _, _ = models.get("gru-offline")
-    greedy = OfflineRecognizer(path).transcribe(wavs["a"])
-    graph = OfflineRecognizer(path).model  # the same scores the recognizer decodes
-    align = build_aligner(TOKENIZER, 8, lm=arpa, alpha=0.5, beta=1.0)
-    rec = OfflineRecognizer(path, aligner=align)
+    greedy = asr.load_model(path).transcribe(wavs["a"])
+    options = DecodingOptions(beam_size=8, lm=arpa, alpha=0.5, beta=1.0)
+    rec = asr.load_model(path, options)
+    graph = rec.backend.model  # the same scores the recognizer decodes
     result = rec.transcribe(wavs["a"])
     # the same as running the beam search on the graph's scores by hand
+    from asr.audio import read_input
     from asr.frontend import logmel
-    from asr.runtime.inputs import read_input
 
-    samples, _ = read_input(wavs["a"], None, rec.info.sample_rate, 0)
-    f = logmel(samples, rec.info.frontend)[None]
+    info = graph.info
+    samples, _ = read_input(wavs["a"], None, info.sample_rate, "a")
+    f = logmel(samples, info.frontend)[None]
     scores, n = graph.forward(f, np.array([f.shape[1]]))
-    text, words = words_from_tokens(TOKENIZER, align(scores[0, : int(n[0])]), rec.info.frame_shift_s)
+    text, words = words_from_tokens(TOKENIZER, Decoder(TOKENIZER, options)(scores[0, : int(n[0])]), info.frame_shift_s)
     assert (result.text, result.words) == (text, words)
     assert all(w.end > w.start for w in result.words)
-    assert greedy.text == OfflineRecognizer(path, aligner=None).transcribe(wavs["a"]).text
+    assert greedy.text == asr.load_model(path, DecodingOptions()).transcribe(wavs["a"]).text
 
 
 def test_streaming_final_text_is_beam_decoded(models, wavs):
     path, _, _ = models.get("gru-lc")
-    align = CtcBeamSearch(TOKENIZER, None, BeamSearchOptions(beam_size=8), hotwords=["cab"]).align
-    rec = OnlineRecognizer(path, aligner=align)
+    options = DecodingOptions(beam_size=8, hotwords=["cab"])
+    align = Decoder(TOKENIZER, options)
+    rec = OnlineRecognizer(path, decoding=options)
     stream = rec.create_stream(keep_log_probs=True)
     import soundfile as sf
 
@@ -87,6 +100,29 @@ def test_streaming_final_text_is_beam_decoded(models, wavs):
     scores = np.concatenate(stream.log_probs)
     text, words = words_from_tokens(TOKENIZER, align(scores), rec.info.frame_shift_s)
     assert final.final and (final.text, final.words) == (text, words)
+
+
+def test_per_stream_hotwords(models, wavs):
+    """Hotwords given to one stream bias its final decoding (a beam search even on a greedy
+    recognizer), and only that stream's."""
+    import soundfile as sf
+
+    path, _, _ = models.get("gru-lc")
+    rec = OnlineRecognizer(path)
+    wave, rate = sf.read(wavs["a"], dtype="float32")
+    plain, biased = rec.create_stream(keep_log_probs=True), rec.create_stream(keep_log_probs=True, hotwords={"cab": 50.0})
+    for s in (plain, biased):
+        s.accept_waveform(rate, wave)
+        s.input_finished()
+    while rec.decode_streams([plain, biased]):
+        pass
+    scores = np.concatenate(plain.log_probs)
+    assert rec.get_result(plain).text == TOKENIZER.decode([t for t, _, _ in greedy_alignment(scores)])
+    hot = Decoder(TOKENIZER)(scores, hotwords={"cab": 50.0})
+    assert rec.get_result(biased).text == TOKENIZER.decode([t for t, _, _ in hot])
+    assert "cab" in rec.get_result(biased).text.split()  # a bonus this large forces the word in
+    with pytest.raises(ValueError, match="hotword 'xyz'"):
+        rec.create_stream(hotwords=["xyz"])
 
 
 def test_evaluate_with_lm_grid(tmp_path, models, arpa, capsys):
@@ -116,7 +152,11 @@ def test_evaluate_with_lm_grid(tmp_path, models, arpa, capsys):
                      "--alpha", str(result["alpha"]), "--beta", str(result["beta"])]) == 0
     onnx_result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert onnx_result["wer"] == pytest.approx(result["wer"]) and onnx_result["cer"] == pytest.approx(result["cer"])
-    assert cli.main(["evaluate", "--model", path, "--manifest", str(manifest), "--alpha", "0.1,0.2", "--lm", arpa]) == 2
+    # one evaluation loop for both backends: the grid runs on the ONNX model too, with the same numbers
+    assert cli.main(["evaluate", "--model", path, "--manifest", str(manifest), "--no-progress", "--lm", arpa,
+                     "--alpha", "0.2,0.8", "--beta", "0,1"]) == 0
+    grid_onnx = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (grid_onnx["wer"], grid_onnx["alpha"], grid_onnx["beta"]) == pytest.approx((result["wer"], result["alpha"], result["beta"]))
     # a character LM, alone (grid over its weight) and beside the word LM
     from asr.decoding.lm import char_tokens
 

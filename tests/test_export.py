@@ -116,9 +116,14 @@ def test_evaluate_cli_with_onnx_model(tmp_path, capsys):
         lines.append(json.dumps({"audio_filepath": f"{i}.wav", "duration": 0.75, "text": "ab c"}))
     lines.append(json.dumps({"audio_filepath": "missing.wav", "duration": 1.0, "text": "ab"}))
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
-    assert cli.main(["evaluate", "--model", str(tmp_path / "u.onnx"), "--manifest", str(tmp_path / "m.jsonl")]) == 0
+    argv = ["evaluate", "--model", str(tmp_path / "u.onnx"), "--manifest", str(tmp_path / "m.jsonl")]
+    assert cli.main(argv) == 3  # a WER over 3 of 4 entries is refused unless accepted
+    captured = capsys.readouterr()
+    assert "only 3 of 4 manifest entries were scored" in captured.err and "--allow-skipped" in captured.err
+    assert cli.main(argv + ["--allow-skipped"]) == 0
     out = capsys.readouterr().out
     assert "onnxruntime, streaming graph, chunks of 4" in out
     result = json.loads(out.strip().splitlines()[-1])
     assert result["num_utts"] == 3 and result["skipped"] == 1 and result["chunk_size"] == 4
+    assert (result["manifest_entries"], result["unreadable_audio"], result["complete"]) == (4, 1, False)
     assert (tmp_path / "decode_m_u.txt").read_text().count("REF:") == 3

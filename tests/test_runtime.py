@@ -18,8 +18,8 @@ from asr.nn.config import DataConfig, ExperimentConfig
 from asr.decoding.greedy import greedy_ids
 from asr.frontend import FrontendConfig, logmel
 from asr.nn.model import CTCModel, ModelConfig
-from asr.runtime import (EndpointConfig, ModelError, OfflineRecognizer, OnlineRecognizer, OnnxModel,
-                         transcribe_files)
+import asr
+from asr.runtime import EndpointConfig, ModelError, OnlineRecognizer, OnnxBackend, OnnxModel
 from asr.cli.stream import main as stream_main
 from asr.text import BLANK, CharTokenizer
 from conftest import synth_utterance
@@ -204,7 +204,7 @@ def test_metadata_round_trip(models):
         info = OnnxModel(path).info
         assert info.frontend == FRONTEND
         assert info.tokenizer.vocab == VOCAB
-        assert info.metadata == json.loads(json.dumps(report.metadata))
+        assert info.to_metadata() == report.info.to_metadata()  # what the exporter wrote is what the runtime reads
         assert info.subsampling == model.cfg.subsampling and info.vocab_size == len(VOCAB)
         assert info.graph == ("streaming" if name == "lstm-lc" else "offline")
     info = OnnxModel(models.get("lstm-lc")[0]).info
@@ -214,7 +214,7 @@ def test_metadata_round_trip(models):
 
 def test_offline_recognizer_and_batch(models, wavs):
     path, model, _ = models.get("gru-offline")
-    rec = OfflineRecognizer(path)
+    rec = asr.load_model(path)
     wave = synth_utterance("abc ca", np.random.default_rng(5))
     feats = torch.from_numpy(logmel(wave, FRONTEND))[None]
     with torch.no_grad():
@@ -225,7 +225,7 @@ def test_offline_recognizer_and_batch(models, wavs):
     assert batch[0].name == wavs["a"] and batch[1].text == one.text and batch[2].text == ""
     assert rec.transcribe(resample(wave, SR, 16000), sample_rate=16000).text  # other rates are resampled
     with pytest.raises(ModelError, match="streaming graph"):
-        OfflineRecognizer(models.get("gru-uni")[0])
+        OnnxBackend(models.get("gru-uni")[0])
     with pytest.raises(ModelError, match="offline graph"):
         OnlineRecognizer(path)
 
@@ -246,9 +246,9 @@ def test_runtime_runs_where_torch_cannot_be_imported(models, wavs):
             raise SystemExit("torch was importable")
         except ImportError:
             pass
-        from asr.runtime import transcribe_files
+        import asr
         from asr.cli.stream import main
-        texts = [next(transcribe_files(m, [sys.argv[3]])).result.text for m in sys.argv[1:3]]
+        texts = [asr.load_model(m).transcribe(sys.argv[3]).text for m in sys.argv[1:3]]
         assert main(["--model", sys.argv[1], sys.argv[3], "--no-partials"]) == 0
         assert not [m for m in sys.modules if m.split(".")[0] == "torch"]
         print(json.dumps(texts))
@@ -258,7 +258,7 @@ def test_runtime_runs_where_torch_cannot_be_imported(models, wavs):
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     texts = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert texts == [OnlineRecognizer(stream_path).transcribe(wavs["a"]).text, OfflineRecognizer(offline_path).transcribe(wavs["a"]).text]
+    assert texts == [asr.load_model(stream_path).transcribe(wavs["a"]).text, asr.load_model(offline_path).transcribe(wavs["a"]).text]
 
 
 def test_model_file_errors(models, tmp_path):
@@ -279,7 +279,7 @@ def test_model_file_errors(models, tmp_path):
     with pytest.raises(ModelError, match="format is 'other/9', expected 'asr-onnx/1'"):
         OnnxModel(bare)
     with pytest.raises(ValueError, match="not found"):
-        transcribe_files(tmp_path / "missing.onnx", [])
+        asr.load_model(tmp_path / "missing.onnx")
 
 
 def test_stream_input_errors_and_resampling(models):
@@ -342,14 +342,15 @@ def test_endpointing_end_to_end(models):
 def test_stream_convenience_transcribe(models, wavs):
     path, _, _ = models.get("gru-lc")
     rec = OnlineRecognizer(path)
-    a = rec.transcribe(wavs["a"])
+    a = asr.load_model(path).transcribe(wavs["a"])
     s = rec.create_stream()
     from asr.audio import load_audio
     _feed(rec, s, load_audio(wavs["a"], SR), np.random.default_rng(4))
     assert a.final and a.text == rec.get_result(s).text and a.name == wavs["a"]
-    results = list(transcribe_files(path, [wavs["a"], wavs["bad"]]))
-    assert results[0].result.text == a.text and results[0].error is None
-    assert results[1].result is None and "bad.wav" in str(results[1].error)
+    assert a.words == rec.get_result(s).words
+    results = asr.load_model(path).transcribe_batch([wavs["a"], wavs["bad"]])
+    assert results[0].text == a.text and results[0].error is None
+    assert results[1].text == "" and "cannot decode audio" in results[1].error and results[1].name == wavs["bad"]
 
 
 def test_asr_stream_cli(models, wavs, capsys):
@@ -359,7 +360,7 @@ def test_asr_stream_cli(models, wavs, capsys):
     assert rc == 1
     lines = [line.split("\t") for line in out.strip().splitlines()]
     assert [p for p, _, _ in lines] == [wavs["a"], wavs["b"]]
-    assert lines[0][2] == OnlineRecognizer(path).transcribe(wavs["a"]).text
+    assert lines[0][2] == asr.load_model(path).transcribe(wavs["a"]).text
     assert all(len(se.split("-")) == 2 for _, se, _ in lines)
     assert f"error: {wavs['bad']}: cannot decode audio" in err
     assert f"{wavs['a']}\tpartial\t" in err

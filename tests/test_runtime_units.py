@@ -5,7 +5,8 @@ import pytest
 
 from asr.audio import resample
 from asr.runtime import EndpointConfig, EndpointDetector, StreamingResampler, detect_endpoint
-from asr.decoding.result import CtcStreamDecoder, greedy_alignment, words_from_tokens
+from asr.decoding.greedy import greedy_alignment
+from asr.decoding.result import CtcStreamDecoder, words_from_tokens
 from asr.text import BLANK, CharTokenizer
 from asr.decoding.greedy import greedy_ids
 

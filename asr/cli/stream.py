@@ -29,40 +29,30 @@ import sys
 import time
 from typing import Optional, Sequence
 
-import soundfile as sf
-
-from asr.audio import AudioError, load_audio
-from asr.decoding.beam_search import add_decoding_args, aligners_from_args
+from asr.audio import AudioError, read_audio
+from asr.cli.options import add_decoding_args, decoding_options, positive
 from asr.decoding.result import Utterance
+from asr.recognizer import Recognizer
+from asr.runtime import OnnxBackend, OnnxModel
 from asr.runtime.endpoint import EndpointConfig
-from asr.runtime.model import ModelError, OnnxModel
-from asr.runtime.offline import OfflineRecognizer
 from asr.runtime.online import OnlineRecognizer
+from asr.runtime.schema import ModelError
 
 __all__ = ["main"]
 
 
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return parse
-
-
 def _rule(text: str):
-    return None if text.lower() in ("off", "none") else _positive(float)(text)
+    return None if text.lower() in ("off", "none") else positive(float)(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asr-stream", description="Stream audio files through an exported ONNX model.")
     p.add_argument("--model", required=True, help="model.onnx from `asr export` (streaming or offline graph)")
-    p.add_argument("files", nargs="+", help="audio files (any format and rate soundfile reads)")
-    p.add_argument("--chunk-ms", type=_positive(float), default=100.0, help="piece size fed per call (default 100 ms)")
+    p.add_argument("files", nargs="+", help="audio files (any format and rate soundfile reads; '-' = standard input)")
+    p.add_argument("--chunk-ms", type=positive(float), default=100.0, help="piece size fed per call (default 100 ms)")
     p.add_argument("--realtime", action="store_true", help="sleep to feed audio no faster than real time")
     p.add_argument("--json", action="store_true", help="final results as one JSON object per line")
-    p.add_argument("--threads", type=_positive(int), default=1, help="onnxruntime threads (default 1)")
+    p.add_argument("--threads", type=positive(int), default=1, help="onnxruntime threads (default 1)")
     p.add_argument("--no-partials", action="store_true", help="do not print partial results to stderr")
     p.add_argument("--no-endpoint", action="store_true", help="no endpointing: one utterance per file")
     d = EndpointConfig()
@@ -81,17 +71,8 @@ def _print_final(path: str, utt: Utterance, as_json: bool) -> None:
         print(f"{path}\t{utt.start:.2f}-{utt.end:.2f}\t{utt.text}", flush=True)
 
 
-def _read_native(path: str, fallback_rate: int):
-    """The file's samples at its own rate (so the stream resamples); every check of load_audio."""
-    try:
-        rate = sf.info(path).samplerate
-    except (RuntimeError, TypeError, ValueError, OSError):
-        rate = fallback_rate  # load_audio below says what is wrong with the file
-    return load_audio(path, rate), rate
-
-
 def _stream_file(rec: OnlineRecognizer, path: str, args) -> None:
-    samples, rate = _read_native(path, rec.sample_rate)
+    samples, rate = read_audio(path)  # the file's own rate: the stream resamples
     stream = rec.create_stream(name=path)
     step = max(1, int(round(rate * args.chunk_ms / 1000)))
     printed, last_partial = 0, ""
@@ -127,13 +108,13 @@ def _stream_file(rec: OnlineRecognizer, path: str, args) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        (options,) = decoding_options(args)
         model = OnnxModel(args.model, num_threads=args.threads)
-        ((_, aligner),) = aligners_from_args(args, model.info.tokenizer)  # None: greedy
         if model.info.streaming:
             endpoint = None if args.no_endpoint else EndpointConfig(args.rule1, args.rule2, args.rule3)
-            rec = OnlineRecognizer(model, endpoint=endpoint, aligner=aligner)
+            rec = OnlineRecognizer(model, endpoint=endpoint, decoding=options)
         else:
-            rec = OfflineRecognizer(model, aligner=aligner)
+            rec = Recognizer(OnnxBackend(model), options)
     except (ModelError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

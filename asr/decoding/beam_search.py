@@ -46,17 +46,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from asr.decoding.lm import BOS, EOS, SPACE, UNK, NGramLM
 from asr.text import WORD_START, Tokenizer
 
-__all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "beam_search", "read_hotwords", "build_aligner",
-           "add_decoding_args", "aligners_from_args"]
+__all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "beam_search", "read_hotwords"]
 
 NEG_INF = float("-inf")
 Hotwords = Union[Sequence[str], Mapping[str, float], None]
@@ -180,7 +178,7 @@ class CtcBeamSearch:
         self.lm = lm
         self.char_lm = char_lm
         self.options = (options or BeamSearchOptions()).validate()
-        self.hotwords = hotwords  # used by decode() and align() when they are given none
+        self.hotwords = hotwords  # used by decode() when they are given none
         self._trie(hotwords)  # fail now on a phrase the vocabulary cannot spell
         self.vocab = tokenizer.vocab
         kind = getattr(tokenizer, "kind", "char")
@@ -488,14 +486,6 @@ class CtcBeamSearch:
         return out[: o.nbest or o.beam_size]
 
 
-    def align(self, log_probs: np.ndarray) -> list[tuple[int, int, int]]:
-        """The best hypothesis as (token, first frame, last frame) triples: the same shape as
-        :func:`asr.decoding.greedy_alignment`, so either can feed word timing."""
-        if np.asarray(log_probs).shape[0] == 0:
-            return []
-        hyps = self.decode(log_probs)
-        return hyps[0].alignment if hyps else []
-
 
 def read_hotwords(path: str) -> dict[str, float]:
     """Hotwords from a text file: one phrase a line, optionally followed by a tab and its bonus
@@ -517,104 +507,6 @@ def read_hotwords(path: str) -> dict[str, float]:
                 out[phrase] = float(weight) if weight.strip() else math.nan
             except ValueError:
                 raise ValueError(f"{path}:{lineno}: bonus {weight.strip()!r} is not a number") from None
-    return out
-
-
-Aligner = Callable[[np.ndarray], list[tuple[int, int, int]]]
-
-
-def build_aligner(tokenizer: Tokenizer, beam_size: int = 0, lm: "Optional[NGramLM | str]" = None,
-                  hotwords: Hotwords = None, char_lm: "Optional[NGramLM | str]" = None, **options) -> Aligner:
-    """What turns one utterance's (frames, V) log-probs into (token, first, last) triples:
-    greedy best path when ``beam_size`` is 0 (no LM, no hotwords allowed then), else a
-    :class:`CtcBeamSearch` (``lm``, ``char_lm``: an :class:`NGramLM` or an ARPA path;
-    ``options``: :class:`BeamSearchOptions` fields)."""
-    from asr.decoding.greedy import greedy_alignment
-
-    if beam_size <= 0:
-        if lm is not None or char_lm is not None or hotwords:
-            raise ValueError("a language model or hotwords need beam search (beam size >= 1)")
-        return greedy_alignment
-    if isinstance(lm, (str, os.PathLike)):
-        lm = NGramLM.read_arpa(lm)
-    if isinstance(char_lm, (str, os.PathLike)):
-        char_lm = NGramLM.read_arpa(char_lm)
-    opts = dataclasses.replace(BeamSearchOptions(), beam_size=beam_size, **options)
-    return CtcBeamSearch(tokenizer, lm, opts, hotwords, char_lm).align
-
-
-# --- command-line options ----------------------------------------------------------------------
-def add_decoding_args(sp, grid: bool = False) -> None:
-    """The decoding options of ``asr evaluate``, ``asr transcribe`` and ``asr-stream``;
-    :func:`aligners_from_args` turns them into aligners."""
-    g = sp.add_argument_group("decoding (default: greedy; beam search with --beam-size, --lm or hotwords)")
-    g.add_argument("--beam-size", type=int, help="prefix beam search with this beam (default 16 with --lm/hotwords, else 0 = greedy)")
-    g.add_argument("--lm", help="word n-gram language model, ARPA (`asr lm build`)")
-    many = "; comma-separated values run a grid search and report the best" if grid else ""
-    g.add_argument("--alpha", help=f"LM weight (default 0.5){many}")
-    g.add_argument("--beta", help=f"bonus per word, the insertion bonus (default 0){many}")
-    g.add_argument("--char-lm", help="character n-gram language model, ARPA (`asr lm build --units char`); alone or with --lm")
-    g.add_argument("--char-alpha", help=f"character LM weight (default 0.5){many}")
-    g.add_argument("--hotwords", help="file of words or phrases to favour: one a line, optional <TAB>bonus per token")
-    g.add_argument("--hotword", action="append", metavar="PHRASE", help="a word or phrase to favour (repeatable)")
-    g.add_argument("--hotword-weight", type=float, help="bonus per matched token of a hotword (default 2.0)")
-    g.add_argument("--no-lm-lookahead", action="store_true",
-                   help="character models: score words only once complete (default: unigram look-ahead while spelling)")
-    if grid:
-        g.add_argument("--jobs", type=int, default=1, help="processes for beam search (default 1)")
-
-
-def _floats(text: str, name: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"{name}: expected a number or comma-separated numbers, got {text!r}") from None
-
-
-def _hotwords_from_args(args) -> Optional[dict]:
-    from asr.text import normalize_text
-
-    hot: dict = {}
-    if args.hotwords:
-        hot.update(read_hotwords(args.hotwords))
-    for phrase in args.hotword or ():
-        if normalize_text(phrase):
-            hot[normalize_text(phrase)] = float("nan")  # the default bonus
-    return hot or None
-
-
-def aligners_from_args(args, tokenizer, grid: bool = False) -> list[tuple[dict, object]]:
-    """(settings, aligner) for the decoding options; several with comma-separated --alpha/--beta
-    when ``grid``. The aligner is None for greedy decoding (the recognizers' default, and the
-    only kind streams use for partial results). The ARPA file is read once."""
-    hot = _hotwords_from_args(args)
-    beam = args.beam_size if args.beam_size is not None else (16 if (args.lm or args.char_lm or hot) else 0)
-    alphas = _floats(args.alpha, "--alpha") if args.alpha is not None else [BeamSearchOptions.alpha]
-    betas = _floats(args.beta, "--beta") if args.beta is not None else [BeamSearchOptions.beta]
-    char_alphas = _floats(args.char_alpha, "--char-alpha") if args.char_alpha is not None else [BeamSearchOptions.char_alpha]
-    if not grid and (len(alphas) > 1 or len(betas) > 1 or len(char_alphas) > 1):
-        raise ValueError("several --alpha/--beta/--char-alpha values (a grid search) need `asr evaluate --checkpoint`")
-    if beam <= 0:
-        if args.lm or args.char_lm or hot:
-            raise ValueError("--lm, --char-lm and hotwords need beam search: --beam-size must be >= 1")
-        return [({"decoder": "greedy"}, None)]
-    lm = NGramLM.read_arpa(args.lm) if args.lm else None
-    if lm is None:
-        alphas = [0.0]
-    char_lm = NGramLM.read_arpa(args.char_lm) if args.char_lm else None
-    if char_lm is None:
-        char_alphas = [0.0]
-    weight = args.hotword_weight if args.hotword_weight is not None else BeamSearchOptions.hotword_weight
-    out = []
-    for a in alphas:
-        for ca in char_alphas:
-            for b in betas:
-                settings = {"decoder": "beam", "beam_size": beam, "lm": args.lm, "alpha": a, "beta": b,
-                            "hotwords": len(hot) if hot else 0}
-                if char_lm is not None:
-                    settings.update(char_lm=args.char_lm, char_alpha=ca)
-                out.append((settings, build_aligner(tokenizer, beam, lm, hot, char_lm, alpha=a, beta=b, char_alpha=ca,
-                                                    hotword_weight=weight, lm_lookahead=not args.no_lm_lookahead)))
     return out
 
 

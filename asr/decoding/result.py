@@ -1,4 +1,5 @@
-"""Greedy CTC decoding with a frame alignment, and the result types.
+"""Result types (words with times, utterances, results), words from a best path, and the
+incremental greedy decoder of streams.
 
 A token is emitted at the first frame of a run of the same non-blank best symbol and spans
 that run; times are frame indices times the model frame shift (feature hop x subsampling). A
@@ -15,7 +16,6 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from asr.decoding.greedy import greedy_alignment  # noqa: F401  (re-exported: the runtime's offline decoding)
 from asr.text import WORD_START, Tokenizer
 
 __all__ = ["Word", "Utterance", "Result", "CtcStreamDecoder", "words_from_tokens"]
@@ -50,6 +50,7 @@ class Result:
     utterances: list[Utterance]  # finished ones; while the stream runs, then the partial one (final=False)
     final: bool  # input finished and every frame decoded
     duration: float  # seconds of audio received (at the model's sample rate)
+    error: Optional[str] = None  # why this input could not be transcribed (transcribe_batch); text is empty then
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,31 +89,28 @@ def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int
     return text, words
 
 
-Aligner = Callable[[np.ndarray], list[tuple[int, int, int]]]
-
-
 class CtcStreamDecoder:
     """Greedy CTC over model frames arriving chunk by chunk; one utterance at a time, frames
     counted from the start of the stream.
 
-    ``final_aligner`` (e.g. ``CtcBeamSearch(...).align`` with a language model or hotwords):
-    partial results stay greedy, and when an utterance finishes its whole score matrix is
-    decoded again with it, which gives the final text and word times."""
+    ``final_decoder`` (e.g. an :class:`asr.decoding.options.Decoder` with a language model or
+    hotwords): partial results stay greedy, and when an utterance finishes its whole score
+    matrix is decoded again with it, which gives the final text and word times."""
 
     def __init__(self, tokenizer: Tokenizer, frame_shift_s: float, blank: int = 0,
-                 final_aligner: Optional[Aligner] = None):
+                 final_decoder: Optional[Callable[[np.ndarray], list]] = None):
         self.tokenizer, self.frame_shift_s, self.blank = tokenizer, frame_shift_s, blank
-        self.final_aligner = final_aligner
+        self.final_decoder = final_decoder
         self.num_frames = 0  # model frames decoded in the whole stream
         self.utterance_start = 0  # model frame where the current utterance began
         self.tokens: list[tuple[int, int, int]] = []  # (token, first frame, last frame)
         self._prev = blank
-        self._scores: list[np.ndarray] = []  # the utterance's frames, kept for final_aligner
+        self._scores: list[np.ndarray] = []  # the utterance's frames, kept for final_decoder
 
     def accept(self, log_probs: np.ndarray) -> np.ndarray:
         """Decode (frames, V) scores; returns the best symbol of each frame."""
         best = np.asarray(log_probs).argmax(axis=-1)
-        if self.final_aligner is not None:
+        if self.final_decoder is not None:
             self._scores.append(np.array(log_probs, dtype=np.float32))
         for i, b in enumerate(best.tolist()):
             frame = self.num_frames + i
@@ -132,9 +130,9 @@ class CtcStreamDecoder:
 
     def finish_utterance(self) -> Utterance:
         """Close the current utterance and start the next one here."""
-        if self.final_aligner is not None and self._scores:
+        if self.final_decoder is not None and self._scores:
             start = self.utterance_start
-            aligned = self.final_aligner(np.concatenate(self._scores))
+            aligned = self.final_decoder(np.concatenate(self._scores))
             self.tokens = [(t, a + start, b + start) for t, a, b in aligned]
         utt = self.utterance(final=True)
         self.utterance_start = self.num_frames

@@ -1,92 +1,44 @@
-"""Transcription with a trained checkpoint (PyTorch): ``asr.load_model(path).transcribe(file)``.
-
-The ONNX runtime (``asr.runtime``) offers the same for exported models without torch.
-"""
+"""A trained checkpoint as a recognizer backend (PyTorch): ``asr.load_model("best.pt")``."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, asdict, field
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-from asr.audio import load_audio
 from asr.nn.checkpoint import build_model, load_checkpoint
 from asr.nn.data import collate
-from asr.decoding.greedy import greedy_alignment
 from asr.nn.features import LogMel
-from asr.decoding.result import Word, words_from_tokens
 
-__all__ = ["Recognizer", "Transcription"]
-
-
-@dataclass
-class Transcription:
-    text: str
-    duration: float  # seconds of audio
-    path: Optional[str] = None
-    words: list[Word] = field(default_factory=list)  # with start/end seconds from the alignment
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["TorchBackend"]
 
 
-class Recognizer:
-    """``aligner``: how log-probs become tokens with frames; None = greedy, or e.g.
-    ``asr.beam_search.build_aligner(rec.tokenizer, 16, lm="lm.arpa", hotwords=["john"])``."""
+class TorchBackend:
+    """Log-probs from a checkpoint with PyTorch: the torchaudio front end, one padded batch.
+    ``chunk_size`` / ``right_context`` (model frames) override the model's latency condition
+    (``chunk_size=0``: full context)."""
 
-    def __init__(self, model, cfg, tokenizer, num_threads: int = 1,
-                 aligner: Optional[Callable[[np.ndarray], list]] = None):
-        self.model, self.cfg, self.tokenizer = model.eval(), cfg, tokenizer
-        self.aligner = aligner
-        self.frontend = cfg.frontend
-        self.logmel = LogMel(cfg.frontend)
+    def __init__(self, path: str | os.PathLike, num_threads: int = 1, chunk_size: Optional[int] = None,
+                 right_context: Optional[int] = None):
+        self.path = os.fspath(path)
+        self.model, self.cfg, self.tokenizer = build_model(load_checkpoint(self.path))
+        self.frontend = self.cfg.frontend
+        self.subsampling = self.cfg.model.subsampling
         self.num_threads = num_threads
-
-    @classmethod
-    def from_checkpoint(cls, path: str, num_threads: int = 1) -> "Recognizer":
-        model, cfg, tokenizer = build_model(load_checkpoint(path))
-        return cls(model, cfg, tokenizer, num_threads)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.frontend.sample_rate
-
-    def transcribe(self, audio: Union[str, os.PathLike, np.ndarray], sample_rate: Optional[int] = None) -> Transcription:
-        """Transcribe one file (any format soundfile reads) or a mono float array at
-        ``sample_rate`` (default: the model's)."""
-        return self.transcribe_batch([audio], sample_rate)[0]
+        self.chunk_size, self.right_context = self.cfg.model.serving(chunk_size, right_context)
+        self.logmel = LogMel(self.frontend)
+        self.description = "PyTorch checkpoint, " + (
+            "full context" if self.chunk_size <= 0
+            else f"chunks of {self.chunk_size} + {self.right_context} right-context model frames")
+        self.details = {"chunk_size": self.chunk_size, "right_context": self.right_context}
 
     @torch.no_grad()
-    def transcribe_batch(self, items: Sequence[Union[str, os.PathLike, np.ndarray]], sample_rate: Optional[int] = None) -> list[Transcription]:
-        from asr.audio import resample
-
+    def log_probs(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         torch.set_num_threads(self.num_threads)
-        waves, paths = [], []
-        for item in items:
-            if isinstance(item, (str, os.PathLike)):
-                waves.append(load_audio(item, self.sample_rate))
-                paths.append(os.fspath(item))
-            else:
-                w = np.asarray(item, dtype=np.float32).reshape(-1)
-                if sample_rate and sample_rate != self.sample_rate:
-                    w = resample(w, sample_rate, self.sample_rate)
-                waves.append(w)
-                paths.append(None)
-        feats = []
-        for w in waves:
-            if self.frontend.num_frames(w.shape[0]) < self.cfg.model.subsampling:
-                w = np.pad(w, (0, self.frontend.n_fft + self.cfg.model.subsampling * self.frontend.hop_length))
-            feats.append(self.logmel(torch.from_numpy(w)))
-        batch = collate(feats)
-        logp, out_len = self.model(batch["feats"], batch["lengths"])
-        align = self.aligner or greedy_alignment
-        shift = self.frontend.hop_length * self.cfg.model.subsampling / self.sample_rate
-        out = []
-        for row, (w, p) in enumerate(zip(waves, paths)):
-            lp = logp[row, : int(out_len[row])].numpy()
-            text, words = words_from_tokens(self.tokenizer, align(lp) if lp.shape[0] else [], shift)
-            out.append(Transcription(text, round(w.shape[0] / self.sample_rate, 3), p, words))
-        return out
+        batch = collate([self.logmel(torch.from_numpy(np.ascontiguousarray(w))) for w in waves])
+        logp, out_len = self.model(batch["feats"], batch["lengths"], chunk_size=self.chunk_size,
+                                   right_context=self.right_context)
+        logp = logp.float().numpy()
+        return [logp[row, : int(n)] for row, n in enumerate(out_len)]

@@ -99,6 +99,16 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def serving(self, chunk_size: Optional[int] = None, right_context: Optional[int] = None) -> tuple[int, int]:
+        """The latency condition (chunk size C, right context R) in model frames, with optional
+        overrides, resolved in this one place: C <= 0 is full context (R = 0); a
+        unidirectional model needs no right context (R = 0)."""
+        chunk = self.chunk_size if chunk_size is None else int(chunk_size)
+        if chunk <= 0:
+            return 0, 0
+        right = self.right_context if right_context is None else int(right_context)
+        return chunk, (max(0, right) if self.bidirectional else 0)
+
 
 class Subsampling(nn.Module):
     """log2(factor) stages of Conv1d(kernel=2, stride=2) + ReLU, then a projection (factor 1:
@@ -258,8 +268,7 @@ class CTCModel(nn.Module):
         if x.shape[1] == 0:
             raise ValueError(f"input of {feats.shape[1]} frames is too short for subsampling x{self.cfg.subsampling}")
         out_lengths = self.subsampling.output_lengths(lengths).clamp(min=1)
-        chunk = self.cfg.chunk_size if chunk_size is None else chunk_size
-        right = (self.cfg.right_context if right_context is None else right_context) if self.cfg.bidirectional else 0
+        chunk, right = self.cfg.serving(chunk_size, right_context)
         self.intermediate = None
         if chunk <= 0:
             for i, layer in enumerate(self.rnns):

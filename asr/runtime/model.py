@@ -1,6 +1,6 @@
 """One exported ONNX file: an onnxruntime session plus the metadata that describes it.
 
-The file is self-describing (see the docstring of ``export/onnx_export.py``): front end,
+The file is self-describing (the schema is :mod:`asr.runtime.schema`): front end,
 vocabulary, subsampling and, for streaming graphs, chunk, right context, window and hop sizes
 and the state layout. :class:`OnnxModel` reads and checks all of it, and offers the streaming
 contract in the style of sherpa-onnx: :meth:`OnnxModel.init_states`,
@@ -10,135 +10,15 @@ contract in the style of sherpa-onnx: :meth:`OnnxModel.init_states`,
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
 
-from asr.frontend import FrontendConfig
-from asr.text import Tokenizer, tokenizer_from_dict
+from asr.runtime.schema import ModelError, ModelInfo, graph_signature
 
-__all__ = ["ModelError", "ModelInfo", "OnnxModel", "METADATA_FORMAT"]
-
-METADATA_FORMAT = "asr-onnx/1"
-_PREFIX = "asr."
-_REQUIRED = ("format", "graph", "frontend", "tokenizer", "subsampling", "vocab_size")
-_REQUIRED_STREAMING = ("chunk_size", "right_context", "window_frames", "hop_frames", "state_names", "state_shapes")
-
-
-class ModelError(ValueError):
-    """An ONNX file this runtime cannot serve, naming the file and what is wrong."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """The checked metadata of one model file."""
-
-    path: str
-    graph: str  # "offline" or "streaming"
-    model_kind: str
-    toolkit_version: str
-    frontend: FrontendConfig
-    tokenizer: Tokenizer
-    subsampling: int
-    vocab_size: int
-    # streaming graphs only (0 / empty for offline graphs)
-    chunk_size: int = 0  # C model frames out per step
-    right_context: int = 0  # R model frames of look-ahead
-    window_frames: int = 0  # (C + R) * subsampling feature frames in per step
-    hop_frames: int = 0  # C * subsampling feature frames advanced per step
-    state_names: tuple = ()
-    state_shapes: dict = field(default_factory=dict)  # name -> (num_layers, hidden)
-    metadata: dict = field(default_factory=dict, repr=False)  # every asr.* key, decoded
-
-    @property
-    def streaming(self) -> bool:
-        return self.graph == "streaming"
-
-    @property
-    def sample_rate(self) -> int:
-        return self.frontend.sample_rate
-
-    @property
-    def frame_shift_s(self) -> float:
-        """Seconds per model output frame (feature hop x subsampling)."""
-        return self.frontend.hop_length * self.subsampling / self.frontend.sample_rate
-
-
-def _decode_metadata(path: str, props: dict) -> dict:
-    meta = {}
-    for key, raw in props.items():
-        if not key.startswith(_PREFIX):
-            continue
-        try:
-            meta[key[len(_PREFIX):]] = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ModelError(path, f"metadata key {key!r} is not valid JSON ({exc})") from None
-    return meta
-
-
-def parse_metadata(path: str, meta: dict) -> ModelInfo:
-    """Check the decoded ``asr.*`` metadata of ``path`` and build its :class:`ModelInfo`."""
-    if not meta:
-        raise ModelError(path, f"no 'asr.*' metadata: not a model exported by this toolkit "
-                               f"(expected format {METADATA_FORMAT!r}; export one with `asr export`)")
-    if meta.get("format") != METADATA_FORMAT:
-        raise ModelError(path, f"metadata format is {meta.get('format')!r}, expected {METADATA_FORMAT!r}")
-    graph = meta.get("graph")
-    missing = [f"asr.{k}" for k in _REQUIRED + (_REQUIRED_STREAMING if graph == "streaming" else ()) if k not in meta]
-    if missing:
-        raise ModelError(path, f"metadata lacks {', '.join(missing)}")
-    if graph not in ("offline", "streaming"):
-        raise ModelError(path, f"asr.graph must be 'offline' or 'streaming', got {graph!r}")
-    try:
-        frontend = FrontendConfig.from_dict(meta["frontend"])
-    except (TypeError, ValueError) as exc:
-        raise ModelError(path, f"asr.frontend: {exc}") from None
-    try:
-        tokenizer = tokenizer_from_dict(meta["tokenizer"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(path, f"asr.tokenizer: {exc}") from None
-    sub, vocab_size = meta["subsampling"], meta["vocab_size"]
-    problems = []
-    if not isinstance(sub, int) or sub < 1:
-        problems.append(f"asr.subsampling must be a positive integer, got {sub!r}")
-    if vocab_size != len(tokenizer.vocab):
-        problems.append(f"asr.vocab_size is {vocab_size} but the tokenizer has {len(tokenizer.vocab)} symbols")
-    extra = {}
-    if graph == "streaming" and not problems:
-        c, r = meta["chunk_size"], meta["right_context"]
-        names = tuple(meta["state_names"])
-        if not isinstance(c, int) or c < 1 or not isinstance(r, int) or r < 0:
-            problems.append(f"need asr.chunk_size >= 1 and asr.right_context >= 0, got {c!r}, {r!r}")
-        elif meta["window_frames"] != (c + r) * sub or meta["hop_frames"] != c * sub:
-            problems.append(f"asr.window_frames/hop_frames are {meta['window_frames']}/{meta['hop_frames']}, "
-                            f"expected {(c + r) * sub}/{c * sub} from chunk {c}, right context {r}, subsampling {sub}")
-        shapes = {}
-        for n in names:
-            shape = meta["state_shapes"].get(n)
-            if not (isinstance(shape, list) and len(shape) == 3 and shape[1] == "batch"
-                    and all(isinstance(d, int) and d > 0 for d in (shape[0], shape[2]))):
-                problems.append(f"asr.state_shapes[{n!r}] must be [num_layers, 'batch', hidden], got {shape!r}")
-            else:
-                shapes[n] = (shape[0], shape[2])
-        if not names:
-            problems.append("asr.state_names is empty")
-        extra = dict(chunk_size=c, right_context=r, window_frames=meta["window_frames"],
-                     hop_frames=meta["hop_frames"], state_names=names, state_shapes=shapes)
-    if problems:
-        raise ModelError(path, "; ".join(problems))
-    return ModelInfo(path=path, graph=graph, model_kind=str(meta.get("model_kind", "")),
-                     toolkit_version=str(meta.get("toolkit_version", "")), frontend=frontend, tokenizer=tokenizer,
-                     subsampling=sub, vocab_size=vocab_size, metadata=meta, **extra)
-
+__all__ = ["OnnxModel", "is_checkpoint"]
 
 class OnnxModel:
     """An onnxruntime session on one exported model file, with its checked :class:`ModelInfo`.
@@ -154,6 +34,8 @@ class OnnxModel:
             raise ModelError(path, "model file not found")
         if os.path.isdir(path):
             raise ModelError(path, "is a directory, not an ONNX model file")
+        if is_checkpoint(path):
+            raise ModelError(path, "is a PyTorch checkpoint, not an ONNX model (use --checkpoint, or export it with `asr export`)")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = num_threads
         opts.inter_op_num_threads = inter_op_threads
@@ -163,11 +45,9 @@ class OnnxModel:
             self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several kinds for unreadable files
             raise ModelError(path, f"cannot load as an ONNX model ({type(exc).__name__}: {exc})") from None
-        props = self.session.get_modelmeta().custom_metadata_map
-        self.info = parse_metadata(path, _decode_metadata(path, props))
+        self.info = ModelInfo.from_metadata(path, self.session.get_modelmeta().custom_metadata_map)
         self._check_signature()
-        self._outputs = ["log_probs"] + [f"next_{n}" for n in self.info.state_names] if self.info.streaming \
-            else ["log_probs", "out_lengths"]
+        self._outputs = graph_signature(self.info)[1]
 
     @property
     def path(self) -> str:
@@ -177,8 +57,7 @@ class OnnxModel:
         info = self.info
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
-        want_in = ["feats", "lengths", *info.state_names]
-        want_out = ["log_probs", *[f"next_{n}" for n in info.state_names]] if info.streaming else ["log_probs", "out_lengths"]
+        want_in, want_out = graph_signature(info)
         missing = [n for n in want_in if n not in inputs] + [n for n in want_out if n not in outputs]
         if missing:
             raise ModelError(info.path, f"{info.graph} graph lacks input/output(s) {missing} "
@@ -222,3 +101,11 @@ class OnnxModel:
         """Batched states (L, B, H) -> one list of (L, 1, H) per stream."""
         batch = states[0].shape[1]
         return [[s[:, b : b + 1].copy() for s in states] for b in range(batch)]
+
+
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """True for a PyTorch checkpoint (``torch.save`` writes a zip archive); ONNX files are
+    protobuf, never zip."""
+    import zipfile
+
+    return os.path.isfile(path) and zipfile.is_zipfile(path)

@@ -15,27 +15,31 @@ with a fresh decoder and zero RNN states; features and times run on.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
-from typing import Iterable, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from asr.audio import AudioError, check_finite
+from asr.audio import AudioError, as_samples, check_rate
+from asr.decoding.options import Decoder, DecodingOptions
+from asr.decoding.result import CtcStreamDecoder, Result, Utterance, make_result
 from asr.frontend import OnlineLogMel
-from asr.decoding.result import Aligner, CtcStreamDecoder, Result, Utterance, make_result
 from asr.runtime.endpoint import EndpointConfig, EndpointDetector
-from asr.runtime.inputs import AudioInput, read_input
-from asr.runtime.model import ModelError, OnnxModel
+from asr.runtime.model import OnnxModel
 from asr.runtime.resampler import StreamingResampler
+from asr.runtime.schema import ModelError
 
-__all__ = ["OnlineRecognizer", "OnlineStream"]
+__all__ = ["OnlineRecognizer", "OnlineStream", "StreamingBackend"]
+
+Hotwords = Optional[Union[Sequence[str], Mapping[str, float]]]
 
 
 class OnlineStream:
     """One audio source. Create it with :meth:`OnlineRecognizer.create_stream`."""
 
-    def __init__(self, recognizer: "OnlineRecognizer", name: str, keep_log_probs: bool = False):
+    def __init__(self, recognizer: "OnlineRecognizer", name: str, keep_log_probs: bool = False, hotwords: Hotwords = None):
         info = recognizer.info
         self.name = name
         self._owner = recognizer
@@ -50,7 +54,10 @@ class OnlineStream:
         self.finished = False  # input_finished() called
         self._closed = False  # every frame decoded and the last utterance finished
         self.states = recognizer.model.init_states(1)
-        self.decoder = CtcStreamDecoder(info.tokenizer, info.frame_shift_s, final_aligner=recognizer.aligner)
+        self.hotwords = hotwords
+        decoder = recognizer.decoder
+        final = None if decoder.options.greedy and not hotwords else functools.partial(decoder, hotwords=hotwords)
+        self.decoder = CtcStreamDecoder(info.tokenizer, info.frame_shift_s, final_decoder=final)
         cfg = recognizer.endpoint
         self._endpoint = EndpointDetector(cfg, info.frame_shift_s) if cfg is not None else None
         self.utterances: list[Utterance] = []  # finished utterances
@@ -62,18 +69,14 @@ class OnlineStream:
 
     # input -------------------------------------------------------------------------------
     def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
-        """Feed the next piece of mono float samples (any length, values in [-1, 1]) at
-        ``sample_rate`` Hz; resampled to the model's rate. The rate may not change mid-stream."""
+        """Feed the next piece of mono samples (any length; float in [-1, 1] or int16/int32
+        PCM: the rules of :func:`asr.audio.as_samples`) at ``sample_rate`` Hz; resampled to the
+        model's rate. The rate may not change mid-stream."""
         where = f"stream {self.name!r}"
         if self.finished:
             raise ValueError(f"{where}: accept_waveform() after input_finished()")
-        if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
-            raise ValueError(f"{where}: sample_rate must be a positive integer, got {sample_rate!r}")
-        sample_rate = int(sample_rate)
-        samples = np.asarray(samples, dtype=np.float32)
-        if samples.ndim != 1:
-            raise AudioError(where, f"expected a 1-D array of mono samples, got shape {samples.shape}")
-        check_finite(samples, where)
+        sample_rate = check_rate(sample_rate, where)
+        samples = as_samples(samples, where, allow_empty=True)
         if self.input_sample_rate is None:
             self.input_sample_rate = sample_rate
             self._resampler = StreamingResampler(sample_rate, self._info.sample_rate)
@@ -167,33 +170,36 @@ class OnlineRecognizer:
     """Streaming recognizer over a streaming ONNX graph (``asr export --streaming``).
 
     ``model``: a path or a loaded :class:`OnnxModel`. ``endpoint``: an :class:`EndpointConfig`
-    for automatic endpointing, or None (default) for one utterance per stream. ``aligner``: how
-    each finished utterance is decoded (e.g. ``asr.beam_search.build_aligner(info.tokenizer,
-    16, lm="lm.arpa")``); None = greedy, as the partial results always are. It applies to
-    streams created after it is set."""
+    for automatic endpointing, or None (default) for one utterance per stream. ``decoding``:
+    how each finished utterance is decoded (:class:`DecodingOptions`; default greedy); partial
+    results are always greedy."""
 
     def __init__(self, model: "str | os.PathLike | OnnxModel", num_threads: int = 1,
-                 endpoint: Optional[EndpointConfig] = None, aligner: Optional[Aligner] = None):
-        self.aligner = aligner
+                 endpoint: Optional[EndpointConfig] = None, decoding: Optional[DecodingOptions] = None):
         self.model = model if isinstance(model, OnnxModel) else OnnxModel(model, num_threads=num_threads)
         self.info = self.model.info
         if not self.info.streaming:
             raise ModelError(self.info.path, "is an offline graph; OnlineRecognizer needs a streaming graph "
-                                             "(`asr export --streaming`), or use OfflineRecognizer")
+                                             "(`asr export --streaming`), or use asr.load_model")
         if endpoint is not None and not isinstance(endpoint, EndpointConfig):
             raise TypeError(f"endpoint must be an EndpointConfig or None, got {type(endpoint).__name__}")
         self.endpoint = endpoint
+        self.decoder = Decoder(self.info.tokenizer, decoding)
         self._ids = itertools.count()
 
     @property
     def sample_rate(self) -> int:
         return self.info.sample_rate
 
-    def create_stream(self, name: Optional[str] = None, keep_log_probs: bool = False) -> OnlineStream:
+    def create_stream(self, name: Optional[str] = None, keep_log_probs: bool = False, hotwords: Hotwords = None) -> OnlineStream:
         """A new stream; ``name`` appears in its errors and results (default ``stream-<n>``).
-        ``keep_log_probs`` keeps every output frame's scores in ``stream.log_probs``."""
+        ``keep_log_probs`` keeps every output frame's scores in ``stream.log_probs``.
+        ``hotwords`` (phrases, or phrase -> bonus per token) bias this stream's final decoding
+        (a beam search; a phrase the vocabulary cannot spell raises ValueError here)."""
+        if hotwords:
+            self.decoder.check_hotwords(hotwords)
         n = next(self._ids)
-        return OnlineStream(self, f"stream-{n}" if name is None else str(name), keep_log_probs)
+        return OnlineStream(self, f"stream-{n}" if name is None else str(name), keep_log_probs, hotwords)
 
     def _check(self, stream: OnlineStream) -> None:
         if not isinstance(stream, OnlineStream) or stream._owner is not self:
@@ -232,20 +238,29 @@ class OnlineRecognizer:
         partial = None if stream.done else stream.decoder.utterance(final=False)
         return make_result(stream.name, stream.utterances, stream.done, stream.num_samples / self.sample_rate, partial)
 
-    # whole inputs ------------------------------------------------------------------------
-    def transcribe(self, audio: AudioInput, sample_rate: Optional[int] = None) -> Result:
-        """A whole file or array through the streaming graph: feed all, finish, decode."""
-        return self.transcribe_batch([audio], sample_rate)[0]
 
-    def transcribe_batch(self, items: Iterable[AudioInput], sample_rate: Optional[int] = None) -> list[Result]:
-        """Several files/arrays as streams decoded together (batched steps)."""
+
+class StreamingBackend:
+    """Log-probs of whole waveforms through a streaming graph, chunk by chunk: the streams of
+    an :class:`OnlineRecognizer` (no endpointing) decoded together in batched steps, so a
+    whole file gets exactly the scores a live stream would."""
+
+    def __init__(self, model: "str | os.PathLike | OnnxModel", num_threads: int = 1):
+        self.online = OnlineRecognizer(model, num_threads=num_threads)
+        info = self.info = self.online.info
+        self.path, self.frontend, self.tokenizer, self.subsampling = info.path, info.frontend, info.tokenizer, info.subsampling
+        self.description = (f"onnxruntime, streaming graph, chunks of {info.chunk_size} + "
+                            f"{info.right_context} right-context model frames")
+        self.details = {"chunk_size": info.chunk_size, "right_context": info.right_context}
+
+    def log_probs(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         streams = []
-        for i, item in enumerate(items):
-            samples, name = read_input(item, sample_rate, self.sample_rate, i)
-            s = self.create_stream(name)
-            s.accept_waveform(self.sample_rate, samples)
+        for w in waves:
+            s = self.online.create_stream(keep_log_probs=True)
+            s.accept_waveform(self.frontend.sample_rate, w)
             s.input_finished()
             streams.append(s)
-        while self.decode_streams(streams):
+        while self.online.decode_streams(streams):
             pass
-        return [self.get_result(s) for s in streams]
+        v = len(self.tokenizer.vocab)
+        return [np.concatenate(s.log_probs) if s.log_probs else np.zeros((0, v), np.float32) for s in streams]

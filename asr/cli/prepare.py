@@ -1,0 +1,92 @@
+"""``asr prepare CORPUS``: JSONL manifests for a corpus, or an import of Kaldi/NeMo data (torch-free)."""
+
+from __future__ import annotations
+
+__all__ = ["add_parser", "run"]
+
+
+
+def add_parser(sub) -> None:
+    sp = sub.add_parser(
+        "prepare", help="write JSONL manifests for a corpus, or import a Kaldi data folder or a NeMo manifest",
+        description="Write JSONL manifests. Corpora: fsdd, speechocean762, librispeech (--subset mini|100|960 or "
+        "--parts), an4, commonvoice (needs --corpus-dir: its terms must be accepted before download); "
+        "librispeech-lm fetches the official ARPA models. Imports: `asr prepare kaldi DATA_DIR --out OUT`, "
+        "`asr prepare manifest FILE.jsonl --out OUT`. Bad entries are reported (file, line, reason) and left out.")
+    sp.add_argument("corpus", choices=["fsdd", "speechocean762", "librispeech", "librispeech-lm", "an4", "commonvoice",
+                                       "kaldi", "manifest"], help="which corpus, or kaldi/manifest to import data")
+    sp.add_argument("source", nargs="?", help="kaldi: the data folder (wav.scp, text, optional segments and utt2spk); "
+                    "manifest: the NeMo-style JSONL file")
+    sp.add_argument("--corpus-dir", help="local copy: the corpus folder or a folder holding it (default: $ASR_CORPORA, then data/corpora; else download)")
+    sp.add_argument("--out", required=True, help="folder for the manifests (train.jsonl, dev.jsonl, test.jsonl, ...); "
+                    "kaldi/manifest: a .jsonl path or a folder")
+    sp.add_argument("--test-speaker", help="FSDD: leave this speaker out as the test set")
+    sp.add_argument("--subset", choices=["mini", "100", "960"], help="LibriSpeech: mini (train-clean-5, dev-clean-2; "
+                    "the default), 100 (train-clean-100) or 960 (all train parts), each with dev/test clean and other")
+    sp.add_argument("--parts", nargs="+", metavar="PART", help="LibriSpeech: these parts instead of a subset "
+                    "(train-clean-100 dev-clean ...); librispeech-lm: which models (default 3-gram.pruned.1e-7; "
+                    "also 3-gram.pruned.3e-7, 3-gram, 4-gram)")
+    sp.add_argument("--no-download", action="store_true", help="fail instead of downloading when no local copy is found")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sp.set_defaults(func=run)
+
+
+# prepare: which options apply to which corpus (the others are refused with a clear message)
+_PREPARE_OPTIONS = {
+    "test_speaker": ("--test-speaker", {"fsdd"}),
+    "subset": ("--subset", {"librispeech"}),
+    "parts": ("--parts", {"librispeech", "librispeech-lm"}),
+    "source": ("a source path", {"kaldi", "manifest"}),
+}
+
+
+def run(args) -> int:
+    for key, (flag, corpora) in _PREPARE_OPTIONS.items():
+        if getattr(args, key) is not None and args.corpus not in corpora:
+            raise ValueError(f"{flag} applies to {' and '.join(sorted(corpora))} only")
+    if args.corpus in ("kaldi", "manifest") and args.source is None:
+        what = "a Kaldi data folder (with wav.scp and text)" if args.corpus == "kaldi" else "a JSONL manifest file"
+        raise ValueError(f"asr prepare {args.corpus} needs {what}: asr prepare {args.corpus} PATH --out OUT")
+    download = not args.no_download
+    progress = not args.no_progress
+    if args.corpus == "fsdd":
+        from asr.corpora import fsdd
+
+        counts = fsdd.prepare(args.corpus_dir, args.out, test_speaker=args.test_speaker, allow_download=download)
+    elif args.corpus == "speechocean762":
+        from asr.corpora import speechocean762
+
+        counts = speechocean762.prepare(args.corpus_dir, args.out, allow_download=download)
+    elif args.corpus == "librispeech":
+        from asr.corpora import librispeech
+
+        counts = librispeech.prepare(args.corpus_dir, args.out, subset=args.subset, parts=args.parts,
+                                     allow_download=download, progress=progress)
+    elif args.corpus == "librispeech-lm":
+        from asr.corpora import librispeech
+
+        written = librispeech.prepare_lm(args.corpus_dir, args.out, args.parts or librispeech.DEFAULT_LMS,
+                                         allow_download=download)
+        for name, path in written.items():
+            print(f"LibriSpeech {name} LM, lower-cased: {path}")
+        return 0
+    elif args.corpus == "an4":
+        from asr.corpora import an4
+
+        counts = an4.prepare(args.corpus_dir, args.out, allow_download=download, progress=progress)
+    elif args.corpus == "commonvoice":
+        from asr.corpora import commonvoice
+
+        counts = commonvoice.prepare(args.corpus_dir, args.out, progress=progress)
+    elif args.corpus == "kaldi":
+        from asr.corpora import kaldi
+
+        counts = kaldi.prepare(args.source, args.out)
+    elif args.corpus == "manifest":
+        from asr.corpora import manifest
+
+        counts = manifest.prepare(args.source, args.out)
+    else:  # argparse restricts the choices
+        raise AssertionError(args.corpus)
+    print(f"wrote manifests to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0

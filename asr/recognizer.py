@@ -1,0 +1,142 @@
+"""One recognizer over any backend: ``asr.load_model(path).transcribe(audio)``.
+
+The pipeline is written once: input (a file, ``-`` for standard input, or an array; see
+:func:`asr.audio.read_input`) -> samples at the model's rate -> the backend's log-probs ->
+:class:`asr.decoding.options.Decoder` (greedy, or beam search with LMs and hotwords) -> a
+:class:`asr.decoding.result.Result` with words and their times.
+
+A backend turns waveforms into CTC log-probabilities; it is the only part that differs
+between a PyTorch checkpoint (:class:`asr.nn.backend.TorchBackend`), an offline ONNX graph
+(:class:`asr.runtime.offline.OnnxBackend`) and a streaming ONNX graph run chunk by chunk
+(:class:`asr.runtime.online.StreamingBackend`). The same rules hold for all: an input shorter
+than one model frame has no frames and gives empty text; the input rules are those of
+:func:`asr.audio.as_samples`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Mapping, Optional, Protocol, Sequence, Union
+
+import numpy as np
+
+from asr.audio import AudioError, AudioInput, read_input
+from asr.decoding.options import Decoder, DecodingOptions
+from asr.decoding.result import Result, Utterance, words_from_tokens
+from asr.frontend import FrontendConfig
+from asr.text import Tokenizer
+
+__all__ = ["Backend", "Recognizer", "load_model"]
+
+Hotwords = Optional[Union[Sequence[str], Mapping[str, float]]]
+
+
+class Backend(Protocol):
+    """What a recognizer needs from a model."""
+
+    path: str  # the model file
+    description: str  # how it runs, for reports: "onnxruntime, offline graph", ...
+    frontend: FrontendConfig
+    tokenizer: Tokenizer
+    subsampling: int  # feature frames per model frame
+    details: dict  # JSON-able facts for reports (e.g. chunk_size, right_context)
+
+    def log_probs(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """(frames, V) CTC log-probabilities of each waveform (mono float32 at
+        ``frontend.sample_rate``, each long enough for at least one model frame)."""
+
+
+class Recognizer:
+    """Transcribes files and arrays with one model; ``decoding`` chooses greedy decoding or
+    beam search (:class:`DecodingOptions`). Use :func:`load_model` to make one."""
+
+    def __init__(self, backend: Backend, decoding: Optional[DecodingOptions] = None):
+        self.backend = backend
+        self.decoding = decoding if decoding is not None else DecodingOptions()
+        self.decoder = Decoder(backend.tokenizer, self.decoding)
+
+    def __repr__(self) -> str:
+        return f"Recognizer({self.backend.path!r}, {self.backend.description}, {self.decoding.label()})"
+
+    @property
+    def sample_rate(self) -> int:
+        return self.backend.frontend.sample_rate
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.backend.tokenizer
+
+    @property
+    def frame_shift_s(self) -> float:
+        return self.backend.frontend.output_frame_shift_s(self.backend.subsampling)
+
+    # the pipeline ------------------------------------------------------------------------
+    def log_probs(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """(frames, V) log-probs of waveforms at the model's rate, in one backend call; an input
+        shorter than one model frame gets zero frames."""
+        fe, sub = self.backend.frontend, self.backend.subsampling
+        usable = [i for i, w in enumerate(waves) if fe.num_frames(w.shape[0]) >= sub]
+        out = [np.zeros((0, len(self.tokenizer.vocab)), np.float32)] * len(waves)
+        if usable:
+            for i, lp in zip(usable, self.backend.log_probs([waves[i] for i in usable])):
+                out[i] = lp
+        return out
+
+    def decode(self, log_probs: np.ndarray, name: str, duration: float, hotwords: Hotwords = None,
+               decoder: Optional[Decoder] = None) -> Result:
+        """One input's log-probs -> its :class:`Result` (one utterance); ``decoder`` overrides
+        the recognizer's (e.g. one point of a grid search)."""
+        path = (decoder or self.decoder)(log_probs, hotwords=hotwords)
+        shift = self.frame_shift_s
+        text, words = words_from_tokens(self.tokenizer, path, shift)
+        utt = Utterance(text, 0.0, round(log_probs.shape[0] * shift, 3), words)
+        return Result(name, text, words, [utt], True, round(duration, 3))
+
+    def transcribe(self, audio: AudioInput, sample_rate: Optional[int] = None, hotwords: Hotwords = None) -> Result:
+        """One file (any format soundfile reads; ``-`` = standard input) or 1-D array at
+        ``sample_rate`` (default: the model's). Raises :class:`AudioError` naming the input."""
+        samples, name = read_input(audio, sample_rate, self.sample_rate, "input 0")
+        (lp,) = self.log_probs([samples])
+        return self.decode(lp, name, samples.size / self.sample_rate, hotwords)
+
+    def transcribe_batch(self, items: Iterable[AudioInput], sample_rate: Optional[int] = None,
+                         hotwords: Hotwords = None) -> list[Result]:
+        """Several inputs in one backend call. An input that cannot be read comes back as a
+        :class:`Result` with ``error`` set (and empty text); the others are transcribed."""
+        results: list[Optional[Result]] = []
+        waves, where = [], []
+        for i, item in enumerate(items):
+            name = os.fspath(item) if isinstance(item, (str, os.PathLike)) else f"input {i}"
+            try:
+                samples, name = read_input(item, sample_rate, self.sample_rate, name)
+            except AudioError as exc:
+                results.append(Result(name, "", [], [], True, 0.0, error=exc.reason))
+                continue
+            where.append(len(results))
+            results.append(None)
+            waves.append((samples, name))
+        for k, (samples, name), lp in zip(where, waves, self.log_probs([w for w, _ in waves])):
+            results[k] = self.decode(lp, name, samples.size / self.sample_rate, hotwords)
+        return results  # type: ignore[return-value]
+
+
+def load_model(path: Union[str, os.PathLike], decoding: Optional[DecodingOptions] = None, num_threads: int = 1,
+               chunk_size: Optional[int] = None, right_context: Optional[int] = None) -> Recognizer:
+    """A :class:`Recognizer` for a trained checkpoint (``best.pt``, needs PyTorch) or an
+    exported ONNX model (offline or streaming graph; onnxruntime only). ``chunk_size`` /
+    ``right_context`` (model frames; checkpoints only) decode in another latency condition
+    than the model's own (``chunk_size=0``: full context)."""
+    from asr.runtime.model import is_checkpoint
+
+    path = os.fspath(path)
+    if is_checkpoint(path):
+        from asr.nn.backend import TorchBackend
+
+        backend: Backend = TorchBackend(path, num_threads=num_threads, chunk_size=chunk_size, right_context=right_context)
+    else:
+        if chunk_size is not None or right_context is not None:
+            raise ValueError(f"{path}: chunk_size/right_context apply to checkpoints; an ONNX model runs as it was exported")
+        from asr.runtime import load_backend
+
+        backend = load_backend(path, num_threads=num_threads)
+    return Recognizer(backend, decoding)

@@ -1,0 +1,225 @@
+"""The metadata schema of an exported model: one definition, written by ``asr export`` and
+read by the runtime.
+
+An ONNX file made by this toolkit carries ``asr.*`` metadata keys with JSON values:
+
+==================  ==========================================================================
+key                 value
+==================  ==========================================================================
+format              ``"asr-onnx/1"``
+graph               ``"offline"`` or ``"streaming"``
+model_kind          e.g. ``"gru-bidirectional-latency-controlled"`` (informational)
+toolkit_version     the exporting toolkit's version (informational)
+frontend            :class:`asr.frontend.FrontendConfig` as a dict
+tokenizer           the tokenizer's dict (:func:`asr.text.tokenizer_from_dict`)
+subsampling         feature frames per model output frame
+vocab_size          output symbols, blank included (= the tokenizer's)
+normalization       mean/std of the features (informational: the graph applies them)
+model               the model config (informational)
+streaming graphs:
+chunk_size          C model frames out per step
+right_context       R model frames of look-ahead
+window_frames       (C + R) * subsampling feature frames in per step
+hop_frames          C * subsampling feature frames advanced per step
+state_names         carried states, e.g. ``["state_h"]`` or ``["state_h", "state_c"]``
+state_shapes        name -> ``[num_layers, "batch", hidden]``
+==================  ==========================================================================
+
+Graph signatures: offline ``feats`` (B, T, n_mels), ``lengths`` (B,) -> ``log_probs``
+(B, T', V), ``out_lengths`` (B,); streaming ``feats`` (B, window_frames, n_mels), ``lengths``
+(B,) valid frames, one input per state -> ``log_probs`` (B, C, V), ``next_<state>`` per state.
+
+:meth:`ModelInfo.to_metadata` writes the keys, :meth:`ModelInfo.from_metadata` reads and
+checks them (a :class:`ModelError` names the file and what is wrong).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+from asr.frontend import FrontendConfig
+from asr.text import Tokenizer, tokenizer_from_dict
+
+__all__ = ["METADATA_FORMAT", "ModelError", "ModelInfo", "StreamingLayout", "graph_signature"]
+
+METADATA_FORMAT = "asr-onnx/1"
+_PREFIX = "asr."
+_REQUIRED = ("format", "graph", "frontend", "tokenizer", "subsampling", "vocab_size")
+_REQUIRED_STREAMING = ("chunk_size", "right_context", "window_frames", "hop_frames", "state_names", "state_shapes")
+
+
+class ModelError(ValueError):
+    """An ONNX file this runtime cannot serve, naming the file and what is wrong."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class StreamingLayout:
+    """How a streaming graph walks a stream: C output frames per step, seeing R more frames of
+    look-ahead, and the carried states (name -> (num_layers, hidden))."""
+
+    chunk_size: int
+    right_context: int
+    state_shapes: Mapping[str, tuple] = field(default_factory=dict)
+
+    @property
+    def state_names(self) -> tuple:
+        return tuple(self.state_shapes)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The checked metadata of one model file."""
+
+    path: str
+    graph: str  # "offline" or "streaming"
+    frontend: FrontendConfig
+    tokenizer: Tokenizer
+    subsampling: int
+    vocab_size: int
+    model_kind: str = ""
+    toolkit_version: str = ""
+    streaming_layout: Optional[StreamingLayout] = None  # streaming graphs only
+    extra: Mapping = field(default_factory=dict, repr=False)  # informational keys (normalization, model)
+
+    @property
+    def streaming(self) -> bool:
+        return self.graph == "streaming"
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.sample_rate
+
+    @property
+    def frame_shift_s(self) -> float:
+        """Seconds per model output frame."""
+        return self.frontend.output_frame_shift_s(self.subsampling)
+
+    # streaming graphs: 0 / empty for offline ones
+    @property
+    def chunk_size(self) -> int:
+        return self.streaming_layout.chunk_size if self.streaming_layout else 0
+
+    @property
+    def right_context(self) -> int:
+        return self.streaming_layout.right_context if self.streaming_layout else 0
+
+    @property
+    def window_frames(self) -> int:
+        return (self.chunk_size + self.right_context) * self.subsampling
+
+    @property
+    def hop_frames(self) -> int:
+        return self.chunk_size * self.subsampling
+
+    @property
+    def state_names(self) -> tuple:
+        return self.streaming_layout.state_names if self.streaming_layout else ()
+
+    @property
+    def state_shapes(self) -> Mapping[str, tuple]:
+        return self.streaming_layout.state_shapes if self.streaming_layout else {}
+
+    # writing -------------------------------------------------------------------------------
+    def to_metadata(self) -> dict[str, str]:
+        """The ``asr.*`` keys with JSON values, as stored in the ONNX file."""
+        meta = {
+            "format": METADATA_FORMAT,
+            "toolkit_version": self.toolkit_version,
+            "graph": self.graph,
+            "model_kind": self.model_kind,
+            "frontend": self.frontend.to_dict(),
+            "tokenizer": self.tokenizer.to_dict(),
+            "subsampling": self.subsampling,
+            "vocab_size": self.vocab_size,
+            **dict(self.extra),
+        }
+        if self.streaming:
+            meta.update(chunk_size=self.chunk_size, right_context=self.right_context,
+                        window_frames=self.window_frames, hop_frames=self.hop_frames,
+                        state_names=list(self.state_names),
+                        state_shapes={n: [s[0], "batch", s[1]] for n, s in self.state_shapes.items()})
+        return {_PREFIX + k: json.dumps(v) for k, v in meta.items()}
+
+    # reading -------------------------------------------------------------------------------
+    @classmethod
+    def from_metadata(cls, path: str, props: Mapping[str, str]) -> "ModelInfo":
+        """Check the ``asr.*`` keys of ``path``'s metadata and build its :class:`ModelInfo`."""
+        meta = {}
+        for key, raw in props.items():
+            if key.startswith(_PREFIX):
+                try:
+                    meta[key[len(_PREFIX):]] = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise ModelError(path, f"metadata key {key!r} is not valid JSON ({exc})") from None
+        if not meta:
+            raise ModelError(path, f"no 'asr.*' metadata: not a model exported by this toolkit "
+                                   f"(expected format {METADATA_FORMAT!r}; export one with `asr export`)")
+        if meta.get("format") != METADATA_FORMAT:
+            raise ModelError(path, f"metadata format is {meta.get('format')!r}, expected {METADATA_FORMAT!r}")
+        graph = meta.get("graph")
+        missing = [f"asr.{k}" for k in _REQUIRED + (_REQUIRED_STREAMING if graph == "streaming" else ()) if k not in meta]
+        if missing:
+            raise ModelError(path, f"metadata lacks {', '.join(missing)}")
+        if graph not in ("offline", "streaming"):
+            raise ModelError(path, f"asr.graph must be 'offline' or 'streaming', got {graph!r}")
+        try:
+            frontend = FrontendConfig.from_dict(meta["frontend"])
+        except (TypeError, ValueError) as exc:
+            raise ModelError(path, f"asr.frontend: {exc}") from None
+        try:
+            tokenizer = tokenizer_from_dict(meta["tokenizer"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(path, f"asr.tokenizer: {exc}") from None
+        sub, vocab_size = meta["subsampling"], meta["vocab_size"]
+        problems = []
+        if not isinstance(sub, int) or isinstance(sub, bool) or sub < 1:
+            problems.append(f"asr.subsampling must be a positive integer, got {sub!r}")
+        if vocab_size != len(tokenizer.vocab):
+            problems.append(f"asr.vocab_size is {vocab_size} but the tokenizer has {len(tokenizer.vocab)} symbols")
+        layout = None
+        if graph == "streaming" and not problems:
+            layout = _streaming_layout(meta, sub, problems)
+        if problems:
+            raise ModelError(path, "; ".join(problems))
+        known = set(_REQUIRED + _REQUIRED_STREAMING + ("model_kind", "toolkit_version"))
+        return cls(path=path, graph=graph, frontend=frontend, tokenizer=tokenizer, subsampling=sub,
+                   vocab_size=vocab_size, model_kind=str(meta.get("model_kind", "")),
+                   toolkit_version=str(meta.get("toolkit_version", "")), streaming_layout=layout,
+                   extra={k: v for k, v in meta.items() if k not in known})
+
+
+def _streaming_layout(meta: dict, sub: int, problems: list) -> Optional[StreamingLayout]:
+    c, r = meta["chunk_size"], meta["right_context"]
+    if not isinstance(c, int) or c < 1 or not isinstance(r, int) or r < 0:
+        problems.append(f"need asr.chunk_size >= 1 and asr.right_context >= 0, got {c!r}, {r!r}")
+        return None
+    if meta["window_frames"] != (c + r) * sub or meta["hop_frames"] != c * sub:
+        problems.append(f"asr.window_frames/hop_frames are {meta['window_frames']}/{meta['hop_frames']}, "
+                        f"expected {(c + r) * sub}/{c * sub} from chunk {c}, right context {r}, subsampling {sub}")
+    names = list(meta["state_names"])
+    if not names:
+        problems.append("asr.state_names is empty")
+    shapes = {}
+    for n in names:
+        shape = meta["state_shapes"].get(n)
+        if not (isinstance(shape, list) and len(shape) == 3 and shape[1] == "batch"
+                and all(isinstance(d, int) and d > 0 for d in (shape[0], shape[2]))):
+            problems.append(f"asr.state_shapes[{n!r}] must be [num_layers, 'batch', hidden], got {shape!r}")
+        else:
+            shapes[n] = (shape[0], shape[2])
+    return StreamingLayout(c, r, shapes)
+
+
+def graph_signature(info: ModelInfo) -> tuple[list[str], list[str]]:
+    """(input names, output names) of ``info``'s graph."""
+    if info.streaming:
+        return ["feats", "lengths", *info.state_names], ["log_probs", *[f"next_{n}" for n in info.state_names]]
+    return ["feats", "lengths"], ["log_probs", "out_lengths"]
