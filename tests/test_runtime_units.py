@@ -1,5 +1,7 @@
 """Runtime pieces that need no model: streaming resampler, endpoint rules, alignment to words."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -21,7 +23,7 @@ def _pieces(rng, n):
 
 
 @pytest.mark.parametrize(
-    "orig,new", [(16000, 8000), (8000, 16000), (44100, 16000), (22050, 8000), (8000, 8000), (48000, 44100)]
+    "orig,new", [(16000, 8000), (8000, 16000), (44100, 16000), (22050, 8000), (8000, 8000), (48000, 44100), (44101, 16000), (4001, 8000)]
 )
 def test_streaming_resampler_matches_whole_signal(orig, new, rng):
     for n in (int(1.1 * orig), 7, 0):  # long, shorter than the filter, empty
@@ -44,6 +46,23 @@ def test_streaming_resampler_emits_as_it_goes(orig, new, max_lag_s, rng):
     assert max(lags) < max_lag_s and r.num_out > 0
     with pytest.raises(ValueError, match="positive"):
         StreamingResampler(0, 8000)
+
+
+@pytest.mark.parametrize("orig,new", [(44101, 16000), (4001, 8000), (384000, 16000), (1000, 16000)])
+def test_streaming_resampler_any_rate_in_bounded_memory(orig, new, rng):
+    tone = 300.0
+    x = (0.3 * np.sin(2 * np.pi * tone * np.arange(orig) / orig)).astype(np.float32)  # 1 s
+    tracemalloc.start()
+    try:
+        r = StreamingResampler(orig, new)
+        out = np.concatenate([r.accept(x[a:b]) for a, b in _pieces(rng, orig)] + [r.flush()])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6, f"{orig} -> {new} Hz took {peak / 1e6:.0f} MB"  # measured at most 0.2 MB
+    assert out.shape == (new,) and out.dtype == np.float32
+    spec = np.abs(np.fft.rfft(out * np.hanning(new)))
+    assert abs(np.argmax(spec) - tone) <= 1.0  # 1 s of output: bin k is k Hz
 
 
 def _detector(**rules):
