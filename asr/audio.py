@@ -1,28 +1,33 @@
 """Audio loading: any file soundfile reads -> mono float32 at the model's sample rate.
 
-This module imports numpy and soundfile only, so the torch-free runtime uses it too.
-Resampling is a windowed-sinc polyphase filter (the same kernel as torchaudio's default
-``sinc_interp_hann``), written in numpy so that training and runtime resample identically.
+This module imports numpy, soundfile and soxr only, so the torch-free runtime uses it too.
+Resampling is libsoxr (python-soxr) at :data:`RESAMPLE_QUALITY`: its memory and time do not
+depend on how the two rates divide (a prime rate such as 44,101 Hz costs what 44,100 Hz does),
+and the streaming runtime (:class:`asr.runtime.StreamingResampler`) runs the same libsoxr
+resampler, so training and serving resample to the same samples.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import os
 import stat
 import sys
-from functools import lru_cache
 from typing import Optional, Union
 
 import numpy as np
 import soundfile as sf
+import soxr
 
 __all__ = ["AudioError", "AudioInput", "STDIN", "load_audio", "read_audio", "read_input", "as_samples", "check_rate",
-           "resample", "to_mono", "check_finite"]
+           "resample", "to_mono", "check_finite", "RESAMPLE_QUALITY"]
 
 AudioInput = Union[str, os.PathLike, np.ndarray]
 STDIN = "-"  # the path that means standard input
+
+# libsoxr's "high quality" recipe (20-bit precision, linear phase); the offline resample() and the
+# streaming resampler both use it, so they give the same samples.
+RESAMPLE_QUALITY = "HQ"
 
 
 class AudioError(ValueError):
@@ -160,37 +165,16 @@ def read_input(item: AudioInput, sample_rate: Optional[int], model_rate: int, na
     return np.ascontiguousarray(samples, dtype=np.float32), name
 
 
-@lru_cache(maxsize=32)
-def sinc_kernel(orig_rate: int, new_rate: int, width: int = 6, rolloff: float = 0.99):
-    """Polyphase windowed-sinc kernels for ``orig_rate -> new_rate`` (rates already reduced by
-    their gcd). Returns ``(kernels, pad)``: kernels has shape (new_rate, taps)."""
-    base_freq = min(orig_rate, new_rate) * rolloff
-    pad = int(math.ceil(width * orig_rate / base_freq))
-    idx = np.arange(-pad, pad + orig_rate, dtype=np.float64) / orig_rate
-    t = (-np.arange(new_rate, dtype=np.float64) / new_rate)[:, None] + idx[None, :]
-    t *= base_freq
-    t = np.clip(t, -width, width)
-    window = np.cos(t * math.pi / width / 2) ** 2
-    t *= math.pi
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sinc = np.where(t == 0, 1.0, np.sin(t) / t)
-    kernels = sinc * window * (base_freq / orig_rate)
-    return kernels.astype(np.float32), pad
-
-
 def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
-    """Resample a 1-D signal from ``orig_rate`` to ``new_rate`` (windowed sinc, Hann window)."""
+    """Resample a 1-D signal from ``orig_rate`` to ``new_rate`` Hz (libsoxr, linear phase).
+
+    Returns float32 samples, ``round(len(samples) * new_rate / orig_rate)`` of them (halves round
+    up), in bounded memory and time for any pair of rates."""
     if orig_rate <= 0 or new_rate <= 0:
         raise ValueError(f"sample rates must be positive, got {orig_rate} -> {new_rate}")
     if orig_rate == new_rate:
         return samples
-    g = math.gcd(int(orig_rate), int(new_rate))
-    orig, new = int(orig_rate) // g, int(new_rate) // g
-    kernels, pad = sinc_kernel(orig, new)
-    n = samples.shape[0]
-    padded = np.pad(samples.astype(np.float32), (pad, pad + orig))
-    taps = kernels.shape[1]
-    windows = np.lib.stride_tricks.sliding_window_view(padded, taps)[::orig]
-    out = (windows @ kernels.T).reshape(-1)
-    target = int(math.ceil(new * n / orig))
-    return out[:target]
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    if samples.ndim != 1:
+        raise ValueError(f"resample() takes a 1-D signal, got shape {samples.shape}")
+    return soxr.resample(samples, orig_rate, new_rate, quality=RESAMPLE_QUALITY)
