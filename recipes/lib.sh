@@ -6,13 +6,21 @@ ASR=("$PY" -m asr)
 
 # asr_train EXP [asr train arguments...]: train into EXP, continuing the run when EXP/last.pt
 # exists; with $nproc > 1 (the scripts' --nproc), data parallel over that many processes
-# under torchrun (GPUs when present).
+# under torchrun (GPUs when present). The command line's key=value overrides ($overrides, from
+# parse_args) come last, so they win over the recipe's own.
 asr_train() {
   local exp=$1; shift
   local resume=() launch=("${ASR[@]}")
   [ -f "$exp/last.pt" ] && resume=(--resume) && echo "   (continuing the run in $exp)"
   [ "${nproc:-1}" -gt 1 ] && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node "$nproc" -m asr)
-  "${launch[@]}" train --exp "$exp" "${resume[@]}" "$@"
+  "${launch[@]}" train --exp "$exp" "${resume[@]}" "$@" ${overrides[@]+"${overrides[@]}"}
+}
+
+# asr_evaluate CHECKPOINT MANIFEST RESULT [asr evaluate options...]: WER/CER of CHECKPOINT on
+# MANIFEST, shown and kept in RESULT (its last line is the JSON summary).
+asr_evaluate() {
+  local checkpoint=$1 manifest=$2 result=$3; shift 3
+  "${ASR[@]}" evaluate --checkpoint "$checkpoint" --manifest "$manifest" --no-progress "$@" | tee "$result"
 }
 
 # asr_export CHECKPOINT DIR: DIR/model.onnx (offline graph), and DIR/stream.onnx when the

@@ -63,3 +63,17 @@ def test_sweep_has_no_stages():
     assert r.returncode == 0 and "Defaults: --data data/speechocean762 --limit 440 --device cuda --set 1" in r.stdout
     r = run(os.path.join(ROOT, "recipes", "speechocean762", "sweep.sh"), "--stage", "1")
     assert r.returncode == 2 and "unknown option --stage" in r.stderr
+
+
+def test_overrides_reach_training_last(tmp_path):
+    """key=value arguments, spaces and all, end the `asr train` command line, so they win."""
+    script = """source recipes/lib.sh
+stage=0 stop_stage=3 exp="$1" data=d corpus_dir="" nproc=1
+options+=(nproc)
+shift; parse_args "$@"
+ASR=(printf '<%s>'); run_stage 0 || asr_train "$exp" --config c.yaml train.epochs=3"""
+    r = subprocess.run(["bash", "-c", script, "x", str(tmp_path / "e"), "--stage=1",
+                        "train.specaugment={freq_masks: 2}", "train.epochs=5"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (f"<train><--exp><{tmp_path / 'e'}><--config><c.yaml><train.epochs=3>"
+                        "<train.specaugment={freq_masks: 2}><train.epochs=5>")

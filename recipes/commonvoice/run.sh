@@ -43,14 +43,13 @@ fi
 if run_stage 1; then
   echo "== stage 1: train into $exp"
   asr_train "$exp" --config recipes/commonvoice/conf.yaml \
-    data.train="$data/train_${hours}h.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+    data.train="$data/train_${hours}h.jsonl" data.dev="$data/dev.jsonl"
 fi
 
 if run_stage 2; then
   for split in dev test; do
     echo "== stage 2: evaluate on $data/$split.jsonl"
-    "${ASR[@]}" evaluate --checkpoint "$exp/best.pt" --manifest "$data/$split.jsonl" --no-progress \
-      | tee "$exp/result_$split.txt"
+    asr_evaluate "$exp/best.pt" "$data/$split.jsonl" "$exp/result_$split.txt"
   done
 fi
 

@@ -31,12 +31,12 @@ fi
 if run_stage 1; then
   echo "== stage 1: train into $exp"
   asr_train "$exp" --config "$conf" \
-    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl"
 fi
 
 if run_stage 2; then
   echo "== stage 2: evaluate on $data/test.jsonl"
-  "${ASR[@]}" evaluate --checkpoint "$exp/best.pt" --manifest "$data/test.jsonl" --no-progress | tee "$exp/test_result.txt"
+  asr_evaluate "$exp/best.pt" "$data/test.jsonl" "$exp/test_result.txt"
 fi
 
 if run_stage 3; then

@@ -46,25 +46,24 @@ fi
 if run_stage 2; then
   echo "== stage 2: train into $exp ($conf)"
   asr_train "$exp" --config "$conf" \
-    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl"
 fi
 
 if run_stage 3; then
   for part in "${evals[@]}"; do
     echo "== stage 3: greedy decoding of $part"
-    "${ASR[@]}" evaluate --checkpoint "$exp/best.pt" --manifest "$data/$part.jsonl" --no-progress \
-      | tee "$exp/result_${part}_greedy.txt"
+    asr_evaluate "$exp/best.pt" "$data/$part.jsonl" "$exp/result_${part}_greedy.txt"
   done
   echo "== stage 3: LM weight and word bonus chosen on $dev (beam 16, $lm_name)"
-  "${ASR[@]}" evaluate --checkpoint "$exp/best.pt" --manifest "$data/$dev.jsonl" --no-progress \
-    --lm "$lm" --alpha 0.3,0.5,0.8,1.0 --beta 0,1,2 --jobs 2 | tee "$exp/result_${dev}_lm_grid.txt"
+  asr_evaluate "$exp/best.pt" "$data/$dev.jsonl" "$exp/result_${dev}_lm_grid.txt" \
+    --lm "$lm" --alpha 0.3,0.5,0.8,1.0 --beta 0,1,2 --jobs 2
   read -r alpha beta < <(tail -n 1 "$exp/result_${dev}_lm_grid.txt" \
     | python -c 'import json, sys; r = json.load(sys.stdin); print(r["alpha"], r["beta"])')
   for part in "${evals[@]}"; do
     [ "$part" = "$dev" ] && continue
     echo "== stage 3: $part with the LM (alpha $alpha, beta $beta)"
-    "${ASR[@]}" evaluate --checkpoint "$exp/best.pt" --manifest "$data/$part.jsonl" --no-progress \
-      --lm "$lm" --alpha "$alpha" --beta "$beta" --jobs 2 | tee "$exp/result_${part}_lm.txt"
+    asr_evaluate "$exp/best.pt" "$data/$part.jsonl" "$exp/result_${part}_lm.txt" \
+      --lm "$lm" --alpha "$alpha" --beta "$beta" --jobs 2
   done
 fi
 

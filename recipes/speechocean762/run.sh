@@ -52,14 +52,14 @@ if run_stage 2; then
   [ "$nproc" = auto ] && nproc=$("$PY" -c 'import torch; print(1 if torch.cuda.is_available() else 2)')
   echo "== stage 2: train into $exp ($nproc process(es))"
   OMP_NUM_THREADS=1 asr_train "$exp" --config recipes/speechocean762/conf.yaml --no-progress \
-    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl"
   stage_time 2 $t
 fi
 
 if run_stage 3; then
   t=$SECONDS; echo "== stage 3: average the last 4 epochs"
   "${ASR[@]}" average --exp "$exp" --last 4
-  "${ASR[@]}" evaluate --checkpoint "$exp/avg.pt" --manifest "$data/dev.jsonl" --no-progress | tee "$exp/dev_greedy_avg.txt"
+  asr_evaluate "$exp/avg.pt" "$data/dev.jsonl" "$exp/dev_greedy_avg.txt"
   stage_time 3 $t
 fi
 
