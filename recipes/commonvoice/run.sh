@@ -11,35 +11,17 @@
 #   3  export    ONNX offline graph, plus the streaming graph when the model can stream
 #
 # Usage: recipes/commonvoice/run.sh --corpus-dir DIR [--hours N] [--stage N] [--stop-stage N]
-#                                   [--exp DIR] [key=value ...]
+#                                   [--exp DIR] [--data DIR] [--nproc N] [key=value ...]
+# --nproc N trains data-parallel under torchrun; key=value arguments override conf.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-
-stage=0
-stop_stage=3
-exp=exp/commonvoice
-data=data/commonvoice
-corpus_dir=""
-hours=100
-nproc=1
-overrides=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --nproc) nproc=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --corpus-dir) corpus_dir=$2; shift 2 ;;
-    --hours) hours=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *=*) overrides+=("$1"); shift ;;
-    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-
 source recipes/lib.sh
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+stage=0 stop_stage=3 exp=exp/commonvoice data=data/commonvoice corpus_dir="" hours=100 nproc=1
+options+=(hours nproc)
+parse_args "$@"
+
+if run_stage 0; then
   echo "== stage 0: prepare Common Voice manifests in $data"
   "${ASR[@]}" prepare commonvoice --out "$data" ${corpus_dir:+--corpus-dir "$corpus_dir"}
   echo "== stage 0: the first $hours h of train -> $data/train_${hours}h.jsonl"
@@ -58,21 +40,20 @@ print(f"   {n} clips, {total / 3600:.1f} h")
 PYEOF
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+if run_stage 1; then
   echo "== stage 1: train into $exp"
   asr_train "$exp" --config recipes/commonvoice/conf.yaml \
-    data.train="$data/train_${hours}h.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+    data.train="$data/train_${hours}h.jsonl" data.dev="$data/dev.jsonl"
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+if run_stage 2; then
   for split in dev test; do
     echo "== stage 2: evaluate on $data/$split.jsonl"
-    "${ASR[@]}" evaluate --checkpoint "$exp/best.pt" --manifest "$data/$split.jsonl" --no-progress \
-      | tee "$exp/result_$split.txt"
+    asr_evaluate "$exp/best.pt" "$data/$split.jsonl" "$exp/result_$split.txt"
   done
 fi
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+if run_stage 3; then
   echo "== stage 3: export to ONNX"
   asr_export "$exp/best.pt" "$exp"
 fi

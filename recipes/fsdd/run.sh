@@ -14,56 +14,38 @@
 # Trailing key=value arguments override recipes/fsdd/conf.yaml (e.g. train.epochs=5).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-
-stage=0
-stop_stage=5
-exp=exp/fsdd
-data=data/fsdd
-corpus_dir=""
-test_speaker=""
-overrides=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --corpus-dir) corpus_dir=$2; shift 2 ;;
-    --test-speaker) test_speaker=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *=*) overrides+=("$1"); shift ;;
-    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-
 source recipes/lib.sh
+
+stage=0 stop_stage=5 exp=exp/fsdd data=data/fsdd corpus_dir="" test_speaker=""
+options+=(test_speaker)
+parse_args "$@"
 if command -v asr-stream >/dev/null 2>&1; then STREAM=(asr-stream); else STREAM=(python -m asr.cli.stream); fi
 conf=recipes/fsdd/conf.yaml
 start=$(date +%s)
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if run_stage 0; then
   echo "== stage 0: prepare FSDD manifests in $data"
   "${ASR[@]}" prepare fsdd --out "$data" ${corpus_dir:+--corpus-dir "$corpus_dir"} ${test_speaker:+--test-speaker "$test_speaker"}
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+if run_stage 1; then
   echo "== stage 1: train into $exp"
   asr_train "$exp" --config "$conf" \
-    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl"
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+if run_stage 2; then
   echo "== stage 2: evaluate on $data/test.jsonl"
-  "${ASR[@]}" evaluate --checkpoint "$exp/best.pt" --manifest "$data/test.jsonl" --no-progress | tee "$exp/test_result.txt"
+  asr_evaluate "$exp/best.pt" "$data/test.jsonl" "$exp/test_result.txt"
 fi
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+if run_stage 3; then
   echo "== stage 3: transcribe a few test files"
   mapfile -t files < <(python -c "import json,sys; [print(json.loads(l)['audio_filepath']) for l in list(open(sys.argv[1]))[::67]]" "$data/test.jsonl")
   "${ASR[@]}" transcribe --checkpoint "$exp/best.pt" "${files[@]}"
 fi
 
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+if run_stage 4; then
   echo "== stage 4: export $exp/best.pt to ONNX"
   "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/model.onnx"
   if python - "$exp/best.pt" <<'PY'
@@ -78,7 +60,7 @@ PY
   fi
 fi
 
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+if run_stage 5; then
   mapfile -t files < <(python -c "import json,sys; [print(json.loads(l)['audio_filepath']) for l in list(open(sys.argv[1]))[33::67]]" "$data/test.jsonl")
   if [ -f "$exp/stream.onnx" ]; then
     echo "== stage 5: stream test files through the runtime (asr-stream, 100 ms pieces)"

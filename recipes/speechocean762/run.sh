@@ -15,45 +15,30 @@
 #                + character LM, + both (LM weights and word bonus tuned on dev by grid search)
 #   5  export    ONNX offline graph; the runtime decodes dev with both LMs as a check
 #
-# Usage: recipes/speechocean762/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--corpus-dir DIR]
-#                                      [--nproc N] [--checkpoint last.pt|avg.pt|best.pt] [key=value ...]
+# Usage: recipes/speechocean762/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR]
+#                                      [--corpus-dir DIR] [--nproc N]
+#                                      [--checkpoint last.pt|avg.pt|best.pt] [key=value ...]
+# --checkpoint: the model of $exp that stages 4 and 5 decode and export. Trailing key=value
+# arguments override conf.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-
-stage=0
-stop_stage=5
-exp=exp/speechocean762
-data=data/speechocean762
-corpus_dir=""
-nproc=auto
-ckpt=last.pt  # averaging the last epochs did not help here (README); avg.pt is scored in stage 3
-overrides=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --corpus-dir) corpus_dir=$2; shift 2 ;;
-    --nproc) nproc=$2; shift 2 ;;
-    --checkpoint) ckpt=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
-    *=*) overrides+=("$1"); shift ;;
-    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-
 source recipes/lib.sh
+
+stage=0 stop_stage=5 exp=exp/speechocean762 data=data/speechocean762 corpus_dir="" nproc=auto
+checkpoint=last.pt  # averaging the last epochs did not help here (README); avg.pt is scored in stage 3
+options+=(nproc checkpoint)
+parse_args "$@"
 mkdir -p "$exp"
 t_start=$SECONDS
 stage_time() { echo "   stage $1 took $(( SECONDS - $2 )) s (total $(( SECONDS - t_start )) s)" | tee -a "$exp/timing.txt"; }
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if run_stage 0; then
   t=$SECONDS; echo "== stage 0: prepare speechocean762 manifests in $data"
   "${ASR[@]}" prepare speechocean762 --out "$data" ${corpus_dir:+--corpus-dir "$corpus_dir"}
   stage_time 0 $t
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+if run_stage 1; then
   t=$SECONDS; echo "== stage 1: word 3-gram and character 6-gram LMs of the training transcripts -> $exp/{lm,chars}.arpa"
   "${ASR[@]}" lm build --manifest "$data/train.jsonl" --order 3 --out "$exp/lm.arpa"
   "${ASR[@]}" lm ppl --lm "$exp/lm.arpa" --manifest "$data/dev.jsonl" | tee "$exp/lm_dev_ppl.txt"
@@ -62,25 +47,25 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   stage_time 1 $t
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+if run_stage 2; then
   t=$SECONDS
   [ "$nproc" = auto ] && nproc=$("$PY" -c 'import torch; print(1 if torch.cuda.is_available() else 2)')
   echo "== stage 2: train into $exp ($nproc process(es))"
   OMP_NUM_THREADS=1 asr_train "$exp" --config recipes/speechocean762/conf.yaml --no-progress \
-    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl"
   stage_time 2 $t
 fi
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+if run_stage 3; then
   t=$SECONDS; echo "== stage 3: average the last 4 epochs"
   "${ASR[@]}" average --exp "$exp" --last 4
-  "${ASR[@]}" evaluate --checkpoint "$exp/avg.pt" --manifest "$data/dev.jsonl" --no-progress | tee "$exp/dev_greedy_avg.txt"
+  asr_evaluate "$exp/avg.pt" "$data/dev.jsonl" "$exp/dev_greedy_avg.txt"
   stage_time 3 $t
 fi
 
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  t=$SECONDS; echo "== stage 4: evaluate $exp/$ckpt on $data/dev.jsonl"
-  ev=("${ASR[@]}" evaluate --checkpoint "$exp/$ckpt" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
+if run_stage 4; then
+  t=$SECONDS; echo "== stage 4: evaluate $exp/$checkpoint on $data/dev.jsonl"
+  ev=("${ASR[@]}" evaluate --checkpoint "$exp/$checkpoint" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
   "${ev[@]}" | tee "$exp/dev_greedy.txt"
   "${ev[@]}" --beam-size 16 | tee "$exp/dev_beam.txt"
   "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 1.1,1.4,1.7,2.0 --beta 3,4,5,6 | tee "$exp/dev_beam_lm.txt"
@@ -90,9 +75,9 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   stage_time 4 $t
 fi
 
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+if run_stage 5; then
   t=$SECONDS; echo "== stage 5: export to ONNX; decode dev with the runtime and both LMs"
-  "${ASR[@]}" export --checkpoint "$exp/$ckpt" --out "$exp/model.onnx"
+  "${ASR[@]}" export --checkpoint "$exp/$checkpoint" --out "$exp/model.onnx"
   best=$(tail -n 1 "$exp/dev_beam_lm_charlm.txt")
   get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$best" "$1"; }
   "${ASR[@]}" evaluate --model "$exp/model.onnx" --manifest "$data/dev.jsonl" --beam-size 16 \

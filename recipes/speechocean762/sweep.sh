@@ -4,26 +4,20 @@
 # stopped after --limit seconds. Reads log.csv of each run for dev CER by epoch.
 #
 # Usage: recipes/speechocean762/sweep.sh [--data data/speechocean762] [--limit SECONDS]
-#                                        [--device cuda|cpu] [--set 1|2|3|4]
+#                                        [--device cuda|cpu] [--set 1|2|3|4] [key=value ...]
 # Set 1: the 12-epoch schedule with SpecAugment variants; set 2: the 8-epoch schedule without
 # (both on the old recipe: no utterance normalization, no phone head). Sets 3 and 4 start from
 # today's conf.yaml: 3 = 24-epoch schedules with a global batch of 64 (what two data-parallel
 # CPU processes afford in the time of one), with and without SpecAugment; 4 = architecture
-# variants on the 8-epoch schedule.
+# variants on the 8-epoch schedule. Trailing key=value arguments change the base settings of
+# every run of the set (each run's own settings still apply on top).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-data=data/speechocean762; limit=440; device=cuda; set=1
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --data) data=$2; shift 2 ;;
-    --limit) limit=$2; shift 2 ;;
-    --device) device=$2; shift 2 ;;
-    --set) set=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) echo "sweep.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
 source recipes/lib.sh
+
+data=data/speechocean762 limit=440 device=cuda set=1
+options=(data limit device set)  # no stages: these replace the recipes' common options
+parse_args "$@"
 export OMP_NUM_THREADS=1
 # (12 epochs on one process unless a run says otherwise, as conf.yaml was then; sets 1-2 ran
 # before conf.yaml gained utterance normalization and the phone CTC head: off there)
@@ -39,7 +33,7 @@ run() {
   name=$1; shift
   mkdir -p "exp/sweep/$name"
   timeout "$limit" "$PY" -m asr train --config recipes/speechocean762/conf.yaml --exp "exp/sweep/$name" --no-progress \
-    $BASE "$@" > "exp/sweep/$name/out.txt" 2>&1 || true
+    $BASE ${overrides[@]+"${overrides[@]}"} "$@" > "exp/sweep/$name/out.txt" 2>&1 || true
 }
 if [ "$set" = 1 ]; then
   run sp &
