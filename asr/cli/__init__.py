@@ -9,11 +9,11 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from asr.cli import average, evaluate, export, prepare, train, transcribe
+from asr.cli import average, client, evaluate, export, mic, prepare, serve, train, transcribe
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (prepare, train, average, export, evaluate, transcribe)
+COMMANDS = (prepare, train, average, export, evaluate, transcribe, serve, client, mic)
 
 
 def _setup_logging(verbose: bool) -> None:

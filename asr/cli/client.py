@@ -1,0 +1,100 @@
+"""``asr client URL FILE... | --mic``: stream audio files (or the microphone) to a running
+``asr serve`` (or any Vosk-protocol server) and print what it recognizes.
+
+Output: stdout, one line per result (an utterance the server closed at an endpoint, and the
+final one): ``path<TAB>text``, or with ``--json`` the server's reply with ``"path"`` added;
+stderr: ``path<TAB>partial<TAB>text`` whenever the partial text changes (``--no-partials``:
+none) and ``error: path: reason``. Exit status 0, or 1 if any stream failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Callable, Optional
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub) -> None:
+    from asr.cli.options import positive
+
+    sp = sub.add_parser("client", help="stream files or the microphone to a running `asr serve` (Vosk protocol)")
+    sp.add_argument("url", help="websocket address, e.g. ws://127.0.0.1:2700")
+    sp.add_argument("files", nargs="*", help="audio files (any format soundfile reads, sent at their own rate)")
+    sp.add_argument("--mic", action="store_true", help="stream the default microphone instead of files (needs sounddevice)")
+    sp.add_argument("--seconds", type=positive(float), help="with --mic: stop after this much audio (default: Ctrl-C)")
+    sp.add_argument("--chunk-ms", type=positive(float), default=200.0, help="audio per message (default 200 ms)")
+    sp.add_argument("--realtime", action="store_true", help="send files no faster than real time (default: as fast as the server takes them)")
+    sp.add_argument("--phrase", action="append", metavar="PHRASE", help="a phrase to favour (config.phrase_list; repeatable)")
+    sp.add_argument("--no-words", action="store_true", help="ask for text only (config.words = false)")
+    sp.add_argument("--json", action="store_true", help="print each result reply as JSON (with \"path\")")
+    sp.add_argument("--no-partials", action="store_true", help="do not print partial results to stderr")
+    sp.set_defaults(func=run)
+
+
+def _printer(path: str, args):
+    last = {"partial": ""}
+
+    def on_reply(reply: dict) -> None:
+        if "partial" in reply:
+            if reply["partial"] != last["partial"] and not args.no_partials:
+                print(f"{path}\tpartial\t{reply['partial']}", file=sys.stderr, flush=True)
+            last["partial"] = reply["partial"]
+            return
+        last["partial"] = ""
+        if args.json:
+            print(json.dumps({"path": path, **reply}, ensure_ascii=False), flush=True)
+        elif reply.get("text"):
+            print(f"{path}\t{reply['text']}", flush=True)
+
+    return on_reply
+
+
+async def _main(args, stream_factory: Optional[Callable]) -> int:
+    import aiohttp
+
+    from asr.audio import AudioError
+    from asr.server.client import stream_file, stream_pieces
+
+    kw = dict(words=not args.no_words, phrase_list=args.phrase)
+    failures = 0
+    async with aiohttp.ClientSession() as session:
+        if args.mic:
+            from asr.cli.mic import Microphone
+
+            mic = Microphone(block_s=args.chunk_ms / 1000, seconds=args.seconds, stream_factory=stream_factory).start()
+            print(f"listening at {mic.rate} Hz, streaming to {args.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+            reports = [await stream_pieces(args.url, mic, mic.rate, name="mic", on_reply=_printer("mic", args),
+                                           session=session, **kw)]
+        else:
+            reports = []
+            for path in args.files:
+                try:
+                    reports.append(await stream_file(args.url, path, chunk_s=args.chunk_ms / 1000, realtime=args.realtime,
+                                                     on_reply=_printer(path, args), session=session, **kw))
+                except AudioError as exc:
+                    print(f"error: {exc}", file=sys.stderr, flush=True)
+                    failures += 1
+    for r in reports:
+        if r.error:
+            print(f"error: {r.name}: {r.error}", file=sys.stderr, flush=True)
+            failures += 1
+    return 1 if failures else 0
+
+
+def run(args, stream_factory: Optional[Callable] = None) -> int:
+    if not args.mic and not args.files:
+        raise ValueError("give audio files to stream, or --mic")
+    if args.mic and args.files:
+        raise ValueError("give files or --mic, not both")
+    from asr.cli.mic import MicrophoneError
+
+    try:
+        return asyncio.run(_main(args, stream_factory))
+    except MicrophoneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

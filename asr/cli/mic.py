@@ -1,0 +1,213 @@
+"""``asr mic``: live transcription from the default microphone with an exported streaming model
+(no server), and :class:`Microphone`, the capture that ``asr client --mic`` shares.
+
+Capture is sounddevice (PortAudio), an optional dependency: ``pip install 'asr-toolkit[mic]'``
+(and the PortAudio library, e.g. Debian's ``libportaudio2``). Blocks of int16 samples are
+taken at the device's own rate; the stream resamples them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sys
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+__all__ = ["add_parser", "run", "Microphone", "MicrophoneError"]
+
+
+class MicrophoneError(RuntimeError):
+    pass
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except ImportError:
+        raise MicrophoneError("microphone capture needs the sounddevice package: pip install 'asr-toolkit[mic]' "
+                              "(or pip install sounddevice)") from None
+    except OSError as exc:  # sounddevice is there but PortAudio is not
+        raise MicrophoneError(f"sounddevice cannot load PortAudio ({exc}): install it, e.g. apt-get install libportaudio2") from None
+    return sounddevice
+
+
+class Microphone:
+    """Mono int16 blocks from an input device: iterate (blocking) or ``async for`` them.
+
+    ``rate``: capture rate (default: the device's). ``block_s``: seconds per block.
+    ``seconds``: stop after this much audio (default: until :meth:`stop` or Ctrl-C).
+    ``stream_factory``: what opens the device, ``sounddevice.InputStream`` by default (tests
+    pass a fake with the same constructor and start/stop/close)."""
+
+    def __init__(self, rate: Optional[int] = None, block_s: float = 0.1, device=None, seconds: Optional[float] = None,
+                 stream_factory: Optional[Callable] = None):
+        if stream_factory is None:
+            sd = _sounddevice()
+            stream_factory = sd.InputStream
+            if rate is None:
+                try:
+                    rate = int(sd.query_devices(device, "input")["default_samplerate"])
+                except Exception as exc:  # no device, bad index: PortAudio's own errors
+                    raise MicrophoneError(f"no usable input device ({exc})") from None
+        self.rate = int(rate or 16000)
+        self.block = max(1, int(round(self.rate * block_s)))
+        self.seconds = seconds
+        self._factory, self._device = stream_factory, device
+        self._queue: "queue.Queue" = queue.Queue()
+        self._stream = None
+        self.overflows = 0
+        self.captured = 0  # samples
+
+    def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread
+        if status:
+            self.overflows += 1
+        self._queue.put(np.array(indata[:, 0] if np.ndim(indata) == 2 else indata, dtype=np.int16))
+
+    def start(self) -> "Microphone":
+        try:
+            self._stream = self._factory(samplerate=self.rate, channels=1, dtype="int16", blocksize=self.block,
+                                         device=self._device, callback=self._callback)
+            self._stream.start()
+        except MicrophoneError:
+            raise
+        except Exception as exc:
+            raise MicrophoneError(f"cannot open the microphone ({type(exc).__name__}: {exc})") from None
+        return self
+
+    def stop(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.stop()
+            stream.close()
+        self._queue.put(None)
+
+    def _done(self) -> bool:
+        return self.seconds is not None and self.captured >= self.seconds * self.rate
+
+    def _take(self, block):
+        if block is None or self._done():
+            return None
+        if self.seconds is not None:
+            block = block[: int(self.seconds * self.rate) - self.captured]
+        self.captured += block.size
+        return block
+
+    def __iter__(self):
+        if self._stream is None:
+            self.start()
+        try:
+            while True:
+                block = self._take(self._queue.get())
+                if block is None:
+                    return
+                yield block
+        finally:
+            self.stop()
+
+    async def __aiter__(self):
+        if self._stream is None:
+            self.start()
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                block = self._take(await loop.run_in_executor(None, self._queue.get))
+                if block is None:
+                    return
+                yield block
+        finally:
+            self.stop()
+
+
+def _rule(text: str):
+    from asr.cli.options import positive
+
+    return None if text.lower() in ("off", "none") else positive(float)(text)
+
+
+def add_parser(sub) -> None:
+    from asr.cli.options import add_decoding_args, positive
+    from asr.runtime.endpoint import EndpointConfig
+
+    sp = sub.add_parser("mic", help="live transcription from the microphone with a streaming ONNX model (needs sounddevice)")
+    sp.add_argument("--model", required=True, help="streaming ONNX model (`asr export --streaming`)")
+    sp.add_argument("--device", help="input device (index or name; default: the system's default input)")
+    sp.add_argument("--rate", type=positive(int), help="capture rate (default: the device's); the stream resamples")
+    sp.add_argument("--block-ms", type=positive(float), default=100.0, help="capture block (default 100 ms)")
+    sp.add_argument("--seconds", type=positive(float), help="stop after this much audio (default: Ctrl-C)")
+    sp.add_argument("--json", action="store_true", help="final utterances as JSON objects, one a line")
+    sp.add_argument("--threads", type=positive(int), default=1, help="onnxruntime threads (default 1)")
+    d = EndpointConfig()
+    sp.add_argument("--rule1", type=_rule, default=d.rule1, help=f"s of non-speech before any speech (default {d.rule1})")
+    sp.add_argument("--rule2", type=_rule, default=d.rule2, help=f"s of trailing non-speech after speech (default {d.rule2})")
+    sp.add_argument("--rule3", type=_rule, default=d.rule3, help=f"longest utterance, s (default {d.rule3})")
+    add_decoding_args(sp)
+    sp.set_defaults(func=run)
+
+
+def transcribe_microphone(rec, mic: Microphone, as_json: bool = False, out=sys.stdout, err=sys.stderr) -> int:
+    """Decode ``mic`` live with the OnlineRecognizer ``rec``: partial text on ``err`` (one
+    rewritten line), each finished utterance on ``out``. Returns the number of utterances."""
+    import json
+
+    stream = rec.create_stream("mic")
+    printed, last = 0, ""
+    tty = err.isatty() if hasattr(err, "isatty") else False
+
+    def report():
+        nonlocal printed, last
+        result = rec.get_result(stream)
+        finals = [u for u in result.utterances if u.final]
+        for u in finals[printed:]:
+            if tty and last:
+                err.write("\r\033[K")
+            line = json.dumps({"text": u.text, "start": u.start, "end": u.end, "words": [w.__dict__ for w in u.words]}) \
+                if as_json else f"{u.start:.2f}-{u.end:.2f}\t{u.text}"
+            print(line, file=out, flush=True)
+            last = ""
+        printed = len(finals)
+        partial = result.utterances[-1].text if result.utterances and not result.utterances[-1].final else ""
+        if partial != last:
+            err.write(("\r\033[K" if tty else "") + f"partial\t{partial}" + ("" if tty else "\n"))
+            err.flush()
+            last = partial
+
+    try:
+        for block in mic:
+            stream.accept_waveform(mic.rate, block)
+            while rec.is_ready(stream):
+                rec.decode_stream(stream)
+            report()
+    except KeyboardInterrupt:
+        mic.stop()
+    stream.input_finished()
+    while rec.is_ready(stream):
+        rec.decode_stream(stream)
+    report()
+    if tty and last:
+        err.write("\n")
+    if mic.overflows:
+        print(f"warning: {mic.overflows} capture block(s) overflowed (audio lost): is the machine too busy?", file=err)
+    return printed
+
+
+def run(args, stream_factory: Optional[Callable] = None) -> int:
+    from asr.cli.options import decoding_options
+    from asr.runtime import EndpointConfig, OnlineRecognizer
+
+    (options,) = decoding_options(args)
+    rec = OnlineRecognizer(args.model, num_threads=args.threads, endpoint=EndpointConfig(args.rule1, args.rule2, args.rule3),
+                           decoding=options)
+    device = int(args.device) if args.device and args.device.isdigit() else args.device
+    try:
+        mic = Microphone(args.rate, args.block_ms / 1000, device, args.seconds, stream_factory).start()
+    except MicrophoneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"listening at {mic.rate} Hz (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    n = transcribe_microphone(rec, mic, args.json)
+    print(f"{n} utterance(s), {mic.captured / mic.rate:.1f} s of audio in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    return 0

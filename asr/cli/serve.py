@@ -1,0 +1,71 @@
+"""``asr serve``: the streaming server (websocket + web page + /health + /metrics) for an
+exported streaming model, on the torch-free runtime. See :mod:`asr.server`."""
+
+from __future__ import annotations
+
+import logging
+
+from asr.cli.options import add_decoding_args, decoding_options, positive
+
+__all__ = ["add_parser", "run"]
+
+
+def _rule(text: str):
+    return None if text.lower() in ("off", "none") else positive(float)(text)
+
+
+def add_parser(sub) -> None:
+    from asr.runtime.endpoint import EndpointConfig  # light: no onnxruntime session yet
+
+    sp = sub.add_parser("serve", help="streaming server: Vosk-compatible websocket, web page, /health, /metrics")
+    sp.add_argument("--model", required=True, help="streaming ONNX model (`asr export --streaming`)")
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sp.add_argument("--port", type=int, default=2700, help="TCP port (default 2700, as the Vosk server)")
+    sp.add_argument("--certfile", help="TLS certificate (PEM): serve https/wss, which browsers need for the microphone off localhost")
+    sp.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
+    sp.add_argument("--threads", type=positive(int), default=1, help="onnxruntime threads for the batched model call (default 1)")
+    lim = sp.add_argument_group("limits")
+    lim.add_argument("--max-streams", type=positive(int), default=200, help="concurrent streams; one more is refused (default 200)")
+    lim.add_argument("--max-message-bytes", type=positive(int), default=1 << 20, help="largest websocket message (default 1 MiB)")
+    lim.add_argument("--max-session-s", type=positive(float), default=3600.0, help="longest connection, seconds (default 3600)")
+    lim.add_argument("--idle-timeout", type=positive(float), default=30.0, help="close a connection silent this long, seconds (default 30)")
+    lim.add_argument("--max-backlog-s", type=positive(float), default=2.0,
+                     help="undecoded audio per stream (beyond the model's window) before its socket is no longer read (default 2 s)")
+    lim.add_argument("--sample-rate", type=positive(int), help="rate of streams that send no config (default: the model's)")
+    b = sp.add_argument_group("batching")
+    b.add_argument("--max-batch-size", type=positive(int), default=256, help="streams per model call (default 256)")
+    b.add_argument("--max-wait-ms", type=float, default=5.0, help="wait this long for more streams before a step (default 5)")
+    d = EndpointConfig()
+    e = sp.add_argument_group("endpointing (when an utterance ends and a result is sent)")
+    e.add_argument("--rule1", type=_rule, default=d.rule1, help=f"s of non-speech before any speech (default {d.rule1}; 'off')")
+    e.add_argument("--rule2", type=_rule, default=d.rule2, help=f"s of trailing non-speech after speech (default {d.rule2}; 'off')")
+    e.add_argument("--rule3", type=positive(float), default=d.rule3,
+                   help=f"longest utterance, s (default {d.rule3}); always on in the server: it bounds an utterance's memory")
+    add_decoding_args(sp)
+    sp.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import ssl
+
+    from asr.runtime import EndpointConfig, OnlineRecognizer, OnnxModel
+    from asr.server.app import ServerConfig, build_app, run_server
+
+    (options,) = decoding_options(args)
+    model = OnnxModel(args.model, num_threads=args.threads)
+    rec = OnlineRecognizer(model, endpoint=EndpointConfig(args.rule1, args.rule2, args.rule3), decoding=options)
+    cfg = ServerConfig(max_streams=args.max_streams, max_message_bytes=args.max_message_bytes, max_session_s=args.max_session_s,
+                       idle_timeout_s=args.idle_timeout, max_backlog_s=args.max_backlog_s, sample_rate=args.sample_rate,
+                       max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms)
+    context = None
+    if args.certfile or args.keyfile:
+        if not (args.certfile and args.keyfile):
+            raise ValueError("--certfile and --keyfile go together")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.certfile, args.keyfile)
+    logging.getLogger("asr.server").info("model %s: %s, %d Hz, chunks of %.2f s + %.2f s look-ahead; decoding %s",
+                                         args.model, "streaming", rec.info.sample_rate,
+                                         rec.info.chunk_size * rec.info.frame_shift_s,
+                                         rec.info.right_context * rec.info.frame_shift_s, options.label())
+    run_server(build_app(rec, cfg, model_name=args.model), host=args.host, port=args.port, ssl_context=context)
+    return 0

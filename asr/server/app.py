@@ -1,0 +1,357 @@
+"""The aiohttp application of ``asr serve``: the websocket endpoint, the web page, /health and
+/metrics, in one process.
+
+Each websocket connection gets a handler task (receives, validates, pushes audio into its
+:class:`~asr.server.loop.Session`) and a sender task (writes the replies the decoding loop
+made). Limits (:class:`ServerConfig`): concurrent streams, message size, session length, idle
+time; a client that breaks the protocol gets ``{"error": reason}`` and its connection closes,
+and nothing else changes for the other streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import pathlib
+import resource
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from asr.runtime.online import OnlineRecognizer
+from asr.server.loop import DecodeLoop, Session
+from asr.server.protocol import ProtocolError, StreamConfig, error_reply, parse_audio, parse_config, parse_text
+
+__all__ = ["ServerConfig", "build_app", "run_server", "STATIC_DIR"]
+
+log = logging.getLogger("asr.server")
+STATIC_DIR = pathlib.Path(__file__).with_name("static")
+
+# websocket close codes (RFC 6455 and the IANA registry)
+CLOSE_NORMAL = WSCloseCode.OK  # 1000
+CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: protocol error, idle, session limit
+CLOSE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG  # 1009
+CLOSE_INTERNAL = WSCloseCode.INTERNAL_ERROR  # 1011
+CLOSE_TRY_LATER = WSCloseCode.TRY_AGAIN_LATER  # 1013: server full
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    max_streams: int = 200  # concurrent websocket streams; one more is refused
+    max_message_bytes: int = 1 << 20  # one websocket message (1 MiB: 32 s of 16 kHz int16)
+    max_session_s: float = 3600.0  # wall-clock seconds per connection
+    idle_timeout_s: float = 30.0  # seconds without a message
+    max_backlog_s: float = 2.0  # undecoded audio beyond the model's window before reading pauses
+    max_outbox: int = 1000  # replies the client has not read before reading pauses
+    sample_rate: Optional[int] = None  # default rate of a stream without config (None: the model's)
+    max_batch: int = 256  # streams per model call
+    max_wait_ms: float = 5.0  # wait for more streams before a step
+
+    def __post_init__(self):
+        bad = [f"{k}={v!r}" for k, v in self.__dict__.items()
+               if k not in ("sample_rate", "max_wait_ms") and not (isinstance(v, (int, float)) and v > 0)]
+        if self.sample_rate is not None and not (isinstance(self.sample_rate, int) and self.sample_rate > 0):
+            bad.append(f"sample_rate={self.sample_rate!r}")
+        if not (isinstance(self.max_wait_ms, (int, float)) and self.max_wait_ms >= 0):
+            bad.append(f"max_wait_ms={self.max_wait_ms!r}")
+        if bad:
+            raise ValueError(f"invalid ServerConfig: {', '.join(bad)} (limits must be positive)")
+
+
+class Server:
+    """State shared by the handlers: the recognizer, the decoding loop, counters."""
+
+    def __init__(self, recognizer: OnlineRecognizer, config: ServerConfig, model_name: str = ""):
+        self.rec, self.cfg = recognizer, config
+        info = recognizer.info
+        self.model_name = model_name or os.path.basename(info.path)
+        self.defaults = StreamConfig(sample_rate=config.sample_rate or info.sample_rate)
+        self.window_s = info.window_frames * info.frontend.hop_length / info.sample_rate
+        self.loop: Optional[DecodeLoop] = None
+        self.live = 0
+        self.counts = {"connections": 0, "refused": 0, "finished": 0, "errors": 0, "idle_timeouts": 0,
+                       "session_limits": 0, "disconnects": 0, "messages": 0, "audio_s": 0.0}
+        self.started = time.monotonic()
+
+    async def start(self, app) -> None:
+        self.loop = DecodeLoop(self.rec, self.cfg.max_batch, self.cfg.max_wait_ms)
+        self.loop.start()
+
+    async def stop(self, app) -> None:
+        if self.loop is not None:
+            await self.loop.stop()
+
+    # HTTP ---------------------------------------------------------------------------------
+    async def index(self, request: web.Request):
+        if request.headers.get("Upgrade", "").lower() == "websocket":  # Vosk clients connect to "/"
+            return await self.websocket(request)
+        return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def health(self, request: web.Request):
+        ok = self.loop is not None and self.loop.error is None
+        return web.json_response({"status": "ok" if ok else "error", "live_streams": self.live},
+                                 status=200 if ok else 500)
+
+    async def info(self, request: web.Request):
+        i = self.rec.info
+        return web.json_response({"model": self.model_name, "sample_rate": i.sample_rate,
+                                  "default_sample_rate": self.defaults.sample_rate,
+                                  "chunk_s": round(i.chunk_size * i.frame_shift_s, 3),
+                                  "right_context_s": round(i.right_context * i.frame_shift_s, 3),
+                                  "max_streams": self.cfg.max_streams, "max_message_bytes": self.cfg.max_message_bytes,
+                                  "idle_timeout_s": self.cfg.idle_timeout_s, "max_session_s": self.cfg.max_session_s})
+
+    def metrics_dict(self) -> dict:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        loop = self.loop
+        return {
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "live_streams": self.live,
+            "max_streams": self.cfg.max_streams,
+            **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in self.counts.items()},
+            "decode_loop": loop.stats.summary() if loop else None,
+            "rss_mb": round(_rss_bytes() / 2**20, 1),
+            "max_rss_mb": round(ru.ru_maxrss / 1024, 1),
+            "cpu_s": round(ru.ru_utime + ru.ru_stime, 1),
+            "open_fds": _open_fds(),
+        }
+
+    async def metrics(self, request: web.Request):
+        return web.json_response(self.metrics_dict())
+
+    # websocket ----------------------------------------------------------------------------
+    async def websocket(self, request: web.Request):
+        cfg = self.cfg
+        ws = _WebSocket(max_msg_size=cfg.max_message_bytes, compress=False, autoping=True)
+        await ws.prepare(request)
+        self.counts["connections"] += 1
+        if self.live >= cfg.max_streams:
+            self.counts["refused"] += 1
+            reason = f"server full: {cfg.max_streams} streams are live (--max-streams); try again later"
+            await ws.send_str(error_reply(reason))
+            await ws.close(code=CLOSE_TRY_LATER, message=b"server full")
+            return ws
+        self.live += 1
+        try:
+            await Connection(self, ws, request.remote or "?").run()
+        finally:
+            self.live -= 1
+        return ws
+
+
+class _WebSocket(web.WebSocketResponse):
+    """aiohttp closes a connection whose message is over ``max_msg_size`` itself (code 1009, no
+    reason): say why first, in the protocol's error message."""
+
+    async def close(self, *, code: int = CLOSE_NORMAL, message: bytes = b"", drain: bool = True) -> bool:
+        if code == CLOSE_TOO_BIG and not message and not self.closed:
+            reason = f"message larger than {self._max_msg_size} bytes (--max-message-bytes)"
+            try:
+                await self.send_str(error_reply(reason))
+            except (ConnectionError, RuntimeError):
+                pass
+            message = reason.encode()
+        return await super().close(code=code, message=message, drain=drain)
+
+
+class Connection:
+    """One websocket stream: a receive loop (this task) and a sender task."""
+
+    def __init__(self, server: Server, ws: web.WebSocketResponse, peer: str):
+        self.server, self.ws, self.peer = server, ws, peer
+        self.cfg = server.defaults
+        self.session: Optional[Session] = None
+        self.sender: Optional[asyncio.Task] = None
+        self.t0 = time.monotonic()
+
+    async def run(self) -> None:
+        srv = self.server
+        try:
+            reason = await self._receive()
+        except ProtocolError as exc:
+            srv.counts["errors"] += 1
+            log.info("%s: protocol error: %s", self.peer, exc)
+            await self._fail(str(exc), CLOSE_POLICY)
+        except asyncio.CancelledError:
+            raise
+        finally:
+            if self.session is not None:
+                srv.loop.remove(self.session)
+            if self.sender is not None and not self.sender.done():
+                self.sender.cancel()
+        if not self.ws.closed:
+            await self.ws.close()
+
+    async def _fail(self, reason: str, code: int) -> None:
+        if self.sender is not None and self.sender is not asyncio.current_task():
+            self.sender.cancel()
+        if not self.ws.closed:
+            try:
+                await self.ws.send_str(error_reply(reason))
+                await self.ws.close(code=code, message=reason[:120].encode())
+            except (ConnectionError, RuntimeError):
+                pass
+
+    def _deadline(self) -> float:
+        return self.t0 + self.server.cfg.max_session_s
+
+    async def _receive(self) -> Optional[str]:
+        srv, scfg, ws = self.server, self.server.cfg, self.ws
+        while True:
+            await self._wait_for_room()
+            remaining = self._deadline() - time.monotonic()
+            timeout = min(scfg.idle_timeout_s, remaining)
+            if remaining <= 0:
+                return await self._session_limit()
+            try:
+                msg = await ws.receive(timeout=timeout)
+            except asyncio.TimeoutError:
+                if time.monotonic() >= self._deadline():
+                    return await self._session_limit()
+                srv.counts["idle_timeouts"] += 1
+                await self._fail(f"no message for {scfg.idle_timeout_s:g} s (idle timeout): closing", CLOSE_POLICY)
+                return "idle"
+            if msg.type == WSMsgType.BINARY:
+                srv.counts["messages"] += 1
+                self._audio(msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                srv.counts["messages"] += 1
+                kind, body = parse_text(msg.data)
+                if kind == "config":
+                    if self.session is not None:
+                        raise ProtocolError("config after audio: send the config once, before the first audio message")
+                    self.cfg = parse_config(body, self.cfg)
+                else:
+                    return await self._eof()
+            elif msg.type == WSMsgType.ERROR:  # aiohttp has closed it (too big: see _WebSocket.close)
+                srv.counts["errors"] += 1
+                log.info("%s: websocket error: %s", self.peer, ws.exception())
+                await self._fail(f"websocket error: {ws.exception()}", CLOSE_POLICY)
+                return "error"
+            else:  # CLOSE, CLOSING, CLOSED: the client left
+                if self.session is not None and not self.session.final_sent:
+                    srv.counts["disconnects"] += 1
+                return "closed"
+
+    async def _wait_for_room(self) -> None:
+        """Backpressure: stop reading while this stream's undecoded audio or unread replies are too many."""
+        s, scfg = self.session, self.server.cfg
+        while s is not None and not s.closed and (s.backlog_s > self.server.window_s + scfg.max_backlog_s
+                                                  or s.outbox.qsize() > scfg.max_outbox):
+            s.progress.clear()
+            remaining = self._deadline() - time.monotonic()
+            if remaining <= 0 or (self.sender is not None and self.sender.done()):
+                return
+            try:
+                await asyncio.wait_for(s.progress.wait(), timeout=remaining)
+            except asyncio.TimeoutError:
+                return
+
+    def _start_session(self) -> Session:
+        srv = self.server
+        try:
+            stream = srv.rec.create_stream(f"{self.peer}#{srv.counts['connections']}", hotwords=list(self.cfg.phrase_list) or None)
+        except ValueError as exc:
+            raise ProtocolError(f"config.phrase_list: {exc}") from None
+        self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s)
+        srv.loop.add(self.session)
+        self.sender = asyncio.get_running_loop().create_task(self._send_replies())
+        return self.session
+
+    def _audio(self, data: bytes) -> None:
+        samples = parse_audio(data, self.cfg)
+        s = self.session or self._start_session()
+        s.push(samples)
+        self.server.counts["audio_s"] += samples.size / self.cfg.sample_rate
+        self.server.loop.wake()
+
+    async def _eof(self) -> str:
+        s = self.session or self._start_session()
+        s.finish()
+        self.server.loop.wake()
+        await self._drain_sender(timeout=max(1.0, self._deadline() - time.monotonic()))
+        return "eof"
+
+    async def _session_limit(self) -> str:
+        srv = self.server
+        srv.counts["session_limits"] += 1
+        reason = f"session longer than {srv.cfg.max_session_s:g} s (--max-session-s): final result sent, closing"
+        if self.session is not None and not self.session.eof_sent:
+            self.session.finish()
+            srv.loop.wake()
+            await self._drain_sender(timeout=10.0)
+        await self._fail(reason, CLOSE_POLICY)
+        return "limit"
+
+    async def _drain_sender(self, timeout: Optional[float] = None) -> None:
+        """Wait until the sender has written the final result (or failed)."""
+        if self.sender is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self.sender), timeout=timeout)
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        if self.session is not None and self.session.final_sent:
+            self.server.counts["finished"] += 1
+
+    async def _send_replies(self) -> None:
+        s, ws = self.session, self.ws
+        while True:
+            reply = await s.outbox.get()
+            if reply is None:
+                s.final_sent = True
+                return
+            if isinstance(reply, BaseException):
+                await self._fail(str(reply), CLOSE_INTERNAL)
+                return
+            try:
+                await ws.send_str(reply)
+            except (ConnectionError, RuntimeError):
+                return
+            s.progress.set()
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _open_fds() -> Optional[int]:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+def build_app(recognizer: OnlineRecognizer, config: ServerConfig = ServerConfig(), model_name: str = "") -> web.Application:
+    """The aiohttp application: ``/`` (page, or websocket for Vosk clients), ``/ws``, ``/health``,
+    ``/metrics``, ``/info``, ``/static/...``."""
+    server = Server(recognizer, config, model_name)
+    app = web.Application()
+    app["server"] = server
+    app.on_startup.append(server.start)
+    app.on_cleanup.append(server.stop)
+    app.add_routes([
+        web.get("/", server.index),
+        web.get("/ws", server.websocket),
+        web.get("/health", server.health),
+        web.get("/metrics", server.metrics),
+        web.get("/info", server.info),
+        web.static("/static", STATIC_DIR),
+    ])
+    return app
+
+
+def run_server(app: web.Application, host: str = "127.0.0.1", port: int = 2700, ssl_context=None) -> None:
+    """Serve until interrupted (Ctrl-C)."""
+    scheme = "https" if ssl_context else "http"
+    web.run_app(app, host=host, port=port, ssl_context=ssl_context, access_log=None, handle_signals=True,
+                print=lambda *_: log.info("serving on %s://%s:%d (websocket: %s://%s:%d/ws, page: /)", scheme, host, port,
+                                          "wss" if ssl_context else "ws", host, port))

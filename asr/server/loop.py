@@ -1,0 +1,241 @@
+"""The decoding loop: every live stream of the server decoded together, off the event loop.
+
+Connection handlers never touch the model. They put each audio message (and the eof) into
+their :class:`Session`'s inbox and wait for replies; one :class:`DecodeLoop` task repeatedly
+
+1. waits until some session has new input (or still has a ready window), then at most
+   ``max_wait_ms`` more so that streams arriving together share the call;
+2. runs one *step* in its worker thread: feed each session's inbox into its stream (resampling
+   and log-mel), then ONE batched ``decode_streams`` call for up to ``max_batch`` ready streams
+   (the longest-waiting first), then build the replies of every session whose input is decoded
+   as far as it can be;
+3. hands the replies back to the sessions' outboxes (their senders write them to the sockets).
+
+So at most one thread runs the model, streams are only touched by that thread while a step
+runs, and the event loop only does socket work. A session owes one reply per message (Vosk's
+contract); the replies of a message are made once its audio is decoded as far as the model's
+window allows, so the time from a message to its reply is the server's added latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from asr.runtime.online import OnlineRecognizer, OnlineStream
+from asr.server.protocol import StreamConfig, partial_reply, result_reply
+
+__all__ = ["Session", "DecodeLoop", "LoopStats"]
+
+log = logging.getLogger("asr.server")
+EOF = None  # the inbox item that ends the input
+
+
+class Session:
+    """One connection's stream. The handler (event loop) calls :meth:`push` / :meth:`finish`
+    and reads :attr:`outbox`; the loop's worker thread alone touches :attr:`stream`."""
+
+    def __init__(self, stream: OnlineStream, cfg: StreamConfig, frame_shift_s: float):
+        self.stream, self.cfg = stream, cfg
+        self.name = stream.name
+        self._shift = frame_shift_s
+        self.inbox: collections.deque = collections.deque()  # sample arrays, then EOF; thread-safe appends/pops
+        self.outbox: asyncio.Queue = asyncio.Queue()  # reply strings, then None after the final one
+        self.received_s = 0.0  # audio received (handler side)
+        self.decoded_s = 0.0  # audio the model has decoded (set by the worker)
+        self.eof_sent = False
+        self.closed = False  # the connection is gone: drop at the next step
+        self.final_sent = False
+        self.waiting_since: Optional[float] = None  # when it last became ready and waited for a batch
+        self.progress = asyncio.Event()  # set after each step that touched this session, and each reply sent
+        # worker-side state
+        self._owed = 0  # messages consumed, replies not made yet
+        self._reported = 0  # finished utterances already sent in a result
+        self._fed_s = 0.0
+
+    def push(self, samples: np.ndarray) -> None:
+        self.inbox.append(samples)
+        self.received_s += samples.size / self.cfg.sample_rate
+
+    def finish(self) -> None:
+        self.eof_sent = True
+        self.inbox.append(EOF)
+
+    @property
+    def backlog_s(self) -> float:
+        """Audio received but not yet decoded, seconds (read on the event loop)."""
+        return self.received_s - self.decoded_s
+
+    # worker thread ---------------------------------------------------------------------------
+    def _feed(self) -> float:
+        """Move the inbox into the stream; returns seconds of audio fed."""
+        fed = 0.0
+        while self.inbox:
+            item = self.inbox.popleft()
+            self._owed += 1
+            if item is EOF:
+                self.stream.input_finished()
+                break
+            self.stream.accept_waveform(self.cfg.sample_rate, item)
+            fed += item.size / self.cfg.sample_rate
+        return fed
+
+    def _replies(self, rec: OnlineRecognizer) -> list:
+        """The replies owed, once the stream is decoded as far as it can be."""
+        if not self._owed or self.stream.ready:
+            return []
+        result = rec.get_result(self.stream)
+        finals = [u for u in result.utterances if u.final]
+        new = finals[self._reported :]
+        self._reported = len(finals)
+        partial = "" if self.stream.done else result.utterances[-1].text
+        out = [partial_reply(partial)] * self._owed
+        if self.stream.done:  # the eof is the last message: its reply is the final result
+            out[-1] = result_reply(new, self.cfg.words)
+            out.append(None)
+        elif new:
+            out[0] = result_reply(new, self.cfg.words)
+        self._owed = 0
+        return out
+
+
+@dataclass
+class LoopStats:
+    """Counters of the decoding loop, read by /metrics."""
+
+    steps: int = 0
+    batched_streams: int = 0  # sum of batch sizes
+    busy_s: float = 0.0  # time in steps (feature extraction, model, replies)
+    audio_s: float = 0.0  # audio fed
+    recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))  # (t, step_s, batch, audio_s)
+
+    def summary(self, window_s: float = 10.0) -> dict:
+        now = time.monotonic()
+        rows = [r for r in self.recent if now - r[0] <= window_s]
+        step_ms = np.array([r[1] * 1000 for r in rows]) if rows else np.zeros(0)
+        busy = float(step_ms.sum() / 1000)
+        audio = sum(r[3] for r in rows)
+        return {
+            "steps": self.steps,
+            "mean_batch": round(self.batched_streams / self.steps, 2) if self.steps else 0.0,
+            "rtf": round(self.busy_s / self.audio_s, 4) if self.audio_s else None,
+            f"last_{window_s:g}s": {
+                "steps": len(rows),
+                "step_ms_p50": round(float(np.percentile(step_ms, 50)), 2) if rows else None,
+                "step_ms_p95": round(float(np.percentile(step_ms, 95)), 2) if rows else None,
+                "mean_batch": round(sum(r[2] for r in rows) / len(rows), 2) if rows else 0.0,
+                "busy_fraction": round(busy / window_s, 3),
+                "rtf": round(busy / audio, 4) if audio else None,
+            },
+        }
+
+
+class DecodeLoop:
+    """The one task that decodes every session; see the module docstring."""
+
+    def __init__(self, recognizer: OnlineRecognizer, max_batch: int = 256, max_wait_ms: float = 5.0):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.rec = recognizer
+        self.max_batch = max_batch
+        self.max_wait_s = max(0.0, max_wait_ms) / 1000
+        self.sessions: list[Session] = []
+        self.stats = LoopStats()
+        self._wake = asyncio.Event()
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asr-decode")
+        self._task: Optional[asyncio.Task] = None
+        self.error: Optional[BaseException] = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="asr-decode-loop")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._pool.shutdown(wait=True)
+
+    def add(self, session: Session) -> None:
+        self.sessions.append(session)
+
+    def remove(self, session: Session) -> None:
+        session.closed = True
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        pending = False  # some stream still has a ready window after the last step
+        while True:
+            if not pending:
+                await self._wake.wait()
+                if self.max_wait_s:
+                    await asyncio.sleep(self.max_wait_s)
+            self._wake.clear()
+            self.sessions = [s for s in self.sessions if not s.closed]
+            work = [s for s in self.sessions if s.inbox or s.waiting_since is not None]
+            if not work:
+                pending = False
+                continue
+            t0 = time.monotonic()
+            try:
+                out, pending, fed, batch = await loop.run_in_executor(self._pool, self._step, work)
+            except Exception as exc:  # a bug, not a client's fault: log it, fail the sessions involved
+                log.exception("decoding step failed")
+                self.error = exc
+                for s in work:
+                    s.closed = True
+                    s.outbox.put_nowait(RuntimeError(f"internal error while decoding: {type(exc).__name__}: {exc}"))
+                pending = False
+                continue
+            dt = time.monotonic() - t0
+            st = self.stats
+            st.steps += 1
+            st.batched_streams += batch
+            st.busy_s += dt
+            st.audio_s += fed
+            st.recent.append((t0, dt, batch, fed))
+            for s, replies in out:
+                if not s.closed:
+                    for r in replies:
+                        s.outbox.put_nowait(r)
+            for s in work:
+                s.progress.set()
+
+    def _step(self, work: list[Session]):
+        """Worker thread: feed, one batched model call, replies."""
+        fed = 0.0
+        now = time.monotonic()
+        for s in work:
+            fed += s._feed()
+            if s.waiting_since is None and s.stream.ready:
+                s.waiting_since = now
+        ready = sorted((s for s in work if s.waiting_since is not None), key=lambda s: s.waiting_since)[: self.max_batch]
+        if ready:
+            self.rec.decode_streams([s.stream for s in ready])
+        stepped = {id(s) for s in ready}
+        out, pending = [], False
+        for s in work:
+            s.decoded_s = s.stream.decoder.num_frames * s._shift
+            if s.stream.ready:
+                if id(s) in stepped or s.waiting_since is None:
+                    s.waiting_since = now  # back of the queue
+                pending = True
+            else:
+                s.waiting_since = None
+            replies = s._replies(self.rec)
+            if replies:
+                out.append((s, replies))
+        return out, pending, fed, len(ready)

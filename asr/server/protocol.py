@@ -1,0 +1,174 @@
+"""The websocket protocol of ``asr serve``: the Vosk server's, plus two small extensions.
+
+A connection is one audio stream::
+
+    client -> {"config": {"sample_rate": 16000, "words": true, "phrase_list": ["call tina"]}}   (optional, text)
+    client -> binary messages: 16-bit little-endian mono PCM at sample_rate
+    client -> {"eof" : 1}                                                                 (text)
+
+The server answers every client message after the config with exactly one text message, in
+order: ``{"partial": "text of the current utterance"}``, or, when an endpoint has closed one
+or more utterances, ``{"result": [{"word", "start", "end", "conf"}, ...], "text": "..."}``
+(``"result"`` left out when ``words`` is false). The answer to ``{"eof" : 1}`` is the final
+result (the rest of the stream), after which the server closes the connection.
+
+Extensions (a Vosk server would refuse or ignore them): ``"format": "float32"`` in the config
+(binary messages are then little-endian float32 samples in [-1, 1]); ``phrase_list`` biases a
+beam search towards the phrases (hotwords) instead of restricting the vocabulary to them.
+Errors: ``{"error": "reason"}``, after which the server closes the connection.
+
+This module only parses and validates messages and builds replies (no I/O).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from asr.decoding.result import Utterance
+
+__all__ = ["ProtocolError", "StreamConfig", "parse_config", "parse_text", "parse_audio", "partial_reply",
+           "result_reply", "error_reply", "FORMATS", "VOSK_UNK"]
+
+FORMATS = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
+VOSK_UNK = "[unk]"  # Vosk's "anything else" entry of a phrase list: no phrase to favour here
+MAX_PHRASES = 1000
+MAX_PHRASE_CHARS = 200
+
+
+class ProtocolError(ValueError):
+    """A message that breaks the protocol; the reason is sent to the client as ``{"error"}``."""
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """One connection's settings (the ``config`` message over the server's defaults)."""
+
+    sample_rate: int
+    words: bool = True
+    phrase_list: tuple = field(default_factory=tuple)
+    format: str = "int16"
+
+    @property
+    def sample_bytes(self) -> int:
+        return FORMATS[self.format].itemsize
+
+
+def _rate(value, max_rate: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or not 0 < value <= max_rate:
+        raise ProtocolError(f"config.sample_rate must be a whole number of Hz in 1..{max_rate}, got {value!r}")
+    return int(value)
+
+
+def _flag(value, name: str) -> bool:
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise ProtocolError(f"config.{name} must be true/false (or 1/0), got {value!r}")
+
+
+def _phrases(value) -> tuple:
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise ProtocolError(f"config.phrase_list must be a list of strings, got {type(value).__name__}")
+    if len(value) > MAX_PHRASES:
+        raise ProtocolError(f"config.phrase_list has {len(value)} phrases; at most {MAX_PHRASES}")
+    long = [p for p in value if len(p) > MAX_PHRASE_CHARS]
+    if long:
+        raise ProtocolError(f"config.phrase_list: a phrase is longer than {MAX_PHRASE_CHARS} characters ({long[0][:40]!r}...)")
+    return tuple(p for p in value if p.strip() and p.strip().lower() != VOSK_UNK)
+
+
+def parse_config(body, defaults: StreamConfig, max_rate: int = 384_000) -> StreamConfig:
+    """The object under ``"config"`` -> a :class:`StreamConfig` (unknown keys are refused, so a
+    typo is not silently ignored)."""
+    if not isinstance(body, dict):
+        raise ProtocolError(f"config must be an object, got {type(body).__name__}")
+    known = {"sample_rate", "words", "phrase_list", "format", "max_alternatives"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ProtocolError(f"config: unknown field(s) {unknown}; known: {sorted(known)}")
+    out = {}
+    if "sample_rate" in body:
+        out["sample_rate"] = _rate(body["sample_rate"], max_rate)
+    if "words" in body:
+        out["words"] = _flag(body["words"], "words")
+    if "phrase_list" in body:
+        out["phrase_list"] = _phrases(body["phrase_list"])
+    if "format" in body:
+        if body["format"] not in FORMATS:
+            raise ProtocolError(f"config.format must be one of {sorted(FORMATS)}, got {body['format']!r}")
+        out["format"] = body["format"]
+    alt = body.get("max_alternatives", 0)
+    if isinstance(alt, bool) or alt != 0:
+        raise ProtocolError(f"config.max_alternatives: only 0 is supported (no n-best lists), got {alt!r}")
+    return StreamConfig(**{**defaults.__dict__, **out})
+
+
+def parse_text(text: str) -> tuple[str, Optional[dict]]:
+    """A text message -> ``("config", body)`` or ``("eof", None)``; anything else raises."""
+    try:
+        obj = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        raise ProtocolError(f"text message is not valid JSON ({exc}): {text[:80]!r}") from None
+    if not isinstance(obj, dict) or len(obj) != 1:
+        raise ProtocolError(f'text message must be {{"config": {{...}}}} or {{"eof" : 1}}, got {text[:80]!r}')
+    (key, value), = obj.items()
+    if key == "config":
+        return "config", value
+    if key == "eof":
+        if value != 1 or isinstance(value, bool):
+            raise ProtocolError(f'eof message must be {{"eof" : 1}}, got {text[:80]!r}')
+        return "eof", None
+    raise ProtocolError(f'unknown text message {key!r}: expected "config" or "eof"')
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_audio(data: bytes, cfg: StreamConfig) -> np.ndarray:
+    """A binary message -> mono samples (int16, or float32 for the float32 extension)."""
+    n = cfg.sample_bytes
+    if len(data) % n:
+        raise ProtocolError(f"binary message of {len(data)} bytes is not a whole number of {cfg.format} samples "
+                            f"({n} bytes each)")
+    samples = np.frombuffer(data, FORMATS[cfg.format])
+    if cfg.format == "float32":
+        finite = np.isfinite(samples)
+        if not finite.all():
+            raise ProtocolError(f"binary message has {int(samples.size - finite.sum())} NaN or infinite float32 sample(s)")
+        samples = samples.astype(np.float32)
+    else:
+        samples = samples.astype(np.int16)
+    return samples
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def partial_reply(text: str) -> str:
+    return _dumps({"partial": text})
+
+
+def result_reply(utterances: Sequence[Utterance], words: bool) -> str:
+    """One result for the utterances finished since the last result (their words in order, their
+    texts joined by a space); ``conf`` is the word's confidence where the model gives one, else 1.0."""
+    text = " ".join(u.text for u in utterances if u.text)
+    if not words:
+        return _dumps({"text": text})
+    ws = [{"conf": _conf(w), "end": w.end, "start": w.start, "word": w.word} for u in utterances for w in u.words]
+    return _dumps({"result": ws, "text": text})
+
+
+def _conf(word) -> float:
+    c = getattr(word, "confidence", None)
+    return 1.0 if c is None else float(c)
+
+
+def error_reply(reason: str) -> str:
+    return _dumps({"error": reason})
