@@ -26,10 +26,11 @@ from asr.runtime.online import OnlineRecognizer
 from asr.server.loop import DecodeLoop, Session
 from asr.server.protocol import ProtocolError, StreamConfig, error_reply, parse_audio, parse_config, parse_text
 
-__all__ = ["ServerConfig", "build_app", "run_server", "STATIC_DIR"]
+__all__ = ["ServerConfig", "build_app", "run_server", "STATIC_DIR", "SERVER_KEY"]
 
 log = logging.getLogger("asr.server")
 STATIC_DIR = pathlib.Path(__file__).with_name("static")
+SERVER_KEY = web.AppKey("server", object)  # app[SERVER_KEY]: the Server (state, counters, decoding loop)
 
 # websocket close codes (RFC 6455 and the IANA registry)
 CLOSE_NORMAL = WSCloseCode.OK  # 1000
@@ -335,7 +336,7 @@ def build_app(recognizer: OnlineRecognizer, config: ServerConfig = ServerConfig(
     ``/metrics``, ``/info``, ``/static/...``."""
     server = Server(recognizer, config, model_name)
     app = web.Application()
-    app["server"] = server
+    app[SERVER_KEY] = server
     app.on_startup.append(server.start)
     app.on_cleanup.append(server.stop)
     app.add_routes([

@@ -102,8 +102,11 @@ async def stream_pieces(url: str, pieces: Pieces, rate: int, *, realtime: bool =
     try:
         async with session.ws_connect(url, max_msg_size=0, autoping=True, compress=0) as ws:
             async def receive():
-                while True:
-                    msg = await ws.receive()
+                while True:  # until the server closes (Vosk's and ours do after the final result)
+                    try:
+                        msg = await ws.receive(timeout=2.0 if report.final else None)
+                    except asyncio.TimeoutError:  # final result in, the server keeps it open: done anyway
+                        return
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         report.close_code = ws.close_code
                         return
@@ -124,8 +127,6 @@ async def stream_pieces(url: str, pieces: Pieces, rate: int, *, realtime: bool =
                         report.results.append(reply)
                     if on_reply is not None:
                         on_reply(reply)
-                    if report.final:
-                        return
 
             receiver = asyncio.create_task(receive())
             try:

@@ -6,9 +6,9 @@ their :class:`Session`'s inbox and wait for replies; one :class:`DecodeLoop` tas
 1. waits until some session has new input (or still has a ready window), then at most
    ``max_wait_ms`` more so that streams arriving together share the call;
 2. runs one *step* in its worker thread: feed each session's inbox into its stream (resampling
-   and log-mel), then ONE batched ``decode_streams`` call for up to ``max_batch`` ready streams
-   (the longest-waiting first), then build the replies of every session whose input is decoded
-   as far as it can be;
+   and log-mel), message by message until the stream has a window to decode, then ONE batched
+   ``decode_streams`` call for up to ``max_batch`` ready streams (the longest-waiting first),
+   then build the replies of every message whose audio is decoded as far as it can be;
 3. hands the replies back to the sessions' outboxes (their senders write them to the sockets).
 
 So at most one thread runs the model, streams are only touched by that thread while a step
@@ -74,21 +74,25 @@ class Session:
         return self.received_s - self.decoded_s
 
     # worker thread ---------------------------------------------------------------------------
-    def _feed(self) -> float:
-        """Move the inbox into the stream; returns seconds of audio fed."""
+    def _feed(self, rec: OnlineRecognizer, replies: list) -> float:
+        """Move inbox messages into the stream, one at a time, while the stream needs no model
+        call; a message that leaves nothing to decode is answered at once. Returns seconds fed."""
         fed = 0.0
-        while self.inbox:
+        while self.inbox and not self.stream.ready and not self.stream.done:
             item = self.inbox.popleft()
             self._owed += 1
             if item is EOF:
                 self.stream.input_finished()
-                break
-            self.stream.accept_waveform(self.cfg.sample_rate, item)
-            fed += item.size / self.cfg.sample_rate
+            else:
+                self.stream.accept_waveform(self.cfg.sample_rate, item)
+                fed += item.size / self.cfg.sample_rate
+            replies += self._replies(rec)
         return fed
 
     def _replies(self, rec: OnlineRecognizer) -> list:
-        """The replies owed, once the stream is decoded as far as it can be."""
+        """The replies owed (one per message consumed), once the stream is decoded as far as it
+        can be: a result if utterances finished meanwhile (several merged into one), else the
+        partial text; the eof's is the final result, followed by None (the end)."""
         if not self._owed or self.stream.ready:
             return []
         result = rec.get_result(self.stream)
@@ -218,8 +222,9 @@ class DecodeLoop:
         """Worker thread: feed, one batched model call, replies."""
         fed = 0.0
         now = time.monotonic()
+        replies = {id(s): [] for s in work}
         for s in work:
-            fed += s._feed()
+            fed += s._feed(self.rec, replies[id(s)])
             if s.waiting_since is None and s.stream.ready:
                 s.waiting_since = now
         ready = sorted((s for s in work if s.waiting_since is not None), key=lambda s: s.waiting_since)[: self.max_batch]
@@ -235,7 +240,8 @@ class DecodeLoop:
                 pending = True
             else:
                 s.waiting_since = None
-            replies = s._replies(self.rec)
-            if replies:
-                out.append((s, replies))
+                replies[id(s)] += s._replies(self.rec)
+                pending = pending or bool(s.inbox)
+            if replies[id(s)]:
+                out.append((s, replies[id(s)]))
         return out, pending, fed, len(ready)

@@ -1,0 +1,336 @@
+"""asr.server.app (with asr.server.loop and asr.server.client): the server gives exactly what
+``asr-stream`` gives, speaks Vosk's protocol, and survives hostile clients while the
+well-behaved ones keep their transcripts. Tiny random models, loopback only, short runs."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+import aiohttp
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.server.app import ServerConfig
+from asr.server.client import file_pieces, stream_file, stream_pieces
+from conftest import synth_utterance
+from server_helpers import ServerThread, pcm_bytes, run, stream_texts
+from test_runtime import SR, Models
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    return Models(str(tmp_path_factory.mktemp("server_models")))
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory):
+    """long.wav: three utterances with pauses (several endpoints), 4.5 s; short.wav: 1.3 s."""
+    root = tmp_path_factory.mktemp("server_wavs")
+    rng = np.random.default_rng(3)
+    parts = []
+    for t in ["abc ca", "b cc", "a"]:
+        parts += [synth_utterance(t, rng), 0.003 * rng.standard_normal(int(0.6 * SR)).astype(np.float32)]
+    long = os.path.join(root, "long.wav")
+    sf.write(long, np.concatenate(parts), SR)
+    short = os.path.join(root, "short.wav")
+    sf.write(short, synth_utterance("cab ba", rng), SR)
+    return {"long": long, "short": short}
+
+
+@pytest.fixture(scope="module")
+def lc_model(models):
+    return models.get("lstm-lc")[0]
+
+
+# --- correctness: the server's text is asr-stream's text ---------------------------------------
+
+@pytest.mark.parametrize("name", ["lstm-lc", "gru-uni"])
+def test_file_through_server_equals_asr_stream(models, audio, name):
+    """Real-time paced and as fast as possible, in random piece sizes: exactly asr-stream's utterances."""
+    path = models.get(name)[0]
+    want = stream_texts(path, audio["long"])
+    assert want, "the test model should recognize something"
+    samples, rate = sf.read(audio["long"], dtype="int16")
+    with ServerThread(path) as srv:
+        async def both():
+            fast = stream_pieces(srv.url, file_pieces(samples, rate, rng=np.random.default_rng(1)), rate)
+            paced = stream_pieces(srv.url, file_pieces(samples, rate, rng=np.random.default_rng(2), max_piece_s=0.3), rate,
+                                  realtime=True)
+            return await asyncio.gather(fast, paced)
+        fast, paced = run(both())
+        assert srv.metrics()["decode_loop"]["steps"] > 0
+    for r in (fast, paced):
+        assert r.error is None and r.final
+        assert r.texts == want
+        assert len(r.latencies) == len(r.partials) + len(r.results) - 1  # one reply per message, then the eof's
+    assert max(lat for _, lat in paced.latencies) < 2.0
+
+
+def test_vosk_client_lockstep(lc_model, audio):
+    """A client written like Vosk's websocket/test.py: config, send a piece, read one reply, ...,
+    eof, read the final result; the server then closes the connection."""
+    samples, rate = sf.read(audio["long"], dtype="int16")
+    want = stream_texts(lc_model, audio["long"])
+
+    async def vosk_client(url):
+        replies = []
+        async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+            await ws.send_str('{ "config" : { "sample_rate" : %d } }' % rate)
+            for i in range(0, samples.size, int(rate * 0.2)):
+                await ws.send_bytes(samples[i : i + int(rate * 0.2)].tobytes())
+                replies.append(json.loads((await ws.receive(timeout=10)).data))
+            await ws.send_str('{"eof" : 1}')
+            replies.append(json.loads((await ws.receive(timeout=10)).data))
+            closing = await ws.receive(timeout=10)
+            return replies, closing.type
+
+    with ServerThread(lc_model) as srv:
+        replies, closing = run(vosk_client(srv.url.rsplit("/", 1)[0]))  # ws://host:port, as Vosk clients use it
+    assert closing in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+    assert all(("partial" in r) != ("text" in r) for r in replies)
+    results = [r for r in replies if "text" in r]
+    assert "text" in replies[-1] and [r["text"] for r in results if r["text"]] == want
+    for r in results:
+        assert set(r) == {"result", "text"}
+        for w in r["result"]:
+            assert set(w) == {"word", "start", "end", "conf"} and w["conf"] == 1.0 and 0 <= w["start"] < w["end"]
+        assert " ".join(w["word"] for w in r["result"]) == r["text"] or "".join(w["word"] for w in r["result"]) == r["text"].replace(" ", "")
+
+
+def test_words_false_float32_and_rate(lc_model, audio):
+    """words=false gives {"text"} only; float32 frames (extension) at another rate decode like the runtime fed the same samples."""
+    from asr.runtime import OnlineRecognizer
+    from server_helpers import ENDPOINT
+
+    x, rate = sf.read(audio["long"], dtype="float32")
+    import soxr
+
+    y = soxr.resample(x, rate, 16000).astype(np.float32)
+    rec = OnlineRecognizer(lc_model, endpoint=ENDPOINT)
+    s = rec.create_stream()
+    s.accept_waveform(16000, y)
+    s.input_finished()
+    while rec.decode_streams([s]):
+        pass
+    want = [u.text for u in rec.get_result(s).utterances if u.text]
+
+    async def client(url):
+        replies = []
+        async with aiohttp.ClientSession() as ses, ses.ws_connect(url) as ws:
+            await ws.send_str(json.dumps({"config": {"sample_rate": 16000.0, "words": 0, "format": "float32"}}))
+            for i in range(0, y.size, 3000):
+                await ws.send_bytes(y[i : i + 3000].astype("<f4").tobytes())
+            await ws.send_str('{"eof": 1}')
+            async for msg in ws:
+                replies.append(json.loads(msg.data))
+        return replies
+
+    with ServerThread(lc_model) as srv:
+        replies = run(client(srv.url))
+    results = [r for r in replies if "partial" not in r]
+    assert all(set(r) == {"text"} for r in results)
+    assert [r["text"] for r in results if r["text"]] == want
+
+
+def test_phrase_list_hotwords(lc_model, audio):
+    """phrase_list biases the final decoding (a beam search with hotwords); Vosk's "[unk]" is
+    ignored; a phrase the model cannot spell is refused with a clear error."""
+    with ServerThread(lc_model) as srv:
+        ok = run(stream_file(srv.url, audio["short"], phrase_list=["ab", "[unk]"]))
+        bad = run(stream_file(srv.url, audio["short"], phrase_list=["xyz"]))
+    assert ok.error is None and ok.final
+    assert bad.error and "phrase_list" in bad.error and "xyz" in bad.error and not bad.final
+
+
+def test_health_metrics_info_and_page(lc_model):
+    async def get(http):
+        async with aiohttp.ClientSession() as s:
+            out = {}
+            for path in ("/health", "/metrics", "/info", "/", "/static/app.js", "/static/capture-worklet.js"):
+                async with s.get(http + path) as r:
+                    out[path] = (r.status, await r.text())
+            return out
+
+    with ServerThread(lc_model) as srv:
+        out = run(get(srv.http))
+    assert all(status == 200 for status, _ in out.values())
+    assert json.loads(out["/health"][1])["status"] == "ok"
+    m = json.loads(out["/metrics"][1])
+    for key in ("live_streams", "decode_loop", "rss_mb", "open_fds", "refused", "connections"):
+        assert key in m
+    assert json.loads(out["/info"][1])["sample_rate"] == SR
+    assert "getUserMedia" in out["/static/app.js"][1] and "<html" in out["/"][1]
+
+
+# --- hostile clients -----------------------------------------------------------------------------
+
+async def _raw(url, messages, read_timeout=5.0):
+    """Send messages (str or bytes) and return (replies, close code)."""
+    replies = []
+    async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+        for m in messages:
+            if ws.closed:
+                break
+            await (ws.send_str(m) if isinstance(m, str) else ws.send_bytes(m))
+        while True:
+            msg = await ws.receive(timeout=read_timeout)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                return replies, ws.close_code
+            replies.append(json.loads(msg.data))
+
+
+MALFORMED = {
+    "bad json": ['{"config": {"sample_rate": 8000'],
+    "odd byte count": [b"\x00\x01\x02"],
+    "unknown text message": ['{"hello": 1}'],
+    "wrong type": ['{"config": {"sample_rate": "fast"}}'],
+    "unknown config field": ['{"config": {"sample_rate": 8000, "smaple_rate": 1}}'],
+    "nan floats": ['{"config": {"format": "float32"}}', np.array([0.1, np.nan, 0.2], "<f4").tobytes()],
+    "second config mid-stream": ['{"config": {"sample_rate": 8000}}', b"\x00\x00" * 800, '{"config": {"sample_rate": 16000}}'],
+    "json constant": ['{"eof": NaN}'],
+}
+
+
+def test_malformed_messages_end_only_that_connection(lc_model, audio):
+    want = stream_texts(lc_model, audio["long"])
+    with ServerThread(lc_model) as srv:
+        async def scenario():
+            good = asyncio.create_task(stream_file(srv.url, audio["long"], chunk_s=0.1, realtime=True))
+            await asyncio.sleep(0.3)
+            bad = {}
+            for name, msgs in MALFORMED.items():
+                bad[name] = await _raw(srv.url, msgs)
+            return await good, bad
+        good, bad = run(scenario())
+        assert srv.metrics()["errors"] == len(MALFORMED)
+    assert good.error is None and good.texts == want
+    for name, (replies, code) in bad.items():
+        assert code == 1008, name
+        assert len(replies) == 1 and set(replies[0]) == {"error"}, (name, replies)
+    assert "JSON" in bad["bad json"][0][0]["error"]
+    assert "3 bytes" in bad["odd byte count"][0][0]["error"]
+    assert "NaN" in bad["nan floats"][0][0]["error"]
+    assert "config after audio" in bad["second config mid-stream"][0][0]["error"]
+    assert "smaple_rate" in bad["unknown config field"][0][0]["error"]
+
+
+def test_idle_client_times_out_and_silent_one_too(lc_model):
+    with ServerThread(lc_model, ServerConfig(idle_timeout_s=0.5)) as srv:
+        t0 = time.monotonic()
+        replies, code = run(_raw(srv.url, []))
+        waited = time.monotonic() - t0
+        replies2, code2 = run(_raw(srv.url, ['{"config": {"sample_rate": 8000}}', b"\x00\x00" * 400]))
+        assert srv.live == 0
+    assert code == 1008 and "idle" in replies[0]["error"] and 0.4 < waited < 5
+    assert code2 == 1008 and "idle" in replies2[-1]["error"] and all("partial" in r for r in replies2[:-1])
+
+
+def test_disconnect_mid_utterance_and_10x_client(lc_model, audio):
+    """One client leaves without eof mid-utterance, one sends 10x faster than real time: the
+    real-time client's transcript is unchanged, the server stays up, nothing is left live."""
+    want = stream_texts(lc_model, audio["long"])
+    samples, rate = sf.read(audio["long"], dtype="int16")
+    with ServerThread(lc_model) as srv:
+        async def leaver():
+            async with aiohttp.ClientSession() as s:
+                ws = await s.ws_connect(srv.url)
+                await ws.send_str(json.dumps({"config": {"sample_rate": rate}}))
+                for i in range(0, rate, 800):  # 1 s of speech, no eof
+                    await ws.send_bytes(samples[i : i + 800].tobytes())
+                    await asyncio.sleep(0.05)
+                ws._response.connection.transport.abort()  # vanish: no close frame
+                await ws.close()
+
+        async def fast():
+            pieces = file_pieces(samples, rate, chunk_s=0.1)
+            t0 = time.monotonic()
+            out = []
+            for k in range(3):  # 10x: 0.1 s of audio every 10 ms
+                async def paced():
+                    for i, p in enumerate(pieces):
+                        await asyncio.sleep(max(0, t0 + i * 0.01 - time.monotonic()))
+                        yield p
+                out.append(await stream_pieces(srv.url, paced(), rate))
+                t0 = time.monotonic()
+            return out
+
+        async def scenario():
+            good = asyncio.create_task(stream_file(srv.url, audio["long"], chunk_s=0.2, realtime=True))
+            results = await asyncio.gather(leaver(), fast())
+            return await good, results[1]
+        good, fast_reports = run(scenario())
+        time.sleep(0.2)
+        m = srv.metrics()
+        assert srv.live == 0 and m["disconnects"] == 1
+    assert good.error is None and good.texts == want
+    for r in fast_reports:
+        assert r.error is None and r.texts == want
+
+
+def test_backpressure_bounds_undecoded_audio(lc_model, audio):
+    """A client that sends a long recording as fast as it can: the server stops reading it while
+    its undecoded audio is over the bound, so the backlog never grows with the input."""
+    samples, rate = sf.read(audio["long"], dtype="int16")
+    long = np.tile(samples, 6)  # 27 s
+    cfg = ServerConfig(max_backlog_s=0.5)
+    with ServerThread(lc_model, cfg) as srv:
+        peak = []
+
+        async def watch(task):
+            while not task.done():
+                peak.append(max([s.backlog_s for s in srv.server.loop.sessions] or [0.0]))
+                await asyncio.sleep(0.002)
+
+        async def go():
+            t = asyncio.create_task(stream_pieces(srv.url, file_pieces(long, rate, chunk_s=0.25), rate))
+            await watch(t)
+            return await t
+        report = run(go())
+    assert report.error is None and report.final
+    window_s = srv.server.window_s
+    assert max(peak) <= window_s + cfg.max_backlog_s + 0.25 + 1e-6, (max(peak), window_s)
+    assert max(peak) > 0.25  # it did run ahead of the decoder
+
+
+def test_connections_past_the_limit_are_refused(lc_model, audio):
+    with ServerThread(lc_model, ServerConfig(max_streams=2)) as srv:
+        async def scenario():
+            async with aiohttp.ClientSession() as s:
+                held = [await s.ws_connect(srv.url) for _ in range(2)]
+                for ws in held:
+                    await ws.send_str('{"config": {"sample_rate": 8000}}')
+                await asyncio.sleep(0.1)
+                refused = await _raw(srv.url, [])
+                await held[0].close()
+                await asyncio.sleep(0.1)
+                again = await stream_file(srv.url, audio["short"])
+                await held[1].close()
+                return refused, again
+        (replies, code), again = run(scenario())
+        m = srv.metrics()
+    assert code == 1013 and "server full" in replies[0]["error"] and "2 streams" in replies[0]["error"]
+    assert again.error is None and again.final and m["refused"] == 1
+
+
+def test_message_too_big_and_session_limit(lc_model, audio):
+    with ServerThread(lc_model, ServerConfig(max_message_bytes=1000, max_session_s=1.0)) as srv:
+        big, code = run(_raw(srv.url, [b"\x00\x00" * 1000]))
+        report = run(stream_file(srv.url, audio["long"], chunk_s=0.05, realtime=True))
+        assert srv.metrics()["session_limits"] == 1
+    assert code == 1009 and "larger than 1000 bytes" in big[0]["error"]
+    # everything up to the limit as a last result, then the reason; not the reply to an eof
+    assert report.results and not report.final and "session longer than 1 s" in report.error
+
+
+def test_server_imports_no_torch():
+    code = ("import sys; sys.modules['torch'] = None; import asr.server.app, asr.server.loop, asr.server.client, "
+            "asr.server.loadtest, asr.cli.serve, asr.cli.client, asr.cli.mic; from asr.cli import main; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr
