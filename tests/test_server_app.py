@@ -285,7 +285,7 @@ def test_backpressure_bounds_undecoded_audio(lc_model, audio):
 
         async def watch(task):
             while not task.done():
-                peak.append(max([s.backlog_s for s in srv.server.loop.sessions] or [0.0]))
+                peak.append(max([s.backlog_s for loop in srv.server.loops for s in loop.sessions] or [0.0]))
                 await asyncio.sleep(0.002)
 
         async def go():

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
-from typing import Callable, Optional
 
 __all__ = ["add_parser", "run"]
 
@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
     sp.add_argument("files", nargs="*", help="audio files (any format soundfile reads, sent at their own rate)")
     sp.add_argument("--mic", action="store_true", help="stream the default microphone instead of files (needs sounddevice)")
     sp.add_argument("--seconds", type=positive(float), help="with --mic: stop after this much audio (default: Ctrl-C)")
+    sp.add_argument("--rate", type=positive(int), help="with --mic: capture rate (default: the device's; the server resamples)")
     sp.add_argument("--chunk-ms", type=positive(float), default=200.0, help="audio per message (default 200 ms)")
     sp.add_argument("--realtime", action="store_true", help="send files no faster than real time (default: as fast as the server takes them)")
     sp.add_argument("--phrase", action="append", metavar="PHRASE", help="a phrase to favour (config.phrase_list; repeatable)")
@@ -52,7 +53,7 @@ def _printer(path: str, args):
     return on_reply
 
 
-async def _main(args, stream_factory: Optional[Callable]) -> int:
+async def _main(args) -> int:
     import aiohttp
 
     from asr.audio import AudioError
@@ -64,8 +65,12 @@ async def _main(args, stream_factory: Optional[Callable]) -> int:
         if args.mic:
             from asr.cli.mic import Microphone
 
-            mic = Microphone(block_s=args.chunk_ms / 1000, seconds=args.seconds, stream_factory=stream_factory).start()
+            mic = Microphone(args.rate, block_s=args.chunk_ms / 1000, seconds=args.seconds).start()
             print(f"listening at {mic.rate} Hz, streaming to {args.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+            try:  # Ctrl-C ends the capture; the eof then brings the final result
+                asyncio.get_running_loop().add_signal_handler(signal.SIGINT, mic.stop)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+                pass
             reports = [await stream_pieces(args.url, mic, mic.rate, name="mic", on_reply=_printer("mic", args),
                                            session=session, **kw)]
         else:
@@ -84,7 +89,7 @@ async def _main(args, stream_factory: Optional[Callable]) -> int:
     return 1 if failures else 0
 
 
-def run(args, stream_factory: Optional[Callable] = None) -> int:
+def run(args) -> int:
     if not args.mic and not args.files:
         raise ValueError("give audio files to stream, or --mic")
     if args.mic and args.files:
@@ -92,7 +97,7 @@ def run(args, stream_factory: Optional[Callable] = None) -> int:
     from asr.cli.mic import MicrophoneError
 
     try:
-        return asyncio.run(_main(args, stream_factory))
+        return asyncio.run(_main(args))
     except MicrophoneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

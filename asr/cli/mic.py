@@ -12,11 +12,11 @@ import asyncio
 import queue
 import sys
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
-__all__ = ["add_parser", "run", "Microphone", "MicrophoneError"]
+__all__ = ["add_parser", "run", "Microphone", "MicrophoneError", "open_input_stream", "transcribe_microphone"]
 
 
 class MicrophoneError(RuntimeError):
@@ -34,28 +34,30 @@ def _sounddevice():
     return sounddevice
 
 
+def open_input_stream(**kw):
+    """``sounddevice.InputStream(**kw)``: what opens the device (tests put a fake here)."""
+    return _sounddevice().InputStream(**kw)
+
+
+def default_input_rate(device=None) -> int:
+    sd = _sounddevice()
+    try:
+        return int(sd.query_devices(device, "input")["default_samplerate"])
+    except Exception as exc:  # no device, a bad index: PortAudio's own errors
+        raise MicrophoneError(f"no usable input device ({exc})") from None
+
+
 class Microphone:
     """Mono int16 blocks from an input device: iterate (blocking) or ``async for`` them.
 
     ``rate``: capture rate (default: the device's). ``block_s``: seconds per block.
-    ``seconds``: stop after this much audio (default: until :meth:`stop` or Ctrl-C).
-    ``stream_factory``: what opens the device, ``sounddevice.InputStream`` by default (tests
-    pass a fake with the same constructor and start/stop/close)."""
+    ``seconds``: stop after this much audio (default: until :meth:`stop` or Ctrl-C)."""
 
-    def __init__(self, rate: Optional[int] = None, block_s: float = 0.1, device=None, seconds: Optional[float] = None,
-                 stream_factory: Optional[Callable] = None):
-        if stream_factory is None:
-            sd = _sounddevice()
-            stream_factory = sd.InputStream
-            if rate is None:
-                try:
-                    rate = int(sd.query_devices(device, "input")["default_samplerate"])
-                except Exception as exc:  # no device, bad index: PortAudio's own errors
-                    raise MicrophoneError(f"no usable input device ({exc})") from None
-        self.rate = int(rate or 16000)
+    def __init__(self, rate: Optional[int] = None, block_s: float = 0.1, device=None, seconds: Optional[float] = None):
+        self.rate = int(rate) if rate else default_input_rate(device)
         self.block = max(1, int(round(self.rate * block_s)))
         self.seconds = seconds
-        self._factory, self._device = stream_factory, device
+        self._device = device
         self._queue: "queue.Queue" = queue.Queue()
         self._stream = None
         self.overflows = 0
@@ -68,8 +70,8 @@ class Microphone:
 
     def start(self) -> "Microphone":
         try:
-            self._stream = self._factory(samplerate=self.rate, channels=1, dtype="int16", blocksize=self.block,
-                                         device=self._device, callback=self._callback)
+            self._stream = open_input_stream(samplerate=self.rate, channels=1, dtype="int16", blocksize=self.block,
+                                             device=self._device, callback=self._callback)
             self._stream.start()
         except MicrophoneError:
             raise
@@ -99,7 +101,7 @@ class Microphone:
         if self._stream is None:
             self.start()
         try:
-            while True:
+            while not self._done():
                 block = self._take(self._queue.get())
                 if block is None:
                     return
@@ -112,7 +114,7 @@ class Microphone:
             self.start()
         loop = asyncio.get_running_loop()
         try:
-            while True:
+            while not self._done():
                 block = self._take(await loop.run_in_executor(None, self._queue.get))
                 if block is None:
                     return
@@ -147,11 +149,12 @@ def add_parser(sub) -> None:
     sp.set_defaults(func=run)
 
 
-def transcribe_microphone(rec, mic: Microphone, as_json: bool = False, out=sys.stdout, err=sys.stderr) -> int:
+def transcribe_microphone(rec, mic: Microphone, as_json: bool = False, out=None, err=None) -> int:
     """Decode ``mic`` live with the OnlineRecognizer ``rec``: partial text on ``err`` (one
     rewritten line), each finished utterance on ``out``. Returns the number of utterances."""
     import json
 
+    out, err = out or sys.stdout, err or sys.stderr
     stream = rec.create_stream("mic")
     printed, last = 0, ""
     tty = err.isatty() if hasattr(err, "isatty") else False
@@ -193,7 +196,7 @@ def transcribe_microphone(rec, mic: Microphone, as_json: bool = False, out=sys.s
     return printed
 
 
-def run(args, stream_factory: Optional[Callable] = None) -> int:
+def run(args) -> int:
     from asr.cli.options import decoding_options
     from asr.runtime import EndpointConfig, OnlineRecognizer
 
@@ -202,7 +205,7 @@ def run(args, stream_factory: Optional[Callable] = None) -> int:
                            decoding=options)
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     try:
-        mic = Microphone(args.rate, args.block_ms / 1000, device, args.seconds, stream_factory).start()
+        mic = Microphone(args.rate, args.block_ms / 1000, device, args.seconds).start()
     except MicrophoneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -34,7 +34,10 @@ def add_parser(sub) -> None:
     lim.add_argument("--sample-rate", type=positive(int), help="rate of streams that send no config (default: the model's)")
     b = sp.add_argument_group("batching")
     b.add_argument("--max-batch-size", type=positive(int), default=256, help="streams per model call (default 256)")
-    b.add_argument("--max-wait-ms", type=float, default=5.0, help="wait this long for more streams before a step (default 5)")
+    b.add_argument("--max-wait-ms", type=float, default=20.0,
+                   help="after new audio, wait this long for more streams before a model call (default 20)")
+    b.add_argument("--decode-threads", type=positive(int), default=1,
+                   help="decoding loops, each with its own thread and share of the streams (default 1; 2 uses both cores of a 2-core machine)")
     d = EndpointConfig()
     e = sp.add_argument_group("endpointing (when an utterance ends and a result is sent)")
     e.add_argument("--rule1", type=_rule, default=d.rule1, help=f"s of non-speech before any speech (default {d.rule1}; 'off')")
@@ -56,7 +59,7 @@ def run(args) -> int:
     rec = OnlineRecognizer(model, endpoint=EndpointConfig(args.rule1, args.rule2, args.rule3), decoding=options)
     cfg = ServerConfig(max_streams=args.max_streams, max_message_bytes=args.max_message_bytes, max_session_s=args.max_session_s,
                        idle_timeout_s=args.idle_timeout, max_backlog_s=args.max_backlog_s, sample_rate=args.sample_rate,
-                       max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms)
+                       max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms, decode_threads=args.decode_threads)
     context = None
     if args.certfile or args.keyfile:
         if not (args.certfile and args.keyfile):

@@ -23,7 +23,7 @@ from typing import Optional
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from asr.runtime.online import OnlineRecognizer
-from asr.server.loop import DecodeLoop, Session
+from asr.server.loop import DecodeLoop, LoopStats, Session
 from asr.server.protocol import ProtocolError, StreamConfig, error_reply, parse_audio, parse_config, parse_text
 
 __all__ = ["ServerConfig", "build_app", "run_server", "STATIC_DIR", "SERVER_KEY"]
@@ -50,7 +50,8 @@ class ServerConfig:
     max_outbox: int = 1000  # replies the client has not read before reading pauses
     sample_rate: Optional[int] = None  # default rate of a stream without config (None: the model's)
     max_batch: int = 256  # streams per model call
-    max_wait_ms: float = 5.0  # wait for more streams before a step
+    max_wait_ms: float = 20.0  # after new input, wait this long for more streams before a step
+    decode_threads: int = 1  # decoding loops, each with its own worker thread and share of the streams
 
     def __post_init__(self):
         bad = [f"{k}={v!r}" for k, v in self.__dict__.items()
@@ -72,19 +73,27 @@ class Server:
         self.model_name = model_name or os.path.basename(info.path)
         self.defaults = StreamConfig(sample_rate=config.sample_rate or info.sample_rate)
         self.window_s = info.window_frames * info.frontend.hop_length / info.sample_rate
-        self.loop: Optional[DecodeLoop] = None
+        self.loops: list[DecodeLoop] = []
         self.live = 0
         self.counts = {"connections": 0, "refused": 0, "finished": 0, "errors": 0, "idle_timeouts": 0,
                        "session_limits": 0, "disconnects": 0, "messages": 0, "audio_s": 0.0}
         self.started = time.monotonic()
 
     async def start(self, app) -> None:
-        self.loop = DecodeLoop(self.rec, self.cfg.max_batch, self.cfg.max_wait_ms)
-        self.loop.start()
+        for i in range(self.cfg.decode_threads):  # one recognizer per loop (its own decoders), one shared model
+            rec = self.rec if i == 0 else OnlineRecognizer(self.rec.model, endpoint=self.rec.endpoint,
+                                                           decoding=self.rec.decoder.options)
+            loop = DecodeLoop(rec, self.cfg.max_batch, self.cfg.max_wait_ms)
+            loop.start()
+            self.loops.append(loop)
 
     async def stop(self, app) -> None:
-        if self.loop is not None:
-            await self.loop.stop()
+        for loop in self.loops:
+            await loop.stop()
+
+    def pick_loop(self) -> DecodeLoop:
+        """The loop that decodes a new stream: the one with the fewest streams."""
+        return min(self.loops, key=lambda loop: len(loop.sessions))
 
     # HTTP ---------------------------------------------------------------------------------
     async def index(self, request: web.Request):
@@ -93,7 +102,7 @@ class Server:
         return web.FileResponse(STATIC_DIR / "index.html")
 
     async def health(self, request: web.Request):
-        ok = self.loop is not None and self.loop.error is None
+        ok = bool(self.loops) and all(loop.error is None for loop in self.loops)
         return web.json_response({"status": "ok" if ok else "error", "live_streams": self.live},
                                  status=200 if ok else 500)
 
@@ -108,13 +117,12 @@ class Server:
 
     def metrics_dict(self) -> dict:
         ru = resource.getrusage(resource.RUSAGE_SELF)
-        loop = self.loop
         return {
             "uptime_s": round(time.monotonic() - self.started, 1),
             "live_streams": self.live,
             "max_streams": self.cfg.max_streams,
             **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in self.counts.items()},
-            "decode_loop": loop.stats.summary() if loop else None,
+            "decode_loop": LoopStats.merged([loop.stats for loop in self.loops]).summary() if self.loops else None,
             "rss_mb": round(_rss_bytes() / 2**20, 1),
             "max_rss_mb": round(ru.ru_maxrss / 1024, 1),
             "cpu_s": round(ru.ru_utime + ru.ru_stime, 1),
@@ -145,18 +153,28 @@ class Server:
 
 
 class _WebSocket(web.WebSocketResponse):
-    """aiohttp closes a connection whose message is over ``max_msg_size`` itself (code 1009, no
-    reason): say why first, in the protocol's error message."""
+    """aiohttp closes a connection whose message is over ``max_msg_size`` itself: code 1009, no
+    reason, and at once, so a client still sending gets a TCP reset that can swallow what was
+    sent before it. Here: the protocol's error message, the close frame with the reason, then
+    up to a second for the client to close its side (its data read and dropped meanwhile)."""
 
     async def close(self, *, code: int = CLOSE_NORMAL, message: bytes = b"", drain: bool = True) -> bool:
-        if code == CLOSE_TOO_BIG and not message and not self.closed:
-            reason = f"message larger than {self._max_msg_size} bytes (--max-message-bytes)"
-            try:
-                await self.send_str(error_reply(reason))
-            except (ConnectionError, RuntimeError):
-                pass
-            message = reason.encode()
-        return await super().close(code=code, message=message, drain=drain)
+        if code != CLOSE_TOO_BIG or message or self.closed or self._writer is None:
+            return await super().close(code=code, message=message, drain=drain)
+        reason = f"message larger than {self._max_msg_size} bytes (--max-message-bytes)"
+        transport = self._req.transport if self._req is not None else None
+        try:
+            await self.send_str(error_reply(reason))
+            await self._writer.close(code, reason.encode())
+        except (ConnectionError, RuntimeError):
+            pass
+        self._set_closed()
+        for _ in range(100):
+            if transport is None or transport.is_closing():
+                break
+            await asyncio.sleep(0.01)
+        self._set_code_close_transport(code)
+        return True
 
 
 class Connection:
@@ -181,7 +199,7 @@ class Connection:
             raise
         finally:
             if self.session is not None:
-                srv.loop.remove(self.session)
+                self.session.loop.remove(self.session)
             if self.sender is not None and not self.sender.done():
                 self.sender.cancel()
         if not self.ws.closed:
@@ -254,12 +272,13 @@ class Connection:
 
     def _start_session(self) -> Session:
         srv = self.server
+        loop = srv.pick_loop()
         try:
-            stream = srv.rec.create_stream(f"{self.peer}#{srv.counts['connections']}", hotwords=list(self.cfg.phrase_list) or None)
+            stream = loop.rec.create_stream(f"{self.peer}#{srv.counts['connections']}", hotwords=list(self.cfg.phrase_list) or None)
         except ValueError as exc:
             raise ProtocolError(f"config.phrase_list: {exc}") from None
         self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s)
-        srv.loop.add(self.session)
+        loop.add(self.session)
         self.sender = asyncio.get_running_loop().create_task(self._send_replies())
         return self.session
 
@@ -268,12 +287,12 @@ class Connection:
         s = self.session or self._start_session()
         s.push(samples)
         self.server.counts["audio_s"] += samples.size / self.cfg.sample_rate
-        self.server.loop.wake()
+        s.loop.wake()
 
     async def _eof(self) -> str:
         s = self.session or self._start_session()
         s.finish()
-        self.server.loop.wake()
+        s.loop.wake()
         await self._drain_sender(timeout=max(1.0, self._deadline() - time.monotonic()))
         return "eof"
 
@@ -283,7 +302,7 @@ class Connection:
         reason = f"session longer than {srv.cfg.max_session_s:g} s (--max-session-s): final result sent, closing"
         if self.session is not None and not self.session.eof_sent:
             self.session.finish()
-            srv.loop.wake()
+            self.session.loop.wake()
             await self._drain_sender(timeout=10.0)
         await self._fail(reason, CLOSE_POLICY)
         return "limit"

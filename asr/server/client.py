@@ -154,7 +154,11 @@ async def stream_pieces(url: str, pieces: Pieces, rate: int, *, realtime: bool =
                 await asyncio.wait_for(asyncio.shield(receiver), timeout=timeout_s)
             except asyncio.TimeoutError:
                 report.error = report.error or f"no final result {timeout_s:g} s after eof"
-            except (ConnectionError, aiohttp.ClientError) as exc:
+            except (ConnectionError, aiohttp.ClientError) as exc:  # the server closed it: its reason may still be on the way
+                try:
+                    await asyncio.wait_for(asyncio.shield(receiver), timeout=2.0)
+                except (asyncio.TimeoutError, ConnectionError, aiohttp.ClientError):
+                    pass
                 report.error = report.error or f"connection lost: {exc}"
             finally:
                 if not receiver.done():

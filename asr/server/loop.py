@@ -53,6 +53,7 @@ class Session:
         self.eof_sent = False
         self.closed = False  # the connection is gone: drop at the next step
         self.final_sent = False
+        self.loop: Optional["DecodeLoop"] = None  # the loop that decodes it
         self.waiting_since: Optional[float] = None  # when it last became ready and waited for a batch
         self.progress = asyncio.Event()  # set after each step that touched this session, and each reply sent
         # worker-side state
@@ -120,13 +121,26 @@ class LoopStats:
     audio_s: float = 0.0  # audio fed
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))  # (t, step_s, batch, audio_s)
 
+    @classmethod
+    def merged(cls, parts: list) -> "LoopStats":
+        """The stats of several loops as one."""
+        if len(parts) == 1:
+            return parts[0]
+        out = cls(steps=sum(p.steps for p in parts), batched_streams=sum(p.batched_streams for p in parts),
+                  busy_s=sum(p.busy_s for p in parts), audio_s=sum(p.audio_s for p in parts))
+        out.recent.extend(sorted((r for p in parts for r in p.recent), key=lambda r: r[0])[-out.recent.maxlen:])
+        out.loops = len(parts)
+        return out
+
     def summary(self, window_s: float = 10.0) -> dict:
         now = time.monotonic()
         rows = [r for r in self.recent if now - r[0] <= window_s]
         step_ms = np.array([r[1] * 1000 for r in rows]) if rows else np.zeros(0)
         busy = float(step_ms.sum() / 1000)
         audio = sum(r[3] for r in rows)
+        loops = getattr(self, "loops", 1)
         return {
+            "loops": loops,
             "steps": self.steps,
             "mean_batch": round(self.batched_streams / self.steps, 2) if self.steps else 0.0,
             "rtf": round(self.busy_s / self.audio_s, 4) if self.audio_s else None,
@@ -135,7 +149,7 @@ class LoopStats:
                 "step_ms_p50": round(float(np.percentile(step_ms, 50)), 2) if rows else None,
                 "step_ms_p95": round(float(np.percentile(step_ms, 95)), 2) if rows else None,
                 "mean_batch": round(sum(r[2] for r in rows) / len(rows), 2) if rows else 0.0,
-                "busy_fraction": round(busy / window_s, 3),
+                "busy_fraction": round(busy / window_s / loops, 3),  # of each loop's time, on average
                 "rtf": round(busy / audio, 4) if audio else None,
             },
         }
@@ -170,6 +184,7 @@ class DecodeLoop:
         self._pool.shutdown(wait=True)
 
     def add(self, session: Session) -> None:
+        session.loop = self
         self.sessions.append(session)
 
     def remove(self, session: Session) -> None:

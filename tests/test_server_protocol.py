@@ -1,0 +1,101 @@
+"""asr.server.protocol: Vosk's messages parsed and checked, replies in Vosk's shape."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from asr.decoding.result import Utterance, Word
+from asr.server.protocol import (ProtocolError, StreamConfig, error_reply, parse_audio, parse_config, parse_text,
+                                 partial_reply, result_reply)
+
+DEFAULTS = StreamConfig(sample_rate=8000)
+
+
+def test_vosk_config_and_eof_messages():
+    # exactly what Vosk's test clients send
+    kind, body = parse_text('{ "config" : { "sample_rate" : 16000 } }')
+    assert kind == "config" and parse_config(body, DEFAULTS) == StreamConfig(sample_rate=16000)
+    kind, body = parse_text('{"config" : { "phrase_list" : ["zero one two", "[unk]"], "sample_rate" : 16000.0, "words" : 0}}')
+    cfg = parse_config(body, DEFAULTS)
+    assert cfg.sample_rate == 16000 and cfg.words is False and cfg.phrase_list == ("zero one two",)
+    assert parse_text('{"eof" : 1}') == ("eof", None)
+    assert parse_text('{"eof":1}') == ("eof", None)
+    assert parse_config({}, DEFAULTS) == DEFAULTS
+    assert parse_config({"max_alternatives": 0, "format": "float32"}, DEFAULTS).format == "float32"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("not json", "not valid JSON"),
+    ('{"eof": 0}', "eof message"),
+    ('{"eof": true}', "eof message"),
+    ('{"eof": NaN}', "not valid JSON"),
+    ('["config"]', "must be"),
+    ('{"config": {}, "eof": 1}', "must be"),
+    ('{"reset": 1}', "unknown text message"),
+])
+def test_bad_text_messages(text, words):
+    with pytest.raises(ProtocolError, match=words):
+        parse_text(text)
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"sample_rate": "16000"}, "sample_rate"),
+    ({"sample_rate": 16000.5}, "whole number"),
+    ({"sample_rate": 0}, "sample_rate"),
+    ({"sample_rate": True}, "sample_rate"),
+    ({"sample_rate": 10**9}, "sample_rate"),
+    ({"sample_rate": math.inf}, "sample_rate"),
+    ({"words": "yes"}, "words"),
+    ({"words": 2}, "words"),
+    ({"phrase_list": "one two"}, "list of strings"),
+    ({"phrase_list": ["ok", 3]}, "list of strings"),
+    ({"phrase_list": ["x" * 500]}, "longer than"),
+    ({"format": "mp3"}, "format"),
+    ({"max_alternatives": 3}, "max_alternatives"),
+    ({"smaple_rate": 8000}, "unknown field"),
+    ([1, 2], "must be an object"),
+])
+def test_bad_configs_are_named(body, words):
+    with pytest.raises(ProtocolError, match=words):
+        parse_config(body, DEFAULTS)
+
+
+def test_audio_messages():
+    pcm = np.array([0, 1, -2, 32767, -32768], "<i2")
+    assert np.array_equal(parse_audio(pcm.tobytes(), DEFAULTS), pcm)
+    assert parse_audio(b"", DEFAULTS).size == 0
+    with pytest.raises(ProtocolError, match="3 bytes"):
+        parse_audio(b"abc", DEFAULTS)
+    f32 = StreamConfig(8000, format="float32")
+    x = np.array([0.5, -0.25], "<f4")
+    assert np.array_equal(parse_audio(x.tobytes(), f32), x)
+    with pytest.raises(ProtocolError, match="float32"):
+        parse_audio(b"\x00" * 6, f32)
+    with pytest.raises(ProtocolError, match="NaN or infinite"):
+        parse_audio(np.array([0.1, np.inf], "<f4").tobytes(), f32)
+
+
+def test_replies_in_vosk_shape():
+    assert json.loads(partial_reply("one tw")) == {"partial": "one tw"}
+    u1 = Utterance("one two", 0.0, 1.0, [Word("one", 0.1, 0.4), Word("two", 0.5, 0.9)])
+    u2 = Utterance("three", 1.0, 2.0, [Word("three", 1.2, 1.6)])
+    r = json.loads(result_reply([u1, u2], words=True))
+    assert r == {"result": [{"conf": 1.0, "end": 0.4, "start": 0.1, "word": "one"},
+                            {"conf": 1.0, "end": 0.9, "start": 0.5, "word": "two"},
+                            {"conf": 1.0, "end": 1.6, "start": 1.2, "word": "three"}],
+                 "text": "one two three"}
+    assert json.loads(result_reply([u1], words=False)) == {"text": "one two"}
+    assert json.loads(result_reply([], words=True)) == {"result": [], "text": ""}
+    assert json.loads(error_reply("bad")) == {"error": "bad"}
+
+
+def test_conf_is_the_words_confidence_when_it_has_one():
+    class ScoredWord(Word):
+        def __init__(self, *a, confidence):
+            super().__init__(*a)
+            self.confidence = confidence
+
+    u = Utterance("one", 0.0, 1.0, [ScoredWord("one", 0.1, 0.4, confidence=0.75)])
+    assert json.loads(result_reply([u], words=True))["result"][0]["conf"] == 0.75
