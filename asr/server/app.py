@@ -34,6 +34,7 @@ SERVER_KEY = web.AppKey("server", object)  # app[SERVER_KEY]: the Server (state,
 
 # websocket close codes (RFC 6455 and the IANA registry)
 CLOSE_NORMAL = WSCloseCode.OK  # 1000
+CLOSE_GOING_AWAY = WSCloseCode.GOING_AWAY  # 1001: server shutting down
 CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: protocol error, idle, session limit
 CLOSE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG  # 1009
 CLOSE_INTERNAL = WSCloseCode.INTERNAL_ERROR  # 1011
@@ -75,6 +76,7 @@ class Server:
         self.window_s = info.window_frames * info.frontend.hop_length / info.sample_rate
         self.loops: list[DecodeLoop] = []
         self.live = 0
+        self.connections: set = set()  # the live Connection objects
         self.counts = {"connections": 0, "refused": 0, "finished": 0, "errors": 0, "idle_timeouts": 0,
                        "session_limits": 0, "disconnects": 0, "messages": 0, "audio_s": 0.0}
         self.started = time.monotonic()
@@ -86,6 +88,10 @@ class Server:
             loop = DecodeLoop(rec, self.cfg.max_batch, self.cfg.max_wait_ms)
             loop.start()
             self.loops.append(loop)
+
+    async def shutdown(self, app) -> None:
+        """Server stopping (Ctrl-C): tell each client why and close its connection (1001)."""
+        await asyncio.gather(*(c.close_for_shutdown() for c in list(self.connections)), return_exceptions=True)
 
     async def stop(self, app) -> None:
         for loop in self.loops:
@@ -145,10 +151,13 @@ class Server:
             await ws.close(code=CLOSE_TRY_LATER, message=b"server full")
             return ws
         self.live += 1
+        conn = Connection(self, ws, request.remote or "?")
+        self.connections.add(conn)
         try:
-            await Connection(self, ws, request.remote or "?").run()
+            await conn.run()
         finally:
             self.live -= 1
+            self.connections.discard(conn)
         return ws
 
 
@@ -214,6 +223,9 @@ class Connection:
                 await self.ws.close(code=code, message=reason[:120].encode())
             except (ConnectionError, RuntimeError):
                 pass
+
+    async def close_for_shutdown(self) -> None:
+        await self._fail("the server is shutting down", CLOSE_GOING_AWAY)
 
     def _deadline(self) -> float:
         return self.t0 + self.server.cfg.max_session_s
@@ -357,6 +369,7 @@ def build_app(recognizer: OnlineRecognizer, config: ServerConfig = ServerConfig(
     app = web.Application()
     app[SERVER_KEY] = server
     app.on_startup.append(server.start)
+    app.on_shutdown.append(server.shutdown)
     app.on_cleanup.append(server.stop)
     app.add_routes([
         web.get("/", server.index),

@@ -63,6 +63,8 @@ class Session {
     this.label = label;
     this.finished = false;
     this.failed = false;
+    this.sent = 0;      // messages after the config (audio, then the eof)
+    this.answered = 0;  // replies: the server answers each message once, in order
     this.ws = new WebSocket(wsUrl);
     this.ws.binaryType = 'arraybuffer';
     this.opened = new Promise((resolve, reject) => {
@@ -84,9 +86,10 @@ class Session {
     };
   }
   onReply(reply) {
+    this.answered += 1;
     if (reply.error !== undefined) {
       this.failed = true;
-      showError(`The server refused this stream: ${reply.error}`);
+      showError(`The server ended this stream: ${reply.error}`);
       stopEverything('stopped by the server');
       return;
     }
@@ -96,19 +99,23 @@ class Session {
     }
     $('partial').textContent = '';
     addFinal(reply);
-    if (this.eofSent) {
+    if (this.eofSent && this.answered === this.sent) {  // the reply to the eof: the final result
       this.finished = true;
       this.resolveDone(reply);
       this.ws.close();
     }
   }
   send(pcm) {
-    if (this.ws.readyState === WebSocket.OPEN && !this.eofSent) this.ws.send(pcm.buffer);
+    if (this.ws.readyState === WebSocket.OPEN && !this.eofSent) {
+      this.ws.send(pcm.buffer);
+      this.sent += 1;
+    }
   }
   finish() {
     if (this.ws.readyState === WebSocket.OPEN && !this.eofSent) {
       this.eofSent = true;
       this.ws.send('{"eof" : 1}');
+      this.sent += 1;
     }
     return this.done;
   }
@@ -150,7 +157,11 @@ async function startMic() {
   mic = {media, ctx, node: null};
   busy(true);
   try {
-    await ctx.audioWorklet.addModule('/static/capture-worklet.js');
+    try {
+      await ctx.audioWorklet.addModule('/static/capture-worklet.js');
+    } catch (e) {
+      throw new Error(`cannot load the capture module from the server (${e.message}): is \`asr serve\` running?`);
+    }
     session = new Session(ctx.sampleRate, 'microphone');
     await session.opened;
   } catch (e) {
