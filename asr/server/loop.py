@@ -59,7 +59,7 @@ class Session:
         # worker-side state
         self._owed = 0  # messages consumed, replies not made yet
         self._reported = 0  # finished utterances already sent in a result
-        self._fed_s = 0.0
+        self._partial_key, self._partial = None, partial_reply("")
 
     def push(self, samples: np.ndarray) -> None:
         self.inbox.append(samples)
@@ -75,7 +75,7 @@ class Session:
         return self.received_s - self.decoded_s
 
     # worker thread ---------------------------------------------------------------------------
-    def _feed(self, rec: OnlineRecognizer, replies: list) -> float:
+    def _feed(self, replies: list) -> float:
         """Move inbox messages into the stream, one at a time, while the stream needs no model
         call; a message that leaves nothing to decode is answered at once. Returns seconds fed."""
         fed = 0.0
@@ -87,22 +87,28 @@ class Session:
             else:
                 self.stream.accept_waveform(self.cfg.sample_rate, item)
                 fed += item.size / self.cfg.sample_rate
-            replies += self._replies(rec)
+            replies += self._replies()
         return fed
 
-    def _replies(self, rec: OnlineRecognizer) -> list:
+    def _replies(self) -> list:
         """The replies owed (one per message consumed), once the stream is decoded as far as it
         can be: a result if utterances finished meanwhile (several merged into one), else the
         partial text; the eof's is the final result, followed by None (the end)."""
-        if not self._owed or self.stream.ready:
+        stream = self.stream
+        if not self._owed or stream.ready:
             return []
-        result = rec.get_result(self.stream)
-        finals = [u for u in result.utterances if u.final]
-        new = finals[self._reported :]
-        self._reported = len(finals)
-        partial = "" if self.stream.done else result.utterances[-1].text
-        out = [partial_reply(partial)] * self._owed
-        if self.stream.done:  # the eof is the last message: its reply is the final result
+        new = stream.utterances[self._reported :]  # finished utterances (what get_result lists first)
+        self._reported = len(stream.utterances)
+        if stream.done:
+            partial = partial_reply("")
+        else:  # the current utterance, as get_result gives it; its text changes only with its tokens
+            dec = stream.decoder
+            key = (dec.utterance_start, len(dec.tokens))
+            if key != self._partial_key:
+                self._partial_key, self._partial = key, partial_reply(dec.utterance(final=False).text)
+            partial = self._partial
+        out = [partial] * self._owed
+        if stream.done:  # the eof is the last message: its reply is the final result
             out[-1] = result_reply(new, self.cfg.words)
             out.append(None)
         elif new:
@@ -239,7 +245,7 @@ class DecodeLoop:
         now = time.monotonic()
         replies = {id(s): [] for s in work}
         for s in work:
-            fed += s._feed(self.rec, replies[id(s)])
+            fed += s._feed(replies[id(s)])
             if s.waiting_since is None and s.stream.ready:
                 s.waiting_since = now
         ready = sorted((s for s in work if s.waiting_since is not None), key=lambda s: s.waiting_since)[: self.max_batch]
@@ -255,7 +261,7 @@ class DecodeLoop:
                 pending = True
             else:
                 s.waiting_since = None
-                replies[id(s)] += s._replies(self.rec)
+                replies[id(s)] += s._replies()
                 pending = pending or bool(s.inbox)
             if replies[id(s)]:
                 out.append((s, replies[id(s)]))
