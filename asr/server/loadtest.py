@@ -148,8 +148,11 @@ async def run_load(args) -> dict:
         await asyncio.gather(*(_client(i, args, clips, rate, deadline, session, out, random.Random(rng.random()))
                                for i in range(args.clients)))
         sampler.cancel()
-        await asyncio.sleep(1.0)  # let the server close the last connections
-        after = await _metrics(session, args.url)
+        for _ in range(20):  # let the server close the last connections (up to 10 s)
+            await asyncio.sleep(0.5)
+            after = await _metrics(session, args.url)
+            if after and after.get("live_streams") == 0 and after.get("open_fds") == before.get("open_fds"):
+                break
         wall = time.monotonic() - t_start
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
     t_warm = t_start + args.warmup_s
