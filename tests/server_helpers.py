@@ -22,7 +22,9 @@ ENDPOINT = EndpointConfig(rule1=0.5, rule2=0.3, rule3=20.0)  # short rules: seve
 class ServerThread:
     """``with ServerThread(model_path, ServerConfig(...)) as srv:`` -> ``srv.url`` (ws://127.0.0.1:PORT/ws)."""
 
-    def __init__(self, model: str, config: ServerConfig = ServerConfig(), endpoint: EndpointConfig = ENDPOINT, decoding=None):
+    def __init__(self, model: str, config: ServerConfig = ServerConfig(), endpoint: EndpointConfig = ENDPOINT, decoding=None,
+                 ssl_context=None):
+        self.ssl_context = ssl_context
         self.rec = OnlineRecognizer(model, endpoint=endpoint, decoding=decoding)
         self.app = build_app(self.rec, config, model_name="test")
         self.server = self.app[SERVER_KEY]
@@ -44,11 +46,12 @@ class ServerThread:
     async def _start(self) -> None:
         self.runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         self.port = self.runner.addresses[0][1]
-        self.http = f"http://127.0.0.1:{self.port}"
-        self.url = f"ws://127.0.0.1:{self.port}/ws"
+        s = "s" if self.ssl_context else ""
+        self.http = f"http{s}://127.0.0.1:{self.port}"
+        self.url = f"ws{s}://127.0.0.1:{self.port}/ws"
 
     def call(self, coro, timeout: float = 30):
         """Run a coroutine on the server's loop (to read its state safely)."""

@@ -5,6 +5,7 @@ well-behaved ones keep their transcripts. Tiny random models, loopback only, sho
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -327,6 +328,31 @@ def test_message_too_big_and_session_limit(lc_model, audio):
     assert code == 1009 and "larger than 1000 bytes" in big[0]["error"]
     # everything up to the limit as a last result, then the reason; not the reply to an eof
     assert report.results and not report.final and "session longer than 1 s" in report.error
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl to make a self-signed certificate")
+def test_tls_wss(lc_model, audio, tmp_path):
+    """--certfile/--keyfile: https and wss on the same port (what browsers need for the microphone off localhost)."""
+    import ssl
+
+    from asr.cli.serve import tls_context
+
+    key, cert = str(tmp_path / "key.pem"), str(tmp_path / "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    client_ctx = ssl.create_default_context(cafile=cert)
+    client_ctx.check_hostname = False
+    with ServerThread(lc_model, ssl_context=tls_context(cert, key)) as srv:
+        async def go():
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ctx)) as s:
+                async with s.get(srv.http + "/health") as r:
+                    health = await r.json()
+                return health, await stream_file(srv.url, audio["short"], session=s)
+        health, report = run(go())
+    assert srv.url.startswith("wss://") and health["status"] == "ok"
+    assert report.error is None and report.final
+    with pytest.raises(ValueError, match="go together"):
+        tls_context(cert, None)
 
 
 def test_server_imports_no_torch():

@@ -7,7 +7,7 @@ import logging
 
 from asr.cli.options import add_decoding_args, decoding_options, positive
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "tls_context"]
 
 
 def _rule(text: str):
@@ -48,9 +48,20 @@ def add_parser(sub) -> None:
     sp.set_defaults(func=run)
 
 
-def run(args) -> int:
+def tls_context(certfile, keyfile):
+    """The server's TLS context for --certfile/--keyfile (None without them)."""
     import ssl
 
+    if not (certfile or keyfile):
+        return None
+    if not (certfile and keyfile):
+        raise ValueError("--certfile and --keyfile go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+def run(args) -> int:
     from asr.runtime import EndpointConfig, OnlineRecognizer, OnnxModel
     from asr.server.app import ServerConfig, build_app, run_server
 
@@ -60,12 +71,7 @@ def run(args) -> int:
     cfg = ServerConfig(max_streams=args.max_streams, max_message_bytes=args.max_message_bytes, max_session_s=args.max_session_s,
                        idle_timeout_s=args.idle_timeout, max_backlog_s=args.max_backlog_s, sample_rate=args.sample_rate,
                        max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms, decode_threads=args.decode_threads)
-    context = None
-    if args.certfile or args.keyfile:
-        if not (args.certfile and args.keyfile):
-            raise ValueError("--certfile and --keyfile go together")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(args.certfile, args.keyfile)
+    context = tls_context(args.certfile, args.keyfile)
     logging.getLogger("asr.server").info("model %s: %s, %d Hz, chunks of %.2f s + %.2f s look-ahead; decoding %s",
                                          args.model, "streaming", rec.info.sample_rate,
                                          rec.info.chunk_size * rec.info.frame_shift_s,
