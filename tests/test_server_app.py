@@ -166,6 +166,10 @@ def test_health_metrics_info_and_page(lc_model):
     m = json.loads(out["/metrics"][1])
     for key in ("live_streams", "decode_loop", "rss_mb", "open_fds", "refused", "connections"):
         assert key in m
+    for key in ("steps", "mean_batch", "rtf", "last_10s"):
+        assert key in m["decode_loop"]
+    for key in ("step_ms_p95", "reply_ms_p50", "reply_ms_p95", "busy_fraction", "rtf"):
+        assert key in m["decode_loop"]["last_10s"]
     assert json.loads(out["/info"][1])["sample_rate"] == SR
     assert "getUserMedia" in out["/static/app.js"][1] and "<html" in out["/"][1]
 

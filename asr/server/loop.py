@@ -60,13 +60,16 @@ class Session:
         self._owed = 0  # messages consumed, replies not made yet
         self._reported = 0  # finished utterances already sent in a result
         self._partial_key, self._partial = None, partial_reply("")
+        self._arrivals: collections.deque = collections.deque()  # when each message arrived, until its reply
 
     def push(self, samples: np.ndarray) -> None:
+        self._arrivals.append(time.monotonic())
         self.inbox.append(samples)
         self.received_s += samples.size / self.cfg.sample_rate
 
     def finish(self) -> None:
         self.eof_sent = True
+        self._arrivals.append(time.monotonic())
         self.inbox.append(EOF)
 
     @property
@@ -108,6 +111,12 @@ class Session:
                 self._partial_key, self._partial = key, partial_reply(dec.utterance(final=False).text)
             partial = self._partial
         out = [partial] * self._owed
+        now = time.monotonic()
+        delays = self.loop.stats.delays if self.loop is not None else None
+        for _ in range(self._owed):
+            arrived = self._arrivals.popleft()
+            if delays is not None:
+                delays.append((now, now - arrived))
         if stream.done:  # the eof is the last message: its reply is the final result
             out[-1] = result_reply(new, self.cfg.words)
             out.append(None)
@@ -126,6 +135,7 @@ class LoopStats:
     busy_s: float = 0.0  # time in steps (feature extraction, model, replies)
     audio_s: float = 0.0  # audio fed
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))  # (t, step_s, batch, audio_s)
+    delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))  # (t, message arrival -> reply made, s)
 
     @classmethod
     def merged(cls, parts: list) -> "LoopStats":
@@ -135,6 +145,7 @@ class LoopStats:
         out = cls(steps=sum(p.steps for p in parts), batched_streams=sum(p.batched_streams for p in parts),
                   busy_s=sum(p.busy_s for p in parts), audio_s=sum(p.audio_s for p in parts))
         out.recent.extend(sorted((r for p in parts for r in p.recent), key=lambda r: r[0])[-out.recent.maxlen:])
+        out.delays.extend(sorted((r for p in parts for r in list(p.delays)), key=lambda r: r[0])[-out.delays.maxlen:])
         out.loops = len(parts)
         return out
 
@@ -142,6 +153,7 @@ class LoopStats:
         now = time.monotonic()
         rows = [r for r in self.recent if now - r[0] <= window_s]
         step_ms = np.array([r[1] * 1000 for r in rows]) if rows else np.zeros(0)
+        delay_ms = np.array([d * 1000 for t, d in list(self.delays) if now - t <= window_s])
         busy = float(step_ms.sum() / 1000)
         audio = sum(r[3] for r in rows)
         loops = getattr(self, "loops", 1)
@@ -156,6 +168,10 @@ class LoopStats:
                 "step_ms_p95": round(float(np.percentile(step_ms, 95)), 2) if rows else None,
                 "mean_batch": round(sum(r[2] for r in rows) / len(rows), 2) if rows else 0.0,
                 "busy_fraction": round(busy / window_s / loops, 3),  # of each loop's time, on average
+                "replies": int(delay_ms.size),  # message arrival -> its reply made, in the server
+                "reply_ms_p50": round(float(np.percentile(delay_ms, 50)), 2) if delay_ms.size else None,
+                "reply_ms_p95": round(float(np.percentile(delay_ms, 95)), 2) if delay_ms.size else None,
+                "reply_ms_max": round(float(delay_ms.max()), 2) if delay_ms.size else None,
                 "rtf": round(busy / audio, 4) if audio else None,
             },
         }
