@@ -199,7 +199,7 @@ class Connection:
     async def run(self) -> None:
         srv = self.server
         try:
-            reason = await self._receive()
+            await self._receive()
         except ProtocolError as exc:
             srv.counts["errors"] += 1
             log.info("%s: protocol error: %s", self.peer, exc)
