@@ -19,7 +19,7 @@ from asr.runtime import OnlineRecognizer
 from asr.cli.stream import main as stream_main
 from asr.decoding.result import words_from_tokens
 
-from test_runtime import TOKENIZER, models, wavs  # noqa: F401  (session fixtures)
+from conftest import TOKENIZER
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_per_stream_hotwords(models, wavs):
 
 
 def test_evaluate_with_lm_grid(tmp_path, models, arpa, capsys):
-    from test_runtime import SR
+    from conftest import SR
     import soundfile as sf
     from conftest import synth_utterance
 
