@@ -34,8 +34,6 @@ def atomic_open(path: str | os.PathLike, encoding: str = "utf-8", newline: str |
     """``with atomic_open(path) as f: f.write(...)``: a text file that appears at ``path``
     complete or not at all. An exception inside the block leaves ``path`` as it was."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     tmp = temporary_path(path)
     try:
         with open(tmp, "w", encoding=encoding, newline=newline) as f:
