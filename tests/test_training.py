@@ -112,7 +112,21 @@ def test_resume_after_a_crash_gives_identical_weights(tiny_corpus, tmp_path, mon
 
     with pytest.raises(FileExistsError, match="--resume"):
         train(tiny_config(tiny_corpus), crashed, progress=False)
+    # training is deterministic, so equal weights alone cannot tell resuming from starting
+    # over: count the optimizer steps the resumed run takes (one gradient clip per step)
+    steps_taken = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: (steps_taken.append(1), real_clip(*a, **k))[1])
     train(tiny_config(tiny_corpus), crashed, resume=True, progress=False)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
+
+    full_log, resumed_log = read_log(full), read_log(crashed)
+    total_steps = int(full_log[-1]["step"])
+    assert 0 < progress["step"] < total_steps
+    assert len(steps_taken) == total_steps - progress["step"]  # only the steps not yet taken
+    # one log row per epoch, the finished first epoch not repeated, at the same step numbers
+    assert [(r["epoch"], r["step"]) for r in resumed_log] == [(r["epoch"], r["step"]) for r in full_log]
+    assert [r["epoch"] for r in full_log] == ["1", "2", "3"]
 
     a = load_checkpoint(os.path.join(full, "last.pt"))["model"]
     b = load_checkpoint(os.path.join(crashed, "last.pt"))["model"]
