@@ -134,6 +134,39 @@ def test_resume_after_a_crash_gives_identical_weights(tiny_corpus, tmp_path, mon
         assert torch.equal(a[k], b[k]), k
 
 
+def test_accumulated_gradient_is_the_mean_over_batches(tiny_corpus, tmp_path, monkeypatch):
+    """With train.accum_steps=2, one step's gradient is the mean of the two batches' gradients
+    (each batch's loss divided by accum_steps), the same as two plain steps would average, and
+    the logged loss is on the same scale. AdamW and gradient clipping hide a gradient twice as
+    large from the weights, so the gradients themselves are compared: each step's gradient is
+    recorded where it is clipped and then dropped, so the weights never move and every batch
+    of both runs is seen by the same model."""
+    grads = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def record_and_drop(parameters, *args, **kwargs):
+        parameters = list(parameters)
+        grads[-1].append([p.grad.clone() for p in parameters])
+        norm = real_clip(parameters, *args, **kwargs)
+        for p in parameters:
+            p.grad = None  # AdamW skips a parameter without a gradient: no update, no decay
+        return norm
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", record_and_drop)
+    extra = ["model.dropout=0.0", "train.specaugment=null"]
+    for accum in (1, 2):
+        grads.append([])
+        train(tiny_config(tiny_corpus, extra, epochs=1, max_batch=4, accum_steps=accum), str(tmp_path / f"accum{accum}"), progress=False)
+    single, accumulated = grads
+    assert len(single) >= 4 and len(single) % 2 == 0 and len(accumulated) == len(single) // 2
+    for k, step in enumerate(accumulated):
+        for g, a, b in zip(step, single[2 * k], single[2 * k + 1]):
+            torch.testing.assert_close(g, (a + b) / 2, rtol=1e-4, atol=1e-7)
+    # every batch in both runs, seen by the same weights: the same mean loss per batch
+    losses = [float(read_log(str(tmp_path / f"accum{n}"))[0]["train_loss"]) for n in (1, 2)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+
+
 def test_evaluate_cli_prints_table_and_json(trained, tiny_corpus, tmp_path, capsys):
     """`asr evaluate` on the dev set scores best.pt exactly as training did when it picked it
     (same features, same greedy decoding), and its table, JSON and details agree."""
