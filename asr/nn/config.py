@@ -168,52 +168,44 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     is wanted; an integer may be written ``2e4`` or ``20000.0`` but not ``2.5``; a bool is not
     a number (YAML's ``true`` for ``hidden_size`` is a mistake, not 1)."""
     args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Optional[X]
-        if value is None and type(None) in args:
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    if optional:  # Optional[X]
+        if value is None:
             return None
         (hint,) = [a for a in args if a is not type(None)]
         args = typing.get_args(hint)
     if typing.get_origin(hint) is list:
         if not isinstance(value, list):
-            raise ValueError(f"{key} must be a list, got {value!r}")
+            raise ValueError(f"{key} must be a list{' or null' if optional else ''}, got {value!r}")
         return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
     if hint not in _EXPECTED:
         return value  # a type this config does not use: left as it is
-    expected = _EXPECTED[hint] + (" or null" if type(None) in args else "")
-    wrong = ValueError(f"{key} must be {expected}, got {value!r}")
-    if isinstance(value, bool) or value is None:
-        if hint is bool and value is not None:
+    wrong = ValueError(f"{key} must be {_EXPECTED[hint]}{' or null' if optional else ''}, got {value!r}")
+    if hint is bool or isinstance(value, bool) or value is None:
+        if hint is bool and isinstance(value, bool):
             return value
-        raise wrong
-    if hint is bool:
         raise wrong
     if hint is str:
         if not isinstance(value, str):
             raise wrong
         return value
-    if hint is float:
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise wrong from None
-        raise wrong
-    # int
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
+    if isinstance(value, str):  # YAML leaves 4e-3 (no dot in the mantissa) a string
         try:
-            return int(value)
+            value = int(value) if hint is int else float(value)
         except ValueError:
             try:
                 value = float(value)
             except ValueError:
                 raise wrong from None
-    if isinstance(value, float) and value.is_integer():
+    if not isinstance(value, (int, float)):
+        raise wrong
+    if hint is float:
+        return float(value)
+    if isinstance(value, float):  # an integer written 2e4 or 20000.0, but not 2.5
+        if not value.is_integer():
+            raise wrong
         return int(value)
-    raise wrong
+    return value
 
 
 _SECTIONS = {
