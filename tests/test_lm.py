@@ -194,3 +194,63 @@ def test_character_model(tmp_path, capsys):
     capsys.readouterr()
     assert main(["ppl", "--lm", str(out), "--units", "char", "--text", str(text)]) == 0
     assert "16 characters (with </s>), 0 OOV" in capsys.readouterr().out
+
+
+def test_write_arpa_is_atomic(tmp_path, monkeypatch):
+    """A crash while writing (here: the disk fills up halfway) leaves the previous ARPA file
+    whole, not a truncated one that a later decode would read; no temporary file is left."""
+    import builtins
+    import os
+
+    path = tmp_path / "lm.arpa"
+    old = train_ngram(["a b", "b a"], order=2)
+    old.write_arpa(path)
+    before = path.read_text()
+    real_open = builtins.open
+
+    class DiskFull:
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, text):
+            self.written += len(text)
+            if self.written > 100:
+                raise OSError(28, "No space left on device")
+            return self.f.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def filling_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        if "w" in mode and os.path.basename(os.fspath(file)).startswith("lm.arpa"):
+            return DiskFull(f)
+        return f
+
+    new = train_ngram(["the cat sat", "the dog sat down", "a cat"], order=3)
+    monkeypatch.setattr(builtins, "open", filling_open)
+    with pytest.raises(OSError, match="No space"):
+        new.write_arpa(path)
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert path.read_text() == before
+    assert os.listdir(tmp_path) == ["lm.arpa"]
+    new.write_arpa(path)
+    assert NGramLM.read_arpa(path).probs == new.probs
+
+
+def test_write_arpa_fsyncs_before_the_rename(tmp_path, monkeypatch):
+    import os
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", os.path.abspath(a))), real_replace(a, b)))
+    train_ngram(["a b"], order=2).write_arpa(tmp_path / "lm.arpa")
+    (rename,) = [e for e in events if e[0] == "replace"]
+    assert os.path.dirname(rename[1]) == str(tmp_path) and ("fsync", rename[1]) in events[: events.index(rename)]

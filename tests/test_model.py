@@ -219,3 +219,13 @@ def test_latency_controlled_differs_from_full_context_but_padded_batches_agree()
         single, _ = m(x[1:, :17], torch.tensor([17]))
     assert not torch.allclose(lc, full, atol=1e-3)
     torch.testing.assert_close(lc[1, :17], single[0], atol=1e-5, rtol=1e-5)
+
+
+def test_problems_can_leave_out_the_vocabulary():
+    """An experiment's config is checked before the tokenizer sets vocab_size: every other
+    setting is still checked, and building a model still needs the vocabulary."""
+    cfg = ModelConfig(rnn_type="lstm", dropout=1.0)
+    assert cfg.problems(vocab=False) == ["dropout must be in [0, 1), got 1.0"]
+    assert any(p.startswith("vocab_size") for p in cfg.problems())
+    with pytest.raises(ValueError, match="vocab_size"):
+        CTCModel(ModelConfig())

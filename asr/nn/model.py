@@ -65,6 +65,14 @@ class ModelConfig:
     inter_vocab_size: int = 0  # its output units: 0 = the model's own; else set from data.aux_lexicon (phones)
 
     def validate(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValueError("invalid ModelConfig: " + "; ".join(problems))
+
+    def problems(self, vocab: bool = True) -> list[str]:
+        """What is wrong with these settings, each problem naming its field first. ``vocab``
+        False leaves out vocab_size, which the tokenizer sets when training starts, so an
+        experiment's config is checked as soon as it is read."""
         problems = []
         if self.subsampling not in (1, 2, 4, 8):
             problems.append(f"subsampling must be 1, 2, 4 or 8, got {self.subsampling}")
@@ -76,13 +84,16 @@ class ModelConfig:
             problems.append(f"conv_channels must be positive, got {self.conv_channels}")
         if self.rnn_type not in ("gru", "lstm"):
             problems.append(f"rnn_type must be 'gru' or 'lstm', got {self.rnn_type!r}")
-        if self.vocab_size < 2:
+        if vocab and self.vocab_size < 2:
             problems.append(f"vocab_size must be at least 2 (blank + one symbol), got {self.vocab_size}")
+        if self.inter_vocab_size < 0:
+            problems.append(f"inter_vocab_size must be >= 0, got {self.inter_vocab_size}")
         for name in ("input_dim", "conv_dim", "hidden_size", "num_layers"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        if self.chunk_size < 0 or self.right_context < 0:
-            problems.append("chunk_size and right_context must be >= 0")
+        for name in ("chunk_size", "right_context"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.right_context and not self.bidirectional:
             problems.append("right_context needs a bidirectional model (a unidirectional one streams exactly without it)")
         if self.right_context and not self.chunk_size:
@@ -93,8 +104,7 @@ class ModelConfig:
             problems.append(f"inter_ctc_layer must be in [0, num_layers), got {self.inter_ctc_layer}")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
-        if problems:
-            raise ValueError("invalid ModelConfig: " + "; ".join(problems))
+        return problems
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
