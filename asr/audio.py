@@ -116,7 +116,12 @@ def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[
             raise AudioError(path, f"is {kind}: to read a stream, give '-' and redirect it to standard input")
         if st.st_size == 0:
             raise AudioError(path, "file is empty (0 bytes)")
-        source = path
+        try:  # opened here, so a refused open says why (libsndfile would say "System error.")
+            source = open(path, "rb")
+        except PermissionError:
+            raise AudioError(path, "permission denied") from None
+        except OSError as exc:
+            raise AudioError(path, f"cannot open ({exc.strerror or exc})") from None
     try:
         if not segment:
             samples, file_rate = sf.read(source, dtype="float32", always_2d=True)
@@ -134,6 +139,9 @@ def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[
         if isinstance(exc, AudioError):
             raise
         raise AudioError(path, f"cannot decode audio ({exc})") from None
+    finally:
+        if hasattr(source, "close"):
+            source.close()
     if samples.shape[0] == 0:
         raise AudioError(path, "contains no audio samples" + (f" from {offset:g} s" if segment else ""))
     samples = to_mono(samples)
