@@ -11,6 +11,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FULL_PY=${FULL_PY:-$ROOT/.venv/bin/python}
 BASE=${BASE_VENV:-$ROOT/.venv-base}
 PYTHON=${PYTHON:-python3}
+[ -x "$FULL_PY" ] || { echo "no full install at $FULL_PY: run 'make install' first, or set FULL_PY"; exit 1; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/asr-base.XXXXXX")
 [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT  # KEEP_WORK=1: keep the generated files
 T0=$EPOCHREALTIME
