@@ -14,6 +14,7 @@ from asr.cli import average, evaluate, export, prepare, train, transcribe
 __all__ = ["main", "build_parser"]
 
 COMMANDS = (prepare, train, average, export, evaluate, transcribe)
+TRAIN_ONLY = ("torch", "torchaudio", "onnx", "yaml")  # what only the 'train' extra installs
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -49,6 +50,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:
+        if args.verbose or exc.name not in TRAIN_ONLY:
+            raise
+        print(f"error: `asr {args.command}` needs the training install ({exc.name} is missing): "
+              "pip install 'asr-toolkit[train]' (or '.[train]' from a checkout)", file=sys.stderr)
+        return 2
     except (ValueError, OSError, RuntimeError) as exc:
         if args.verbose:
             raise
