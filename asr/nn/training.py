@@ -118,7 +118,7 @@ class _CsvLog:
 
 def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train (resume with ``resume``); under torchrun, data-parallel over all processes (see
-    :mod:`asr.distributed`): rank 0 logs, evaluates and writes checkpoints."""
+    :mod:`asr.nn.distributed`): rank 0 logs, evaluates and writes checkpoints."""
     tc = cfg.train
     torch.set_num_threads(max(1, tc.num_threads))
     dist = distributed.setup(tc.device)
