@@ -213,3 +213,29 @@ def _torch_reference(model, wave):
     with torch.no_grad():
         logp, n = model(feats, torch.tensor([feats.shape[1]]))  # chunked forward: model.cfg.chunk_size is set
     return logp[0, : int(n[0])].numpy()
+
+
+_BLOCK_TORCH = '''
+import sys
+
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this process")
+
+sys.meta_path.insert(0, _NoTorch())
+'''
+
+
+def run_without_torch(code: str, *args: str, timeout: float = 120):
+    """Run ``code`` (dedented) in a fresh interpreter where torch cannot be imported; fails the
+    test with the child's stderr unless it exits 0 and has not imported torch."""
+    import subprocess
+    import sys
+    import textwrap
+
+    check = '\nassert not [m for m in sys.modules if m.split(".")[0] == "torch"], "torch was imported"\n'
+    proc = subprocess.run([sys.executable, "-c", _BLOCK_TORCH + textwrap.dedent(code) + check, *args],
+                          capture_output=True, text=True, timeout=timeout, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    return proc

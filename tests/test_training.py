@@ -17,7 +17,7 @@ from asr.nn.checkpoint import load_checkpoint
 from asr.nn.config import load_config
 from asr.nn.training import train
 
-from conftest import SR, synth_utterance
+from conftest import SR, run_without_torch, synth_utterance
 
 
 def tiny_config(corpus, extra=(), **train_overrides):
@@ -242,10 +242,6 @@ def test_bpe_config_fields(tiny_corpus, tmp_path):
 def test_bpe_tokenizer_end_to_end(tiny_corpus, tmp_path):
     """data.tokenizer=bpe: train; the checkpoint and the exported model carry the SentencePiece
     model, and a process where torch cannot be imported decodes to the same plain text."""
-    import subprocess
-    import sys
-    import textwrap
-
     from asr.text import tokenizer_from_dict
     from export.onnx_export import export_onnx
 
@@ -267,26 +263,15 @@ def test_bpe_tokenizer_end_to_end(tiny_corpus, tmp_path):
     assert any(want)
     onnx_path = str(tmp_path / "bpe.onnx")
     export_onnx(os.path.join(exp, "best.pt"), onnx_path, parity_lengths_s=(0.6,))
-    code = textwrap.dedent("""
+    proc = run_without_torch("""
         import json, sys
-
-        class NoTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this process")
-
-        sys.meta_path.insert(0, NoTorch())
         import asr
         rec = asr.load_model(sys.argv[1])
         tok = rec.tokenizer
         results = [rec.transcribe(w) for w in sys.argv[2:]]
-        assert not [m for m in sys.modules if m.split(".")[0] == "torch"]
         print(json.dumps({"kind": tok.kind, "round_trip": tok.decode(tok.encode("ab cab")),
                           "texts": [r.text for r in results], "words": [[w.word for w in r.words] for r in results]}))
-    """)
-    proc = subprocess.run([sys.executable, "-c", code, onnx_path, *wavs], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert proc.returncode == 0, proc.stderr
+    """, onnx_path, *wavs)
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["kind"] == "bpe" and got["round_trip"] == "ab cab"  # "\u2581" -> spaces
     assert got["texts"] == want
