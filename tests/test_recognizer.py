@@ -1,8 +1,6 @@
 """One recognizer over every backend: asr.load_model(checkpoint or ONNX).transcribe, the same rules and results."""
 
 import json
-import os
-import sys
 
 import numpy as np
 import pytest

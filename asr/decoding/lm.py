@@ -45,7 +45,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 from asr.fileio import atomic_open
 from asr.text import normalize_text
 
-__all__ = ["BOS", "EOS", "UNK", "SPACE", "NGramLM", "train_ngram", "ArpaError", "read_sentences", "char_tokens", "main"]
+__all__ = ["BOS", "EOS", "UNK", "SPACE", "NGramLM", "train_ngram", "ArpaError", "read_sentences", "char_tokens"]
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SPACE = "<sp>"  # the space between words, as a token of a character model

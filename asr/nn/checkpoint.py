@@ -5,7 +5,6 @@ read with ``torch.load(weights_only=True)``."""
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import torch
 
@@ -121,8 +120,3 @@ def average_checkpoints(paths: list[str]) -> dict:
 
 def checkpoint_paths(exp_dir: str) -> dict:
     return {"last": os.path.join(exp_dir, "last.pt"), "best": os.path.join(exp_dir, "best.pt")}
-
-
-def latest(exp_dir: str) -> Optional[str]:
-    p = checkpoint_paths(exp_dir)["last"]
-    return p if os.path.isfile(p) else None

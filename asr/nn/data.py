@@ -14,7 +14,7 @@ from asr.audio import AudioError, load_audio, resample
 from asr.manifest import Entry, segment_of
 from asr.nn.features import LogMel
 from asr.frontend import FrontendConfig
-from asr.text import Tokenizer, normalize_text
+from asr.text import Tokenizer
 
 log = logging.getLogger(__name__)
 
