@@ -88,3 +88,17 @@ def test_evaluate_command_reports_and_exits_3_unless_allowed(models, manifest, t
     captured = capsys.readouterr()
     assert json.loads(captured.out.strip().splitlines()[-1]) == result
     assert "this WER is not the manifest's" in captured.err
+
+
+def test_malformed_lines_alone_make_it_incomplete(models, manifest, tmp_path, capsys):
+    lines = manifest.read_bytes().splitlines()
+    only_malformed = tmp_path / "bad_lines.jsonl"
+    only_malformed.write_bytes(b"\n".join(lines[:5] + lines[6:]) + b"\n")  # every audio file readable
+    path = models.get("gru-offline")[0]
+    report = evaluate(asr.load_model(path), str(only_malformed), progress=False)
+    assert report.skipped == [] and [n for n, _ in report.malformed] == [4, 5] and not report.complete
+    argv = ["evaluate", "--model", path, "--manifest", str(only_malformed), "--no-progress",
+            "--out", str(tmp_path / "d.txt")]
+    assert cli.main(argv) == 3
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (result["malformed_lines"], result["unreadable_audio"], result["skipped"], result["complete"]) == (2, 0, 2, False)
