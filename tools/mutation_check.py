@@ -222,6 +222,10 @@ MUTATIONS = [
              "entries = read_manifest(manifest, problems=malformed)", "entries = read_manifest(manifest)",
              ("tests/test_evaluate.py",),
              "malformed manifest lines are counted in the report"),
+    Mutation("evaluate-complete-ignores-malformed-lines", "asr/evaluate.py",
+             "return not self.skipped and not self.malformed", "return not self.skipped",
+             ("tests/test_evaluate.py",),
+             "an evaluation with malformed lines is not complete (exit status 3)"),
     # --- export ------------------------------------------------------------------------------------
     Mutation("export-parity-compares-runtime-with-itself", "export/onnx_export.py",
              "worst = max(worst, float(np.abs(ref[i, :n].numpy() - g).max()))", "worst = max(worst, float(np.abs(g - g).max()))",
