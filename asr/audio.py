@@ -80,6 +80,7 @@ def as_samples(samples, source: str, allow_empty: bool = False) -> np.ndarray:
 def check_rate(sample_rate, source: str) -> int:
     """A sample rate as a positive int, else :class:`AudioError` naming ``source``."""
     if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, (int, np.integer, float)) \
+            or (isinstance(sample_rate, float) and not np.isfinite(sample_rate)) \
             or sample_rate != int(sample_rate) or sample_rate <= 0:
         raise AudioError(source, f"sample rate must be a positive integer (Hz), got {sample_rate!r}")
     return int(sample_rate)

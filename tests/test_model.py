@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from asr.nn.model import CTCModel, ModelConfig
+from asr.nn.model import CTCModel, ModelConfig, RecurrentLayer
 
 
 def make(rnn_type="gru", subsampling=2, bidirectional=True, layers=2, conv="1d"):
@@ -229,3 +229,24 @@ def test_problems_can_leave_out_the_vocabulary():
     assert any(p.startswith("vocab_size") for p in cfg.problems())
     with pytest.raises(ValueError, match="vocab_size"):
         CTCModel(ModelConfig())
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_forward_direction_carries_its_state_from_after_the_chunk(rnn_type):
+    """Latency-controlled steps: the forward RNN reads the right context from the state after
+    the chunk, and carries that state (not the one after the right context) to the next chunk,
+    so over chunk frames and right context alike its outputs are one continuous pass."""
+    torch.manual_seed(3)
+    layer = RecurrentLayer(rnn_type, 8, 6, bidirectional=True).eval()
+    n, chunk, right = 23, 4, 3
+    x = torch.randn(2, n, 8)
+    lengths = torch.tensor([n, n])
+    with torch.no_grad():
+        full, _ = layer.fwd(x)  # one pass over the whole sequence
+        state = None
+        for start in range(0, n, chunk):
+            w = x[:, start : start + chunk + right]
+            y, state = layer.step(w, (lengths - start).clamp(0, w.shape[1]), chunk, state)
+            torch.testing.assert_close(y[..., :6], full[:, start : start + w.shape[1]], atol=1e-6, rtol=1e-5)
+    h = state if rnn_type == "gru" else state[0]
+    torch.testing.assert_close(h[0], full[:, -1], atol=1e-6, rtol=1e-5)  # the state after the last frame

@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
-from conftest import FRONTEND, SR, STREAMING, TOKENIZER, _feed, _torch_reference, synth_utterance
+import torch
+from conftest import FRONTEND, SR, STREAMING, TOKENIZER, VOCAB, _feed, _torch_reference, synth_utterance
 
 import asr
 from asr.audio import AudioError, resample
 from asr.decoding.greedy import greedy_ids
-from asr.runtime import EndpointConfig, OnlineRecognizer
+from asr.frontend import logmel
+from asr.runtime import EndpointConfig, OnlineRecognizer, OnnxModel
 
 
 @pytest.mark.parametrize("name", list(STREAMING))
@@ -143,3 +145,27 @@ def test_stream_convenience_transcribe(models, wavs):
     results = asr.load_model(path).transcribe_batch([wavs["a"], wavs["bad"]])
     assert results[0].text == a.text and results[0].error is None
     assert results[1].text == "" and "cannot decode audio" in results[1].error and results[1].name == wavs["bad"]
+
+
+def test_an_endpoint_restarts_the_rnn_state(models):
+    """After an endpoint the next utterance starts from zero RNN states: its scores are those of
+    the model run on the features from the endpoint on, as if a new stream had started there."""
+    path, model, _ = models.get("gru-uni")  # unidirectional: chunked output = full-context output
+    info = OnnxModel(path).info
+    steps = 4  # rule 3 (maximum length) fires after this many chunks, whatever the audio says
+    rec = OnlineRecognizer(path, endpoint=EndpointConfig(rule1=None, rule2=None, rule3=steps * info.chunk_size * info.frame_shift_s))
+    wave = synth_utterance("abc ca bb", np.random.default_rng(13))
+    s = rec.create_stream(keep_log_probs=True)
+    _feed(rec, s, wave, np.random.default_rng(1))
+    feats = logmel(wave, FRONTEND)
+    per_utterance = steps * info.hop_frames  # feature frames
+    ref = []
+    for start in range(0, feats.shape[0] - info.subsampling + 1, per_utterance):
+        f = torch.from_numpy(feats[start : start + per_utterance])[None]
+        with torch.no_grad():
+            lp, n = model(f, torch.tensor([f.shape[1]]))
+        ref.append(lp[0, : int(n[0])].numpy())
+    assert len(ref) >= 3 and s.endpoint_rules == [3] * (len(ref) - 1)
+    got = np.concatenate(s.log_probs)
+    assert got.shape == (sum(r.shape[0] for r in ref), len(VOCAB))
+    np.testing.assert_allclose(got, np.concatenate(ref), atol=1e-4)
