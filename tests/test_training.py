@@ -350,3 +350,39 @@ def test_phone_auxiliary_head(tiny_corpus, tmp_path):
     log_probs = record_log_probs(recognizer)
     text = recognizer.transcribe(read_manifest(tiny_corpus["dev"])[0].audio_filepath).text
     assert [lp.shape[1] for lp in log_probs] == [len(vocab)] and set(text) <= set(vocab[1:])
+
+
+@pytest.mark.parametrize("value", ["1", "1.5", "-0.1", "lots", "true", "null"])
+def test_nonspeech_fraction_is_validated(value):
+    with pytest.raises(ValueError, match="train.nonspeech_fraction"):
+        load_config(None, [f"train.nonspeech_fraction={value}"])
+    assert load_config(None, ["train.nonspeech_fraction=0.25"]).train.nonspeech_fraction == 0.25
+    assert load_config(None, ["train.nonspeech_fraction=0"]).train.nonspeech_fraction == 0.0
+
+
+def test_nonspeech_examples_teach_the_model_to_say_nothing(trained, tiny_corpus, tmp_path, caplog):
+    """train.nonspeech_fraction adds generated clips with empty transcripts: the model trained
+    with them transcribes digital silence and white noise as empty text, with far more
+    confident blanks than the same training without them (the `trained` fixture). (On this
+    corpus, whose pauses are faint noise, the model without them also says nothing there:
+    the difference is in the blank posteriors, not yet in the text.)"""
+    import logging
+
+    exp = str(tmp_path / "ns")
+    with caplog.at_level(logging.INFO, logger="asr.nn.training"):
+        train(tiny_config(tiny_corpus, epochs=12, max_batch=4, nonspeech_fraction=0.5), exp, progress=False)
+    assert "24 generated non-speech clips" in caplog.text and "train 72 utts" in caplog.text  # 48 + 0.5 x 48
+    assert load_checkpoint(os.path.join(exp, "last.pt"))["config"]["train"]["nonspeech_fraction"] == 0.5
+
+    rng = np.random.default_rng(7)
+    signals = {"digital silence": np.zeros(SR), "white noise -30 dBFS": 0.0316 * rng.standard_normal(SR),
+               "white noise -10 dBFS": 0.316 * rng.standard_normal(SR)}
+    with_ns, without = asr.load_model(os.path.join(exp, "last.pt")), asr.load_model(os.path.join(trained[0], "last.pt"))
+
+    def speech_mass(model, wave):
+        """The largest probability of a non-blank output over the frames."""
+        return float(1 - np.exp(model.log_probs([wave.astype(np.float32)])[0][:, 0]).min())
+
+    for name, wave in signals.items():
+        assert with_ns.transcribe(wave.astype(np.float32)).text == "", name
+        assert speech_mass(with_ns, wave) < 0.5 * speech_mass(without, wave), name

@@ -58,6 +58,12 @@ class TrainConfig:
     # first steps emit blanks only); later epochs are shuffled as usual.
     sortagrad: bool = False
     inter_ctc_weight: float = 0.3  # weight of the intermediate CTC loss (with model.inter_ctc_layer > 0)
+    # "No speech": generated non-speech clips (digital silence, white/pink/brown noise, DC offset,
+    # tones, clipped square waves, mains hum, clicks, sweeps; random levels, durations like the
+    # corpus's) with an EMPTY transcript join the training set, so CTC learns to emit only
+    # blanks for them. Their number is this fraction of the training manifest's utterances
+    # (0.1: one clip per ten utterances; 0: off); in [0, 1), fixed by train.seed. Dev stays real.
+    nonspeech_fraction: float = 0.0
     # Where and how: "auto" trains on a GPU when there is one. Under torchrun every process
     # takes its share of each epoch's batches; one optimizer step = world size x accum_steps
     # batches (so the same global batch on 1 process needs accum_steps = world size).
@@ -113,6 +119,7 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
     need("best_metric", t.best_metric in ("wer", "cer"), "'wer' or 'cer'")
     need("precision", t.precision in ("fp32", "bf16", "fp16"), "fp32, bf16 or fp16")
     need("inter_ctc_weight", 0 <= t.inter_ctc_weight < 1, "in [0, 1)")
+    need("nonspeech_fraction", 0 <= t.nonspeech_fraction < 1, "in [0, 1)")
     need("speed_perturb", len(t.speed_perturb) > 0 and all(s > 0 for s in t.speed_perturb),
          "a non-empty list of positive speed factors")
     need("chunk_sizes", t.chunk_sizes is None or all(c > 0 for c in t.chunk_sizes),

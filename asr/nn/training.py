@@ -27,7 +27,7 @@ from asr.nn import distributed
 from asr.nn.checkpoint import build_model, checkpoint_paths, epoch_checkpoints, load_checkpoint, save_checkpoint
 from asr.nn.config import ExperimentConfig
 from asr.manifest import read_manifest
-from asr.nn.data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches
+from asr.nn.data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, nonspeech_entries
 from asr.decoding.greedy import greedy_ids
 from asr.nn.features import compute_stats, spec_augment, vtlp
 from asr.metrics import ErrorStats, error_stats
@@ -155,6 +155,10 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
     torch.manual_seed(tc.seed)
     train_entries = read_manifest(cfg.data.train)
     tokenizer = tokenizer_from_dict(state["tokenizer"]) if state else _build_tokenizer(cfg, train_entries)
+    nonspeech = nonspeech_entries(train_entries, tc.nonspeech_fraction, tc.seed)  # after the tokenizer: real text only
+    if nonspeech:
+        log.info("train.nonspeech_fraction %g: %d generated non-speech clips with empty transcripts", tc.nonspeech_fraction, len(nonspeech))
+        train_entries = train_entries + nonspeech
     if tc.precompute_features:
         train_ds = FeatureDataset(train_entries, cfg.frontend, tokenizer, progress, desc="train features",
                                   speeds=tuple(tc.speed_perturb))
