@@ -239,3 +239,49 @@ def run_without_torch(code: str, *args: str, timeout: float = 120):
                           capture_output=True, text=True, timeout=timeout, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr
     return proc
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    """``disk_full(prefix, after=N)``: from now on, a file opened for writing whose name starts
+    with ``prefix`` raises "No space left on device" once more than N characters were written
+    to it (N = 0: at the first write). Returns a function that lifts the condition."""
+    import builtins
+
+    real_open = builtins.open
+
+    class Filling:
+        def __init__(self, f, room):
+            self.f, self.room = f, room
+
+        def write(self, text):
+            if len(text) > self.room:
+                self.f.write(text[: self.room])
+                raise OSError(28, "No space left on device")
+            self.room -= len(text)
+            return self.f.write(text)
+
+        def writelines(self, lines):
+            for line in lines:
+                self.write(line)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def start(prefix: str, after: int = 0):
+        def filling_open(file, mode="r", *args, **kwargs):
+            f = real_open(file, mode, *args, **kwargs)
+            if "w" in mode and os.path.basename(os.fspath(file)).startswith(prefix):
+                return Filling(f, after)
+            return f
+
+        monkeypatch.setattr(builtins, "open", filling_open)
+        return lambda: monkeypatch.setattr(builtins, "open", real_open)
+
+    return start

@@ -196,48 +196,20 @@ def test_character_model(tmp_path, capsys):
     assert "16 characters (with </s>), 0 OOV" in capsys.readouterr().out
 
 
-def test_write_arpa_is_atomic(tmp_path, monkeypatch):
+def test_write_arpa_is_atomic(tmp_path, disk_full):
     """A crash while writing (here: the disk fills up halfway) leaves the previous ARPA file
     whole, not a truncated one that a later decode would read; no temporary file is left."""
-    import builtins
     import os
 
     path = tmp_path / "lm.arpa"
     old = train_ngram(["a b", "b a"], order=2)
     old.write_arpa(path)
     before = path.read_text()
-    real_open = builtins.open
-
-    class DiskFull:
-        def __init__(self, f):
-            self.f, self.written = f, 0
-
-        def write(self, text):
-            self.written += len(text)
-            if self.written > 100:
-                raise OSError(28, "No space left on device")
-            return self.f.write(text)
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-    def filling_open(file, mode="r", *args, **kwargs):
-        f = real_open(file, mode, *args, **kwargs)
-        if "w" in mode and os.path.basename(os.fspath(file)).startswith("lm.arpa"):
-            return DiskFull(f)
-        return f
-
     new = train_ngram(["the cat sat", "the dog sat down", "a cat"], order=3)
-    monkeypatch.setattr(builtins, "open", filling_open)
+    lift = disk_full("lm.arpa", after=100)
     with pytest.raises(OSError, match="No space"):
         new.write_arpa(path)
-    monkeypatch.setattr(builtins, "open", real_open)
+    lift()
     assert path.read_text() == before
     assert os.listdir(tmp_path) == ["lm.arpa"]
     new.write_arpa(path)

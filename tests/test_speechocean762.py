@@ -150,49 +150,18 @@ def test_download_and_unpack(tmp_path, monkeypatch):
     assert not (tmp_path / "data" / "corpora" / "speechocean762.part").exists()
 
 
-def test_lexicon_write_is_atomic(tmp_path, monkeypatch):
+def test_lexicon_write_is_atomic(tmp_path, disk_full):
     """A crash while lexicon.txt is written (here: the disk fills up after its first line)
     leaves the previous lexicon whole, not a truncated one that training would read."""
-    import builtins
-
     root = fake_corpus(tmp_path / "corpora")
     out = tmp_path / "out"
     so.prepare(str(root), str(out))
     before = (out / "lexicon.txt").read_text()
     (root / "speechocean762" / "resource" / "lexicon.txt").write_text("BEAR\tB EH1 R\nWE\tW IY1\n")
-    real_open = builtins.open
-
-    class DiskFull:
-        def __init__(self, f):
-            self.f = f
-
-        def write(self, text):
-            raise OSError(28, "No space left on device")
-
-        def writelines(self, lines):
-            lines = list(lines)
-            self.f.write(lines[0])
-            raise OSError(28, "No space left on device")
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-    def filling_open(file, mode="r", *args, **kwargs):
-        f = real_open(file, mode, *args, **kwargs)
-        if "w" in mode and os.path.basename(os.fspath(file)).startswith("lexicon.txt"):
-            return DiskFull(f)
-        return f
-
-    monkeypatch.setattr(builtins, "open", filling_open)
+    lift = disk_full("lexicon.txt", after=len("BEAR\tB EH1 R\n"))
     with pytest.raises(OSError, match="No space"):
         so.prepare(str(root), str(out))
-    monkeypatch.setattr(builtins, "open", real_open)
+    lift()
     assert (out / "lexicon.txt").read_text() == before
     assert not [n for n in os.listdir(out) if n.startswith("lexicon.txt.")]
     so.prepare(str(root), str(out))
