@@ -1,7 +1,7 @@
 """What training records beyond log.csv, for `asr plot` and TensorBoard (rank 0 only):
 
 - ``EXP/steps.csv``: one row per optimizer step: epoch, step, loss, learning rate, gradient
-  norm before clipping, whether clipping fired, and the gradient norm of each part of the
+  norm before clipping, whether clipping fired (and the threshold), and the gradient norm of each part of the
   model (``subsampling``, ``rnn1.fwd``, ... ``head``: :func:`asr.nn.diagnostics.part_of`). A run
   resumed after a crash repeats the steps after its last checkpoint: readers keep the last row
   of each step.
@@ -79,7 +79,7 @@ class TrainingMonitor:
         self.parts = list(parts)
         self.writer = tensorboard_writer(os.path.join(exp_dir, "tensorboard")) if tensorboard else None
         self.steps = _Csv(os.path.join(exp_dir, "steps.csv"),
-                          ["epoch", "step", "loss", "lr", "grad_norm", "clipped"] + [f"norm_{p}" for p in self.parts])
+                          ["epoch", "step", "loss", "lr", "grad_norm", "clipped", "grad_clip"] + [f"norm_{p}" for p in self.parts])
         self.gates = _Csv(os.path.join(exp_dir, "gates.csv"), GATE_FIELDS) if gate_stats_utts > 0 else None
         self.epoch_norms: list[float] = []
 
@@ -87,6 +87,7 @@ class TrainingMonitor:
         clipped = int(grad_norm > self.grad_clip)
         self.epoch_norms.append(grad_norm)
         self.steps.write({"epoch": epoch, "step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "clipped": clipped,
+                          "grad_clip": self.grad_clip,
                           **{f"norm_{k}": v for k, v in part_norms.items()}})
         if self.writer is not None:
             w = self.writer
