@@ -16,7 +16,8 @@
 
 This module is part of the torch-free core: it imports matplotlib (and librosa) only inside
 the functions that draw, and says what to install when they are missing. Every function writes
-one file per format in ``formats`` (``out`` + ``.png``, ``.svg``) and returns their paths.
+one file per format in ``formats`` (``out`` + ``.png``, ``.svg``; PNGs at ``dpi``) and returns
+their paths.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def _smooth(y: np.ndarray, n: int) -> np.ndarray:
 
 
 def plot_curves(experiments: Sequence[Experiment], out: str, formats: Sequence[str] = FORMATS,
-                grad_clip: Optional[float] = None) -> list[str]:
+                grad_clip: Optional[float] = None, dpi: int = 100) -> list[str]:
     """Training curves of ``experiments`` overlaid (one colour each), a 2 x 3 grid: training
     loss, dev WER (solid) and CER (dashed), learning rate, gradient norm before clipping per step
     with the clip threshold, the gradient norm distribution per epoch (median, 10-90% band, max)
@@ -181,10 +182,10 @@ def plot_curves(experiments: Sequence[Experiment], out: str, formats: Sequence[s
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, out, formats)
+    return _save(fig, out, formats, dpi)
 
 
-def plot_gates(experiments: Sequence[Experiment], out: str, formats: Sequence[str] = FORMATS) -> list[str]:
+def plot_gates(experiments: Sequence[Experiment], out: str, formats: Sequence[str] = FORMATS, dpi: int = 100) -> list[str]:
     """Gate statistics per epoch (gates.csv): one panel per experiment and gate; the share of
     values near 1 (solid) and near 0 (dashed) for each layer and direction."""
     plt = _pyplot()
@@ -212,7 +213,7 @@ def plot_gates(experiments: Sequence[Experiment], out: str, formats: Sequence[st
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
-    return _save(fig, out, formats)
+    return _save(fig, out, formats, dpi)
 
 
 # --- one utterance --------------------------------------------------------------------------
@@ -221,7 +222,7 @@ def _symbol(s: str) -> str:
 
 
 def plot_utterance(recognizer, audio, out: str, text: Optional[str] = None, formats: Sequence[str] = FORMATS,
-                   title: Optional[str] = None) -> list[str]:
+                   title: Optional[str] = None, dpi: int = 100) -> list[str]:
     """Waveform, log-mel, CTC posteriors with the greedy path and word boundaries, reference
     (``text``) and hypothesis of one input (a path or a mono array at the model's rate)
     through ``recognizer`` (:func:`asr.load_model`: a checkpoint or an ONNX model)."""
@@ -271,7 +272,7 @@ def plot_utterance(recognizer, audio, out: str, text: Optional[str] = None, form
     fig.text(0.01, -0.01, f"{ref}HYP: {result.text}\n(word start: green dashes, word end: red dots; "
              f"{lp.shape[0]} model frames of {shift * 1000:g} ms)", fontsize=9, va="top", family="monospace")
     fig.tight_layout()
-    return _save(fig, out, formats)
+    return _save(fig, out, formats, dpi)
 
 
 def _specshow(ax, mel: np.ndarray, fe) -> None:
@@ -330,7 +331,7 @@ def stream_timeline(recognizer, wave: np.ndarray, piece_ms: float = 100.0) -> tu
 
 
 def plot_stream(recognizer, audio, out: str, piece_ms: float = 100.0, text: Optional[str] = None,
-                formats: Sequence[str] = FORMATS, title: Optional[str] = None) -> list[str]:
+                formats: Sequence[str] = FORMATS, title: Optional[str] = None, dpi: int = 100) -> list[str]:
     """A streaming model (:class:`asr.runtime.OnlineRecognizer`) on one input played as a live
     stream: waveform with chunk boundaries; each step's chunk and right context as bars and the
     moment it ran; and the partial results as they appeared, next to the final words."""
@@ -384,7 +385,7 @@ def plot_stream(recognizer, audio, out: str, piece_ms: float = 100.0, text: Opti
     ref = f"REF:   {normalize_text(text)}\n" if text is not None else ""
     fig.text(0.01, -0.01, f"{ref}FINAL: {result.text}", fontsize=9, va="top", family="monospace")
     fig.tight_layout()
-    return _save(fig, out, formats)
+    return _save(fig, out, formats, dpi)
 
 
 # --- gradient flow through time -------------------------------------------------------------
@@ -426,7 +427,7 @@ def gradient_flow_summary(reach: Mapping[str, Sequence[Mapping[str, np.ndarray]]
 
 def plot_gradient_flow(loss: Mapping[str, Sequence[Mapping[str, np.ndarray]]],
                        reach: Mapping[str, Sequence[Mapping[str, np.ndarray]]], frame_shift_s: float, out: str,
-                       formats: Sequence[str] = FORMATS, note: str = "") -> list[str]:
+                       formats: Sequence[str] = FORMATS, note: str = "", dpi: int = 100) -> list[str]:
     """One column per model (the keys of ``loss``/``reach``: lists of per-utterance
     {"layer1.fwd": norms over time} dicts). Top: ||dLoss/dh_t|| against t for the first
     utterance (CTC loss of the utterance). Bottom: how far back the gradient reaches: ||d
@@ -468,4 +469,4 @@ def plot_gradient_flow(loss: Mapping[str, Sequence[Mapping[str, np.ndarray]]],
     if note:
         fig.text(0.01, -0.01, note, fontsize=8, va="top")
     fig.tight_layout()
-    return _save(fig, out, formats)
+    return _save(fig, out, formats, dpi)

@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
     def common(p, out_help):
         p.add_argument("--out", required=True, help=out_help)
         p.add_argument("--format", default="png,svg", help="comma-separated: png, svg (default both)")
+        p.add_argument("--dpi", type=int, default=100, help="PNG dots per inch (default 100)")
 
     p = kinds.add_parser("curves", help="training curves of experiment folders, overlaid")
     p.add_argument("exps", nargs="+", help="experiment folders (log.csv; steps.csv and gates.csv when recorded)")
@@ -98,21 +99,21 @@ def run(args) -> int:
     formats = _formats(args.format)
     if args.kind == "curves":
         exps = [plot.read_experiment(p, n) for p, n in zip(args.exps, _names(args.names, args.exps))]
-        paths = plot.plot_curves(exps, f"{args.out}_curves", formats, grad_clip=args.grad_clip)
+        paths = plot.plot_curves(exps, f"{args.out}_curves", formats, grad_clip=args.grad_clip, dpi=args.dpi)
         if any(e.gates for e in exps):
-            paths += plot.plot_gates([e for e in exps if e.gates], f"{args.out}_gates", formats)
+            paths += plot.plot_gates([e for e in exps if e.gates], f"{args.out}_gates", formats, dpi=args.dpi)
     elif args.kind == "utterance":
         import asr
 
         rec = asr.load_model(args.checkpoint or args.model, chunk_size=args.chunk_size)
         audio = _joined(args.audio, rec.sample_rate, args.gap)
-        paths = plot.plot_utterance(rec, audio, args.out, args.text, formats, args.title)
+        paths = plot.plot_utterance(rec, audio, args.out, args.text, formats, args.title, dpi=args.dpi)
     elif args.kind == "stream":
         from asr.runtime import OnlineRecognizer
 
         rec = OnlineRecognizer(args.model)
         audio = _joined(args.audio, rec.sample_rate, args.gap)
-        paths = plot.plot_stream(rec, audio, args.out, args.piece_ms, args.text, formats, args.title)
+        paths = plot.plot_stream(rec, audio, args.out, args.piece_ms, args.text, formats, args.title, dpi=args.dpi)
     else:
         paths = _gradflow(args, formats)
     for p in paths:
@@ -160,7 +161,7 @@ def _gradflow(args, formats) -> list[str]:
     note = (f"{len(groups)} inputs of {args.concat} utterance(s) from {args.manifest} ({min(seconds):.1f}-{max(seconds):.1f} s); "
             "full context, eval mode. Top: CTC loss of the first input. Bottom: a random projection of the top layer's "
             "output at the last frame (forward) or the first (backward).")
-    paths = plot.plot_gradient_flow(loss, reach, shift, args.out, formats, note)
+    paths = plot.plot_gradient_flow(loss, reach, shift, args.out, formats, note, dpi=args.dpi)
     summary = {"note": note, "frame_shift_s": shift, "models": facts,
                "reach_relative": plot.gradient_flow_summary(reach, shift)}
     with open(f"{args.out}.json", "w") as f:
