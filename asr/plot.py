@@ -429,8 +429,8 @@ def plot_gradient_flow(loss: Mapping[str, Sequence[Mapping[str, np.ndarray]]],
                        reach: Mapping[str, Sequence[Mapping[str, np.ndarray]]], frame_shift_s: float, out: str,
                        formats: Sequence[str] = FORMATS, note: str = "", dpi: int = 100) -> list[str]:
     """One column per model (the keys of ``loss``/``reach``: lists of per-utterance
-    {"layer1.fwd": norms over time} dicts). Top: ||dLoss/dh_t|| against t for the first
-    utterance (CTC loss of the utterance). Bottom: how far back the gradient reaches: ||d
+    {"layer1.fwd": norms over time} dicts). Top: ||dLoss/dh_t|| against t (CTC loss of each
+    utterance; geometric mean over utterances). Bottom: how far back the gradient reaches: ||d
     probe/dh_t|| relative to its value at the probed end, against the distance from it
     (geometric mean over utterances; forward directions probed at the last frame, backward
     ones at the first)."""
@@ -442,12 +442,13 @@ def plot_gradient_flow(loss: Mapping[str, Sequence[Mapping[str, np.ndarray]]],
     for j, m in enumerate(models):
         ax_l, ax_r = axes[0, j], axes[1, j]
         if loss.get(m):
-            for key, norms in loss[m][0].items():
+            for key in loss[m][0]:
                 layer, direction = key.rsplit(".", 1)
                 c = colors[(int(layer.replace("layer", "")) - 1) % len(colors)]
-                ax_l.plot(np.arange(len(norms)) * frame_shift_s, norms, "-" if direction == "fwd" else "--", color=c, lw=1,
-                          label=f"{layer} {direction}")
-            ax_l.set(yscale="log", xlabel="t (s)", title=f"{m}: ||dLoss/dh_t||")
+                mean, _ = _geomean([u[key] for u in loss[m]])
+                ax_l.plot(np.arange(len(mean)) * frame_shift_s, mean, "-" if direction == "fwd" else "--", color=c, lw=1,
+                          label=f"layer {layer[5:]} {direction}")
+            ax_l.set(yscale="log", xlabel="t (s) from the start of the utterance", title=f"{m}: ||dLoss/dh_t||")
             ax_l.legend(fontsize=7)
             ax_l.grid(alpha=0.3)
         if reach.get(m):
@@ -456,7 +457,7 @@ def plot_gradient_flow(loss: Mapping[str, Sequence[Mapping[str, np.ndarray]]],
                 c = colors[(int(layer.replace("layer", "")) - 1) % len(colors)]
                 mean, _ = _geomean([_reach_from_end(u[key], direction) for u in reach[m]])
                 ax_r.plot(np.arange(len(mean)) * frame_shift_s, mean, "-" if direction == "fwd" else "--", color=c, lw=1,
-                          label=f"{layer} {direction}")
+                          label=f"layer {layer[5:]} {direction}")
                 finite = mean[np.isfinite(mean) & (mean > 0)]
                 if finite.size:
                     lo = min(lo, float(finite.min()))
@@ -467,6 +468,8 @@ def plot_gradient_flow(loss: Mapping[str, Sequence[Mapping[str, np.ndarray]]],
     for ax in axes[1]:
         ax.set_ylim(max(lo, 1e-12) / 2, 2)
     if note:
-        fig.text(0.01, -0.01, note, fontsize=8, va="top")
+        import textwrap
+
+        fig.text(0.01, -0.01, textwrap.fill(note, 45 * len(models)), fontsize=8, va="top")
     fig.tight_layout()
     return _save(fig, out, formats, dpi)

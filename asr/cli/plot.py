@@ -126,6 +126,7 @@ def _gradflow(args, formats) -> list[str]:
     import torch
 
     from asr import plot
+    from asr.audio import load_audio
     from asr.frontend import logmel
     from asr.manifest import read_manifest
     from asr.nn.checkpoint import build_model, load_checkpoint
@@ -138,6 +139,7 @@ def _gradflow(args, formats) -> list[str]:
     groups = [g for g in groups if len(g) == args.concat]
     if not groups:
         raise ValueError(f"{args.manifest}: fewer than --concat {args.concat} utterances")
+    singles = entries[: args.utts]  # the loss: utterances as they are, with their own transcripts
     loss, reach, shifts, facts = {}, {}, set(), {}
     for path, name in zip(args.checkpoint, _names(args.names, args.checkpoint)):
         model, cfg, tok = build_model(load_checkpoint(path))
@@ -145,11 +147,13 @@ def _gradflow(args, formats) -> list[str]:
         fe = cfg.frontend
         shifts.add(fe.output_frame_shift_s(cfg.model.subsampling))
         loss[name], reach[name] = [], []
-        for k, g in enumerate(groups):
+        for e in singles:
+            feats = torch.from_numpy(logmel(load_audio(e.audio_filepath, fe.sample_rate), fe))
+            loss[name].append(hidden_state_gradients(model, feats, tok.encode(normalize_text(e.text)), "loss").norms())
+        for k, g in enumerate(groups):  # the reach: inputs of --concat utterances joined, to look further back
             wave = _joined([e.audio_filepath for e in g], fe.sample_rate, args.gap)
+            wave = load_audio(wave, fe.sample_rate) if isinstance(wave, str) else wave
             feats = torch.from_numpy(logmel(wave, fe))
-            targets = tok.encode(normalize_text(" ".join(e.text for e in g)))
-            loss[name].append(hidden_state_gradients(model, feats, targets, "loss").norms())
             reach[name].append(hidden_state_gradients(model, feats, measure="reach", seed=k).norms())
         facts[name] = {"checkpoint": path, "rnn_type": cfg.model.rnn_type, "hidden_size": cfg.model.hidden_size,
                        "num_layers": cfg.model.num_layers, "parameters": model.num_parameters(),
@@ -158,9 +162,10 @@ def _gradflow(args, formats) -> list[str]:
         raise ValueError("the checkpoints have different frame shifts; draw them separately")
     (shift,) = shifts
     seconds = [len(next(iter(u.values()))) * shift for u in reach[next(iter(reach))]]
-    note = (f"{len(groups)} inputs of {args.concat} utterance(s) from {args.manifest} ({min(seconds):.1f}-{max(seconds):.1f} s); "
-            "full context, eval mode. Top: CTC loss of the first input. Bottom: a random projection of the top layer's "
-            "output at the last frame (forward) or the first (backward).")
+    note = (f"Top: CTC loss of each of {len(singles)} utterances of {args.manifest}. Bottom: a random projection of the top "
+            f"layer's output at the last frame (forward directions) or the first (backward), over {len(groups)} inputs of "
+            f"{args.concat} utterance(s) joined ({min(seconds):.1f}-{max(seconds):.1f} s). Full context, eval mode; "
+            "geometric means over inputs.")
     paths = plot.plot_gradient_flow(loss, reach, shift, args.out, formats, note, dpi=args.dpi)
     summary = {"note": note, "frame_shift_s": shift, "models": facts,
                "reach_relative": plot.gradient_flow_summary(reach, shift)}
