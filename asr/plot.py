@@ -177,6 +177,10 @@ def plot_curves(experiments: Sequence[Experiment], out: str, formats: Sequence[s
     ax_norm.set(title="gradient norm before clipping", xlabel="step", yscale="log")
     ax_dist.set(title="gradient norm per epoch", xlabel="epoch", yscale="log")
     ax_clip.set(title="steps clipped, %", xlabel="epoch", ylim=(-3, 103))
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_wer, ax_dist, ax_clip):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes.flat:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
@@ -189,6 +193,8 @@ def plot_gates(experiments: Sequence[Experiment], out: str, formats: Sequence[st
     """Gate statistics per epoch (gates.csv): one panel per experiment and gate; the share of
     values near 1 (solid) and near 0 (dashed) for each layer and direction."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     panels = []
     for e in experiments:
         for gate in dict.fromkeys(r["gate"] for r in e.gates):
@@ -208,6 +214,7 @@ def plot_gates(experiments: Sequence[Experiment], out: str, formats: Sequence[st
             ax.plot(ep, [100 * _num(r["near1"]) for r in rs], "-", color=c, label=f"layer {layer} {direction}")
             ax.plot(ep, [100 * _num(r["near0"]) for r in rs], "--", color=c)
         ax.set(title=f"{e.name}: {gate} near 1 (solid) / near 0 (dashed), %", xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:

@@ -129,29 +129,3 @@ def test_evaluate_cli_with_onnx_model(tmp_path, capsys):
     assert (result["manifest_entries"], result["unreadable_audio"], result["complete"]) == (4, 1, False)
     assert (tmp_path / "decode_m_u.txt").read_text().count("REF:") == 3
 
-
-def test_tanh_rnn_streams_through_the_runtime(tmp_path):
-    """model.rnn_type=rnn: the streaming graph, fed in random piece sizes through
-    OnlineRecognizer, gives PyTorch's chunked log-probs and the same greedy text."""
-    import numpy as np
-
-    from asr.frontend import logmel
-    from asr.nn.checkpoint import build_model, load_checkpoint
-    from asr.runtime import OnlineRecognizer
-
-    from conftest import _feed, synth_utterance
-
-    ckpt = make_checkpoint(tmp_path / "rnn.pt", rnn_type="rnn", chunk_size=3, right_context=2)
-    export_onnx(ckpt, str(tmp_path / "rnn.onnx"), streaming=True)
-    model = build_model(load_checkpoint(ckpt))[0].eval()
-    rng = np.random.default_rng(3)
-    wave = synth_utterance("ab ca", rng)
-    rec = OnlineRecognizer(str(tmp_path / "rnn.onnx"))
-    s = rec.create_stream(keep_log_probs=True)
-    _feed(rec, s, wave, rng)
-    got = np.concatenate(s.log_probs)
-    feats = torch.from_numpy(logmel(wave, FE))[None]
-    with torch.no_grad():
-        ref, n = model(feats, torch.tensor([feats.shape[1]]))
-    assert got.shape[0] == int(n[0])
-    assert np.abs(got - ref[0, : got.shape[0]].numpy()).max() < 1e-4

@@ -1,7 +1,8 @@
 """The numpy recurrences of asr.nn.reference (the textbook gate equations, PyTorch's reset-gate
 placement) against PyTorch's GRU, LSTM and tanh RNN layers and against the same layers exported
 to ONNX and run by onnxruntime: all three agree to 1e-5 on random weights and inputs. The
-reference is the oracle; the gate statistics of asr.nn.diagnostics are held to its gates."""
+reference is the oracle; the gate statistics of asr.nn.diagnostics are held to its gates. A
+whole model of tanh RNN layers streams through the runtime as GRU and LSTM models do."""
 
 import numpy as np
 import onnxruntime as ort
@@ -124,3 +125,33 @@ def test_gate_statistics_use_the_reference_gates(rnn_type):
     assert set(got) <= set(ref)
     for gate, v in got.items():
         np.testing.assert_allclose(v[0].double().numpy(), ref[gate], atol=1e-5, rtol=0)
+
+
+def test_tanh_rnn_streams_through_the_runtime(tmp_path):
+    """model.rnn_type=rnn: the streaming graph, fed in random piece sizes through
+    OnlineRecognizer, gives PyTorch's chunked log-probs and the same greedy text."""
+    import numpy as np
+
+    from asr.frontend import logmel
+    from asr.nn.checkpoint import build_model, load_checkpoint
+    from asr.runtime import OnlineRecognizer
+    from export.onnx_export import export_onnx
+
+    from conftest import _feed, synth_utterance
+
+    from test_export import FE, make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path / "rnn.pt", rnn_type="rnn", chunk_size=3, right_context=2)
+    export_onnx(ckpt, str(tmp_path / "rnn.onnx"), streaming=True)
+    model = build_model(load_checkpoint(ckpt))[0].eval()
+    rng = np.random.default_rng(3)
+    wave = synth_utterance("ab ca", rng)
+    rec = OnlineRecognizer(str(tmp_path / "rnn.onnx"))
+    s = rec.create_stream(keep_log_probs=True)
+    _feed(rec, s, wave, rng)
+    got = np.concatenate(s.log_probs)
+    feats = torch.from_numpy(logmel(wave, FE))[None]
+    with torch.no_grad():
+        ref, n = model(feats, torch.tensor([feats.shape[1]]))
+    assert got.shape[0] == int(n[0])
+    assert np.abs(got - ref[0, : got.shape[0]].numpy()).max() < 1e-4
