@@ -128,4 +128,3 @@ def test_evaluate_cli_with_onnx_model(tmp_path, capsys):
     assert result["num_utts"] == 3 and result["skipped"] == 1 and result["chunk_size"] == 4
     assert (result["manifest_entries"], result["unreadable_audio"], result["complete"]) == (4, 1, False)
     assert (tmp_path / "decode_m_u.txt").read_text().count("REF:") == 3
-
