@@ -60,6 +60,12 @@ def _save(fig, out: str, formats: Sequence[str], dpi: int = 100) -> list[str]:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         path = f"{out}.{fmt}"
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        if fmt == "png":  # a 256-colour palette: a third of the size, no visible change for plots
+            from PIL import Image  # matplotlib's own dependency
+
+            with Image.open(path) as img:
+                small = img.convert("RGB").quantize(colors=256)
+            small.save(path, optimize=True)
         paths.append(path)
     plt.close(fig)
     return paths
@@ -189,15 +195,19 @@ def plot_curves(experiments: Sequence[Experiment], out: str, formats: Sequence[s
     return _save(fig, out, formats, dpi)
 
 
-def plot_gates(experiments: Sequence[Experiment], out: str, formats: Sequence[str] = FORMATS, dpi: int = 100) -> list[str]:
+def plot_gates(experiments: Sequence[Experiment], out: str, formats: Sequence[str] = FORMATS, dpi: int = 100,
+               all_gates: bool = False) -> list[str]:
     """Gate statistics per epoch (gates.csv): one panel per experiment and gate; the share of
-    values near 1 (solid) and near 0 (dashed) for each layer and direction."""
+    values near 1 (solid) and near 0 (dashed) for each layer and direction. Without
+    ``all_gates``, each experiment's first gate only: the one that decides what is kept (GRU
+    update gate z, LSTM forget gate f; the tanh RNN's |h|)."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     panels = []
     for e in experiments:
-        for gate in dict.fromkeys(r["gate"] for r in e.gates):
+        gates = list(dict.fromkeys(r["gate"] for r in e.gates))
+        for gate in gates if all_gates else gates[:1]:
             panels.append((e, gate))
     if not panels:
         raise ValueError("no gate statistics (gates.csv) in " + ", ".join(e.path for e in experiments))
@@ -256,15 +266,16 @@ def plot_utterance(recognizer, audio, out: str, text: Optional[str] = None, form
     ax_w.set(ylabel="amplitude", xlim=(0, duration))
     ax_w.set_title(title or os.path.basename(str(name)), fontsize=10, loc="left")
     _specshow(ax_m, mel, fe)
-    # posteriors: one row per symbol, frame f spans [f * shift, (f + 1) * shift)
-    p = np.exp(lp).T
-    ax_p.imshow(p, aspect="auto", origin="lower", cmap="magma", vmin=0, vmax=1, interpolation="nearest",
+    # posteriors: one row per symbol, frame f spans [f * shift, (f + 1) * shift); log scale from
+    # 1e-4 (black) to 1 (white), so the runners-up show beside CTC's near-certain spikes
+    p = np.maximum(lp.T / np.log(10.0), -4.0)
+    ax_p.imshow(p, aspect="auto", origin="lower", cmap="magma", vmin=-4, vmax=0, interpolation="nearest",
                 extent=(0, lp.shape[0] * shift, -0.5, len(vocab) - 0.5))
     best = lp.argmax(axis=1)
     ax_p.step((np.arange(lp.shape[0]) + 0.5) * shift, best, where="mid", color="cyan", lw=1.0, alpha=0.9, label="greedy path")
     if len(vocab) <= 40:
         ax_p.set_yticks(range(len(vocab)), [_symbol(v) for v in vocab], fontsize=7)
-    ax_p.set(ylabel="CTC posteriors", xlabel="time (s)")
+    ax_p.set(ylabel="CTC posteriors (log, 1e-4 to 1)", xlabel="time (s)")
     for tok, a, b in greedy_alignment(lp):
         ax_p.annotate(_symbol(vocab[tok]), ((a + 0.5) * shift, tok), color="white", fontsize=7, ha="center", va="bottom",
                       xytext=(0, 3), textcoords="offset points")
@@ -272,7 +283,7 @@ def plot_utterance(recognizer, audio, out: str, text: Optional[str] = None, form
         for ax in axes:
             ax.axvline(w.start, color="tab:green", lw=0.8, ls="--")
             ax.axvline(w.end, color="tab:red", lw=0.8, ls=":")
-        ax_w.annotate(w.word, ((w.start + w.end) / 2, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
+        ax_w.annotate(w.word, ((w.start + w.end) / 2, 0.97), xycoords=("data", "axes fraction"), ha="center", va="top",
                       fontsize=8, color="tab:green")
     ax_p.legend(loc="upper right", fontsize=7)
     ref = f"REF: {normalize_text(text)}\n" if text is not None else ""
@@ -358,7 +369,7 @@ def plot_stream(recognizer, audio, out: str, piece_ms: float = 100.0, text: Opti
     for s in steps:
         ax_w.axvline(s.start_s, color="tab:blue", lw=0.6, alpha=0.6)
     for w in result.words:
-        ax_w.annotate(w.word, ((w.start + w.end) / 2, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
+        ax_w.annotate(w.word, ((w.start + w.end) / 2, 0.97), xycoords=("data", "axes fraction"), ha="center", va="top",
                       fontsize=8, color="tab:green")
         ax_w.axvspan(w.start, w.end, color="tab:green", alpha=0.08)
     ax_w.set(ylabel="amplitude", xlim=(0, end * 1.02))

@@ -51,7 +51,7 @@ def run(tiny_corpus, tmp_path_factory):
 
 def test_curves_of_two_experiments(run, capsys):
     out = str(run["root"] / "figs" / "both")
-    assert cli.main(["plot", "curves", run["exps"]["gru"], run["exps"]["rnn"], "--names", "gru,rnn", "--out", out]) == 0
+    assert cli.main(["plot", "curves", run["exps"]["gru"], run["exps"]["rnn"], "--names", "gru,rnn", "--out", out, "--all-gates"]) == 0
     for name in ("both_curves", "both_gates"):
         assert_png(os.path.join(run["root"], "figs", name + ".png"))
         assert_svg(os.path.join(run["root"], "figs", name + ".svg"))

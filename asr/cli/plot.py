@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("exps", nargs="+", help="experiment folders (log.csv; steps.csv and gates.csv when recorded)")
     p.add_argument("--names", help="comma-separated legend names (default: the folder names)")
     p.add_argument("--grad-clip", type=float, help="clip threshold to draw when steps.csv does not record it")
+    p.add_argument("--all-gates", action="store_true", help="every gate (default: the one that decides what is kept: "
+                                                           "GRU z, LSTM f; |h| for the tanh RNN)")
     common(p, "path prefix: writes PREFIX_curves.png/.svg, and PREFIX_gates when gates.csv exists")
 
     def audio_args(p):
@@ -101,7 +103,8 @@ def run(args) -> int:
         exps = [plot.read_experiment(p, n) for p, n in zip(args.exps, _names(args.names, args.exps))]
         paths = plot.plot_curves(exps, f"{args.out}_curves", formats, grad_clip=args.grad_clip, dpi=args.dpi)
         if any(e.gates for e in exps):
-            paths += plot.plot_gates([e for e in exps if e.gates], f"{args.out}_gates", formats, dpi=args.dpi)
+            paths += plot.plot_gates([e for e in exps if e.gates], f"{args.out}_gates", formats, dpi=args.dpi,
+                                     all_gates=args.all_gates)
     elif args.kind == "utterance":
         import asr
 

@@ -60,51 +60,53 @@ if run_stage 3; then
   mkdir -p "$figs"
   P=("${ASR[@]}" plot)
   "${P[@]}" curves "${exp}_rnn" "${exp}_gru" "${exp}_lstm" --names "tanh RNN,GRU,LSTM" --grad-clip 5 \
-    --out "$figs/fsdd" --format png --dpi 72
+    --out "$figs/fsdd" --format png --dpi 80
   "${P[@]}" gradflow --checkpoint "${exp}_rnn/best.pt" "${exp}_gru/best.pt" "${exp}_lstm/best.pt" \
     --names "tanh RNN,GRU,LSTM" --manifest "$data/test.jsonl" --utts 8 --concat 16 --out "$figs/fsdd_gradflow" \
-    --format png --dpi 72
+    --format png --dpi 80
   read -r -a pi <<< "$(pick 3_jackson_0.wav 1_jackson_0.wav 4_jackson_0.wav 1_jackson_1.wav 5_jackson_0.wav)"
   "${P[@]}" utterance --checkpoint "${exp}_gru/best.pt" "${pi[@]}" --text "three one four one five" \
-    --title "GRU model (exp/fsdd_gru), five test recordings of one speaker joined" --out "$figs/fsdd_utterance" \
-    --format png --dpi 72
+    --title "GRU model (${exp}_gru): five test recordings of one speaker, joined" --out "$figs/fsdd_utterance" \
+    --format png --dpi 80
   "${P[@]}" stream --model "${exp}_gru/stream.onnx" "${pi[@]}" --text "three one four one five" \
-    --out "$figs/fsdd_stream" --format png --dpi 72
+    --out "$figs/fsdd_stream" --format png --dpi 80
   ls -l "$figs"
 fi
 
 if run_stage 4; then
   python - "$exp" "$figs/fsdd_gradflow.json" <<'PY'
-import csv, json, math, os, re, sys
+import csv, json, os, re, sys
 prefix, gradflow = sys.argv[1], sys.argv[2]
 flow = json.load(open(gradflow))["reach_relative"] if os.path.isfile(gradflow) else {}
 names = {"rnn": "tanh RNN", "gru": "GRU", "lstm": "LSTM"}
-print("| model | units per direction | parameters | best dev WER (epoch) | test WER, streaming C = 16 (PyTorch / ONNX runtime) "
-      "| steps clipped (epochs 1-3 / all) | largest gradient norm | dev WER, last 5 epochs | gradient reach 0.5 s / 1 s back (layer 1 fwd, top layer fwd) |")
+hidden = {"rnn": 285, "gru": 160, "lstm": 137}  # as MODELS above
+print("| model | units per direction | parameters | best dev WER (epoch) | dev WER, last 5 epochs "
+      "| test WER, streaming C = 16: PyTorch / ONNX runtime | gradient norm after epoch 1: median / largest "
+      "| steps clipped: epoch 1 / later | gradient reach 0.5 s / 1 s back: layer 1 fwd; top layer fwd |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for kind in ("rnn", "gru", "lstm"):
     d = f"{prefix}_{kind}"
     log = list(csv.DictReader(open(f"{d}/log.csv")))
     steps = list({int(r["step"]): r for r in csv.DictReader(open(f"{d}/steps.csv"))}.values())
     m = re.search(r"model: \w+, ([\d.]+)M parameters", open(f"{d}/train.log").read())
-    units = json.loads(open(f"{d}/test_result.txt").read().strip().splitlines()[-1])
-    onnx = json.loads(open(f"{d}/test_result_onnx.txt").read().strip().splitlines()[-1]) if os.path.isfile(f"{d}/test_result_onnx.txt") else None
+    test = json.loads(open(f"{d}/test_result.txt").read().strip().splitlines()[-1])
+    onnx_txt = f"{d}/test_result_onnx.txt"
+    onnx = f"{json.loads(open(onnx_txt).read().strip().splitlines()[-1])['wer']:.2f}" if os.path.isfile(onnx_txt) else "n/a"
     wers = [float(r["dev_wer"]) for r in log]
     best = min(range(len(wers)), key=lambda i: wers[i])
-    norms = [float(r["grad_norm"]) for r in steps]
-    clipped = [int(r["clipped"]) for r in steps]
-    early = [c for r, c in zip(steps, clipped) if int(r["epoch"]) <= 3]
-    hidden = {"rnn": 285, "gru": 160, "lstm": 137}[kind]
+    first = [r for r in steps if int(r["epoch"]) == 1]
+    later = [r for r in steps if int(r["epoch"]) > 1]
+    norms = sorted(float(r["grad_norm"]) for r in later)
+    clip = lambda rows: f"{100 * sum(int(r['clipped']) for r in rows) / max(1, len(rows)):.0f}%"
     name = names[kind]
     reach = flow.get(name, {})
     layers = sorted({k.split(".")[0] for k in reach})
     def r(layer, s):
         v = reach.get(f"{layer}.fwd", {}).get(s)
         return "n/a" if v is None else f"{v:.0e}" if v < 0.01 else f"{v:.2f}"
-    rch = " ; ".join(f"{r(l, '0.5')} / {r(l, '1')}" for l in (layers[:1] + layers[-1:])) if layers else "n/a"
-    print(f"| {name} | {hidden} | {m.group(1) if m else '?'}M | {wers[best]:.2f} ({best + 1}) | "
-          f"{units['wer']:.2f} / {onnx['wer']:.2f} | {100 * sum(early) / len(early):.0f}% / {100 * sum(clipped) / len(clipped):.0f}% | "
-          f"{max(norms):.1f} | {min(wers[-5:]):.2f}-{max(wers[-5:]):.2f} | {rch} |"
-          if onnx else f"| {name} | ... |")
+    rch = "; ".join(f"{r(l, '0.5')} / {r(l, '1')}" for l in (layers[:1] + layers[-1:])) if layers else "n/a"
+    print(f"| {name} | {hidden[kind]} | {m.group(1) if m else '?'}M "
+          f"| {wers[best]:.2f} ({best + 1}) | {min(wers[-5:]):.2f}-{max(wers[-5:]):.2f} | {test['wer']:.2f} / {onnx} "
+          f"| {norms[len(norms) // 2]:.2f} / {norms[-1]:.1f} | {clip(first)} / {clip(later)} | {rch} |")
 PY
 fi
