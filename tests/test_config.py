@@ -93,7 +93,7 @@ def test_model_config_is_checked_before_any_work(tmp_path, monkeypatch, capsys):
     exp = tmp_path / "e"
     rc = cli.main(["train", "--config", "recipes/fsdd/conf.yaml", "--exp", str(exp), "model.rnn_type=transfomer"])
     err = capsys.readouterr().err
-    assert rc == 2 and "model.rnn_type must be 'gru' or 'lstm', got 'transfomer'" in err
+    assert rc == 2 and "model.rnn_type must be 'gru', 'lstm' or 'rnn', got 'transfomer'" in err
     assert not exp.exists()
 
 

@@ -44,7 +44,8 @@ def test_offline_export_metadata_and_parity(tmp_path, kwargs):
 
 
 @pytest.mark.parametrize("rnn_type,kwargs", [("gru", {"bidirectional": False}), ("lstm", {"chunk_size": 4, "right_context": 2}),
-                                             ("gru", {"chunk_size": 4, "right_context": 2, "subsampling_conv": "2d", "conv_channels": 4})])
+                                             ("gru", {"chunk_size": 4, "right_context": 2, "subsampling_conv": "2d", "conv_channels": 4}),
+                                             ("rnn", {"chunk_size": 4, "right_context": 2}), ("rnn", {"bidirectional": False})])
 def test_streaming_export(tmp_path, rnn_type, kwargs):
     ckpt = make_checkpoint(tmp_path / "m.pt", rnn_type=rnn_type, **kwargs)
     r = export_onnx(ckpt, str(tmp_path / "s.onnx"), streaming=True, int8=(rnn_type == "lstm"))

@@ -13,7 +13,7 @@ def make(rnn_type="gru", subsampling=2, bidirectional=True, layers=2, conv="1d")
     return m.eval()
 
 
-@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm", "rnn"])
 @pytest.mark.parametrize("subsampling,conv", [(1, "1d"), (2, "1d"), (4, "1d"), (2, "2d"), (4, "2d")])
 def test_padded_batch_equals_single_utterances(rnn_type, subsampling, conv):
     m = make(rnn_type, subsampling, conv=conv)
@@ -176,7 +176,7 @@ def stream_through_steps(m, feats, chunk, right):
     return torch.cat(outs)
 
 
-@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm", "rnn"])
 def test_unidirectional_chunked_equals_full_context(rnn_type):
     m = make(rnn_type, 2, bidirectional=False)
     x = torch.randn(2, 70, 12)
@@ -189,7 +189,7 @@ def test_unidirectional_chunked_equals_full_context(rnn_type):
             torch.testing.assert_close(chunked[1, :22], full[1, :22], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm", "rnn"])
 @pytest.mark.parametrize("bidirectional,chunk,right,conv", [(True, 4, 2, "1d"), (True, 5, 0, "1d"), (True, 3, 7, "1d"),
                                                             (False, 4, 0, "1d"), (True, 4, 2, "2d"), (False, 3, 0, "2d")])
 def test_stream_steps_equal_chunked_forward(rnn_type, bidirectional, chunk, right, conv):

@@ -75,6 +75,12 @@ class TrainConfig:
     precompute_features: bool = True
     num_workers: int = 2
     prefetch: int = 4  # batches each worker keeps ready
+    # Looking inside (README "Looking inside"; EXP/steps.csv is always written): TensorBoard
+    # event files in EXP/tensorboard (needs the tensorboard package: pip install '.[views]'),
+    # and gate statistics of the first gate_stats_utts dev utterances per epoch in EXP/gates.csv
+    # (0: none).
+    tensorboard: bool = False
+    gate_stats_utts: int = 16
 
 
 @dataclass
@@ -115,6 +121,7 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
     need("keep_epochs", t.keep_epochs >= 0, ">= 0 (0: none)")
     need("accum_steps", t.accum_steps >= 1, ">= 1")
     need("prefetch", t.prefetch >= 1, ">= 1")
+    need("gate_stats_utts", t.gate_stats_utts >= 0, ">= 0 (0: none)")
     need("num_workers", t.num_workers >= 0, ">= 0")
     need("best_metric", t.best_metric in ("wer", "cer"), "'wer' or 'cer'")
     need("precision", t.precision in ("fp32", "bf16", "fp16"), "fp32, bf16 or fp16")

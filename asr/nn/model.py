@@ -1,5 +1,5 @@
 """The acoustic model: global normalization -> convolutional subsampling -> a stack of
-(bi)directional GRU/LSTM layers -> a linear CTC head over the tokenizer's vocabulary.
+(bi)directional GRU/LSTM/tanh-RNN layers -> a linear CTC head over the tokenizer's vocabulary.
 
 Each recurrent layer keeps its two directions as two unidirectional RNNs, which gives one code
 path for three ways of running the same weights:
@@ -29,7 +29,10 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-__all__ = ["ModelConfig", "CTCModel"]
+__all__ = ["ModelConfig", "CTCModel", "RNN_TYPES"]
+
+# model.rnn_type -> the PyTorch layer of one direction; "rnn" is the plain tanh recurrence
+RNN_TYPES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
 
 @dataclass
@@ -44,7 +47,8 @@ class ModelConfig:
     # Both use non-overlapping time kernels, so chunked streaming stays exact.
     subsampling_conv: str = "1d"
     conv_channels: int = 32  # "2d" only: channels of each Conv2d stage
-    rnn_type: str = "gru"  # "gru" or "lstm"
+    # "gru", "lstm" or "rnn" (a plain tanh RNN, no gates: the baseline that shows what gates change)
+    rnn_type: str = "gru"
     hidden_size: int = 256  # per direction
     num_layers: int = 3
     bidirectional: bool = True
@@ -82,8 +86,8 @@ class ModelConfig:
             problems.append("subsampling_conv '2d' needs subsampling >= 2")
         if self.subsampling_conv == "2d" and self.conv_channels <= 0:
             problems.append(f"conv_channels must be positive, got {self.conv_channels}")
-        if self.rnn_type not in ("gru", "lstm"):
-            problems.append(f"rnn_type must be 'gru' or 'lstm', got {self.rnn_type!r}")
+        if self.rnn_type not in RNN_TYPES:
+            problems.append(f"rnn_type must be 'gru', 'lstm' or 'rnn', got {self.rnn_type!r}")
         if vocab and self.vocab_size < 2:
             problems.append(f"vocab_size must be at least 2 (blank + one symbol), got {self.vocab_size}")
         if self.inter_vocab_size < 0:
@@ -190,13 +194,13 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
 
 
-State = Optional[object]  # GRU: h (1, B, H); LSTM: (h, c)
+State = Optional[object]  # GRU and tanh RNN: h (1, B, H); LSTM: (h, c)
 
 
 class RecurrentLayer(nn.Module):
     def __init__(self, rnn_type: str, input_dim: int, hidden: int, bidirectional: bool):
         super().__init__()
-        cls = nn.GRU if rnn_type == "gru" else nn.LSTM
+        cls = RNN_TYPES[rnn_type]
         self.fwd = cls(input_dim, hidden, batch_first=True)
         self.bwd = cls(input_dim, hidden, batch_first=True) if bidirectional else None
 
@@ -309,9 +313,9 @@ class CTCModel(nn.Module):
         return torch.cat(outs, dim=1)
 
     def initial_state(self, batch: int = 1) -> list[torch.Tensor]:
-        """Zero streaming state: [h] for GRU, [h, c] for LSTM, each (num_layers, B, hidden)."""
+        """Zero streaming state: [h] for GRU and tanh RNN, [h, c] for LSTM, each (num_layers, B, hidden)."""
         z = torch.zeros(self.cfg.num_layers, batch, self.cfg.hidden_size)
-        return [z] if self.cfg.rnn_type == "gru" else [z, z.clone()]
+        return [z, z.clone()] if self.cfg.rnn_type == "lstm" else [z]
 
     def stream_step(self, feats: torch.Tensor, lengths: torch.Tensor, *state: torch.Tensor):
         """One streaming step on raw log-mel features of a window of (C + R) * subsampling
