@@ -80,6 +80,7 @@ def as_samples(samples, source: str, allow_empty: bool = False) -> np.ndarray:
 def check_rate(sample_rate, source: str) -> int:
     """A sample rate as a positive int, else :class:`AudioError` naming ``source``."""
     if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, (int, np.integer, float)) \
+            or (isinstance(sample_rate, float) and not np.isfinite(sample_rate)) \
             or sample_rate != int(sample_rate) or sample_rate <= 0:
         raise AudioError(source, f"sample rate must be a positive integer (Hz), got {sample_rate!r}")
     return int(sample_rate)
@@ -116,7 +117,12 @@ def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[
             raise AudioError(path, f"is {kind}: to read a stream, give '-' and redirect it to standard input")
         if st.st_size == 0:
             raise AudioError(path, "file is empty (0 bytes)")
-        source = path
+        try:  # opened here, so a refused open says why (libsndfile would say "System error.")
+            source = open(path, "rb")
+        except PermissionError:
+            raise AudioError(path, "permission denied") from None
+        except OSError as exc:
+            raise AudioError(path, f"cannot open ({exc.strerror or exc})") from None
     try:
         if not segment:
             samples, file_rate = sf.read(source, dtype="float32", always_2d=True)
@@ -134,6 +140,9 @@ def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[
         if isinstance(exc, AudioError):
             raise
         raise AudioError(path, f"cannot decode audio ({exc})") from None
+    finally:
+        if hasattr(source, "close"):
+            source.close()
     if samples.shape[0] == 0:
         raise AudioError(path, "contains no audio samples" + (f" from {offset:g} s" if segment else ""))
     samples = to_mono(samples)

@@ -10,19 +10,15 @@ import soundfile as sf
 import asr.cli.mic as mic_module
 from asr.cli import main
 from asr.server.app import ServerConfig
-from conftest import synth_utterance
+from conftest import SR, synth_utterance
 from server_helpers import ServerThread, stream_texts
 from test_cli_mic import FakeInputStream
-from test_runtime import SR, Models
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    import torch
-
-    torch.set_num_threads(1)
+def setup(tmp_path_factory, models):
     root = tmp_path_factory.mktemp("client")
-    model = Models(str(root)).get("lstm-lc")[0]
+    model = models.get("lstm-lc")[0]
     rng = np.random.default_rng(9)
     paths = []
     for i, text in enumerate(["abc ca", "b"]):

@@ -11,9 +11,8 @@ import soundfile as sf
 import asr.cli.mic as mic_module
 from asr.cli import main
 from asr.cli.mic import Microphone
-from conftest import synth_utterance
+from conftest import SR, synth_utterance
 from server_helpers import stream_texts
-from test_runtime import SR, Models
 
 
 class FakeInputStream:
@@ -44,12 +43,9 @@ class FakeInputStream:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    import torch
-
-    torch.set_num_threads(1)
+def setup(tmp_path_factory, models):
     root = tmp_path_factory.mktemp("mic")
-    model = Models(str(root)).get("lstm-lc")[0]
+    model = models.get("lstm-lc")[0]
     rng = np.random.default_rng(5)
     wave = np.concatenate([synth_utterance("abc", rng), np.zeros(int(0.7 * SR), np.float32), synth_utterance("ca b", rng)])
     path = str(root / "speech.wav")

@@ -17,17 +17,8 @@ import soundfile as sf
 
 from asr.server.app import ServerConfig
 from asr.server.client import file_pieces, stream_file, stream_pieces
-from conftest import synth_utterance
+from conftest import SR, synth_utterance
 from server_helpers import ServerThread, pcm_bytes, run, stream_texts
-from test_runtime import SR, Models
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    import torch
-
-    torch.set_num_threads(1)
-    return Models(str(tmp_path_factory.mktemp("server_models")))
 
 
 @pytest.fixture(scope="module")

@@ -14,22 +14,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import SR
 from server_helpers import ENDPOINT, ServerThread, stream_texts
-from test_runtime import SR, Models
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
                                 reason="headless browser test needs Debian's chromium and chromium-driver "
                                        "(apt-get install -y chromium chromium-driver)")
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    import torch
-
-    torch.set_num_threads(1)
-    return Models(str(tmp_path_factory.mktemp("page_models")))
 
 
 def _browser(fake_audio=None):
@@ -110,7 +102,7 @@ def test_page_file_upload_gives_asr_streams_text(models, tmp_path):
     """The file mode decodes the file in the page at the model's rate and streams it: exactly the
     samples asr-stream reads, so exactly its utterances."""
     model = models.get("lstm-lc")[0]
-    from conftest import synth_utterance
+    from conftest import SR, synth_utterance
 
     rng = np.random.default_rng(4)
     wave = np.concatenate([synth_utterance("abc ca", rng), np.zeros(int(0.7 * SR), np.float32), synth_utterance("b cc", rng)])
