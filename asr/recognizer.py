@@ -21,6 +21,7 @@ from typing import Iterable, Mapping, Optional, Protocol, Sequence, Union
 import numpy as np
 
 from asr.audio import AudioError, AudioInput, read_input
+from asr.decoding.confidence import token_confidences
 from asr.decoding.options import Decoder, DecodingOptions
 from asr.decoding.result import Result, Utterance, words_from_tokens
 from asr.frontend import FrontendConfig
@@ -88,7 +89,7 @@ class Recognizer:
         the recognizer's (e.g. one point of a grid search)."""
         path = (decoder or self.decoder)(log_probs, hotwords=hotwords)
         shift = self.frame_shift_s
-        text, words = words_from_tokens(self.tokenizer, path, shift)
+        text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(log_probs, path))
         utt = Utterance(text, 0.0, round(log_probs.shape[0] * shift, 3), words)
         return Result(name, text, words, [utt], True, round(duration, 3))
 
