@@ -13,7 +13,7 @@ TOK = CharTokenizer([BLANK, " ", "a", "b"])
 
 def _scores(rows):
     """Rows of probabilities (blank, space, a, b) -> log-probabilities."""
-    p = np.asarray(rows, np.float64)
+    p = np.maximum(np.asarray(rows, np.float64), 1e-12)
     return np.log(p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
