@@ -16,16 +16,19 @@ than one model frame has no frames and gives empty text; the input rules are tho
 from __future__ import annotations
 
 import os
-from typing import Iterable, Mapping, Optional, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Protocol, Sequence, Union
 
 import numpy as np
 
-from asr.audio import AudioError, AudioInput, read_input
+from asr.audio import STDIN, AudioError, AudioInput, read_input
 from asr.decoding.confidence import token_confidences
 from asr.decoding.options import Decoder, DecodingOptions
 from asr.decoding.result import Result, Utterance, words_from_tokens
 from asr.frontend import FrontendConfig
 from asr.text import Tokenizer
+
+if TYPE_CHECKING:
+    from asr.longform import LongFormOptions
 
 __all__ = ["Backend", "Recognizer", "load_model"]
 
@@ -93,10 +96,27 @@ class Recognizer:
         utt = Utterance(text, 0.0, round(log_probs.shape[0] * shift, 3), words)
         return Result(name, text, words, [utt], True, round(duration, 3))
 
-    def transcribe(self, audio: AudioInput, sample_rate: Optional[int] = None, hotwords: Hotwords = None) -> Result:
+    def transcribe(self, audio: AudioInput, sample_rate: Optional[int] = None, hotwords: Hotwords = None,
+                   long_form: Optional[bool] = None, options: "Optional[LongFormOptions]" = None,
+                   progress: Optional[Callable[[float], None]] = None) -> Result:
         """One file (any format soundfile reads; ``-`` = standard input) or 1-D array at
-        ``sample_rate`` (default: the model's). Raises :class:`AudioError` naming the input."""
+        ``sample_rate`` (default: the model's). Raises :class:`AudioError` naming the input.
+
+        An input longer than :data:`asr.longform.LONG_FORM_MIN_S` seconds (or any, with
+        ``long_form=True``) is read in blocks and decoded segment by segment after voice activity
+        detection, in bounded memory (:mod:`asr.longform`; ``options``: its
+        :class:`~asr.longform.LongFormOptions`, ``progress(seconds_read)``): one utterance per
+        speech segment (or endpoint), none for silence. ``long_form=False``: the whole input in
+        one call, as one utterance."""
+        from asr import longform
+
+        if long_form is None and isinstance(audio, (str, os.PathLike)) and os.fspath(audio) != STDIN:
+            long_form = longform.audio_blocks(audio).duration > longform.LONG_FORM_MIN_S
+        if long_form:
+            return longform.transcribe_long(self, audio, sample_rate, hotwords, options, progress)
         samples, name = read_input(audio, sample_rate, self.sample_rate, "input 0")
+        if long_form is None and samples.size > longform.LONG_FORM_MIN_S * self.sample_rate:  # an array, or stdin
+            return longform.transcribe_long(self, samples, self.sample_rate, hotwords, options, progress, name)
         (lp,) = self.log_probs([samples])
         return self.decode(lp, name, samples.size / self.sample_rate, hotwords)
 
