@@ -120,6 +120,29 @@ class Recognizer:
         (lp,) = self.log_probs([samples])
         return self.decode(lp, name, samples.size / self.sample_rate, hotwords)
 
+    def align(self, audio: AudioInput, text: str, sample_rate: Optional[int] = None) -> Result:
+        """Forced alignment: the words of a known ``text`` (normalized like transcripts) with
+        their times in ``audio`` (CTC Viterbi, :mod:`asr.decoding.align`) and their confidence
+        (how sure the model is of each word where it was placed). Raises ValueError when a word
+        cannot be spelled with the model's vocabulary or the audio is too short for the text."""
+        from asr.decoding.align import forced_align
+        from asr.text import normalize_text
+
+        samples, name = read_input(audio, sample_rate, self.sample_rate, "input 0")
+        try:
+            targets = self.tokenizer.encode(normalize_text(text))
+        except ValueError as exc:
+            raise ValueError(f"{name}: cannot spell the transcript with this model's vocabulary: {exc}") from None
+        (lp,) = self.log_probs([samples])
+        try:
+            path = forced_align(lp, targets) if targets else []
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        shift = self.frame_shift_s
+        text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(lp, path))
+        utt = Utterance(text, 0.0, round(lp.shape[0] * shift, 3), words)
+        return Result(name, text, words, [utt], True, round(samples.size / self.sample_rate, 3))
+
     def transcribe_batch(self, items: Iterable[AudioInput], sample_rate: Optional[int] = None,
                          hotwords: Hotwords = None) -> list[Result]:
         """Several inputs in one backend call. An input that cannot be read comes back as a

@@ -1,4 +1,4 @@
-"""Command line: ``asr prepare | train | average | export | evaluate | transcribe | lm`` (also
+"""Command line: ``asr prepare | train | average | export | evaluate | transcribe | align | lm`` (also
 ``python -m asr``), one module per command; ``asr-stream`` is :mod:`asr.cli.stream`. Only this
 package knows argparse; commands import their heavy parts (torch) when they run."""
 
@@ -9,11 +9,11 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from asr.cli import average, evaluate, export, prepare, train, transcribe
+from asr.cli import align, average, evaluate, export, prepare, train, transcribe
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (prepare, train, average, export, evaluate, transcribe)
+COMMANDS = (prepare, train, average, export, evaluate, transcribe, align)
 
 
 def _setup_logging(verbose: bool) -> None:
