@@ -3,8 +3,9 @@
 The audio is read in blocks (:class:`asr.audio.AudioBlocks`, resampled in a stream); the
 voice activity detector (:class:`asr.vad.Segmenter`) keeps the speech, in segments of at most
 ``VadOptions.max_segment_s`` seconds (longer speech is cut at its quietest point), and drops
-the rest, so silence and non-speech give no words. Segments are decoded in batches of about
-``batch_s`` seconds of audio by the recognizer's own pipeline:
+the rest, so silence and non-speech give no words. Segments are decoded in batches of at most
+``batch_s`` seconds of audio (padded to the batch's longest segment) by the recognizer's own
+pipeline:
 
 - a streaming graph (latency-controlled or unidirectional model exported with ``--streaming``):
   each segment is a stream of an :class:`asr.runtime.OnlineRecognizer` with endpointing
@@ -46,7 +47,7 @@ LONG_FORM_MIN_S = 30.0  # inputs longer than this (seconds) take the long-form p
 class LongFormOptions:
     vad: VadOptions = field(default_factory=VadOptions)
     block_s: float = 10.0  # audio read per block
-    batch_s: float = 60.0  # audio decoded per backend call (sum of the batch's segments)
+    batch_s: float = 60.0  # audio decoded per backend call (the batch padded to its longest segment)
     endpoint: Optional[EndpointConfig] = field(default_factory=EndpointConfig)  # streaming graphs, within a segment
 
     def __post_init__(self):
@@ -67,14 +68,17 @@ def shift_utterance(utt: Utterance, seconds: float) -> Utterance:
 
 
 def _batches(segments: Iterable[Segment], rate: int, batch_s: float) -> Iterator[list[Segment]]:
-    batch, size = [], 0
+    """Consecutive segments whose batch, padded to its longest, holds at most ``batch_s``
+    seconds (a longer segment goes alone): the backend's work per call is bounded."""
+    batch, longest = [], 0
     limit = batch_s * rate
     for seg in segments:
-        batch.append(seg)
-        size += seg.samples.size
-        if size >= limit:
+        n = seg.samples.size
+        if batch and (len(batch) + 1) * max(longest, n) > limit:
             yield batch
-            batch, size = [], 0
+            batch, longest = [], 0
+        batch.append(seg)
+        longest = max(longest, n)
     if batch:
         yield batch
 

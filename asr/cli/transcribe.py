@@ -38,6 +38,7 @@ def add_parser(sub) -> None:
     g.add_argument("--vad", choices=METHODS, default=d.method, help=f"voice activity detector for long files (default {d.method})")
     g.add_argument("--vad-threshold", type=float, default=d.threshold, help=f"speech probability that starts speech (default {d.threshold})")
     g.add_argument("--min-silence", type=float, default=d.min_silence_s, help=f"s of pause that ends a segment (default {d.min_silence_s})")
+    g.add_argument("--speech-pad", type=float, default=d.pad_s, help=f"s of audio kept before and after speech (default {d.pad_s})")
     g.add_argument("--max-segment", type=positive(float), default=d.max_segment_s,
                    help=f"longest segment in s; longer speech is cut at its quietest point (default {d.max_segment_s})")
     s = SubtitleOptions()
@@ -92,7 +93,7 @@ def run(args) -> int:
 
     (options,) = decoding_options(args)
     lf_options = LongFormOptions(vad=VadOptions(method=args.vad, threshold=args.vad_threshold, min_silence_s=args.min_silence,
-                                                max_segment_s=args.max_segment))
+                                                pad_s=args.speech_pad, max_segment_s=args.max_segment))
     writers = get_writers(args.output_format, args.output_dir, SubtitleOptions(args.max_line_chars, args.max_line_duration)) \
         if args.output_format else []
     rec = asr.load_model(model_path(args), options, num_threads=args.threads)
