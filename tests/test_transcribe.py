@@ -58,3 +58,37 @@ def test_long_form_never_keeps_one_utterance(offline_model, tmp_path, capsys):
     assert len(d["utterances"]) <= 1
     assert cli.main(["transcribe", "--model", offline_model, "--long-form", "always", "--vad", "energy", "--format", "json", wav]) == 0
     assert len(json.loads(capsys.readouterr().out)["utterances"]) > 1
+
+
+def test_progress_bar_on_a_terminal(offline_model, tmp_path):
+    """On a terminal (a pseudo-terminal 100 columns wide) stderr shows audio time done and speed."""
+    import fcntl
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    from test_longform import long_recording
+
+    wav = str(tmp_path / "talk.wav")
+    long_recording(wav, 25, np.random.default_rng(7))
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "asr", "transcribe", "--model", offline_model, "--vad", "energy", wav],
+                            stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        err += chunk
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and out.decode().startswith(wav)
+    err = err.decode(errors="replace")
+    assert "talk.wav:" in err and "s of audio" in err and "s/s]" in err

@@ -79,8 +79,9 @@ def _utterances(rec, path: str, args, lf_options):
     def progress(seconds: float) -> None:
         bar.update(round(seconds, 1) - bar.n)
 
-    utts = longform.iter_utterances(rec, path, options=lf_options, progress=progress if bar else None, blocks=blocks)
-    return utts, blocks.duration, (bar.close if bar else (lambda: None))
+    utts = longform.iter_utterances(rec, path, options=lf_options, progress=progress if bar is not None else None,
+                                     blocks=blocks)
+    return utts, blocks.duration, (bar.close if bar is not None else (lambda: None))
 
 
 def run(args) -> int:
