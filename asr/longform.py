@@ -49,6 +49,7 @@ class LongFormOptions:
     block_s: float = 10.0  # audio read per block
     batch_s: float = 60.0  # audio decoded per backend call (the batch padded to its longest segment)
     endpoint: Optional[EndpointConfig] = field(default_factory=EndpointConfig)  # streaming graphs, within a segment
+    vad_word_bounds: bool = True  # a segment's first word starts, its last word ends, where the detector heard speech
 
     def __post_init__(self):
         if not self.block_s > 0 or not self.batch_s > 0:
@@ -111,9 +112,27 @@ def iter_utterances(rec: "Recognizer", audio: AudioInput, sample_rate: Optional[
         else:
             decoded = _decode_offline(rec, batch, hotwords)
         for seg, utts in zip(batch, decoded):
-            for utt in utts:
-                if utt.text:
-                    yield shift_utterance(utt, seg.start / rate)
+            utts = [shift_utterance(u, seg.start / rate) for u in utts if u.text]
+            if o.vad_word_bounds:
+                _bound_words(utts, seg, rate)
+            yield from utts
+
+
+def _bound_words(utts: list[Utterance], seg: Segment, rate: int) -> None:
+    """The segment's first word starts no earlier, and its last word ends no earlier, than the
+    detector heard speech: a CTC token sits on one frame somewhere inside its sound (a
+    bidirectional model often puts a word's token on the first frame it can), so a
+    one-token word has no length of its own and may sit in the padding."""
+    words = [w for u in utts for w in u.words]
+    if not words or seg.speech_start is None or seg.speech_end is None:
+        return
+    first, last = words[0], words[-1]
+    s0, s1 = round(seg.speech_start / rate, 3), round(seg.speech_end / rate, 3)
+    if first.start < s0:
+        first.start = min(s0, words[1].start) if len(words) > 1 else s0
+        first.end = max(first.end, first.start)
+    if last.end < s1:
+        last.end = s1
 
 
 def _online_recognizer(rec: "Recognizer", o: LongFormOptions):

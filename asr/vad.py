@@ -51,8 +51,8 @@ class VadOptions:
     threshold: float = 0.5  # a frame with probability >= threshold starts speech ...
     neg_threshold: Optional[float] = None  # ... and speech goes on while >= this (default threshold - 0.15)
     min_speech_s: float = 0.1  # shorter speech is dropped
-    min_silence_s: float = 0.3  # a pause this long ends a segment
-    pad_s: float = 0.2  # audio kept before and after speech (at most min_silence_s after)
+    min_silence_s: float = 0.15  # a pause this long ends a segment
+    pad_s: float = 0.1  # audio kept before and after speech (at most min_silence_s after)
     max_segment_s: float = 20.0  # longer speech is cut at its quietest point
     aggressiveness: int = 2  # webrtc: 0 (keeps most) - 3 (keeps least)
     model: Optional[str] = None  # silero: another ONNX file
@@ -86,6 +86,8 @@ class VadOptions:
 class Segment:
     start: int  # first sample, counted from the start of the recording
     samples: np.ndarray  # mono float32
+    speech_start: Optional[int] = None  # where the detector heard speech begin and end (samples, without
+    speech_end: Optional[int] = None  # the padding); None: not known
 
     @property
     def end(self) -> int:
@@ -251,7 +253,8 @@ class Segmenter:
         a = max(a, self._prev_end, self._buf_start)
         limit = self._buf_start + self._buf.size if total is None else total
         b = min(end * L + (self.pad if pad_after else 0), limit)
-        seg = Segment(a, self._buf[a - self._buf_start : b - self._buf_start].copy())
+        seg = Segment(a, self._buf[a - self._buf_start : b - self._buf_start].copy(),
+                      max(a, first * L), min(b, end * L))
         self._prev_end = b
         return seg
 

@@ -232,3 +232,31 @@ def test_long_path_runs_where_torch_cannot_be_imported(models, recording, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout.strip().splitlines()[-1])) == 2
     assert len(os.listdir(tmp_path)) == 5
+
+
+class SpikeBackend(ToneBackend):
+    """Like a bidirectional CTC model: the whole word's letters on the first frames of the
+    input, blank after, whatever padding comes first."""
+
+    def log_probs(self, waves):
+        out = []
+        for lp in super().log_probs(waves):
+            letters = [t for i, t in enumerate(lp.argmax(axis=1)) if t and (i == 0 or lp[i - 1].argmax() != t)]
+            spiky = np.full_like(lp, -12.0)
+            spiky[:, 0] = 0.0
+            for i, t in enumerate(letters):
+                spiky[2 * i] = -12.0
+                spiky[2 * i, t] = 0.0
+            out.append(spiky)
+        return out
+
+
+def test_word_times_are_bounded_by_the_detected_speech(recording):
+    path, truth = recording
+    rec = Recognizer(SpikeBackend())
+    bounded = rec.transcribe(path, options=ENERGY)
+    raw = rec.transcribe(path, options=ENERGY.replace(vad_word_bounds=False))
+    assert [u.text for u in bounded.utterances] == [u.text for u in raw.utterances] == [w for w, _, _ in truth]
+    for b, r, (_, start, end) in zip(bounded.words, raw.words, truth):
+        assert r.start < start - 0.05 and r.end < start + 0.1  # the spike sits in the padding
+        assert abs(b.start - start) <= 0.05 and abs(b.end - end) <= 0.05  # where the detector heard the word
