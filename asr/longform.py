@@ -38,7 +38,7 @@ from asr.vad import Segment, Segmenter, VadOptions
 if TYPE_CHECKING:
     from asr.recognizer import Hotwords, Recognizer
 
-__all__ = ["LongFormOptions", "LONG_FORM_MIN_S", "transcribe_long", "iter_utterances", "shift_utterance"]
+__all__ = ["LongFormOptions", "LONG_FORM_MIN_S", "transcribe_long", "iter_utterances", "shift_utterance", "bound_words"]
 
 LONG_FORM_MIN_S = 30.0  # inputs longer than this (seconds) take the long-form path by default
 
@@ -113,26 +113,25 @@ def iter_utterances(rec: "Recognizer", audio: AudioInput, sample_rate: Optional[
             decoded = _decode_offline(rec, batch, hotwords)
         for seg, utts in zip(batch, decoded):
             utts = [shift_utterance(u, seg.start / rate) for u in utts if u.text]
-            if o.vad_word_bounds:
-                _bound_words(utts, seg, rate)
+            if o.vad_word_bounds and seg.speech_start is not None:
+                bound_words([w for u in utts for w in u.words], round(seg.speech_start / rate, 3), round(seg.speech_end / rate, 3))
             yield from utts
 
 
-def _bound_words(utts: list[Utterance], seg: Segment, rate: int) -> None:
-    """The segment's first word starts no earlier, and its last word ends no earlier, than the
-    detector heard speech: a CTC token sits on one frame somewhere inside its sound (a
-    bidirectional model often puts a word's token on the first frame it can), so a
-    one-token word has no length of its own and may sit in the padding."""
-    words = [w for u in utts for w in u.words]
-    if not words or seg.speech_start is None or seg.speech_end is None:
+def bound_words(words: list[Word], speech_start: float, speech_end: float) -> None:
+    """Move the first word's start and the last word's end out to where a voice activity
+    detector heard speech begin and end (seconds), when they lie inside it: a CTC token sits on
+    one frame somewhere inside its sound (a bidirectional model often puts a word's token on
+    the first frame it can), so a one-token word has no length of its own and may sit in the
+    padding before the speech."""
+    if not words:
         return
     first, last = words[0], words[-1]
-    s0, s1 = round(seg.speech_start / rate, 3), round(seg.speech_end / rate, 3)
-    if first.start < s0:
-        first.start = min(s0, words[1].start) if len(words) > 1 else s0
+    if first.start < speech_start:
+        first.start = min(speech_start, words[1].start) if len(words) > 1 else speech_start
         first.end = max(first.end, first.start)
-    if last.end < s1:
-        last.end = s1
+    if last.end < speech_end:
+        last.end = speech_end
 
 
 def _online_recognizer(rec: "Recognizer", o: LongFormOptions):

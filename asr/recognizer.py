@@ -29,6 +29,7 @@ from asr.text import Tokenizer
 
 if TYPE_CHECKING:
     from asr.longform import LongFormOptions
+    from asr.vad import VadOptions
 
 __all__ = ["Backend", "Recognizer", "load_model"]
 
@@ -120,12 +121,16 @@ class Recognizer:
         (lp,) = self.log_probs([samples])
         return self.decode(lp, name, samples.size / self.sample_rate, hotwords)
 
-    def align(self, audio: AudioInput, text: str, sample_rate: Optional[int] = None) -> Result:
+    def align(self, audio: AudioInput, text: str, sample_rate: Optional[int] = None,
+              vad: "Optional[VadOptions]" = None) -> Result:
         """Forced alignment: the words of a known ``text`` (normalized like transcripts) with
         their times in ``audio`` (CTC Viterbi, :mod:`asr.decoding.align`) and their confidence
-        (how sure the model is of each word where it was placed). Raises ValueError when a word
-        cannot be spelled with the model's vocabulary or the audio is too short for the text."""
-        from asr.decoding.align import forced_align
+        (how sure the model is of each word where it was placed). With ``vad``
+        (:class:`asr.vad.VadOptions`) the words are placed within the speech the detector hears
+        (the whole input if it hears none), the first starting and the last ending where it
+        does (:func:`asr.longform.bound_words`). Raises ValueError when a word cannot be spelled
+        with the model's vocabulary or the audio is too short for the text."""
+        from asr.decoding.align import AlignmentError, forced_align
         from asr.text import normalize_text
 
         samples, name = read_input(audio, sample_rate, self.sample_rate, "input 0")
@@ -134,12 +139,29 @@ class Recognizer:
         except ValueError as exc:
             raise ValueError(f"{name}: cannot spell the transcript with this model's vocabulary: {exc}") from None
         (lp,) = self.log_probs([samples])
+        span = None
+        if vad is not None:
+            from asr.vad import speech_span
+
+            span = speech_span(samples, self.sample_rate, vad.replace(pad_s=0.0))
+        shift = self.frame_shift_s
         try:
-            path = forced_align(lp, targets) if targets else []
+            path = []
+            if targets and span is not None:  # within the speech, if the text fits there
+                lo, hi = int(span[0] / self.sample_rate / shift), int(np.ceil(span[1] / self.sample_rate / shift))
+                try:
+                    path = [(t, a + lo, b + lo) for t, a, b in forced_align(lp[lo:hi], targets)]
+                except AlignmentError:
+                    span = None
+            if targets and not path:
+                path = forced_align(lp, targets)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-        shift = self.frame_shift_s
         text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(lp, path))
+        if span is not None:
+            from asr.longform import bound_words
+
+            bound_words(words, round(span[0] / self.sample_rate, 3), round(span[1] / self.sample_rate, 3))
         utt = Utterance(text, 0.0, round(lp.shape[0] * shift, 3), words)
         return Result(name, text, words, [utt], True, round(samples.size / self.sample_rate, 3))
 

@@ -31,6 +31,7 @@ missed, non-speech kept) and the transcripts each gives.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from typing import Optional, Protocol
 
 import numpy as np
 
-__all__ = ["VadOptions", "Segment", "Segmenter", "SileroVad", "WebRtcVad", "EnergyVad", "make_detector", "SILERO_MODEL",
+__all__ = ["VadOptions", "Segment", "Segmenter", "speech_span", "SileroVad", "WebRtcVad", "EnergyVad", "make_detector", "SILERO_MODEL",
            "METHODS"]
 
 SILERO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "silero_vad.onnx")
@@ -76,6 +77,9 @@ class VadOptions:
             problems.append(f"aggressiveness must be 0, 1, 2 or 3, got {self.aggressiveness!r}")
         if problems:
             raise ValueError("invalid VadOptions: " + "; ".join(problems))
+
+    def replace(self, **changes) -> "VadOptions":
+        return dataclasses.replace(self, **changes)
 
     @property
     def stop_threshold(self) -> float:
@@ -338,3 +342,13 @@ class Segmenter:
         self._tail = np.zeros(0, np.float32)
         self._buf = np.zeros(0, np.float32)
         return out
+
+
+def speech_span(samples: np.ndarray, rate: int, options: Optional[VadOptions] = None) -> Optional[tuple[int, int]]:
+    """(first, last) sample of the speech the detector hears in a whole signal (from the start of
+    its first speech segment to the end of its last, padding left out), or None if it hears none."""
+    seg = Segmenter(rate, options)
+    found = seg.accept(samples) + seg.flush()
+    if not found:
+        return None
+    return found[0].speech_start, found[-1].speech_end

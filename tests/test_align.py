@@ -78,3 +78,21 @@ def test_align_command_and_api(tmp_path, capsys):
     assert cli.main(["align", "--model", model, "--text", "abc ca", str(wav)]) == 0
     rows = [x.split("\t") for x in capsys.readouterr().out.splitlines()]
     assert [r_[3] for r_ in rows] == ["abc", "ca"] and float(rows[0][1]) == r.words[0].start
+
+
+def test_alignment_within_the_detected_speech():
+    """A model that puts every token on the first frames (like a bidirectional CTC model) is
+    placed where the detector hears the speech; without a detector, where the model put it."""
+    from asr.recognizer import Recognizer
+    from asr.vad import VadOptions
+    from test_longform import SR, SpikeBackend, tone_word
+
+    rng = np.random.default_rng(2)
+    quiet = lambda s: (1e-3 * rng.standard_normal(int(s * SR))).astype(np.float32)  # noqa: E731
+    x = np.concatenate([quiet(0.7), tone_word("cab", rng), quiet(0.5)]).astype(np.float32)
+    rec = Recognizer(SpikeBackend())
+    (w,) = rec.align(x, "cab", vad=VadOptions(method="energy")).words
+    assert abs(w.start - 0.7) <= 0.05 and abs(w.end - 1.06) <= 0.05
+    (raw,) = rec.align(x, "cab").words
+    assert raw.start < 0.1
+    assert rec.align(x, "", vad=VadOptions(method="energy")).words == []

@@ -11,8 +11,9 @@ Runs the whole command once, on one thread, as a child process, and reports:
   counted as often as it was placed);
 - word timestamps: for one-word utterances recognized correctly, |start error| and |end
   error| against the truth's speech times (median and 95th percentile);
-- with ``--align``: the same for forced alignment (``Recognizer.align``) of each utterance's
-  known text in its place, with up to 0.5 s of the recording around it;
+- with ``--align``: the same for forced alignment (``Recognizer.align``, within the speech
+  ``--align-vad`` hears) of each utterance's known text in its place, with up to 0.5 s of the
+  recording around it;
 - word confidence: how well it separates the long recording's correct words from the wrong
   ones (area under the ROC curve) and its expected calibration error (10 bins).
 """
@@ -119,6 +120,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, help="ONNX model or checkpoint (.pt)")
     p.add_argument("folder", help="written by tools/make_long_recording.py")
     p.add_argument("--align", action="store_true", help="also time forced alignment of each utterance")
+    p.add_argument("--align-vad", default="silero", help="the detector that bounds forced alignment (none: the model alone)")
     p.add_argument("--one-by-one", action="store_true", help="also decode each utterance alone (WER to compare)")
     p.add_argument("--transcribe-args", default="", help="more options for asr transcribe (e.g. '--vad energy')")
     p.add_argument("--json", help="also write the figures here")
@@ -154,12 +156,14 @@ def main(argv=None) -> int:
         report["one_by_one_wer"] = round(st.wer, 2)
     if args.align:
         from asr.audio import load_audio
+        from asr.vad import VadOptions
 
+        vad = None if args.align_vad == "none" else VadOptions(method=args.align_vad)
         aligned = []
         for i, t in enumerate(truth):
             lo = max(t["start"] - 0.5, (truth[i - 1]["end"] + t["start"]) / 2 if i else 0.0)
             hi = min(t["end"] + 0.5, (t["end"] + truth[i + 1]["start"]) / 2 if i + 1 < len(truth) else duration)
-            r = rec.align(load_audio(wav, rec.sample_rate, lo, hi - lo), t["text"])
+            r = rec.align(load_audio(wav, rec.sample_rate, lo, hi - lo), t["text"], vad=vad)
             aligned += [{"word": w.word, "start": w.start + lo, "end": w.end + lo} for w in r.words]
         report["timing_align"] = timing_errors(truth, aligned)
     print(json.dumps(report, indent=1))

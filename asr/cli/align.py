@@ -6,7 +6,9 @@
 
 Output (stdout): one line per word, ``path<TAB>start<TAB>end<TAB>word<TAB>confidence``
 (seconds), or with ``--format json`` one object per file or manifest entry (``path``, ``text``,
-``duration``, ``words`` with ``start``, ``end``, ``confidence``). ``--output-format`` also writes
+``duration``, ``words`` with ``start``, ``end``, ``confidence``). The words are placed within the
+speech that ``--vad`` hears, the first starting and the last ending where it does (``--vad
+none``: anywhere, by the model alone). ``--output-format`` also writes
 transcript files (srt, vtt, ...: :mod:`asr.writers`). An entry that cannot be aligned (unreadable
 audio, a word the vocabulary cannot spell, audio too short for its text) is reported on stderr
 and the others are still aligned (exit status 1)."""
@@ -22,6 +24,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub) -> None:
+    from asr.vad import METHODS, VadOptions
     from asr.writers import FORMATS, SubtitleOptions
 
     sp = sub.add_parser("align", help="word times of a known transcript (CTC forced alignment)")
@@ -33,6 +36,8 @@ def add_parser(sub) -> None:
     what.add_argument("--manifest", help="a JSONL manifest: align each entry's audio (or segment) to its text")
     sp.add_argument("file", nargs="?", help="the audio file (with --text; '-' = standard input)")
     sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--vad", choices=METHODS, default=VadOptions().method,
+                    help="place the words within the speech this detector hears (none: anywhere in the audio)")
     sp.add_argument("--threads", type=int, default=1)
     sp.add_argument("--output-format", choices=[*FORMATS, "all"], help="also write transcript files (one per input)")
     sp.add_argument("--output-dir", default=".")
@@ -46,6 +51,7 @@ def run(args) -> int:
     import asr
     from asr.audio import AudioError, load_audio
     from asr.manifest import read_manifest, segment_of
+    from asr.vad import VadOptions
     from asr.writers import SubtitleOptions, get_writers
 
     if args.text is not None and not args.file:
@@ -63,7 +69,7 @@ def run(args) -> int:
     failures = 0
     for name, audio, text in jobs:
         try:
-            result = rec.align(audio(), text)
+            result = rec.align(audio(), text, vad=None if args.vad == "none" else VadOptions(method=args.vad))
         except (AudioError, ValueError) as exc:
             print(f"error: {exc}" if name in str(exc) else f"error: {name}: {exc}", file=sys.stderr, flush=True)
             failures += 1
