@@ -1,4 +1,4 @@
-"""Word confidence: the peak posterior of each token, the lowest over a word's tokens."""
+"""Word confidence: the peak posterior of each token, their product over a word's tokens."""
 
 import numpy as np
 
@@ -27,14 +27,14 @@ LP = _scores([
 ])
 
 
-def test_peak_posterior_per_token_and_minimum_per_word():
+def test_peak_posterior_per_token_and_product_per_word():
     path = greedy_alignment(LP)
     assert path == [(2, 0, 1), (3, 3, 3), (1, 4, 4), (2, 5, 5)]
     conf = token_confidences(LP, path)
     np.testing.assert_allclose(conf, [0.8, 0.6, 0.8, 0.9], atol=1e-5)
     text, words = words_from_tokens(TOK, path, 0.04, conf)
     assert text == "ab a"
-    assert [(w.word, w.confidence) for w in words] == [("ab", 0.6), ("a", 0.9)]
+    assert [(w.word, w.confidence) for w in words] == [("ab", 0.48), ("a", 0.9)]
     assert word_confidence([]) == 0.0
     # without scores, no confidence (the field's default)
     assert [w.confidence for w in words_from_tokens(TOK, path, 0.04)[1]] == [None, None]

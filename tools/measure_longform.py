@@ -15,7 +15,9 @@ Runs the whole command once, on one thread, as a child process, and reports:
   ``--align-vad`` hears) of each utterance's known text in its place, with up to 0.5 s of the
   recording around it;
 - word confidence: how well it separates the long recording's correct words from the wrong
-  ones (area under the ROC curve) and its expected calibration error (10 bins).
+  ones (area under the ROC curve) and its expected calibration error (10 bins);
+- with ``--context 0,0.05,0.4``: the WER of each utterance decoded alone with that many seconds
+  of the recording around it (how much the model minds the room a segment leaves).
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ def main(argv=None) -> int:
     p.add_argument("--align", action="store_true", help="also time forced alignment of each utterance")
     p.add_argument("--align-vad", default="silero", help="the detector that bounds forced alignment (none: the model alone)")
     p.add_argument("--one-by-one", action="store_true", help="also decode each utterance alone (WER to compare)")
+    p.add_argument("--context", help="comma-separated seconds: WER of each utterance alone with that much around it")
     p.add_argument("--transcribe-args", default="", help="more options for asr transcribe (e.g. '--vad energy')")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
@@ -146,7 +149,16 @@ def main(argv=None) -> int:
     conf = [w["confidence"] for w in hyp_words]
     report["confidence"] = {"words": len(conf), "wrong": int(len(labels) - sum(labels)), "auc": round(auc(conf, labels), 4),
                             "ece": round(ece(conf, labels), 4)}
-    rec = asr.load_model(args.model) if (args.one_by_one or args.align) else None
+    rec = asr.load_model(args.model) if (args.one_by_one or args.align or args.context) else None
+    if args.context:
+        import soundfile as sf
+
+        x, rate = sf.read(wav, dtype="float32")  # this check reads the whole file; the command above does not
+        report["context_wer"] = {}
+        for c in (float(v) for v in args.context.split(",")):
+            hyps = [rec.transcribe(x[max(0, int((t["start"] - c) * rate)): int((t["end"] + c) * rate)], sample_rate=rate,
+                                   long_form=False).text for t in truth]
+            report["context_wer"][str(c)] = round(error_stats([t["text"] for t in truth], hyps).wer, 2)
     if args.one_by_one:
         texts = {}
         for t in truth:

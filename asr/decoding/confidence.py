@@ -38,5 +38,5 @@ def token_confidences(log_probs: np.ndarray, path: Sequence[tuple[int, int, int]
 
 
 def word_confidence(token_scores: Sequence[float]) -> float:
-    """One word's confidence from its tokens': the lowest (rounded to 4 digits)."""
-    return round(float(min(token_scores)), 4) if len(token_scores) else 0.0
+    """One word's confidence from its tokens': their product (rounded to 4 digits)."""
+    return round(float(np.prod(token_scores)), 4) if len(token_scores) else 0.0

@@ -7,7 +7,7 @@ word is the run of tokens between word separators (``" "``), each token of a wor
 or, over word pieces, a piece starting with ``"▁"`` and the pieces that follow it up to the
 next such piece; it starts at its first token's first frame and ends one frame after its last
 token's last frame. A word's ``confidence`` (0-1) is that of :mod:`asr.decoding.confidence`:
-the lowest peak posterior of its tokens.
+the product of its tokens' peak posteriors.
 """
 
 from __future__ import annotations
