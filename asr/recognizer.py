@@ -26,10 +26,10 @@ from asr.decoding.options import Decoder, DecodingOptions
 from asr.decoding.result import Result, Utterance, words_from_tokens
 from asr.frontend import FrontendConfig
 from asr.text import Tokenizer
+from asr.vad import VadOptions
 
 if TYPE_CHECKING:
     from asr.longform import LongFormOptions
-    from asr.vad import VadOptions
 
 __all__ = ["Backend", "Recognizer", "load_model"]
 
@@ -122,13 +122,13 @@ class Recognizer:
         return self.decode(lp, name, samples.size / self.sample_rate, hotwords)
 
     def align(self, audio: AudioInput, text: str, sample_rate: Optional[int] = None,
-              vad: "Optional[VadOptions]" = None) -> Result:
+              vad: Optional[VadOptions] = VadOptions()) -> Result:
         """Forced alignment: the words of a known ``text`` (normalized like transcripts) with
         their times in ``audio`` (CTC Viterbi, :mod:`asr.decoding.align`) and their confidence
-        (how sure the model is of each word where it was placed). With ``vad``
-        (:class:`asr.vad.VadOptions`) the words are placed within the speech the detector hears
-        (the whole input if it hears none), the first starting and the last ending where it
-        does (:func:`asr.longform.bound_words`). Raises ValueError when a word cannot be spelled
+        (how sure the model is of each word where it was placed). The words are placed within
+        the speech the ``vad`` detector hears (the whole input if it hears none or the text does
+        not fit there), the first starting and the last ending where it does
+        (:func:`asr.longform.bound_words`); ``vad=None``: anywhere, by the model alone. Raises ValueError when a word cannot be spelled
         with the model's vocabulary or the audio is too short for the text."""
         from asr.decoding.align import AlignmentError, forced_align
         from asr.text import normalize_text
