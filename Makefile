@@ -1,4 +1,5 @@
 # Two commands for a newcomer: `make demo` (the FSDD recipe end to end) and `make test`.
+# They install everything (training, export, tests, pictures); `pip install .` alone serves exported models.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade pip -q
-	$(VENV)/bin/pip install -e '.[dev]'
+	$(VENV)/bin/pip install -e '.[train,dev,views]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,4 +22,4 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 clean:
-	rm -rf $(VENV) exp
+	rm -rf $(VENV) .venv-base exp

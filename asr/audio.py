@@ -80,14 +80,15 @@ def as_samples(samples, source: str, allow_empty: bool = False) -> np.ndarray:
 def check_rate(sample_rate, source: str) -> int:
     """A sample rate as a positive int, else :class:`AudioError` naming ``source``."""
     if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, (int, np.integer, float)) \
+            or (isinstance(sample_rate, float) and not np.isfinite(sample_rate)) \
             or sample_rate != int(sample_rate) or sample_rate <= 0:
         raise AudioError(source, f"sample rate must be a positive integer (Hz), got {sample_rate!r}")
     return int(sample_rate)
 
 
 def _open_source(path: str) -> tuple[object, str]:
-    """What soundfile should open for ``path`` (standard input is read whole into memory), and
-    the name errors give; raises :class:`AudioError` for what is not a readable file."""
+    """An open binary file for ``path`` (standard input is read whole into memory), and the name
+    errors give; raises :class:`AudioError` for what is not a readable file. The caller closes it."""
     if path == STDIN:
         data = sys.stdin.buffer.read()
         if not data:
@@ -108,7 +109,12 @@ def _open_source(path: str) -> tuple[object, str]:
         raise AudioError(path, f"is {kind}: to read a stream, give '-' and redirect it to standard input")
     if st.st_size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
-    return path, path
+    try:  # opened here, so a refused open says why (libsndfile would say "System error.")
+        return open(path, "rb"), path
+    except PermissionError:
+        raise AudioError(path, "permission denied") from None
+    except OSError as exc:
+        raise AudioError(path, f"cannot open ({exc.strerror or exc})") from None
 
 
 def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[float] = None) -> tuple[np.ndarray, int]:
@@ -138,6 +144,8 @@ def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[
         if isinstance(exc, AudioError):
             raise
         raise AudioError(path, f"cannot decode audio ({exc})") from None
+    finally:
+        source.close()
     if samples.shape[0] == 0:
         raise AudioError(path, "contains no audio samples" + (f" from {offset:g} s" if segment else ""))
     samples = to_mono(samples)
@@ -196,11 +204,18 @@ class AudioBlocks:
         if not block_s > 0:
             raise ValueError(f"block_s must be positive, got {block_s}")
         self._array: Optional[np.ndarray] = None
+        self._path: Optional[str] = None
+        self._stdin: Optional[io.BytesIO] = None
         if isinstance(item, (str, os.PathLike)):
-            self._source, self.name = _open_source(os.fspath(item))
-            info = self._guard(lambda: sf.info(self._source))
-            if isinstance(self._source, io.BytesIO):
-                self._source.seek(0)
+            source, self.name = _open_source(os.fspath(item))
+            try:
+                info = self._guard(lambda: sf.info(source))
+            finally:
+                if isinstance(source, io.BytesIO):
+                    self._stdin = source
+                else:
+                    source.close()
+                    self._path = os.fspath(item)
             self.input_rate, frames = int(info.samplerate), int(info.frames)
             if frames <= 0:
                 raise AudioError(self.name, "contains no audio samples")
@@ -230,17 +245,23 @@ class AudioBlocks:
             for i in range(0, self._array.size, self.block_frames):
                 yield self._array[i : i + self.block_frames]
             return
-        if isinstance(self._source, io.BytesIO):
-            self._source.seek(0)
-        f = self._guard(lambda: sf.SoundFile(self._source))
-        with f:
-            while True:
-                block = self._guard(lambda: f.read(self.block_frames, dtype="float32", always_2d=True))
-                if block.shape[0] == 0:
-                    return
-                block = to_mono(block)
-                check_finite(block, self.name)
-                yield block
+        if self._stdin is not None:
+            self._stdin.seek(0)
+            source = self._stdin
+        else:
+            source, _ = _open_source(self._path)
+        try:
+            with self._guard(lambda: sf.SoundFile(source)) as f:
+                while True:
+                    block = self._guard(lambda: f.read(self.block_frames, dtype="float32", always_2d=True))
+                    if block.shape[0] == 0:
+                        return
+                    block = to_mono(block)
+                    check_finite(block, self.name)
+                    yield block
+        finally:
+            if self._stdin is None:
+                source.close()
 
     def __iter__(self):
         from asr.runtime.resampler import StreamingResampler

@@ -196,7 +196,12 @@ def load_model(path: Union[str, os.PathLike], decoding: Optional[DecodingOptions
 
     path = os.fspath(path)
     if is_checkpoint(path):
-        from asr.nn.backend import TorchBackend
+        try:
+            from asr.nn.backend import TorchBackend
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(f"{path} is a PyTorch checkpoint: running it needs the training install "
+                                      f"({exc.name} is missing: pip install '.[train]'), or export it to ONNX "
+                                      "with `asr export` and run that", name=exc.name) from None
 
         backend: Backend = TorchBackend(path, num_threads=num_threads, chunk_size=chunk_size, right_context=right_context)
     else:

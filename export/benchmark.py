@@ -148,8 +148,8 @@ def main(argv=None) -> int:
     print(f"algorithmic latency: {algo_first * 1000:.0f} ms for the first frame of a chunk, {algo_last * 1000:.0f} ms for its last "
           f"(window {window_s * 1000:.0f} ms + {frame_extra * 1000:.0f} ms of FFT frame)")
     print(f"peak resident memory of a runtime-only process (no torch): {rss_mb:.0f} MB")
-    if rnn == "gru":
-        print("int8: onnxruntime has no int8 GRU kernel, so only the matrix products outside the GRU are quantized")
+    if rnn != "lstm":
+        print(f"int8: onnxruntime has no int8 {rnn.upper()} kernel, so only the matrix products outside it are quantized")
     d_wer = results["onnxruntime streaming int8"]["wer"] - results["onnxruntime streaming fp32"]["wer"]
     if d_wer > 0.5:
         verdict = "NOT to be the default: WER worse by more than 0.5 points"

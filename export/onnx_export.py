@@ -227,8 +227,9 @@ def export_onnx(
             if os.path.exists(q_tmp):
                 os.remove(q_tmp)
         report.int8_path = q_path
-        if m.rnn_type == "gru":
-            log.warning("int8: onnxruntime has no int8 GRU kernel; only the matrix products outside the GRU are quantized")
+        if m.rnn_type != "lstm":
+            log.warning("int8: onnxruntime has no int8 %s kernel; only the matrix products outside it are quantized",
+                        m.rnn_type.upper())
         log.info("int8 model %s: max |diff| vs PyTorch %.3f (quantization error; judge it by WER)", q_path, report.int8_max_abs_diff)
     return report
 

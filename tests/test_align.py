@@ -48,16 +48,14 @@ def test_tight_fit_and_errors():
     assert forced_align(lp, []) == []
 
 
-def test_align_command_and_api(tmp_path, capsys):
+def test_align_command_and_api(models, tmp_path, capsys):
     import soundfile as sf
 
     import asr
     from asr import cli
     from conftest import synth_utterance
-    from test_runtime import Models
 
-    torch.set_num_threads(1)
-    model = Models(str(tmp_path)).get("gru-offline")[0]
+    model = models.get("gru-offline")[0]
     wav = tmp_path / "a.wav"
     sf.write(wav, synth_utterance("abc ca", np.random.default_rng(1)), 8000)
     rec = asr.load_model(model)

@@ -141,3 +141,22 @@ def test_segment_by_offset_and_duration(tmp_path):
     np.testing.assert_array_equal(load_audio(p, 16000), x)  # no segment: the whole file, as before
     with pytest.raises(AudioError, match="after the end of the file"):
         load_audio(p, 16000, offset=2.0, duration=0.5)
+
+
+def test_unreadable_file_says_permission_denied(tmp_path):
+    """libsndfile reports a refused open as "System error."; the file is opened in Python first,
+    so the message says what happened. (Root can read anything: the refusal is simulated.)"""
+    import builtins
+    from unittest import mock
+
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(800, np.float32), 8000)
+    real_open = builtins.open
+
+    def refuse(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    with mock.patch("builtins.open", refuse), pytest.raises(AudioError, match=r"a\.wav: permission denied"):
+        load_audio(path, 8000)

@@ -126,3 +126,73 @@ def test_aux_targets_in_batches(tmp_path):
     assert b["aux_target_lengths"].tolist() == [5, 3, 0]
     assert phones.decode(b["aux_targets"][0].tolist()) == "EY B IY B AA"
     assert b["targets"].shape[0] == 3  # the main targets are all there
+
+
+def test_nonspeech_entries_count_durations_and_determinism():
+    from asr.nn.data import NONSPEECH_KINDS, nonspeech_entries
+
+    durations = np.random.default_rng(0).uniform(0.3, 1.5, 50)
+    real = [Entry(f"u{i}.wav", float(d), "ab") for i, d in enumerate(durations)]
+    ns = nonspeech_entries(real, 0.3, seed=7)
+    assert len(ns) == 15 and nonspeech_entries(real, 0.0, seed=7) == []  # round(fraction x utterances); 0: off
+    assert all(e.text == "" and e.offset is None for e in ns)
+    assert {e.extra["nonspeech"]["kind"] for e in ns} == set(NONSPEECH_KINDS)
+    assert all(durations.min() <= e.duration <= durations.max() for e in ns)  # the corpus's range
+    assert nonspeech_entries(real, 0.3, seed=7) == ns  # deterministic for the seed
+    assert nonspeech_entries(real, 0.1, seed=7) == ns[:5]  # clip i does not depend on the fraction
+    assert [e.duration for e in nonspeech_entries(real, 0.3, seed=8)] != [e.duration for e in ns]
+
+
+def test_nonspeech_waves_are_deterministic_bounded_and_include_1khz():
+    from asr.nn.data import NONSPEECH_KINDS, nonspeech_wave
+
+    for kind in NONSPEECH_KINDS:
+        a = nonspeech_wave(kind, 4000, 8000, np.random.default_rng(3))
+        assert a.dtype == np.float32 and a.shape == (4000,) and np.abs(a).max() <= 1.0, kind
+        assert np.array_equal(a, nonspeech_wave(kind, 4000, 8000, np.random.default_rng(3))), kind
+        assert not np.array_equal(a, nonspeech_wave(kind, 4000, 8000, np.random.default_rng(4))) or kind == "silence"
+        assert a.any() != (kind == "silence"), kind  # digital silence is exactly zero, the rest is not
+    peaks = [np.argmax(np.abs(np.fft.rfft(nonspeech_wave("tone", 8000, 8000, np.random.default_rng(s))))) for s in range(20)]
+    assert 1000 in peaks and len(set(peaks)) > 5  # 1 kHz among random frequencies (1 Hz bins)
+    with pytest.raises(ValueError, match="unknown non-speech kind 'hiss'"):
+        nonspeech_wave("hiss", 100, 8000, np.random.default_rng(0))
+
+
+def test_nonspeech_clips_get_empty_targets_in_both_datasets(tmp_path):
+    """Generated clips join a dataset beside real audio: empty targets (a real empty transcript
+    is still skipped), the same speed perturbation and front end, the same features whether
+    kept in memory or computed per batch, and a CTC loss that is the all-blank path's."""
+    import torch
+
+    from asr.nn.data import OnTheFlyDataset, nonspeech_entries
+    from asr.text import PhoneTokenizer
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, 0.1 * np.random.default_rng(0).standard_normal(4000).astype(np.float32), 8000)
+    real = [Entry(str(wav), 0.5, t) for t in ("ab", "ba", "aab", "b")]
+    ns = nonspeech_entries(real, 0.5, seed=1)
+    tok, speeds = CharTokenizer.build(["ab"]), (1.0, 1.25)
+    entries = real + [Entry(str(wav), 0.5, "")] + ns
+    mem = FeatureDataset(entries, FE, tok, progress=False, speeds=speeds)
+    assert len(mem) == 2 * (4 + 2) and [r for _, r in mem.skipped] == ["empty transcript"]
+    idx = [i for i, e in enumerate(mem.entries) if "nonspeech" in e.extra]
+    assert len(idx) == 4 and all(mem.targets[i].numel() == 0 for i in idx)
+    assert mem.lengths[idx[1]] < mem.lengths[idx[0]]  # the speed-perturbed copy is shorter
+    lazy = OnTheFlyDataset(entries, FE, tok, speeds=speeds)
+    assert lazy.entries == mem.entries
+    for i in idx:
+        assert lazy.lengths[i] == mem.lengths[i] and torch.equal(lazy.features(i), mem.features(i))
+
+    batch = mem.batch([0, idx[0], idx[1]])
+    assert batch["target_lengths"].tolist() == [2, 0, 0]
+    only = mem.batch(idx[:2])  # a batch of non-speech clips alone
+    assert only["targets"].shape == (2, 1) and only["target_lengths"].tolist() == [0, 0]
+    logp = torch.randn(only["feats"].shape[1], 2, 3).log_softmax(-1)
+    loss = torch.nn.functional.ctc_loss(logp, only["targets"], only["lengths"], only["target_lengths"], reduction="none")
+    want = torch.stack([-logp[: int(n), b, 0].sum() for b, n in enumerate(only["lengths"])])
+    assert torch.allclose(loss, want)  # the all-blank path
+
+    lex = tmp_path / "lexicon.txt"
+    lex.write_text("AB\tA B\nBA\tB A\nAAB\tA A B\nB\tB\n")
+    assert mem.set_aux_targets(PhoneTokenizer.from_lexicon(str(lex))) == 0  # empty phones: valid
+    assert mem.batch(idx[:2])["aux_valid"].tolist() == [True, True]

@@ -20,7 +20,7 @@ from asr.cli.stream import main as stream_main
 from asr.decoding.confidence import token_confidences
 from asr.decoding.result import words_from_tokens
 
-from test_runtime import TOKENIZER, models, wavs  # noqa: F401  (session fixtures)
+from conftest import TOKENIZER
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_per_stream_hotwords(models, wavs):
 
 
 def test_evaluate_with_lm_grid(tmp_path, models, arpa, capsys):
-    from test_runtime import SR
+    from conftest import SR
     import soundfile as sf
     from conftest import synth_utterance
 
@@ -190,3 +190,67 @@ def test_transcribe_and_stream_with_hotwords(models, wavs, arpa, tmp_path, capsy
     assert line["path"] == wavs["a"]
     assert stream_main(["--model", path, "--hotword", "xyz", wavs["a"]]) == 2  # cannot be spelled: says so
     assert "hotword 'xyz'" in capsys.readouterr().err
+
+
+def test_default_beam_and_a_given_beam():
+    """Two frames where the blank beats 'a' in each, but 'a' wins over all paths (0.64 to 0.36):
+    greedy decoding and a beam of 1 say nothing, a wider beam says 'a'. An LM or hotwords
+    without a beam size get DEFAULT_BEAM, a given beam size is kept, and hotwords given per
+    call to a greedy decoder run with DEFAULT_BEAM."""
+    p = np.full((2, len(TOKENIZER.vocab)), 1e-6)
+    p[:, 0], p[:, 2] = 0.6, 0.4
+    lp = np.log(p / p.sum(axis=1, keepdims=True))
+    a = [(2, 0, 0)]
+    assert Decoder(TOKENIZER)(lp) == [] and Decoder(TOKENIZER, DecodingOptions(beam_size=1))(lp) == []
+    assert Decoder(TOKENIZER, DecodingOptions(beam_size=2))(lp) == a
+    no_bonus = {"b": 0.0}  # a hotword that adds nothing: only the beam size matters
+    assert Decoder(TOKENIZER, DecodingOptions(hotwords=no_bonus))(lp) == a  # DEFAULT_BEAM
+    assert Decoder(TOKENIZER, DecodingOptions(beam_size=1, hotwords=no_bonus))(lp) == []
+    assert Decoder(TOKENIZER)(lp, hotwords=no_bonus) == a
+    assert Decoder(TOKENIZER, DecodingOptions(beam_size=1))(lp, hotwords=no_bonus) == []
+
+
+def test_lm_and_hotwords_run_where_torch_cannot_be_imported(models, wavs, arpa, tmp_path):
+    """Beam search with word and character LMs and hotwords is part of the torch-free runtime:
+    asr.load_model(onnx) with them, and asr-stream --lm --char-lm --hotword, in a process where
+    importing torch fails; the texts are those of this (torch-importing) process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from asr.decoding.lm import char_tokens
+
+    chars = str(tmp_path / "chars.arpa")
+    train_ngram([char_tokens(t) for t in ["abc ca", "cab b", "a b c"]], order=3).write_arpa(chars)
+    stream_path, offline_path = models.get("gru-lc")[0], models.get("gru-offline")[0]
+    code = textwrap.dedent("""
+        import json, math, sys
+
+        class NoTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked in this process")
+
+        sys.meta_path.insert(0, NoTorch())
+        import asr
+        from asr.cli.stream import main
+        from asr.decoding.options import DecodingOptions
+        stream_path, offline_path, wav, lm, chars = sys.argv[1:6]
+        options = DecodingOptions(lm=lm, char_lm=chars, alpha=0.7, hotwords={"cab": math.nan})
+        texts = [asr.load_model(m, options).transcribe(wav, hotwords=["ab"]).text for m in (stream_path, offline_path)]
+        assert main(["--model", stream_path, wav, "--no-partials", "--lm", lm, "--char-lm", chars,
+                     "--hotword", "cab", "--no-endpoint"]) == 0
+        assert not [m for m in sys.modules if m.split(".")[0] == "torch"]
+        print(json.dumps(texts))
+    """)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(asr.__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", code, stream_path, offline_path, wavs["a"], arpa, chars],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    *streamed, last = proc.stdout.strip().splitlines()
+    options = DecodingOptions(lm=arpa, char_lm=chars, alpha=0.7, hotwords={"cab": float("nan")})
+    assert json.loads(last) == [asr.load_model(m, options).transcribe(wavs["a"], hotwords=["ab"]).text
+                                for m in (stream_path, offline_path)]
+    assert streamed[0].split("\t")[2] == asr.load_model(stream_path, options).transcribe(wavs["a"]).text

@@ -73,8 +73,11 @@ def test_two_processes_match_one_with_accumulation(tiny_corpus, tmp_path):
     # both processes' audio is counted in the throughput
     assert float(rows_two[0]["audio_seconds"]) == pytest.approx(float(rows_one[0]["audio_seconds"]), rel=1e-6)
     # rank 0 alone wrote the log and checkpoints; the run resumes with another world size
-    assert sorted(os.listdir(two)) == ["best.pt", "epoch-1.pt", "epoch-2.pt", "last.pt", "log.csv", "train.log"]
+    assert sorted(os.listdir(two)) == ["best.pt", "epoch-1.pt", "epoch-2.pt", "gates.csv", "last.pt", "log.csv", "steps.csv",
+                                       "train.log"]
     assert len(rows_two) == 2  # one row per epoch: rank 1 wrote nothing
+    with open(os.path.join(two, "steps.csv")) as f:  # one row per step, from rank 0 alone
+        assert [r.split(",")[1] for r in f.read().splitlines()[1:]] == [str(k) for k in range(1, int(rows_two[-1]["step"]) + 1)]
 
 
 def test_on_the_fly_features_match_precomputed(tiny_corpus, tmp_path):

@@ -44,7 +44,8 @@ def test_offline_export_metadata_and_parity(tmp_path, kwargs):
 
 
 @pytest.mark.parametrize("rnn_type,kwargs", [("gru", {"bidirectional": False}), ("lstm", {"chunk_size": 4, "right_context": 2}),
-                                             ("gru", {"chunk_size": 4, "right_context": 2, "subsampling_conv": "2d", "conv_channels": 4})])
+                                             ("gru", {"chunk_size": 4, "right_context": 2, "subsampling_conv": "2d", "conv_channels": 4}),
+                                             ("rnn", {"chunk_size": 4, "right_context": 2}), ("rnn", {"bidirectional": False})])
 def test_streaming_export(tmp_path, rnn_type, kwargs):
     ckpt = make_checkpoint(tmp_path / "m.pt", rnn_type=rnn_type, **kwargs)
     r = export_onnx(ckpt, str(tmp_path / "s.onnx"), streaming=True, int8=(rnn_type == "lstm"))
@@ -127,3 +128,29 @@ def test_evaluate_cli_with_onnx_model(tmp_path, capsys):
     assert result["num_utts"] == 3 and result["skipped"] == 1 and result["chunk_size"] == 4
     assert (result["manifest_entries"], result["unreadable_audio"], result["complete"]) == (4, 1, False)
     assert (tmp_path / "decode_m_u.txt").read_text().count("REF:") == 3
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_parity_check_compares_the_runtime_with_pytorch(tmp_path, monkeypatch, streaming):
+    """A runtime whose log-probs drift from PyTorch's by more than the tolerance fails the
+    export: the check compares what the written file gives through the runtime with PyTorch."""
+    import export.onnx_export as ex
+
+    real = ex.load_backend
+
+    class Drifting:
+        def __init__(self, backend):
+            self.backend = backend
+
+        def __getattr__(self, name):
+            return getattr(self.backend, name)
+
+        def log_probs(self, waves):
+            return [lp + 1e-3 for lp in self.backend.log_probs(waves)]
+
+    ckpt = make_checkpoint(tmp_path / "m.pt", bidirectional=False)
+    assert export_onnx(ckpt, str(tmp_path / "ok.onnx"), streaming=streaming).max_abs_diff <= 1e-4
+    monkeypatch.setattr(ex, "load_backend", lambda path: Drifting(real(path)))
+    with pytest.raises(ExportError, match=r"parity check failed: the runtime differs from PyTorch by 1\.0\de-03"):
+        export_onnx(ckpt, str(tmp_path / "m.onnx"), streaming=streaming)
+    assert not (tmp_path / "m.onnx").exists()

@@ -194,3 +194,35 @@ def test_character_model(tmp_path, capsys):
     capsys.readouterr()
     assert main(["ppl", "--lm", str(out), "--units", "char", "--text", str(text)]) == 0
     assert "16 characters (with </s>), 0 OOV" in capsys.readouterr().out
+
+
+def test_write_arpa_is_atomic(tmp_path, disk_full):
+    """A crash while writing (here: the disk fills up halfway) leaves the previous ARPA file
+    whole, not a truncated one that a later decode would read; no temporary file is left."""
+    import os
+
+    path = tmp_path / "lm.arpa"
+    old = train_ngram(["a b", "b a"], order=2)
+    old.write_arpa(path)
+    before = path.read_text()
+    new = train_ngram(["the cat sat", "the dog sat down", "a cat"], order=3)
+    lift = disk_full("lm.arpa", after=100)
+    with pytest.raises(OSError, match="No space"):
+        new.write_arpa(path)
+    lift()
+    assert path.read_text() == before
+    assert os.listdir(tmp_path) == ["lm.arpa"]
+    new.write_arpa(path)
+    assert NGramLM.read_arpa(path).probs == new.probs
+
+
+def test_write_arpa_fsyncs_before_the_rename(tmp_path, monkeypatch):
+    import os
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", os.path.abspath(a))), real_replace(a, b)))
+    train_ngram(["a b"], order=2).write_arpa(tmp_path / "lm.arpa")
+    (rename,) = [e for e in events if e[0] == "replace"]
+    assert os.path.dirname(rename[1]) == str(tmp_path) and ("fsync", rename[1]) in events[: events.index(rename)]

@@ -160,16 +160,6 @@ def test_arrays_and_short_files(recording, rng):
     assert one.text == "cababcab"  # the stand-in never says a space
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    import torch
-
-    from test_runtime import Models
-
-    torch.set_num_threads(1)
-    return Models(str(tmp_path_factory.mktemp("longform_models")))
-
-
 def test_streaming_graph_takes_the_streaming_path_with_endpointing(models, tmp_path, rng):
     """The hand-set model says 'a' during a tone, blank in silence: each burst one utterance."""
     path, _, _ = models.get("endpoint")

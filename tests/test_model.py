@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from asr.nn.model import CTCModel, ModelConfig
+from asr.nn.model import CTCModel, ModelConfig, RecurrentLayer
 
 
 def make(rnn_type="gru", subsampling=2, bidirectional=True, layers=2, conv="1d"):
@@ -13,7 +13,7 @@ def make(rnn_type="gru", subsampling=2, bidirectional=True, layers=2, conv="1d")
     return m.eval()
 
 
-@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm", "rnn"])
 @pytest.mark.parametrize("subsampling,conv", [(1, "1d"), (2, "1d"), (4, "1d"), (2, "2d"), (4, "2d")])
 def test_padded_batch_equals_single_utterances(rnn_type, subsampling, conv):
     m = make(rnn_type, subsampling, conv=conv)
@@ -176,7 +176,7 @@ def stream_through_steps(m, feats, chunk, right):
     return torch.cat(outs)
 
 
-@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm", "rnn"])
 def test_unidirectional_chunked_equals_full_context(rnn_type):
     m = make(rnn_type, 2, bidirectional=False)
     x = torch.randn(2, 70, 12)
@@ -189,7 +189,7 @@ def test_unidirectional_chunked_equals_full_context(rnn_type):
             torch.testing.assert_close(chunked[1, :22], full[1, :22], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm", "rnn"])
 @pytest.mark.parametrize("bidirectional,chunk,right,conv", [(True, 4, 2, "1d"), (True, 5, 0, "1d"), (True, 3, 7, "1d"),
                                                             (False, 4, 0, "1d"), (True, 4, 2, "2d"), (False, 3, 0, "2d")])
 def test_stream_steps_equal_chunked_forward(rnn_type, bidirectional, chunk, right, conv):
@@ -219,3 +219,34 @@ def test_latency_controlled_differs_from_full_context_but_padded_batches_agree()
         single, _ = m(x[1:, :17], torch.tensor([17]))
     assert not torch.allclose(lc, full, atol=1e-3)
     torch.testing.assert_close(lc[1, :17], single[0], atol=1e-5, rtol=1e-5)
+
+
+def test_problems_can_leave_out_the_vocabulary():
+    """An experiment's config is checked before the tokenizer sets vocab_size: every other
+    setting is still checked, and building a model still needs the vocabulary."""
+    cfg = ModelConfig(rnn_type="lstm", dropout=1.0)
+    assert cfg.problems(vocab=False) == ["dropout must be in [0, 1), got 1.0"]
+    assert any(p.startswith("vocab_size") for p in cfg.problems())
+    with pytest.raises(ValueError, match="vocab_size"):
+        CTCModel(ModelConfig())
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_forward_direction_carries_its_state_from_after_the_chunk(rnn_type):
+    """Latency-controlled steps: the forward RNN reads the right context from the state after
+    the chunk, and carries that state (not the one after the right context) to the next chunk,
+    so over chunk frames and right context alike its outputs are one continuous pass."""
+    torch.manual_seed(3)
+    layer = RecurrentLayer(rnn_type, 8, 6, bidirectional=True).eval()
+    n, chunk, right = 23, 4, 3
+    x = torch.randn(2, n, 8)
+    lengths = torch.tensor([n, n])
+    with torch.no_grad():
+        full, _ = layer.fwd(x)  # one pass over the whole sequence
+        state = None
+        for start in range(0, n, chunk):
+            w = x[:, start : start + chunk + right]
+            y, state = layer.step(w, (lengths - start).clamp(0, w.shape[1]), chunk, state)
+            torch.testing.assert_close(y[..., :6], full[:, start : start + w.shape[1]], atol=1e-6, rtol=1e-5)
+    h = state if rnn_type == "gru" else state[0]
+    torch.testing.assert_close(h[0], full[:, -1], atol=1e-6, rtol=1e-5)  # the state after the last frame

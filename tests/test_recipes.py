@@ -77,3 +77,17 @@ ASR=(printf '<%s>'); run_stage 0 || asr_train "$exp" --config c.yaml train.epoch
     assert r.returncode == 0, r.stderr
     assert r.stdout == (f"<train><--exp><{tmp_path / 'e'}><--config><c.yaml><train.epochs=3>"
                         "<train.specaugment={freq_masks: 2}><train.epochs=5>")
+
+
+def test_fsdd_rnn_comparison_script_shares_the_command_line(tmp_path):
+    """recipes/fsdd/compare_rnn.sh (tanh RNN vs GRU vs LSTM): the same parse_args and stages."""
+    script = os.path.join(ROOT, "recipes", "fsdd", "compare_rnn.sh")
+    r = run(script, "--help", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for n in range(5):
+        assert re.search(rf"^\s+{n}\s+\w", r.stdout, re.M)
+    assert "--figs docs/looking_inside" in r.stdout
+    r = run(script, "--no-such-option", "1")
+    assert r.returncode == 2 and "unknown option --no-such-option" in r.stderr
+    r = run(script, "--stage", "99", "--exp", "/nonexistent/exp")
+    assert r.returncode == 0 and r.stdout == "" and "nothing to run" in r.stderr

@@ -148,3 +148,21 @@ def test_download_and_unpack(tmp_path, monkeypatch):
     assert counts == {"train": 4, "dev": 8, "test": 4, "skipped": 4, "lexicon_words": 4}
     assert (tmp_path / "data" / "corpora" / "speechocean762" / "train" / "text").is_file()
     assert not (tmp_path / "data" / "corpora" / "speechocean762.part").exists()
+
+
+def test_lexicon_write_is_atomic(tmp_path, disk_full):
+    """A crash while lexicon.txt is written (here: the disk fills up after its first line)
+    leaves the previous lexicon whole, not a truncated one that training would read."""
+    root = fake_corpus(tmp_path / "corpora")
+    out = tmp_path / "out"
+    so.prepare(str(root), str(out))
+    before = (out / "lexicon.txt").read_text()
+    (root / "speechocean762" / "resource" / "lexicon.txt").write_text("BEAR\tB EH1 R\nWE\tW IY1\n")
+    lift = disk_full("lexicon.txt", after=len("BEAR\tB EH1 R\n"))
+    with pytest.raises(OSError, match="No space"):
+        so.prepare(str(root), str(out))
+    lift()
+    assert (out / "lexicon.txt").read_text() == before
+    assert not [n for n in os.listdir(out) if n.startswith("lexicon.txt.")]
+    so.prepare(str(root), str(out))
+    assert (out / "lexicon.txt").read_text() == "BEAR\tB EH1 R\nWE\tW IY1\n"

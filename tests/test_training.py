@@ -17,7 +17,7 @@ from asr.nn.checkpoint import load_checkpoint
 from asr.nn.config import load_config
 from asr.nn.training import train
 
-from conftest import SR, synth_utterance
+from conftest import SR, run_without_torch, synth_utterance
 
 
 def tiny_config(corpus, extra=(), **train_overrides):
@@ -36,6 +36,20 @@ def tiny_config(corpus, extra=(), **train_overrides):
 def read_log(exp):
     with open(os.path.join(exp, "log.csv")) as f:
         return list(csv.DictReader(f))
+
+
+def record_log_probs(recognizer) -> list:
+    """The log-probs (frames, vocab) of every input ``recognizer`` decodes from now on."""
+    seen = []
+    real = recognizer.log_probs
+
+    def log_probs(waves):
+        out = real(waves)
+        seen.extend(out)
+        return out
+
+    recognizer.log_probs = log_probs
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +112,21 @@ def test_resume_after_a_crash_gives_identical_weights(tiny_corpus, tmp_path, mon
 
     with pytest.raises(FileExistsError, match="--resume"):
         train(tiny_config(tiny_corpus), crashed, progress=False)
+    # training is deterministic, so equal weights alone cannot tell resuming from starting
+    # over: count the optimizer steps the resumed run takes (one gradient clip per step)
+    steps_taken = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: (steps_taken.append(1), real_clip(*a, **k))[1])
     train(tiny_config(tiny_corpus), crashed, resume=True, progress=False)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
+
+    full_log, resumed_log = read_log(full), read_log(crashed)
+    total_steps = int(full_log[-1]["step"])
+    assert 0 < progress["step"] < total_steps
+    assert len(steps_taken) == total_steps - progress["step"]  # only the steps not yet taken
+    # one log row per epoch, the finished first epoch not repeated, at the same step numbers
+    assert [(r["epoch"], r["step"]) for r in resumed_log] == [(r["epoch"], r["step"]) for r in full_log]
+    assert [r["epoch"] for r in full_log] == ["1", "2", "3"]
 
     a = load_checkpoint(os.path.join(full, "last.pt"))["model"]
     b = load_checkpoint(os.path.join(crashed, "last.pt"))["model"]
@@ -106,16 +134,59 @@ def test_resume_after_a_crash_gives_identical_weights(tiny_corpus, tmp_path, mon
         assert torch.equal(a[k], b[k]), k
 
 
+def test_accumulated_gradient_is_the_mean_over_batches(tiny_corpus, tmp_path, monkeypatch):
+    """With train.accum_steps=2, one step's gradient is the mean of the two batches' gradients
+    (each batch's loss divided by accum_steps), the same as two plain steps would average, and
+    the logged loss is on the same scale. AdamW and gradient clipping hide a gradient twice as
+    large from the weights, so the gradients themselves are compared: each step's gradient is
+    recorded where it is clipped and then dropped, so the weights never move and every batch
+    of both runs is seen by the same model."""
+    grads = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def record_and_drop(parameters, *args, **kwargs):
+        parameters = list(parameters)
+        grads[-1].append([p.grad.clone() for p in parameters])
+        norm = real_clip(parameters, *args, **kwargs)
+        for p in parameters:
+            p.grad = None  # AdamW skips a parameter without a gradient: no update, no decay
+        return norm
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", record_and_drop)
+    extra = ["model.dropout=0.0", "train.specaugment=null"]
+    for accum in (1, 2):
+        grads.append([])
+        train(tiny_config(tiny_corpus, extra, epochs=1, max_batch=4, accum_steps=accum), str(tmp_path / f"accum{accum}"), progress=False)
+    single, accumulated = grads
+    assert len(single) >= 4 and len(single) % 2 == 0 and len(accumulated) == len(single) // 2
+    for k, step in enumerate(accumulated):
+        for g, a, b in zip(step, single[2 * k], single[2 * k + 1]):
+            torch.testing.assert_close(g, (a + b) / 2, rtol=1e-4, atol=1e-7)
+    # every batch in both runs, seen by the same weights: the same mean loss per batch
+    losses = [float(read_log(str(tmp_path / f"accum{n}"))[0]["train_loss"]) for n in (1, 2)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+
+
 def test_evaluate_cli_prints_table_and_json(trained, tiny_corpus, tmp_path, capsys):
-    exp, _ = trained
+    """`asr evaluate` on the dev set scores best.pt exactly as training did when it picked it
+    (same features, same greedy decoding), and its table, JSON and details agree."""
+    exp, train_result = trained
     out = tmp_path / "details.txt"
     rc = cli.main(["evaluate", "--checkpoint", os.path.join(exp, "best.pt"), "--manifest", tiny_corpus["dev"], "--out", str(out), "--no-progress"])
     assert rc == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert any("WER %" in line for line in lines)
     result = json.loads(lines[-1])
-    assert result["num_utts"] == 12 and 0 <= result["wer"] and 0 <= result["cer"]
-    assert out.read_text().count("REF:") == 12
+    best_epoch = load_checkpoint(os.path.join(exp, "best.pt"))["progress"]["best_epoch"]
+    logged = read_log(exp)[best_epoch - 1]
+    assert result["num_utts"] == 12
+    assert result["wer"] == pytest.approx(train_result.best_dev_wer) == pytest.approx(float(logged["dev_wer"]), rel=1e-5)
+    assert result["cer"] == pytest.approx(float(logged["dev_cer"]), rel=1e-5)
+    assert 0 < result["cer"] < 60  # it has learned something, and errs somewhere
+    table = dict(line.strip().rsplit(None, 1) for line in lines if line.startswith("  "))
+    assert (table["WER %"], table["CER %"]) == (f"{result['wer']:.2f}", f"{result['cer']:.2f}")
+    assert int(table["sentence errors"]) == result["sentence_errors"]
+    details = out.read_text()
+    assert details.count("REF:") == 12 and details.count("ERROR") == result["sentence_errors"]
 
 
 def test_transcribe_cli_and_python_api(trained, tmp_path, capsys):
@@ -134,12 +205,20 @@ def test_transcribe_cli_and_python_api(trained, tmp_path, capsys):
     assert rc == 1  # one file failed...
     assert "bad.wav" in captured.err and "empty" in captured.err
     line = json.loads(captured.out.strip().splitlines()[0])  # ...the other was still transcribed
-    assert line["path"].endswith("x.flac") and isinstance(line["text"], str)
+    assert line["path"].endswith("x.flac")
 
     model = asr.load_model(os.path.join(exp, "best.pt"))
+    log_probs = record_log_probs(model)
     t = model.transcribe(str(tmp_path / "x.flac"))
-    assert t.text == line["text"] and abs(t.duration - len(wave) / SR) < 0.01
-    assert model.transcribe(wave).text == t.text or True  # arrays work too (resampling may differ slightly)
+    assert t.text == line["text"] != ""  # the CLI and the API agree, and it hears something
+    assert abs(t.duration - len(wave) / SR) < 0.01
+    # arrays work too: the file's 16 kHz signal (FLAC keeps 16 bits of it) gives the same
+    # posteriors; the original 8 kHz one nearly the same (resampled twice: not bit-exact). A
+    # file read at the wrong rate or with its channels summed instead of averaged would not.
+    for array, rate, tol in ((stereo[:, 0], 16000, 0.01), (wave, None, 0.3)):
+        assert model.transcribe(array, sample_rate=rate).text == t.text
+        assert log_probs[-1].shape == log_probs[0].shape
+        assert np.abs(np.exp(log_probs[-1]) - np.exp(log_probs[0])).max() < tol  # token probabilities
 
 
 def test_bad_config_is_reported(tiny_corpus, tmp_path, capsys):
@@ -147,12 +226,6 @@ def test_bad_config_is_reported(tiny_corpus, tmp_path, capsys):
     assert rc == 2 and "config file not found" in capsys.readouterr().err
     rc = cli.main(["train", "--config", "recipes/fsdd/conf.yaml", "--exp", str(tmp_path / "e"), "model.rnn_kind=gru"])
     assert rc == 2 and "unknown config key" in capsys.readouterr().err
-
-
-def test_best_metric_is_validated(tmp_path):
-    with pytest.raises(ValueError, match="best_metric"):
-        load_config(None, ["train.best_metric=loss"])
-    assert load_config(None, ["train.best_metric=cer"]).train.best_metric == "cer"
 
 
 def test_bpe_config_fields(tiny_corpus, tmp_path):
@@ -169,10 +242,6 @@ def test_bpe_config_fields(tiny_corpus, tmp_path):
 def test_bpe_tokenizer_end_to_end(tiny_corpus, tmp_path):
     """data.tokenizer=bpe: train; the checkpoint and the exported model carry the SentencePiece
     model, and a process where torch cannot be imported decodes to the same plain text."""
-    import subprocess
-    import sys
-    import textwrap
-
     from asr.text import tokenizer_from_dict
     from export.onnx_export import export_onnx
 
@@ -194,26 +263,15 @@ def test_bpe_tokenizer_end_to_end(tiny_corpus, tmp_path):
     assert any(want)
     onnx_path = str(tmp_path / "bpe.onnx")
     export_onnx(os.path.join(exp, "best.pt"), onnx_path, parity_lengths_s=(0.6,))
-    code = textwrap.dedent("""
+    proc = run_without_torch("""
         import json, sys
-
-        class NoTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this process")
-
-        sys.meta_path.insert(0, NoTorch())
         import asr
         rec = asr.load_model(sys.argv[1])
         tok = rec.tokenizer
         results = [rec.transcribe(w) for w in sys.argv[2:]]
-        assert not [m for m in sys.modules if m.split(".")[0] == "torch"]
         print(json.dumps({"kind": tok.kind, "round_trip": tok.decode(tok.encode("ab cab")),
                           "texts": [r.text for r in results], "words": [[w.word for w in r.words] for r in results]}))
-    """)
-    proc = subprocess.run([sys.executable, "-c", code, onnx_path, *wavs], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert proc.returncode == 0, proc.stderr
+    """, onnx_path, *wavs)
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["kind"] == "bpe" and got["round_trip"] == "ab cab"  # "\u2581" -> spaces
     assert got["texts"] == want
@@ -267,12 +325,6 @@ def test_2d_front_end_cmn_inter_ctc_vtlp_and_sortagrad_train(tiny_corpus, tmp_pa
     assert ckpt["config"]["model"]["utterance_cmn"] and "inter_head.weight" in ckpt["model"]
 
 
-@pytest.mark.parametrize("value", ["[1.1,0.9]", "[0.9]", "[0.5,2.0]"])
-def test_vtlp_is_validated(tmp_path, value):
-    with pytest.raises(ValueError, match="train.vtlp"):
-        load_config(None, [f"train.vtlp={value}"])
-
-
 def test_phone_auxiliary_head(tiny_corpus, tmp_path):
     """The intermediate head learns phones from a lexicon (which lacks some words: those
     utterances get no phone loss); the checkpoint's model has a phone-sized head."""
@@ -289,5 +341,48 @@ def test_phone_auxiliary_head(tiny_corpus, tmp_path):
     rows = read_log(exp)
     assert len(rows) == 2 and all(np.isfinite(float(r["train_loss"])) for r in rows)
     ckpt = load_checkpoint(os.path.join(exp, "last.pt"))
-    assert ckpt["model"]["inter_head.weight"].shape[0] == 1 + len({c for w in words[:-3] for c in w})
-    assert asr.load_model(os.path.join(exp, "last.pt")).transcribe  # decodes as usual
+    n_phones = ckpt["model"]["inter_head.weight"].shape[0]
+    assert n_phones == 1 + len({c for w in words[:-3] for c in w})
+    # decodes as usual: with the final head over the model's own units, not the phone head
+    recognizer = asr.load_model(os.path.join(exp, "last.pt"))
+    vocab = ckpt["tokenizer"]["vocab"]
+    assert recognizer.tokenizer.vocab == vocab and len(vocab) != n_phones
+    log_probs = record_log_probs(recognizer)
+    text = recognizer.transcribe(read_manifest(tiny_corpus["dev"])[0].audio_filepath).text
+    assert [lp.shape[1] for lp in log_probs] == [len(vocab)] and set(text) <= set(vocab[1:])
+
+
+@pytest.mark.parametrize("value", ["1", "1.5", "-0.1", "lots", "true", "null"])
+def test_nonspeech_fraction_is_validated(value):
+    with pytest.raises(ValueError, match="train.nonspeech_fraction"):
+        load_config(None, [f"train.nonspeech_fraction={value}"])
+    assert load_config(None, ["train.nonspeech_fraction=0.25"]).train.nonspeech_fraction == 0.25
+    assert load_config(None, ["train.nonspeech_fraction=0"]).train.nonspeech_fraction == 0.0
+
+
+def test_nonspeech_examples_teach_the_model_to_say_nothing(trained, tiny_corpus, tmp_path, caplog):
+    """train.nonspeech_fraction adds generated clips with empty transcripts: the model trained
+    with them transcribes digital silence and white noise as empty text, with far more
+    confident blanks than the same training without them (the `trained` fixture). (On this
+    corpus, whose pauses are faint noise, the model without them also says nothing there:
+    the difference is in the blank posteriors, not yet in the text.)"""
+    import logging
+
+    exp = str(tmp_path / "ns")
+    with caplog.at_level(logging.INFO, logger="asr.nn.training"):
+        train(tiny_config(tiny_corpus, epochs=12, max_batch=4, nonspeech_fraction=0.5), exp, progress=False)
+    assert "24 generated non-speech clips" in caplog.text and "train 72 utts" in caplog.text  # 48 + 0.5 x 48
+    assert load_checkpoint(os.path.join(exp, "last.pt"))["config"]["train"]["nonspeech_fraction"] == 0.5
+
+    rng = np.random.default_rng(7)
+    signals = {"digital silence": np.zeros(SR), "white noise -30 dBFS": 0.0316 * rng.standard_normal(SR),
+               "white noise -10 dBFS": 0.316 * rng.standard_normal(SR)}
+    with_ns, without = asr.load_model(os.path.join(exp, "last.pt")), asr.load_model(os.path.join(trained[0], "last.pt"))
+
+    def speech_mass(model, wave):
+        """The largest probability of a non-blank output over the frames."""
+        return float(1 - np.exp(model.log_probs([wave.astype(np.float32)])[0][:, 0]).min())
+
+    for name, wave in signals.items():
+        assert with_ns.transcribe(wave.astype(np.float32)).text == "", name
+        assert speech_mass(with_ns, wave) < 0.5 * speech_mass(without, wave), name

@@ -13,14 +13,9 @@ srt = pytest.importorskip("srt")
 webvtt = pytest.importorskip("webvtt")
 
 
-@pytest.fixture(scope="module")
-def offline_model(tmp_path_factory):
-    import torch
-
-    from test_runtime import Models
-
-    torch.set_num_threads(1)
-    return Models(str(tmp_path_factory.mktemp("transcribe_models"))).get("gru-offline")[0]
+@pytest.fixture
+def offline_model(models):
+    return models.get("gru-offline")[0]
 
 
 def test_long_file_to_every_format(offline_model, tmp_path, capsys):

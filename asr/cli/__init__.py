@@ -1,4 +1,4 @@
-"""Command line: ``asr prepare | train | average | export | evaluate | transcribe | align | lm`` (also
+"""Command line: ``asr prepare | train | average | export | evaluate | transcribe | align | plot | lm`` (also
 ``python -m asr``), one module per command; ``asr-stream`` is :mod:`asr.cli.stream`. Only this
 package knows argparse; commands import their heavy parts (torch) when they run."""
 
@@ -9,11 +9,12 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from asr.cli import align, average, evaluate, export, prepare, train, transcribe
+from asr.cli import align, average, evaluate, export, plot, prepare, train, transcribe
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (prepare, train, average, export, evaluate, transcribe, align)
+COMMANDS = (prepare, train, average, export, evaluate, transcribe, align, plot)
+TRAIN_ONLY = ("torch", "torchaudio", "onnx", "yaml")  # what only the 'train' extra installs
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -49,6 +50,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:
+        if args.verbose or exc.name not in TRAIN_ONLY:
+            raise
+        print(f"error: `asr {args.command}` needs the training install ({exc.name} is missing): "
+              "pip install 'asr-toolkit[train]' (or '.[train]' from a checkout)", file=sys.stderr)
+        return 2
     except (ValueError, OSError, RuntimeError) as exc:
         if args.verbose:
             raise

@@ -18,7 +18,7 @@ carries ``speaker`` and ``id`` (the utterance id).
 
 The official language models (OpenSLR 11, trained on 800 M words of LibriSpeech's book texts,
 upper case) are fetched by :func:`prepare_lm`, which writes a lower-cased copy that
-:meth:`asr.lm.NGramLM.read_arpa` and beam search can use directly.
+:meth:`asr.decoding.lm.NGramLM.read_arpa` and beam search can use directly.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from asr.corpora import audio_problem as _audio_problem
 from asr.corpora import find_corpus
 from asr.corpora import read_table as _read_table
 from asr.corpora.download import download
+from asr.fileio import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def _write_lexicon(root: str, train: list[Entry], out: str) -> int:
             if word in words:
                 kept.append(line if line.endswith("\n") else line + "\n")
                 covered.add(word)
-    with open(out, "w", encoding="utf-8") as f:
+    with atomic_open(out) as f:  # never a truncated lexicon for training to read
         f.writelines(kept)
     if words - covered:
         log.warning("%s: %d train word(s) have no pronunciation in %s", NAME, len(words - covered), src)

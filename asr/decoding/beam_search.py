@@ -10,14 +10,14 @@ prefixes survive by::
     score = ln(pb + pnb) + alpha * ln P_lm(words) + char_alpha * ln P_char(characters)
             + beta * words + hotword bonus
 
-- **LM** (:class:`asr.lm.NGramLM`, natural-log scores): applied when a word is complete -- for
+- **LM** (:class:`asr.decoding.lm.NGramLM`, natural-log scores): applied when a word is complete -- for
   a character vocabulary when a ``" "`` follows a non-empty word, and at the end for the last
   word and ``</s>``; for a word vocabulary at every token, plus ``</s>`` at the end; for word
   pieces (SentencePiece) when a piece starting with ``"▁"`` follows a non-empty word, and at
   the end. Partial words carry no LM score (no look-ahead). ``beta`` is added per word, with or
   without an LM.
-- **Character LM** (character vocabularies; an :class:`asr.lm.NGramLM` over
-  :func:`asr.lm.char_tokens`): scores every character as it is added, the space as ``<sp>``,
+- **Character LM** (character vocabularies; an :class:`asr.decoding.lm.NGramLM` over
+  :func:`asr.decoding.lm.char_tokens`): scores every character as it is added, the space as ``<sp>``,
   and ``</s>`` at the end, so it also guides words the word LM does not know. It may be used
   alone or beside the word LM.
 - **Hotwords**: the phrases are tokenized (characters, spaces included, words, or pieces) into a
@@ -36,7 +36,7 @@ prefixes survive by::
 - **Alignment**: for each prefix and state the best single path (Viterbi) is tracked along
   with the summed probability, giving each token's first and last frame on the best path of
   that prefix -- exact when nothing is pruned, the best surviving path otherwise. Feed
-  :attr:`Hypothesis.alignment` to :func:`asr.runtime.decoder.words_from_tokens` for word times.
+  :attr:`Hypothesis.alignment` to :func:`asr.decoding.result.words_from_tokens` for word times.
 
 Without LM, hotwords or ``beta``, and with a beam large enough to keep every prefix, the
 scores are exact CTC log-probabilities of the label sequences.

@@ -42,9 +42,10 @@ import os
 from collections import Counter, defaultdict
 from typing import Iterable, Iterator, Optional, Sequence
 
+from asr.fileio import atomic_open
 from asr.text import normalize_text
 
-__all__ = ["BOS", "EOS", "UNK", "SPACE", "NGramLM", "train_ngram", "ArpaError", "read_sentences", "char_tokens", "main"]
+__all__ = ["BOS", "EOS", "UNK", "SPACE", "NGramLM", "train_ngram", "ArpaError", "read_sentences", "char_tokens"]
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SPACE = "<sp>"  # the space between words, as a token of a character model
@@ -132,11 +133,12 @@ class NGramLM:
 
     def write_arpa(self, path: str | os.PathLike) -> None:
         """Standard ARPA text: ``\\data\\``, ``\\N-grams:`` sections of ``log10p<TAB>words
-        [<TAB>log10 backoff]``, ``\\end\\``. Values are written with full (round-trip) precision."""
+        [<TAB>log10 backoff]``, ``\\end\\``. Values are written with full (round-trip) precision.
+        Atomically: a crash while writing leaves the previous file, never a truncated one."""
         by_order: list[list[tuple[str, ...]]] = [[] for _ in range(self.order)]
         for g in self.probs:
             by_order[len(g) - 1].append(g)
-        with open(path, "w", encoding="utf-8") as f:
+        with atomic_open(path) as f:
             f.write("\\data\\\n")
             for k, grams in enumerate(by_order, 1):
                 f.write(f"ngram {k}={len(grams)}\n")

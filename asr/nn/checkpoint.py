@@ -5,11 +5,11 @@ read with ``torch.load(weights_only=True)``."""
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import torch
 
 from asr import __version__
+from asr.fileio import fsync_file, temporary_path
 from asr.nn.config import ExperimentConfig
 from asr.nn.model import CTCModel
 from asr.text import Tokenizer, tokenizer_from_dict
@@ -24,8 +24,8 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str, model: CTCModel, cfg: ExperimentConfig, tokenizer: Tokenizer, **extra) -> None:
-    """Save atomically (write a temporary file, then rename), so an interrupted save never
-    leaves a broken checkpoint behind."""
+    """Save atomically: write a temporary file beside ``path``, fsync it, then rename it, so an
+    interrupted save (a crash, a power cut) never leaves a broken checkpoint behind."""
     state = {
         "format": FORMAT,
         "toolkit_version": __version__,
@@ -35,9 +35,15 @@ def save_checkpoint(path: str, model: CTCModel, cfg: ExperimentConfig, tokenizer
     }
     state.update(extra)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = temporary_path(path)
+    try:
+        torch.save(state, tmp)
+        fsync_file(tmp)  # the data reaches the disk before the rename can
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def load_checkpoint(path: str) -> dict:
@@ -45,11 +51,28 @@ def load_checkpoint(path: str) -> dict:
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise CheckpointError(f"{path}: permission denied (cannot read the checkpoint)") from None
     except Exception as exc:  # torch raises many kinds for corrupt files
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+        if _is_onnx_model(path):
+            raise CheckpointError(f"{path} is an ONNX model, not a checkpoint: use --model to run it "
+                                  "(export and averaging need the PyTorch checkpoint)") from None
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {first_line})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a checkpoint of this toolkit (expected format {FORMAT!r})")
     return state
+
+
+def _is_onnx_model(path: str) -> bool:
+    """Whether ``path`` holds an ONNX model (an exported model passed where a checkpoint goes):
+    it parses as an ONNX ModelProto with a graph of at least one node."""
+    try:
+        import onnx
+
+        return len(onnx.load(path, load_external_data=False).graph.node) > 0
+    except Exception:  # not protobuf, or not a model: not ONNX
+        return False
 
 
 def build_model(state: dict) -> tuple[CTCModel, ExperimentConfig, Tokenizer]:
@@ -97,8 +120,3 @@ def average_checkpoints(paths: list[str]) -> dict:
 
 def checkpoint_paths(exp_dir: str) -> dict:
     return {"last": os.path.join(exp_dir, "last.pt"), "best": os.path.join(exp_dir, "best.pt")}
-
-
-def latest(exp_dir: str) -> Optional[str]:
-    p = checkpoint_paths(exp_dir)["last"]
-    return p if os.path.isfile(p) else None

@@ -4,6 +4,7 @@ overrides, saved inside every checkpoint."""
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -57,6 +58,12 @@ class TrainConfig:
     # first steps emit blanks only); later epochs are shuffled as usual.
     sortagrad: bool = False
     inter_ctc_weight: float = 0.3  # weight of the intermediate CTC loss (with model.inter_ctc_layer > 0)
+    # "No speech": generated non-speech clips (digital silence, white/pink/brown noise, DC offset,
+    # tones, clipped square waves, mains hum, clicks, sweeps; random levels, durations like the
+    # corpus's) with an EMPTY transcript join the training set, so CTC learns to emit only
+    # blanks for them. Their number is this fraction of the training manifest's utterances
+    # (0.1: one clip per ten utterances; 0: off); in [0, 1), fixed by train.seed. Dev stays real.
+    nonspeech_fraction: float = 0.0
     # Where and how: "auto" trains on a GPU when there is one. Under torchrun every process
     # takes its share of each epoch's batches; one optimizer step = world size x accum_steps
     # batches (so the same global batch on 1 process needs accum_steps = world size).
@@ -68,6 +75,12 @@ class TrainConfig:
     precompute_features: bool = True
     num_workers: int = 2
     prefetch: int = 4  # batches each worker keeps ready
+    # Looking inside (README "Looking inside"; EXP/steps.csv is always written): TensorBoard
+    # event files in EXP/tensorboard (needs the tensorboard package: pip install '.[views]'),
+    # and gate statistics of the first gate_stats_utts dev utterances per epoch in EXP/gates.csv
+    # (0: none).
+    tensorboard: bool = False
+    gate_stats_utts: int = 16
 
 
 @dataclass
@@ -86,27 +99,58 @@ class ExperimentConfig:
 
 
 def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
-    if cfg.train.best_metric not in ("wer", "cer"):
-        raise ValueError(f"train.best_metric must be 'wer' or 'cer', got {cfg.train.best_metric!r}")
-    if cfg.train.precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"train.precision must be fp32, bf16 or fp16, got {cfg.train.precision!r}")
-    if cfg.train.vtlp is not None and (len(cfg.train.vtlp) != 2 or not 0 < cfg.train.vtlp[0] <= cfg.train.vtlp[1] <= 1.25):
-        raise ValueError(f"train.vtlp must be [low, high] with 0 < low <= high <= 1.25, got {cfg.train.vtlp!r}")
-    if cfg.data.aux_lexicon and not cfg.model.inter_ctc_layer:
-        raise ValueError("data.aux_lexicon trains the intermediate CTC head: set model.inter_ctc_layer too")
-    if not 0 <= cfg.train.inter_ctc_weight < 1:
-        raise ValueError(f"train.inter_ctc_weight must be in [0, 1), got {cfg.train.inter_ctc_weight}")
-    for key in ("accum_steps", "prefetch"):
-        if getattr(cfg.train, key) < 1:
-            raise ValueError(f"train.{key} must be >= 1, got {getattr(cfg.train, key)}")
-    if cfg.train.num_workers < 0:
-        raise ValueError(f"train.num_workers must be >= 0, got {cfg.train.num_workers}")
-    d = cfg.data
+    """Ranges and combinations, after the types (:func:`_coerce`): everything that can be
+    known before any work, so a wrong setting fails at once rather than after the features."""
+    t, d = cfg.train, cfg.data
+    problems = [f"model.{p}" for p in cfg.model.problems(vocab=False)]  # vocab_size: from the tokenizer
+
+    def need(key: str, ok: bool, expected: str) -> None:
+        if not ok:
+            problems.append(f"train.{key} must be {expected}, got {getattr(t, key)!r}")
+
+    need("epochs", t.epochs >= 1, ">= 1")
+    need("max_frames", t.max_frames > 0, "> 0")
+    need("max_batch", t.max_batch >= 1, ">= 1")
+    need("lr", t.lr > 0, "> 0")
+    need("min_lr_ratio", 0 <= t.min_lr_ratio <= 1, "in [0, 1]")
+    need("warmup_steps", t.warmup_steps >= 0, ">= 0")
+    need("weight_decay", t.weight_decay >= 0, ">= 0")
+    need("grad_clip", t.grad_clip > 0, "> 0")
+    need("num_threads", t.num_threads >= 1, ">= 1")
+    need("save_every_steps", t.save_every_steps >= 0, ">= 0 (0: at epoch ends only)")
+    need("keep_epochs", t.keep_epochs >= 0, ">= 0 (0: none)")
+    need("accum_steps", t.accum_steps >= 1, ">= 1")
+    need("prefetch", t.prefetch >= 1, ">= 1")
+    need("gate_stats_utts", t.gate_stats_utts >= 0, ">= 0 (0: none)")
+    need("num_workers", t.num_workers >= 0, ">= 0")
+    need("best_metric", t.best_metric in ("wer", "cer"), "'wer' or 'cer'")
+    need("precision", t.precision in ("fp32", "bf16", "fp16"), "fp32, bf16 or fp16")
+    need("inter_ctc_weight", 0 <= t.inter_ctc_weight < 1, "in [0, 1)")
+    need("nonspeech_fraction", 0 <= t.nonspeech_fraction < 1, "in [0, 1)")
+    need("speed_perturb", len(t.speed_perturb) > 0 and all(s > 0 for s in t.speed_perturb),
+         "a non-empty list of positive speed factors")
+    need("chunk_sizes", t.chunk_sizes is None or all(c > 0 for c in t.chunk_sizes),
+         "null or a list of positive chunk sizes (model frames)")
+    need("vtlp", t.vtlp is None or (len(t.vtlp) == 2 and 0 < t.vtlp[0] <= t.vtlp[1] <= 1.25),
+         "null or [low, high] with 0 < low <= high <= 1.25")
+    if t.specaugment is not None:
+        sa = t.specaugment
+        for key in ("freq_masks", "freq_width", "time_masks", "time_width"):
+            if getattr(sa, key) < 0:
+                problems.append(f"train.specaugment.{key} must be >= 0, got {getattr(sa, key)}")
+        if not 0 <= sa.time_width_ratio <= 1:
+            problems.append(f"train.specaugment.time_width_ratio must be in [0, 1], got {sa.time_width_ratio}")
+    if d.tokenizer not in ("char", "word", "bpe"):
+        problems.append(f"data.tokenizer must be 'char', 'word' or 'bpe', got {d.tokenizer!r}")
+    if d.aux_lexicon and not cfg.model.inter_ctc_layer:
+        problems.append("data.aux_lexicon trains the intermediate CTC head: set model.inter_ctc_layer too")
     if d.tokenizer == "bpe":
         if d.bpe_model_type not in ("unigram", "bpe"):
-            raise ValueError(f"data.bpe_model_type must be 'unigram' or 'bpe', got {d.bpe_model_type!r}")
-        if not isinstance(d.bpe_vocab_size, int) or isinstance(d.bpe_vocab_size, bool) or d.bpe_vocab_size < 3:
-            raise ValueError(f"data.bpe_vocab_size must be an integer >= 3, got {d.bpe_vocab_size!r}")
+            problems.append(f"data.bpe_model_type must be 'unigram' or 'bpe', got {d.bpe_model_type!r}")
+        if d.bpe_vocab_size < 3:
+            problems.append(f"data.bpe_vocab_size must be an integer >= 3, got {d.bpe_vocab_size!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
     return cfg
 
 
@@ -120,26 +164,61 @@ def _build(cls, d: Any, where: str):
     kwargs = {}
     hints = typing.get_type_hints(cls)
     for name, value in d.items():
+        key = f"{where}.{name}".lstrip(".")
         sub = _SECTIONS.get((cls, name))
         if sub is not None and value is not None:
-            value = _build(sub, value, f"{where}.{name}".lstrip("."))
-        kwargs[name] = _coerce(value, hints.get(name), f"{where}.{name}".lstrip("."))
+            kwargs[name] = _build(sub, value, key)
+        else:
+            kwargs[name] = _coerce(value, hints.get(name), key)
     return cls(**kwargs)
 
 
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Numbers as the field wants them: YAML reads ``4e-3`` as a string and ``2`` as an int."""
-    allowed = set(typing.get_args(hint)) or {hint}
-    if float in allowed and isinstance(value, (str, int)) and not isinstance(value, bool):
+    """``value`` as the field's type ``hint`` wants it, or a ValueError naming ``key`` and the
+    type. YAML reads ``4e-3`` as a string and ``2`` as an int: both become floats where a float
+    is wanted; an integer may be written ``2e4`` or ``20000.0`` but not ``2.5``; a bool is not
+    a number (YAML's ``true`` for ``hidden_size`` is a mistake, not 1)."""
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    if optional:  # Optional[X]
+        if value is None:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        args = typing.get_args(hint)
+    if typing.get_origin(hint) is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{key} must be a list{' or null' if optional else ''}, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint not in _EXPECTED:
+        return value  # a type this config does not use: left as it is
+    wrong = ValueError(f"{key} must be {_EXPECTED[hint]}{' or null' if optional else ''}, got {value!r}")
+    if hint is bool or isinstance(value, bool) or value is None:
+        if hint is bool and isinstance(value, bool):
+            return value
+        raise wrong
+    if hint is str:
+        if not isinstance(value, str):
+            raise wrong
+        return value
+    if isinstance(value, str):  # YAML leaves 4e-3 (no dot in the mantissa) a string
         try:
-            return float(value)
+            value = int(value) if hint is int else float(value)
         except ValueError:
-            raise ValueError(f"{key} must be a number, got {value!r}") from None
-    if int in allowed and float not in allowed and isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            raise ValueError(f"{key} must be an integer, got {value!r}") from None
+            try:
+                value = float(value)
+            except ValueError:
+                raise wrong from None
+    if not isinstance(value, (int, float)):
+        raise wrong
+    if hint is float:
+        return float(value)
+    if isinstance(value, float):  # an integer written 2e4 or 20000.0, but not 2.5
+        if not value.is_integer():
+            raise wrong
+        return int(value)
     return value
 
 
@@ -176,6 +255,10 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Experimen
                 d = yaml.safe_load(f) or {}
         except FileNotFoundError:
             raise ValueError(f"{path}: config file not found") from None
+        except PermissionError:
+            raise ValueError(f"{path}: permission denied (cannot read the config file)") from None
+        except IsADirectoryError:
+            raise ValueError(f"{path}: is a directory, not a config file") from None
         except yaml.YAMLError as exc:
             raise ValueError(f"{path}: not valid YAML ({exc})") from None
     try:

@@ -1,6 +1,6 @@
 """Training batches: feature datasets over manifest entries (:mod:`asr.manifest`) that skip
-bad entries with a warning (never a crash halfway through an epoch), and length-bucketed
-batches."""
+bad entries with a warning (never a crash halfway through an epoch), length-bucketed batches,
+and generated non-speech clips with empty transcripts (:func:`nonspeech_entries`)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,126 @@ from asr.audio import AudioError, load_audio, resample
 from asr.manifest import Entry, segment_of
 from asr.nn.features import LogMel
 from asr.frontend import FrontendConfig
-from asr.text import Tokenizer, normalize_text
+from asr.text import Tokenizer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FeatureDataset", "OnTheFlyDataset", "batch_loader", "bucket_batches", "collate"]
+__all__ = [
+    "FeatureDataset", "OnTheFlyDataset", "batch_loader", "bucket_batches", "collate",
+    "NONSPEECH_KINDS", "nonspeech_entries", "nonspeech_wave",
+]
+
+# Generated non-speech clips (train.nonspeech_fraction): what they sound like. Each is an
+# Entry whose ``extra["nonspeech"]`` says how to make its audio again (kind, seed, index), so
+# every process and worker builds the same clip without files, and whose transcript is empty:
+# its CTC target is the all-blank path, which teaches the model to say nothing.
+NONSPEECH_KINDS = ("silence", "white", "pink", "brown", "dc", "tone", "square", "hum", "clicks", "sweep")
+_NONSPEECH_STREAM = 0x6E73  # keeps the clips' random numbers apart from other uses of the seed
+
+
+def nonspeech_entries(entries: Sequence[Entry], fraction: float, seed: int) -> list[Entry]:
+    """``round(fraction * len(entries))`` entries for generated non-speech clips, the kinds of
+    :data:`NONSPEECH_KINDS` in turn, each lasting as long as a random utterance of ``entries``
+    times 0.8-1.25 (kept within the corpus's shortest and longest). Deterministic for ``seed``;
+    clip ``i`` is the same whatever the fraction. Their text is empty: the datasets give them
+    an empty target (a real utterance with an empty transcript is still skipped)."""
+    n = int(round(fraction * len(entries)))
+    if n <= 0 or not entries:
+        return []
+    durations = np.array([e.duration for e in entries], dtype=np.float64)
+    lo, hi = float(durations.min()), float(durations.max())
+    rng = np.random.default_rng([seed, _NONSPEECH_STREAM])
+    out = []
+    for i in range(n):
+        kind = NONSPEECH_KINDS[i % len(NONSPEECH_KINDS)]
+        d = float(np.clip(durations[rng.integers(len(durations))] * rng.uniform(0.8, 1.25), lo, hi))
+        out.append(Entry(f"<nonspeech {i}: {kind}>", d, "", extra={"nonspeech": {"kind": kind, "seed": seed, "index": i}}))
+    return out
+
+
+def _db(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A gain drawn uniformly in decibels."""
+    return float(10 ** (rng.uniform(lo, hi) / 20))
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Unit-RMS noise whose power falls as 1/f**exponent (1: pink, 2: brown)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n)
+    f[0] = f[1] if n > 1 else 1.0
+    x = np.fft.irfft(spec * f ** (-exponent / 2), n)
+    x -= x.mean()
+    return x / max(float(np.sqrt(np.mean(x**2))), 1e-12)
+
+
+def nonspeech_wave(kind: str, num_samples: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """``num_samples`` of non-speech audio of ``kind`` (one of :data:`NONSPEECH_KINDS`) at a
+    random level, as float32 within [-1, 1] (louder signals clip, as a recording would):
+
+    silence: digital zeros; white/pink/brown: noise at -80 to -5 dBFS RMS (brown -70 to -10);
+    dc: an offset of +-0.05 to 0.6 with noise at -90 to -40 dBFS; tone: a sine at 1 kHz
+    (three times in ten) or 50 Hz to 0.45 x sample_rate, peak -40 to -1 dBFS; square: a sine of
+    50 Hz to sample_rate / 4 overdriven 2-100x and clipped; hum: 50/60 Hz mains with
+    harmonics; clicks: short bursts on a quiet floor; sweep: a logarithmic chirp. All but
+    silence get a faint noise floor (-100 to -50 dBFS) half the time."""
+    n, sr = int(num_samples), float(sample_rate)
+    t = np.arange(n) / sr
+    top = 0.45 * sr
+    if kind == "silence":
+        return np.zeros(n, dtype=np.float32)
+    if kind == "white":
+        x = _db(rng, -80, -5) * rng.standard_normal(n)
+    elif kind == "pink":
+        x = _db(rng, -80, -5) * _colored_noise(rng, n, 1.0)
+    elif kind == "brown":
+        x = _db(rng, -70, -10) * _colored_noise(rng, n, 2.0)
+    elif kind == "dc":
+        x = rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.6) + _db(rng, -90, -40) * rng.standard_normal(n)
+    elif kind == "tone":
+        f = 1000.0 if rng.random() < 0.3 and top > 1000 else _log_uniform(rng, 50, top)
+        x = _db(rng, -40, -1) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+    elif kind == "square":
+        f = _log_uniform(rng, 50, sr / 4)
+        drive = _log_uniform(rng, 2, 100)
+        x = _db(rng, -30, -1) * np.clip(drive * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)), -1, 1)
+    elif kind == "hum":
+        f0 = rng.choice([50.0, 60.0]) * (1 + 0.005 * rng.standard_normal())
+        x = np.zeros(n)
+        for k in range(1, int(rng.integers(1, 12)) + 1):
+            if k * f0 < top:
+                x += rng.uniform(0.1, 1.0) / k * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi))
+        x *= _db(rng, -50, -10) / max(float(np.sqrt(np.mean(x**2))), 1e-12)
+    elif kind == "clicks":
+        x = _db(rng, -80, -50) * rng.standard_normal(n)
+        width = max(1, int(sr * 0.002))
+        burst = np.exp(-np.arange(5 * width) / width) * rng.standard_normal(5 * width)
+        for _ in range(int(rng.poisson(rng.uniform(1, 15) * n / sr)) + 1):
+            at = int(rng.integers(n))
+            piece = burst[: n - at] * _db(rng, -30, 0) * rng.choice([-1.0, 1.0])
+            x[at : at + piece.shape[0]] += piece
+    elif kind == "sweep":
+        f1, f2 = _log_uniform(rng, 50, top), _log_uniform(rng, 50, top)
+        span = max(t[-1] if n else 0.0, 1e-3)
+        freq = f1 * (f2 / f1) ** (t / span)
+        x = _db(rng, -40, -1) * np.sin(2 * np.pi * np.cumsum(freq) / sr + rng.uniform(0, 2 * np.pi))
+    else:
+        raise ValueError(f"unknown non-speech kind {kind!r}; known: {', '.join(NONSPEECH_KINDS)}")
+    if rng.random() < 0.5:
+        x = x + _db(rng, -100, -50) * rng.standard_normal(n)
+    return np.clip(x, -1.0, 1.0).astype(np.float32)
+
+
+def _load(e: Entry, sample_rate: int) -> np.ndarray:
+    """The audio of an entry: its file (or segment), or a generated non-speech clip."""
+    ns = e.extra.get("nonspeech")
+    if ns is not None:
+        rng = np.random.default_rng([int(ns["seed"]), _NONSPEECH_STREAM, int(ns["index"])])
+        return nonspeech_wave(ns["kind"], int(round(e.duration * sample_rate)), sample_rate, rng)
+    return load_audio(e.audio_filepath, sample_rate, *segment_of(e))
 
 
 def _perturb(wave: np.ndarray, speed: float, sample_rate: int) -> np.ndarray:
@@ -50,9 +165,12 @@ class _Items:
     def _target(self, tokenizer: Optional[Tokenizer], e: Entry, required: bool) -> tuple[bool, Optional[torch.Tensor]]:
         """(keep the entry?, its target ids). A transcript the tokenizer cannot encode (or an
         empty one) skips the entry when targets are ``required``; otherwise the entry stays
-        without a target (dev and test sets: still decoded and scored, not in the loss)."""
+        without a target (dev and test sets: still decoded and scored, not in the loss).
+        A generated non-speech clip (:func:`nonspeech_entries`) has an empty target."""
         if tokenizer is None:
             return True, None
+        if "nonspeech" in e.extra:  # a generated non-speech clip: CTC's all-blank path
+            return True, torch.zeros(0, dtype=torch.long)
         try:
             target = torch.tensor(tokenizer.encode(e.text), dtype=torch.long)
             if target.numel() == 0:
@@ -71,6 +189,9 @@ class _Items:
         cache: dict[str, Optional[torch.Tensor]] = {}
         self.aux_targets = []
         for e in self.entries:
+            if "nonspeech" in e.extra:  # no phones either: a valid, empty target
+                self.aux_targets.append(torch.zeros(0, dtype=torch.long))
+                continue
             if e.text not in cache:
                 try:
                     ids = tokenizer.encode(e.text)
@@ -109,7 +230,9 @@ class FeatureDataset(_Items):
     keeps them in memory. Entries whose audio cannot be read or is too short are skipped with a
     warning and counted in ``skipped``; so are those whose text the tokenizer cannot encode,
     unless ``require_targets`` is False (dev and test sets: still scored, left out of the loss).
-    ``speeds`` other than 1.0 add speed-perturbed copies (tempo and pitch, by resampling)."""
+    ``speeds`` other than 1.0 add speed-perturbed copies (tempo and pitch, by resampling).
+    Entries from :func:`nonspeech_entries` are generated instead of read, and pass through the
+    same speed perturbation and front end."""
 
     def __init__(
         self,
@@ -131,7 +254,7 @@ class FeatureDataset(_Items):
         self.skipped: list[tuple[str, str]] = []
         for e in tqdm(entries, desc=desc, disable=None if progress else True, leave=False, unit="utt"):
             try:
-                wave = load_audio(e.audio_filepath, frontend.sample_rate, *segment_of(e))
+                wave = _load(e, frontend.sample_rate)
             except AudioError as exc:
                 self._skip(e, exc.reason)
                 continue
@@ -202,7 +325,7 @@ class OnTheFlyDataset(_Items):
         """Log-mel features of item ``i`` (None, with a warning, when its audio is unusable)."""
         e, speed, fe = self.entries[i], self.speeds[i], self.frontend
         try:
-            wave = load_audio(e.audio_filepath, fe.sample_rate, *segment_of(e))
+            wave = _load(e, fe.sample_rate)
         except AudioError as exc:
             log.warning("skipping %s: %s", e.audio_filepath, exc.reason)
             return None

@@ -1,5 +1,5 @@
 """The acoustic model: global normalization -> convolutional subsampling -> a stack of
-(bi)directional GRU/LSTM layers -> a linear CTC head over the tokenizer's vocabulary.
+(bi)directional GRU/LSTM/tanh-RNN layers -> a linear CTC head over the tokenizer's vocabulary.
 
 Each recurrent layer keeps its two directions as two unidirectional RNNs, which gives one code
 path for three ways of running the same weights:
@@ -29,7 +29,10 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-__all__ = ["ModelConfig", "CTCModel"]
+__all__ = ["ModelConfig", "CTCModel", "RNN_TYPES"]
+
+# model.rnn_type -> the PyTorch layer of one direction; "rnn" is the plain tanh recurrence
+RNN_TYPES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
 
 @dataclass
@@ -44,7 +47,8 @@ class ModelConfig:
     # Both use non-overlapping time kernels, so chunked streaming stays exact.
     subsampling_conv: str = "1d"
     conv_channels: int = 32  # "2d" only: channels of each Conv2d stage
-    rnn_type: str = "gru"  # "gru" or "lstm"
+    # "gru", "lstm" or "rnn" (a plain tanh RNN, no gates: the baseline that shows what gates change)
+    rnn_type: str = "gru"
     hidden_size: int = 256  # per direction
     num_layers: int = 3
     bidirectional: bool = True
@@ -65,6 +69,14 @@ class ModelConfig:
     inter_vocab_size: int = 0  # its output units: 0 = the model's own; else set from data.aux_lexicon (phones)
 
     def validate(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValueError("invalid ModelConfig: " + "; ".join(problems))
+
+    def problems(self, vocab: bool = True) -> list[str]:
+        """What is wrong with these settings, each problem naming its field first. ``vocab``
+        False leaves out vocab_size, which the tokenizer sets when training starts, so an
+        experiment's config is checked as soon as it is read."""
         problems = []
         if self.subsampling not in (1, 2, 4, 8):
             problems.append(f"subsampling must be 1, 2, 4 or 8, got {self.subsampling}")
@@ -74,15 +86,18 @@ class ModelConfig:
             problems.append("subsampling_conv '2d' needs subsampling >= 2")
         if self.subsampling_conv == "2d" and self.conv_channels <= 0:
             problems.append(f"conv_channels must be positive, got {self.conv_channels}")
-        if self.rnn_type not in ("gru", "lstm"):
-            problems.append(f"rnn_type must be 'gru' or 'lstm', got {self.rnn_type!r}")
-        if self.vocab_size < 2:
+        if self.rnn_type not in RNN_TYPES:
+            problems.append(f"rnn_type must be 'gru', 'lstm' or 'rnn', got {self.rnn_type!r}")
+        if vocab and self.vocab_size < 2:
             problems.append(f"vocab_size must be at least 2 (blank + one symbol), got {self.vocab_size}")
+        if self.inter_vocab_size < 0:
+            problems.append(f"inter_vocab_size must be >= 0, got {self.inter_vocab_size}")
         for name in ("input_dim", "conv_dim", "hidden_size", "num_layers"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        if self.chunk_size < 0 or self.right_context < 0:
-            problems.append("chunk_size and right_context must be >= 0")
+        for name in ("chunk_size", "right_context"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.right_context and not self.bidirectional:
             problems.append("right_context needs a bidirectional model (a unidirectional one streams exactly without it)")
         if self.right_context and not self.chunk_size:
@@ -93,8 +108,7 @@ class ModelConfig:
             problems.append(f"inter_ctc_layer must be in [0, num_layers), got {self.inter_ctc_layer}")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
-        if problems:
-            raise ValueError("invalid ModelConfig: " + "; ".join(problems))
+        return problems
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -180,13 +194,13 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
 
 
-State = Optional[object]  # GRU: h (1, B, H); LSTM: (h, c)
+State = Optional[object]  # GRU and tanh RNN: h (1, B, H); LSTM: (h, c)
 
 
 class RecurrentLayer(nn.Module):
     def __init__(self, rnn_type: str, input_dim: int, hidden: int, bidirectional: bool):
         super().__init__()
-        cls = nn.GRU if rnn_type == "gru" else nn.LSTM
+        cls = RNN_TYPES[rnn_type]
         self.fwd = cls(input_dim, hidden, batch_first=True)
         self.bwd = cls(input_dim, hidden, batch_first=True) if bidirectional else None
 
@@ -299,9 +313,9 @@ class CTCModel(nn.Module):
         return torch.cat(outs, dim=1)
 
     def initial_state(self, batch: int = 1) -> list[torch.Tensor]:
-        """Zero streaming state: [h] for GRU, [h, c] for LSTM, each (num_layers, B, hidden)."""
+        """Zero streaming state: [h] for GRU and tanh RNN, [h, c] for LSTM, each (num_layers, B, hidden)."""
         z = torch.zeros(self.cfg.num_layers, batch, self.cfg.hidden_size)
-        return [z] if self.cfg.rnn_type == "gru" else [z, z.clone()]
+        return [z, z.clone()] if self.cfg.rnn_type == "lstm" else [z]
 
     def stream_step(self, feats: torch.Tensor, lengths: torch.Tensor, *state: torch.Tensor):
         """One streaming step on raw log-mel features of a window of (C + R) * subsampling

@@ -27,11 +27,13 @@ from asr.nn import distributed
 from asr.nn.checkpoint import build_model, checkpoint_paths, epoch_checkpoints, load_checkpoint, save_checkpoint
 from asr.nn.config import ExperimentConfig
 from asr.manifest import read_manifest
-from asr.nn.data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches
+from asr.nn.data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, nonspeech_entries
 from asr.decoding.greedy import greedy_ids
 from asr.nn.features import compute_stats, spec_augment, vtlp
 from asr.metrics import ErrorStats, error_stats
 from asr.nn.model import CTCModel, utterance_cmn
+from asr.nn.monitor import TrainingMonitor, require_tensorboard
+from asr.nn.diagnostics import layer_grad_norms, part_of
 from asr.text import PhoneTokenizer, Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ __all__ = ["train", "decode_dataset", "dataset_log_probs", "TrainResult"]
 LOG_FIELDS = [
     "epoch", "step", "train_loss", "lr", "grad_norm", "dev_loss", "dev_wer", "dev_cer",
     "epoch_seconds", "audio_seconds", "audio_sec_per_sec",
+    "clip_rate", "grad_norm_max",  # share of steps whose gradient norm exceeded train.grad_clip; the largest norm
 ]
 
 
@@ -103,8 +106,12 @@ class _CsvLog:
     def __init__(self, path: str):
         self.path = path
         new = not os.path.exists(path)
+        fields = LOG_FIELDS
+        if not new:  # a run resumed from an older version keeps its file's columns
+            with open(path, newline="", encoding="utf-8") as f:
+                fields = next(csv.reader(f), None) or LOG_FIELDS
         self.f = open(path, "a", newline="", encoding="utf-8")
-        self.w = csv.DictWriter(self.f, fieldnames=LOG_FIELDS)
+        self.w = csv.DictWriter(self.f, fieldnames=fields, extrasaction="ignore")
         if new:
             self.w.writeheader()
 
@@ -118,7 +125,7 @@ class _CsvLog:
 
 def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train (resume with ``resume``); under torchrun, data-parallel over all processes (see
-    :mod:`asr.distributed`): rank 0 logs, evaluates and writes checkpoints."""
+    :mod:`asr.nn.distributed`): rank 0 logs, evaluates and writes checkpoints."""
     tc = cfg.train
     torch.set_num_threads(max(1, tc.num_threads))
     dist = distributed.setup(tc.device)
@@ -135,6 +142,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
     device = dist.device
     if not dist.is_main:  # one voice in the log: rank 0's
         log.setLevel(logging.WARNING)
+    if tc.tensorboard and dist.is_main:
+        require_tensorboard()  # before any work
     if tc.precision == "fp16" and device.type != "cuda":
         log.warning("train.precision=fp16 on %s runs (so it can be tested) but is slower than fp32 there; "
                     "it is meant for GPUs", device)
@@ -155,6 +164,10 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
     torch.manual_seed(tc.seed)
     train_entries = read_manifest(cfg.data.train)
     tokenizer = tokenizer_from_dict(state["tokenizer"]) if state else _build_tokenizer(cfg, train_entries)
+    nonspeech = nonspeech_entries(train_entries, tc.nonspeech_fraction, tc.seed)  # after the tokenizer: real text only
+    if nonspeech:
+        log.info("train.nonspeech_fraction %g: %d generated non-speech clips with empty transcripts", tc.nonspeech_fraction, len(nonspeech))
+        train_entries = train_entries + nonspeech
     if tc.precompute_features:
         train_ds = FeatureDataset(train_entries, cfg.frontend, tokenizer, progress, desc="train features",
                                   speeds=tuple(tc.speed_perturb))
@@ -219,6 +232,10 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
         scaler.load_state_dict(state["scaler"])
     augment = partial(spec_augment, cfg=tc.specaugment) if tc.specaugment else None
     csv_log = _CsvLog(os.path.join(exp_dir, "log.csv")) if dist.is_main else None
+    monitor = None
+    if dist.is_main:  # steps.csv, gates.csv, TensorBoard (asr.nn.monitor)
+        parts = list(dict.fromkeys(part_of(n) for n, _ in model.named_parameters()))
+        monitor = TrainingMonitor(exp_dir, parts, tc.grad_clip, tc.tensorboard, tc.gate_stats_utts if dev_ds else 0)
 
     def save_last():
         if dist.is_main:
@@ -292,6 +309,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
                         audio += float(batch["lengths"].sum()) * cfg.frontend.frame_shift_s
                 if scaler is not None:
                     scaler.unscale_(opt)
+                part_norms = layer_grad_norms(model) if monitor is not None else {}
                 gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip))
                 if scaler is not None:
                     scaler.step(opt)  # skips the step itself when the gradient overflowed
@@ -300,6 +318,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
                     opt.step()
                 else:
                     log.warning("step %d: non-finite gradient norm, update skipped", prog["step"])
+                if monitor is not None:
+                    monitor.step(epoch + 1, prog["step"] + 1, loss_value, sched.get_last_lr()[0], gnorm, part_norms)
                 sched.step()
                 prog["step"] += 1
                 prog["batch"] = g + group
@@ -322,7 +342,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
             row = {"epoch": epoch + 1, "step": prog["step"], "train_loss": loss_sum / max(1, n_steps),
                    "lr": sched.get_last_lr()[0], "grad_norm": norm_sum / max(1, n_steps),
                    "epoch_seconds": seconds, "audio_seconds": audio,
-                   "audio_sec_per_sec": audio / seconds if seconds else 0.0}
+                   "audio_sec_per_sec": audio / seconds if seconds else 0.0,
+                   **(monitor.epoch_stats() if monitor is not None else {})}
             improved = True
             if dev_ds is not None and len(dev_ds):
                 refs, hyps, dev_loss = decode_dataset(model, dev_ds, tokenizer, device=device)
@@ -335,8 +356,12 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
                     prog.update(best_key=list(key), best_wer=st.wer, best_epoch=epoch + 1)
             if csv_log is not None:
                 csv_log.write(row)
-            log.info("epoch %d/%d: loss %.4f, lr %.2e, grad norm %.2f%s, %.1f s (%.0f audio s/s)",
+            if monitor is not None:
+                monitor.epoch(epoch + 1, prog["step"], row, model, dev_ds, tokenizer)
+            log.info("epoch %d/%d: loss %.4f, lr %.2e, grad norm %.2f%s%s, %.1f s (%.0f audio s/s)",
                      epoch + 1, tc.epochs, row["train_loss"], row["lr"], row["grad_norm"],
+                     f" (max {row['grad_norm_max']:.2f}, clipped in {100 * row['clip_rate']:.0f}% of steps)"
+                     if "clip_rate" in row else "",
                      f", dev WER {row['dev_wer']:.2f}% CER {row['dev_cer']:.2f}%" if "dev_wer" in row else "",
                      seconds, row["audio_sec_per_sec"])
             prog["epoch"], prog["batch"] = epoch + 1, 0
@@ -360,6 +385,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
         stop.restore()
         if csv_log is not None:
             csv_log.close()
+        if monitor is not None:
+            monitor.close()
     return TrainResult(exp_dir, paths["best"], prog["best_wer"], prog["epoch"], prog["train_seconds"], prog["audio_seconds"])
 
 

@@ -14,20 +14,32 @@
 #   4  evaluate  dev, the final epoch's model: greedy, beam search, beam search + word LM,
 #                + character LM, + both (LM weights and word bonus tuned on dev by grid search)
 #   5  export    ONNX offline graph; the runtime decodes dev with both LMs as a check
+#   6  train-lc  the latency-controlled (streamable) model into $lc_exp: chunks of 16 model
+#                frames (640 ms) + 4 of right context, chunk sizes 8/16/32 during training,
+#                no utterance mean normalization (a stream cannot know the mean before it ends)
+#   7  eval-lc   dev at C = 16: greedy, beam search with both LMs (weights tuned on dev)
+#   8  stream    its streaming graph $lc_exp/stream.onnx; the streaming runtime decodes dev
+#                greedily and with both LMs (what `asr serve` and `asr-stream` serve)
 #
 # Usage: recipes/speechocean762/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR]
 #                                      [--corpus-dir DIR] [--nproc N]
-#                                      [--checkpoint last.pt|avg.pt|best.pt] [key=value ...]
-# --checkpoint: the model of $exp that stages 4 and 5 decode and export. Trailing key=value
-# arguments override conf.yaml.
+#                                      [--checkpoint last.pt|avg.pt|best.pt] [--lc-exp DIR]
+#                                      [key=value ...]
+# --checkpoint: the model of $exp that stages 4 and 5 decode and export (stages 7 and 8 use the
+# final epoch of $lc_exp, default $exp/lc). Trailing key=value arguments override conf.yaml
+# (in both trainings).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source recipes/lib.sh
 
-stage=0 stop_stage=5 exp=exp/speechocean762 data=data/speechocean762 corpus_dir="" nproc=auto
+stage=0 stop_stage=8 exp=exp/speechocean762 data=data/speechocean762 corpus_dir="" nproc=auto
 checkpoint=last.pt  # averaging the last epochs did not help here (README); avg.pt is scored in stage 3
-options+=(nproc checkpoint)
+lc_exp=""
+options+=(nproc checkpoint lc_exp)
 parse_args "$@"
+lc_exp=${lc_exp:-$exp/lc}
+# the latency-controlled model: what conf.yaml trains, cut into chunks (README, "Streaming model")
+LC=(model.chunk_size=16 model.right_context=4 "train.chunk_sizes=[8,16,32]" model.utterance_cmn=false)
 mkdir -p "$exp"
 t_start=$SECONDS
 stage_time() { echo "   stage $1 took $(( SECONDS - $2 )) s (total $(( SECONDS - t_start )) s)" | tee -a "$exp/timing.txt"; }
@@ -47,9 +59,9 @@ if run_stage 1; then
   stage_time 1 $t
 fi
 
+[ "$nproc" = auto ] && nproc=$("$PY" -c 'import torch; print(1 if torch.cuda.is_available() else 2)')
 if run_stage 2; then
   t=$SECONDS
-  [ "$nproc" = auto ] && nproc=$("$PY" -c 'import torch; print(1 if torch.cuda.is_available() else 2)')
   echo "== stage 2: train into $exp ($nproc process(es))"
   OMP_NUM_THREADS=1 asr_train "$exp" --config recipes/speechocean762/conf.yaml --no-progress \
     data.train="$data/train.jsonl" data.dev="$data/dev.jsonl"
@@ -85,4 +97,31 @@ if run_stage 5; then
     --beta "$(get beta)" | tee "$exp/dev_onnx_beam_lm_charlm.txt"
   stage_time 5 $t
 fi
-echo "== done in $(( SECONDS - t_start )) s; model: $exp/model.onnx, LMs: $exp/lm.arpa, $exp/chars.arpa"
+if run_stage 6; then
+  t=$SECONDS; echo "== stage 6: train the latency-controlled model into $lc_exp ($nproc process(es))"
+  OMP_NUM_THREADS=1 asr_train "$lc_exp" --config recipes/speechocean762/conf.yaml --no-progress \
+    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" "${LC[@]}"
+  stage_time 6 $t
+fi
+
+if run_stage 7; then
+  t=$SECONDS; echo "== stage 7: evaluate $lc_exp/last.pt on $data/dev.jsonl in its chunks (C = 16, R = 4)"
+  ev=("${ASR[@]}" evaluate --checkpoint "$lc_exp/last.pt" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
+  "${ev[@]}" | tee "$lc_exp/dev_greedy.txt"
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.6,0.9,1.2 --char-lm "$exp/chars.arpa" --char-alpha 0.5,0.8 \
+    --beta 1,2.5,4 | tee "$lc_exp/dev_beam_lm_charlm.txt"
+  stage_time 7 $t
+fi
+
+if run_stage 8; then
+  t=$SECONDS; echo "== stage 8: streaming graph $lc_exp/stream.onnx; the streaming runtime decodes dev"
+  "${ASR[@]}" export --checkpoint "$lc_exp/last.pt" --out "$lc_exp/stream.onnx" --streaming
+  best=$(tail -n 1 "$lc_exp/dev_beam_lm_charlm.txt")
+  get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$best" "$1"; }
+  ev=("${ASR[@]}" evaluate --model "$lc_exp/stream.onnx" --manifest "$data/dev.jsonl" --no-progress)
+  "${ev[@]}" | tee "$lc_exp/dev_stream_greedy.txt"
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha "$(get alpha)" --char-lm "$exp/chars.arpa" \
+    --char-alpha "$(get char_alpha)" --beta "$(get beta)" | tee "$lc_exp/dev_stream_beam_lm_charlm.txt"
+  stage_time 8 $t
+fi
+echo "== done in $(( SECONDS - t_start )) s; model: $exp/model.onnx, streaming model: $lc_exp/stream.onnx, LMs: $exp/lm.arpa, $exp/chars.arpa"

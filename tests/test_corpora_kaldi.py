@@ -1,4 +1,4 @@
-"""asr prepare kaldi / asr prepare manifest: data from other toolkits, checked and rewritten."""
+"""asr prepare kaldi: a Kaldi data folder (wav.scp, text, segments, utt2spk) checked and rewritten as a manifest."""
 
 import json
 import logging
@@ -9,9 +9,9 @@ import soundfile as sf
 
 from asr import cli
 from asr.audio import load_audio
+from asr.frontend import FrontendConfig
 from asr.manifest import read_manifest, segment_of
 from asr.nn.data import FeatureDataset
-from asr.frontend import FrontendConfig
 
 SR = 16000
 
@@ -110,36 +110,3 @@ def test_kaldi_errors(tmp_path, capsys):
     assert "asr prepare kaldi needs a Kaldi data folder" in capsys.readouterr().err
     assert cli.main(["prepare", "an4", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "a source path applies to kaldi and manifest only" in capsys.readouterr().err
-
-
-def test_nemo_manifest(tmp_path, caplog, capsys):
-    audio = tmp_path / "nemo" / "wavs"
-    audio.mkdir(parents=True)
-    ramp(audio / "a.wav", 1.0)
-    lines = [
-        {"audio_filepath": "wavs/a.wav", "duration": 1.0, "text": "whole file", "lang": "en"},
-        {"audio_filepath": str(audio / "a.wav"), "offset": 0.25, "duration": 0.5, "text": "a segment", "speaker": 7},
-        "{broken json",
-        {"audio_filepath": "wavs/a.wav", "text": "no duration"},
-        {"audio_filepath": "wavs/missing.wav", "duration": 1.0, "text": "missing"},
-        {"audio_filepath": "wavs/a.wav", "duration": 1.0, "text": " ... "},
-        {"audio_filepath": "wavs/a.wav", "offset": 0.8, "duration": 0.5, "text": "past the end"},
-        {"audio_filepath": "wavs/a.wav", "offset": "0.1", "duration": 0.5, "text": "offset as text"},
-    ]
-    src = tmp_path / "nemo" / "train_manifest.json"
-    src.write_text("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines) + "\n\n")
-    with caplog.at_level(logging.WARNING):
-        assert cli.main(["prepare", "manifest", str(src), "--out", str(tmp_path / "out")]) == 0
-    assert "train_manifest 2, skipped 6" in capsys.readouterr().out
-    log = caplog.text
-    assert "train_manifest.json:3: skipping: not valid JSON" in log
-    assert "train_manifest.json:4: skipping: missing field 'duration'" in log
-    assert "train_manifest.json:5: skipping: audio file not found" in log
-    assert "train_manifest.json:6: skipping: empty transcript" in log
-    assert "train_manifest.json:7: skipping: segment ends 1.3 s, past the end of" in log
-    assert "train_manifest.json:8: skipping: field 'offset' must be a number of seconds" in log
-    got = read(tmp_path / "out" / "train_manifest.jsonl")
-    assert got[0] == {"audio_filepath": str(audio / "a.wav"), "duration": 1.0, "text": "whole file", "lang": "en"}
-    assert got[1] == {"audio_filepath": str(audio / "a.wav"), "duration": 0.5, "offset": 0.25, "text": "a segment", "speaker": "7"}
-    assert cli.main(["prepare", "manifest", str(tmp_path / "nope.json"), "--out", str(tmp_path / "out")]) == 2
-    assert "nope.json: manifest not found" in capsys.readouterr().err

@@ -1,0 +1,82 @@
+"""asr.cli.transcribe (`asr transcribe`): '-' reads a file from standard input, pipes given
+by path are refused (not waited on), and the decoding options reach the recognizer, with a
+checkpoint and with an exported model."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+import asr
+from asr import cli
+from asr.decoding.lm import train_ngram
+from asr.decoding.options import DecodingOptions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(asr.__file__)))  # the asr these tests import
+
+
+def run_asr(args, **kwargs):
+    """`asr ARGS` in a child process, bounded in time so that waiting on a pipe fails the test."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "asr", *args], capture_output=True, timeout=90, env=env, cwd=ROOT,
+                          **kwargs)
+
+
+@pytest.fixture(scope="module")
+def arpa(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("lm") / "lm.arpa")
+    train_ngram(["abc ca", "cab b", "a b c", "ab ab"], order=2).write_arpa(path)
+    return path
+
+
+def test_standard_input_gives_the_files_text(models, wavs):
+    path = models.get("gru-offline")[0]
+    rec = asr.load_model(path)
+    for key in ("a", "b"):  # 8 kHz mono; 16 kHz stereo
+        with open(wavs[key], "rb") as f:
+            data = f.read()
+        proc = run_asr(["transcribe", "--model", path, "-"], input=data)
+        assert proc.returncode == 0, proc.stderr.decode()
+        want = rec.transcribe(wavs[key]).text
+        assert want and proc.stdout.decode() == f"-\t{want}\n"
+    proc = run_asr(["transcribe", "--model", path, "--format", "json", "-"], input=data)
+    d = json.loads(proc.stdout)
+    assert d["path"] == "-" and d["text"] == want and d["duration"] == rec.transcribe(wavs["b"]).duration
+    proc = run_asr(["transcribe", "--model", path, "-"], input=b"")
+    assert proc.returncode == 1 and "error: <stdin>: standard input is empty" in proc.stderr.decode()
+
+
+def test_a_fifo_path_is_refused_with_its_own_message(models, wavs, tmp_path):
+    path = models.get("gru-offline")[0]
+    fifo = str(tmp_path / "mic.pipe")
+    os.mkfifo(fifo)  # nobody writes to it: opening it would wait forever
+    proc = run_asr(["transcribe", "--model", path, fifo, wavs["a"]])
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert f"error: {fifo}: is a pipe (FIFO): to read a stream, give '-'" in err
+    assert "empty" not in err and "0 bytes" not in err  # a pipe is not an empty file
+    assert proc.stdout.decode() == f"{wavs['a']}\t{asr.load_model(path).transcribe(wavs['a']).text}\n"
+
+
+@pytest.mark.parametrize("source", ["--model", "--checkpoint"])
+def test_decoding_options_reach_the_recognizer(source, models, wavs, arpa, tmp_path, capsys):
+    onnx_path = models.get("gru-offline")[0]
+    path = onnx_path if source == "--model" else onnx_path[: -len(".onnx")] + ".pt"
+    greedy = asr.load_model(path).transcribe(wavs["a"]).text
+    hot = tmp_path / "hot.txt"
+    hot.write_text("cab\t50\n")
+    cases = [
+        (["--hotword", "cab", "--hotword-weight", "50"], DecodingOptions(hotwords={"cab": math.nan}, hotword_weight=50.0)),
+        (["--hotwords", str(hot)], DecodingOptions(hotwords_file=str(hot))),
+        (["--lm", arpa, "--alpha", "3"], DecodingOptions(lm=arpa, alpha=3.0)),
+        (["--beam-size", "1", "--beta", "3"], DecodingOptions(beam_size=1, beta=3.0)),
+    ]
+    for flags, options in cases:
+        assert cli.main(["transcribe", source, path, "--format", "json", *flags, wavs["a"]]) == 0
+        d = json.loads(capsys.readouterr().out)
+        want = asr.load_model(path, options).transcribe(wavs["a"])
+        assert (d["text"], d["words"]) == (want.text, [w.__dict__ for w in want.words]), flags
+        assert want.text != greedy, flags  # these options change the text here, so dropping them shows

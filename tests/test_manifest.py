@@ -1,0 +1,74 @@
+"""asr.manifest: a byte-order mark is allowed, malformed lines (bad JSON, wrong fields, bytes
+that are not UTF-8) are named by file and line, counted and skipped, and the others kept."""
+
+import json
+import logging
+
+import pytest
+
+from asr.manifest import ManifestError, read_manifest
+
+
+def line(path, text, duration=1.0):
+    return json.dumps({"audio_filepath": path, "duration": duration, "text": text}, ensure_ascii=False)
+
+
+def test_a_byte_order_mark_keeps_the_first_utterance(tmp_path):
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + line("a.wav", "first").encode() + b"\n")  # one line, with a BOM
+    problems = []
+    (entry,) = read_manifest(p, problems=problems)
+    assert entry.text == "first" and entry.audio_filepath == str(tmp_path / "a.wav") and problems == []
+    p.write_bytes(b"\xef\xbb\xbf" + "\n".join([line("a.wav", "first"), line("b.wav", "second")]).encode())
+    assert [e.text for e in read_manifest(p, strict=True)] == ["first", "second"]
+    p.write_text(line("a.wav", "plain"), encoding="utf-8-sig")  # what Windows editors write
+    assert [e.text for e in read_manifest(p, strict=True)] == ["plain"]
+
+
+def test_a_byte_order_mark_inside_the_file_is_not_silently_accepted(tmp_path):
+    p = tmp_path / "m.jsonl"
+    p.write_bytes((line("a.wav", "ok") + "\n").encode() + b"\xef\xbb\xbf" + line("b.wav", "x").encode() + b"\n")
+    problems = []
+    assert [e.text for e in read_manifest(p, problems=problems)] == ["ok"]
+    assert [n for n, _ in problems] == [2]
+
+
+def test_a_line_that_is_not_utf8_is_named_and_the_others_kept(tmp_path, caplog):
+    p = tmp_path / "latin1.jsonl"
+    bad = line("b.wav", "café").encode("latin-1")  # é as the single byte 0xe9
+    p.write_bytes(b"\n".join([line("a.wav", "one").encode(), bad, line("c.wav", "naïve").encode()]) + b"\n")
+    problems = []
+    with caplog.at_level(logging.WARNING):
+        got = read_manifest(p, problems=problems)
+    assert [e.text for e in got] == ["one", "naïve"]  # UTF-8 text elsewhere is read as such
+    (lineno, reason), = problems
+    assert lineno == 2 and reason.startswith("not UTF-8 (byte 0xe9 at column")
+    assert f"{p}:2: skipping malformed line: not UTF-8 (byte 0xe9" in caplog.text
+    assert "skipped 1 malformed line(s), kept 2" in caplog.text
+    with pytest.raises(ManifestError, match=r"latin1\.jsonl:2: not UTF-8 \(byte 0xe9"):
+        read_manifest(p, strict=True)
+
+
+def test_malformed_lines_are_counted_in_problems(tmp_path):
+    p = tmp_path / "m.jsonl"
+    p.write_text("\n".join([
+        line("a.wav", "one"),
+        "{not json",
+        "",  # blank lines are not entries, nor problems
+        json.dumps({"audio_filepath": "b.wav", "text": "no duration"}),
+        line("c.wav", "three"),
+        json.dumps({"audio_filepath": "d.wav", "duration": True, "text": "bool"}),
+    ]) + "\n")
+    problems = []
+    got = read_manifest(p, problems=problems)
+    assert [e.text for e in got] == ["one", "three"]
+    assert [n for n, _ in problems] == [2, 4, 6]
+    assert "not valid JSON" in problems[0][1] and "missing field 'duration'" in problems[1][1]
+    assert "field 'duration' has type bool" in problems[2][1]
+
+
+def test_only_malformed_lines_is_an_error(tmp_path):
+    p = tmp_path / "m.jsonl"
+    p.write_bytes(b"\xff\xfe\n{oops\n")
+    with pytest.raises(ManifestError, match=r"m\.jsonl: no valid entries \(2 malformed line\(s\)\)"):
+        read_manifest(p)
