@@ -20,7 +20,7 @@ import soundfile as sf
 import soxr
 
 __all__ = ["AudioError", "AudioInput", "STDIN", "load_audio", "read_audio", "read_input", "as_samples", "check_rate",
-           "resample", "to_mono", "check_finite", "RESAMPLE_QUALITY"]
+           "resample", "to_mono", "check_finite", "RESAMPLE_QUALITY", "AudioBlocks", "audio_blocks"]
 
 AudioInput = Union[str, os.PathLike, np.ndarray]
 STDIN = "-"  # the path that means standard input
@@ -86,6 +86,37 @@ def check_rate(sample_rate, source: str) -> int:
     return int(sample_rate)
 
 
+def _open_source(path: str) -> tuple[object, str]:
+    """An open binary file for ``path`` (standard input is read whole into memory), and the name
+    errors give; raises :class:`AudioError` for what is not a readable file. The caller closes it."""
+    if path == STDIN:
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise AudioError("<stdin>", "standard input is empty")
+        return io.BytesIO(data), "<stdin>"
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise AudioError(path, "file not found") from None
+    except PermissionError:
+        raise AudioError(path, "permission denied") from None
+    except OSError as exc:
+        raise AudioError(path, f"cannot access ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError(path, "is a directory, not an audio file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
+        raise AudioError(path, f"is {kind}: to read a stream, give '-' and redirect it to standard input")
+    if st.st_size == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    try:  # opened here, so a refused open says why (libsndfile would say "System error.")
+        return open(path, "rb"), path
+    except PermissionError:
+        raise AudioError(path, "permission denied") from None
+    except OSError as exc:
+        raise AudioError(path, f"cannot open ({exc.strerror or exc})") from None
+
+
 def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[float] = None) -> tuple[np.ndarray, int]:
     """Read ``path`` (wav, flac, ogg, mp3, ... any channel count; ``-`` = standard input) as
     mono float32 samples at the file's own rate: ``(samples, rate)``. With ``offset`` and/or
@@ -93,36 +124,9 @@ def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[
     why (pipes and devices are refused rather than waited on: read them as ``-``)."""
     path = os.fspath(path)
     segment = offset > 0 or duration is not None
-    if path == STDIN:
-        if segment:
-            raise AudioError(path, "a segment (offset/duration) cannot be read from standard input")
-        data = sys.stdin.buffer.read()
-        if not data:
-            raise AudioError("<stdin>", "standard input is empty")
-        source: object = io.BytesIO(data)
-        path = "<stdin>"
-    else:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise AudioError(path, "file not found") from None
-        except PermissionError:
-            raise AudioError(path, "permission denied") from None
-        except OSError as exc:
-            raise AudioError(path, f"cannot access ({exc.strerror or exc})") from None
-        if stat.S_ISDIR(st.st_mode):
-            raise AudioError(path, "is a directory, not an audio file")
-        if not stat.S_ISREG(st.st_mode):
-            kind = "a pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
-            raise AudioError(path, f"is {kind}: to read a stream, give '-' and redirect it to standard input")
-        if st.st_size == 0:
-            raise AudioError(path, "file is empty (0 bytes)")
-        try:  # opened here, so a refused open says why (libsndfile would say "System error.")
-            source = open(path, "rb")
-        except PermissionError:
-            raise AudioError(path, "permission denied") from None
-        except OSError as exc:
-            raise AudioError(path, f"cannot open ({exc.strerror or exc})") from None
+    if path == STDIN and segment:
+        raise AudioError(path, "a segment (offset/duration) cannot be read from standard input")
+    source, path = _open_source(path)
     try:
         if not segment:
             samples, file_rate = sf.read(source, dtype="float32", always_2d=True)
@@ -141,8 +145,7 @@ def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[
             raise
         raise AudioError(path, f"cannot decode audio ({exc})") from None
     finally:
-        if hasattr(source, "close"):
-            source.close()
+        source.close()
     if samples.shape[0] == 0:
         raise AudioError(path, "contains no audio samples" + (f" from {offset:g} s" if segment else ""))
     samples = to_mono(samples)
@@ -187,3 +190,93 @@ def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     if samples.ndim != 1:
         raise ValueError(f"resample() takes a 1-D signal, got shape {samples.shape}")
     return soxr.resample(samples, orig_rate, new_rate, quality=RESAMPLE_QUALITY)
+
+
+class AudioBlocks:
+    """A file (any format soundfile reads; ``-`` = standard input, which is read whole) or a 1-D
+    array, as consecutive blocks of about ``block_s`` seconds of mono float32 samples at ``rate``
+    (default: the input's own), resampled in a stream: a file of any length is read in bounded
+    memory. ``duration`` (seconds) and ``rate`` are known before the first block; iterate once
+    or many times (each pass reads the file again). Raises :class:`AudioError` naming the input."""
+
+    def __init__(self, item: AudioInput, rate: Optional[int] = None, block_s: float = 10.0,
+                 sample_rate: Optional[int] = None, name: str = "input 0"):
+        if not block_s > 0:
+            raise ValueError(f"block_s must be positive, got {block_s}")
+        self._array: Optional[np.ndarray] = None
+        self._path: Optional[str] = None
+        self._stdin: Optional[io.BytesIO] = None
+        if isinstance(item, (str, os.PathLike)):
+            source, self.name = _open_source(os.fspath(item))
+            try:
+                info = self._guard(lambda: sf.info(source))
+            finally:
+                if isinstance(source, io.BytesIO):
+                    self._stdin = source
+                else:
+                    source.close()
+                    self._path = os.fspath(item)
+            self.input_rate, frames = int(info.samplerate), int(info.frames)
+            if frames <= 0:
+                raise AudioError(self.name, "contains no audio samples")
+        else:
+            self.name = name
+            self._array = as_samples(item, name)
+            self.input_rate = check_rate(sample_rate, name) if sample_rate is not None else (rate or 0)
+            if not self.input_rate:
+                raise AudioError(name, "an array needs its sample rate")
+            frames = self._array.size
+        self.rate = int(rate or self.input_rate)
+        self.duration = frames / self.input_rate
+        self.block_frames = max(1, int(round(block_s * self.input_rate)))
+
+    def _guard(self, fn):
+        try:
+            return fn()
+        except AudioError:
+            raise
+        except PermissionError:
+            raise AudioError(self.name, "permission denied") from None
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
+            raise AudioError(self.name, f"cannot decode audio ({exc})") from None
+
+    def _input_blocks(self):
+        if self._array is not None:
+            for i in range(0, self._array.size, self.block_frames):
+                yield self._array[i : i + self.block_frames]
+            return
+        if self._stdin is not None:
+            self._stdin.seek(0)
+            source = self._stdin
+        else:
+            source, _ = _open_source(self._path)
+        try:
+            with self._guard(lambda: sf.SoundFile(source)) as f:
+                while True:
+                    block = self._guard(lambda: f.read(self.block_frames, dtype="float32", always_2d=True))
+                    if block.shape[0] == 0:
+                        return
+                    block = to_mono(block)
+                    check_finite(block, self.name)
+                    yield block
+        finally:
+            if self._stdin is None:
+                source.close()
+
+    def __iter__(self):
+        from asr.runtime.resampler import StreamingResampler
+
+        resampler = StreamingResampler(self.input_rate, self.rate)
+        for block in self._input_blocks():
+            out = resampler.accept(block)
+            if out.size:
+                yield np.ascontiguousarray(out, dtype=np.float32)
+        out = resampler.flush()
+        if out.size:
+            yield out
+
+
+def audio_blocks(item: AudioInput, rate: Optional[int] = None, block_s: float = 10.0,
+                 sample_rate: Optional[int] = None, name: str = "input 0") -> AudioBlocks:
+    """:class:`AudioBlocks`: ``item`` in blocks of ``block_s`` seconds at ``rate``."""
+    return AudioBlocks(item, rate, block_s, sample_rate, name)

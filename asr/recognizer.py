@@ -16,15 +16,20 @@ than one model frame has no frames and gives empty text; the input rules are tho
 from __future__ import annotations
 
 import os
-from typing import Iterable, Mapping, Optional, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Protocol, Sequence, Union
 
 import numpy as np
 
-from asr.audio import AudioError, AudioInput, read_input
+from asr.audio import STDIN, AudioError, AudioInput, read_input
+from asr.decoding.confidence import token_confidences
 from asr.decoding.options import Decoder, DecodingOptions
 from asr.decoding.result import Result, Utterance, words_from_tokens
 from asr.frontend import FrontendConfig
 from asr.text import Tokenizer
+from asr.vad import VadOptions
+
+if TYPE_CHECKING:
+    from asr.longform import LongFormOptions
 
 __all__ = ["Backend", "Recognizer", "load_model"]
 
@@ -88,16 +93,77 @@ class Recognizer:
         the recognizer's (e.g. one point of a grid search)."""
         path = (decoder or self.decoder)(log_probs, hotwords=hotwords)
         shift = self.frame_shift_s
-        text, words = words_from_tokens(self.tokenizer, path, shift)
+        text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(log_probs, path))
         utt = Utterance(text, 0.0, round(log_probs.shape[0] * shift, 3), words)
         return Result(name, text, words, [utt], True, round(duration, 3))
 
-    def transcribe(self, audio: AudioInput, sample_rate: Optional[int] = None, hotwords: Hotwords = None) -> Result:
+    def transcribe(self, audio: AudioInput, sample_rate: Optional[int] = None, hotwords: Hotwords = None,
+                   long_form: Optional[bool] = None, options: "Optional[LongFormOptions]" = None,
+                   progress: Optional[Callable[[float], None]] = None) -> Result:
         """One file (any format soundfile reads; ``-`` = standard input) or 1-D array at
-        ``sample_rate`` (default: the model's). Raises :class:`AudioError` naming the input."""
+        ``sample_rate`` (default: the model's). Raises :class:`AudioError` naming the input.
+
+        An input longer than :data:`asr.longform.LONG_FORM_MIN_S` seconds (or any, with
+        ``long_form=True``) is read in blocks and decoded segment by segment after voice activity
+        detection, in bounded memory (:mod:`asr.longform`; ``options``: its
+        :class:`~asr.longform.LongFormOptions`, ``progress(seconds_read)``): one utterance per
+        speech segment (or endpoint), none for silence. ``long_form=False``: the whole input in
+        one call, as one utterance."""
+        from asr import longform
+
+        if long_form is None and isinstance(audio, (str, os.PathLike)) and os.fspath(audio) != STDIN:
+            long_form = longform.audio_blocks(audio).duration > longform.LONG_FORM_MIN_S
+        if long_form:
+            return longform.transcribe_long(self, audio, sample_rate, hotwords, options, progress)
         samples, name = read_input(audio, sample_rate, self.sample_rate, "input 0")
+        if long_form is None and samples.size > longform.LONG_FORM_MIN_S * self.sample_rate:  # an array, or stdin
+            return longform.transcribe_long(self, samples, self.sample_rate, hotwords, options, progress, name)
         (lp,) = self.log_probs([samples])
         return self.decode(lp, name, samples.size / self.sample_rate, hotwords)
+
+    def align(self, audio: AudioInput, text: str, sample_rate: Optional[int] = None,
+              vad: Optional[VadOptions] = VadOptions()) -> Result:
+        """Forced alignment: the words of a known ``text`` (normalized like transcripts) with
+        their times in ``audio`` (CTC Viterbi, :mod:`asr.decoding.align`) and their confidence
+        (how sure the model is of each word where it was placed). The words are placed within
+        the speech the ``vad`` detector hears (the whole input if it hears none or the text does
+        not fit there), the first starting and the last ending where it does
+        (:func:`asr.longform.bound_words`); ``vad=None``: anywhere, by the model alone. Raises ValueError when a word cannot be spelled
+        with the model's vocabulary or the audio is too short for the text."""
+        from asr.decoding.align import AlignmentError, forced_align
+        from asr.text import normalize_text
+
+        samples, name = read_input(audio, sample_rate, self.sample_rate, "input 0")
+        try:
+            targets = self.tokenizer.encode(normalize_text(text))
+        except ValueError as exc:
+            raise ValueError(f"{name}: cannot spell the transcript with this model's vocabulary: {exc}") from None
+        (lp,) = self.log_probs([samples])
+        span = None
+        if vad is not None:
+            from asr.vad import speech_span
+
+            span = speech_span(samples, self.sample_rate, vad.replace(pad_s=0.0))
+        shift = self.frame_shift_s
+        try:
+            path = []
+            if targets and span is not None:  # within the speech, if the text fits there
+                lo, hi = int(span[0] / self.sample_rate / shift), int(np.ceil(span[1] / self.sample_rate / shift))
+                try:
+                    path = [(t, a + lo, b + lo) for t, a, b in forced_align(lp[lo:hi], targets)]
+                except AlignmentError:
+                    span = None
+            if targets and not path:
+                path = forced_align(lp, targets)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(lp, path))
+        if span is not None:
+            from asr.longform import bound_words
+
+            bound_words(words, round(span[0] / self.sample_rate, 3), round(span[1] / self.sample_rate, 3))
+        utt = Utterance(text, 0.0, round(lp.shape[0] * shift, 3), words)
+        return Result(name, text, words, [utt], True, round(samples.size / self.sample_rate, 3))
 
     def transcribe_batch(self, items: Iterable[AudioInput], sample_rate: Optional[int] = None,
                          hotwords: Hotwords = None) -> list[Result]:

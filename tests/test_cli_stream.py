@@ -34,7 +34,8 @@ def test_asr_stream_cli(models, wavs, capsys):
     assert rc == 0 and err == ""
     objs = [json.loads(line) for line in out.strip().splitlines()]
     assert objs and all(set(o) == {"path", "text", "start", "end", "words"} for o in objs)
-    assert all(set(w) == {"word", "start", "end"} for o in objs for w in o["words"])
+    assert all(set(w) == {"word", "start", "end", "confidence"} for o in objs for w in o["words"])
+    assert all(0.0 <= w["confidence"] <= 1.0 for o in objs for w in o["words"])
 
     off = models.get("gru-offline")[0]
     rc = stream_main(["--model", off, wavs["a"], wavs["b"]])

@@ -17,6 +17,7 @@ from asr.decoding.lm import train_ngram
 from asr.decoding.options import DEFAULT_BEAM, Decoder, DecodingOptions
 from asr.runtime import OnlineRecognizer
 from asr.cli.stream import main as stream_main
+from asr.decoding.confidence import token_confidences
 from asr.decoding.result import words_from_tokens
 
 from conftest import TOKENIZER
@@ -70,7 +71,9 @@ def test_offline_recognizer_with_beam_search(models, wavs, arpa):
     samples, _ = read_input(wavs["a"], None, info.sample_rate, "a")
     f = logmel(samples, info.frontend)[None]
     scores, n = graph.forward(f, np.array([f.shape[1]]))
-    text, words = words_from_tokens(TOKENIZER, Decoder(TOKENIZER, options)(scores[0, : int(n[0])]), info.frame_shift_s)
+    lp = scores[0, : int(n[0])]
+    best = Decoder(TOKENIZER, options)(lp)
+    text, words = words_from_tokens(TOKENIZER, best, info.frame_shift_s, token_confidences(lp, best))
     assert (result.text, result.words) == (text, words)
     assert all(w.end > w.start for w in result.words)
     assert greedy.text == asr.load_model(path, DecodingOptions()).transcribe(wavs["a"]).text
@@ -98,7 +101,8 @@ def test_streaming_final_text_is_beam_decoded(models, wavs):
         rec.decode_stream(stream)
     final = rec.get_result(stream)
     scores = np.concatenate(stream.log_probs)
-    text, words = words_from_tokens(TOKENIZER, align(scores), rec.info.frame_shift_s)
+    path = align(scores)
+    text, words = words_from_tokens(TOKENIZER, path, rec.info.frame_shift_s, token_confidences(scores, path))
     assert final.final and (final.text, final.words) == (text, words)
 
 

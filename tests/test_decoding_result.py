@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from asr.decoding.confidence import token_confidences
 from asr.decoding.greedy import greedy_alignment, greedy_ids
 from asr.decoding.result import CtcStreamDecoder, words_from_tokens
 from asr.text import BLANK, CharTokenizer
@@ -16,10 +17,11 @@ def test_alignment_words_and_times():
     tokens = greedy_alignment(lp)
     assert [t[0] for t in tokens] == greedy_ids(lp)
     assert tokens == [(2, 0, 1), (3, 3, 3), (1, 5, 5), (3, 7, 8), (2, 9, 10)]
-    text, words = words_from_tokens(tok, tokens, 0.04)
+    text, words = words_from_tokens(tok, tokens, 0.04, token_confidences(lp, tokens))
     assert text == "ab ba"
     assert [(w.word, w.start, w.end) for w in words] == [("ab", 0.0, 0.16), ("ba", 0.28, 0.44)]  # a word ends with its last token's run
-    # the streaming decoder gives the same, whatever the chunking
+    assert [w.confidence for w in words] == [1.0, 1.0]
+    # the streaming decoder gives the same (confidences included), whatever the chunking
     dec = CtcStreamDecoder(tok, 0.04)
     for a, b in [(0, 1), (1, 4), (4, 4), (4, 11)]:
         dec.accept(lp[a:b])

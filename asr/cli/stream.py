@@ -11,7 +11,7 @@ the stream). Output:
 
 - stdout, one line per finished utterance: ``path<TAB>start-end<TAB>text`` (seconds, two
   decimals), or with ``--json`` one object per line:
-  ``{"path", "text", "start", "end", "words": [{"word", "start", "end"}]}``;
+  ``{"path", "text", "start", "end", "words": [{"word", "start", "end", "confidence"}]}``;
 - stderr, while decoding: ``path<TAB>partial<TAB>text`` whenever the current utterance's text
   changes (``--no-partials`` turns these off), and ``error: path: reason`` for a bad file.
 

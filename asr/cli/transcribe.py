@@ -1,46 +1,132 @@
 """``asr transcribe``: files -> text, with a checkpoint or an exported model (one recognizer,
-:func:`asr.load_model`; torch-free for ONNX models)."""
+:func:`asr.load_model`; torch-free for ONNX models).
+
+Files longer than :data:`asr.longform.LONG_FORM_MIN_S` seconds (``--long-form always``: every
+file) are read in blocks, cut into speech segments by voice activity detection (``--vad``) and
+decoded batch by batch in bounded memory (:mod:`asr.longform`), with a progress bar on a
+terminal. ``--output-format`` writes transcript files (txt, json, srt, vtt, tsv or all) into
+``--output-dir`` as the utterances are decoded (:mod:`asr.writers`)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-from asr.cli.options import add_decoding_args, decoding_options, model_path
+from asr.cli.options import add_decoding_args, decoding_options, model_path, positive
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub) -> None:
+    from asr.vad import METHODS, VadOptions
+    from asr.writers import FORMATS, SubtitleOptions
+
     sp = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3; any rate and channel count; - = stdin)")
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="trained checkpoint (best.pt), run with PyTorch")
     src.add_argument("--model", help="exported ONNX model, run with onnxruntime (no PyTorch)")
-    sp.add_argument("--format", choices=["text", "json"], default="text", help="text: 'path<TAB>transcript'; json: one object a line")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="stdout: 'path<TAB>transcript' (text) or one JSON object a file")
     sp.add_argument("--threads", type=int, default=1)
     add_decoding_args(sp)
+    g = sp.add_argument_group("long recordings and transcript files")
+    g.add_argument("--output-format", choices=[*FORMATS, "all"], help="also write transcript files of this format (all: every one)")
+    g.add_argument("--output-dir", default=".", help="folder for --output-format files (default: the current one)")
+    g.add_argument("--long-form", choices=["auto", "always", "never"], default="auto",
+                   help="segment files by voice activity: auto = files longer than 30 s (default), always, never")
+    d = VadOptions()
+    g.add_argument("--vad", choices=METHODS, default=d.method, help=f"voice activity detector for long files (default {d.method})")
+    g.add_argument("--vad-threshold", type=float, default=d.threshold, help=f"speech probability that starts speech (default {d.threshold})")
+    g.add_argument("--min-silence", type=float, default=d.min_silence_s, help=f"s of pause that ends a segment (default {d.min_silence_s})")
+    g.add_argument("--speech-pad", type=float, default=d.pad_s, help=f"s of audio kept before and after speech (default {d.pad_s})")
+    g.add_argument("--max-segment", type=positive(float), default=d.max_segment_s,
+                   help=f"longest segment in s; longer speech is cut at its quietest point (default {d.max_segment_s})")
+    s = SubtitleOptions()
+    g.add_argument("--max-line-chars", type=positive(int), default=s.max_line_chars, help=f"subtitle line length (default {s.max_line_chars})")
+    g.add_argument("--max-line-duration", type=positive(float), default=s.max_line_s, help=f"subtitle line duration in s (default {s.max_line_s})")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     sp.add_argument("files", nargs="+", help="audio files; '-' reads one file from standard input")
     sp.set_defaults(func=run)
+
+
+def _progress(path: str, duration: float, disable: bool):
+    """A tqdm bar over seconds of audio (quiet when stderr is not a terminal), or None."""
+    if disable or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=round(duration, 1), desc=os.path.basename(path), unit="s", file=sys.stderr, leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}, {rate_fmt}]")
+
+
+def _utterances(rec, path: str, args, lf_options):
+    """(utterances: an iterator, duration, close()) for one file: the long-form path for long
+    files, else the whole file in one call."""
+    from asr import longform
+
+    long = args.long_form == "always"
+    blocks = None
+    if args.long_form == "auto" and path != "-":
+        blocks = longform.audio_blocks(path, rec.sample_rate, lf_options.block_s)
+        long = blocks.duration > longform.LONG_FORM_MIN_S
+    if not long:
+        result = rec.transcribe(path, long_form=False if args.long_form == "never" else None, options=lf_options)
+        return iter(result.utterances), result.duration, lambda: None
+    if blocks is None:
+        blocks = longform.audio_blocks(path, rec.sample_rate, lf_options.block_s)
+    bar = _progress(path, blocks.duration, args.no_progress)
+
+    def progress(seconds: float) -> None:
+        bar.update(round(seconds, 1) - bar.n)
+
+    utts = longform.iter_utterances(rec, path, options=lf_options, progress=progress if bar is not None else None,
+                                     blocks=blocks)
+    return utts, blocks.duration, (bar.close if bar is not None else (lambda: None))
 
 
 def run(args) -> int:
     import asr
     from asr.audio import AudioError
+    from asr.decoding.result import make_result
+    from asr.longform import LongFormOptions
+    from asr.vad import VadOptions
+    from asr.writers import SubtitleOptions, get_writers
 
     (options,) = decoding_options(args)
+    lf_options = LongFormOptions(vad=VadOptions(method=args.vad, threshold=args.vad_threshold, min_silence_s=args.min_silence,
+                                                pad_s=args.speech_pad, max_segment_s=args.max_segment))
+    writers = get_writers(args.output_format, args.output_dir, SubtitleOptions(args.max_line_chars, args.max_line_duration)) \
+        if args.output_format else []
     rec = asr.load_model(model_path(args), options, num_threads=args.threads)
     failures = 0
     for path in args.files:
+        sinks, close = [], (lambda: None)
         try:
-            result = rec.transcribe(path)
+            utts, duration, close = _utterances(rec, path, args, lf_options)
+            sinks = [w.open(path) for w in writers]
+            kept, texts = [], []
+            for utt in utts:
+                if not utt.text:
+                    continue
+                for s in sinks:
+                    s.add(utt)
+                texts.append(utt.text)
+                if args.format == "json":
+                    kept.append(utt)
+            close()
+            for s in sinks:
+                s.close(duration)
         except AudioError as exc:
+            close()
+            for s in sinks:
+                s.abort()
             print(f"error: {exc}", file=sys.stderr, flush=True)
             failures += 1
             continue
         if args.format == "json":
-            d = result.to_dict()
+            d = make_result(path, kept, True, duration).to_dict()
             d["path"] = path
             print(json.dumps(d), flush=True)
         else:
-            print(f"{path}\t{result.text}", flush=True)
+            print(f"{path}\t{' '.join(texts)}", flush=True)
     return 1 if failures else 0

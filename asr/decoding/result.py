@@ -6,7 +6,8 @@ that run; times are frame indices times the model frame shift (feature hop x sub
 word is the run of tokens between word separators (``" "``), each token of a word vocabulary,
 or, over word pieces, a piece starting with ``"▁"`` and the pieces that follow it up to the
 next such piece; it starts at its first token's first frame and ends one frame after its last
-token's last frame.
+token's last frame. A word's ``confidence`` (0-1) is that of :mod:`asr.decoding.confidence`:
+the product of its tokens' peak posteriors.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from asr.decoding.confidence import token_confidences, word_confidence
 from asr.text import WORD_START, Tokenizer
 
 __all__ = ["Word", "Utterance", "Result", "CtcStreamDecoder", "words_from_tokens"]
@@ -26,6 +28,7 @@ class Word:
     word: str
     start: float  # seconds from the start of the stream
     end: float
+    confidence: Optional[float] = None  # 0-1 from the CTC posteriors (asr.decoding.confidence); None: not computed
 
 
 @dataclass
@@ -56,35 +59,41 @@ class Result:
         return asdict(self)
 
 
-def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int]], frame_shift_s: float) -> tuple[str, list[Word]]:
-    """(token id, first frame, last frame) triples -> (text, words with times)."""
+def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int]], frame_shift_s: float,
+                      confidences: Optional[Sequence[float]] = None) -> tuple[str, list[Word]]:
+    """(token id, first frame, last frame) triples -> (text, words with times). ``confidences``:
+    one per token (:func:`asr.decoding.confidence.token_confidences`), giving each word's."""
     vocab = tokenizer.vocab
     text = tokenizer.decode([t[0] for t in tokens])
     words: list[Word] = []
-    current: list[tuple[int, int, int]] = []
+    current: list[int] = []  # indices into tokens
 
     def close():
         if current:
-            w = tokenizer.decode([t[0] for t in current]).strip()
+            w = tokenizer.decode([tokens[i][0] for i in current]).strip()
             if w:
-                words.append(Word(w, round(current[0][1] * frame_shift_s, 3), round((current[-1][2] + 1) * frame_shift_s, 3)))
+                conf = None if confidences is None else word_confidence([confidences[i] for i in current])
+                words.append(Word(w, round(tokens[current[0]][1] * frame_shift_s, 3),
+                                  round((tokens[current[-1]][2] + 1) * frame_shift_s, 3), conf))
             current.clear()
 
     kind = getattr(tokenizer, "kind", "char")
     if kind == "word":  # every token is a word
-        return text, [Word(vocab[t], round(a * frame_shift_s, 3), round((b + 1) * frame_shift_s, 3)) for t, a, b in tokens]
+        return text, [Word(vocab[t], round(a * frame_shift_s, 3), round((b + 1) * frame_shift_s, 3),
+                           None if confidences is None else word_confidence([confidences[i]]))
+                      for i, (t, a, b) in enumerate(tokens)]
     if kind == "bpe":  # a piece starting with WORD_START starts a word
-        for token in tokens:
+        for i, token in enumerate(tokens):
             if vocab[token[0]].startswith(WORD_START):
                 close()
-            current.append(token)
+            current.append(i)
         close()
         return text, words
-    for token in tokens:
+    for i, token in enumerate(tokens):
         if vocab[token[0]] == " ":
             close()
         else:
-            current.append(token)
+            current.append(i)
     close()
     return text, words
 
@@ -104,12 +113,15 @@ class CtcStreamDecoder:
         self.num_frames = 0  # model frames decoded in the whole stream
         self.utterance_start = 0  # model frame where the current utterance began
         self.tokens: list[tuple[int, int, int]] = []  # (token, first frame, last frame)
+        self.token_scores: list[float] = []  # each token's peak posterior so far (its confidence)
         self._prev = blank
         self._scores: list[np.ndarray] = []  # the utterance's frames, kept for final_decoder
 
     def accept(self, log_probs: np.ndarray) -> np.ndarray:
         """Decode (frames, V) scores; returns the best symbol of each frame."""
-        best = np.asarray(log_probs).argmax(axis=-1)
+        log_probs = np.asarray(log_probs)
+        best = log_probs.argmax(axis=-1)
+        peak = np.exp(log_probs.max(axis=-1).astype(np.float64)).tolist() if best.size else []
         if self.final_decoder is not None:
             self._scores.append(np.array(log_probs, dtype=np.float32))
         for i, b in enumerate(best.tolist()):
@@ -117,14 +129,16 @@ class CtcStreamDecoder:
             if b != self.blank:
                 if b != self._prev:
                     self.tokens.append((b, frame, frame))
+                    self.token_scores.append(peak[i])
                 else:  # the run of the last token goes on
                     self.tokens[-1] = (b, self.tokens[-1][1], frame)
+                    self.token_scores[-1] = max(self.token_scores[-1], peak[i])
             self._prev = b
         self.num_frames += best.size
         return best
 
     def utterance(self, final: bool) -> Utterance:
-        text, words = words_from_tokens(self.tokenizer, self.tokens, self.frame_shift_s)
+        text, words = words_from_tokens(self.tokenizer, self.tokens, self.frame_shift_s, self.token_scores)
         return Utterance(text, round(self.utterance_start * self.frame_shift_s, 3),
                          round(self.num_frames * self.frame_shift_s, 3), words, final)
 
@@ -132,11 +146,14 @@ class CtcStreamDecoder:
         """Close the current utterance and start the next one here."""
         if self.final_decoder is not None and self._scores:
             start = self.utterance_start
-            aligned = self.final_decoder(np.concatenate(self._scores))
+            scores = np.concatenate(self._scores)
+            aligned = self.final_decoder(scores)
             self.tokens = [(t, a + start, b + start) for t, a, b in aligned]
+            self.token_scores = token_confidences(scores, aligned)
         utt = self.utterance(final=True)
         self.utterance_start = self.num_frames
         self.tokens = []
+        self.token_scores = []
         self._scores = []
         self._prev = self.blank
         return utt

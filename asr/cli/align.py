@@ -1,0 +1,86 @@
+"""``asr align``: word start and end times of a known transcript (CTC forced alignment,
+:meth:`asr.recognizer.Recognizer.align`; torch-free for ONNX models).
+
+    asr align --model model.onnx --text "seven three" a.wav
+    asr align --checkpoint best.pt --manifest data/x/test.jsonl --format json > aligned.jsonl
+
+Output (stdout): one line per word, ``path<TAB>start<TAB>end<TAB>word<TAB>confidence``
+(seconds), or with ``--format json`` one object per file or manifest entry (``path``, ``text``,
+``duration``, ``words`` with ``start``, ``end``, ``confidence``). The words are placed within the
+speech that ``--vad`` hears, the first starting and the last ending where it does (``--vad
+none``: anywhere, by the model alone). ``--output-format`` also writes
+transcript files (srt, vtt, ...: :mod:`asr.writers`). An entry that cannot be aligned (unreadable
+audio, a word the vocabulary cannot spell, audio too short for its text) is reported on stderr
+and the others are still aligned (exit status 1)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from asr.cli.options import model_path, positive
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub) -> None:
+    from asr.vad import METHODS, VadOptions
+    from asr.writers import FORMATS, SubtitleOptions
+
+    sp = sub.add_parser("align", help="word times of a known transcript (CTC forced alignment)")
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="trained checkpoint (best.pt), run with PyTorch")
+    src.add_argument("--model", help="exported ONNX model, run with onnxruntime (no PyTorch)")
+    what = sp.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help="the transcript of FILE")
+    what.add_argument("--manifest", help="a JSONL manifest: align each entry's audio (or segment) to its text")
+    sp.add_argument("file", nargs="?", help="the audio file (with --text; '-' = standard input)")
+    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--vad", choices=METHODS, default=VadOptions().method,
+                    help="place the words within the speech this detector hears (none: anywhere in the audio)")
+    sp.add_argument("--threads", type=int, default=1)
+    sp.add_argument("--output-format", choices=[*FORMATS, "all"], help="also write transcript files (one per input)")
+    sp.add_argument("--output-dir", default=".")
+    s = SubtitleOptions()
+    sp.add_argument("--max-line-chars", type=positive(int), default=s.max_line_chars)
+    sp.add_argument("--max-line-duration", type=positive(float), default=s.max_line_s)
+    sp.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import asr
+    from asr.audio import AudioError, load_audio
+    from asr.manifest import read_manifest, segment_of
+    from asr.vad import VadOptions
+    from asr.writers import SubtitleOptions, get_writers
+
+    if args.text is not None and not args.file:
+        raise ValueError("--text needs the audio FILE it transcribes")
+    if args.manifest and args.file:
+        raise ValueError("give either --text with one FILE or --manifest, not a FILE with --manifest")
+    rec = asr.load_model(model_path(args), num_threads=args.threads)
+    writers = get_writers(args.output_format, args.output_dir, SubtitleOptions(args.max_line_chars, args.max_line_duration)) \
+        if args.output_format else []
+    if args.text is not None:
+        jobs = [(args.file, lambda: args.file, args.text)]
+    else:
+        jobs = [(e.audio_filepath, lambda e=e: load_audio(e.audio_filepath, rec.sample_rate, *segment_of(e)), e.text)
+                for e in read_manifest(args.manifest)]
+    failures = 0
+    for name, audio, text in jobs:
+        try:
+            result = rec.align(audio(), text, vad=None if args.vad == "none" else VadOptions(method=args.vad))
+        except (AudioError, ValueError) as exc:
+            print(f"error: {exc}" if name in str(exc) else f"error: {name}: {exc}", file=sys.stderr, flush=True)
+            failures += 1
+            continue
+        result.name = name
+        for w in writers:
+            w.write(result, name)
+        if args.format == "json":
+            print(json.dumps({"path": name, "text": result.text, "duration": result.duration,
+                              "words": [w.__dict__ for w in result.words]}), flush=True)
+        else:
+            for w in result.words:
+                print(f"{name}\t{w.start:.3f}\t{w.end:.3f}\t{w.word}\t{w.confidence:.4f}", flush=True)
+    return 1 if failures else 0

@@ -1,0 +1,96 @@
+"""CTC forced alignment (numpy Viterbi) against torchaudio's forced_align, and ``asr align``."""
+
+import json
+
+import numpy as np
+import pytest
+
+from asr.decoding.align import AlignmentError, ctc_viterbi, forced_align
+
+torch = pytest.importorskip("torch")
+F = pytest.importorskip("torchaudio.functional")
+
+
+def _random_case(rng, T, V, L, peaky):
+    logits = rng.standard_normal((T, V)) * (4.0 if peaky else 1.0)
+    lp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    targets = rng.integers(1, V, size=L)
+    if L > 2:
+        targets[1] = targets[0]  # a repeated token needs a blank between
+    return lp.astype(np.float32), targets.tolist()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_same_path_and_score_as_torchaudio(seed):
+    rng = np.random.default_rng(seed)
+    T, V = int(rng.integers(8, 120)), int(rng.integers(3, 30))
+    L = int(rng.integers(1, max(2, T // 3)))
+    lp, targets = _random_case(rng, T, V, L, peaky=seed % 2 == 0)
+    labels, score = ctc_viterbi(lp, targets)
+    ref, ref_scores = F.forced_align(torch.from_numpy(lp)[None], torch.tensor([targets], dtype=torch.int32), blank=0)
+    assert labels.tolist() == ref[0].tolist()
+    assert score == pytest.approx(float(ref_scores[0].sum()), abs=1e-3)
+    # the tokens, in order, each with the frames its state holds
+    path = forced_align(lp, targets)
+    assert [t for t, _, _ in path] == targets
+    for t, a, b in path:
+        assert set(labels[a: b + 1].tolist()) == {t}
+    assert all(p[2] < q[1] for p, q in zip(path, path[1:]))
+
+
+def test_tight_fit_and_errors():
+    lp = np.log(np.full((3, 3), 1 / 3, np.float32))
+    assert forced_align(lp, [1, 2, 1]) == [(1, 0, 0), (2, 1, 1), (1, 2, 2)]  # exactly enough frames
+    with pytest.raises(AlignmentError, match="too short"):
+        forced_align(lp, [1, 1, 2])  # the repeat needs a fourth frame
+    with pytest.raises(AlignmentError, match="token ids"):
+        forced_align(lp, [0, 1])
+    assert forced_align(lp, []) == []
+
+
+def test_align_command_and_api(models, tmp_path, capsys):
+    import soundfile as sf
+
+    import asr
+    from asr import cli
+    from conftest import synth_utterance
+
+    model = models.get("gru-offline")[0]
+    wav = tmp_path / "a.wav"
+    sf.write(wav, synth_utterance("abc ca", np.random.default_rng(1)), 8000)
+    rec = asr.load_model(model)
+    r = rec.align(str(wav), "ABC  ca")  # normalized like transcripts
+    assert r.text == "abc ca" and [w.word for w in r.words] == ["abc", "ca"]
+    assert 0.0 <= r.words[0].start < r.words[0].end <= r.words[1].start < r.words[1].end <= r.duration + 0.05
+    assert all(0.0 <= w.confidence <= 1.0 for w in r.words)
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": str(wav), "duration": 1.0, "text": "abc ca"}) + "\n"
+                        + json.dumps({"audio_filepath": str(wav), "duration": 1.0, "text": "xyz"}) + "\n")
+    assert cli.main(["align", "--model", model, "--manifest", str(manifest), "--format", "json",
+                     "--output-format", "srt", "--output-dir", str(tmp_path / "out")]) == 1
+    out, err = capsys.readouterr()
+    (line,) = [json.loads(x) for x in out.splitlines()]
+    assert [w["word"] for w in line["words"]] == ["abc", "ca"] and line["words"] == [w.__dict__ for w in r.words]
+    assert "cannot spell" in err and (tmp_path / "out" / "a.srt").exists()
+    assert cli.main(["align", "--model", model, "--text", "abc ca", str(wav)]) == 0
+    rows = [x.split("\t") for x in capsys.readouterr().out.splitlines()]
+    assert [r_[3] for r_ in rows] == ["abc", "ca"] and float(rows[0][1]) == r.words[0].start
+
+
+def test_alignment_within_the_detected_speech():
+    """A model that puts every token on the first frames (like a bidirectional CTC model) is
+    placed where the detector hears the speech; without a detector, where the model put it."""
+    from asr.recognizer import Recognizer
+    from asr.vad import VadOptions
+    from test_longform import SR, SpikeBackend, tone_word
+
+    rng = np.random.default_rng(2)
+    quiet = lambda s: (1e-3 * rng.standard_normal(int(s * SR))).astype(np.float32)  # noqa: E731
+    x = np.concatenate([quiet(0.7), tone_word("cab", rng), quiet(0.5)]).astype(np.float32)
+    rec = Recognizer(SpikeBackend())
+    (w,) = rec.align(x, "cab", vad=VadOptions(method="energy")).words
+    assert abs(w.start - 0.7) <= 0.05 and abs(w.end - 1.06) <= 0.05
+    (raw,) = rec.align(x, "cab", vad=None).words
+    assert raw.start < 0.1
+    assert rec.align(x, "", vad=VadOptions(method="energy")).words == []

@@ -1,0 +1,63 @@
+"""Word confidence: the peak posterior of each token, their product over a word's tokens."""
+
+import numpy as np
+
+from asr.decoding.beam_search import beam_search
+from asr.decoding.confidence import token_confidences, word_confidence
+from asr.decoding.greedy import greedy_alignment
+from asr.decoding.result import CtcStreamDecoder, words_from_tokens
+from asr.text import BLANK, CharTokenizer
+
+TOK = CharTokenizer([BLANK, " ", "a", "b"])
+
+
+def _scores(rows):
+    """Rows of probabilities (blank, space, a, b) -> log-probabilities."""
+    p = np.maximum(np.asarray(rows, np.float64), 1e-12)
+    return np.log(p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+LP = _scores([
+    [0.1, 0.0, 0.8, 0.1],   # a, sure
+    [0.4, 0.0, 0.55, 0.05],  # a again (weaker): the peak is 0.8
+    [0.9, 0.0, 0.05, 0.05],
+    [0.3, 0.0, 0.1, 0.6],   # b, doubtful
+    [0.1, 0.8, 0.05, 0.05],  # space
+    [0.05, 0.0, 0.9, 0.05],  # a
+])
+
+
+def test_peak_posterior_per_token_and_product_per_word():
+    path = greedy_alignment(LP)
+    assert path == [(2, 0, 1), (3, 3, 3), (1, 4, 4), (2, 5, 5)]
+    conf = token_confidences(LP, path)
+    np.testing.assert_allclose(conf, [0.8, 0.6, 0.8, 0.9], atol=1e-5)
+    text, words = words_from_tokens(TOK, path, 0.04, conf)
+    assert text == "ab a"
+    assert [(w.word, w.confidence) for w in words] == [("ab", 0.48), ("a", 0.9)]
+    assert word_confidence([]) == 0.0
+    # without scores, no confidence (the field's default)
+    assert [w.confidence for w in words_from_tokens(TOK, path, 0.04)[1]] == [None, None]
+
+
+def test_stream_decoder_confidence_equals_offline_whatever_the_chunks():
+    path = greedy_alignment(LP)
+    _, words = words_from_tokens(TOK, path, 0.04, token_confidences(LP, path))
+    for cuts in ([1, 3, 6], [6], [2, 4, 5, 6]):
+        dec, a = CtcStreamDecoder(TOK, 0.04), 0
+        for b in cuts:
+            dec.accept(LP[a:b])
+            a = b
+        assert dec.finish_utterance().words == words
+
+
+def test_beam_alignment_gets_confidence_too():
+    (best, *_) = beam_search(LP.astype(np.float64), TOK, beam_size=4)
+    conf = token_confidences(LP, best.alignment)
+    assert len(conf) == len(best.alignment) and all(0.0 < c <= 1.0 for c in conf)
+    # a stream whose final decoding is a beam search scores its alignment the same way
+    dec = CtcStreamDecoder(TOK, 0.04, final_decoder=lambda lp: beam_search(lp.astype(np.float64), TOK, beam_size=4)[0].alignment)
+    dec.accept(LP[:3])
+    dec.accept(LP[3:])
+    utt = dec.finish_utterance()
+    assert [w.confidence for w in utt.words] == [w.confidence for w in words_from_tokens(TOK, best.alignment, 0.04, conf)[1]]

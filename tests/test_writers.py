@@ -1,0 +1,80 @@
+"""Transcript files: SRT and WebVTT that standard parsers read, txt, tsv and json."""
+
+import json
+import os
+
+import pytest
+
+from asr.decoding.result import Result, Utterance, Word
+from asr.writers import SubtitleOptions, format_timestamp, get_writers, subtitle_lines
+
+srt = pytest.importorskip("srt")
+webvtt = pytest.importorskip("webvtt")
+
+
+def utterance(start, words, step=0.5, end_pad=0.3):
+    ws = [Word(w, round(start + i * step, 3), round(start + i * step + 0.3, 3), 0.9) for i, w in enumerate(words)]
+    return Utterance(" ".join(words), start, round(ws[-1].end + end_pad, 3), ws)
+
+
+RESULT = Result("talk.wav", "", [], [
+    utterance(0.5, ["hello", "world"]),
+    utterance(3661.25, "the quick brown fox jumps over the lazy dog and keeps running far away".split(), step=0.4),
+    Utterance("", 4000.0, 4001.0, []),  # empty: written nowhere
+    utterance(4002.0, ["supercalifragilisticexpialidocious" * 2]),  # a word longer than a line
+], True, 4010.0)
+
+
+def test_lines_split_at_word_boundaries_within_bounds():
+    opts = SubtitleOptions(max_line_chars=20, max_line_s=2.0)
+    lines = subtitle_lines(RESULT.utterances[1], opts)
+    assert " ".join(t for _, _, t in lines) == RESULT.utterances[1].text  # every word, in order
+    for (s, e, text), nxt in zip(lines, lines[1:] + [None]):
+        assert len(text) <= 20 and e >= s
+        if nxt is not None:
+            assert e == nxt[0]  # shown until the next line starts
+    words = RESULT.utterances[1].words
+    for s, e, text in lines:
+        first = next(w for w in words if w.start == s)
+        last = words[words.index(first) + len(text.split()) - 1]
+        assert last.end - first.start <= 2.0
+    assert lines[-1][1] == RESULT.utterances[1].end
+    long_word = subtitle_lines(RESULT.utterances[3], opts)
+    assert len(long_word) == 1 and len(long_word[0][2]) > 20  # a word is never broken
+    assert format_timestamp(3661.25, ",") == "01:01:01,250" and format_timestamp(0.0) == "00:00:00.000"
+
+
+def test_all_formats_parse(tmp_path):
+    paths = [w.write(RESULT) for w in get_writers("all", str(tmp_path), SubtitleOptions(max_line_chars=30))]
+    assert sorted(os.path.basename(p) for p in paths) == ["talk.json", "talk.srt", "talk.tsv", "talk.txt", "talk.vtt"]
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+    lines = [line for u in RESULT.utterances for line in subtitle_lines(u, SubtitleOptions(max_line_chars=30))]
+
+    subs = list(srt.parse((tmp_path / "talk.srt").read_text()))
+    assert [s.content for s in subs] == [t for _, _, t in lines]
+    assert [(s.start.total_seconds(), s.end.total_seconds()) for s in subs] == [(a, b) for a, b, _ in lines]
+    assert [s.index for s in subs] == list(range(1, len(lines) + 1))
+
+    cues = webvtt.read(str(tmp_path / "talk.vtt"))
+    assert [c.text for c in cues] == [t for _, _, t in lines]
+    assert cues[1].start == "01:01:01.250"
+
+    tsv = (tmp_path / "talk.tsv").read_text().splitlines()
+    assert tsv[0] == "start\tend\ttext" and tsv[1] == "500\t1600\thello world"  # until the utterance ends
+    assert (tmp_path / "talk.txt").read_text().splitlines() == [u.text for u in RESULT.utterances if u.text]
+
+    d = json.loads((tmp_path / "talk.json").read_text())
+    assert d["name"] == "talk.wav" and d["duration"] == 4010.0
+    assert [u["text"] for u in d["utterances"]] == [u.text for u in RESULT.utterances if u.text]
+    assert d["text"] == " ".join(u.text for u in RESULT.utterances if u.text)
+    assert d["utterances"][0]["words"][0] == {"word": "hello", "start": 0.5, "end": 0.8, "confidence": 0.9}
+
+
+def test_an_aborted_file_leaves_nothing(tmp_path):
+    (w,) = get_writers("srt", str(tmp_path))
+    sink = w.open("/some/where/talk.flac")
+    sink.add(RESULT.utterances[0])
+    sink.abort()
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ValueError, match="unknown output format"):
+        get_writers("doc", str(tmp_path))
