@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 
-from asr.cli.options import model_path, positive
+from asr.cli.options import add_model_args, model_path, positive
 
 __all__ = ["add_parser", "run"]
 
@@ -28,9 +28,7 @@ def add_parser(sub) -> None:
     from asr.writers import FORMATS, SubtitleOptions
 
     sp = sub.add_parser("align", help="word times of a known transcript (CTC forced alignment)")
-    src = sp.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="trained checkpoint (best.pt), run with PyTorch")
-    src.add_argument("--model", help="exported ONNX model, run with onnxruntime (no PyTorch)")
+    add_model_args(sp)
     what = sp.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="the transcript of FILE")
     what.add_argument("--manifest", help="a JSONL manifest: align each entry's audio (or segment) to its text")

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from asr.cli.options import add_decoding_args, decoding_options, model_path
+from asr.cli.options import add_decoding_args, add_model_args, decoding_options, model_path
 
 __all__ = ["add_parser", "run", "EXIT_INCOMPLETE"]
 
@@ -19,9 +19,7 @@ def add_parser(sub) -> None:
                         description="Score a model on a manifest. Entries that cannot be scored (malformed lines, "
                         "unreadable audio) are named and counted; unless --allow-skipped, the command then exits "
                         f"with status {EXIT_INCOMPLETE}, since a WER over a subset is not the manifest's WER.")
-    src = sp.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="trained checkpoint (best.pt), decoded with PyTorch")
-    src.add_argument("--model", help="exported ONNX model (offline or streaming, fp32 or int8), decoded with the torch-free runtime")
+    add_model_args(sp)
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--out", help="per-utterance results file (default: decode_<manifest>.txt beside the model)")
     sp.add_argument("--chunk-size", type=int, help="checkpoints: decode in chunks of N model frames (0: full context; default: the model's)")

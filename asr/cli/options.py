@@ -10,7 +10,7 @@ from typing import Optional
 from asr.decoding.beam_search import BeamSearchOptions
 from asr.decoding.options import DecodingOptions
 
-__all__ = ["add_decoding_args", "decoding_options", "positive", "model_path"]
+__all__ = ["add_decoding_args", "decoding_options", "positive", "add_model_args", "model_path"]
 
 
 def positive(kind):
@@ -74,6 +74,15 @@ def decoding_options(args, grid: bool = False) -> list[DecodingOptions]:
                            hotword_weight=args.hotword_weight, lm_lookahead=not args.no_lm_lookahead,
                            alpha=alphas[0], char_alpha=char_alphas[0], beta=betas[0])
     return [base.replace(alpha=a, char_alpha=c, beta=b) for a, c, b in itertools.product(alphas, char_alphas, betas)]
+
+
+def add_model_args(sp) -> None:
+    """``--checkpoint`` (PyTorch) or ``--model`` (ONNX, torch-free), one of them required;
+    :func:`model_path` reads them back."""
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="trained checkpoint (best.pt), run with PyTorch")
+    src.add_argument("--model", help="exported ONNX model (offline or streaming graph, fp32 or int8), run with "
+                                     "onnxruntime (no PyTorch)")
 
 
 def model_path(args) -> str:

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from asr.cli.options import add_decoding_args, decoding_options, model_path, positive
+from asr.cli.options import add_decoding_args, add_model_args, decoding_options, model_path, positive
 
 __all__ = ["add_parser", "run"]
 
@@ -23,9 +23,7 @@ def add_parser(sub) -> None:
     from asr.writers import FORMATS, SubtitleOptions
 
     sp = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3; any rate and channel count; - = stdin)")
-    src = sp.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="trained checkpoint (best.pt), run with PyTorch")
-    src.add_argument("--model", help="exported ONNX model, run with onnxruntime (no PyTorch)")
+    add_model_args(sp)
     sp.add_argument("--format", choices=["text", "json"], default="text", help="stdout: 'path<TAB>transcript' (text) or one JSON object a file")
     sp.add_argument("--threads", type=int, default=1)
     add_decoding_args(sp)

@@ -54,9 +54,15 @@ def posterior_image(log_probs: np.ndarray, row_px: int = 8, col_px: int = 4) -> 
     return np.repeat(np.repeat(p, row_px, axis=0), col_px, axis=1)
 
 
-class _Csv:
+class CsvLog:
+    """A CSV file appended row by row and flushed (floats to 6 significant digits). A file that
+    exists keeps its own columns, so a run resumed from an older version still lines up."""
+
     def __init__(self, path: str, fields: Sequence[str]):
         new = not os.path.exists(path) or os.path.getsize(path) == 0
+        if not new:
+            with open(path, newline="", encoding="utf-8") as f:
+                fields = next(csv.reader(f), None) or fields
         self.f = open(path, "a", newline="", encoding="utf-8")
         self.w = csv.DictWriter(self.f, fieldnames=list(fields), extrasaction="ignore")
         if new:
@@ -78,9 +84,9 @@ class TrainingMonitor:
         self.exp_dir, self.grad_clip, self.gate_stats_utts = exp_dir, grad_clip, gate_stats_utts
         self.parts = list(parts)
         self.writer = tensorboard_writer(os.path.join(exp_dir, "tensorboard")) if tensorboard else None
-        self.steps = _Csv(os.path.join(exp_dir, "steps.csv"),
+        self.steps = CsvLog(os.path.join(exp_dir, "steps.csv"),
                           ["epoch", "step", "loss", "lr", "grad_norm", "clipped", "grad_clip"] + [f"norm_{p}" for p in self.parts])
-        self.gates = _Csv(os.path.join(exp_dir, "gates.csv"), GATE_FIELDS) if gate_stats_utts > 0 else None
+        self.gates = CsvLog(os.path.join(exp_dir, "gates.csv"), GATE_FIELDS) if gate_stats_utts > 0 else None
         self.epoch_norms: list[float] = []
 
     def step(self, epoch: int, step: int, loss: float, lr: float, grad_norm: float, part_norms: dict) -> None:

@@ -9,7 +9,6 @@ epoch, so a run stopped and resumed ends with the same weights as one that never
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import math
 import os
@@ -24,15 +23,15 @@ import numpy as np
 import torch
 
 from asr.nn import distributed
-from asr.nn.checkpoint import build_model, checkpoint_paths, epoch_checkpoints, load_checkpoint, save_checkpoint
+from asr.nn.checkpoint import checkpoint_paths, epoch_checkpoints, load_checkpoint, save_checkpoint
 from asr.nn.config import ExperimentConfig
 from asr.manifest import read_manifest
 from asr.nn.data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, nonspeech_entries
 from asr.decoding.greedy import greedy_ids
 from asr.nn.features import compute_stats, spec_augment, vtlp
-from asr.metrics import ErrorStats, error_stats
+from asr.metrics import error_stats
 from asr.nn.model import CTCModel, utterance_cmn
-from asr.nn.monitor import TrainingMonitor, require_tensorboard
+from asr.nn.monitor import CsvLog, TrainingMonitor, require_tensorboard
 from asr.nn.diagnostics import layer_grad_norms, part_of
 from asr.text import PhoneTokenizer, Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
 
@@ -100,27 +99,6 @@ def decode_dataset(
     hyps = [tokenizer.decode(greedy_ids(lp)) for lp in log_probs]
     refs = [normalize_text(e.text) for e in ds.entries]
     return refs, hyps, loss
-
-
-class _CsvLog:
-    def __init__(self, path: str):
-        self.path = path
-        new = not os.path.exists(path)
-        fields = LOG_FIELDS
-        if not new:  # a run resumed from an older version keeps its file's columns
-            with open(path, newline="", encoding="utf-8") as f:
-                fields = next(csv.reader(f), None) or LOG_FIELDS
-        self.f = open(path, "a", newline="", encoding="utf-8")
-        self.w = csv.DictWriter(self.f, fieldnames=fields, extrasaction="ignore")
-        if new:
-            self.w.writeheader()
-
-    def write(self, row: dict) -> None:
-        self.w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        self.f.flush()
-
-    def close(self) -> None:
-        self.f.close()
 
 
 def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: bool = True) -> TrainResult:
@@ -231,7 +209,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
     if scaler is not None and state is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     augment = partial(spec_augment, cfg=tc.specaugment) if tc.specaugment else None
-    csv_log = _CsvLog(os.path.join(exp_dir, "log.csv")) if dist.is_main else None
+    csv_log = CsvLog(os.path.join(exp_dir, "log.csv"), LOG_FIELDS) if dist.is_main else None
     monitor = None
     if dist.is_main:  # steps.csv, gates.csv, TensorBoard (asr.nn.monitor)
         parts = list(dict.fromkeys(part_of(n) for n, _ in model.named_parameters()))
