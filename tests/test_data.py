@@ -196,3 +196,28 @@ def test_nonspeech_clips_get_empty_targets_in_both_datasets(tmp_path):
     lex.write_text("AB\tA B\nBA\tB A\nAAB\tA A B\nB\tB\n")
     assert mem.set_aux_targets(PhoneTokenizer.from_lexicon(str(lex))) == 0  # empty phones: valid
     assert mem.batch(idx[:2])["aux_valid"].tolist() == [True, True]
+
+
+def test_synthetic_entries_get_one_copy_and_a_fresh_draw_each_epoch(tmp_path):
+    """data.synthetic: marked entries are never speed-perturbed, and each epoch keeps every real
+    item and draws round(ratio x real items) synthetic ones anew (none with real_only)."""
+    from asr.nn.data import OnTheFlyDataset, epoch_items, is_synthetic, mark_synthetic
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, 0.1 * np.random.default_rng(0).standard_normal(4000).astype(np.float32), 8000)
+    real = [Entry(str(wav), 0.5, t) for t in ("ab", "ba", "aab", "b")]
+    fake = mark_synthetic([Entry(str(wav), 0.5, t, extra={"synth": {"engine": "x"}}) for t in ("ab", "bb") * 5])
+    assert all(is_synthetic(e) and e.extra["synth"] == {"engine": "x"} for e in fake) and not any(map(is_synthetic, real))
+    tok, speeds = CharTokenizer.build(["ab"]), (0.9, 1.0, 1.1)
+    for ds in (FeatureDataset(real + fake, FE, tok, progress=False, speeds=speeds), OnTheFlyDataset(real + fake, FE, tok, speeds=speeds)):
+        assert len(ds) == 3 * 4 + 10  # real items three times, synthetic once
+        n_real = 12
+        draws = [epoch_items(ds.entries, 0.5, seed=3, epoch=e) for e in range(4)]
+        for items in draws:
+            assert items == sorted(items) and items[:n_real] == list(range(n_real))  # every real item
+            assert len(items) == n_real + 6 and all(is_synthetic(ds.entries[i]) for i in items[n_real:])
+        assert len({tuple(d) for d in draws}) > 1  # a new draw per epoch ...
+        assert epoch_items(ds.entries, 0.5, seed=3, epoch=2) == draws[2]  # ... the same on resume
+        assert epoch_items(ds.entries, 0.5, seed=3, epoch=0, real_only=True) == list(range(n_real))
+        assert len(epoch_items(ds.entries, 5.0, seed=3, epoch=0)) == n_real + 10  # all there are
+    assert epoch_items(real, 0.5, seed=3, epoch=0) == [0, 1, 2, 3]  # no synthetic speech: all of it

@@ -360,6 +360,53 @@ def test_nonspeech_fraction_is_validated(value):
     assert load_config(None, ["train.nonspeech_fraction=0"]).train.nonspeech_fraction == 0.0
 
 
+def test_synthetic_settings_are_validated():
+    for overrides, match in [(["train.synthetic_ratio=0"], "train.synthetic_ratio"),
+                             (["train.synthetic_ratio=-1"], "train.synthetic_ratio"),
+                             (["data.synthetic=s.jsonl", "train.epochs=3", "train.real_only_epochs=3"], "train.real_only_epochs"),
+                             (["train.real_only_epochs=1"], "applies with data.synthetic")]:
+        with pytest.raises(ValueError, match=match):
+            load_config(None, overrides)
+    cfg = load_config(None, ["data.synthetic=s.jsonl", "train.synthetic_ratio=2", "train.real_only_epochs=1"])
+    assert (cfg.data.synthetic, cfg.train.synthetic_ratio, cfg.train.real_only_epochs) == ("s.jsonl", 2.0, 1)
+
+
+def test_training_mixes_synthetic_speech_then_fine_tunes_on_real(tiny_corpus, tmp_path, caplog):
+    """data.synthetic joins each epoch in the set ratio (log.csv's audio seconds show it), the
+    last train.real_only_epochs leave it out, normalization statistics come from the real
+    speech alone, and the learning-rate schedule ends where it should."""
+    import logging
+
+    from asr.manifest import Entry, read_manifest, write_manifest
+
+    real = read_manifest(tiny_corpus["train"])
+    synthetic = str(tmp_path / "synthetic.jsonl")  # the real audio again, 4x louder, as "synthetic" speech
+    rng = np.random.default_rng(0)
+    fake = []
+    for i, e in enumerate(real * 2):
+        wave, sr = sf.read(e.audio_filepath, dtype="float32")
+        path = str(tmp_path / f"s{i}.wav")
+        sf.write(path, np.clip(4 * wave + 0.01 * rng.standard_normal(len(wave)), -1, 1).astype(np.float32), sr)
+        fake.append(Entry(path, e.duration, e.text, speaker="synth-x"))
+    write_manifest(synthetic, fake)
+    exp = str(tmp_path / "mix")
+    cfg = tiny_config(tiny_corpus, [f"data.synthetic={synthetic}"], epochs=4, synthetic_ratio=0.5, real_only_epochs=1)
+    with caplog.at_level(logging.INFO, logger="asr.nn.training"):
+        train(cfg, exp, progress=False)
+    assert f"{len(fake)} utterances" in caplog.text and f"{len(real) + len(fake)} utts" in caplog.text
+    assert f"{len(fake)} of them synthetic" in caplog.text and "none in the last 1 epoch(s)" in caplog.text
+    rows = read_log(exp)
+    audio = [float(r["audio_seconds"]) for r in rows]
+    # padded batches make audio seconds approximate: 1.5x the real speech, then 1x at the end
+    assert audio[0] > 1.3 * audio[3] and audio[1] > 1.3 * audio[3] and audio[2] > 1.3 * audio[3]
+    assert float(rows[-1]["lr"]) == pytest.approx(0.01 * 0.05, rel=0.05)  # the schedule's end: min_lr_ratio
+    plain = str(tmp_path / "plain")
+    train(tiny_config(tiny_corpus, epochs=1), plain, progress=False)
+    # statistics of the real speech only: the same as without the (louder) synthetic speech
+    a, b = (load_checkpoint(os.path.join(d, "last.pt"))["model"] for d in (exp, plain))
+    assert torch.allclose(a["feat_mean"], b["feat_mean"]) and torch.allclose(a["feat_std"], b["feat_std"])
+
+
 def test_nonspeech_examples_teach_the_model_to_say_nothing(trained, tiny_corpus, tmp_path, caplog):
     """train.nonspeech_fraction adds generated clips with empty transcripts: the model trained
     with them transcribes digital silence and white noise as empty text, with far more

@@ -29,6 +29,10 @@ class DataConfig:
     # (model.inter_ctc_layer) learns the phones of the transcript instead of the model's units.
     # Utterances with a word it lacks get no phone loss. Training only: decoding never uses it.
     aux_lexicon: Optional[str] = None
+    # Synthetic speech (`asr synth`): a manifest whose utterances join training in the ratio
+    # train.synthetic_ratio, drawn anew each epoch. Never in dev; never speed-perturbed (the
+    # synthesizer varies the rate itself). Its texts should use the training text's characters.
+    synthetic: Optional[str] = None
 
 
 @dataclass
@@ -64,6 +68,12 @@ class TrainConfig:
     # blanks for them. Their number is this fraction of the training manifest's utterances
     # (0.1: one clip per ten utterances; 0: off); in [0, 1), fixed by train.seed. Dev stays real.
     nonspeech_fraction: float = 0.0
+    # With data.synthetic: synthetic utterances per real training item in each epoch (real
+    # items include the speed-perturbed copies; 0.5: a third of every epoch is synthetic, a new
+    # draw each epoch, all real items always in). The last real_only_epochs epochs leave the
+    # synthetic speech out (fine-tuning on real speech at the end of the schedule).
+    synthetic_ratio: float = 0.5
+    real_only_epochs: int = 0
     # Where and how: "auto" trains on a GPU when there is one. Under torchrun every process
     # takes its share of each epoch's batches; one optimizer step = world size x accum_steps
     # batches (so the same global batch on 1 process needs accum_steps = world size).
@@ -127,6 +137,9 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
     need("precision", t.precision in ("fp32", "bf16", "fp16"), "fp32, bf16 or fp16")
     need("inter_ctc_weight", 0 <= t.inter_ctc_weight < 1, "in [0, 1)")
     need("nonspeech_fraction", 0 <= t.nonspeech_fraction < 1, "in [0, 1)")
+    need("synthetic_ratio", 0 < t.synthetic_ratio <= 20, "in (0, 20]")
+    need("real_only_epochs", 0 <= t.real_only_epochs < t.epochs or t.real_only_epochs == 0,
+         "in [0, train.epochs) (some epochs must see the synthetic speech)")
     need("speed_perturb", len(t.speed_perturb) > 0 and all(s > 0 for s in t.speed_perturb),
          "a non-empty list of positive speed factors")
     need("chunk_sizes", t.chunk_sizes is None or all(c > 0 for c in t.chunk_sizes),
@@ -144,6 +157,8 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
         problems.append(f"data.tokenizer must be 'char', 'word' or 'bpe', got {d.tokenizer!r}")
     if d.aux_lexicon and not cfg.model.inter_ctc_layer:
         problems.append("data.aux_lexicon trains the intermediate CTC head: set model.inter_ctc_layer too")
+    if t.real_only_epochs and not d.synthetic:
+        problems.append("train.real_only_epochs applies with data.synthetic (a synthetic speech manifest) only")
     if d.tokenizer == "bpe":
         if d.bpe_model_type not in ("unigram", "bpe"):
             problems.append(f"data.bpe_model_type must be 'unigram' or 'bpe', got {d.bpe_model_type!r}")

@@ -1,9 +1,11 @@
 """Training batches: feature datasets over manifest entries (:mod:`asr.manifest`) that skip
 bad entries with a warning (never a crash halfway through an epoch), length-bucketed batches,
-and generated non-speech clips with empty transcripts (:func:`nonspeech_entries`)."""
+generated non-speech clips with empty transcripts (:func:`nonspeech_entries`), and synthetic
+speech mixed into each epoch in a set ratio (:func:`epoch_items`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Iterator, Optional, Sequence
 
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "FeatureDataset", "OnTheFlyDataset", "batch_loader", "bucket_batches", "collate",
-    "NONSPEECH_KINDS", "nonspeech_entries", "nonspeech_wave",
+    "NONSPEECH_KINDS", "nonspeech_entries", "nonspeech_wave", "mark_synthetic", "is_synthetic", "epoch_items",
 ]
 
 # Generated non-speech clips (train.nonspeech_fraction): what they sound like. Each is an
@@ -134,6 +136,34 @@ def _load(e: Entry, sample_rate: int) -> np.ndarray:
         rng = np.random.default_rng([int(ns["seed"]), _NONSPEECH_STREAM, int(ns["index"])])
         return nonspeech_wave(ns["kind"], int(round(e.duration * sample_rate)), sample_rate, rng)
     return load_audio(e.audio_filepath, sample_rate, *segment_of(e))
+
+
+def mark_synthetic(entries: Sequence[Entry]) -> list[Entry]:
+    """Copies of ``entries`` marked as synthetic speech (``extra["synthetic"]``): the datasets
+    give them one copy each (no speed perturbation) and :func:`epoch_items` draws them."""
+    return [dataclasses.replace(e, extra={**e.extra, "synthetic": True}) for e in entries]
+
+
+def is_synthetic(e: Entry) -> bool:
+    return bool(e.extra.get("synthetic"))
+
+
+def _speeds_of(e: Entry, speeds: Sequence[float]) -> Sequence[float]:
+    return (1.0,) if is_synthetic(e) else speeds
+
+
+def epoch_items(entries: Sequence[Entry], ratio: float, seed: int, epoch: int, real_only: bool = False) -> list[int]:
+    """The items (indices into ``entries``, a dataset's) that an epoch trains on: every real
+    item, and ``round(ratio * real items)`` synthetic ones (all of them when there are fewer)
+    drawn without replacement, a new draw per ``(seed, epoch)``; none with ``real_only``."""
+    real = [i for i, e in enumerate(entries) if not is_synthetic(e)]
+    synthetic = [i for i, e in enumerate(entries) if is_synthetic(e)]
+    if real_only or not synthetic:
+        return real
+    k = min(len(synthetic), int(round(ratio * len(real))))
+    rng = np.random.default_rng([seed, epoch, 104729])
+    chosen = rng.choice(len(synthetic), size=k, replace=False)
+    return sorted(real + [synthetic[j] for j in chosen])
 
 
 def _perturb(wave: np.ndarray, speed: float, sample_rate: int) -> np.ndarray:
@@ -264,7 +294,7 @@ class FeatureDataset(_Items):
             keep, target = self._target(tokenizer, e, require_targets)
             if not keep:
                 continue
-            for speed in speeds:  # speed perturbation: one copy of the utterance per factor
+            for speed in _speeds_of(e, speeds):  # speed perturbation: one copy of the utterance per factor
                 w = _perturb(wave, speed, frontend.sample_rate)
                 if frontend.num_frames(w.shape[0]) < 1:
                     continue
@@ -312,7 +342,7 @@ class OnTheFlyDataset(_Items):
             keep, target = self._target(tokenizer, e, require_targets)
             if not keep:
                 continue
-            for speed in speeds:
+            for speed in _speeds_of(e, speeds):
                 n = frontend.num_frames(int(round(e.duration * frontend.sample_rate / speed)))
                 if n < 1:
                     continue
@@ -336,9 +366,11 @@ class OnTheFlyDataset(_Items):
         return self.logmel(torch.from_numpy(wave))
 
     def sample_features(self, max_items: int = 1000, seed: int = 0) -> Iterator[torch.Tensor]:
-        """Features of up to ``max_items`` items drawn at random (normalization statistics)."""
+        """Features of up to ``max_items`` real (not synthetic) items drawn at random
+        (normalization statistics: those of the speech the model will hear)."""
         rng = np.random.default_rng(seed)
-        for i in sorted(rng.permutation(len(self))[:max_items].tolist()):
+        real = [i for i, e in enumerate(self.entries) if not is_synthetic(e)]
+        for i in sorted(real[j] for j in rng.permutation(len(real))[:max_items].tolist()):
             f = self.features(i)
             if f is not None:
                 yield f

@@ -26,7 +26,8 @@ from asr.nn import distributed
 from asr.nn.checkpoint import checkpoint_paths, epoch_checkpoints, load_checkpoint, save_checkpoint
 from asr.nn.config import ExperimentConfig
 from asr.manifest import read_manifest
-from asr.nn.data import FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, nonspeech_entries
+from asr.nn.data import (FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, epoch_items, is_synthetic,
+                         mark_synthetic, nonspeech_entries)
 from asr.decoding.greedy import greedy_ids
 from asr.nn.features import compute_stats, spec_augment, vtlp
 from asr.metrics import error_stats
@@ -146,6 +147,12 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
     if nonspeech:
         log.info("train.nonspeech_fraction %g: %d generated non-speech clips with empty transcripts", tc.nonspeech_fraction, len(nonspeech))
         train_entries = train_entries + nonspeech
+    if cfg.data.synthetic:
+        synthetic = mark_synthetic(read_manifest(cfg.data.synthetic))
+        log.info("data.synthetic %s: %d utterances (%.1f h), %g per real item each epoch%s", cfg.data.synthetic,
+                 len(synthetic), sum(e.duration for e in synthetic) / 3600, tc.synthetic_ratio,
+                 f", none in the last {tc.real_only_epochs} epoch(s)" if tc.real_only_epochs else "")
+        train_entries = train_entries + synthetic
     if tc.precompute_features:
         train_ds = FeatureDataset(train_entries, cfg.frontend, tokenizer, progress, desc="train features",
                                   speeds=tuple(tc.speed_perturb))
@@ -167,14 +174,16 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
                  len(phones.vocab) - 1, cfg.data.aux_lexicon, missing, len(train_ds))
     model = CTCModel(cfg.model)
     if state is None:
-        feats = train_ds.feats if tc.precompute_features else train_ds.sample_features(seed=tc.seed)
+        feats = ([f for f, e in zip(train_ds.feats, train_ds.entries) if not is_synthetic(e)]  # real speech's
+                 if tc.precompute_features else train_ds.sample_features(seed=tc.seed))
         if cfg.model.utterance_cmn:  # statistics of what the global normalization will see
             feats = (utterance_cmn(f[None], torch.tensor([f.shape[0]]))[0] for f in feats)
         mean, std = compute_stats(feats)
         model.set_normalization(mean, std)
-    log.info("model: %s, %.2fM parameters; train %d utts (%.0f s audio, speeds %s), dev %s utts",
+    n_synthetic = sum(is_synthetic(e) for e in train_ds.entries)
+    log.info("model: %s, %.2fM parameters; train %d utts (%.0f s audio, speeds %s%s), dev %s utts",
              cfg.model.rnn_type, model.num_parameters() / 1e6, len(train_ds), train_ds.total_seconds, tc.speed_perturb,
-             len(dev_ds) if dev_ds else 0)
+             f"; {n_synthetic} of them synthetic" if n_synthetic else "", len(dev_ds) if dev_ds else 0)
 
     group = dist.world * tc.accum_steps  # batches per optimizer step, over all processes
     if dist.active:
@@ -182,10 +191,23 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
                  "nccl" if device.type == "cuda" else "gloo", tc.accum_steps)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    steps_per_epoch = len(bucket_batches(train_ds.lengths, tc.max_frames, tc.max_batch, True, tc.seed, 0)) // group
-    if steps_per_epoch < 1:
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        """The epoch's batches (item indices): all items, or with data.synthetic every real item
+        and that epoch's draw of synthetic ones (:func:`epoch_items`)."""
+        shuffle = not (tc.sortagrad and epoch == 0)
+        if not cfg.data.synthetic:
+            return bucket_batches(train_ds.lengths, tc.max_frames, tc.max_batch, shuffle, tc.seed, epoch)
+        items = epoch_items(train_ds.entries, tc.synthetic_ratio, tc.seed, epoch,
+                            real_only=epoch >= tc.epochs - tc.real_only_epochs)
+        lengths = train_ds.lengths
+        picked = bucket_batches([lengths[i] for i in items], tc.max_frames, tc.max_batch, shuffle, tc.seed, epoch)
+        return [[items[j] for j in b] for b in picked]
+
+    # the learning-rate schedule spans every epoch's steps (epochs may differ with data.synthetic)
+    steps_per_epoch = [len(epoch_batches(e)) // group for e in range(tc.epochs)]
+    if min(steps_per_epoch) < 1:
         raise ValueError(f"{cfg.data.train}: fewer batches than processes x train.accum_steps ({group})")
-    total_steps = steps_per_epoch * tc.epochs
+    total_steps = sum(steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, partial(lr_lambda, warmup=tc.warmup_steps, total=total_steps, min_ratio=tc.min_lr_ratio)
     )
@@ -262,8 +284,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
     try:
         while prog["epoch"] < tc.epochs:
             epoch = prog["epoch"]
-            shuffle = not (tc.sortagrad and epoch == 0)
-            batches = bucket_batches(train_ds.lengths, tc.max_frames, tc.max_batch, shuffle, tc.seed, epoch)
+            batches = epoch_batches(epoch)
             # step k uses batches [k*group, (k+1)*group): process r takes every world-th of them,
             # so the processes share each epoch without overlap; the < group left over are dropped
             starts = range(prog["batch"], len(batches) - group + 1, group)
