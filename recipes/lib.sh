@@ -98,3 +98,18 @@ recipe_help() {
 
 # run_stage N: true when stage N lies between --stage and --stop-stage (`if run_stage 2; then`).
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+# need_synthesizers: espeak-ng, flite and festival (with its English voices) for `asr synth`;
+# installed with apt-get when one is missing and this is root on a Debian-like system, else a
+# message naming the packages and exit 1.
+need_synthesizers() {
+  local pkgs="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
+  command -v espeak-ng >/dev/null && command -v flite >/dev/null && command -v text2wave >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "   installing the speech synthesizers: apt-get install $pkgs"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
+  else
+    echo "speech synthesizers missing: install them with 'sudo apt-get install $pkgs'" >&2
+    exit 1
+  fi
+}
