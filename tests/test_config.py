@@ -109,6 +109,13 @@ def test_vtlp_is_validated(value):
         load_config(None, [f"train.vtlp={value}"])
 
 
+@pytest.mark.parametrize("value", ["[6, -24]", "[-90, 0]", "[0, 40]", "[1]", "loud"])
+def test_gain_db_is_validated(value):
+    with pytest.raises(ValueError, match="train.gain_db"):
+        load_config(None, [f"train.gain_db={value}"])
+    assert load_config(None, ["train.gain_db=[-24, 6]"]).train.gain_db == [-24, 6]
+
+
 def test_unreadable_config_names_the_file(tmp_path, monkeypatch, capsys):
     conf = tmp_path / "conf.yaml"
     conf.write_text("train:\n  epochs: 2\n")

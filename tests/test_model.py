@@ -141,6 +141,34 @@ def test_intermediate_ctc_head_in_training_only(chunk):
     assert m.intermediate is None
 
 
+def test_random_gain_is_the_front_end_of_louder_or_quieter_audio():
+    """train.gain_db shifts log-mel features exactly as scaling the waveform would (the floor
+    included), per utterance, leaving padding alone."""
+    import numpy as np
+
+    from asr.frontend import FrontendConfig, logmel
+    from asr.nn.features import random_gain
+
+    fe = FrontendConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=20, log_floor=1e-6)
+    rng = np.random.default_rng(0)
+    wave = (0.05 * rng.standard_normal(4000)).astype(np.float32)
+    wave[1000:2000] = 0.0  # digital silence: at the floor, and staying there when quieter
+    x = torch.from_numpy(logmel(wave, fe))[None]
+    for db in (-20.0, 6.0):
+        got = random_gain(x, torch.tensor([x.shape[1]]), db, db, fe.log_floor)
+        want = torch.from_numpy(logmel(wave * np.float32(10 ** (db / 20)), fe))[None]
+        above = x > np.log(fe.log_floor) + 1e-4  # on the floor, the power below it is lost: it stays there
+        assert above.float().mean() > 0.7 and torch.all(got[~above] == x[~above])
+        torch.testing.assert_close(got[above], want[above], atol=2e-3, rtol=0)
+    batch = torch.randn(4, 30, 20)
+    batch[1, 20:] = 0.0
+    y = random_gain(batch, torch.tensor([30, 20, 30, 30]), -24, 6, 1e-6, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(y[1, 20:], torch.zeros(10, 20))
+    shifts = (y - batch)[:, 0, 0]
+    assert len(set(shifts.tolist())) == 4 and all(-24 * 0.2303 - 1e-4 <= s <= 6 * 0.2303 + 1e-4 for s in shifts.tolist())
+    assert torch.allclose(y - batch, shifts[:, None, None].expand_as(y).masked_fill(y == batch, 0.0), atol=1e-5)
+
+
 def test_vtlp_warps_the_mel_axis():
     from asr.nn.features import vtlp
 

@@ -58,6 +58,10 @@ class TrainConfig:
     # Vocal tract length perturbation: [low, high] warp factors of the mel axis, drawn per
     # utterance and batch (e.g. [0.9, 1.1]); None: off.
     vtlp: Optional[list[float]] = None
+    # Recording level: each utterance as if recorded g dB louder, g uniform in [low, high],
+    # drawn per utterance and batch (e.g. [-24, 6]: a quiet speaker's recordings are then no
+    # stranger than a loud one's); None: off.
+    gain_db: Optional[list[float]] = None
     # SortaGrad: the first epoch's batches run shortest first (a gentler start for CTC, whose
     # first steps emit blanks only); later epochs are shuffled as usual.
     sortagrad: bool = False
@@ -144,6 +148,8 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
          "a non-empty list of positive speed factors")
     need("chunk_sizes", t.chunk_sizes is None or all(c > 0 for c in t.chunk_sizes),
          "null or a list of positive chunk sizes (model frames)")
+    need("gain_db", t.gain_db is None or (len(t.gain_db) == 2 and -60 <= t.gain_db[0] <= t.gain_db[1] <= 30),
+         "null or [low, high] in dB with -60 <= low <= high <= 30")
     need("vtlp", t.vtlp is None or (len(t.vtlp) == 2 and 0 < t.vtlp[0] <= t.vtlp[1] <= 1.25),
          "null or [low, high] with 0 < low <= high <= 1.25")
     if t.specaugment is not None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+import math
+
 import torch
 import torchaudio
 
 from asr.frontend import FrontendConfig
 
-__all__ = ["LogMel", "compute_stats", "SpecAugmentConfig", "spec_augment"]
+__all__ = ["LogMel", "compute_stats", "SpecAugmentConfig", "spec_augment", "vtlp", "random_gain"]
 
 
 class LogMel(torch.nn.Module):
@@ -101,6 +103,22 @@ def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugmentCon
         tw = torch.minimum(torch.full((b,), cfg.time_width, dtype=torch.long), (lengths.float() * cfg.time_width_ratio).long())
         keep &= ~spans(cfg.time_masks, tw, lengths, t)[:, :, None]
     return feats * keep
+
+
+def random_gain(feats: torch.Tensor, lengths: torch.Tensor, low_db: float, high_db: float, log_floor: float,
+                generator=None) -> torch.Tensor:
+    """Recording-level perturbation on log-mel features (B, T, F), in a copy: each utterance
+    as if played ``g`` dB louder, ``g`` uniform in [low_db, high_db]. A gain multiplies the
+    mel power, so its log moves by g * ln(10) / 10; the front end's floor (``log_floor``) still
+    holds, as it would for the quieter recording, and what sits on the floor (digital silence)
+    stays there. Padding frames stay as they are."""
+    b, t, _ = feats.shape
+    db = low_db + (high_db - low_db) * torch.rand(b, generator=generator)
+    shift = (db * (math.log(10) / 10)).to(feats.device, feats.dtype)[:, None, None]
+    floor = math.log(log_floor)
+    out = torch.where(feats <= floor + 1e-4, feats, torch.clamp(feats + shift, min=floor))
+    inside = (torch.arange(t, device=feats.device)[None, :] < lengths.to(feats.device)[:, None])[:, :, None]
+    return torch.where(inside, out, feats)
 
 
 def vtlp(feats: torch.Tensor, low: float, high: float, boundary: float = 0.8, generator=None) -> torch.Tensor:

@@ -29,7 +29,7 @@ from asr.manifest import read_manifest
 from asr.nn.data import (FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, epoch_items, is_synthetic,
                          mark_synthetic, nonspeech_entries)
 from asr.decoding.greedy import greedy_ids
-from asr.nn.features import compute_stats, spec_augment, vtlp
+from asr.nn.features import compute_stats, random_gain, spec_augment, vtlp
 from asr.metrics import error_stats
 from asr.nn.model import CTCModel, utterance_cmn
 from asr.nn.monitor import CsvLog, TrainingMonitor, require_tensorboard
@@ -253,6 +253,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
                 (logp.float().sum() * 0.0).backward()
             return 0.0
         feats, lengths = batch["feats"].to(device, non_blocking=True), batch["lengths"].to(device)
+        if tc.gain_db:
+            feats = random_gain(feats, lengths, tc.gain_db[0], tc.gain_db[1], cfg.frontend.log_floor)
         if tc.vtlp:
             feats = vtlp(feats, tc.vtlp[0], tc.vtlp[1])
         chunk = None

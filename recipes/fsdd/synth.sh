@@ -7,21 +7,24 @@
 #                on two cores) into $exp/digits; installs the synthesizers with apt when missing
 #                and allowed (root), else says which packages to install
 #   1  prepare   one split per held-out speaker: data/fsdd_loso/SPEAKER/{train,dev,test}.jsonl
-#   2  train     for each speaker of --speakers: real only ($exp/SPEAKER/real) and real + synthetic
-#                ($exp/SPEAKER/synth, train.synthetic_ratio=--ratio), --jobs trainings at a time
-#                (one thread each); each evaluates best.pt on the held-out speaker (test.jsonl)
+#   2  train     for each speaker of --speakers and each of --variants: "real" trains on the real
+#                recordings only; any other name is a folder of $exp holding a synthetic set
+#                (stage 0 makes "digits"; other sets with `asr synth ... --out $exp/NAME`), which
+#                joins training with train.synthetic_ratio=--ratio. Into $exp/SPEAKER/VARIANT,
+#                --jobs trainings at a time (one thread each); each evaluates best.pt on the
+#                held-out speaker (test.jsonl)
 #   3  table     test WER of every run in $exp/results.md
 #
 # Usage: recipes/fsdd/synth.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR]
 #                              [--corpus-dir DIR] [--speakers "theo ..."] [--takes N] [--ratio R]
-#                              [--variants "real synth"] [--jobs N] [key=value ...]
+#                              [--variants "real digits"] [--jobs N] [key=value ...]
 # Trailing key=value arguments override recipes/fsdd/conf.yaml in every training.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source recipes/lib.sh
 
 stage=0 stop_stage=3 exp=exp/fsdd_synth data=data/fsdd_loso corpus_dir=""
-speakers="george jackson lucas nicolas theo yweweler" takes=300 ratio=1.0 variants="real synth" jobs=2
+speakers="george jackson lucas nicolas theo yweweler" takes=300 ratio=1.0 variants="real digits" jobs=2
 options+=(speakers takes ratio variants jobs)
 parse_args "$@"
 conf=recipes/fsdd/conf.yaml
@@ -44,7 +47,10 @@ fi
 # one_run SPEAKER VARIANT: train and evaluate one run (its output in $exp/SPEAKER/VARIANT/run.log)
 one_run() {
   local s=$1 v=$2 dir=$exp/$1/$2 extra=()
-  [ "$v" = synth ] && extra=(data.synthetic="$exp/digits/manifest.jsonl" train.synthetic_ratio="$ratio")
+  if [ "$v" != real ]; then
+    [ -f "$exp/$v/manifest.jsonl" ] || { echo "   $s/$v: no synthetic set $exp/$v/manifest.jsonl (stage 0, or asr synth --out $exp/$v)"; return 1; }
+    extra=(data.synthetic="$exp/$v/manifest.jsonl" train.synthetic_ratio="$ratio")
+  fi
   mkdir -p "$dir"
   {
     OMP_NUM_THREADS=1 asr_train "$dir" --config "$conf" --no-progress \
@@ -74,7 +80,8 @@ if run_stage 3; then
   "$PY" - "$exp" $speakers <<'PY' | tee "$exp/results.md"
 import json, os, sys
 exp, speakers = sys.argv[1], sys.argv[2:]
-variants = sorted({v for s in speakers if os.path.isdir(os.path.join(exp, s)) for v in os.listdir(os.path.join(exp, s))})
+variants = sorted({v for s in speakers if os.path.isdir(os.path.join(exp, s)) for v in os.listdir(os.path.join(exp, s))},
+                  key=lambda v: (v != "real", v))
 def wer(s, v):
     p = os.path.join(exp, s, v, "test_result.txt")
     if not os.path.isfile(p):
