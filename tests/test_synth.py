@@ -158,8 +158,9 @@ def test_cli(fake_espeak, tmp_path, capsys):
     texts.write_text("hello there\nboom\n")
     out = tmp_path / "o"
     rc = cli.main(["synth", "--text", str(texts), "--out", str(out), "--engines", "espeak-ng", "--takes", "2",
-                   "--sample-rate", "8000", "--no-progress"])
+                   "--sample-rate", "8000", "--pad", "0,0.1", "--no-progress"])
     printed = capsys.readouterr().out
+    assert json.loads((out / "synth.json").read_text())["options"]["pad_s"] == [0.0, 0.1]
     assert rc == 1 and "2 of 4 renderings" in printed and "2 failed" in printed and "failed.jsonl" in printed
     assert len(read_manifest(out / "manifest.jsonl")) == 2
     assert cli.main(["synth", "--text", str(texts), "--out", str(out), "--engines", "espeak-ng,sam"]) == 2

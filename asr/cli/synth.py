@@ -46,6 +46,8 @@ def add_parser(sub) -> None:
     sp.add_argument("--child-share", type=float, default=0.3, help="share of child-like renderings (default 0.3)")
     sp.add_argument("--noise-share", type=float, default=0.5, help="share of renderings with white, pink or brown "
                     "noise (default 0.5)")
+    sp.add_argument("--pad", type=_pair, default=(0.05, 0.4), help="silence before and after the speech, seconds "
+                    "(default 0.05,0.4; tightly cut clips such as FSDD's: 0.02,0.15)")
     sp.add_argument("--snr", type=_pair, default=(10.0, 35.0), help="noise SNR range in dB (default 10,35)")
     sp.add_argument("--seed", type=int, default=1234)
     sp.add_argument("--jobs", type=positive(int), default=2, help="renderings at a time (default 2: both cores)")
@@ -59,7 +61,8 @@ def run(args) -> int:
 
     opts = SynthOptions(engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()), takes=args.takes,
                         sample_rate=args.sample_rate, variety=not args.plain, rate=args.rate,
-                        child_share=args.child_share, noise_share=args.noise_share, snr_db=args.snr, seed=args.seed)
+                        child_share=args.child_share, noise_share=args.noise_share, snr_db=args.snr, pad_s=args.pad,
+                        seed=args.seed)
     texts = read_texts(args.text or args.manifest, manifest=args.manifest is not None)
     counts = synthesize(texts, args.out, opts, jobs=args.jobs, progress=not args.no_progress, limit=args.limit)
     print(f"{args.out}/manifest.jsonl: {counts['rendered'] + counts['kept']} of {counts['planned']} renderings "

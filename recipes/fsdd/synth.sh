@@ -12,20 +12,23 @@
 #                (stage 0 makes "digits"; other sets with `asr synth ... --out $exp/NAME`), which
 #                joins training with train.synthetic_ratio=--ratio. Into $exp/SPEAKER/VARIANT,
 #                --jobs trainings at a time (one thread each); each evaluates best.pt on the
-#                held-out speaker (test.jsonl)
+#                held-out speaker (test.jsonl). Every run trains with recording-level perturbation
+#                train.gain_db=[--gain] (default -24,6; "none": off): the held-out speaker may
+#                have recorded far quieter or louder than the others (theo: 15 dB quieter)
 #   3  table     test WER of every run in $exp/results.md
 #
 # Usage: recipes/fsdd/synth.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR]
 #                              [--corpus-dir DIR] [--speakers "theo ..."] [--takes N] [--ratio R]
-#                              [--variants "real digits"] [--jobs N] [key=value ...]
+#                              [--variants "real digits"] [--jobs N] [--gain LOW,HIGH|none]
+#                              [key=value ...]
 # Trailing key=value arguments override recipes/fsdd/conf.yaml in every training.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source recipes/lib.sh
 
 stage=0 stop_stage=3 exp=exp/fsdd_synth data=data/fsdd_loso corpus_dir=""
-speakers="george jackson lucas nicolas theo yweweler" takes=300 ratio=1.0 variants="real digits" jobs=2
-options+=(speakers takes ratio variants jobs)
+speakers="george jackson lucas nicolas theo yweweler" takes=300 ratio=1.0 variants="real digits" jobs=2 gain=-24,6
+options+=(speakers takes ratio variants jobs gain)
 parse_args "$@"
 conf=recipes/fsdd/conf.yaml
 
@@ -47,9 +50,10 @@ fi
 # one_run SPEAKER VARIANT: train and evaluate one run (its output in $exp/SPEAKER/VARIANT/run.log)
 one_run() {
   local s=$1 v=$2 dir=$exp/$1/$2 extra=()
+  [ "$gain" = none ] || extra+=("train.gain_db=[$gain]")
   if [ "$v" != real ]; then
     [ -f "$exp/$v/manifest.jsonl" ] || { echo "   $s/$v: no synthetic set $exp/$v/manifest.jsonl (stage 0, or asr synth --out $exp/$v)"; return 1; }
-    extra=(data.synthetic="$exp/$v/manifest.jsonl" train.synthetic_ratio="$ratio")
+    extra+=(data.synthetic="$exp/$v/manifest.jsonl" train.synthetic_ratio="$ratio")
   fi
   mkdir -p "$dir"
   {
