@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-RUN_SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "recipes", "*", "run.sh")))
+RUN_SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "recipes", "*", "run.sh")) +
+                     glob.glob(os.path.join(ROOT, "recipes", "*", "synth.sh")))  # the staged scripts
 SCRIPTS = RUN_SCRIPTS + sorted(glob.glob(os.path.join(ROOT, "recipes", "*", "sweep.sh")))
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="the recipes are bash scripts")
