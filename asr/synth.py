@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -88,10 +89,12 @@ class SynthOptions:
             problems.append(f"takes must be >= 1, got {self.takes}")
         if not 4000 <= self.sample_rate <= 48000:
             problems.append(f"sample_rate must be in [4000, 48000] Hz, got {self.sample_rate}")
-        for name in ("rate", "child_shift", "adult_shift", "snr_db", "pad_s"):
+        for name, low_ok, rule in (("rate", lambda v: v > 0, "0 < low"), ("child_shift", lambda v: v > 0, "0 < low"),
+                                   ("adult_shift", lambda v: v > 0, "0 < low"), ("pad_s", lambda v: v >= 0, "0 <= low"),
+                                   ("snr_db", lambda v: v >= -20, "-20 <= low")):
             lo, hi = getattr(self, name)
-            if not (lo <= hi and (lo > 0 or name in ("snr_db", "pad_s")) and lo >= (-20 if name == "snr_db" else 0)):
-                problems.append(f"{name} must be [low, high] with 0 < low <= high, got {[lo, hi]}")
+            if not (low_ok(lo) and lo <= hi):
+                problems.append(f"{name} must be [low, high] with {rule} <= high, got {[lo, hi]}")
         for name in ("child_share", "noise_share"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -124,7 +127,7 @@ class Rendering:
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
-        d.pop("index"), d.pop("text")
+        del d["index"], d["text"]
         d["pad"] = [round(p, 3) for p in self.pad]
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
 
@@ -371,8 +374,6 @@ def synthesize(
 
 
 def _digest(texts: Sequence[str]) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for t in texts:
         h.update(t.encode("utf-8") + b"\n")
