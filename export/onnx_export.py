@@ -35,6 +35,7 @@ from asr.nn.model import CTCModel
 from asr.recognizer import Recognizer
 from asr.runtime import load_backend
 from asr.runtime.schema import ModelInfo, StreamingLayout, graph_signature
+from export.recurrent_ops import native_ops
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ def export_onnx(
                    "log_probs": {0: "batch", 1: "out_time"}, "out_lengths": {0: "batch"}}
     metadata = info.to_metadata()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), native_ops(model):
             warnings.simplefilter("ignore")  # the legacy exporter warns about RNNs with batch_first
             torch.onnx.export(wrapper, args, tmp, input_names=input_names, output_names=output_names,
                               dynamic_axes=dynamic, opset_version=opset, dynamo=False)
