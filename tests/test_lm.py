@@ -141,6 +141,22 @@ def test_read_arpa_without_unk(tmp_path):
     lm = NGramLM.read_arpa(path)
     assert math.exp(lm.score("a", ["<s>"])) == pytest.approx(0.5, rel=1e-5)
     assert lm.score("zebra") == pytest.approx(-100 * math.log(10))
+    row = lm.score_row(("a", "zebra", "</s>"), ["<s>"])
+    assert row.tolist() == [lm.score(w, ["<s>"]) for w in ("a", "zebra", "</s>")]
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_score_row_is_score_for_every_word(order):
+    """The beam search's per-history rows: the same floats as score(), word by word, for
+    in-vocabulary, unknown and repeated words after every kind of history."""
+    corpus = ["the cat sat on the mat", "the dog sat", "a cat and a dog", "the mat", "dog sat on a cat"]
+    lm = train_ngram(corpus, order=order, discount=0.6)
+    words = tuple(sorted(lm.vocab)) + ("zebra", "yak", "the")
+    histories = [(), ("<s>",), ("zebra",), ("the", "zebra", "cat"), ("<s>", "the", "cat", "sat", "on")]
+    histories += list(itertools.product(["<s>", "the", "cat"], ["dog", "mat", "zebra"]))
+    for h in histories:
+        assert lm.score_row(words, h).tolist() == [lm.score(w, h) for w in words], h
+    assert lm.score_row(["cat", "zebra"], ["the"]).tolist() == [lm.score("cat", ["the"]), lm.score("zebra", ["the"])]
 
 
 def test_build_command(tmp_path, capsys):

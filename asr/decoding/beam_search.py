@@ -145,6 +145,7 @@ class _Scorer:
 
     def __init__(self, lm: NGramLM, symbols: Sequence[str]):
         self.lm, self.symbols = lm, list(symbols)
+        self._scored = tuple(self.symbols[1:])  # all but the blank
         self._rows: dict[tuple[str, ...], np.ndarray] = {}
 
     def push(self, hist: tuple[str, ...], sym: str) -> tuple[str, ...]:
@@ -156,8 +157,7 @@ class _Scorer:
         if row is None:
             if len(self._rows) > 100_000:
                 self._rows.clear()
-            score = self.lm.score
-            row = self._rows[hist] = np.array([0.0] + [score(w, hist) for w in self.symbols[1:]])
+            row = self._rows[hist] = np.concatenate([[0.0], self.lm.score_row(self._scored, hist)])
         return row
 
 
@@ -193,6 +193,7 @@ class CtcBeamSearch:
             self._chars = _Scorer(char_lm, [SPACE if v == " " else v for v in self.vocab])
         self._words = _Scorer(lm, self.vocab) if lm is not None else None
         self._ahead: Optional[dict[str, float]] = None  # word prefix -> best ln P_unigram of its completions
+        self._ahead_rows: dict[str, np.ndarray] = {}
         if lm is not None and self.space is not None and self.options.lm_lookahead:
             self._ahead = {}
             for w in lm.vocab:
@@ -290,6 +291,24 @@ class CtcBeamSearch:
             return 0.0
         return self._ahead.get(word, self._ahead_miss)
 
+    def _ahead_row(self, word: str) -> np.ndarray:
+        """What look-ahead changes in the bonus of each child of a prefix whose partial word is
+        ``word`` (cached per word: many prefixes share one)."""
+        row = self._ahead_rows.get(word)
+        if row is None:
+            o = self.options
+            base = self._lookahead(word)
+            row = np.zeros(len(self.vocab))
+            for c, ch in enumerate(self.vocab):
+                if c and c != self.space:
+                    row[c] = o.alpha * (self._lookahead(word + ch) - base)
+            if word:
+                row[self.space] = -(o.alpha * base)
+            if len(self._ahead_rows) > 100_000:
+                self._ahead_rows.clear()
+            self._ahead_rows[word] = row
+        return row
+
     def _row(self, node: _Node, trie: Optional[_HotwordTrie]) -> np.ndarray:
         """The bonus each child of ``node`` would have, by token (same arithmetic as _child)."""
         if node.row is not None:
@@ -307,12 +326,7 @@ class CtcBeamSearch:
             if node.word:
                 row[self.space] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
             if self._ahead is not None:  # swap the partial word's provisional score for its extension's
-                base = self._lookahead(node.word)
-                for c, ch in enumerate(self.vocab):
-                    if c and c != self.space:
-                        row[c] += o.alpha * (self._lookahead(node.word + ch) - base)
-                if node.word:
-                    row[self.space] -= o.alpha * base
+                row += self._ahead_row(node.word)
         if self.char_lm is not None:
             row += o.char_alpha * self._chars.row(node.chist)
         if trie is not None:

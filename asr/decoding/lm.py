@@ -42,6 +42,8 @@ import os
 from collections import Counter, defaultdict
 from typing import Iterable, Iterator, Optional, Sequence
 
+import numpy as np
+
 from asr.fileio import atomic_open
 from asr.text import normalize_text
 
@@ -75,6 +77,8 @@ class NGramLM:
         self.vocab = frozenset(g[0] for g in probs if len(g) == 1)
         self._unk_log10 = probs.get((UNK,), UNK_MISSING)
         self._cache: dict[tuple, float] = {}
+        self._row_words: Optional[Sequence[str]] = None  # score_row's index, for this word list
+        self._row_by_context: dict = {}
 
     # --- scoring ------------------------------------------------------------------------
     def score(self, word: str, history: Sequence[str] = ()) -> float:
@@ -103,6 +107,47 @@ class NGramLM:
                 return total + self._unk_log10  # only an OOV word in a model without <unk>
             total += backoffs.get(h, 0.0)
             h = h[1:]
+
+    def score_row(self, words: Sequence[str], history: Sequence[str] = ()) -> np.ndarray:
+        """ln p(w | history) for every w in ``words`` at once: :meth:`score` for each, with
+        the same arithmetic (so the same floats): each backoff level's n-grams written over
+        the shorter levels' values, each level's backoff total summed in :meth:`log10`'s order.
+        Pass the same ``words`` object each time (its index is built once)."""
+        by_context = self._row_index(words)
+        vocab = self.vocab
+        h = tuple(x if x in vocab else UNK for x in history[max(0, len(history) - self.order + 1):]) if self.order > 1 else ()
+        levels = []  # (context, backoff total before it), longest context first
+        total = 0.0
+        while True:
+            levels.append((h, total))
+            if not h:
+                break
+            total += self.backoffs.get(h, 0.0)
+            h = h[1:]
+        out = np.full(len(words), total + self._unk_log10)  # found at no level: <unk> in a model without it
+        for context, total in reversed(levels):
+            entry = by_context.get(context)
+            if entry is not None:
+                out[entry[0]] = total + entry[1]
+        return out * LN10
+
+    def _row_index(self, words: Sequence[str]) -> dict:
+        """context -> (columns of ``words``, log10 p) of the n-grams that end in one of them
+        (built once per word list)."""
+        if words is not self._row_words and (self._row_words is None or tuple(words) != tuple(self._row_words)):
+            vocab = self.vocab
+            cols: dict[str, list[int]] = defaultdict(list)
+            for i, w in enumerate(words):
+                cols[w if w in vocab else UNK].append(i)
+            lists: dict[tuple, tuple[list, list]] = {}
+            for gram, p in self.probs.items():
+                for i in cols.get(gram[-1], ()):
+                    c, v = lists.setdefault(gram[:-1], ([], []))
+                    c.append(i)
+                    v.append(p)
+            self._row_by_context = {k: (np.array(c), np.array(v)) for k, (c, v) in lists.items()}
+            self._row_words = words
+        return self._row_by_context
 
     def sentence_score(self, sentence: str | Sequence[str], bos: bool = True, eos: bool = True) -> float:
         """ln p of a sentence (a string split on whitespace, or a list of words), with
