@@ -155,22 +155,29 @@ class _Kernel:
         return k
 
 
+def _frames(samples: np.ndarray, t: int, cfg: FrontendConfig) -> np.ndarray:
+    """The first ``t`` frames of a contiguous float64 signal, as a read-only strided view."""
+    step = samples.strides[0]
+    return np.lib.stride_tricks.as_strided(samples, (t, cfg.n_fft), (cfg.hop_length * step, step), writeable=False)
+
+
 def _frames_to_logmel(frames: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
     k = _Kernel.get(cfg)
     spec = np.fft.rfft(frames * k.window, n=cfg.n_fft, axis=-1)
-    power = spec.real**2 + spec.imag**2
+    power = np.square(spec.real)
+    power += np.square(spec.imag)
     mel = power @ k.fb
-    return np.log(np.maximum(mel, cfg.log_floor)).astype(np.float32)
+    np.maximum(mel, cfg.log_floor, out=mel)
+    return np.log(mel, out=mel).astype(np.float32)
 
 
 def logmel(samples: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
     """Log-mel features of a whole 1-D signal: shape (num_frames, n_mels), float32."""
-    samples = np.asarray(samples, dtype=np.float64).reshape(-1)
+    samples = np.ascontiguousarray(samples, dtype=np.float64).reshape(-1)
     t = cfg.num_frames(samples.shape[0])
     if t == 0:
         return np.zeros((0, cfg.n_mels), dtype=np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(samples, cfg.n_fft)[:: cfg.hop_length][:t]
-    return _frames_to_logmel(frames, cfg)
+    return _frames_to_logmel(_frames(samples, t, cfg), cfg)
 
 
 class OnlineLogMel:
@@ -185,13 +192,12 @@ class OnlineLogMel:
 
     def accept(self, samples: np.ndarray) -> np.ndarray:
         samples = np.asarray(samples, dtype=np.float64).reshape(-1)
-        buf = np.concatenate([self._buffer, samples]) if self._buffer.size else samples
+        buf = np.concatenate([self._buffer, samples]) if self._buffer.size else np.ascontiguousarray(samples)
         t = self.cfg.num_frames(buf.shape[0])
         if t == 0:
-            self._buffer = buf
+            self._buffer = buf.copy() if buf is samples else buf
             return np.zeros((0, self.cfg.n_mels), dtype=np.float32)
-        frames = np.lib.stride_tricks.sliding_window_view(buf, self.cfg.n_fft)[:: self.cfg.hop_length][:t]
-        out = _frames_to_logmel(frames, self.cfg)
+        out = _frames_to_logmel(_frames(buf, t, self.cfg), self.cfg)
         self._buffer = buf[t * self.cfg.hop_length :].copy()
         self.frames_emitted += t
         return out
