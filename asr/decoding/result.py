@@ -121,19 +121,22 @@ class CtcStreamDecoder:
         """Decode (frames, V) scores; returns the best symbol of each frame."""
         log_probs = np.asarray(log_probs)
         best = log_probs.argmax(axis=-1)
-        peak = np.exp(log_probs.max(axis=-1).astype(np.float64)).tolist() if best.size else []
         if self.final_decoder is not None:
             self._scores.append(np.array(log_probs, dtype=np.float32))
-        for i, b in enumerate(best.tolist()):
-            frame = self.num_frames + i
-            if b != self.blank:
-                if b != self._prev:
+        symbols = np.flatnonzero(best != self.blank)  # most frames are blank: only these need a look
+        if symbols.size:
+            peak = np.exp(log_probs[symbols].max(axis=-1).astype(np.float64)).tolist()
+            best_l = best.tolist()
+            for i, p in zip(symbols.tolist(), peak):
+                b, frame = best_l[i], self.num_frames + i
+                if b != (best_l[i - 1] if i else self._prev):
                     self.tokens.append((b, frame, frame))
-                    self.token_scores.append(peak[i])
+                    self.token_scores.append(p)
                 else:  # the run of the last token goes on
                     self.tokens[-1] = (b, self.tokens[-1][1], frame)
-                    self.token_scores[-1] = max(self.token_scores[-1], peak[i])
-            self._prev = b
+                    self.token_scores[-1] = max(self.token_scores[-1], p)
+        if best.size:
+            self._prev = int(best[-1])
         self.num_frames += best.size
         return best
 

@@ -94,12 +94,17 @@ class OnnxModel:
     @staticmethod
     def stack_states(per_stream: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
         """States of several streams (each a list of (L, 1, H)) -> batched list of (L, B, H)."""
+        if len(per_stream) == 1:
+            return list(per_stream[0])
         return [np.concatenate(parts, axis=1) for parts in zip(*per_stream)]
 
     @staticmethod
     def unstack_states(states: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-        """Batched states (L, B, H) -> one list of (L, 1, H) per stream."""
+        """Batched states (L, B, H) -> one list of (L, 1, H) per stream (one batch: the arrays
+        themselves, which onnxruntime allocated for this call alone)."""
         batch = states[0].shape[1]
+        if batch == 1:
+            return [list(states)]
         return [[s[:, b : b + 1].copy() for s in states] for b in range(batch)]
 
 

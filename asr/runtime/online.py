@@ -225,7 +225,7 @@ class OnlineRecognizer:
         if not ready:
             return 0
         windows = [s._window() for s in ready]
-        feats = np.stack([w for w, _ in windows])
+        feats = windows[0][0][None] if len(windows) == 1 else np.stack([w for w, _ in windows])
         lengths = np.array([v for _, v in windows], np.int64)
         logp, next_states = self.model.stream_step(feats, lengths, self.model.stack_states([s.states for s in ready]))
         for s, lp, st in zip(ready, logp, self.model.unstack_states(next_states)):
