@@ -158,7 +158,9 @@ class _Kernel:
 def _frames(samples: np.ndarray, t: int, cfg: FrontendConfig) -> np.ndarray:
     """The first ``t`` frames of a contiguous float64 signal, as a read-only strided view."""
     step = samples.strides[0]
-    return np.lib.stride_tricks.as_strided(samples, (t, cfg.n_fft), (cfg.hop_length * step, step), writeable=False)
+    frames = np.ndarray((t, cfg.n_fft), samples.dtype, buffer=samples, strides=(cfg.hop_length * step, step))
+    frames.flags.writeable = False
+    return frames
 
 
 def _frames_to_logmel(frames: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
