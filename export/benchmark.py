@@ -196,7 +196,8 @@ def _flashlight(tokenizer, char_lm_path, beam, char_alpha):
     natural logs: the LM weight is scaled by ln 10 so both searches weigh the LM alike. Every
     token may extend every hypothesis (``beam_size_token`` = vocabulary), no score threshold."""
     try:
-        from flashlight.lib.text.decoder import (CriterionType, KenLM, LexiconFreeDecoder, LexiconFreeDecoderOptions)
+        from flashlight.lib.text.decoder import CriterionType, LexiconFreeDecoder, LexiconFreeDecoderOptions
+        from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
     except ImportError:
         return None
@@ -375,6 +376,9 @@ def main(argv=None) -> int:
         share = shares[f"{sr // 1000} kHz in, batch {batch}"]
         print(f"  streaming fp32, batch {batch}: {100 * floor_stream / results[f'streaming fp32, batch {batch}']['rtf']:.0f}% "
               f"of the floor's speed overall, {100 * floor_stream / (share['rtf'] * share['model call']):.0f}% in the model call")
+
+    print(f"  so no batching can make a stream more than {r1 / floor_stream:.1f}x faster than batch 1's {r1:.4f} "
+          f"(that is, with the model at the floor and everything else free)")
 
     print(f"\nsearch on the streaming posteriors ({len(lps)} utterances; RTF of the search alone, on top of the model):")
     for name, r in search.items():
