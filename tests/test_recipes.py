@@ -80,12 +80,13 @@ ASR=(printf '<%s>'); run_stage 0 || asr_train "$exp" --config c.yaml train.epoch
                         "<train.specaugment={freq_masks: 2}><train.epochs=5>")
 
 
-def test_fsdd_rnn_comparison_script_shares_the_command_line(tmp_path):
-    """recipes/fsdd/compare_rnn.sh (tanh RNN vs GRU vs LSTM): the same parse_args and stages."""
-    script = os.path.join(ROOT, "recipes", "fsdd", "compare_rnn.sh")
+@pytest.mark.parametrize("corpus,stages", [("fsdd", 5), ("speechocean762", 4)])
+def test_rnn_comparison_scripts_share_the_command_line(tmp_path, corpus, stages):
+    """recipes/*/compare_rnn.sh (tanh RNN vs GRU vs LSTM): the same parse_args and stages."""
+    script = os.path.join(ROOT, "recipes", corpus, "compare_rnn.sh")
     r = run(script, "--help", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    for n in range(5):
+    for n in range(stages):
         assert re.search(rf"^\s+{n}\s+\w", r.stdout, re.M)
     assert "--figs docs/looking_inside" in r.stdout
     r = run(script, "--no-such-option", "1")
