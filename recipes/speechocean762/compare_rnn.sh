@@ -3,9 +3,9 @@
 # table; the FSDD one is recipes/fsdd/compare_rnn.sh). Each model is run.sh's training stage
 # (conf.yaml: a full-context 3-layer BiGRU, character CTC with a phone head after layer 2) with
 # only model.rnn_type and model.hidden_size changed: 341, 192 and 165 units per direction give
-# 1.91M parameters each. All three train the same number of epochs (--epochs, default 6: the
-# three together take about an hour on the 2-core machine), one process of one thread each,
-# --jobs of them at a time.
+# 1.91M parameters each. All three train the same number of epochs (--epochs, default 12: what
+# conf.yaml's 24 epochs on two processes cost one process; the three side by side take about an
+# hour on the 2-core machine), one process of one thread each, --jobs of them at a time.
 #
 # Stages (start anywhere with --stage, stop with --stop-stage):
 #   0  prepare   manifests (as run.sh stage 0)
@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source recipes/lib.sh
 
-stage=0 stop_stage=3 exp=exp/so_cmp data=data/speechocean762 corpus_dir="" figs=docs/looking_inside epochs=6 jobs=3
+stage=0 stop_stage=3 exp=exp/so_cmp data=data/speechocean762 corpus_dir="" figs=docs/looking_inside epochs=12 jobs=3
 options+=(figs epochs jobs)
 parse_args "$@"
 MODELS=("rnn 341" "gru 192" "lstm 165")  # rnn_type, hidden size per direction: 1.91M parameters each
