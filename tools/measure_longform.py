@@ -8,7 +8,9 @@ Runs the whole command once, on one thread, as a child process, and reports:
   factor (CPU seconds, user + system, per second of audio; wall time too);
 - WER of the long recording (all hypothesis words against all truth words, in order) and the
   WER of the same utterances decoded one by one (``Recognizer.transcribe`` on each source file,
-  counted as often as it was placed);
+  counted as often as it was placed): whole (``long_form=False``), and through the long-form
+  path's voice activity detector as well (``long_form=True``), which leaves the long recording's
+  own machinery (blocks, segment bounds, batching) as the only difference;
 - word timestamps: for one-word utterances recognized correctly, |start error| and |end
   error| against the truth's speech times (median and 95th percentile);
 - with ``--align``: the same for forced alignment (``Recognizer.align``, within the speech
@@ -123,7 +125,7 @@ def main(argv=None) -> int:
     p.add_argument("folder", help="written by tools/make_long_recording.py")
     p.add_argument("--align", action="store_true", help="also time forced alignment of each utterance")
     p.add_argument("--align-vad", default="silero", help="the detector that bounds forced alignment (none: the model alone)")
-    p.add_argument("--one-by-one", action="store_true", help="also decode each utterance alone (WER to compare)")
+    p.add_argument("--one-by-one", action="store_true", help="also decode each utterance alone, whole and through the voice activity detector (WERs to compare)")
     p.add_argument("--context", help="comma-separated seconds: WER of each utterance alone with that much around it")
     p.add_argument("--transcribe-args", default="", help="more options for asr transcribe (e.g. '--vad energy')")
     p.add_argument("--json", help="also write the figures here")
@@ -166,6 +168,11 @@ def main(argv=None) -> int:
                 texts[t["source"]] = rec.transcribe(t["source"], long_form=False).text
         st = error_stats([t["text"] for t in truth], [texts[t["source"]] for t in truth])
         report["one_by_one_wer"] = round(st.wer, 2)
+        # the same files through the long-form path (the default detector, as a segment would
+        # be): what the long recording's machinery alone changes, with the detector on both sides
+        vad_texts = {src: rec.transcribe(src, long_form=True).text for src in texts}
+        st = error_stats([t["text"] for t in truth], [vad_texts[t["source"]] for t in truth])
+        report["one_by_one_vad_wer"] = round(st.wer, 2)
     if args.align:
         from asr.audio import load_audio
         from asr.vad import VadOptions
