@@ -95,13 +95,14 @@ def _rnn(g, kind, x, w, r, b, lens, h0, c0, hidden, direction, outputs):
 _LAYERS: dict[int, nn.Module] = {}  # the layers being exported, by id (an apply() argument must not be a Module)
 
 
-def _untraced_step(layer: int, *args):
-    """``layer.step`` with the exporter's tracer off: the traced graph gets our symbolic, and
-    the tracer cannot follow module calls made inside a Function's forward."""
+def _untraced(layer: int, method: str, *args):
+    """The layer's own ``method`` (its class's, not the stand-in :func:`native_ops` puts on the
+    instance) with the exporter's tracer off: the traced graph gets our symbolic, and the
+    tracer cannot follow module calls made inside a Function's forward."""
     tracing = torch._C._get_tracing_state()
     torch._C._set_tracing_state(None)
     try:
-        return type(_LAYERS[layer]).step(_LAYERS[layer], *args)
+        return getattr(type(_LAYERS[layer]), method)(_LAYERS[layer], *args)
     finally:
         torch._C._set_tracing_state(tracing)
 
@@ -109,7 +110,7 @@ def _untraced_step(layer: int, *args):
 class _GruRnnStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, valid, h0, w, r, b, layer, chunk, kind, hidden, bidirectional):
-        return _untraced_step(layer, x, valid, chunk, h0)
+        return _untraced(layer, "step", x, valid, chunk, h0)
 
     @staticmethod
     def symbolic(g, x, valid, h0, w, r, b, layer, chunk, kind, hidden, bidirectional):
@@ -126,7 +127,7 @@ class _GruRnnStep(torch.autograd.Function):
 class _LstmStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, valid, h0, c0, w, r, b, layer, chunk, right, kind, hidden, bidirectional):
-        y, (h, c) = _untraced_step(layer, x, valid, chunk, (h0, c0))
+        y, (h, c) = _untraced(layer, "step", x, valid, chunk, (h0, c0))
         return y, h, c
 
     @staticmethod
@@ -153,12 +154,7 @@ class _LstmStep(torch.autograd.Function):
 class _FullContext(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, lengths, w, r, b, layer, kind, hidden, bidirectional):
-        tracing = torch._C._get_tracing_state()
-        torch._C._set_tracing_state(None)
-        try:
-            return type(_LAYERS[layer]).forward(_LAYERS[layer], x, lengths)
-        finally:
-            torch._C._set_tracing_state(tracing)
+        return _untraced(layer, "forward", x, lengths)
 
     @staticmethod
     def symbolic(g, x, lengths, w, r, b, layer, kind, hidden, bidirectional):
