@@ -62,6 +62,29 @@ SHARES = ("resampler", "front end", "model call", "decoder")
 
 
 @contextlib.contextmanager
+def timed(acc: Counter, targets):
+    """Add the seconds spent in each ``(owner, attribute, part)`` of ``targets`` to
+    ``acc[part]`` while inside; the attributes are put back on the way out."""
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
+
+    def wrap(fn, part):
+        def inner(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                acc[part] += time.perf_counter() - t
+        return inner
+
+    try:
+        for (owner, name, part), (_, _, fn) in zip(targets, originals):
+            setattr(owner, name, wrap(fn, part))
+        yield acc
+    finally:
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
+
+
 def _timed_parts(acc: Counter):
     """Time the streaming runtime's stages into ``acc`` (seconds by part) while inside."""
     from asr.decoding.result import CtcStreamDecoder
@@ -69,27 +92,9 @@ def _timed_parts(acc: Counter):
     from asr.runtime.model import OnnxModel
     from asr.runtime.resampler import StreamingResampler
 
-    patched = [(StreamingResampler, "accept", "resampler"), (StreamingResampler, "flush", "resampler"),
-               (OnlineLogMel, "accept", "front end"), (OnnxModel, "stream_step", "model call"),
-               (CtcStreamDecoder, "accept", "decoder"), (CtcStreamDecoder, "finish_utterance", "decoder")]
-    originals = [(cls, name, cls.__dict__[name]) for cls, name, _ in patched]
-
-    def wrap(fn, part):
-        def timed(*a, **k):
-            t = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                acc[part] += time.perf_counter() - t
-        return timed
-
-    try:
-        for cls, name, part in patched:
-            setattr(cls, name, wrap(cls.__dict__[name], part))
-        yield acc
-    finally:
-        for cls, name, fn in originals:
-            setattr(cls, name, fn)
+    return timed(acc, [(StreamingResampler, "accept", "resampler"), (StreamingResampler, "flush", "resampler"),
+                       (OnlineLogMel, "accept", "front end"), (OnnxModel, "stream_step", "model call"),
+                       (CtcStreamDecoder, "accept", "decoder"), (CtcStreamDecoder, "finish_utterance", "decoder")])
 
 
 def stream_all(rec, waves, rate: int, batch: int, piece_s: float, keep_log_probs: bool = False):

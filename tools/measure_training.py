@@ -16,7 +16,6 @@ faster run counts.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -27,37 +26,16 @@ from collections import Counter
 from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@contextlib.contextmanager
-def timed(acc: Counter, targets):
-    """Add the seconds spent in each (owner, attribute, part) to ``acc`` while inside."""
-    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
-
-    def wrap(fn, part):
-        def inner(*a, **k):
-            t = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                acc[part] += time.perf_counter() - t
-        return inner
-
-    try:
-        for (owner, name, part), (_, _, fn) in zip(targets, originals):
-            setattr(owner, name, wrap(fn, part))
-        yield acc
-    finally:
-        for owner, name, fn in originals:
-            setattr(owner, name, fn)
+from export.benchmark import timed  # noqa: E402
 
 
 def bare_loop(cfg, batches: list, seed: int) -> float:
     """Seconds for forward/backward/clip/step over ``batches`` (collated dicts), as training does them."""
     import torch
 
-    from asr.nn.features import random_gain, spec_augment, vtlp
+    from asr.nn.features import spec_augment
     from asr.nn.model import CTCModel
+    from asr.nn.training import perturb_batch
 
     tc = cfg.train
     torch.manual_seed(seed)
@@ -68,14 +46,8 @@ def bare_loop(cfg, batches: list, seed: int) -> float:
     t0 = time.perf_counter()
     for batch in batches:
         opt.zero_grad(set_to_none=True)
-        feats, lengths = batch["feats"], batch["lengths"]
-        if tc.gain_db:
-            feats = random_gain(feats, lengths, tc.gain_db[0], tc.gain_db[1], cfg.frontend.log_floor)
-        if tc.vtlp:
-            feats = vtlp(feats, tc.vtlp[0], tc.vtlp[1])
-        chunk = None
-        if cfg.model.chunk_size > 0 and tc.chunk_sizes:
-            chunk = tc.chunk_sizes[int(torch.randint(len(tc.chunk_sizes), (1,)))]
+        lengths = batch["lengths"]
+        feats, chunk = perturb_batch(batch["feats"], lengths, cfg)
         logp, out_len = model(feats, lengths, augment=augment, chunk_size=chunk)
         loss = torch.nn.functional.ctc_loss(logp.transpose(0, 1), batch["targets"], out_len, batch["target_lengths"],
                                             zero_infinity=True, reduction="sum") / len(lengths)

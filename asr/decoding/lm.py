@@ -77,7 +77,7 @@ class NGramLM:
         self.vocab = frozenset(g[0] for g in probs if len(g) == 1)
         self._unk_log10 = probs.get((UNK,), UNK_MISSING)
         self._cache: dict[tuple, float] = {}
-        self._row_words: Optional[Sequence[str]] = None  # score_row's index, for this word list
+        self._row_words: Optional[tuple[str, ...]] = None  # score_row's index is for this word list
         self._row_by_context: dict = {}
 
     # --- scoring ------------------------------------------------------------------------
@@ -112,7 +112,7 @@ class NGramLM:
         """ln p(w | history) for every w in ``words`` at once: :meth:`score` for each, with
         the same arithmetic (so the same floats): each backoff level's n-grams written over
         the shorter levels' values, each level's backoff total summed in :meth:`log10`'s order.
-        Pass the same ``words`` object each time (its index is built once)."""
+        The index of ``words`` is built on the first call and kept while the list stays the same."""
         by_context = self._row_index(words)
         vocab = self.vocab
         h = tuple(x if x in vocab else UNK for x in history[max(0, len(history) - self.order + 1):]) if self.order > 1 else ()
@@ -134,7 +134,8 @@ class NGramLM:
     def _row_index(self, words: Sequence[str]) -> dict:
         """context -> (columns of ``words``, log10 p) of the n-grams that end in one of them
         (built once per word list)."""
-        if words is not self._row_words and (self._row_words is None or tuple(words) != tuple(self._row_words)):
+        words = tuple(words)
+        if words != self._row_words:
             vocab = self.vocab
             cols: dict[str, list[int]] = defaultdict(list)
             for i, w in enumerate(words):

@@ -102,6 +102,21 @@ def decode_dataset(
     return refs, hyps, loss
 
 
+def perturb_batch(feats: torch.Tensor, lengths: torch.Tensor, cfg: ExperimentConfig) -> tuple[torch.Tensor, Optional[int]]:
+    """A training batch's feature-domain perturbations (``train.gain_db``, ``train.vtlp``) and
+    this step's chunk size (one of ``train.chunk_sizes`` for a latency-controlled model, else
+    None: the config's own)."""
+    tc = cfg.train
+    if tc.gain_db:
+        feats = random_gain(feats, lengths, tc.gain_db[0], tc.gain_db[1], cfg.frontend.log_floor)
+    if tc.vtlp:
+        feats = vtlp(feats, tc.vtlp[0], tc.vtlp[1])
+    chunk = None
+    if cfg.model.chunk_size > 0 and tc.chunk_sizes:
+        chunk = tc.chunk_sizes[int(torch.randint(len(tc.chunk_sizes), (1,)))]
+    return feats, chunk
+
+
 def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train (resume with ``resume``); under torchrun, data-parallel over all processes (see
     :mod:`asr.nn.distributed`): rank 0 logs, evaluates and writes checkpoints."""
@@ -253,13 +268,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
                 (logp.float().sum() * 0.0).backward()
             return 0.0
         feats, lengths = batch["feats"].to(device, non_blocking=True), batch["lengths"].to(device)
-        if tc.gain_db:
-            feats = random_gain(feats, lengths, tc.gain_db[0], tc.gain_db[1], cfg.frontend.log_floor)
-        if tc.vtlp:
-            feats = vtlp(feats, tc.vtlp[0], tc.vtlp[1])
-        chunk = None
-        if cfg.model.chunk_size > 0 and tc.chunk_sizes:
-            chunk = tc.chunk_sizes[int(torch.randint(len(tc.chunk_sizes), (1,)))]
+        feats, chunk = perturb_batch(feats, lengths, cfg)
         ctx = net.no_sync() if (dist.active and not sync) else contextlib.nullcontext()
         with ctx:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
