@@ -30,10 +30,12 @@ slow machine.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -270,6 +272,7 @@ def main(argv=None) -> int:
     refs = [normalize_text(e.text) for e in entries]
     audio_s = sum(len(w) for w in waves) / sr
     tmp = tempfile.mkdtemp(prefix="asr-bench-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # exported models / the run: gone when done
     off_path, st_path = os.path.join(tmp, "offline.onnx"), os.path.join(tmp, "stream.onnx")
     export_onnx(args.checkpoint, off_path)
     rep = export_onnx(args.checkpoint, st_path, streaming=True, int8=True, chunk_size=args.chunk_size)

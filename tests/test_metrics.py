@@ -12,3 +12,33 @@ def test_error_stats():
     assert perfect.wer == 0.0 and perfect.cer == 0.0
     dele = error_stats(["a b c"], [""])
     assert dele.deletions == 3 and dele.wer == 100.0
+
+
+def test_word_hits_follow_the_edit_alignment():
+    from asr.metrics import word_hits
+
+    assert word_hits("the cat sat".split(), "the bat sat down".split()) == [True, False, True, False]
+    assert word_hits([], ["a"]) == [False] and word_hits(["a"], []) == []
+
+
+def test_roc_auc_counts_ties_half_like_the_pairwise_definition():
+    import numpy as np
+
+    from asr.metrics import roc_auc
+
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 5, 60) / 4  # many ties
+    y = rng.random(60) < 0.3 + 0.4 * s
+    pos, neg = s[y], s[~y]
+    pairwise = np.mean([(a > b) + 0.5 * (a == b) for a in pos for b in neg])
+    assert abs(roc_auc(s, y) - pairwise) < 1e-12
+    assert roc_auc([0.1, 0.9], [False, True]) == 1.0 and roc_auc([0.9, 0.1], [False, True]) == 0.0
+    assert np.isnan(roc_auc([0.5, 0.6], [True, True]))
+
+
+def test_calibration_error():
+    from asr.metrics import calibration_error
+
+    # two bins: 0.9 said, 1 of 2 right (gap 0.4); 0.15 said, 0 of 2 right (gap 0.15)
+    assert abs(calibration_error([0.9, 0.9, 0.15, 0.15], [True, False, False, False]) - (0.4 * 2 + 0.15 * 2) / 4) < 1e-12
+    assert calibration_error([1.0, 0.0], [True, False]) == 0.0

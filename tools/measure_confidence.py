@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools.measure_longform import auc, ece, word_labels  # noqa: E402
+from asr.metrics import calibration_error, roc_auc, word_hits  # noqa: E402
 
 
 def token_scores(lp: np.ndarray, path) -> dict[str, list[float]]:
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
             path = rec.decoder(lp)
             groups = word_groups(rec.tokenizer, path)
             hyp = [rec.tokenizer.decode([path[i][0] for i in g]).strip() for g in groups]
-            labels += word_labels(normalize_text(e.text).split(), hyp)
+            labels += word_hits(normalize_text(e.text).split(), hyp)
             ts = token_scores(lp, path)
             for name, vals in ts.items():
                 for agg, fn in (("min", min), ("mean", lambda x: sum(x) / len(x)), ("prod", lambda x: float(np.prod(x)))):
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     print(f"{'score':<16} {'AUC':>6} {'ECE':>6}")
     rows = {}
     for name, s in scores.items():
-        rows[name] = {"auc": round(auc(s, labels), 4), "ece": round(ece(s, labels), 4)}
+        rows[name] = {"auc": round(roc_auc(s, labels), 4), "ece": round(calibration_error(s, labels), 4)}
         print(f"{name:<16} {rows[name]['auc']:>6.3f} {rows[name]['ece']:>6.3f}")
     if args.json:
         with open(args.json, "w") as f:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,47 +36,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from asr.metrics import error_stats  # noqa: E402
-
-
-def word_labels(ref_words: list[str], hyp_words: list[str]) -> list[bool]:
-    """For each hypothesis word: is it a hit of the edit-distance alignment with the reference?"""
-    import jiwer
-
-    out = jiwer.process_words(" ".join(ref_words), " ".join(hyp_words))
-    ok = [False] * len(hyp_words)
-    for chunk in out.alignments[0]:
-        if chunk.type == "equal":
-            for k in range(chunk.hyp_start_idx, chunk.hyp_end_idx):
-                ok[k] = True
-    return ok
-
-
-def auc(scores, labels) -> float:
-    """Area under the ROC curve of ``scores`` for telling True labels from False (ties count half)."""
-    s, y = np.asarray(scores, float), np.asarray(labels, bool)
-    pos, neg = s[y], s[~y]
-    if not pos.size or not neg.size:
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(order.size)
-    allv = np.concatenate([pos, neg])[order]
-    i = 0
-    while i < allv.size:  # average ranks of ties
-        j = i
-        while j + 1 < allv.size and allv[j + 1] == allv[i]:
-            j += 1
-        ranks[order[i: j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
-
-
-def ece(scores, labels, bins: int = 10) -> float:
-    """Expected calibration error: sum over equal-width bins of |accuracy - mean confidence|,
-    weighted by the bin's share of words."""
-    s, y = np.asarray(scores, float), np.asarray(labels, float)
-    idx = np.minimum((s * bins).astype(int), bins - 1)
-    return float(sum(abs(y[idx == b].mean() - s[idx == b].mean()) * np.sum(idx == b) for b in range(bins) if np.any(idx == b)) / s.size)
+from asr.metrics import calibration_error, error_stats, roc_auc, word_hits  # noqa: E402
 
 
 def run_command(model: str, wav: str, extra: list[str]) -> tuple[dict, dict]:
@@ -91,6 +52,7 @@ def run_command(model: str, wav: str, extra: list[str]) -> tuple[dict, dict]:
     rss_kb, wall, user, sys_ = int(line[1]), float(line[2]), float(line[3]), float(line[4])
     with open(os.path.join(out, os.path.splitext(os.path.basename(wav))[0] + ".json")) as f:
         result = json.load(f)
+    shutil.rmtree(out, ignore_errors=True)
     return result, {"peak_rss_mb": round(rss_kb / 1024, 1), "wall_s": wall, "cpu_s": round(user + sys_, 2),
                     "command": " ".join(cmd[4:])}
 
@@ -147,10 +109,10 @@ def main(argv=None) -> int:
               "long_wer": round(long_stats.wer, 2), "long_errors": {"sub": long_stats.substitutions, "del": long_stats.deletions,
                                                                     "ins": long_stats.insertions, "ref_words": long_stats.ref_words},
               "timing_transcribe": timing_errors(truth, hyp_words)}
-    labels = word_labels(ref.split(), [w["word"] for w in hyp_words])
+    labels = word_hits(ref.split(), [w["word"] for w in hyp_words])
     conf = [w["confidence"] for w in hyp_words]
-    report["confidence"] = {"words": len(conf), "wrong": int(len(labels) - sum(labels)), "auc": round(auc(conf, labels), 4),
-                            "ece": round(ece(conf, labels), 4)}
+    report["confidence"] = {"words": len(conf), "wrong": int(len(labels) - sum(labels)), "auc": round(roc_auc(conf, labels), 4),
+                            "ece": round(calibration_error(conf, labels), 4)}
     rec = asr.load_model(args.model) if (args.one_by_one or args.align or args.context) else None
     if args.context:
         import soundfile as sf

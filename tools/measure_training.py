@@ -16,9 +16,11 @@ faster run counts.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -76,6 +78,7 @@ def main(argv=None) -> int:
 
     cfg = load_config(args.config, args.set)
     tmp = tempfile.mkdtemp(prefix="asr-train-bench-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # exported models / the run: gone when done
     train_m, dev_m = os.path.join(tmp, "train.jsonl"), os.path.join(tmp, "dev.jsonl")
     write_manifest(train_m, read_manifest(cfg.data.train)[: args.utts])
     cfg.data.train = train_m
