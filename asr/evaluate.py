@@ -19,7 +19,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from asr.audio import AudioError, load_audio
+from asr.decoding.confidence import token_confidences
 from asr.decoding.options import Decoder, DecodingOptions
+from asr.decoding.result import Word, words_from_tokens
 from asr.manifest import Entry, read_manifest, segment_of
 from asr.metrics import ErrorStats, error_stats
 from asr.recognizer import Recognizer
@@ -37,6 +39,7 @@ class EvalRun:
     options: DecodingOptions
     hyps: list[str]
     stats: ErrorStats
+    words: Optional[list[list[Word]]] = None  # with keep_words: each hypothesis's words, raw (uncalibrated) confidence
 
 
 @dataclass
@@ -48,6 +51,7 @@ class EvalReport:
     names: list[str]  # scored utterances, in manifest order
     refs: list[str]  # normalized references
     runs: list[EvalRun]  # one per decoding setting
+    speakers: list[Optional[str]] = field(default_factory=list)  # each scored utterance's speaker (manifest)
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (line, reason): manifest lines not read
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (utterance, reason): audio not read
 
@@ -119,10 +123,12 @@ def _decode_all(decoder: Decoder, log_probs: list[np.ndarray], jobs: int) -> lis
 
 
 def evaluate(recognizer: Recognizer, manifest: str, grid: Optional[Sequence[DecodingOptions]] = None,
-             jobs: int = 1, progress: bool = True, max_batch_seconds: float = 320.0, max_batch: int = 32) -> EvalReport:
+             jobs: int = 1, progress: bool = True, max_batch_seconds: float = 320.0, max_batch: int = 32,
+             keep_words: bool = False) -> EvalReport:
     """Score ``recognizer`` on ``manifest``: WER/CER for its own decoding options, or for each
     of ``grid`` (the log-probs are computed once). ``jobs`` > 1 runs beam searches in that many
-    processes. Raises :class:`asr.manifest.ManifestError` if the manifest has no valid entry
+    processes. ``keep_words``: each run also keeps every hypothesis's words with their times and
+    raw confidence (what ``asr calibrate`` fits on). Raises :class:`asr.manifest.ManifestError` if the manifest has no valid entry
     and ValueError if no entry could be scored."""
     from tqdm import tqdm
 
@@ -159,7 +165,11 @@ def evaluate(recognizer: Recognizer, manifest: str, grid: Optional[Sequence[Deco
         decoder = recognizer.decoder if options == recognizer.decoding else Decoder(recognizer.tokenizer, options)
         paths = _decode_all(decoder, lps, jobs)
         hyps = [recognizer.tokenizer.decode([t for t, _, _ in p]) for p in paths]
-        runs.append(EvalRun(options, hyps, error_stats(refs, hyps)))
+        words = None
+        if keep_words:
+            shift = recognizer.frame_shift_s
+            words = [words_from_tokens(recognizer.tokenizer, p, shift, token_confidences(lp, p))[1] for p, lp in zip(paths, lps)]
+        runs.append(EvalRun(options, hyps, error_stats(refs, hyps), words))
     backend = recognizer.backend
     return EvalReport(manifest, backend.path, backend.description, dict(backend.details), names, refs, runs,
-                      malformed, skipped)
+                      [entries[i].speaker for i in scored], malformed, skipped)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Protoco
 import numpy as np
 
 from asr.audio import STDIN, AudioError, AudioInput, read_input
-from asr.decoding.confidence import token_confidences
+from asr.decoding.confidence import ConfidenceCalibration, token_confidences
 from asr.decoding.options import Decoder, DecodingOptions
 from asr.decoding.result import Result, Utterance, words_from_tokens
 from asr.frontend import FrontendConfig
@@ -45,6 +45,7 @@ class Backend(Protocol):
     tokenizer: Tokenizer
     subsampling: int  # feature frames per model frame
     details: dict  # JSON-able facts for reports (e.g. chunk_size, right_context)
+    calibration: Optional[ConfidenceCalibration]  # the model file's word-confidence map (asr calibrate), or None
 
     def log_probs(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         """(frames, V) CTC log-probabilities of each waveform (mono float32 at
@@ -75,6 +76,11 @@ class Recognizer:
     def frame_shift_s(self) -> float:
         return self.backend.frontend.output_frame_shift_s(self.backend.subsampling)
 
+    @property
+    def calibration(self) -> Optional[ConfidenceCalibration]:
+        """The model's word-confidence calibration (``asr calibrate``), or None: raw scores."""
+        return getattr(self.backend, "calibration", None)
+
     # the pipeline ------------------------------------------------------------------------
     def log_probs(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         """(frames, V) log-probs of waveforms at the model's rate, in one backend call; an input
@@ -93,7 +99,7 @@ class Recognizer:
         the recognizer's (e.g. one point of a grid search)."""
         path = (decoder or self.decoder)(log_probs, hotwords=hotwords)
         shift = self.frame_shift_s
-        text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(log_probs, path))
+        text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(log_probs, path), self.calibration)
         utt = Utterance(text, 0.0, round(log_probs.shape[0] * shift, 3), words)
         return Result(name, text, words, [utt], True, round(duration, 3))
 
@@ -157,7 +163,7 @@ class Recognizer:
                 path = forced_align(lp, targets)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-        text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(lp, path))
+        text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(lp, path), self.calibration)
         if span is not None:
             from asr.longform import bound_words
 

@@ -29,7 +29,8 @@ import torch
 from asr import __version__
 from asr.audio import AudioError, load_audio
 from asr.frontend import logmel
-from asr.nn.checkpoint import build_model, load_checkpoint
+from asr.decoding.confidence import ConfidenceCalibration
+from asr.nn.checkpoint import build_model, checkpoint_calibration, load_checkpoint
 from asr.nn.data import collate
 from asr.nn.model import CTCModel
 from asr.recognizer import Recognizer
@@ -77,8 +78,10 @@ class _Streaming(torch.nn.Module):
         return self.model.stream_step(feats, lengths, *state)
 
 
-def model_info(model: CTCModel, cfg, tokenizer, path: str, streaming: bool) -> ModelInfo:
-    """What the runtime will read about this model (:class:`ModelInfo`, written as metadata)."""
+def model_info(model: CTCModel, cfg, tokenizer, path: str, streaming: bool,
+               confidence: Optional[ConfidenceCalibration] = None) -> ModelInfo:
+    """What the runtime will read about this model (:class:`ModelInfo`, written as metadata);
+    ``confidence``: the checkpoint's word-confidence calibration, carried over."""
     m = cfg.model
     kind = f"{m.rnn_type}-{'bi' if m.bidirectional else 'uni'}directional"
     if m.bidirectional and m.chunk_size:
@@ -92,7 +95,7 @@ def model_info(model: CTCModel, cfg, tokenizer, path: str, streaming: bool) -> M
              "model": m.to_dict()}
     return ModelInfo(path=path, graph="streaming" if streaming else "offline", frontend=cfg.frontend,
                      tokenizer=tokenizer, subsampling=m.subsampling, vocab_size=m.vocab_size, model_kind=kind,
-                     toolkit_version=__version__, streaming_layout=layout, extra=extra)
+                     toolkit_version=__version__, streaming_layout=layout, confidence=confidence, extra=extra)
 
 
 def _parity_waves(cfg, audio: Sequence[str], lengths_s: Sequence[float]) -> list[np.ndarray]:
@@ -158,7 +161,8 @@ def export_onnx(
 ) -> ExportReport:
     """Export ``checkpoint`` to ``out`` and check onnxruntime against PyTorch (max absolute
     log-probability difference at most 1e-4, else :class:`ExportError`)."""
-    model, cfg, tokenizer = build_model(load_checkpoint(checkpoint))
+    state = load_checkpoint(checkpoint)
+    model, cfg, tokenizer = build_model(state)
     m = cfg.model
     if chunk_size is not None:
         m.chunk_size = chunk_size
@@ -175,7 +179,7 @@ def export_onnx(
         m.validate()
     model.eval()
     torch.set_num_threads(1)
-    info = model_info(model, cfg, tokenizer, out, streaming)
+    info = model_info(model, cfg, tokenizer, out, streaming, checkpoint_calibration(state, checkpoint))
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
     tmp = f"{out}.tmp{os.getpid()}.onnx"
     input_names, output_names = graph_signature(info)

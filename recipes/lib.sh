@@ -23,12 +23,28 @@ asr_evaluate() {
   "${ASR[@]}" evaluate --checkpoint "$checkpoint" --manifest "$manifest" --no-progress "$@" | tee "$result"
 }
 
-# asr_export CHECKPOINT DIR: DIR/model.onnx (offline graph), and DIR/stream.onnx when the
-# model can stream (a full-context bidirectional one cannot).
+# asr_export CHECKPOINT DIR [MANIFEST]: DIR/model.onnx (offline graph), and DIR/stream.onnx when
+# the model can stream (a full-context bidirectional one cannot); with MANIFEST (held-out
+# speech), each file's word confidence is calibrated on it (asr_calibrate).
 asr_export() {
   "${ASR[@]}" export --checkpoint "$1" --out "$2/model.onnx"
-  "${ASR[@]}" export --checkpoint "$1" --out "$2/stream.onnx" --streaming \
-    || echo "   (no streaming graph: a full-context bidirectional model cannot stream)"
+  [ -z "${3:-}" ] || asr_calibrate "$2/model.onnx" "$3"
+  if "${ASR[@]}" export --checkpoint "$1" --out "$2/stream.onnx" --streaming; then
+    [ -z "${3:-}" ] || asr_calibrate "$2/stream.onnx" "$3"
+  else
+    echo "   (no streaming graph: a full-context bidirectional model cannot stream)"
+  fi
+}
+
+# asr_calibrate MODEL MANIFEST: fit MODEL's word-confidence map on MANIFEST (held-out speech)
+# and store it in MODEL; the report goes to MODEL's folder as calibration_<model>.txt/.json. A
+# model too good (or too bad) to give 2 right and 2 wrong words there keeps raw scores.
+asr_calibrate() {
+  local model=$1 manifest=$2 rc=0 stem
+  stem="$(dirname "$model")/calibration_$(basename "$model" .onnx)"
+  "${ASR[@]}" calibrate --model "$model" --manifest "$manifest" --no-progress --json "$stem.json" \
+    | tee "$stem.txt" || rc=$?
+  [ "$rc" = 0 ] || [ "$rc" = 3 ] || return "$rc"
 }
 
 # --- Command line ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Command line: ``asr prepare | synth | train | average | export | evaluate | transcribe | align | plot | lm`` (also
+"""Command line: ``asr prepare | synth | train | average | export | evaluate | calibrate | transcribe | align | plot | lm`` (also
 ``python -m asr``), one module per command; ``asr-stream`` is :mod:`asr.cli.stream`. Only this
 package knows argparse; commands import their heavy parts (torch) when they run."""
 
@@ -9,11 +9,11 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from asr.cli import align, average, client, evaluate, export, mic, plot, prepare, serve, synth, train, transcribe
+from asr.cli import align, average, calibrate, client, evaluate, export, mic, plot, prepare, serve, synth, train, transcribe
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (prepare, synth, train, average, export, evaluate, transcribe, align, plot, serve, client, mic)
+COMMANDS = (prepare, synth, train, average, export, evaluate, calibrate, transcribe, align, plot, serve, client, mic)
 TRAIN_ONLY = ("torch", "torchaudio", "onnx", "yaml")  # what only the 'train' extra installs
 
 

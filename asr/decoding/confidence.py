@@ -2,22 +2,121 @@
 
 A token on a best path (greedy or beam search, or a forced alignment) spans a run of frames
 ``[first, last]``; its confidence is the highest posterior the model gives that token within the
-run, ``max_t P(token | frame t)`` (the CTC "spike"). A word's confidence is the lowest of its
-tokens' (a word is as doubtful as its weakest letter). Both are in [0, 1].
+run, ``max_t P(token | frame t)`` (the CTC "spike"). A word's raw confidence is the product of
+its tokens' (every letter must be right). Both are in [0, 1].
 
 ``tools/measure_confidence.py`` compares this with the mean posterior over the run, the
-frame-entropy score and other ways of combining tokens, on held-out data: the peak posterior
-and the minimum over tokens separated correct from wrong words best (area under the ROC curve
-and calibration error in README.md, "Long recordings").
+frame-entropy score and other ways of combining tokens, on held-out data (area under the ROC
+curve and calibration error in README.md, "Long recordings").
+
+That raw score ranks words well but is not a probability: a model that gets three words in four
+wrong still gives most of them 0.9. :class:`ConfidenceCalibration` maps it to the chance that
+the word is right, ``sigmoid(scale * logit(raw) + bias)`` (Platt scaling), fitted on held-out
+speech by ``asr calibrate`` and stored in the model file (checkpoint key ``confidence``, ONNX
+metadata ``asr.confidence``); every word a model with one gives carries the calibrated value. The
+map is increasing, so it changes no ranking (the area under the ROC curve stays).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from dataclasses import asdict, dataclass
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["token_confidences", "word_confidence", "frame_posteriors"]
+__all__ = ["CalibrationDataError", "ConfidenceCalibration", "token_confidences", "word_confidence", "frame_posteriors"]
+
+_EPS = 1e-6  # raw scores are clipped to [EPS, 1 - EPS] before the logit
+
+
+def _logit(p) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+class CalibrationDataError(ValueError):
+    """The words given cannot be calibrated on: too few right or wrong ones, or scores that rank
+    wrong words above right ones."""
+
+
+@dataclass(frozen=True)
+class ConfidenceCalibration:
+    """``p(word correct) = sigmoid(scale * logit(raw) + bias)``; ``words``/``wrong``: how many
+    words (and how many of them wrong) it was fitted on, ``source``: on what (informational)."""
+
+    scale: float
+    bias: float
+    words: int = 0
+    wrong: int = 0
+    source: str = ""
+
+    def __post_init__(self):
+        problems = []
+        for name in ("scale", "bias"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                problems.append(f"{name} must be a finite number, got {v!r}")
+        if not problems and not self.scale > 0:
+            problems.append(f"scale must be > 0 (a calibration may not reverse the ranking), got {self.scale!r}")
+        for name in ("words", "wrong"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                problems.append(f"{name} must be an integer >= 0, got {v!r}")
+        if problems:
+            raise ValueError("confidence calibration: " + "; ".join(problems))
+
+    def __call__(self, raw):
+        """The calibrated confidence of a raw score (a float, or an array of them)."""
+        z = self.scale * _logit(raw) + self.bias
+        out = 1.0 / (1.0 + np.exp(-z))
+        return float(out) if np.ndim(out) == 0 else out
+
+    def to_dict(self) -> dict:
+        return {"method": "platt", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "ConfidenceCalibration":
+        if not isinstance(d, Mapping):
+            raise ValueError(f"confidence calibration: expected a mapping, got {type(d).__name__}")
+        if d.get("method", "platt") != "platt":
+            raise ValueError(f"confidence calibration: unknown method {d.get('method')!r} (this toolkit knows 'platt')")
+        unknown = set(d) - {"method", "scale", "bias", "words", "wrong", "source"}
+        if unknown:
+            raise ValueError(f"confidence calibration: unknown keys {sorted(unknown)}")
+        if "scale" not in d or "bias" not in d:
+            raise ValueError("confidence calibration: needs 'scale' and 'bias'")
+        return cls(**{k: v for k, v in d.items() if k != "method"})
+
+    @classmethod
+    def fit(cls, raw: Sequence[float], correct: Sequence[bool], source: str = "") -> "ConfidenceCalibration":
+        """Maximum-likelihood Platt scaling of raw word scores against whether each word was
+        right (Newton's method on the two parameters, with a tiny ridge so that perfectly
+        separated data still give finite values). Raises :class:`CalibrationDataError` with
+        fewer than 2 right and 2 wrong words, or when the scores rank wrong words above right
+        ones; ValueError when scores and labels do not match."""
+        x, y = _logit(raw), np.asarray(correct, dtype=np.float64)
+        if x.shape != y.shape or x.ndim != 1:
+            raise ValueError(f"confidence calibration: {x.size} scores but {y.size} labels")
+        n_right = int(y.sum())
+        if n_right < 2 or x.size - n_right < 2:
+            raise CalibrationDataError(f"confidence calibration needs at least 2 right and 2 wrong words, got "
+                             f"{n_right} right and {x.size - n_right} wrong of {x.size}")
+        X = np.stack([x, np.ones_like(x)], axis=1)
+        w = np.array([1.0, 0.0])
+        ridge = 1e-6 * x.size
+        for _ in range(100):
+            p = 1.0 / (1.0 + np.exp(-(X @ w)))
+            grad = X.T @ (p - y) + ridge * w
+            hess = (X * (p * (1 - p))[:, None]).T @ X + ridge * np.eye(2)
+            step = np.linalg.solve(hess, grad)
+            w -= step
+            if np.max(np.abs(step)) < 1e-10:
+                break
+        if not w[0] > 0:
+            raise CalibrationDataError(f"confidence calibration: the raw scores do not rank right words above wrong ones "
+                             f"(fitted scale {w[0]:.3g}); nothing to calibrate")
+        return cls(round(float(w[0]), 6), round(float(w[1]), 6), int(x.size), int(x.size - n_right), source)
 
 
 def frame_posteriors(log_probs: np.ndarray) -> np.ndarray:
@@ -37,6 +136,10 @@ def token_confidences(log_probs: np.ndarray, path: Sequence[tuple[int, int, int]
     return out
 
 
-def word_confidence(token_scores: Sequence[float]) -> float:
-    """One word's confidence from its tokens': their product (rounded to 4 digits)."""
-    return round(float(np.prod(token_scores)), 4) if len(token_scores) else 0.0
+def word_confidence(token_scores: Sequence[float], calibration: Optional[ConfidenceCalibration] = None) -> float:
+    """One word's confidence from its tokens': their product, through ``calibration`` where the
+    model has one (rounded to 4 digits)."""
+    if not len(token_scores):
+        return 0.0
+    raw = float(np.prod(token_scores))
+    return round(calibration(raw) if calibration is not None else raw, 4)

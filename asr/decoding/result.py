@@ -7,7 +7,7 @@ word is the run of tokens between word separators (``" "``), each token of a wor
 or, over word pieces, a piece starting with ``"▁"`` and the pieces that follow it up to the
 next such piece; it starts at its first token's first frame and ends one frame after its last
 token's last frame. A word's ``confidence`` (0-1) is that of :mod:`asr.decoding.confidence`:
-the product of its tokens' peak posteriors.
+the product of its tokens' peak posteriors, through the model's calibration where it has one.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from asr.decoding.confidence import token_confidences, word_confidence
+from asr.decoding.confidence import ConfidenceCalibration, token_confidences, word_confidence
 from asr.text import WORD_START, Tokenizer
 
 __all__ = ["Word", "Utterance", "Result", "CtcStreamDecoder", "words_from_tokens"]
@@ -60,9 +60,11 @@ class Result:
 
 
 def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int]], frame_shift_s: float,
-                      confidences: Optional[Sequence[float]] = None) -> tuple[str, list[Word]]:
+                      confidences: Optional[Sequence[float]] = None,
+                      calibration: Optional[ConfidenceCalibration] = None) -> tuple[str, list[Word]]:
     """(token id, first frame, last frame) triples -> (text, words with times). ``confidences``:
-    one per token (:func:`asr.decoding.confidence.token_confidences`), giving each word's."""
+    one per token (:func:`asr.decoding.confidence.token_confidences`), giving each word's
+    (mapped by ``calibration``, the model's, where it has one)."""
     vocab = tokenizer.vocab
     text = tokenizer.decode([t[0] for t in tokens])
     words: list[Word] = []
@@ -72,7 +74,7 @@ def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int
         if current:
             w = tokenizer.decode([tokens[i][0] for i in current]).strip()
             if w:
-                conf = None if confidences is None else word_confidence([confidences[i] for i in current])
+                conf = None if confidences is None else word_confidence([confidences[i] for i in current], calibration)
                 words.append(Word(w, round(tokens[current[0]][1] * frame_shift_s, 3),
                                   round((tokens[current[-1]][2] + 1) * frame_shift_s, 3), conf))
             current.clear()
@@ -80,7 +82,7 @@ def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int
     kind = getattr(tokenizer, "kind", "char")
     if kind == "word":  # every token is a word
         return text, [Word(vocab[t], round(a * frame_shift_s, 3), round((b + 1) * frame_shift_s, 3),
-                           None if confidences is None else word_confidence([confidences[i]]))
+                           None if confidences is None else word_confidence([confidences[i]], calibration))
                       for i, (t, a, b) in enumerate(tokens)]
     if kind == "bpe":  # a piece starting with WORD_START starts a word
         for i, token in enumerate(tokens):
@@ -104,12 +106,15 @@ class CtcStreamDecoder:
 
     ``final_decoder`` (e.g. an :class:`asr.decoding.options.Decoder` with a language model or
     hotwords): partial results stay greedy, and when an utterance finishes its whole score
-    matrix is decoded again with it, which gives the final text and word times."""
+    matrix is decoded again with it, which gives the final text and word times.
+    ``calibration``: the model's word-confidence map, if it has one."""
 
     def __init__(self, tokenizer: Tokenizer, frame_shift_s: float, blank: int = 0,
-                 final_decoder: Optional[Callable[[np.ndarray], list]] = None):
+                 final_decoder: Optional[Callable[[np.ndarray], list]] = None,
+                 calibration: Optional[ConfidenceCalibration] = None):
         self.tokenizer, self.frame_shift_s, self.blank = tokenizer, frame_shift_s, blank
         self.final_decoder = final_decoder
+        self.calibration = calibration
         self.num_frames = 0  # model frames decoded in the whole stream
         self.utterance_start = 0  # model frame where the current utterance began
         self.tokens: list[tuple[int, int, int]] = []  # (token, first frame, last frame)
@@ -141,7 +146,8 @@ class CtcStreamDecoder:
         return best
 
     def utterance(self, final: bool) -> Utterance:
-        text, words = words_from_tokens(self.tokenizer, self.tokens, self.frame_shift_s, self.token_scores)
+        text, words = words_from_tokens(self.tokenizer, self.tokens, self.frame_shift_s, self.token_scores,
+                                        self.calibration)
         return Utterance(text, round(self.utterance_start * self.frame_shift_s, 3),
                          round(self.num_frames * self.frame_shift_s, 3), words, final)
 

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from asr.nn.checkpoint import build_model, load_checkpoint
+from asr.nn.checkpoint import build_model, checkpoint_calibration, load_checkpoint
 from asr.nn.data import collate
 from asr.nn.features import LogMel
 
@@ -23,7 +23,9 @@ class TorchBackend:
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, chunk_size: Optional[int] = None,
                  right_context: Optional[int] = None):
         self.path = os.fspath(path)
-        self.model, self.cfg, self.tokenizer = build_model(load_checkpoint(self.path))
+        state = load_checkpoint(self.path)
+        self.model, self.cfg, self.tokenizer = build_model(state)
+        self.calibration = checkpoint_calibration(state, self.path)
         self.frontend = self.cfg.frontend
         self.subsampling = self.cfg.model.subsampling
         self.num_threads = num_threads

@@ -9,12 +9,14 @@ import os
 import torch
 
 from asr import __version__
+from asr.decoding.confidence import ConfidenceCalibration
 from asr.fileio import fsync_file, temporary_path
 from asr.nn.config import ExperimentConfig
 from asr.nn.model import CTCModel
 from asr.text import Tokenizer, tokenizer_from_dict
 
-__all__ = ["save_checkpoint", "load_checkpoint", "build_model", "average_checkpoints", "epoch_checkpoints", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "build_model", "average_checkpoints", "epoch_checkpoints", "CheckpointError",
+           "checkpoint_calibration", "set_checkpoint_calibration"]
 
 FORMAT = "asr-checkpoint/1"
 
@@ -62,6 +64,35 @@ def load_checkpoint(path: str) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a checkpoint of this toolkit (expected format {FORMAT!r})")
     return state
+
+
+def checkpoint_calibration(state: dict, path: str = "checkpoint") -> "ConfidenceCalibration | None":
+    """The word-confidence calibration stored in a checkpoint (key ``confidence``), or None."""
+    raw = state.get("confidence")
+    if raw is None:
+        return None
+    try:
+        return ConfidenceCalibration.from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
+def set_checkpoint_calibration(path: str, calibration: "ConfidenceCalibration | None") -> None:
+    """Store (or with None, remove) the word-confidence calibration of a checkpoint, atomically."""
+    state = load_checkpoint(path)
+    if calibration is None:
+        state.pop("confidence", None)
+    else:
+        state["confidence"] = calibration.to_dict()
+    tmp = temporary_path(path)
+    try:
+        torch.save(state, tmp)
+        fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def _is_onnx_model(path: str) -> bool:

@@ -24,6 +24,7 @@ class OnnxBackend:
         if info.streaming:
             raise ModelError(info.path, "is a streaming graph; this backend needs an offline graph (use StreamingBackend)")
         self.path, self.frontend, self.tokenizer, self.subsampling = info.path, info.frontend, info.tokenizer, info.subsampling
+        self.calibration = info.confidence
         self.description = "onnxruntime, offline graph"
         self.details: dict = {}
 

@@ -57,7 +57,8 @@ class OnlineStream:
         self.hotwords = hotwords
         decoder = recognizer.decoder
         final = None if decoder.options.greedy and not hotwords else functools.partial(decoder, hotwords=hotwords)
-        self.decoder = CtcStreamDecoder(info.tokenizer, info.frame_shift_s, final_decoder=final)
+        self.decoder = CtcStreamDecoder(info.tokenizer, info.frame_shift_s, final_decoder=final,
+                                        calibration=info.confidence)
         cfg = recognizer.endpoint
         self._endpoint = EndpointDetector(cfg, info.frame_shift_s) if cfg is not None else None
         self.utterances: list[Utterance] = []  # finished utterances
@@ -249,6 +250,7 @@ class StreamingBackend:
         self.online = OnlineRecognizer(model, num_threads=num_threads)
         info = self.info = self.online.info
         self.path, self.frontend, self.tokenizer, self.subsampling = info.path, info.frontend, info.tokenizer, info.subsampling
+        self.calibration = info.confidence
         self.description = (f"onnxruntime, streaming graph, chunks of {info.chunk_size} + "
                             f"{info.right_context} right-context model frames")
         self.details = {"chunk_size": info.chunk_size, "right_context": info.right_context}

@@ -16,6 +16,8 @@ subsampling         feature frames per model output frame
 vocab_size          output symbols, blank included (= the tokenizer's)
 normalization       mean/std of the features (informational: the graph applies them)
 model               the model config (informational)
+confidence          optional: the word-confidence calibration
+                    (:class:`asr.decoding.confidence.ConfidenceCalibration` as a dict)
 streaming graphs:
 chunk_size          C model frames out per step
 right_context       R model frames of look-ahead
@@ -40,6 +42,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
+from asr.decoding.confidence import ConfidenceCalibration
 from asr.frontend import FrontendConfig
 from asr.text import Tokenizer, tokenizer_from_dict
 
@@ -87,6 +90,7 @@ class ModelInfo:
     model_kind: str = ""
     toolkit_version: str = ""
     streaming_layout: Optional[StreamingLayout] = None  # streaming graphs only
+    confidence: Optional[ConfidenceCalibration] = None  # word-confidence calibration (asr calibrate)
     extra: Mapping = field(default_factory=dict, repr=False)  # informational keys (normalization, model)
 
     @property
@@ -141,6 +145,8 @@ class ModelInfo:
             "vocab_size": self.vocab_size,
             **dict(self.extra),
         }
+        if self.confidence is not None:
+            meta["confidence"] = self.confidence.to_dict()
         if self.streaming:
             meta.update(chunk_size=self.chunk_size, right_context=self.right_context,
                         window_frames=self.window_frames, hop_frames=self.hop_frames,
@@ -184,15 +190,21 @@ class ModelInfo:
             problems.append(f"asr.subsampling must be a positive integer, got {sub!r}")
         if vocab_size != len(tokenizer.vocab):
             problems.append(f"asr.vocab_size is {vocab_size} but the tokenizer has {len(tokenizer.vocab)} symbols")
+        confidence = None
+        if meta.get("confidence") is not None:
+            try:
+                confidence = ConfidenceCalibration.from_dict(meta["confidence"])
+            except (TypeError, ValueError) as exc:
+                problems.append(f"asr.confidence: {exc}")
         layout = None
         if graph == "streaming" and not problems:
             layout = _streaming_layout(meta, sub, problems)
         if problems:
             raise ModelError(path, "; ".join(problems))
-        known = set(_REQUIRED + _REQUIRED_STREAMING + ("model_kind", "toolkit_version"))
+        known = set(_REQUIRED + _REQUIRED_STREAMING + ("model_kind", "toolkit_version", "confidence"))
         return cls(path=path, graph=graph, frontend=frontend, tokenizer=tokenizer, subsampling=sub,
                    vocab_size=vocab_size, model_kind=str(meta.get("model_kind", "")),
-                   toolkit_version=str(meta.get("toolkit_version", "")), streaming_layout=layout,
+                   toolkit_version=str(meta.get("toolkit_version", "")), streaming_layout=layout, confidence=confidence,
                    extra={k: v for k, v in meta.items() if k not in known})
 
 

@@ -6,7 +6,8 @@
 #                data/corpora, else the CMU download)
 #   1  train     resumes automatically if $exp/last.pt exists
 #   2  evaluate  dev (held-out train speakers) and the official test split
-#   3  export    ONNX offline graph, plus the streaming graph when the model can stream
+#   3  export    ONNX offline graph, plus the streaming graph when the model can stream; word
+#                confidence calibrated on dev (asr calibrate)
 #
 # Usage: recipes/an4/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR] [--corpus-dir DIR]
 #                          [--nproc N] [key=value ...]
@@ -39,5 +40,5 @@ fi
 
 if run_stage 3; then
   echo "== stage 3: export to ONNX"
-  asr_export "$exp/best.pt" "$exp"
+  asr_export "$exp/best.pt" "$exp" "$data/dev.jsonl"
 fi

@@ -8,7 +8,8 @@
 #   0  prepare   manifests with clip durations; train_<N>h.jsonl = the first N hours of train
 #   1  train     resumes automatically if $exp/last.pt exists
 #   2  evaluate  dev and test (official splits)
-#   3  export    ONNX offline graph, plus the streaming graph when the model can stream
+#   3  export    ONNX offline graph, plus the streaming graph when the model can stream; word
+#                confidence calibrated on dev (asr calibrate)
 #
 # Usage: recipes/commonvoice/run.sh --corpus-dir DIR [--hours N] [--stage N] [--stop-stage N]
 #                                   [--exp DIR] [--data DIR] [--nproc N] [key=value ...]
@@ -55,5 +56,5 @@ fi
 
 if run_stage 3; then
   echo "== stage 3: export to ONNX"
-  asr_export "$exp/best.pt" "$exp"
+  asr_export "$exp/best.pt" "$exp" "$data/dev.jsonl"
 fi

@@ -6,7 +6,8 @@
 #   1  train     resumes automatically if $exp/last.pt exists
 #   2  evaluate  WER/CER on the test split
 #   3  transcribe a few test files (PyTorch checkpoint)
-#   4  export to ONNX (offline graph; plus the streaming graph when the model can stream)
+#   4  export to ONNX (offline graph; plus the streaming graph when the model can stream), each
+#      with its word confidence calibrated on dev (asr calibrate)
 #   5  stream a few test files through the torch-free runtime
 #
 # Usage: recipes/fsdd/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR]
@@ -48,6 +49,7 @@ fi
 if run_stage 4; then
   echo "== stage 4: export $exp/best.pt to ONNX"
   "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/model.onnx"
+  asr_calibrate "$exp/model.onnx" "$data/dev.jsonl"
   if python - "$exp/best.pt" <<'PY'
 import sys, torch
 m = torch.load(sys.argv[1], weights_only=True)["config"]["model"]
@@ -55,6 +57,7 @@ sys.exit(0 if m["chunk_size"] > 0 or not m["bidirectional"] else 1)
 PY
   then
     "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/stream.onnx" --streaming
+    asr_calibrate "$exp/stream.onnx" "$data/dev.jsonl"
   else
     echo "   (full-context bidirectional model: no streaming graph; see recipes/fsdd/README.md)"
   fi

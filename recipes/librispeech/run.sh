@@ -7,7 +7,8 @@
 #   1  lm        the official 3-gram (OpenSLR 11), lower-cased for our transcripts
 #   2  train     resumes automatically if $exp/last.pt exists
 #   3  evaluate  greedy on every dev/test part; LM weight grid on dev, applied to the rest
-#   4  export    ONNX offline graph, plus the streaming graph when the model can stream
+#   4  export    ONNX offline graph, plus the streaming graph when the model can stream; word
+#                confidence calibrated on dev (asr calibrate)
 #
 # Usage: recipes/librispeech/run.sh [--subset mini|100|960] [--stage N] [--stop-stage N]
 #                                   [--exp DIR] [--data DIR] [--corpus-dir DIR] [--nproc N]
@@ -69,5 +70,5 @@ fi
 
 if run_stage 4; then
   echo "== stage 4: export to ONNX"
-  asr_export "$exp/best.pt" "$exp"
+  asr_export "$exp/best.pt" "$exp" "$data/dev.jsonl"
 fi

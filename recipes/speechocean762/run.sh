@@ -13,12 +13,14 @@
 #   3  average   mean of the last 4 epochs' weights -> $exp/avg.pt, scored greedily on dev
 #   4  evaluate  dev, the final epoch's model: greedy, beam search, beam search + word LM,
 #                + character LM, + both (LM weights and word bonus tuned on dev by grid search)
-#   5  export    ONNX offline graph; the runtime decodes dev with both LMs as a check
+#   5  export    ONNX offline graph, its word confidence calibrated on dev (asr calibrate); the
+#                runtime decodes dev with both LMs as a check
 #   6  train-lc  the latency-controlled (streamable) model into $lc_exp: chunks of 16 model
 #                frames (640 ms) + 4 of right context, chunk sizes 8/16/32 during training,
 #                no utterance mean normalization (a stream cannot know the mean before it ends)
 #   7  eval-lc   dev at C = 16: greedy, beam search with both LMs (weights tuned on dev)
-#   8  stream    its streaming graph $lc_exp/stream.onnx; the streaming runtime decodes dev
+#   8  stream    its streaming graph $lc_exp/stream.onnx (confidence calibrated on dev); the
+#                streaming runtime decodes dev
 #                greedily and with both LMs (what `asr serve` and `asr-stream` serve)
 #
 # Usage: recipes/speechocean762/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR]
@@ -90,6 +92,7 @@ fi
 if run_stage 5; then
   t=$SECONDS; echo "== stage 5: export to ONNX; decode dev with the runtime and both LMs"
   "${ASR[@]}" export --checkpoint "$exp/$checkpoint" --out "$exp/model.onnx"
+  asr_calibrate "$exp/model.onnx" "$data/dev.jsonl"
   best=$(tail -n 1 "$exp/dev_beam_lm_charlm.txt")
   get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$best" "$1"; }
   "${ASR[@]}" evaluate --model "$exp/model.onnx" --manifest "$data/dev.jsonl" --beam-size 16 \
@@ -116,6 +119,7 @@ fi
 if run_stage 8; then
   t=$SECONDS; echo "== stage 8: streaming graph $lc_exp/stream.onnx; the streaming runtime decodes dev"
   "${ASR[@]}" export --checkpoint "$lc_exp/last.pt" --out "$lc_exp/stream.onnx" --streaming
+  asr_calibrate "$lc_exp/stream.onnx" "$data/dev.jsonl"
   best=$(tail -n 1 "$lc_exp/dev_beam_lm_charlm.txt")
   get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$best" "$1"; }
   ev=("${ASR[@]}" evaluate --model "$lc_exp/stream.onnx" --manifest "$data/dev.jsonl" --no-progress)

@@ -1,0 +1,65 @@
+"""``asr calibrate``: fit a model's word-confidence map on held-out speech and store it in the
+model file (:mod:`asr.calibrate`; torch-free for reading ONNX models, writing one needs onnx)."""
+
+from __future__ import annotations
+
+import json
+
+from asr.cli.options import add_decoding_args, add_model_args, decoding_options, model_path
+
+__all__ = ["add_parser", "run", "EXIT_NOTHING_TO_FIT"]
+
+EXIT_NOTHING_TO_FIT = 3  # too few right or wrong words to fit on: the model keeps raw scores
+
+
+def add_parser(sub) -> None:
+    sp = sub.add_parser("calibrate", help="fit word confidence to the chance a word is right, on held-out speech, "
+                                          "and store the map in the model file",
+                        description="Decode a manifest of held-out speech (a dev set: speakers and sentences the "
+                        "model did not train on), label each hypothesis word right or wrong, fit "
+                        "confidence = sigmoid(a * logit(raw) + b), report the area under the ROC curve and the "
+                        "calibration error before and after (after: also on held-out speakers), and write the "
+                        "map into each model file (checkpoint or ONNX) unless --dry-run. When the manifest gives "
+                        f"too few right or wrong words to fit on, nothing is written and the exit status is {EXIT_NOTHING_TO_FIT}.")
+    add_model_args(sp)
+    sp.add_argument("--manifest", required=True, help="held-out speech with transcripts (the recipe's dev set)")
+    sp.add_argument("--also", action="append", default=[], metavar="MODEL",
+                    help="another file of the same model to store the same map in (e.g. the int8 export); repeatable")
+    sp.add_argument("--folds", type=int, default=2, help="speaker folds for the held-out check (default 2)")
+    sp.add_argument("--dry-run", action="store_true", help="report only; write nothing")
+    sp.add_argument("--remove", action="store_true", help="remove the model's calibration (raw scores again); no decoding")
+    sp.add_argument("--json", help="write the report here as JSON")
+    sp.add_argument("--threads", type=int, default=1)
+    add_decoding_args(sp)
+    sp.add_argument("--no-progress", action="store_true")
+    sp.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import asr
+    from asr.calibrate import calibrate, write_calibration
+    from asr.decoding.confidence import CalibrationDataError
+
+    source = model_path(args)
+    targets = [source, *args.also]
+    if args.remove:
+        for t in targets:
+            write_calibration(t, None)
+            print(f"{t}: calibration removed")
+        return 0
+    (options,) = decoding_options(args)
+    rec = asr.load_model(source, options, num_threads=args.threads)
+    try:
+        report = calibrate(rec, args.manifest, folds=args.folds, progress=not args.no_progress)
+    except CalibrationDataError as exc:
+        print(f"{args.manifest}: {exc}; {', '.join(targets)} unchanged (raw confidence)")
+        return EXIT_NOTHING_TO_FIT
+    print(report.summary())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report.to_dict(), f, indent=1)
+    if not args.dry_run:
+        for t in targets:
+            write_calibration(t, report.calibration)
+            print(f"{t}: calibration written")
+    return 0

@@ -1,0 +1,205 @@
+"""Word-confidence calibration (asr.calibrate, asr.decoding.confidence.ConfidenceCalibration):
+the fit, its checks, where it is stored, and every path that reports word confidence."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.decoding.confidence import ConfidenceCalibration, word_confidence
+from asr.decoding.result import CtcStreamDecoder, words_from_tokens
+from asr.text import BLANK, CharTokenizer
+
+
+def _logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+def test_fit_recovers_the_map_that_made_the_labels():
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0.02, 0.999, 20000)
+    truth = 1 / (1 + np.exp(-(0.7 * _logit(raw) - 1.5)))
+    right = rng.random(raw.size) < truth
+    cal = ConfidenceCalibration.fit(raw, right, source="dev.jsonl")
+    assert abs(cal.scale - 0.7) < 0.05 and abs(cal.bias + 1.5) < 0.08
+    assert (cal.words, cal.wrong, cal.source) == (20000, int((~right).sum()), "dev.jsonl")
+    np.testing.assert_allclose(cal(raw), truth, atol=0.03)
+    assert isinstance(cal(0.5), float) and 0 < cal(0.0) < cal(0.5) < cal(1.0) < 1  # the ends are clipped, not inf
+
+
+def test_fit_refuses_what_cannot_be_calibrated():
+    with pytest.raises(ValueError, match="at least 2 right and 2 wrong"):
+        ConfidenceCalibration.fit([0.9, 0.8, 0.1], [True, True, False])
+    with pytest.raises(ValueError, match="do not rank right words above wrong ones"):
+        ConfidenceCalibration.fit([0.9, 0.8, 0.2, 0.1], [False, False, True, True])
+    with pytest.raises(ValueError, match="3 scores but 2 labels"):
+        ConfidenceCalibration.fit([0.9, 0.8, 0.1], [True, False])
+    # perfectly separated words still give a finite, increasing map
+    cal = ConfidenceCalibration.fit([0.9, 0.95, 0.2, 0.3], [True, True, False, False])
+    assert np.isfinite(cal.scale) and cal.scale > 0 and cal(0.95) > 0.5 > cal(0.2)
+
+
+def test_dict_round_trip_and_validation():
+    cal = ConfidenceCalibration(0.71, -1.75, words=1576, wrong=1205, source="dev.jsonl")
+    d = cal.to_dict()
+    assert d["method"] == "platt" and ConfidenceCalibration.from_dict(json.loads(json.dumps(d))) == cal
+    for bad, msg in (({"scale": -1.0, "bias": 0.0}, "scale must be > 0"),
+                     ({"scale": float("nan"), "bias": 0.0}, "finite"),
+                     ({"scale": 1.0, "bias": "x"}, "bias must be a finite number"),
+                     ({"scale": 1.0}, "needs 'scale' and 'bias'"),
+                     ({"scale": 1.0, "bias": 0.0, "temperature": 2}, "unknown keys"),
+                     ({"method": "isotonic", "scale": 1.0, "bias": 0.0}, "unknown method"),
+                     ({"scale": 1.0, "bias": 0.0, "words": -3}, "words must be")):
+        with pytest.raises(ValueError, match=msg):
+            ConfidenceCalibration.from_dict(bad)
+
+
+TOK = CharTokenizer([BLANK, " ", "a", "b"])
+PATH = [(2, 0, 1), (3, 3, 3), (1, 4, 4), (2, 5, 5)]  # "ab a"
+
+
+def test_words_and_streams_carry_the_calibrated_value():
+    cal = ConfidenceCalibration(0.5, -1.0)
+    conf = [0.8, 0.6, 0.8, 0.9]
+    _, words = words_from_tokens(TOK, PATH, 0.04, conf, cal)
+    assert [w.confidence for w in words] == [round(cal(0.48), 4), round(cal(0.9), 4)]
+    assert word_confidence([0.8, 0.6], cal) == round(cal(0.48), 4) and word_confidence([], cal) == 0.0
+    lp = np.log(np.full((6, 4), 1e-6, np.float32))
+    for t, a, b in PATH:
+        lp[a: b + 1, t] = np.log(0.9)
+    lp[2, 0] = 0.0
+    dec = CtcStreamDecoder(TOK, 0.04, calibration=cal)
+    dec.accept(lp[:3])
+    dec.accept(lp[3:])
+    utt = dec.finish_utterance()
+    assert [w.confidence for w in utt.words] == [round(cal(0.81), 4), round(cal(0.9), 4)]
+
+
+class TableBackend:
+    """A stand-in model: each input's length picks its (frames, V) log-probs from a table."""
+
+    path, description, details, subsampling, calibration = "table", "table", {}, 1, None
+
+    def __init__(self, table, frontend, tokenizer):
+        self.table, self.frontend, self.tokenizer = table, frontend, tokenizer
+
+    def log_probs(self, waves):
+        return [self.table[w.size] for w in waves]
+
+
+def test_calibrate_measures_on_held_out_speakers(tmp_path):
+    from asr.calibrate import calibrate
+    from asr.frontend import FrontendConfig
+    from asr.recognizer import Recognizer
+
+    fe = FrontendConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=24)
+    rng = np.random.default_rng(3)
+    table, lines = {}, []
+    for i in range(120):  # one word each: "a" (right) or "b" (wrong), the model sure of it either way
+        n = 800 + 80 * i
+        p = rng.uniform(0.6, 0.999)
+        right = rng.random() < p ** 6  # an overconfident model
+        lp = np.full((fe.num_frames(n), 4), np.log(1e-4), np.float32)
+        lp[:, 0] = 0.0
+        lp[1] = np.log(1e-4)
+        lp[1, 2 if right else 3] = np.log(p)
+        table[n] = lp
+        wav = tmp_path / f"{i}.wav"
+        sf.write(wav, np.zeros(n, np.float32), 8000)
+        lines.append(json.dumps({"audio_filepath": str(wav), "duration": n / 8000, "text": "a", "speaker": f"s{i % 6}"}))
+    manifest = tmp_path / "dev.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    rep = calibrate(Recognizer(TableBackend(table, fe, TOK)), str(manifest), folds=3, progress=False)
+    assert (rep.utterances, rep.words, rep.speakers, rep.folds) == (120, 120, 6, 3)
+    assert 10 < rep.wrong < 110 and rep.auc > 0.6
+    assert rep.ece_raw > 0.15 and rep.ece_fitted < rep.ece_raw / 2 and rep.ece_heldout < rep.ece_raw / 2
+    assert rep.calibration.source == "dev.jsonl" and rep.calibration.words == 120
+    assert json.loads(json.dumps(rep.to_dict()))["calibration"]["method"] == "platt"
+    with pytest.raises(ValueError, match="folds must be >= 2"):
+        calibrate(Recognizer(TableBackend(table, fe, TOK)), str(manifest), folds=1)
+
+
+def test_stored_in_onnx_and_checkpoint_and_used_by_every_path(models, wavs, tmp_path):
+    import shutil
+
+    import asr
+    from asr.calibrate import write_calibration
+    from asr.nn.checkpoint import checkpoint_calibration, load_checkpoint
+    from asr.runtime import OnlineRecognizer
+    from export.onnx_export import export_onnx
+
+    src, _, _ = models.get("gru-lc")
+    path = str(tmp_path / "m.onnx")
+    shutil.copy(src, path)
+    raw = asr.load_model(path).transcribe(wavs["a"], long_form=False)
+    assert raw.words, "the test model should say something"
+    cal = ConfidenceCalibration(0.5, -0.7, words=10, wrong=3, source="x")
+    write_calibration(path, cal)
+    rec = asr.load_model(path)
+    assert rec.calibration == cal
+    got = rec.transcribe(wavs["a"], long_form=False)
+    assert [w.word for w in got.words] == [w.word for w in raw.words]
+    for w, r in zip(got.words, raw.words):
+        assert abs(w.confidence - cal(r.confidence)) < 2e-3  # the raw value was rounded to 4 digits
+    online = OnlineRecognizer(path)
+    s = online.create_stream()
+    s.accept_waveform(8000, sf.read(wavs["a"], dtype="float32")[0])
+    s.input_finished()
+    while online.decode_streams([s]):
+        pass
+    assert [w.confidence for w in online.get_result(s).words] == [w.confidence for w in got.words]
+    write_calibration(path, None)
+    assert asr.load_model(path).calibration is None
+
+    # a checkpoint keeps it too, and its exports carry it
+    ckpt = str(tmp_path / "m.pt")
+    shutil.copy(os.path.splitext(src)[0] + ".pt", ckpt)
+    write_calibration(ckpt, cal)
+    assert checkpoint_calibration(load_checkpoint(ckpt)) == cal and asr.load_model(ckpt).calibration == cal
+    out = str(tmp_path / "e.onnx")
+    export_onnx(ckpt, out, streaming=True, parity_audio=[], parity_lengths_s=(0.6,))
+    assert asr.load_model(out).calibration == cal
+
+
+def test_bad_calibration_metadata_names_the_file(models, tmp_path):
+    import onnx
+
+    from asr.runtime.model import OnnxModel
+    from asr.runtime.schema import ModelError
+
+    src, _, _ = models.get("gru-offline")
+    proto = onnx.load(src)
+    proto.metadata_props.add(key="asr.confidence", value=json.dumps({"scale": 0.0, "bias": 1.0}))
+    bad = str(tmp_path / "bad.onnx")
+    onnx.save(proto, bad)
+    with pytest.raises(ModelError, match=r"bad\.onnx.*asr\.confidence.*scale must be > 0"):
+        OnnxModel(bad)
+
+
+def test_cli_writes_reports_and_removes(models, wavs, tmp_path, capsys):
+    import shutil
+
+    import asr
+    from asr import cli
+
+    src, _, _ = models.get("gru-offline")
+    path = str(tmp_path / "m.onnx")
+    shutil.copy(src, path)
+    text = asr.load_model(path).transcribe(wavs["a"], long_form=False).text.split()
+    lines = [json.dumps({"audio_filepath": wavs["a"], "duration": 1.0, "text": " ".join(ref), "speaker": f"s{k}"})
+             for k, ref in enumerate([text, text[:1] + ["zz"] * len(text[1:]), ["zz"] * len(text), text])]
+    manifest = tmp_path / "dev.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    if len(text) < 2:
+        pytest.skip("the test model says too little to have right and wrong words")
+    report = tmp_path / "r.json"
+    assert cli.main(["calibrate", "--model", path, "--manifest", str(manifest), "--no-progress", "--dry-run",
+                     "--json", str(report)]) == 0
+    assert "AUC" in capsys.readouterr().out and asr.load_model(path).calibration is None
+    assert json.loads(report.read_text())["words"] == 4 * len(text)
+    assert cli.main(["calibrate", "--model", path, "--manifest", str(manifest), "--no-progress"]) == 0
+    assert asr.load_model(path).calibration is not None
+    assert cli.main(["calibrate", "--model", path, "--manifest", str(manifest), "--remove"]) == 0
+    assert asr.load_model(path).calibration is None
