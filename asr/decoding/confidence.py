@@ -40,6 +40,10 @@ class CalibrationDataError(ValueError):
     wrong words above right ones."""
 
 
+def _sigmoid(z) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))  # no overflow either way
+
+
 @dataclass(frozen=True)
 class ConfidenceCalibration:
     """``p(word correct) = sigmoid(scale * logit(raw) + bias)``; ``words``/``wrong``: how many
@@ -68,8 +72,7 @@ class ConfidenceCalibration:
 
     def __call__(self, raw):
         """The calibrated confidence of a raw score (a float, or an array of them)."""
-        z = self.scale * _logit(raw) + self.bias
-        out = 1.0 / (1.0 + np.exp(-z))
+        out = _sigmoid(self.scale * _logit(raw) + self.bias)
         return float(out) if np.ndim(out) == 0 else out
 
     def to_dict(self) -> dict:
@@ -101,22 +104,35 @@ class ConfidenceCalibration:
         n_right = int(y.sum())
         if n_right < 2 or x.size - n_right < 2:
             raise CalibrationDataError(f"confidence calibration needs at least 2 right and 2 wrong words, got "
-                             f"{n_right} right and {x.size - n_right} wrong of {x.size}")
+                                       f"{n_right} right and {x.size - n_right} wrong of {x.size}")
         X = np.stack([x, np.ones_like(x)], axis=1)
-        w = np.array([1.0, 0.0])
         ridge = 1e-6 * x.size
-        for _ in range(100):
-            p = 1.0 / (1.0 + np.exp(-(X @ w)))
+
+        def loss(w):  # negative log-likelihood (stable form) plus the ridge
+            z = X @ w
+            return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * ridge * (w @ w))
+
+        w = np.array([1.0, 0.0])
+        current = loss(w)
+        for _ in range(100):  # Newton's method, each step halved until the loss goes down
+            p = _sigmoid(X @ w)
             grad = X.T @ (p - y) + ridge * w
             hess = (X * (p * (1 - p))[:, None]).T @ X + ridge * np.eye(2)
             step = np.linalg.solve(hess, grad)
-            w -= step
+            for _ in range(40):
+                new = loss(w - step)
+                if new <= current:
+                    break
+                step = step / 2
+            else:
+                break  # no step lowers the loss: at the minimum
+            w, current = w - step, new
             if np.max(np.abs(step)) < 1e-10:
                 break
-        if not w[0] > 0:
+        if not w[0] > 1e-6:
             raise CalibrationDataError(f"confidence calibration: the raw scores do not rank right words above wrong ones "
-                             f"(fitted scale {w[0]:.3g}); nothing to calibrate")
-        return cls(round(float(w[0]), 6), round(float(w[1]), 6), int(x.size), int(x.size - n_right), source)
+                                       f"(fitted scale {w[0]:.3g}); nothing to calibrate")
+        return cls(float(f"{w[0]:.6g}"), float(f"{w[1]:.6g}"), int(x.size), int(x.size - n_right), source)
 
 
 def frame_posteriors(log_probs: np.ndarray) -> np.ndarray:
