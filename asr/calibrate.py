@@ -119,7 +119,7 @@ def write_calibration(path: str, calibration: Optional[ConfidenceCalibration]) -
 
     import onnx  # the train extra
 
-    from asr.fileio import fsync_file, temporary_path
+    from asr.fileio import atomic_write
 
     key = "asr.confidence"
     proto = onnx.load(path)
@@ -129,12 +129,4 @@ def write_calibration(path: str, calibration: Optional[ConfidenceCalibration]) -
         proto.metadata_props.add(key=k, value=v)
     if calibration is not None:
         proto.metadata_props.add(key=key, value=json.dumps(calibration.to_dict()))
-    tmp = temporary_path(path)
-    try:
-        onnx.save(proto, tmp)
-        fsync_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: onnx.save(proto, tmp))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
-__all__ = ["atomic_open", "fsync_file", "temporary_path"]
+__all__ = ["atomic_open", "atomic_write", "fsync_file", "temporary_path"]
 
 
 def temporary_path(path: str) -> str:
@@ -40,6 +40,21 @@ def atomic_open(path: str | os.PathLike, encoding: str = "utf-8", newline: str |
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` fills a temporary file by name (``torch.save``, ``onnx.save``, ...); it
+    is fsynced and renamed to ``path``. An exception leaves ``path`` as it was."""
+    path = os.fspath(path)
+    tmp = temporary_path(path)
+    try:
+        write(tmp)
+        fsync_file(tmp)  # the data reaches the disk before the rename can
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -10,7 +10,7 @@ import torch
 
 from asr import __version__
 from asr.decoding.confidence import ConfidenceCalibration
-from asr.fileio import fsync_file, temporary_path
+from asr.fileio import atomic_write
 from asr.nn.config import ExperimentConfig
 from asr.nn.model import CTCModel
 from asr.text import Tokenizer, tokenizer_from_dict
@@ -37,15 +37,7 @@ def save_checkpoint(path: str, model: CTCModel, cfg: ExperimentConfig, tokenizer
     }
     state.update(extra)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        torch.save(state, tmp)
-        fsync_file(tmp)  # the data reaches the disk before the rename can
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str) -> dict:
@@ -84,15 +76,7 @@ def set_checkpoint_calibration(path: str, calibration: "ConfidenceCalibration | 
         state.pop("confidence", None)
     else:
         state["confidence"] = calibration.to_dict()
-    tmp = temporary_path(path)
-    try:
-        torch.save(state, tmp)
-        fsync_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def _is_onnx_model(path: str) -> bool:
