@@ -11,16 +11,20 @@ def add_parser(sub) -> None:
         "prepare", help="write JSONL manifests for a corpus, or import a Kaldi data folder or a NeMo manifest",
         description="Write JSONL manifests. Corpora: fsdd, speechocean762, librispeech (--subset mini|100|960 or "
         "--parts), an4, commonvoice (needs --corpus-dir: its terms must be accepted before download); "
-        "librispeech-lm fetches the official ARPA models. Imports: `asr prepare kaldi DATA_DIR --out OUT`, "
+        "librispeech-lm fetches the official ARPA models; wordnet-text writes WordNet's example sentences (new words "
+        "for `asr synth --text`; Debian package wordnet-base) to the text file --out. Imports: `asr prepare kaldi DATA_DIR --out OUT`, "
         "`asr prepare manifest FILE.jsonl --out OUT`. Bad entries are reported (file, line, reason) and left out.")
     sp.add_argument("corpus", choices=["fsdd", "speechocean762", "librispeech", "librispeech-lm", "an4", "commonvoice",
-                                       "kaldi", "manifest"], help="which corpus, or kaldi/manifest to import data")
+                                       "kaldi", "manifest", "wordnet-text"],
+                    help="which corpus, or kaldi/manifest to import data, or wordnet-text for sentences to synthesize")
     sp.add_argument("source", nargs="?", help="kaldi: the data folder (wav.scp, text, optional segments and utt2spk); "
-                    "manifest: the NeMo-style JSONL file")
+                    "manifest: the NeMo-style JSONL file; wordnet-text: WordNet's folder (default /usr/share/wordnet)")
     sp.add_argument("--corpus-dir", help="local copy: the corpus folder or a folder holding it (default: $ASR_CORPORA, then data/corpora; else download)")
     sp.add_argument("--out", required=True, help="folder for the manifests (train.jsonl, dev.jsonl, test.jsonl, ...); "
                     "kaldi/manifest: a .jsonl path or a folder")
     sp.add_argument("--test-speaker", help="FSDD: leave this speaker out as the test set")
+    sp.add_argument("--exclude", action="append", metavar="MANIFEST",
+                    help="wordnet-text: leave out the transcripts of this manifest (dev, test; repeatable)")
     sp.add_argument("--subset", choices=["mini", "100", "960"], help="LibriSpeech: mini (train-clean-5, dev-clean-2; "
                     "the default), 100 (train-clean-100) or 960 (all train parts), each with dev/test clean and other")
     sp.add_argument("--parts", nargs="+", metavar="PART", help="LibriSpeech: these parts instead of a subset "
@@ -36,7 +40,8 @@ _PREPARE_OPTIONS = {
     "test_speaker": ("--test-speaker", {"fsdd"}),
     "subset": ("--subset", {"librispeech"}),
     "parts": ("--parts", {"librispeech", "librispeech-lm"}),
-    "source": ("a source path", {"kaldi", "manifest"}),
+    "source": ("a source path", {"kaldi", "manifest", "wordnet-text"}),
+    "exclude": ("--exclude", {"wordnet-text"}),
 }
 
 
@@ -49,6 +54,13 @@ def run(args) -> int:
         raise ValueError(f"asr prepare {args.corpus} needs {what}: asr prepare {args.corpus} PATH --out OUT")
     download = not args.no_download
     progress = not args.no_progress
+    if args.corpus == "wordnet-text":
+        from asr.corpora import wordnet
+
+        n = wordnet.prepare_text(args.out, args.source or wordnet.DEFAULT_DIR, args.exclude or ())
+        print(f"wrote {n} WordNet example sentences to {args.out} (WordNet 3.0 license: "
+              "/usr/share/doc/wordnet-base/copyright)")
+        return 0
     if args.corpus == "fsdd":
         from asr.corpora import fsdd
 
