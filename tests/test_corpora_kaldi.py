@@ -109,4 +109,4 @@ def test_kaldi_errors(tmp_path, capsys):
     assert cli.main(["prepare", "kaldi", "--out", str(tmp_path / "o")]) == 2
     assert "asr prepare kaldi needs a Kaldi data folder" in capsys.readouterr().err
     assert cli.main(["prepare", "an4", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "a source path applies to kaldi and manifest only" in capsys.readouterr().err
+    assert "a source path applies to kaldi, manifest and wordnet-text only" in capsys.readouterr().err

@@ -48,7 +48,9 @@ _PREPARE_OPTIONS = {
 def run(args) -> int:
     for key, (flag, corpora) in _PREPARE_OPTIONS.items():
         if getattr(args, key) is not None and args.corpus not in corpora:
-            raise ValueError(f"{flag} applies to {' and '.join(sorted(corpora))} only")
+            names = sorted(corpora)
+            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            raise ValueError(f"{flag} applies to {listed} only")
     if args.corpus in ("kaldi", "manifest") and args.source is None:
         what = "a Kaldi data folder (with wav.scp and text)" if args.corpus == "kaldi" else "a JSONL manifest file"
         raise ValueError(f"asr prepare {args.corpus} needs {what}: asr prepare {args.corpus} PATH --out OUT")
