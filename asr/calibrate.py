@@ -108,6 +108,7 @@ def write_calibration(path: str, calibration: Optional[ConfidenceCalibration]) -
     """Store ``calibration`` in a model file (None removes it): a checkpoint (``.pt``, needs
     PyTorch) or an exported ONNX file (needs the ``onnx`` package), rewritten atomically."""
     from asr.runtime.model import OnnxModel
+    from asr.runtime.schema import confidence_metadata, write_metadata
 
     if not path.endswith(".onnx"):
         from asr.nn.checkpoint import set_checkpoint_calibration
@@ -115,18 +116,4 @@ def write_calibration(path: str, calibration: Optional[ConfidenceCalibration]) -
         set_checkpoint_calibration(path, calibration)
         return
     OnnxModel(path)  # one of ours: raises ModelError naming what is wrong
-    import json
-
-    import onnx  # the train extra
-
-    from asr.fileio import atomic_write
-
-    key = "asr.confidence"
-    proto = onnx.load(path)
-    keep = [(p.key, p.value) for p in proto.metadata_props if p.key != key]
-    del proto.metadata_props[:]
-    for k, v in keep:
-        proto.metadata_props.add(key=k, value=v)
-    if calibration is not None:
-        proto.metadata_props.add(key=key, value=json.dumps(calibration.to_dict()))
-    atomic_write(path, lambda tmp: onnx.save(proto, tmp))
+    write_metadata(path, confidence_metadata(calibration))

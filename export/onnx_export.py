@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
-import onnx
 import torch
 
 from asr import __version__
@@ -35,7 +34,7 @@ from asr.nn.data import collate
 from asr.nn.model import CTCModel
 from asr.recognizer import Recognizer
 from asr.runtime import load_backend
-from asr.runtime.schema import ModelInfo, StreamingLayout, graph_signature
+from asr.runtime.schema import ModelInfo, StreamingLayout, graph_signature, write_metadata
 from export.recurrent_ops import native_ops
 
 log = logging.getLogger(__name__)
@@ -202,7 +201,7 @@ def export_onnx(
             warnings.simplefilter("ignore")  # the legacy exporter warns about RNNs with batch_first
             torch.onnx.export(wrapper, args, tmp, input_names=input_names, output_names=output_names,
                               dynamic_axes=dynamic, opset_version=opset, dynamo=False)
-        _write_metadata(tmp, metadata)
+        write_metadata(tmp, metadata)
         waves = _parity_waves(cfg, list(parity_audio) or _audio_from_config(cfg), parity_lengths_s)
         diff = _max_diff(tmp, model, cfg, waves, streaming)
         if not diff <= PARITY_TOLERANCE:
@@ -224,7 +223,7 @@ def export_onnx(
         ops = ["MatMul", "Gemm"] + (["LSTM"] if m.rnn_type == "lstm" else [])
         try:
             quantize_dynamic(out, q_tmp, weight_type=QuantType.QInt8, op_types_to_quantize=ops)
-            _write_metadata(q_tmp, metadata)
+            write_metadata(q_tmp, metadata)
             report.int8_max_abs_diff = _max_diff(q_tmp, model, cfg, waves, streaming)
             _fsync(q_tmp)
             os.replace(q_tmp, q_path)
@@ -237,16 +236,6 @@ def export_onnx(
                         m.rnn_type.upper())
         log.info("int8 model %s: max |diff| vs PyTorch %.3f (quantization error; judge it by WER)", q_path, report.int8_max_abs_diff)
     return report
-
-
-def _write_metadata(path: str, metadata: dict) -> None:
-    """Set the ``asr.*`` metadata keys of an ONNX file (replacing any there)."""
-    proto = onnx.load(path)
-    keep = [(p.key, p.value) for p in proto.metadata_props if p.key not in metadata]
-    del proto.metadata_props[:]
-    for k, v in keep + list(metadata.items()):
-        proto.metadata_props.add(key=k, value=v)
-    onnx.save(proto, path)
 
 
 def _fsync(path: str) -> None:

@@ -31,8 +31,9 @@ Graph signatures: offline ``feats`` (B, T, n_mels), ``lengths`` (B,) -> ``log_pr
 (B, T', V), ``out_lengths`` (B,); streaming ``feats`` (B, window_frames, n_mels), ``lengths``
 (B,) valid frames, one input per state -> ``log_probs`` (B, C, V), ``next_<state>`` per state.
 
-:meth:`ModelInfo.to_metadata` writes the keys, :meth:`ModelInfo.from_metadata` reads and
-checks them (a :class:`ModelError` names the file and what is wrong).
+:meth:`ModelInfo.to_metadata` makes the keys, :func:`write_metadata` writes them into a file,
+:meth:`ModelInfo.from_metadata` reads and checks them (a :class:`ModelError` names the file and
+what is wrong).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from asr.decoding.confidence import ConfidenceCalibration
 from asr.frontend import FrontendConfig
 from asr.text import Tokenizer, tokenizer_from_dict
 
-__all__ = ["METADATA_FORMAT", "ModelError", "ModelInfo", "StreamingLayout", "graph_signature"]
+__all__ = ["METADATA_FORMAT", "ModelError", "ModelInfo", "StreamingLayout", "confidence_metadata", "graph_signature",
+           "write_metadata"]
 
 METADATA_FORMAT = "asr-onnx/1"
 _PREFIX = "asr."
@@ -235,3 +237,24 @@ def graph_signature(info: ModelInfo) -> tuple[list[str], list[str]]:
     if info.streaming:
         return ["feats", "lengths", *info.state_names], ["log_probs", *[f"next_{n}" for n in info.state_names]]
     return ["feats", "lengths"], ["log_probs", "out_lengths"]
+
+
+def confidence_metadata(calibration: Optional[ConfidenceCalibration]) -> dict[str, Optional[str]]:
+    """The metadata key of a word-confidence calibration, for :func:`write_metadata` (None:
+    remove it)."""
+    return {_PREFIX + "confidence": None if calibration is None else json.dumps(calibration.to_dict())}
+
+
+def write_metadata(path: str, metadata: Mapping[str, Optional[str]]) -> None:
+    """Set (a string value) or remove (None) metadata keys of the ONNX file ``path``, keeping
+    the others; the file is replaced atomically. Needs the ``onnx`` package (the train extra)."""
+    import onnx
+
+    from asr.fileio import atomic_write
+
+    proto = onnx.load(path)
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key not in metadata]
+    del proto.metadata_props[:]
+    for k, v in keep + [(k, v) for k, v in metadata.items() if v is not None]:
+        proto.metadata_props.add(key=k, value=v)
+    atomic_write(path, lambda tmp: onnx.save(proto, tmp))
