@@ -109,6 +109,13 @@ def test_vtlp_is_validated(value):
         load_config(None, [f"train.vtlp={value}"])
 
 
+@pytest.mark.parametrize("value", ["0", "-3", "31", "[6, 12]", "loud"])
+def test_eq_db_is_validated(value):
+    with pytest.raises(ValueError, match="train.eq_db"):
+        load_config(None, [f"train.eq_db={value}"])
+    assert load_config(None, ["train.eq_db=12"]).train.eq_db == 12.0
+
+
 @pytest.mark.parametrize("value", ["[6, -24]", "[-90, 0]", "[0, 40]", "[1]", "loud"])
 def test_gain_db_is_validated(value):
     with pytest.raises(ValueError, match="train.gain_db"):

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -167,6 +169,28 @@ def test_random_gain_is_the_front_end_of_louder_or_quieter_audio():
     shifts = (y - batch)[:, 0, 0]
     assert len(set(shifts.tolist())) == 4 and all(-24 * 0.2303 - 1e-4 <= s <= 6 * 0.2303 + 1e-4 for s in shifts.tolist())
     assert torch.allclose(y - batch, shifts[:, None, None].expand_as(y).masked_fill(y == batch, 0.0), atol=1e-5)
+
+
+def test_random_eq_is_a_smooth_bounded_filter_that_keeps_the_floor_and_padding():
+    from asr.nn.features import random_eq
+
+    floor = math.log(1e-6)
+    x = torch.full((64, 12, 40), -3.0)
+    x[:, :, 30:] = floor  # bands on the floor (digital silence there) stay on it
+    x[5, 8:] = 0.0  # padding
+    lengths = torch.full((64,), 12)
+    lengths[5] = 8
+    y = random_eq(x, lengths, 12.0, 1e-6, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(y[5, 8:], x[5, 8:]) and torch.equal(y[:, :, 30:], x[:, :, 30:])
+    db = (y - x)[:, 0, :30] / (math.log(10) / 10)
+    torch.testing.assert_close((y - x)[:, 0], (y - x)[:, 7])  # one curve per utterance, the same in every frame
+    cut = db[:, :4].mean(1) < db[:, 10:30].mean(1) - 6  # a low cut on some, not all
+    assert 5 < int(cut.sum()) < 59
+    # above the low cut, within +-12 dB, smooth: neighbouring bins differ by little
+    assert db[:, 5:].abs().max() <= 12.0 + 1e-3 and db.abs().max() <= 36.0 + 1e-3
+    assert (db[:, 6:] - db[:, 5:-1]).abs().mean() < 1.5
+    assert db.std(0).mean() > 2.0  # utterances get different curves
+    assert not torch.equal(y, random_eq(x, lengths, 12.0, 1e-6, generator=torch.Generator().manual_seed(1)))
 
 
 def test_vtlp_warps_the_mel_axis():

@@ -434,3 +434,18 @@ def test_nonspeech_examples_teach_the_model_to_say_nothing(trained, tiny_corpus,
     for name, wave in signals.items():
         assert with_ns.transcribe(wave.astype(np.float32)).text == "", name
         assert speech_mass(with_ns, wave) < 0.5 * speech_mass(without, wave), name
+
+
+def test_perturb_batch_applies_each_configured_perturbation():
+    from asr.nn.training import perturb_batch
+
+    feats = torch.randn(4, 30, 24) - 2.0
+    lengths = torch.tensor([30, 30, 20, 30])
+    torch.manual_seed(0)
+    same, chunk = perturb_batch(feats, lengths, load_config(None, []))
+    assert torch.equal(same, feats) and chunk is None
+    for key, value in (("gain_db", "[-24,6]"), ("eq_db", "12"), ("vtlp", "[0.9,1.1]")):
+        out, _ = perturb_batch(feats, lengths, load_config(None, [f"train.{key}={value}"]))
+        assert out.shape == feats.shape and not torch.equal(out, feats), key
+        if key != "vtlp":  # gain and channel leave padding frames alone
+            assert torch.equal(out[2, 20:], feats[2, 20:]), key

@@ -62,6 +62,10 @@ class TrainConfig:
     # drawn per utterance and batch (e.g. [-24, 6]: a quiet speaker's recordings are then no
     # stranger than a loud one's); None: off.
     gain_db: Optional[list[float]] = None
+    # Channel: each utterance through its own random equalizer, a smooth curve over the mel
+    # axis within +-eq_db dB, half of them with a low cut too (a small microphone, a
+    # high-pass filter), drawn per utterance and batch (e.g. 12); None: off.
+    eq_db: Optional[float] = None
     # SortaGrad: the first epoch's batches run shortest first (a gentler start for CTC, whose
     # first steps emit blanks only); later epochs are shuffled as usual.
     sortagrad: bool = False
@@ -150,6 +154,7 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
          "null or a list of positive chunk sizes (model frames)")
     need("gain_db", t.gain_db is None or (len(t.gain_db) == 2 and -60 <= t.gain_db[0] <= t.gain_db[1] <= 30),
          "null or [low, high] in dB with -60 <= low <= high <= 30")
+    need("eq_db", t.eq_db is None or 0 < t.eq_db <= 30, "null or a number of dB in (0, 30]")
     need("vtlp", t.vtlp is None or (len(t.vtlp) == 2 and 0 < t.vtlp[0] <= t.vtlp[1] <= 1.25),
          "null or [low, high] with 0 < low <= high <= 1.25")
     if t.specaugment is not None:

@@ -16,7 +16,7 @@ import torchaudio
 
 from asr.frontend import FrontendConfig
 
-__all__ = ["LogMel", "compute_stats", "SpecAugmentConfig", "spec_augment", "vtlp", "random_gain"]
+__all__ = ["LogMel", "compute_stats", "SpecAugmentConfig", "spec_augment", "vtlp", "random_gain", "random_eq"]
 
 
 class LogMel(torch.nn.Module):
@@ -140,3 +140,30 @@ def vtlp(feats: torch.Tensor, low: float, high: float, boundary: float = 0.8, ge
     w = (src - lo).to(feats.dtype)[:, None, :]
     lo = lo[:, None, :].expand(b, t, f)
     return torch.gather(feats, 2, lo) * (1 - w) + torch.gather(feats, 2, lo + 1) * w
+
+
+def random_eq(feats: torch.Tensor, lengths: torch.Tensor, max_db: float, log_floor: float,
+              generator=None) -> torch.Tensor:
+    """Channel perturbation on log-mel features (B, T, F), in a copy: each utterance as if
+    heard through its own microphone and room, a smooth random equalizer curve over the mel
+    axis plus, for half of the utterances, a low cut. The curve is a sum of the first four
+    cosines over the axis (a tilt and broad bumps) scaled so that it spans at most ``max_db``
+    dB either way; the low cut attenuates the lowest bins (up to a tenth of the axis) by up to
+    ``2 * max_db`` dB, tapering to nothing at its edge (the thin sound of a small microphone
+    or a high-pass filter). A filter multiplies each band's power, so its log moves by
+    db * ln(10) / 10, as in :func:`random_gain`: the floor still holds and what sits on it
+    stays. Padding frames stay as they are."""
+    b, t, f = feats.shape
+    pos = torch.arange(f, dtype=torch.float32)[None, :] / max(1, f - 1)  # 0 .. 1 along the axis
+    k = torch.arange(1, 5, dtype=torch.float32)[None, :, None]
+    coef = torch.rand(b, 4, 1, generator=generator) * 2 - 1
+    curve = (coef * torch.cos(math.pi * k * pos[:, None, :])).sum(1)  # (B, F)
+    curve = curve / curve.abs().amax(1, keepdim=True).clamp(min=1e-6) * (max_db * torch.rand(b, 1, generator=generator))
+    edge = (1 + torch.rand(b, 1, generator=generator) * (0.1 * f - 1)) / max(1, f - 1)  # low-cut width
+    depth = 2 * max_db * torch.rand(b, 1, generator=generator) * (torch.rand(b, 1, generator=generator) < 0.5)
+    curve = curve - depth * (1 - pos / edge).clamp(min=0)
+    shift = (curve * (math.log(10) / 10)).to(feats.device, feats.dtype)[:, None, :]
+    floor = math.log(log_floor)
+    out = torch.where(feats <= floor + 1e-4, feats, torch.clamp(feats + shift, min=floor))
+    inside = (torch.arange(t, device=feats.device)[None, :] < lengths.to(feats.device)[:, None])[:, :, None]
+    return torch.where(inside, out, feats)
