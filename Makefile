@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade pip -q
-	$(VENV)/bin/pip install -e '.[train,dev,views]'
+	$(VENV)/bin/pip install -e '.[train,dev,views,synth]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -12,6 +12,13 @@ Children's voices (speechocean762 has many): the engines have none, so a share o
 made "smaller" after the fact. The engine speaks ``shift`` times slower and the result is played
 ``shift`` times faster (resampled): its length comes back, and pitch and formants (the vocal
 tract's resonances) rise by ``shift``, as they do for a shorter vocal tract.
+
+Rooms (``room_share``): the engines speak into an anechoic void; real recordings are made in
+rooms. A share of renderings is heard through a simulated room: a shoebox of random size whose
+wall absorption gives a drawn reverberation time (RT60, by Sabine's formula), the talker and
+the microphone at random places a drawn distance apart, its impulse response computed by the
+image source method of pyroomacoustics (an optional dependency: ``pip install '.[synth]'``)
+and convolved with the speech before the noise goes on.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from asr.fileio import atomic_open, temporary_path
 from asr.manifest import Entry, write_manifest
 from asr.text import normalize_text
 
-__all__ = ["ENGINES", "SynthOptions", "Rendering", "plan", "render", "synthesize", "available_engines",
+__all__ = ["ENGINES", "SynthOptions", "Rendering", "Room", "plan", "render", "synthesize", "available_engines",
            "missing_engines", "read_texts"]
 
 log = logging.getLogger(__name__)
@@ -78,6 +85,9 @@ class SynthOptions:
     noise_share: float = 0.5  # share of renderings with noise added
     snr_db: tuple[float, float] = (10.0, 35.0)
     pad_s: tuple[float, float] = (0.05, 0.4)  # silence before and after the speech
+    room_share: float = 0.0  # share of renderings heard through a simulated room (needs pyroomacoustics)
+    rt60: tuple[float, float] = (0.15, 0.6)  # the room's reverberation time, seconds
+    mic_distance: tuple[float, float] = (0.2, 1.5)  # talker to microphone, metres
     seed: int = 1234
 
     def __post_init__(self):
@@ -91,11 +101,16 @@ class SynthOptions:
             problems.append(f"sample_rate must be in [4000, 48000] Hz, got {self.sample_rate}")
         for name, low_ok, rule in (("rate", lambda v: v > 0, "0 < low"), ("child_shift", lambda v: v > 0, "0 < low"),
                                    ("adult_shift", lambda v: v > 0, "0 < low"), ("pad_s", lambda v: v >= 0, "0 <= low"),
-                                   ("snr_db", lambda v: v >= -20, "-20 <= low")):
+                                   ("snr_db", lambda v: v >= -20, "-20 <= low"),
+                                   ("rt60", lambda v: v >= 0.05, "0.05 <= low"),
+                                   ("mic_distance", lambda v: v >= 0.05, "0.05 <= low")):
             lo, hi = getattr(self, name)
             if not (low_ok(lo) and lo <= hi):
                 problems.append(f"{name} must be [low, high] with {rule} <= high, got {[lo, hi]}")
-        for name in ("child_share", "noise_share"):
+        if self.rt60[1] > 2.0 or self.mic_distance[1] > 4.0:
+            problems.append(f"rt60 must end at most at 2 s and mic_distance at 4 m, got {list(self.rt60)}, "
+                            f"{list(self.mic_distance)}")
+        for name in ("child_share", "noise_share", "room_share"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if problems:
@@ -120,6 +135,7 @@ class Rendering:
     snr_db: Optional[float]
     pad: tuple[float, float]
     level: float  # peak level of the result
+    room: Optional["Room"] = None  # heard through this simulated room; None: dry
 
     @property
     def speaker(self) -> str:
@@ -129,7 +145,58 @@ class Rendering:
         d = dataclasses.asdict(self)
         del d["index"], d["text"]
         d["pad"] = [round(p, 3) for p in self.pad]
+        if self.room is None:
+            del d["room"]
+        else:
+            d["room"] = {k: round(v, 3) if isinstance(v, float) else [round(x, 3) for x in v] for k, v in d["room"].items()}
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class Room:
+    """A simulated shoebox room: its size and reverberation time, where the talker and the
+    microphone stand (metres from one corner)."""
+
+    size: tuple[float, float, float]
+    rt60: float
+    source: tuple[float, float, float]
+    mic: tuple[float, float, float]
+
+    def impulse_response(self, sample_rate: int) -> np.ndarray:
+        """The room's impulse response from talker to microphone (image source method), peak 1."""
+        pra = _pyroomacoustics()
+        absorption, max_order = pra.inverse_sabine(self.rt60, list(self.size))
+        room = pra.ShoeBox(list(self.size), fs=sample_rate, materials=pra.Material(absorption), max_order=max_order)
+        room.add_source(list(self.source))
+        room.add_microphone(list(self.mic))
+        room.compute_rir()
+        h = np.asarray(room.rir[0][0], dtype=np.float64)
+        return h / max(float(np.max(np.abs(h))), 1e-12)
+
+
+def _pyroomacoustics():
+    try:
+        import pyroomacoustics
+    except ImportError:
+        raise RuntimeError("room simulation (room_share > 0, --room-share) needs pyroomacoustics: "
+                           "pip install '.[synth]' (or pip install pyroomacoustics)") from None
+    return pyroomacoustics
+
+
+def _draw_room(rng: np.random.Generator, opts: SynthOptions) -> Room:
+    """A room 3-8 x 2.5-6 x 2.4-3.2 m; the talker anywhere at least 0.5 m from the walls, the
+    microphone ``mic_distance`` away in a random direction (turned back inside if it would
+    leave the room)."""
+    size = np.array([rng.uniform(3.0, 8.0), rng.uniform(2.5, 6.0), rng.uniform(2.4, 3.2)])
+    rt60 = float(rng.uniform(*opts.rt60))
+    source = np.array([rng.uniform(0.5, size[0] - 0.5), rng.uniform(0.5, size[1] - 0.5), rng.uniform(1.0, 1.8)])
+    distance = float(rng.uniform(*opts.mic_distance))
+    angle, lift = rng.uniform(0, 2 * np.pi), rng.uniform(-0.3, 0.3)
+    step = distance * np.array([np.cos(angle), np.sin(angle), lift]) / np.sqrt(1 + lift**2)
+    mic = source + step
+    outside = (mic < 0.2) | (mic > size - 0.2)
+    mic = np.where(outside, source - step, mic).clip(0.2, size - 0.2)
+    return Room(tuple(float(v) for v in size), rt60, tuple(float(v) for v in source), tuple(float(v) for v in mic))
 
 
 def available_engines() -> list[str]:
@@ -202,7 +269,10 @@ def _draw(index: int, text: str, engine: str, rng: np.random.Generator, opts: Sy
         noise = NOISES[rng.integers(len(NOISES))]
         snr = float(rng.uniform(*opts.snr_db))
     pad = (float(rng.uniform(*opts.pad_s)), float(rng.uniform(*opts.pad_s)))
-    return Rendering(index, text, engine, voice, rate, pitch, shift, noise, snr, pad, float(rng.uniform(0.1, 0.9)))
+    level = float(rng.uniform(0.1, 0.9))
+    # drawn after everything else, so that sets planned before rooms existed plan the same
+    room = _draw_room(rng, opts) if opts.room_share > 0 and rng.random() < opts.room_share else None
+    return Rendering(index, text, engine, voice, rate, pitch, shift, noise, snr, pad, level, room)
 
 
 def _engine_command(r: Rendering, text_file: str, wav: str) -> list[str]:
@@ -257,6 +327,10 @@ def render(r: Rendering, sample_rate: int, seed: int = 0, timeout_s: float = 60.
     rng = np.random.default_rng([seed, r.index, 1])
     pad = [np.zeros(int(p * sample_rate)) for p in r.pad]
     samples = np.concatenate([pad[0], samples, pad[1]])
+    if r.room is not None:  # reverberation: the tail runs on into the trailing silence, and 0.2 s past it
+        from scipy.signal import fftconvolve
+
+        samples = fftconvolve(samples, r.room.impulse_response(sample_rate))[: len(samples) + int(0.2 * sample_rate)]
     if r.noise is not None:
         speech_power = float(np.mean(samples[len(pad[0]) : len(samples) - len(pad[1])] ** 2)) + 1e-12
         noise = _noise(r.noise, len(samples), rng)
@@ -305,6 +379,8 @@ def synthesize(
                            f"(Debian/Ubuntu: {install_hint(missing)}; or leave them out with --engines)")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if opts.room_share > 0:
+        _pyroomacoustics()  # say what to install before anything is rendered
     os.makedirs(out_dir, exist_ok=True)
     meta_path = os.path.join(out_dir, "synth.json")
     # takes may grow between runs (renderings are planned take by take): more takes of the same
@@ -314,6 +390,10 @@ def synthesize(
     if os.path.isfile(meta_path):
         with open(meta_path, encoding="utf-8") as f:
             old = json.load(f)
+        # options added since that set was made (e.g. room_share) count as their defaults there
+        defaults = {k: v for k, v in SynthOptions().to_dict().items() if k != "takes"}
+        if isinstance(old.get("options"), dict):
+            old["options"] = {**{k: v for k, v in defaults.items() if k not in old["options"]}, **old["options"]}
         if old != meta:
             changed = sorted(k for k in set(old.get("options", {})) | set(meta["options"])
                              if old.get("options", {}).get(k) != meta["options"].get(k))

@@ -3,6 +3,7 @@ engine (a small script that writes a tone whose length follows the text and the 
 given), so they run where no synthesizer is installed; the real engines are tested where they
 are (CI installs espeak-ng and flite)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -52,7 +53,9 @@ def test_options_are_validated():
     for bad, match in [(dict(engines=("sam",)), "engines must be"), (dict(engines=()), "engines must be"),
                        (dict(takes=0), "takes"), (dict(sample_rate=100), "sample_rate"),
                        (dict(rate=(1.2, 0.8)), "rate must be"), (dict(child_share=1.5), "child_share"),
-                       (dict(noise_share=-0.1), "noise_share"), (dict(child_shift=(0.0, 1.2)), "child_shift")]:
+                       (dict(noise_share=-0.1), "noise_share"), (dict(child_shift=(0.0, 1.2)), "child_shift"),
+                       (dict(room_share=1.5), "room_share"), (dict(rt60=(0.0, 0.5)), "rt60 must be"),
+                       (dict(rt60=(0.3, 5.0)), "at most at 2 s"), (dict(mic_distance=(1.0, 0.5)), "mic_distance")]:
         with pytest.raises(ValueError, match=match):
             SynthOptions(**bad)
 
@@ -75,6 +78,53 @@ def test_plan_is_repeatable_varied_and_grows_by_takes():
     plain = plan(texts, SynthOptions(takes=1, variety=False))
     assert {(r.rate, r.shift, r.pitch, r.noise) for r in plain} == {(1.0, 1.0, None, None)}
     assert {r.voice for r in plain} == {"en-us", "slt", "kal_diphone"}
+
+
+def test_rooms_are_drawn_after_everything_else_and_fit_inside():
+    texts = [f"sentence number {i}" for i in range(40)]
+    dry = plan(texts, SynthOptions(takes=2))
+    wet = plan(texts, SynthOptions(takes=2, room_share=0.5, rt60=(0.2, 0.5), mic_distance=(0.3, 1.0)))
+    # a set planned before rooms existed plans the same: only the room differs
+    assert [dataclasses.replace(r, room=None) for r in wet] == dry and all(r.room is None for r in dry)
+    rooms = [r.room for r in wet if r.room is not None]
+    assert 20 <= len(rooms) <= 60
+    for room in rooms:
+        size, src, mic = (np.array(v) for v in (room.size, room.source, room.mic))
+        assert 0.2 <= room.rt60 <= 0.5 and np.all(mic >= 0.2 - 1e-9) and np.all(mic <= size - 0.2 + 1e-9)
+        assert np.all(src >= 0.5 - 1e-9) and np.all(src <= size - 0.5 + 1e-9)
+        assert np.linalg.norm(mic - src) <= 1.0 + 1e-9
+    assert len({room.rt60 for room in rooms}) == len(rooms)
+    assert all(r.room is None for r in plan(texts, SynthOptions(takes=1, room_share=1.0, variety=False)))
+    assert wet[0].to_json().get("room") is None or set(wet[0].to_json()["room"]) == {"size", "rt60", "source", "mic"}
+
+
+def test_room_impulse_response_has_the_asked_reverberation_time():
+    pra = pytest.importorskip("pyroomacoustics")
+    for rt60 in (0.2, 0.5):
+        room = synth.Room((5.0, 4.0, 2.7), rt60, (1.5, 1.5, 1.5), (2.5, 2.0, 1.4))
+        h = room.impulse_response(16000)
+        assert abs(np.max(np.abs(h)) - 1.0) < 1e-9
+        measured = pra.experimental.measure_rt60(h, fs=16000)
+        assert 0.7 * rt60 < measured < 1.4 * rt60, (rt60, measured)
+
+
+def test_render_through_a_room_reverberates_into_the_silence_after(fake_espeak):
+    pytest.importorskip("pyroomacoustics")
+    base = synth.Rendering(0, "abcdefghij", "espeak-ng", "en-us", 1.0, 50.0, 1.0, None, None, (0.1, 0.3), 0.5)
+    room = synth.Room((5.0, 4.0, 2.7), 0.5, (1.5, 1.5, 1.5), (2.5, 2.0, 1.4))
+    dry = render(base, 16000)
+    wet = render(dataclasses.replace(base, room=room), 16000)
+    assert len(wet) == len(dry) + int(0.2 * 16000) and abs(np.max(np.abs(wet)) - 0.5) < 1e-4
+    after = slice(int(1.1 * 16000) + 800, int(1.1 * 16000) + 2400)  # 50-150 ms after the speech stops
+    assert not np.any(dry[after]) and np.sqrt(np.mean(wet[after] ** 2)) > 0.01  # the tail rings on
+    assert np.sqrt(np.mean(wet[-800:] ** 2)) < np.sqrt(np.mean(wet[after] ** 2)) / 10  # and dies away
+
+
+def test_rooms_without_pyroomacoustics_say_what_to_install(fake_espeak, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pyroomacoustics", None)  # import fails
+    with pytest.raises(RuntimeError, match=r"pip install '\.\[synth\]'"):
+        synthesize(["hi"], str(tmp_path / "o"), dataclasses.replace(ONE, room_share=0.5), progress=False)
+    assert not (tmp_path / "o").exists()  # refused before anything is written
 
 
 def test_read_texts_from_a_file_and_a_manifest(tmp_path):
@@ -144,6 +194,15 @@ def test_synthesize_resumes_keeps_failures_apart_and_refuses_other_settings(fake
         synthesize(texts, out, SynthOptions(engines=("espeak-ng",), takes=2, sample_rate=16000), progress=False)
     with pytest.raises(ValueError, match="the texts differ"):
         synthesize(texts[:2], out, ONE, progress=False)
+    with pytest.raises(ValueError, match="other settings \\(room_share differ\\)"):
+        synthesize(texts, out, dataclasses.replace(ONE, room_share=0.5), progress=False)
+    # a set made before rooms existed (no room keys in synth.json) resumes with the defaults
+    meta_path = os.path.join(out, "synth.json")
+    meta = json.load(open(meta_path))
+    for key in ("room_share", "rt60", "mic_distance"):
+        del meta["options"][key]
+    json.dump(meta, open(meta_path, "w"))
+    assert synthesize(texts, out, ONE, progress=False)["kept"] == 6
     assert not [p for p in os.listdir(out) if ".tmp" in p]
 
 

@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
         description="Render every text TAKES times with the speech synthesizers from Debian's archive "
         "(espeak-ng, flite, festival: `apt-get install espeak-ng flite festival festvox-kallpc16k "
         "festvox-kdlpc16k festvox-us-slt-hts`), varying voice, accent, speaking rate, pitch and vocal tract "
-        "length (a share made child-like), with noise on a share. Writes OUT/audio/*.flac, OUT/manifest.jsonl "
+        "length (a share made child-like), with noise on a share and, with --room-share, simulated rooms' "
+        "reverberation. Writes OUT/audio/*.flac, OUT/manifest.jsonl "
         "(the project's manifest format: train on it with data.synthetic=OUT/manifest.jsonl) and "
         "OUT/synth.json (the settings). Resumable: run it again to finish or to retry failures; run it with "
         "more --takes to add renderings to the same folder.")
@@ -49,6 +50,13 @@ def add_parser(sub) -> None:
     sp.add_argument("--pad", type=_pair, default=(0.05, 0.4), help="silence before and after the speech, seconds "
                     "(default 0.05,0.4; tightly cut clips such as FSDD's: 0.02,0.15)")
     sp.add_argument("--snr", type=_pair, default=(10.0, 35.0), help="noise SNR range in dB (default 10,35)")
+    sp.add_argument("--room-share", type=float, default=0.0, help="share of renderings heard through a simulated "
+                    "room, reverberation before the noise (default 0: none; needs pyroomacoustics: "
+                    "pip install '.[synth]')")
+    sp.add_argument("--rt60", type=_pair, default=(0.15, 0.6), help="the rooms' reverberation time range, seconds "
+                    "(default 0.15,0.6)")
+    sp.add_argument("--mic-distance", type=_pair, default=(0.2, 1.5), help="talker to microphone, metres "
+                    "(default 0.2,1.5)")
     sp.add_argument("--seed", type=int, default=1234)
     sp.add_argument("--jobs", type=positive(int), default=2, help="renderings at a time (default 2: both cores)")
     sp.add_argument("--limit", type=positive(int), help="only the first N renderings (a quick look)")
@@ -62,7 +70,7 @@ def run(args) -> int:
     opts = SynthOptions(engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()), takes=args.takes,
                         sample_rate=args.sample_rate, variety=not args.plain, rate=args.rate,
                         child_share=args.child_share, noise_share=args.noise_share, snr_db=args.snr, pad_s=args.pad,
-                        seed=args.seed)
+                        room_share=args.room_share, rt60=args.rt60, mic_distance=args.mic_distance, seed=args.seed)
     texts = read_texts(args.text or args.manifest, manifest=args.manifest is not None)
     counts = synthesize(texts, args.out, opts, jobs=args.jobs, progress=not args.no_progress, limit=args.limit)
     print(f"{args.out}/manifest.jsonl: {counts['rendered'] + counts['kept']} of {counts['planned']} renderings "
