@@ -109,6 +109,13 @@ def test_vtlp_is_validated(value):
         load_config(None, [f"train.vtlp={value}"])
 
 
+@pytest.mark.parametrize("value", ["[40, 5]", "[-20, 10]", "[5, 70]", "[10]", "loud"])
+def test_noise_snr_is_validated(value):
+    with pytest.raises(ValueError, match="train.noise_snr"):
+        load_config(None, [f"train.noise_snr={value}"])
+    assert load_config(None, ["train.noise_snr=[5,40]"]).train.noise_snr == [5.0, 40.0]
+
+
 @pytest.mark.parametrize("value", ["0", "-3", "31", "[6, 12]", "loud"])
 def test_eq_db_is_validated(value):
     with pytest.raises(ValueError, match="train.eq_db"):

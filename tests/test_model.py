@@ -193,6 +193,29 @@ def test_random_eq_is_a_smooth_bounded_filter_that_keeps_the_floor_and_padding()
     assert not torch.equal(y, random_eq(x, lengths, 12.0, 1e-6, generator=torch.Generator().manual_seed(1)))
 
 
+def test_random_noise_adds_coloured_noise_at_the_asked_snr():
+    from asr.nn.features import random_noise
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((40, 50, 30), math.log(1e-6))  # digital silence ...
+    x[:, :30] = torch.randn(40, 30, 30) * 0.5 - 2.0  # ... after 30 frames of "speech"
+    lengths = torch.full((40,), 50)
+    lengths[3] = 40
+    x[3, 40:] = 0.0  # padding
+    y = random_noise(x, lengths, 10.0, 10.0, 1e-6, share=1.0, generator=g)
+    assert torch.equal(y[3, 40:], x[3, 40:]) and torch.all(y[:, :40] >= math.log(1e-6) - 1e-5)
+    inside = torch.arange(50)[None, :, None] < lengths[:, None, None]
+    speech, added = (x.exp() * inside).sum((1, 2)), ((y.exp() - x.exp()) * inside).sum((1, 2))
+    snr = 10 * torch.log10(speech / added)
+    assert torch.all((snr > 9.0) & (snr < 11.0)), snr  # power adds: the SNR asked for, per utterance
+    assert torch.all(y[:, 35:40] > math.log(1e-6) + 1.0)  # the silence is filled
+    tilt = (y[:, 30:40, :5].mean((1, 2)) - y[:, 30:40, -5:].mean((1, 2)))
+    assert tilt.std() > 0.5  # colours differ between utterances
+    half = random_noise(x, lengths, 10.0, 10.0, 1e-6, generator=torch.Generator().manual_seed(1))
+    changed = (half != x).flatten(1).any(1)
+    assert 8 < int(changed.sum()) < 32  # share 0.5: some utterances left clean
+
+
 def test_vtlp_warps_the_mel_axis():
     from asr.nn.features import vtlp
 

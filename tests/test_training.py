@@ -444,7 +444,7 @@ def test_perturb_batch_applies_each_configured_perturbation():
     torch.manual_seed(0)
     same, chunk = perturb_batch(feats, lengths, load_config(None, []))
     assert torch.equal(same, feats) and chunk is None
-    for key, value in (("gain_db", "[-24,6]"), ("eq_db", "12"), ("vtlp", "[0.9,1.1]")):
+    for key, value in (("gain_db", "[-24,6]"), ("eq_db", "12"), ("noise_snr", "[5,40]"), ("vtlp", "[0.9,1.1]")):
         out, _ = perturb_batch(feats, lengths, load_config(None, [f"train.{key}={value}"]))
         assert out.shape == feats.shape and not torch.equal(out, feats), key
         if key != "vtlp":  # gain and channel leave padding frames alone

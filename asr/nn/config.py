@@ -66,6 +66,10 @@ class TrainConfig:
     # axis within +-eq_db dB, half of them with a low cut too (a small microphone, a
     # high-pass filter), drawn per utterance and batch (e.g. 12); None: off.
     eq_db: Optional[float] = None
+    # Background noise: half of the utterances (real and synthetic) with stationary noise of a
+    # random colour (white to brown) at an SNR uniform in [low, high] dB, added in the feature
+    # domain, drawn per utterance and batch (e.g. [5, 40]); None: off.
+    noise_snr: Optional[list[float]] = None
     # SortaGrad: the first epoch's batches run shortest first (a gentler start for CTC, whose
     # first steps emit blanks only); later epochs are shuffled as usual.
     sortagrad: bool = False
@@ -154,6 +158,8 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
          "null or a list of positive chunk sizes (model frames)")
     need("gain_db", t.gain_db is None or (len(t.gain_db) == 2 and -60 <= t.gain_db[0] <= t.gain_db[1] <= 30),
          "null or [low, high] in dB with -60 <= low <= high <= 30")
+    need("noise_snr", t.noise_snr is None or (len(t.noise_snr) == 2 and -10 <= t.noise_snr[0] <= t.noise_snr[1] <= 60),
+         "null or [low, high] SNR in dB with -10 <= low <= high <= 60")
     need("eq_db", t.eq_db is None or 0 < t.eq_db <= 30, "null or a number of dB in (0, 30]")
     need("vtlp", t.vtlp is None or (len(t.vtlp) == 2 and 0 < t.vtlp[0] <= t.vtlp[1] <= 1.25),
          "null or [low, high] with 0 < low <= high <= 1.25")

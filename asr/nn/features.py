@@ -16,7 +16,7 @@ import torchaudio
 
 from asr.frontend import FrontendConfig
 
-__all__ = ["LogMel", "compute_stats", "SpecAugmentConfig", "spec_augment", "vtlp", "random_gain", "random_eq"]
+__all__ = ["LogMel", "compute_stats", "SpecAugmentConfig", "spec_augment", "vtlp", "random_gain", "random_eq", "random_noise"]
 
 
 class LogMel(torch.nn.Module):
@@ -167,3 +167,29 @@ def random_eq(feats: torch.Tensor, lengths: torch.Tensor, max_db: float, log_flo
     out = torch.where(feats <= floor + 1e-4, feats, torch.clamp(feats + shift, min=floor))
     inside = (torch.arange(t, device=feats.device)[None, :] < lengths.to(feats.device)[:, None])[:, :, None]
     return torch.where(inside, out, feats)
+
+
+def random_noise(feats: torch.Tensor, lengths: torch.Tensor, low_db: float, high_db: float, log_floor: float,
+                 share: float = 0.5, generator=None) -> torch.Tensor:
+    """Background noise on log-mel features (B, T, F), in a copy: ``share`` of the utterances
+    get stationary noise at an SNR uniform in [low_db, high_db] against the utterance's mean
+    power. The noise's spectrum is a random tilt along the mel axis (+5 to -25 dB from the
+    lowest to the highest bin: white to brown) and its power fluctuates from frame to frame
+    and bin to bin as a mel band of noise does (gamma, shape 4). Noise and speech powers add
+    (their cross term averages out over a band), so the front end's floor still holds and
+    noise fills what was digital silence. Padding frames stay as they are."""
+    b, t, f = feats.shape
+    dev, dt = feats.device, feats.dtype
+    inside = (torch.arange(t, device=dev)[None, :] < lengths.to(dev)[:, None])[:, :, None]
+    power = feats.exp() * inside
+    mean_power = power.sum((1, 2)) / (lengths.to(dev).clamp(min=1) * f)  # (B,)
+    snr = low_db + (high_db - low_db) * torch.rand(b, generator=generator)
+    tilt = 5.0 - 30.0 * torch.rand(b, 1, generator=generator)  # dB across the axis
+    shape = 10 ** (tilt * torch.linspace(0, 1, f)[None, :] / 10)  # (B, F)
+    shape = shape / shape.mean(1, keepdim=True)
+    level = (10 ** (-snr / 10))[:, None] * shape
+    fluct = -torch.log(torch.rand(4, b, t, f, generator=generator).clamp(min=1e-12)).mean(0)  # gamma(4), mean 1
+    noise = level[:, None, :].to(dev, dt) * mean_power[:, None, None] * fluct.to(dev, dt)
+    noisy = torch.log(torch.clamp(power + noise, min=log_floor))
+    pick = (torch.rand(b, generator=generator) < share).to(dev)[:, None, None]
+    return torch.where(pick & inside, noisy, feats)

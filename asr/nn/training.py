@@ -29,7 +29,7 @@ from asr.manifest import read_manifest
 from asr.nn.data import (FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, epoch_items, is_synthetic,
                          mark_synthetic, nonspeech_entries)
 from asr.decoding.greedy import greedy_ids
-from asr.nn.features import compute_stats, random_eq, random_gain, spec_augment, vtlp
+from asr.nn.features import compute_stats, random_eq, random_gain, random_noise, spec_augment, vtlp
 from asr.metrics import error_stats
 from asr.nn.model import CTCModel, utterance_cmn
 from asr.nn.monitor import CsvLog, TrainingMonitor, require_tensorboard
@@ -103,7 +103,7 @@ def decode_dataset(
 
 
 def perturb_batch(feats: torch.Tensor, lengths: torch.Tensor, cfg: ExperimentConfig) -> tuple[torch.Tensor, Optional[int]]:
-    """A training batch's feature-domain perturbations (``train.gain_db``, ``train.eq_db``, ``train.vtlp``) and
+    """A training batch's feature-domain perturbations (``train.gain_db``, ``train.eq_db``, ``train.noise_snr``, ``train.vtlp``) and
     this step's chunk size (one of ``train.chunk_sizes`` for a latency-controlled model, else
     None: the config's own)."""
     tc = cfg.train
@@ -111,6 +111,8 @@ def perturb_batch(feats: torch.Tensor, lengths: torch.Tensor, cfg: ExperimentCon
         feats = random_gain(feats, lengths, tc.gain_db[0], tc.gain_db[1], cfg.frontend.log_floor)
     if tc.eq_db:
         feats = random_eq(feats, lengths, tc.eq_db, cfg.frontend.log_floor)
+    if tc.noise_snr:
+        feats = random_noise(feats, lengths, tc.noise_snr[0], tc.noise_snr[1], cfg.frontend.log_floor)
     if tc.vtlp:
         feats = vtlp(feats, tc.vtlp[0], tc.vtlp[1])
     chunk = None
