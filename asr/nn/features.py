@@ -112,13 +112,25 @@ def random_gain(feats: torch.Tensor, lengths: torch.Tensor, low_db: float, high_
     mel power, so its log moves by g * ln(10) / 10; the front end's floor (``log_floor``) still
     holds, as it would for the quieter recording, and what sits on the floor (digital silence)
     stays there. Padding frames stay as they are."""
-    b, t, _ = feats.shape
-    db = low_db + (high_db - low_db) * torch.rand(b, generator=generator)
-    shift = (db * (math.log(10) / 10)).to(feats.device, feats.dtype)[:, None, None]
+    db = low_db + (high_db - low_db) * torch.rand(feats.shape[0], generator=generator)
+    return _filter(feats, lengths, db[:, None, None], log_floor)
+
+
+def _inside(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T, 1): True for an utterance's own frames, False for padding."""
+    t = feats.shape[1]
+    return (torch.arange(t, device=feats.device)[None, :] < lengths.to(feats.device)[:, None])[:, :, None]
+
+
+def _filter(feats: torch.Tensor, lengths: torch.Tensor, db: torch.Tensor, log_floor: float) -> torch.Tensor:
+    """Log-mel features as heard through a gain of ``db`` dB (broadcast against (B, T, F)):
+    a gain multiplies the mel power, so its log moves by db * ln(10) / 10; the front end's
+    floor still holds, what sits on it (digital silence) stays there, and padding frames stay
+    as they are."""
+    shift = (db * (math.log(10) / 10)).to(feats.device, feats.dtype)
     floor = math.log(log_floor)
     out = torch.where(feats <= floor + 1e-4, feats, torch.clamp(feats + shift, min=floor))
-    inside = (torch.arange(t, device=feats.device)[None, :] < lengths.to(feats.device)[:, None])[:, :, None]
-    return torch.where(inside, out, feats)
+    return torch.where(_inside(feats, lengths), out, feats)
 
 
 def vtlp(feats: torch.Tensor, low: float, high: float, boundary: float = 0.8, generator=None) -> torch.Tensor:
@@ -153,7 +165,7 @@ def random_eq(feats: torch.Tensor, lengths: torch.Tensor, max_db: float, log_flo
     or a high-pass filter). A filter multiplies each band's power, so its log moves by
     db * ln(10) / 10, as in :func:`random_gain`: the floor still holds and what sits on it
     stays. Padding frames stay as they are."""
-    b, t, f = feats.shape
+    b, f = feats.shape[0], feats.shape[2]
     pos = torch.arange(f, dtype=torch.float32)[None, :] / max(1, f - 1)  # 0 .. 1 along the axis
     k = torch.arange(1, 5, dtype=torch.float32)[None, :, None]
     coef = torch.rand(b, 4, 1, generator=generator) * 2 - 1
@@ -162,11 +174,7 @@ def random_eq(feats: torch.Tensor, lengths: torch.Tensor, max_db: float, log_flo
     edge = (1 + torch.rand(b, 1, generator=generator) * (0.1 * f - 1)) / max(1, f - 1)  # low-cut width
     depth = 2 * max_db * torch.rand(b, 1, generator=generator) * (torch.rand(b, 1, generator=generator) < 0.5)
     curve = curve - depth * (1 - pos / edge).clamp(min=0)
-    shift = (curve * (math.log(10) / 10)).to(feats.device, feats.dtype)[:, None, :]
-    floor = math.log(log_floor)
-    out = torch.where(feats <= floor + 1e-4, feats, torch.clamp(feats + shift, min=floor))
-    inside = (torch.arange(t, device=feats.device)[None, :] < lengths.to(feats.device)[:, None])[:, :, None]
-    return torch.where(inside, out, feats)
+    return _filter(feats, lengths, curve[:, None, :], log_floor)
 
 
 def random_noise(feats: torch.Tensor, lengths: torch.Tensor, low_db: float, high_db: float, log_floor: float,
@@ -180,7 +188,7 @@ def random_noise(feats: torch.Tensor, lengths: torch.Tensor, low_db: float, high
     noise fills what was digital silence. Padding frames stay as they are."""
     b, t, f = feats.shape
     dev, dt = feats.device, feats.dtype
-    inside = (torch.arange(t, device=dev)[None, :] < lengths.to(dev)[:, None])[:, :, None]
+    inside = _inside(feats, lengths)
     power = feats.exp() * inside
     mean_power = power.sum((1, 2)) / (lengths.to(dev).clamp(min=1) * f)  # (B,)
     snr = low_db + (high_db - low_db) * torch.rand(b, generator=generator)
