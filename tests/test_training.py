@@ -79,7 +79,7 @@ def test_checkpoint_holds_everything(trained):
     assert "feat_mean" in state["model"] and float(state["model"]["feat_std"].min()) > 0
 
 
-def test_resume_after_a_crash_gives_identical_weights(tiny_corpus, tmp_path, monkeypatch):
+def test_resume_after_a_crash_gives_identical_weights(tiny_corpus, tmp_path, monkeypatch, caplog):
     full = str(tmp_path / "full")
     train(tiny_config(tiny_corpus), full, progress=False)
 
@@ -117,7 +117,9 @@ def test_resume_after_a_crash_gives_identical_weights(tiny_corpus, tmp_path, mon
     steps_taken = []
     real_clip = torch.nn.utils.clip_grad_norm_
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: (steps_taken.append(1), real_clip(*a, **k))[1])
-    train(tiny_config(tiny_corpus), crashed, resume=True, progress=False)
+    with caplog.at_level("WARNING", logger="asr.nn.training"):
+        train(tiny_config(tiny_corpus), crashed, resume=True, progress=False)
+    assert "differ" not in caplog.text  # the same config: no warning (vocabulary size is set by training)
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
 
     full_log, resumed_log = read_log(full), read_log(crashed)
@@ -449,3 +451,13 @@ def test_perturb_batch_applies_each_configured_perturbation():
         assert out.shape == feats.shape and not torch.equal(out, feats), key
         if key != "vtlp":  # gain and channel leave padding frames alone
             assert torch.equal(out[2, 20:], feats[2, 20:]), key
+
+
+def test_resume_names_the_settings_that_differ_from_the_checkpoint():
+    from asr.nn.training import _changed_settings
+
+    saved = load_config(None, ["model.hidden_size=32"])
+    saved.model.vocab_size, saved.model.input_dim = 11, 80  # set when that run started
+    assert _changed_settings(saved, load_config(None, ["model.hidden_size=32"])) == []
+    assert _changed_settings(saved, load_config(None, ["model.hidden_size=64", "frontend.n_mels=40"])) == [
+        "model.hidden_size", "frontend.n_mels"]

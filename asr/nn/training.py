@@ -121,6 +121,22 @@ def perturb_batch(feats: torch.Tensor, lengths: torch.Tensor, cfg: ExperimentCon
     return feats, chunk
 
 
+# set from the data when training starts (the front end's mel bins, the tokenizer's and the
+# phone lexicon's sizes), not by the user: a config read anew does not hold them yet
+_DERIVED_MODEL_FIELDS = ("input_dim", "vocab_size", "inter_vocab_size")
+
+
+def _changed_settings(saved: ExperimentConfig, cfg: ExperimentConfig) -> list[str]:
+    """The model and front-end settings (``model.hidden_size``, ...) in which ``cfg`` differs
+    from a checkpoint's ``saved`` config, leaving out what training derives from the data."""
+    out = []
+    for section in ("model", "frontend"):
+        old, new = getattr(saved, section).__dict__, getattr(cfg, section).__dict__
+        out += [f"{section}.{k}" for k in old if old[k] != new.get(k)
+                and not (section == "model" and k in _DERIVED_MODEL_FIELDS)]
+    return out
+
+
 def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train (resume with ``resume``); under torchrun, data-parallel over all processes (see
     :mod:`asr.nn.distributed`): rank 0 logs, evaluates and writes checkpoints."""
@@ -153,8 +169,9 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
             raise FileNotFoundError(f"--resume: no checkpoint to resume from at {paths['last']}")
         state = load_checkpoint(paths["last"])
         saved = ExperimentConfig.from_dict(state["config"])
-        if saved.model != cfg.model or saved.frontend != cfg.frontend:
-            log.warning("--resume: model/front-end settings differ from the checkpoint; using the checkpoint's")
+        changed = _changed_settings(saved, cfg)
+        if changed:
+            log.warning("--resume: %s differ from the checkpoint's; using the checkpoint's", ", ".join(changed))
         cfg.model, cfg.frontend = saved.model, saved.frontend
     elif os.path.isfile(paths["last"]):
         raise FileExistsError(f"{exp_dir} already holds a run (last.pt): pass --resume to continue it, or use a new --exp")
