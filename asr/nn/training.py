@@ -103,7 +103,8 @@ def decode_dataset(
 
 
 def perturb_batch(feats: torch.Tensor, lengths: torch.Tensor, cfg: ExperimentConfig) -> tuple[torch.Tensor, Optional[int]]:
-    """A training batch's feature-domain perturbations (``train.gain_db``, ``train.eq_db``, ``train.noise_snr``, ``train.vtlp``) and
+    """A training batch's feature-domain perturbations (``train.gain_db``, ``train.eq_db``,
+    ``train.noise_snr``, ``train.vtlp``, in that order) and
     this step's chunk size (one of ``train.chunk_sizes`` for a latency-controlled model, else
     None: the config's own)."""
     tc = cfg.train
