@@ -385,13 +385,13 @@ def synthesize(
     meta_path = os.path.join(out_dir, "synth.json")
     # takes may grow between runs (renderings are planned take by take): more takes of the same
     # texts and settings add to what is there
-    meta = {"options": {k: v for k, v in opts.to_dict().items() if k != "takes"}, "texts": len(texts),
+    meta = {"options": _resumable_options(opts), "texts": len(texts),
             "text_digest": _digest(texts)}
     if os.path.isfile(meta_path):
         with open(meta_path, encoding="utf-8") as f:
             old = json.load(f)
         # options added since that set was made (e.g. room_share) count as their defaults there
-        defaults = {k: v for k, v in SynthOptions().to_dict().items() if k != "takes"}
+        defaults = _resumable_options(SynthOptions())
         if isinstance(old.get("options"), dict):
             old["options"] = {**{k: v for k, v in defaults.items() if k not in old["options"]}, **old["options"]}
         if old != meta:
@@ -451,6 +451,11 @@ def synthesize(
                 f.write(json.dumps(row) + "\n")
     return {"planned": len(todo_all), "rendered": len(done) - kept, "kept": kept, "failed": len(failed),
             "seconds": round(sum(e.duration for e in entries), 1)}
+
+
+def _resumable_options(opts: SynthOptions) -> dict:
+    """The options a folder's renderings depend on (all but ``takes``, which may grow)."""
+    return {k: v for k, v in opts.to_dict().items() if k != "takes"}
 
 
 def _digest(texts: Sequence[str]) -> str:
