@@ -5,14 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean lock check-latest
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade pip -q
-	$(VENV)/bin/pip install -e '.[train,dev,views,synth]'
+	$(VENV)/bin/pip install -c constraints.txt -e '.[train,dev,views,synth]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,5 +21,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# what the newest releases change (report only), and refreshing the lock from them
+check-latest:
+	bash tools/check_latest.sh
+
+lock:
+	bash tools/check_latest.sh --lock
+
 clean:
-	rm -rf $(VENV) .venv-base exp
+	rm -rf $(VENV) .venv-base .venv-latest exp build
