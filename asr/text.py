@@ -16,9 +16,10 @@ from collections import Counter
 from typing import Iterable, Protocol, Sequence
 
 __all__ = ["normalize_text", "Tokenizer", "CharTokenizer", "WordTokenizer", "PhoneTokenizer", "SentencePieceTokenizer", "build_tokenizer",
-           "tokenizer_from_dict", "BLANK", "WORD_START"]
+           "tokenizer_from_dict", "BLANK", "UNKNOWN_WORD", "WORD_START"]
 
 BLANK = "<blank>"
+UNKNOWN_WORD = "<unk>"  # a closed word vocabulary's unit for every other word (WordTokenizer)
 WORD_START = "\u2581"  # SentencePiece's word-start mark ("▁"), the first character of a word's first piece
 _KEEP = re.compile(r"[^a-z0-9' ]+")
 _SPACES = re.compile(r"\s+")
@@ -141,27 +142,44 @@ class PhoneTokenizer(_Vocabulary):
 
 class WordTokenizer(_Vocabulary):
     """Whole words of normalized text as units, for closed vocabularies (digits, commands):
-    a blank at id 0, then one id per word seen in training. Decoding joins words with spaces.
-    Words outside the vocabulary cannot be encoded (use :class:`CharTokenizer` for open ones)."""
+    a blank at id 0, then one id per word. Decoding joins words with spaces.
+
+    Without :data:`UNKNOWN_WORD` in the vocabulary, words outside it cannot be encoded (use
+    :class:`CharTokenizer` for open vocabularies). With it (``build(texts, vocabulary=...)``),
+    every other word encodes as ``<unk>``: the model learns a unit for "some other word", and
+    decoding leaves it out, so text, word lists and subtitles hold vocabulary words only."""
 
     kind = "word"
 
     @classmethod
-    def build(cls, texts: Iterable[str]) -> "WordTokenizer":
+    def build(cls, texts: Iterable[str], vocabulary: Sequence[str] | None = None) -> "WordTokenizer":
+        """Every word of ``texts``; or, with ``vocabulary``, those words and ``<unk>``."""
+        if vocabulary is not None:
+            words = {normalize_text(w) for w in vocabulary} - {""}
+            return cls([BLANK] + sorted(words) + [UNKNOWN_WORD])
         words = set()
         for t in texts:
             words.update(normalize_text(t).split())
         return cls([BLANK] + sorted(words))
 
+    @property
+    def unknown_id(self) -> int | None:
+        """The id of ``<unk>``, or None for a vocabulary without one."""
+        return self._index.get(UNKNOWN_WORD)
+
     def encode(self, text: str) -> list[int]:
         words = normalize_text(text).split()
+        unk = self.unknown_id
+        if unk is not None:
+            return [self._index.get(w, unk) for w in words]
         unknown = sorted({w for w in words if w not in self._index})
         if unknown:
             raise ValueError(f"words not in the vocabulary: {unknown!r}")
         return [self._index[w] for w in words]
 
     def decode(self, ids: Sequence[int]) -> str:
-        return " ".join(self._vocab[i] for i in ids if i != 0)
+        unk = self.unknown_id
+        return " ".join(self._vocab[i] for i in ids if i != 0 and i != unk)
 
 
 

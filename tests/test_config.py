@@ -145,3 +145,27 @@ def test_unreadable_config_names_the_file(tmp_path, monkeypatch, capsys):
         load_config(str(conf))
     rc = cli.main(["train", "--config", str(conf), "--exp", str(tmp_path / "e")])
     assert rc == 2 and f"{conf}: permission denied" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.concat={ratio: 0}", "train.concat.ratio"),
+    ("train.concat={items: [5, 2]}", "train.concat.items"),
+    ("train.concat={items: [0, 2]}", "train.concat.items"),
+    ("train.concat={pause_s: -1}", "train.concat.pause_s"),
+    ("train.concat={gain_db: [3, -3]}", "train.concat.gain_db"),
+    ("train.concat={max_part_s: 0}", "train.concat.max_part_s"),
+    ("train.concat={pauses: 1}", "train.concat"),  # unknown key
+])
+def test_concat_is_validated(override, key):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+    c = load_config(None, ["train.concat={ratio: 0.5, items: [2, 8]}"]).train.concat
+    assert c.ratio == 0.5 and c.items == [2, 8] and c.pause_s == 1.0
+
+
+def test_vocabulary_is_validated():
+    with pytest.raises(ValueError, match="data.vocabulary applies to the word tokenizer"):
+        load_config(None, ["data.vocabulary=[one,two]", "data.tokenizer=char"])
+    with pytest.raises(ValueError, match="data.vocabulary must be a non-empty list"):
+        load_config(None, ["data.vocabulary=[]", "data.tokenizer=word"])
+    assert load_config(None, ["data.vocabulary=[one,two]", "data.tokenizer=word"]).data.vocabulary == ["one", "two"]

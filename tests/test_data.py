@@ -221,3 +221,59 @@ def test_synthetic_entries_get_one_copy_and_a_fresh_draw_each_epoch(tmp_path):
         assert epoch_items(ds.entries, 0.5, seed=3, epoch=0, real_only=True) == list(range(n_real))
         assert len(epoch_items(ds.entries, 5.0, seed=3, epoch=0)) == n_real + 10  # all there are
     assert epoch_items(real, 0.5, seed=3, epoch=0) == [0, 1, 2, 3]  # no synthetic speech: all of it
+
+
+def test_connected_strings_join_items_with_their_gaps_gains_and_targets(tmp_path):
+    """train.concat: a string is its parts' audio, each scaled by its own gain, laid out with
+    the drawn gaps (before, between, after), its target the parts' targets in order; the same
+    features in memory and per batch; a fresh draw per epoch, the same on resume; generated
+    non-speech, empty transcripts and long utterances never join one."""
+    import torch
+
+    from asr.nn.data import ConcatConfig, OnTheFlyDataset, StringSpec, nonspeech_entries, string_specs, string_wave
+
+    rng = np.random.default_rng(0)
+    real = []
+    for k, text in enumerate(["ab", "ba", "aab", "b"]):
+        path = tmp_path / f"{k}.wav"
+        sf.write(path, (0.1 * rng.standard_normal(2000 + 400 * k)).astype(np.float32), 8000)
+        real.append(Entry(str(path), (2000 + 400 * k) / 8000, text))
+    long_path = tmp_path / "long.wav"
+    sf.write(long_path, (0.1 * rng.standard_normal(24000)).astype(np.float32), 8000)
+    entries = real + [Entry(str(long_path), 3.0, "ab")] + nonspeech_entries(real, 0.5, seed=1)
+    tok = CharTokenizer.build(["ab"])
+    mem = FeatureDataset(entries, FE, tok, progress=False, keep_waves=True)
+    lazy = OnTheFlyDataset(entries, FE, tok)
+    cfg = ConcatConfig(ratio=2.0, items=[2, 3], pause_s=0.5, edge_s=0.2, max_part_s=2.0)
+    assert mem.string_candidates(cfg.max_part_s) == lazy.string_candidates(cfg.max_part_s) == [0, 1, 2, 3]
+
+    specs = string_specs([0, 1, 2, 3], cfg, 8000, seed=5, epoch=0)
+    assert len(specs) == 8 and all(2 <= len(s.parts) <= 3 and len(s.gaps) == len(s.parts) + 1 for s in specs)
+    assert all(max(s.gaps[1:-1]) <= 0.5 * 8000 and max(s.gaps[0], s.gaps[-1]) <= 0.2 * 8000 for s in specs)
+    assert specs == string_specs([0, 1, 2, 3], cfg, 8000, seed=5, epoch=0)  # resume: the same draw
+    assert specs != string_specs([0, 1, 2, 3], cfg, 8000, seed=5, epoch=1)  # a new one each epoch
+
+    # the layout, exactly: part 1 at gain 2 after 3 samples, 2 samples of gap, part 0 at gain 0.5, 1 after
+    spec = StringSpec(parts=(1, 0), gaps=(3, 2, 1), gains=(2.0, 0.5), floor=None, seed=0)
+    w0, w1 = mem.wave(0), mem.wave(1)
+    got = string_wave(spec, [w1, w0])
+    want = np.concatenate([np.zeros(3), 2 * w1, np.zeros(2), 0.5 * w0, np.zeros(1)])
+    np.testing.assert_allclose(got, np.clip(want, -1, 1), atol=1e-7)
+    assert spec.num_samples([w0.size, w1.size]) == got.size
+    noisy = string_wave(StringSpec((1, 0), (3, 2, 1), (2.0, 0.5), floor=1e-3, seed=0), [w1, w0])
+    assert 0 < np.abs(noisy[:3]).max() < 1e-2  # a faint floor under the gaps
+
+    for ds in (mem, lazy):
+        ds.strings = specs
+        n = len(ds)
+        assert len(ds.lengths) == n + len(specs)
+        batch = ds.batch([n, n + 1, 0])
+        for row, k in enumerate([0, 1]):
+            parts = specs[k].parts
+            assert batch["target_lengths"][row] == sum(len(entries[i].text) for i in parts)
+            want_ids = torch.cat([torch.tensor(tok.encode(entries[i].text)) for i in parts])
+            assert torch.equal(batch["targets"][row, : len(want_ids)], want_ids)
+            assert batch["lengths"][row] == ds.lengths[n + k]
+    np.testing.assert_allclose(mem.batch([n])["feats"], lazy.batch([n])["feats"], atol=1e-5)
+    with pytest.raises(ValueError, match="keep_waves"):
+        FeatureDataset(entries[:2], FE, tok, progress=False).part_samples(0)

@@ -37,3 +37,12 @@ def test_word_units_each_token_is_a_word():
     text, words = words_from_tokens(tok, [(1, 2, 4), (2, 7, 7)], 0.02)
     assert text == "one two"
     assert [(w.word, w.start, w.end) for w in words] == [("one", 0.04, 0.1), ("two", 0.14, 0.16)]
+
+
+def test_unknown_word_unit_is_left_out_of_text_and_words():
+    from asr.text import UNKNOWN_WORD, WordTokenizer
+
+    tok = WordTokenizer([BLANK, "one", "two", UNKNOWN_WORD])
+    text, words = words_from_tokens(tok, [(3, 0, 1), (1, 2, 4), (3, 5, 5), (2, 7, 7)], 0.02, confidences=[0.9, 0.8, 0.7, 0.6])
+    assert text == "one two"
+    assert [(w.word, w.start, w.end, w.confidence) for w in words] == [("one", 0.04, 0.1, 0.8), ("two", 0.14, 0.16, 0.6)]

@@ -142,3 +142,17 @@ def test_phone_tokenizer_from_lexicon(tmp_path):
     lex.write_text("CAT\n")
     with pytest.raises(ValueError, match="lexicon.txt:1"):
         PhoneTokenizer.from_lexicon(str(lex))
+
+
+def test_word_tokenizer_with_a_closed_vocabulary_has_an_unknown_word_unit():
+    from asr.text import UNKNOWN_WORD, WordTokenizer, build_tokenizer
+
+    tok = build_tokenizer("word", ["ignored text"], vocabulary=["two", "One"])
+    assert isinstance(tok, WordTokenizer) and tok.vocab == [BLANK, "one", "two", UNKNOWN_WORD]
+    assert tok.unknown_id == 3
+    assert tok.encode("I want to call one, two!") == [3, 3, 3, 3, 1, 2]  # every other word: one <unk> each
+    assert tok.decode([3, 1, 0, 3, 2, 3]) == "one two"  # <unk> never reaches the text
+    assert tok.decode([3, 3]) == ""
+    again = tokenizer_from_dict(tok.to_dict())  # the model file keeps the behaviour
+    assert again.unknown_id == 3 and again.encode("bed") == [3]
+    assert build_tokenizer("word", ["one"]).unknown_id is None

@@ -461,3 +461,46 @@ def test_resume_names_the_settings_that_differ_from_the_checkpoint():
     assert _changed_settings(saved, load_config(None, ["model.hidden_size=32"])) == []
     assert _changed_settings(saved, load_config(None, ["model.hidden_size=64", "frontend.n_mels=40"])) == [
         "model.hidden_size", "frontend.n_mels"]
+
+
+def test_connected_strings_and_a_closed_vocabulary_train_and_resume_exactly(tiny_corpus, tmp_path, caplog, monkeypatch):
+    """train.concat adds each epoch's strings (more audio per epoch than the utterances alone;
+    the log says how many); data.vocabulary gives the model an <unk> unit that the checkpoint
+    keeps; an interrupted run with strings resumes to the very same weights."""
+    import logging
+
+    from asr.manifest import read_manifest
+    from asr.nn import training as training_mod
+
+    words = sorted({w for e in read_manifest(tiny_corpus["train"]) for w in e.text.split()})
+    extra = ["data.tokenizer=word", f"data.vocabulary=[{','.join(words[:2])}]",
+             "train.concat={ratio: 1.0, items: [2, 3], pause_s: 0.3}"]
+    plain = str(tmp_path / "plain")
+    train(tiny_config(tiny_corpus, ["data.tokenizer=word"], epochs=1), plain, progress=False)
+    exp = str(tmp_path / "strings")
+    with caplog.at_level(logging.INFO, logger="asr.nn.training"):
+        train(tiny_config(tiny_corpus, extra, epochs=2), exp, progress=False)
+    assert "train.concat: 48 connected strings per epoch of 2-3 of 48 utterances" in caplog.text
+    assert float(read_log(exp)[0]["audio_seconds"]) > 2 * float(read_log(plain)[0]["audio_seconds"])
+    state = load_checkpoint(os.path.join(exp, "last.pt"))
+    assert state["tokenizer"]["vocab"] == ["<blank>", *words[:2], "<unk>"]
+
+    # resume: stop after the first step of epoch 2 (a crash), continue, compare with the full run
+    crashed = str(tmp_path / "crashed")
+    real_step = torch.optim.AdamW.step
+    calls = {"n": 0}
+    steps_epoch1 = int(read_log(exp)[0]["step"])
+
+    def step_then_crash(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == steps_epoch1 + 1:
+            raise RuntimeError("simulated crash")
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tiny_config(tiny_corpus, extra, epochs=2, save_every_steps=1), crashed, progress=False)
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    train(tiny_config(tiny_corpus, extra, epochs=2, save_every_steps=1), crashed, resume=True, progress=False)
+    a, b = (load_checkpoint(os.path.join(d, "last.pt"))["model"] for d in (exp, crashed))
+    assert all(torch.equal(a[k], b[k]) for k in a)

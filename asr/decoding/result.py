@@ -80,10 +80,11 @@ def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int
             current.clear()
 
     kind = getattr(tokenizer, "kind", "char")
-    if kind == "word":  # every token is a word
+    if kind == "word":  # every token is a word; the unknown-word unit is left out
+        unk = getattr(tokenizer, "unknown_id", None)
         return text, [Word(vocab[t], round(a * frame_shift_s, 3), round((b + 1) * frame_shift_s, 3),
                            None if confidences is None else word_confidence([confidences[i]], calibration))
-                      for i, (t, a, b) in enumerate(tokens)]
+                      for i, (t, a, b) in enumerate(tokens) if t != unk]
     if kind == "bpe":  # a piece starting with WORD_START starts a word
         for i, token in enumerate(tokens):
             if vocab[token[0]].startswith(WORD_START):

@@ -11,6 +11,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
+from asr.nn.data import ConcatConfig
 from asr.nn.features import SpecAugmentConfig
 from asr.frontend import FrontendConfig
 from asr.nn.model import ModelConfig
@@ -33,6 +34,11 @@ class DataConfig:
     # train.synthetic_ratio, drawn anew each epoch. Never in dev; never speed-perturbed (the
     # synthesizer varies the rate itself). Its texts should use the training text's characters.
     synthetic: Optional[str] = None
+    # Word tokenizer with a closed vocabulary (e.g. the ten digits): these words are the units,
+    # and every other word of a transcript becomes the unknown-word unit <unk>, which the model
+    # learns to emit for speech that is none of them and which decoding leaves out of the text.
+    # None: the vocabulary is every word of data.train and other words cannot be encoded.
+    vocabulary: Optional[list[str]] = None
 
 
 @dataclass
@@ -80,6 +86,10 @@ class TrainConfig:
     # blanks for them. Their number is this fraction of the training manifest's utterances
     # (0.1: one clip per ten utterances; 0: off); in [0, 1), fixed by train.seed. Dev stays real.
     nonspeech_fraction: float = 0.0
+    # Connected speech: each epoch, strings of training utterances joined on the fly with pauses,
+    # each piece at its own level (asr.nn.data.ConcatConfig: ratio, items, pause_s, edge_s,
+    # gain_db, max_part_s), beside the utterances themselves. None: off.
+    concat: Optional[ConcatConfig] = None
     # With data.synthetic: synthetic utterances per real training item in each epoch (real
     # items include the speed-perturbed copies; 0.5: a third of every epoch is synthetic, a new
     # draw each epoch, all real items always in). The last real_only_epochs epochs leave the
@@ -163,6 +173,13 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
     need("eq_db", t.eq_db is None or 0 < t.eq_db <= 30, "null or a number of dB in (0, 30]")
     need("vtlp", t.vtlp is None or (len(t.vtlp) == 2 and 0 < t.vtlp[0] <= t.vtlp[1] <= 1.25),
          "null or [low, high] with 0 < low <= high <= 1.25")
+    if t.concat is not None:
+        problems += t.concat.problems()
+    if d.vocabulary is not None:
+        if d.tokenizer != "word":
+            problems.append(f"data.vocabulary applies to the word tokenizer only (data.tokenizer is {d.tokenizer!r})")
+        if not d.vocabulary or any(not w or " " in w for w in d.vocabulary):
+            problems.append(f"data.vocabulary must be a non-empty list of single words, got {d.vocabulary!r}")
     if t.specaugment is not None:
         sa = t.specaugment
         for key in ("freq_masks", "freq_width", "time_masks", "time_width"):
@@ -260,6 +277,7 @@ _SECTIONS = {
     (ExperimentConfig, "model"): ModelConfig,
     (ExperimentConfig, "train"): TrainConfig,
     (TrainConfig, "specaugment"): SpecAugmentConfig,
+    (TrainConfig, "concat"): ConcatConfig,
 }
 
 

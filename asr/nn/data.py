@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FeatureDataset", "OnTheFlyDataset", "batch_loader", "bucket_batches", "collate",
     "NONSPEECH_KINDS", "nonspeech_entries", "nonspeech_wave", "mark_synthetic", "is_synthetic", "epoch_items",
+    "ConcatConfig", "StringSpec", "string_specs", "string_wave",
 ]
 
 # Generated non-speech clips (train.nonspeech_fraction): what they sound like. Each is an
@@ -166,9 +167,111 @@ def epoch_items(entries: Sequence[Entry], ratio: float, seed: int, epoch: int, r
     return sorted(real + [synthetic[j] for j in chosen])
 
 
+@dataclasses.dataclass
+class ConcatConfig:
+    """Connected speech made on the fly (``train.concat``): each epoch, ``ratio`` x (usable
+    items) strings, each joining ``items`` [low, high] utterances drawn at random from the
+    training items (real or synthetic, at speed 1.0, at most ``max_part_s`` seconds each, with
+    a transcript), each piece at its own level (``gain_db`` [low, high]), separated by pauses
+    of up to ``pause_s`` seconds (a string draws its longest pause uniformly in [0, pause_s],
+    then each pause uniformly below it, so some strings run their words together and others
+    leave a second between them), with ``edge_s`` seconds at most of silence before and after.
+    Half of the strings lie on a faint continuous noise floor (-90 to -55 dBFS), the others
+    keep each recording's own background with digital silence between. Transcripts are joined
+    with spaces. Drawn anew for every (seed, epoch): resume stays exact."""
+
+    ratio: float = 1.0
+    items: list[int] = dataclasses.field(default_factory=lambda: [2, 8])
+    pause_s: float = 1.0
+    edge_s: float = 0.5
+    gain_db: list[float] = dataclasses.field(default_factory=lambda: [-10.0, 3.0])
+    max_part_s: float = 2.0
+
+    def problems(self) -> list[str]:
+        out = []
+        if not 0 < self.ratio <= 20:
+            out.append(f"train.concat.ratio must be in (0, 20], got {self.ratio!r}")
+        if len(self.items) != 2 or not 1 <= self.items[0] <= self.items[1] <= 100:
+            out.append(f"train.concat.items must be [low, high] with 1 <= low <= high <= 100, got {self.items!r}")
+        if not 0 <= self.pause_s <= 30:
+            out.append(f"train.concat.pause_s must be in [0, 30] seconds, got {self.pause_s!r}")
+        if not 0 <= self.edge_s <= 30:
+            out.append(f"train.concat.edge_s must be in [0, 30] seconds, got {self.edge_s!r}")
+        if len(self.gain_db) != 2 or not -60 <= self.gain_db[0] <= self.gain_db[1] <= 30:
+            out.append(f"train.concat.gain_db must be [low, high] with -60 <= low <= high <= 30, got {self.gain_db!r}")
+        if not self.max_part_s > 0:
+            out.append(f"train.concat.max_part_s must be > 0 seconds, got {self.max_part_s!r}")
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class StringSpec:
+    """One connected string: the items it joins (indices into a dataset), the silence before
+    each piece and after the last (samples), each piece's gain, and its noise floor (None: digital
+    silence between the recordings) with the seed of that noise."""
+
+    parts: tuple[int, ...]
+    gaps: tuple[int, ...]  # len(parts) + 1: before the first piece, between pieces, after the last
+    gains: tuple[float, ...]
+    floor: Optional[float]
+    seed: int
+
+    def num_samples(self, part_samples: Sequence[int]) -> int:
+        return sum(part_samples[i] for i in self.parts) + sum(self.gaps)
+
+
+_CONCAT_STREAM = 0x636F  # keeps the strings' random numbers apart from other uses of the seed
+
+
+def string_specs(candidates: Sequence[int], cfg: ConcatConfig, sample_rate: int, seed: int, epoch: int) -> list[StringSpec]:
+    """The strings of one epoch, ``round(cfg.ratio * len(candidates))`` of them, joining items of
+    ``candidates`` (dataset indices). Deterministic for ``(seed, epoch)``."""
+    if not candidates:
+        return []
+    rng = np.random.default_rng([seed, _CONCAT_STREAM, epoch])
+    out = []
+    for _ in range(int(round(cfg.ratio * len(candidates)))):
+        k = int(rng.integers(cfg.items[0], cfg.items[1] + 1))
+        parts = tuple(int(candidates[j]) for j in rng.integers(len(candidates), size=k))
+        longest = rng.uniform(0, cfg.pause_s)
+        inner = rng.uniform(0, longest, size=k - 1)
+        edges = rng.uniform(0, cfg.edge_s, size=2)
+        gaps = tuple(int(round(g * sample_rate)) for g in [edges[0], *inner, edges[1]])
+        gains = tuple(float(10 ** (g / 20)) for g in rng.uniform(cfg.gain_db[0], cfg.gain_db[1], size=k))
+        floor = float(10 ** (rng.uniform(-90, -55) / 20)) if rng.random() < 0.5 else None
+        out.append(StringSpec(parts, gaps, gains, floor, int(rng.integers(2**31))))
+    return out
+
+
+def string_wave(spec: StringSpec, waves: Sequence[np.ndarray]) -> np.ndarray:
+    """The audio of ``spec``: ``waves[i]`` for each of its parts, scaled, laid out with its gaps
+    over its noise floor, clipped to [-1, 1] as a recording would be."""
+    n = sum(w.shape[0] for w in waves) + sum(spec.gaps)
+    out = np.zeros(n, dtype=np.float32)
+    if spec.floor is not None:
+        out += (spec.floor * np.random.default_rng(spec.seed).standard_normal(n)).astype(np.float32)
+    pos = spec.gaps[0]
+    for w, g, gap in zip(waves, spec.gains, spec.gaps[1:]):
+        out[pos : pos + w.shape[0]] += g * w
+        pos += w.shape[0] + gap
+    return np.clip(out, -1.0, 1.0)
+
+
 def _perturb(wave: np.ndarray, speed: float, sample_rate: int) -> np.ndarray:
     """Speed perturbation (tempo and pitch together) by resampling; 1.0 returns ``wave``."""
     return wave if speed == 1.0 else resample(wave, int(round(sample_rate * speed)), sample_rate)
+
+
+class _LazySamples:
+    """``samples[i]``: an item's length in samples, asked of the dataset only when needed."""
+
+    def __init__(self, ds: "_Items"):
+        self.ds, self.cache = ds, {}
+
+    def __getitem__(self, i: int) -> int:
+        if i not in self.cache:
+            self.cache[i] = self.ds.part_samples(i)
+        return self.cache[i]
 
 
 class _Items:
@@ -178,15 +281,53 @@ class _Items:
     frontend: FrontendConfig
     entries: list[Entry]
     targets: list[Optional[torch.Tensor]]
+    speeds: list[float]
     skipped: list[tuple[str, str]]
     aux_targets: Optional[list[Optional[torch.Tensor]]] = None  # see set_aux_targets
+    # connected strings (train.concat): items len(entries) + k are strings[k], set per epoch
+    strings: Sequence[StringSpec] = ()
 
     def __len__(self) -> int:
         return len(self.entries)
 
     @property
     def total_seconds(self) -> float:
-        return sum(self.lengths) * self.frontend.frame_shift_s
+        return sum(self.lengths[: len(self.entries)]) * self.frontend.frame_shift_s
+
+    def part_samples(self, i: int) -> int:
+        """Samples of item ``i``'s audio at the front end's rate (without reading it)."""
+        raise NotImplementedError
+
+    def wave(self, i: int) -> Optional[np.ndarray]:
+        """Item ``i``'s audio at the front end's rate, speed-perturbed as the item is (None, with
+        a warning, when unusable)."""
+        raise NotImplementedError
+
+    def string_candidates(self, max_part_s: float) -> list[int]:
+        """Items a connected string may join: speech with a transcript (no generated non-speech),
+        at speed 1.0, at most ``max_part_s`` seconds long."""
+        limit = max_part_s * self.frontend.sample_rate
+        return [i for i, e in enumerate(self.entries)
+                if self.speeds[i] == 1.0 and "nonspeech" not in e.extra and self.targets[i] is not None
+                and self.targets[i].numel() > 0 and self.part_samples(i) <= limit]
+
+    def string_lengths(self, specs: Sequence[StringSpec]) -> list[int]:
+        """Feature frames of each string of ``specs``."""
+        samples = _LazySamples(self)
+        return [self.frontend.num_frames(spec.num_samples(samples)) for spec in specs]
+
+    def string_item(self, k: int) -> tuple[Optional[torch.Tensor], torch.Tensor, Optional[torch.Tensor]]:
+        """(features, target, auxiliary target) of string ``k`` of :attr:`strings`."""
+        spec = self.strings[k]
+        waves = [self.wave(i) for i in spec.parts]
+        if any(w is None for w in waves):
+            return None, torch.zeros(0, dtype=torch.long), None
+        feats = self._logmel(torch.from_numpy(string_wave(spec, waves)))
+        target = torch.cat([self.targets[i] for i in spec.parts])
+        aux = None
+        if self.aux_targets is not None and all(self.aux_targets[i] is not None for i in spec.parts):
+            aux = torch.cat([self.aux_targets[i] for i in spec.parts])
+        return feats, target, aux
 
     def _skip(self, e: Entry, reason: str) -> None:
         self.skipped.append((e.audio_filepath, reason))
@@ -238,13 +379,18 @@ class _Items:
     def batch(self, indices: Sequence[int]) -> Optional[dict]:
         """A padded batch of the items whose features exist (None when none does)."""
         feats, targets, aux = [], [], []
+        n = len(self.entries)
         for i in indices:
-            f = self.features(i)
+            if i >= n:
+                f, target, a = self.string_item(i - n)
+            else:
+                f, target = self.features(i), self.targets[i]
+                a = self.aux_targets[i] if self.aux_targets is not None else None
             if f is not None:
                 feats.append(f)
-                targets.append(self.targets[i])
+                targets.append(target)
                 if self.aux_targets is not None:
-                    aux.append(self.aux_targets[i])
+                    aux.append(a)
         if not feats:
             return None
         out = collate(feats, None if any(t is None for t in targets) else targets)
@@ -273,14 +419,17 @@ class FeatureDataset(_Items):
         desc: str = "features",
         require_targets: bool = True,
         speeds: Sequence[float] = (1.0,),
+        keep_waves: bool = False,
     ):
         from tqdm import tqdm
 
         self.frontend = frontend
-        logmel = LogMel(frontend)
+        self._logmel = logmel = LogMel(frontend)
         self.entries: list[Entry] = []
         self.feats: list[torch.Tensor] = []
         self.targets: list[torch.Tensor] = []
+        self.speeds: list[float] = []
+        self.waves: Optional[list[np.ndarray]] = [] if keep_waves else None  # for connected strings
         self.skipped: list[tuple[str, str]] = []
         for e in tqdm(entries, desc=desc, disable=None if progress else True, leave=False, unit="utt"):
             try:
@@ -301,15 +450,26 @@ class FeatureDataset(_Items):
                 self.entries.append(e)
                 self.feats.append(logmel(torch.from_numpy(w)))
                 self.targets.append(target)
+                self.speeds.append(float(speed))
+                if self.waves is not None:
+                    self.waves.append(w if speed == 1.0 else np.zeros(0, np.float32))  # strings take speed 1.0 only
         if self.skipped:
             log.warning("%s: skipped %d of %d entries (see warnings above)", desc, len(self.skipped), len(entries))
 
     @property
     def lengths(self) -> list[int]:
-        return [f.shape[0] for f in self.feats]
+        return [f.shape[0] for f in self.feats] + self.string_lengths(self.strings)
 
     def features(self, i: int) -> torch.Tensor:
         return self.feats[i]
+
+    def part_samples(self, i: int) -> int:
+        if self.waves is None:
+            raise ValueError("connected strings need the dataset's audio: build it with keep_waves=True")
+        return int(self.waves[i].shape[0])
+
+    def wave(self, i: int) -> np.ndarray:
+        return self.waves[i]
 
 
 class OnTheFlyDataset(_Items):
@@ -332,11 +492,11 @@ class OnTheFlyDataset(_Items):
         speeds: Sequence[float] = (1.0,),
     ):
         self.frontend = frontend
-        self.logmel = LogMel(frontend)
+        self._logmel = LogMel(frontend)
         self.entries: list[Entry] = []
         self.speeds: list[float] = []
         self.targets: list[Optional[torch.Tensor]] = []
-        self.lengths: list[int] = []
+        self.item_lengths: list[int] = []  # from the manifest's durations
         self.skipped: list[tuple[str, str]] = []
         for e in entries:
             keep, target = self._target(tokenizer, e, require_targets)
@@ -349,21 +509,34 @@ class OnTheFlyDataset(_Items):
                 self.entries.append(e)
                 self.speeds.append(float(speed))
                 self.targets.append(target)
-                self.lengths.append(n)
+                self.item_lengths.append(n)
 
-    def features(self, i: int) -> Optional[torch.Tensor]:
-        """Log-mel features of item ``i`` (None, with a warning, when its audio is unusable)."""
-        e, speed, fe = self.entries[i], self.speeds[i], self.frontend
+    @property
+    def lengths(self) -> list[int]:
+        return self.item_lengths + self.string_lengths(self.strings)
+
+    def part_samples(self, i: int) -> int:
+        return int(round(self.entries[i].duration * self.frontend.sample_rate / self.speeds[i]))
+
+    def wave(self, i: int) -> Optional[np.ndarray]:
+        e, fe = self.entries[i], self.frontend
         try:
             wave = _load(e, fe.sample_rate)
         except AudioError as exc:
             log.warning("skipping %s: %s", e.audio_filepath, exc.reason)
             return None
-        wave = _perturb(wave, speed, fe.sample_rate)
-        if fe.num_frames(wave.shape[0]) < 1:
-            log.warning("skipping %s: too short (%d samples, need at least %d)", e.audio_filepath, wave.shape[0], fe.n_fft)
+        return _perturb(wave, self.speeds[i], fe.sample_rate)
+
+    def features(self, i: int) -> Optional[torch.Tensor]:
+        """Log-mel features of item ``i`` (None, with a warning, when its audio is unusable)."""
+        wave, fe = self.wave(i), self.frontend
+        if wave is None:
             return None
-        return self.logmel(torch.from_numpy(wave))
+        if fe.num_frames(wave.shape[0]) < 1:
+            log.warning("skipping %s: too short (%d samples, need at least %d)", self.entries[i].audio_filepath,
+                        wave.shape[0], fe.n_fft)
+            return None
+        return self._logmel(torch.from_numpy(wave))
 
     def sample_features(self, max_items: int = 1000, seed: int = 0) -> Iterator[torch.Tensor]:
         """Features of up to ``max_items`` real (not synthetic) items drawn at random

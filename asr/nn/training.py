@@ -27,7 +27,7 @@ from asr.nn.checkpoint import checkpoint_paths, epoch_checkpoints, load_checkpoi
 from asr.nn.config import ExperimentConfig
 from asr.manifest import read_manifest
 from asr.nn.data import (FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, epoch_items, is_synthetic,
-                         mark_synthetic, nonspeech_entries)
+                         mark_synthetic, nonspeech_entries, string_specs)
 from asr.decoding.greedy import greedy_ids
 from asr.nn.features import compute_stats, random_eq, random_gain, random_noise, spec_augment, vtlp
 from asr.metrics import error_stats
@@ -192,7 +192,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
         train_entries = train_entries + synthetic
     if tc.precompute_features:
         train_ds = FeatureDataset(train_entries, cfg.frontend, tokenizer, progress, desc="train features",
-                                  speeds=tuple(tc.speed_perturb))
+                                  speeds=tuple(tc.speed_perturb), keep_waves=tc.concat is not None)
     else:
         train_ds = OnTheFlyDataset(train_entries, cfg.frontend, tokenizer, speeds=tuple(tc.speed_perturb))
     dev_ds = None
@@ -228,16 +228,35 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
                  "nccl" if device.type == "cuda" else "gloo", tc.accum_steps)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    n_items = len(train_ds)
+    base_lengths = train_ds.lengths[:n_items]
+    candidates = train_ds.string_candidates(tc.concat.max_part_s) if tc.concat else []
+    if tc.concat:
+        if not candidates:
+            raise ValueError(f"train.concat: no utterance of {cfg.data.train} can join a string (each needs a transcript "
+                             f"and at most train.concat.max_part_s={tc.concat.max_part_s} s)")
+        log.info("train.concat: %d connected strings per epoch of %d-%d of %d utterances, pauses up to %g s",
+                 round(tc.concat.ratio * len(candidates)), *tc.concat.items, len(candidates), tc.concat.pause_s)
+
+    def epoch_strings(epoch: int):
+        return string_specs(candidates, tc.concat, cfg.frontend.sample_rate, tc.seed, epoch) if tc.concat else []
+
     def epoch_batches(epoch: int) -> list[list[int]]:
         """The epoch's batches (item indices): all items, or with data.synthetic every real item
-        and that epoch's draw of synthetic ones (:func:`epoch_items`)."""
+        and that epoch's draw of synthetic ones (:func:`epoch_items`); with train.concat, then
+        that epoch's connected strings (items n_items + k)."""
         shuffle = not (tc.sortagrad and epoch == 0)
-        if not cfg.data.synthetic:
-            return bucket_batches(train_ds.lengths, tc.max_frames, tc.max_batch, shuffle, tc.seed, epoch)
-        items = epoch_items(train_ds.entries, tc.synthetic_ratio, tc.seed, epoch,
-                            real_only=epoch >= tc.epochs - tc.real_only_epochs)
-        lengths = train_ds.lengths
-        picked = bucket_batches([lengths[i] for i in items], tc.max_frames, tc.max_batch, shuffle, tc.seed, epoch)
+        if cfg.data.synthetic:
+            items = epoch_items(train_ds.entries, tc.synthetic_ratio, tc.seed, epoch,
+                                real_only=epoch >= tc.epochs - tc.real_only_epochs)
+        else:
+            items = list(range(n_items))
+        lengths = [base_lengths[i] for i in items]
+        strings = epoch_strings(epoch)
+        if strings:
+            items += [n_items + k for k in range(len(strings))]
+            lengths += train_ds.string_lengths(strings)
+        picked = bucket_batches(lengths, tc.max_frames, tc.max_batch, shuffle, tc.seed, epoch)
         return [[items[j] for j in b] for b in picked]
 
     # the learning-rate schedule spans every epoch's steps (epochs may differ with data.synthetic)
@@ -318,6 +337,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
         while prog["epoch"] < tc.epochs:
             epoch = prog["epoch"]
             batches = epoch_batches(epoch)
+            train_ds.strings = epoch_strings(epoch)
             # step k uses batches [k*group, (k+1)*group): process r takes every world-th of them,
             # so the processes share each epoch without overlap; the < group left over are dropped
             starts = range(prog["batch"], len(batches) - group + 1, group)
@@ -447,6 +467,8 @@ class _StopFlag:
 def _build_tokenizer(cfg: ExperimentConfig, entries) -> Tokenizer:
     d = cfg.data
     options = dict(vocab_size=d.bpe_vocab_size, model_type=d.bpe_model_type) if d.tokenizer == "bpe" else {}
+    if d.vocabulary is not None:
+        options = dict(vocabulary=d.vocabulary)
     try:
         return build_tokenizer(d.tokenizer, (e.text for e in entries), **options)
     except ValueError as exc:

@@ -1,0 +1,118 @@
+"""What the digits model recognizes, as a user meets it: WER of isolated recordings, of
+connected strings and of a continuous recording, each offline (the offline graph, whole
+files) and streamed (the streaming graph in 100 ms pieces with the default endpointing, as
+``asr stream`` and ``asr serve`` run it), and how often speech that holds no digit comes out
+as digits.
+
+    python tools/measure_digits.py --model exp/fsdd/model.onnx --stream exp/fsdd/stream.onnx \\
+        --set isolated=data/fsdd/test.jsonl --set strings=data/fsdd/strings_test/manifest.jsonl \\
+        --long data/fsdd/long_test --nondigit data/fsdd/nondigit_dev.jsonl [--json out.json]
+
+``--set NAME=MANIFEST`` (repeatable): WER % on the manifest, offline and streamed. ``--long DIR``:
+a recording from ``tools/make_long_recording.py``, whose words are scored in order against its
+truth. ``--nondigit MANIFEST``: utterances without a digit word: the share of them whose
+transcript holds any word (a digits model with an unknown-word unit writes nothing for them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from asr.audio import read_audio  # noqa: E402
+from asr.manifest import read_manifest, segment_of  # noqa: E402
+from asr.metrics import error_stats  # noqa: E402
+from asr.recognizer import load_model  # noqa: E402
+from asr.runtime.endpoint import EndpointConfig  # noqa: E402
+from asr.runtime.online import OnlineRecognizer  # noqa: E402
+from asr.text import normalize_text  # noqa: E402
+
+
+def streamed_text(rec: OnlineRecognizer, samples: np.ndarray, rate: int, piece_ms: float = 100.0) -> str:
+    """The final text of ``samples`` fed in ``piece_ms`` pieces, every endpoint's utterance joined."""
+    stream = rec.create_stream()
+    step = max(1, int(round(rate * piece_ms / 1000)))
+    for start in range(0, samples.size, step):
+        stream.accept_waveform(rate, samples[start : start + step])
+        while rec.decode_stream(stream):
+            pass
+    stream.input_finished()
+    while rec.decode_stream(stream):
+        pass
+    return " ".join(u.text for u in rec.get_result(stream).utterances if u.text)
+
+
+def _audio(e) -> tuple[np.ndarray, int]:
+    start, duration = segment_of(e)
+    samples, rate = read_audio(e.audio_filepath)
+    if start or duration:
+        a = int(round((start or 0) * rate))
+        samples = samples[a : a + int(round(duration * rate))] if duration else samples[a:]
+    return samples, rate
+
+
+def hypotheses(entries, offline, online) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {"offline": [], "streamed": []}
+    for e in entries:
+        samples, rate = _audio(e)
+        if offline is not None:
+            out["offline"].append(offline.transcribe(samples, sample_rate=rate).text)
+        if online is not None:
+            out["streamed"].append(streamed_text(online, samples, rate))
+    return {k: v for k, v in out.items() if v}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", help="offline graph (model.onnx)")
+    p.add_argument("--stream", help="streaming graph (stream.onnx)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=MANIFEST", help="a test set (repeatable)")
+    p.add_argument("--long", help="folder from tools/make_long_recording.py")
+    p.add_argument("--nondigit", help="manifest of speech without digit words")
+    p.add_argument("--json", help="also write the figures here")
+    args = p.parse_args(argv)
+    if not (args.model or args.stream):
+        p.error("give --model and/or --stream")
+    offline = load_model(args.model) if args.model else None
+    online = OnlineRecognizer(args.stream, endpoint=EndpointConfig()) if args.stream else None
+    rows = []
+
+    def row(name: str, refs: list[str], hyps: dict[str, list[str]], n: int) -> None:
+        figures = {k: round(error_stats(refs, v).wer, 2) for k, v in hyps.items()}
+        rows.append({"set": name, "items": n, **{f"wer_{k}": v for k, v in figures.items()}})
+        print(f"{name:<28} {n:>5} items   " + "   ".join(f"{k} WER {v:6.2f}%" for k, v in figures.items()), flush=True)
+
+    for spec in args.set:
+        name, _, path = spec.partition("=")
+        entries = read_manifest(path)
+        row(name, [normalize_text(e.text) for e in entries], hypotheses(entries, offline, online), len(entries))
+    if args.long:
+        truth = [json.loads(line) for line in open(os.path.join(args.long, "truth.jsonl"))]
+        samples, rate = read_audio(os.path.join(args.long, "recording.wav"))
+        ref = " ".join(normalize_text(t["text"]) for t in truth)
+        hyps = {}
+        if offline is not None:
+            hyps["offline"] = [offline.transcribe(samples, sample_rate=rate).text]
+        if online is not None:
+            hyps["streamed"] = [streamed_text(online, samples, rate)]
+        row(f"continuous {samples.size / rate / 60:.0f} min", [ref], hyps, len(truth))
+    if args.nondigit:
+        entries = read_manifest(args.nondigit)
+        for mode, hyp in hypotheses(entries, offline, online).items():
+            share = 100.0 * sum(bool(h.strip()) for h in hyp) / max(1, len(hyp))
+            rows.append({"set": "nondigit", "items": len(entries), f"with_digits_{mode}": round(share, 2)})
+            print(f"{'no digit said':<28} {len(entries):>5} items   {mode}: {share:.1f}% came out with digits", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
