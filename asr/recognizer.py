@@ -192,15 +192,16 @@ class Recognizer:
         return results  # type: ignore[return-value]
 
 
-def load_model(path: Union[str, os.PathLike], decoding: Optional[DecodingOptions] = None, num_threads: int = 1,
+def load_model(path: Union[str, os.PathLike, None] = None, decoding: Optional[DecodingOptions] = None, num_threads: int = 1,
                chunk_size: Optional[int] = None, right_context: Optional[int] = None) -> Recognizer:
     """A :class:`Recognizer` for a trained checkpoint (``best.pt``, needs PyTorch) or an
-    exported ONNX model (offline or streaming graph; onnxruntime only). ``chunk_size`` /
-    ``right_context`` (model frames; checkpoints only) decode in another latency condition
-    than the model's own (``chunk_size=0``: full context)."""
+    exported ONNX model (offline or streaming graph; onnxruntime only); None: the built-in
+    English digits model. ``chunk_size`` / ``right_context`` (model frames; checkpoints only)
+    decode in another latency condition than the model's own (``chunk_size=0``: full context)."""
+    from asr.runtime.builtin import builtin_model
     from asr.runtime.model import is_checkpoint
 
-    path = os.fspath(path)
+    path = builtin_model() if path is None else os.fspath(path)
     if is_checkpoint(path):
         try:
             from asr.nn.backend import TorchBackend

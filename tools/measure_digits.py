@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -99,8 +100,11 @@ def main(argv=None) -> int:
         hyps = {}
         if offline is not None:
             hyps["offline"] = [offline.transcribe(samples, sample_rate=rate).text]
-        if online is not None:
-            hyps["streamed"] = [streamed_text(online, samples, rate)]
+        if online is not None:  # through the command a user runs: asr stream, 100 ms pieces
+            proc = subprocess.run([sys.executable, "-m", "asr.cli.stream", "--model", args.stream, "--no-partials",
+                                   "--json", os.path.join(args.long, "recording.wav")],
+                                  capture_output=True, text=True, check=True)
+            hyps["streamed"] = [" ".join(json.loads(line)["text"] for line in proc.stdout.splitlines() if line.strip())]
         row(f"continuous {samples.size / rate / 60:.0f} min", [ref], hyps, len(truth))
     if args.nondigit:
         entries = read_manifest(args.nondigit)

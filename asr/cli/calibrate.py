@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
                         "calibration error before and after (after: also on held-out speakers), and write the "
                         "map into each model file (checkpoint or ONNX) unless --dry-run. When the manifest gives "
                         f"too few right or wrong words to fit on, nothing is written and the exit status is {EXIT_NOTHING_TO_FIT}.")
-    add_model_args(sp)
+    add_model_args(sp, builtin=False)  # it writes into the model file: never the built-in one
     sp.add_argument("--manifest", required=True, help="held-out speech with transcripts (the recipe's dev set)")
     sp.add_argument("--also", action="append", default=[], metavar="MODEL",
                     help="another file of the same model to store the same map in (e.g. the int8 export); repeatable")

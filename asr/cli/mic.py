@@ -134,7 +134,7 @@ def add_parser(sub) -> None:
     from asr.runtime.endpoint import EndpointConfig
 
     sp = sub.add_parser("mic", help="live transcription from the microphone with a streaming ONNX model (needs sounddevice)")
-    sp.add_argument("--model", required=True, help="streaming ONNX model (`asr export --streaming`)")
+    sp.add_argument("--model", help="streaming ONNX model (`asr export --streaming`; default: the built-in English digits model)")
     sp.add_argument("--device", help="input device (index or name; default: the system's default input)")
     sp.add_argument("--rate", type=positive(int), help="capture rate (default: the device's); the stream resamples")
     sp.add_argument("--block-ms", type=positive(float), default=100.0, help="capture block (default 100 ms)")
@@ -199,9 +199,10 @@ def transcribe_microphone(rec, mic: Microphone, as_json: bool = False, out=None,
 def run(args) -> int:
     from asr.cli.options import decoding_options
     from asr.runtime import EndpointConfig, OnlineRecognizer
+    from asr.runtime.builtin import builtin_model
 
     (options,) = decoding_options(args)
-    rec = OnlineRecognizer(args.model, num_threads=args.threads, endpoint=EndpointConfig(args.rule1, args.rule2, args.rule3),
+    rec = OnlineRecognizer(args.model or builtin_model(streaming=True), num_threads=args.threads, endpoint=EndpointConfig(args.rule1, args.rule2, args.rule3),
                            decoding=options)
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     try:

@@ -10,7 +10,7 @@ from typing import Optional
 from asr.decoding.beam_search import BeamSearchOptions
 from asr.decoding.options import DecodingOptions
 
-__all__ = ["add_decoding_args", "decoding_options", "positive", "add_model_args", "model_path"]
+__all__ = ["add_decoding_args", "decoding_options", "positive", "add_model_args", "model_path", "BUILTIN_HELP"]
 
 
 def positive(kind):
@@ -76,19 +76,27 @@ def decoding_options(args, grid: bool = False) -> list[DecodingOptions]:
     return [base.replace(alpha=a, char_alpha=c, beta=b) for a, c, b in itertools.product(alphas, char_alphas, betas)]
 
 
-def add_model_args(sp) -> None:
-    """``--checkpoint`` (PyTorch) or ``--model`` (ONNX, torch-free), one of them required;
-    :func:`model_path` reads them back."""
-    src = sp.add_mutually_exclusive_group(required=True)
+BUILTIN_HELP = "default: the built-in English digits model"
+
+
+def add_model_args(sp, builtin: bool = True) -> None:
+    """``--checkpoint`` (PyTorch) or ``--model`` (ONNX, torch-free); with neither, the
+    built-in digits model (``builtin``; else one of them is required). :func:`model_path`
+    reads them back."""
+    src = sp.add_mutually_exclusive_group(required=not builtin)
     src.add_argument("--checkpoint", help="trained checkpoint (best.pt), run with PyTorch")
     src.add_argument("--model", help="exported ONNX model (offline or streaming graph, fp32 or int8), run with "
-                                     "onnxruntime (no PyTorch)")
+                                     f"onnxruntime (no PyTorch){'; ' + BUILTIN_HELP if builtin else ''}")
 
 
-def model_path(args) -> str:
-    """The model of ``--checkpoint`` / ``--model``, refused when it is the other kind."""
+def model_path(args, streaming: bool = False) -> str:
+    """The model of ``--checkpoint`` / ``--model``, refused when it is the other kind; with
+    neither, the built-in digits model (its streaming graph with ``streaming``)."""
+    from asr.runtime.builtin import builtin_model
     from asr.runtime.model import is_checkpoint
 
     if args.model and is_checkpoint(args.model):
         raise ValueError(f"{args.model}: is a PyTorch checkpoint, not an ONNX model: use --checkpoint")
-    return args.model or args.checkpoint
+    if getattr(args, "checkpoint", None):
+        return args.checkpoint
+    return args.model or builtin_model(streaming)

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     from asr.runtime.endpoint import EndpointConfig  # light: no onnxruntime session yet
 
     sp = sub.add_parser("serve", help="streaming server: Vosk-compatible websocket, web page, /health, /metrics")
-    sp.add_argument("--model", required=True, help="streaming ONNX model (`asr export --streaming`)")
+    sp.add_argument("--model", help="streaming ONNX model (`asr export --streaming`; default: the built-in English digits model)")
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sp.add_argument("--port", type=int, default=2700, help="TCP port (default 2700, as the Vosk server)")
     sp.add_argument("--certfile", help="TLS certificate (PEM): serve https/wss, which browsers need for the microphone off localhost")
@@ -65,7 +65,10 @@ def run(args) -> int:
     from asr.runtime import EndpointConfig, OnlineRecognizer, OnnxModel
     from asr.server.app import ServerConfig, build_app, run_server
 
+    from asr.runtime.builtin import builtin_model
+
     (options,) = decoding_options(args)
+    args.model = args.model or builtin_model(streaming=True)
     model = OnnxModel(args.model, num_threads=args.threads)
     rec = OnlineRecognizer(model, endpoint=EndpointConfig(args.rule1, args.rule2, args.rule3), decoding=options)
     cfg = ServerConfig(max_streams=args.max_streams, max_message_bytes=args.max_message_bytes, max_session_s=args.max_session_s,

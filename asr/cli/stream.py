@@ -34,6 +34,7 @@ from asr.cli.options import add_decoding_args, decoding_options, positive
 from asr.decoding.result import Utterance
 from asr.recognizer import Recognizer
 from asr.runtime import OnnxBackend, OnnxModel
+from asr.runtime.builtin import builtin_model
 from asr.runtime.endpoint import EndpointConfig
 from asr.runtime.online import OnlineRecognizer
 from asr.runtime.schema import ModelError
@@ -47,7 +48,7 @@ def _rule(text: str):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asr-stream", description="Stream audio files through an exported ONNX model.")
-    p.add_argument("--model", required=True, help="model.onnx from `asr export` (streaming or offline graph)")
+    p.add_argument("--model", help="model.onnx from `asr export` (streaming or offline graph; default: the built-in English digits model, streaming)")
     p.add_argument("files", nargs="+", help="audio files (any format and rate soundfile reads; '-' = standard input)")
     p.add_argument("--chunk-ms", type=positive(float), default=100.0, help="piece size fed per call (default 100 ms)")
     p.add_argument("--realtime", action="store_true", help="sleep to feed audio no faster than real time")
@@ -109,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         (options,) = decoding_options(args)
-        model = OnnxModel(args.model, num_threads=args.threads)
+        model = OnnxModel(args.model or builtin_model(streaming=True), num_threads=args.threads)
         if model.info.streaming:
             endpoint = None if args.no_endpoint else EndpointConfig(args.rule1, args.rule2, args.rule3)
             rec = OnlineRecognizer(model, endpoint=endpoint, decoding=options)

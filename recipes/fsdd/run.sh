@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# FSDD recipe: spoken digits -> BiGRU + CTC, on a CPU in a few minutes.
+# FSDD recipe: the built-in English digits model. Spoken digits -> BiGRU + CTC on a CPU, trained
+# on FSDD's recordings joined on the fly into strings (train.concat) beside other speech whose
+# words become the unknown-word unit (speechocean762: other voices, and what is not a digit).
 #
 # Stages (start anywhere with --stage, stop with --stop-stage):
-#   0  prepare   manifests from a local copy (--corpus-dir, $ASR_CORPORA) or a download
+#   0  prepare   FSDD and speechocean762 manifests from local copies (--corpus-dir for FSDD,
+#                $ASR_CORPORA) or downloads; the training mix and the dev/test sets built from
+#                them (recipes/fsdd/other_speech.py, tools/make_digit_strings.py,
+#                tools/make_long_recording.py)
 #   1  train     resumes automatically if $exp/last.pt exists
-#   2  evaluate  WER/CER on the test split
+#   2  evaluate  WER/CER on the isolated test recordings
 #   3  transcribe a few test files (PyTorch checkpoint)
-#   4  export to ONNX (offline graph; plus the streaming graph when the model can stream), each
-#      with its word confidence calibrated on dev (asr calibrate)
+#   4  export to ONNX (offline and streaming graphs), each with its word confidence calibrated on
+#      dev (asr calibrate)
 #   5  stream a few test files through the torch-free runtime
+#   6  what the model recognizes (tools/measure_digits.py): isolated test recordings, strings of
+#      3-8 of them, a 10-minute continuous recording through asr-stream, other voices' digit
+#      strings and speech without digits, offline and streamed; into $exp/digits.json
+#   7  (only when asked: --stage 7) make $exp the package's built-in model (recipes/fsdd/ship.py)
 #
 # Usage: recipes/fsdd/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR]
 #                            [--corpus-dir DIR] [--test-speaker NAME] [key=value ...]
@@ -17,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source recipes/lib.sh
 
-stage=0 stop_stage=5 exp=exp/fsdd data=data/fsdd corpus_dir="" test_speaker=""
+stage=0 stop_stage=6 exp=exp/fsdd data=data/fsdd corpus_dir="" test_speaker=""
 options+=(test_speaker)
 parse_args "$@"
 if command -v asr-stream >/dev/null 2>&1; then STREAM=(asr-stream); else STREAM=(python -m asr.cli.stream); fi
@@ -25,14 +34,21 @@ conf=recipes/fsdd/conf.yaml
 start=$(date +%s)
 
 if run_stage 0; then
-  echo "== stage 0: prepare FSDD manifests in $data"
+  echo "== stage 0: prepare FSDD and speechocean762 manifests; the training mix and test sets in $data"
   "${ASR[@]}" prepare fsdd --out "$data" ${corpus_dir:+--corpus-dir "$corpus_dir"} ${test_speaker:+--test-speaker "$test_speaker"}
+  [ -f data/speechocean762/train.jsonl ] || "${ASR[@]}" prepare speechocean762 --out data/speechocean762 --no-progress
+  "$PY" recipes/fsdd/other_speech.py --speechocean data/speechocean762 --fsdd "$data" --out "$data" --others 300
+  for split in dev test; do
+    "$PY" tools/make_digit_strings.py --manifest "$data/$split.jsonl" --out "$data/strings_$split"
+    "$PY" tools/make_long_recording.py --manifest "$data/$split.jsonl" --hours 0.1667 --out "$data/long_$split" >/dev/null
+  done
+  cat "$data/dev.jsonl" "$data/strings_dev/manifest.jsonl" "$data/sodigits_dev.jsonl" > "$data/dev_mix.jsonl"
 fi
 
 if run_stage 1; then
   echo "== stage 1: train into $exp"
   asr_train "$exp" --config "$conf" \
-    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl"
+    data.train="$data/train_mix.jsonl" data.dev="$data/dev_mix.jsonl"
 fi
 
 if run_stage 2; then
@@ -72,6 +88,19 @@ if run_stage 5; then
     echo "== stage 5: transcribe test files with the runtime (asr transcribe --model)"
     "${ASR[@]}" transcribe --model "$exp/model.onnx" "${files[@]}"
   fi
+fi
+
+if run_stage 6; then
+  echo "== stage 6: what the model recognizes (WER %; the continuous recording through asr-stream)"
+  "$PY" tools/measure_digits.py --model "$exp/model.onnx" --stream "$exp/stream.onnx" \
+    --set "isolated test=$data/test.jsonl" --set "strings of 3-8, test=$data/strings_test/manifest.jsonl" \
+    --set "other voices' strings, dev=$data/sodigits_dev.jsonl" --long "$data/long_test" \
+    --nondigit "$data/nondigit_dev.jsonl" --json "$exp/digits.json"
+fi
+
+if run_stage 7; then  # default --stop-stage is 6
+  echo "== stage 7: ship $exp as the built-in digits model (asr/assets/digits)"
+  "$PY" recipes/fsdd/ship.py --exp "$exp"
 fi
 
 echo "== done in $(( $(date +%s) - start )) s"

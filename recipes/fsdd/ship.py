@@ -1,0 +1,110 @@
+"""Make a trained FSDD model the package's built-in one: copy EXP/model.onnx and EXP/stream.onnx
+into asr/assets/digits/, with digits.json (what stage 6 measured on exactly these files, and
+their sha256) and MODEL_CARD.md (what the model recognizes, how it was made, its figures, the
+data's licences). tests/test_runtime_builtin.py holds the shipped files to the card.
+
+    python recipes/fsdd/ship.py --exp exp/fsdd      (recipes/fsdd/run.sh --stage 7)
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEST = os.path.join(ROOT, "asr", "assets", "digits")
+
+CARD = """# Built-in model: English digits
+
+What `asr transcribe a.wav`, `asr stream`, `asr serve`, `asr mic` and `asr.load_model()` use
+when no model is given. Trained by `make demo` (recipes/fsdd/run.sh, config
+recipes/fsdd/conf.yaml); shipped with `recipes/fsdd/run.sh --stage 7 --stop-stage 7`.
+
+**It recognizes** the ten English digits "zero" to "nine", one at a time or in strings with any
+pause between them (none to seconds), from a file or a live stream. **It does not** recognize
+any other word: other speech is heard as unknown words, which it leaves out of the text (a
+sentence gives an empty transcript), and "oh" for zero, "double five", numbers such as
+"twenty" or "hundred" are not digits to it. Its training voices are FSDD's six adult speakers and about 90 non-native
+speakers of speechocean762, children and adults; on voices and microphones far from these it
+errs more (figures below).
+
+## Model
+A BiGRU + CTC acoustic model over whole-word units (the ten digits and an unknown-word unit
+`<unk>`): 8 kHz log-mel features (80 bins, 10 ms hop), a convolutional front end subsampling
+by 2, three bidirectional GRU layers of 160 units, {params} parameters. Latency-controlled:
+the streaming graph (`stream.onnx`) reads chunks of 16 model frames (320 ms) with 80 ms of
+right context and carries the forward state across chunks; the offline graph (`model.onnx`)
+reads whole files. Both are ONNX (onnxruntime, no PyTorch), each with its front end,
+vocabulary and word-confidence calibration in its metadata.
+
+## Training data
+- Free Spoken Digit Dataset (FSDD): 2,400 recordings (index 10-49 of each digit and speaker),
+  joined on the fly into strings of 2-8 with pauses of up to 1 s, each piece at its own level
+  (`train.concat`). Zohar Jackson, César Souza, Jason Flaks, Yuxin Pan, Hereman Nicolas and
+  Adhish Thite, https://github.com/Jakobovski/free-spoken-digit-dataset, CC BY-SA 4.0.
+- speechocean762 (train speakers less 13 dev speakers and every second speaker who reads digit
+  strings, held out to measure other voices): every utterance with a digit word and 300
+  others; words other than digits are the unknown-word unit. Junbo Zhang et al.,
+  https://www.openslr.org/101/, CC BY 4.0.
+- Generated non-speech (silence, noise, tones, hum, clicks) with empty transcripts; recording
+  level (-24 to +6 dB), noise (5-40 dB SNR) and vocal tract length perturbations.
+
+The weights are derived from these data; they are distributed under CC BY-SA 4.0, with the
+attributions above.
+
+## Figures
+Measured on these very files (sha256 in digits.json) by `python tools/measure_digits.py`
+(recipes/fsdd/run.sh stage 6): WER %, offline = the offline graph on whole files, streamed =
+the streaming graph in 100 ms pieces with the default endpointing (the continuous recording
+through `asr-stream`). "No digit said": the share of utterances without a digit word that came
+out with any digit (lower is better).
+
+| set | items | offline | streamed |
+| --- | ---: | ---: | ---: |
+{rows}
+
+None of these recordings was used in training: FSDD's test split (index 0-4) and dev split
+(5-9) are held out, and "other voices" are speechocean762 speakers held out of training.
+"""
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--exp", required=True, help="the recipe's experiment folder (model.onnx, stream.onnx, digits.json)")
+    args = p.parse_args(argv)
+    with open(os.path.join(args.exp, "digits.json")) as f:
+        rows = json.load(f)
+    os.makedirs(DEST, exist_ok=True)
+    sha = {}
+    for name in ("model.onnx", "stream.onnx"):
+        shutil.copyfile(os.path.join(args.exp, name), os.path.join(DEST, name))
+        with open(os.path.join(DEST, name), "rb") as f:
+            sha[name] = hashlib.sha256(f.read()).hexdigest()
+    import onnx  # the training install's: counts the parameters of the offline graph
+
+    g = onnx.load(os.path.join(DEST, "model.onnx")).graph
+    params = sum(int(__import__("numpy").prod(t.dims)) for t in g.initializer)
+    nondigit = {"set": "nondigit"}  # measure_digits writes one row per mode: one row here
+    for r in [r for r in rows if r["set"] == "nondigit"]:
+        nondigit.update(r)
+    rows = [r for r in rows if r["set"] != "nondigit"] + ([nondigit] if len(nondigit) > 1 else [])
+    nan = float("nan")
+    lines = []
+    for r in rows:
+        if r["set"] == "nondigit":
+            lines.append(f"| no digit said (held-out voices' sentences, % with digits) | {r['items']} | "
+                         f"{r.get('with_digits_offline', nan):.2f} | {r.get('with_digits_streamed', nan):.2f} |")
+        else:
+            lines.append(f"| {r['set']} | {r['items']} | {r.get('wer_offline', nan):.2f} | {r.get('wer_streamed', nan):.2f} |")
+    with open(os.path.join(DEST, "digits.json"), "w") as f:
+        json.dump({"sha256": sha, "rows": rows}, f, indent=1)
+    with open(os.path.join(DEST, "MODEL_CARD.md"), "w") as f:
+        f.write(CARD.format(params=f"{params / 1e6:.2f}M", rows="\n".join(lines)))
+    print(f"shipped {args.exp} into {DEST}: model.onnx, stream.onnx, digits.json, MODEL_CARD.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
