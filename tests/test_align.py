@@ -94,3 +94,25 @@ def test_alignment_within_the_detected_speech():
     (raw,) = rec.align(x, "cab", vad=None).words
     assert raw.start < 0.1
     assert rec.align(x, "", vad=VadOptions(method="energy")).words == []
+
+
+def test_entries_of_one_file_get_their_own_transcript_files(models, tmp_path, capsys):
+    """Two manifest entries of the same audio file (segments, or the file twice) once wrote one
+    a.srt, the second replacing the first."""
+    import soundfile as sf
+
+    from asr import cli
+    from conftest import synth_utterance
+
+    model = models.get("gru-offline")[0]
+    wav = tmp_path / "a.wav"
+    sf.write(wav, synth_utterance("abc ca", np.random.default_rng(1)), 8000)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": str(wav), "duration": 1.0, "text": t}) + "\n"
+                                for t in ("abc ca", "abc")))
+    out = tmp_path / "out"
+    assert cli.main(["align", "--model", model, "--manifest", str(manifest), "--output-format", "txt",
+                     "--output-dir", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert (out / "a.txt").read_text() == "abc ca\n" and (out / "a-2.txt").read_text() == "abc\n"
+    assert f"note: {wav}: written to {out / 'a-2.txt'}" in err

@@ -5,7 +5,9 @@ Files longer than :data:`asr.longform.LONG_FORM_MIN_S` seconds (``--long-form al
 file) are read in blocks, cut into speech segments by voice activity detection (``--vad``) and
 decoded batch by batch in bounded memory (:mod:`asr.longform`), with a progress bar on a
 terminal. ``--output-format`` writes transcript files (txt, json, srt, vtt, tsv or all) into
-``--output-dir`` as the utterances are decoded (:mod:`asr.writers`)."""
+``--output-dir`` as the utterances are decoded (:mod:`asr.writers`); inputs of the same name
+(``a/x.wav b/x.wav``) get distinct files (``x.txt``, ``x-2.txt``), each renamed one noted on
+stderr."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import json
 import os
 import sys
 
-from asr.cli.options import add_decoding_args, add_model_args, decoding_options, model_path, positive
+from asr.cli.options import add_decoding_args, add_model_args, decoding_options, model_path, output_stems, positive
 
 __all__ = ["add_parser", "run"]
 
@@ -96,12 +98,13 @@ def run(args) -> int:
     writers = get_writers(args.output_format, args.output_dir, SubtitleOptions(args.max_line_chars, args.max_line_duration)) \
         if args.output_format else []
     rec = asr.load_model(model_path(args), options, num_threads=args.threads)
+    stems = output_stems(args.files, writers)
     failures = 0
-    for path in args.files:
+    for path, stem in zip(args.files, stems):
         sinks, close = [], (lambda: None)
         try:
             utts, duration, close = _utterances(rec, path, args, lf_options)
-            sinks = [w.open(path) for w in writers]
+            sinks = [w.open(path, stem) for w in writers]
             kept, texts = [], []
             for utt in utts:
                 if not utt.text:
