@@ -133,11 +133,17 @@ def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[
         else:
             with sf.SoundFile(source) as f:
                 file_rate = f.samplerate
+                if not (0 <= offset < float("inf") and (duration is None or 0 <= duration < float("inf"))):
+                    raise AudioError(path, f"segment offset {offset!r} s, duration {duration!r} s: expected finite "
+                                           "numbers >= 0")
+                if offset * file_rate >= f.frames > 0:
+                    raise AudioError(path, f"segment starts at {offset:g} s, after the end of the file ({f.frames / file_rate:g} s)")
                 start = int(round(offset * file_rate))
                 if start >= f.frames > 0:
                     raise AudioError(path, f"segment starts at {offset:g} s, after the end of the file ({f.frames / file_rate:g} s)")
                 f.seek(start)
-                samples = f.read(-1 if duration is None else int(round(duration * file_rate)), dtype="float32", always_2d=True)
+                frames = -1 if duration is None else int(round(min(duration * file_rate, 2.0**62)))  # soundfile stops at the end
+                samples = f.read(frames, dtype="float32", always_2d=True)
     except PermissionError:
         raise AudioError(path, "permission denied") from None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:

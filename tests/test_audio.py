@@ -141,6 +141,12 @@ def test_segment_by_offset_and_duration(tmp_path):
     np.testing.assert_array_equal(load_audio(p, 16000), x)  # no segment: the whole file, as before
     with pytest.raises(AudioError, match="after the end of the file"):
         load_audio(p, 16000, offset=2.0, duration=0.5)
+    # absurd numbers are named errors, not an OverflowError from int(round(inf))
+    with pytest.raises(AudioError, match="after the end of the file"):
+        load_audio(p, 16000, offset=1e308, duration=0.5)
+    with pytest.raises(AudioError, match="expected finite numbers >= 0"):
+        load_audio(p, 16000, offset=float("inf"))
+    assert len(load_audio(p, 16000, offset=0.5, duration=1e308)) == 8000  # to the end of the file
 
 
 def test_unreadable_file_says_permission_denied(tmp_path):
