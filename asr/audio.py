@@ -9,7 +9,6 @@ resampler, so training and serving resample to the same samples.
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import sys
@@ -19,11 +18,14 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-__all__ = ["AudioError", "AudioInput", "STDIN", "load_audio", "read_audio", "read_input", "as_samples", "check_rate",
+__all__ = ["AudioError", "AudioInput", "STDIN", "MAX_SAMPLE_RATE", "MAX_STDIN_BYTES", "load_audio", "read_audio", "read_input", "as_samples", "check_rate",
            "resample", "to_mono", "check_finite", "RESAMPLE_QUALITY", "AudioBlocks", "audio_blocks"]
 
 AudioInput = Union[str, os.PathLike, np.ndarray]
 STDIN = "-"  # the path that means standard input
+MAX_SAMPLE_RATE = 384_000  # Hz: the highest rate an array or a stream may claim (the server's bound too)
+MAX_STDIN_BYTES = 2 << 30  # standard input is kept (on disk past 32 MiB) to be read like a file; more is refused
+_STDIN_MEMORY_BYTES = 32 << 20
 
 # libsoxr's "high quality" recipe (20-bit precision, linear phase); the offline resample() and the
 # streaming resampler both use it, so they give the same samples.
@@ -78,22 +80,50 @@ def as_samples(samples, source: str, allow_empty: bool = False) -> np.ndarray:
 
 
 def check_rate(sample_rate, source: str) -> int:
-    """A sample rate as a positive int, else :class:`AudioError` naming ``source``."""
+    """A sample rate as a whole number of Hz in 1..:data:`MAX_SAMPLE_RATE`, else
+    :class:`AudioError` naming ``source``."""
     if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, (int, np.integer, float)) \
             or (isinstance(sample_rate, float) and not np.isfinite(sample_rate)) \
-            or sample_rate != int(sample_rate) or sample_rate <= 0:
-        raise AudioError(source, f"sample rate must be a positive integer (Hz), got {sample_rate!r}")
+            or sample_rate != int(sample_rate) or not 0 < sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(source, f"sample rate must be a whole number of Hz in 1..{MAX_SAMPLE_RATE}, got {sample_rate!r}")
     return int(sample_rate)
 
 
+def _read_stdin():
+    """Standard input, read in blocks into a temporary file (in memory up to 32 MiB, then on
+    disk) that soundfile reads like any file; more than :data:`MAX_STDIN_BYTES` is refused."""
+    import tempfile
+
+    stream = sys.stdin.buffer
+    spool = tempfile.SpooledTemporaryFile(max_size=_STDIN_MEMORY_BYTES)
+    total = 0
+    try:
+        while True:
+            block = stream.read(1 << 20)
+            if not block:
+                break
+            total += len(block)
+            if total > MAX_STDIN_BYTES:
+                raise AudioError("<stdin>", f"standard input is longer than {MAX_STDIN_BYTES} bytes "
+                                            f"({MAX_STDIN_BYTES / 2**30:g} GiB): save it to a file and give the file's "
+                                            "path (files of any length are read in blocks)")
+            spool.write(block)
+    except BaseException:
+        spool.close()
+        raise
+    if not total:
+        spool.close()
+        raise AudioError("<stdin>", "standard input is empty")
+    spool.seek(0)
+    return spool
+
+
 def _open_source(path: str) -> tuple[object, str]:
-    """An open binary file for ``path`` (standard input is read whole into memory), and the name
-    errors give; raises :class:`AudioError` for what is not a readable file. The caller closes it."""
+    """An open binary file for ``path`` (standard input: a temporary copy, :func:`_read_stdin`),
+    and the name errors give; raises :class:`AudioError` for what is not a readable file. The
+    caller closes it."""
     if path == STDIN:
-        data = sys.stdin.buffer.read()
-        if not data:
-            raise AudioError("<stdin>", "standard input is empty")
-        return io.BytesIO(data), "<stdin>"
+        return _read_stdin(), "<stdin>"
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -199,7 +229,7 @@ def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
 
 
 class AudioBlocks:
-    """A file (any format soundfile reads; ``-`` = standard input, which is read whole) or a 1-D
+    """A file (any format soundfile reads; ``-`` = standard input, kept in a temporary file) or a 1-D
     array, as consecutive blocks of about ``block_s`` seconds of mono float32 samples at ``rate``
     (default: the input's own), resampled in a stream: a file of any length is read in bounded
     memory. ``duration`` (seconds) and ``rate`` are known before the first block; iterate once
@@ -211,13 +241,13 @@ class AudioBlocks:
             raise ValueError(f"block_s must be positive, got {block_s}")
         self._array: Optional[np.ndarray] = None
         self._path: Optional[str] = None
-        self._stdin: Optional[io.BytesIO] = None
+        self._stdin = None  # standard input's temporary copy
         if isinstance(item, (str, os.PathLike)):
             source, self.name = _open_source(os.fspath(item))
             try:
                 info = self._guard(lambda: sf.info(source))
             finally:
-                if isinstance(source, io.BytesIO):
+                if os.fspath(item) == STDIN:
                     self._stdin = source
                 else:
                     source.close()

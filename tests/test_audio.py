@@ -166,3 +166,34 @@ def test_unreadable_file_says_permission_denied(tmp_path):
 
     with mock.patch("builtins.open", refuse), pytest.raises(AudioError, match=r"a\.wav: permission denied"):
         load_audio(path, 8000)
+
+
+def test_standard_input_is_capped_and_read_in_blocks(monkeypatch):
+    """`asr transcribe - < /dev/zero` once grew to 1.7 GB and ended in a MemoryError traceback."""
+    import io
+    import sys
+    import types
+
+    import asr.audio as audio
+
+    class Endless(io.RawIOBase):
+        reads = 0
+
+        def readable(self):
+            return True
+
+        def read(self, n=-1):
+            assert n is not None and 0 < n <= 1 << 20  # in blocks, never "everything"
+            Endless.reads += 1
+            return bytes(n)
+
+    monkeypatch.setattr(audio, "MAX_STDIN_BYTES", 5 << 20)
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=Endless()))
+    with pytest.raises(AudioError, match=r"<stdin>: standard input is longer than 5242880 bytes .*save it to a file"):
+        load_audio("-", 16000)
+    assert Endless.reads == 6  # stopped at the cap
+
+    buf = io.BytesIO()
+    sf.write(buf, np.linspace(-0.5, 0.5, 8000).astype(np.float32), 8000, format="WAV", subtype="FLOAT")
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(buf.getvalue())))
+    np.testing.assert_allclose(load_audio("-", 8000), np.linspace(-0.5, 0.5, 8000), atol=1e-7)

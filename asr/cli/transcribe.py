@@ -62,13 +62,18 @@ def _progress(path: str, duration: float, disable: bool):
 def _utterances(rec, path: str, args, lf_options):
     """(utterances: an iterator, duration, close()) for one file: the long-form path for long
     files, else the whole file in one call."""
+    import numpy as np
+
     from asr import longform
 
     long = args.long_form == "always"
     blocks = None
-    if args.long_form == "auto" and path != "-":
+    if args.long_form == "auto":  # standard input too: read once, into a temporary file, not into memory
         blocks = longform.audio_blocks(path, rec.sample_rate, lf_options.block_s)
         long = blocks.duration > longform.LONG_FORM_MIN_S
+    if not long and path == "-" and blocks is not None:  # short: its samples, from the copy already read
+        result = rec.transcribe(np.concatenate(list(blocks)), rec.sample_rate, long_form=False)
+        return iter(result.utterances), result.duration, lambda: None
     if not long:
         result = rec.transcribe(path, long_form=False if args.long_form == "never" else None, options=lf_options)
         return iter(result.utterances), result.duration, lambda: None
