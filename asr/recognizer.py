@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Protoco
 
 import numpy as np
 
-from asr.audio import STDIN, AudioError, AudioInput, read_input
+from asr.audio import STDIN, AudioBlocks, AudioError, AudioInput, read_input
 from asr.decoding.confidence import ConfidenceCalibration, token_confidences
 from asr.decoding.options import Decoder, DecodingOptions
 from asr.decoding.result import Result, Utterance, words_from_tokens
@@ -118,7 +118,7 @@ class Recognizer:
         from asr import longform
 
         if long_form is None and isinstance(audio, (str, os.PathLike)) and os.fspath(audio) != STDIN:
-            long_form = longform.audio_blocks(audio).duration > longform.LONG_FORM_MIN_S
+            long_form = AudioBlocks(audio, warn=False).duration > longform.LONG_FORM_MIN_S
         if long_form:
             return longform.transcribe_long(self, audio, sample_rate, hotwords, options, progress)
         samples, name = read_input(audio, sample_rate, self.sample_rate, "input 0")

@@ -285,8 +285,8 @@ def main(argv=None) -> int:
     offline = asr.load_model(off_path, num_threads=1)
     fp32, int8 = OnlineRecognizer(st_path, num_threads=1), OnlineRecognizer(rep.int8_path, num_threads=1)
     runs = {
-        "pytorch eager offline": lambda: ([eager.transcribe(w).text for w in waves], None, None),
-        "onnxruntime offline": lambda: ([offline.transcribe(w).text for w in waves], None, None),
+        "pytorch eager offline": lambda: ([eager.transcribe(w, sr).text for w in waves], None, None),
+        "onnxruntime offline": lambda: ([offline.transcribe(w, sr).text for w in waves], None, None),
         "streaming fp32, batch 1": lambda: stream_all(fp32, waves, sr, 1, piece_s),
         "streaming int8, batch 1": lambda: stream_all(int8, waves, sr, 1, piece_s),
         f"streaming fp32, batch {B}": lambda: stream_all(fp32, waves, sr, B, piece_s),

@@ -69,7 +69,9 @@ def run(args) -> int:
     failures = 0
     for (name, audio, text), stem in zip(jobs, stems):
         try:
-            result = rec.align(audio(), text, vad=None if args.vad == "none" else VadOptions(method=args.vad))
+            samples = audio()
+            result = rec.align(samples, text, None if isinstance(samples, str) else rec.sample_rate,
+                               vad=None if args.vad == "none" else VadOptions(method=args.vad))
         except (AudioError, ValueError) as exc:
             print(f"error: {exc}" if name in str(exc) else f"error: {name}: {exc}", file=sys.stderr, flush=True)
             failures += 1

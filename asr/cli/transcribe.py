@@ -62,9 +62,12 @@ def _progress(path: str, duration: float, disable: bool):
 def _utterances(rec, path: str, args, lf_options):
     """(utterances: an iterator, duration, close()) for one file: the long-form path for long
     files, else the whole file in one call."""
+    import warnings
+
     import numpy as np
 
     from asr import longform
+    from asr.audio import AudioWarning
 
     long = args.long_form == "always"
     blocks = None
@@ -72,7 +75,10 @@ def _utterances(rec, path: str, args, lf_options):
         blocks = longform.audio_blocks(path, rec.sample_rate, lf_options.block_s)
         long = blocks.duration > longform.LONG_FORM_MIN_S
     if not long and path == "-" and blocks is not None:  # short: its samples, from the copy already read
-        result = rec.transcribe(np.concatenate(list(blocks)), rec.sample_rate, long_form=False)
+        samples = np.concatenate(list(blocks))  # warned of levels as "<stdin>" while read
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AudioWarning)
+            result = rec.transcribe(samples, rec.sample_rate, long_form=False)
         return iter(result.utterances), result.duration, lambda: None
     if not long:
         result = rec.transcribe(path, long_form=False if args.long_form == "never" else None, options=lf_options)
