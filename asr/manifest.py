@@ -65,11 +65,11 @@ def _parse_line(line: str, base: str) -> Entry:
         if not isinstance(obj[key], typ) or isinstance(obj[key], bool):
             raise ManifestError(f"field {key!r} has type {type(obj[key]).__name__}")
     if not 0 < obj["duration"] <= MAX_SECONDS:
-        raise ManifestError(f"field 'duration' must be a number of seconds in (0, {MAX_SECONDS:g}], got {obj['duration']}")
+        raise ManifestError(f"duration must be positive and at most {MAX_SECONDS:g} s, got {obj['duration']}")
     offset = obj.pop("offset", None)
     if offset is not None and (not isinstance(offset, (int, float)) or isinstance(offset, bool)
                                or not 0 <= offset <= MAX_SECONDS):
-        raise ManifestError(f"field 'offset' must be a number of seconds in [0, {MAX_SECONDS:g}], got {offset!r}")
+        raise ManifestError(f"field 'offset' must be a number of seconds >= 0 (at most {MAX_SECONDS:g}), got {offset!r}")
     path = obj.pop("audio_filepath")
     if not os.path.isabs(path):
         path = os.path.normpath(os.path.join(base, path))

@@ -90,9 +90,9 @@ def test_absurd_numbers_and_deep_nesting_are_malformed_lines(tmp_path):
     problems = []
     assert [e.text for e in read_manifest(p, problems=problems)] == ["one", "two"]
     assert [n for n, _ in problems] == [2, 3, 4, 5, 6]
-    assert "field 'offset' must be a number of seconds in [0, 1e+07], got 1e+308" in problems[0][1]
+    assert "field 'offset' must be a number of seconds >= 0 (at most 1e+07), got 1e+308" in problems[0][1]
     assert problems[1][1] == "not valid JSON (nested too deeply)"
-    assert "field 'duration' must be a number of seconds" in problems[2][1]
+    assert "duration must be positive and at most 1e+07 s, got 1e+308" in problems[2][1]
     assert "not valid JSON" in problems[3][1] and "offset" in problems[4][1]
     q = tmp_path / "s.jsonl"
     q.write_text(line("a.wav", "one") + "\n" + "[" * 100_000 + "\n")
