@@ -149,8 +149,12 @@ def _read_stdin():
     disk) that soundfile reads like any file; more than :data:`MAX_STDIN_BYTES` is refused."""
     import tempfile
 
+    class StdinCopy(tempfile.SpooledTemporaryFile):
+        def __repr__(self):  # how libsndfile's errors name it
+            return "<stdin>"
+
     stream = sys.stdin.buffer
-    spool = tempfile.SpooledTemporaryFile(max_size=_STDIN_MEMORY_BYTES)
+    spool = StdinCopy(max_size=_STDIN_MEMORY_BYTES)
     total = 0
     try:
         while True:
