@@ -9,21 +9,28 @@ resampler, so training and serving resample to the same samples.
 
 from __future__ import annotations
 
-import io
 import os
+import re
 import stat
 import sys
+import warnings
 from typing import Optional, Union
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-__all__ = ["AudioError", "AudioInput", "STDIN", "load_audio", "read_audio", "read_input", "as_samples", "check_rate",
-           "resample", "to_mono", "check_finite", "RESAMPLE_QUALITY", "AudioBlocks", "audio_blocks"]
+__all__ = ["AudioError", "AudioWarning", "AudioInput", "STDIN", "MAX_SAMPLE_RATE", "MAX_STDIN_BYTES", "load_audio",
+           "read_audio", "read_input", "as_samples", "check_rate", "check_level", "resample", "to_mono", "check_finite",
+           "RESAMPLE_QUALITY", "AudioBlocks", "audio_blocks"]
 
 AudioInput = Union[str, os.PathLike, np.ndarray]
 STDIN = "-"  # the path that means standard input
+MAX_SAMPLE_RATE = 384_000  # Hz: the highest rate an array or a stream may claim (the server's bound too)
+MAX_STDIN_BYTES = 2 << 30  # standard input is kept (on disk past 32 MiB) to be read like a file; more is refused
+_STDIN_MEMORY_BYTES = 32 << 20
+LEVEL_WARN_PEAK = 2.0  # a peak above this (nominal full scale: 1) is a scaling mistake, not loud speech
+CLIPPED_WARN_SHARE = 0.01  # warn when more than this share of the samples sit at full scale
 
 # libsoxr's "high quality" recipe (20-bit precision, linear phase); the offline resample() and the
 # streaming resampler both use it, so they give the same samples.
@@ -37,6 +44,57 @@ class AudioError(ValueError):
         self.source = str(source)
         self.reason = reason
         super().__init__(f"{self.source}: {reason}")
+
+
+class AudioWarning(UserWarning):
+    """Audio that was read but is probably not what was meant (a file cut short, absurd or
+    clipped levels, an array of unstated rate); the message names the input. The command line
+    prints these as ``warning: ...``."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # the asr package's parent
+
+
+def _warn(source: str, reason: str) -> None:
+    """An :class:`AudioWarning` attributed to the first caller outside this package."""
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR + "asr" + os.sep):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(f"{source}: {reason}", AudioWarning, stacklevel=level)
+
+
+def check_level(samples: np.ndarray, source: str) -> None:
+    """Warn (:class:`AudioWarning`) when the samples cannot be sound at the nominal scale of
+    [-1, 1]: a peak above :data:`LEVEL_WARN_PEAK` (float data scaled wrongly, e.g. integer PCM
+    stored as float), or more than :data:`CLIPPED_WARN_SHARE` of them at full scale (clipped)."""
+    if samples.size:
+        a = np.abs(samples)
+        _level_warning(float(np.max(a)), int(np.count_nonzero(a >= 0.999)), a.size, source)
+
+
+def _level_warning(peak: float, clipped: int, total: int, source: str) -> None:
+    if peak > LEVEL_WARN_PEAK:
+        _warn(source, f"peak level {peak:.3g} is far outside the nominal [-1, 1]: the samples look scaled wrongly "
+                      "(integer PCM stored as float, or a gain mistake); the text may be empty or wrong")
+    elif total and clipped / total > CLIPPED_WARN_SHARE:
+        _warn(source, f"{100 * clipped / total:.1f}% of the samples are at full scale (clipped): the text may be wrong")
+
+
+_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _check_complete(f: "sf.SoundFile", source: str) -> None:
+    """Warn when a WAV's data chunk holds fewer bytes than its header declares (the file was
+    cut short: a copy or download interrupted). The sizes of a stream written before its length
+    was known (0xFFFFFFFF, 0x7FFFFFFF) are not a truncation."""
+    m = _DATA_SIZE.search(f.extra_info or "")
+    if m is None:
+        return
+    declared, present = int(m.group(1)), int(m.group(2))
+    if present < declared < 0x7FFFFFFF:
+        _warn(source, f"the WAV header declares {declared} bytes of audio but the file holds {present} "
+                      f"({100 * present / declared:.0f}%): the file looks cut short; only the "
+                      f"{f.frames / f.samplerate:.3g} s present are transcribed")
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -78,22 +136,54 @@ def as_samples(samples, source: str, allow_empty: bool = False) -> np.ndarray:
 
 
 def check_rate(sample_rate, source: str) -> int:
-    """A sample rate as a positive int, else :class:`AudioError` naming ``source``."""
+    """A sample rate as a whole number of Hz in 1..:data:`MAX_SAMPLE_RATE`, else
+    :class:`AudioError` naming ``source``."""
     if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, (int, np.integer, float)) \
             or (isinstance(sample_rate, float) and not np.isfinite(sample_rate)) \
-            or sample_rate != int(sample_rate) or sample_rate <= 0:
-        raise AudioError(source, f"sample rate must be a positive integer (Hz), got {sample_rate!r}")
+            or sample_rate != int(sample_rate) or not 0 < sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(source, f"sample rate must be a whole number of Hz in 1..{MAX_SAMPLE_RATE}, got {sample_rate!r}")
     return int(sample_rate)
 
 
+def _read_stdin():
+    """Standard input, read in blocks into a temporary file (in memory up to 32 MiB, then on
+    disk) that soundfile reads like any file; more than :data:`MAX_STDIN_BYTES` is refused."""
+    import tempfile
+
+    class StdinCopy(tempfile.SpooledTemporaryFile):
+        def __repr__(self):  # how libsndfile's errors name it
+            return "<stdin>"
+
+    stream = sys.stdin.buffer
+    spool = StdinCopy(max_size=_STDIN_MEMORY_BYTES)
+    total = 0
+    try:
+        while True:
+            block = stream.read(1 << 20)
+            if not block:
+                break
+            total += len(block)
+            if total > MAX_STDIN_BYTES:
+                raise AudioError("<stdin>", f"standard input is longer than {MAX_STDIN_BYTES} bytes "
+                                            f"({MAX_STDIN_BYTES / 2**30:g} GiB): save it to a file and give the file's "
+                                            "path (files of any length are read in blocks)")
+            spool.write(block)
+    except BaseException:
+        spool.close()
+        raise
+    if not total:
+        spool.close()
+        raise AudioError("<stdin>", "standard input is empty")
+    spool.seek(0)
+    return spool
+
+
 def _open_source(path: str) -> tuple[object, str]:
-    """An open binary file for ``path`` (standard input is read whole into memory), and the name
-    errors give; raises :class:`AudioError` for what is not a readable file. The caller closes it."""
+    """An open binary file for ``path`` (standard input: a temporary copy, :func:`_read_stdin`),
+    and the name errors give; raises :class:`AudioError` for what is not a readable file. The
+    caller closes it."""
     if path == STDIN:
-        data = sys.stdin.buffer.read()
-        if not data:
-            raise AudioError("<stdin>", "standard input is empty")
-        return io.BytesIO(data), "<stdin>"
+        return _read_stdin(), "<stdin>"
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -128,16 +218,23 @@ def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: Optional[
         raise AudioError(path, "a segment (offset/duration) cannot be read from standard input")
     source, path = _open_source(path)
     try:
-        if not segment:
-            samples, file_rate = sf.read(source, dtype="float32", always_2d=True)
-        else:
-            with sf.SoundFile(source) as f:
-                file_rate = f.samplerate
+        with sf.SoundFile(source) as f:
+            file_rate = f.samplerate
+            _check_complete(f, path)
+            if not segment:
+                samples = f.read(dtype="float32", always_2d=True)
+            else:
+                if not (0 <= offset < float("inf") and (duration is None or 0 <= duration < float("inf"))):
+                    raise AudioError(path, f"segment offset {offset!r} s, duration {duration!r} s: expected finite "
+                                           "numbers >= 0")
+                if offset * file_rate >= f.frames > 0:
+                    raise AudioError(path, f"segment starts at {offset:g} s, after the end of the file ({f.frames / file_rate:g} s)")
                 start = int(round(offset * file_rate))
                 if start >= f.frames > 0:
                     raise AudioError(path, f"segment starts at {offset:g} s, after the end of the file ({f.frames / file_rate:g} s)")
                 f.seek(start)
-                samples = f.read(-1 if duration is None else int(round(duration * file_rate)), dtype="float32", always_2d=True)
+                frames = -1 if duration is None else int(round(min(duration * file_rate, 2.0**62)))  # soundfile stops at the end
+                samples = f.read(frames, dtype="float32", always_2d=True)
     except PermissionError:
         raise AudioError(path, "permission denied") from None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
@@ -163,15 +260,29 @@ def load_audio(
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
+def _implicit_rate(name: str, model_rate: int) -> None:
+    _warn(name, f"an array without sample_rate is taken to be at the model's rate, {model_rate} Hz: pass "
+                "sample_rate= to say so (an array at another rate, e.g. 44100 Hz, gives wrong or empty text)")
+
+
 def read_input(item: AudioInput, sample_rate: Optional[int], model_rate: int, name: str) -> tuple[np.ndarray, str]:
     """A path (any format soundfile reads, ``-`` for standard input) or an array (see
-    :func:`as_samples`) at ``sample_rate`` (default: the model's) -> (samples at
-    ``model_rate``, name). Raises :class:`AudioError` naming the input."""
+    :func:`as_samples`) at ``sample_rate`` (default: the model's, with an
+    :class:`AudioWarning`: say the rate) -> (samples at ``model_rate``, name). Raises
+    :class:`AudioError` naming the input; warns of a file cut short and of absurd or clipped
+    levels (:func:`check_level`)."""
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)  # a file's own rate is read from the file; sample_rate is for arrays
-        return load_audio(path, model_rate), path
+        samples, file_rate = read_audio(path)
+        check_level(samples, path)
+        if file_rate != model_rate:
+            samples = resample(samples, file_rate, model_rate)
+        return np.ascontiguousarray(samples, dtype=np.float32), path
     samples = as_samples(item, name)
+    if sample_rate is None:
+        _implicit_rate(name, model_rate)
     rate = model_rate if sample_rate is None else check_rate(sample_rate, name)
+    check_level(samples, name)
     if rate != model_rate:
         samples = resample(samples, rate, model_rate)
     return np.ascontiguousarray(samples, dtype=np.float32), name
@@ -193,30 +304,35 @@ def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
 
 
 class AudioBlocks:
-    """A file (any format soundfile reads; ``-`` = standard input, which is read whole) or a 1-D
+    """A file (any format soundfile reads; ``-`` = standard input, kept in a temporary file) or a 1-D
     array, as consecutive blocks of about ``block_s`` seconds of mono float32 samples at ``rate``
     (default: the input's own), resampled in a stream: a file of any length is read in bounded
     memory. ``duration`` (seconds) and ``rate`` are known before the first block; iterate once
-    or many times (each pass reads the file again). Raises :class:`AudioError` naming the input."""
+    or many times (each pass reads the file again). Raises :class:`AudioError` naming the input;
+    warns (:class:`AudioWarning`, unless ``warn=False``) of a file cut short, of absurd or clipped
+    levels (once, on the first pass) and of an array without ``sample_rate``."""
 
     def __init__(self, item: AudioInput, rate: Optional[int] = None, block_s: float = 10.0,
-                 sample_rate: Optional[int] = None, name: str = "input 0"):
+                 sample_rate: Optional[int] = None, name: str = "input 0", warn: bool = True):
         if not block_s > 0:
             raise ValueError(f"block_s must be positive, got {block_s}")
         self._array: Optional[np.ndarray] = None
         self._path: Optional[str] = None
-        self._stdin: Optional[io.BytesIO] = None
+        self._stdin = None  # standard input's temporary copy
+        self._level_checked = not warn  # warn=False: no AudioWarning (a probe of the duration only)
         if isinstance(item, (str, os.PathLike)):
             source, self.name = _open_source(os.fspath(item))
             try:
-                info = self._guard(lambda: sf.info(source))
+                with self._guard(lambda: sf.SoundFile(source)) as f:
+                    self.input_rate, frames = int(f.samplerate), int(f.frames)
+                    if warn:
+                        _check_complete(f, self.name)
             finally:
-                if isinstance(source, io.BytesIO):
+                if os.fspath(item) == STDIN:
                     self._stdin = source
                 else:
                     source.close()
                     self._path = os.fspath(item)
-            self.input_rate, frames = int(info.samplerate), int(info.frames)
             if frames <= 0:
                 raise AudioError(self.name, "contains no audio samples")
         else:
@@ -225,6 +341,8 @@ class AudioBlocks:
             self.input_rate = check_rate(sample_rate, name) if sample_rate is not None else (rate or 0)
             if not self.input_rate:
                 raise AudioError(name, "an array needs its sample rate")
+            if sample_rate is None and warn:
+                _implicit_rate(name, self.input_rate)
             frames = self._array.size
         self.rate = int(rate or self.input_rate)
         self.duration = frames / self.input_rate
@@ -267,13 +385,27 @@ class AudioBlocks:
         from asr.runtime.resampler import StreamingResampler
 
         resampler = StreamingResampler(self.input_rate, self.rate)
+        peak, clipped, total = 0.0, 0, 0
         for block in self._input_blocks():
+            if not self._level_checked and block.size:
+                peak = max(peak, float(np.max(np.abs(block))))
+                clipped += int(np.count_nonzero(np.abs(block) >= 0.999))
+                total += block.size
+            if not self._level_checked and peak > LEVEL_WARN_PEAK:
+                self._check_level(peak, clipped, total)  # at once; clipping when the whole input is read
             out = resampler.accept(block)
             if out.size:
                 yield np.ascontiguousarray(out, dtype=np.float32)
+        if not self._level_checked:
+            self._check_level(peak, clipped, total)
         out = resampler.flush()
         if out.size:
             yield out
+
+    def _check_level(self, peak: float, clipped: int, total: int) -> None:
+        """:func:`check_level` on what was read (once per input, not once per pass)."""
+        self._level_checked = True
+        _level_warning(peak, clipped, total, self.name)
 
 
 def audio_blocks(item: AudioInput, rate: Optional[int] = None, block_s: float = 10.0,

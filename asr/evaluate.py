@@ -58,7 +58,7 @@ class EvalReport:
     @property
     def best(self) -> EvalRun:
         """The run with the lowest WER (then CER)."""
-        return min(self.runs, key=lambda r: (r.stats.wer, r.stats.cer))
+        return min(self.runs, key=lambda r: (r.stats.wer_percent, r.stats.cer_percent))
 
     @property
     def total(self) -> int:

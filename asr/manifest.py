@@ -4,7 +4,9 @@ consumer (training, evaluation, LM building) reads. Torch-free.
 A line holds ``audio_filepath`` (absolute, or relative to the manifest's folder),
 ``duration`` (seconds), ``text``, and optionally ``speaker`` and ``offset`` (seconds: the
 utterance is the segment [offset, offset + duration] of the file, as in a Kaldi ``segments``
-file or a NeMo manifest; without it, the whole file).
+file or a NeMo manifest; without it, the whole file). Durations and offsets are at most
+:data:`MAX_SECONDS`; a line that breaks a rule (bad JSON, JSON nested too deeply, a missing,
+mistyped or out-of-range field) is a malformed line, named and counted, never a crash.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ManifestError", "Entry", "read_manifest", "write_manifest", "segment_of"]
 
 REQUIRED = {"audio_filepath": str, "duration": (int, float), "text": str}
+MAX_SECONDS = 1e7  # about 116 days: a larger duration or offset is a broken line, not a recording
 
 
 class ManifestError(ValueError):
@@ -50,6 +53,10 @@ def _parse_line(line: str, base: str) -> Entry:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ManifestError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:  # thousands of nested [ or {: json's decoder recurses once per level
+        raise ManifestError("not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ManifestError(f"not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise ManifestError(f"expected a JSON object, got {type(obj).__name__}")
     for key, typ in REQUIRED.items():
@@ -57,11 +64,12 @@ def _parse_line(line: str, base: str) -> Entry:
             raise ManifestError(f"missing field {key!r}")
         if not isinstance(obj[key], typ) or isinstance(obj[key], bool):
             raise ManifestError(f"field {key!r} has type {type(obj[key]).__name__}")
-    if not 0 < obj["duration"] < float("inf"):
-        raise ManifestError(f"duration must be positive, got {obj['duration']}")
+    if not 0 < obj["duration"] <= MAX_SECONDS:
+        raise ManifestError(f"duration must be positive and at most {MAX_SECONDS:g} s, got {obj['duration']}")
     offset = obj.pop("offset", None)
-    if offset is not None and (not isinstance(offset, (int, float)) or isinstance(offset, bool) or offset < 0):
-        raise ManifestError(f"field 'offset' must be a number of seconds >= 0, got {offset!r}")
+    if offset is not None and (not isinstance(offset, (int, float)) or isinstance(offset, bool)
+                               or not 0 <= offset <= MAX_SECONDS):
+        raise ManifestError(f"field 'offset' must be a number of seconds >= 0 (at most {MAX_SECONDS:g}), got {offset!r}")
     path = obj.pop("audio_filepath")
     if not os.path.isabs(path):
         path = os.path.normpath(os.path.join(base, path))

@@ -4,6 +4,7 @@ under the ROC curve) and how well it is calibrated (expected calibration error).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, asdict
 from typing import Sequence
 
@@ -15,8 +16,11 @@ __all__ = ["ErrorStats", "error_stats", "word_hits", "roc_auc", "calibration_err
 
 @dataclass
 class ErrorStats:
-    wer: float
-    cer: float
+    """Error counts of a corpus and its rates in percent (``wer_percent`` 0.67 means 0.67%, not
+    67%), named so: JSON keys ``wer_percent`` and ``cer_percent``."""
+
+    wer_percent: float
+    cer_percent: float
     num_utts: int
     ref_words: int
     substitutions: int
@@ -28,8 +32,20 @@ class ErrorStats:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["wer"], d["cer"] = round(self.wer, 6), round(self.cer, 6)
+        d["wer_percent"], d["cer_percent"] = round(self.wer_percent, 6), round(self.cer_percent, 6)
         return d
+
+    @property
+    def wer(self) -> float:
+        """Deprecated: :attr:`wer_percent` (the same number, in percent)."""
+        warnings.warn("ErrorStats.wer is in percent: use ErrorStats.wer_percent", DeprecationWarning, stacklevel=2)
+        return self.wer_percent
+
+    @property
+    def cer(self) -> float:
+        """Deprecated: :attr:`cer_percent` (the same number, in percent)."""
+        warnings.warn("ErrorStats.cer is in percent: use ErrorStats.cer_percent", DeprecationWarning, stacklevel=2)
+        return self.cer_percent
 
 
 def error_stats(refs: Sequence[str], hyps: Sequence[str]) -> ErrorStats:

@@ -251,7 +251,7 @@ def plot_utterance(recognizer, audio, out: str, text: Optional[str] = None, form
     plt = _pyplot()
     fe = recognizer.backend.frontend
     sr = fe.sample_rate
-    wave, name = read_input(audio, None, sr, "input")
+    wave, name = read_input(audio, sr, sr, "input")  # an array is at the model's rate
     (lp,) = recognizer.log_probs([wave])
     result = recognizer.decode(lp, name, wave.size / sr)
     mel = logmel(wave, fe)
@@ -358,7 +358,7 @@ def plot_stream(recognizer, audio, out: str, piece_ms: float = 100.0, text: Opti
 
     plt = _pyplot()
     info = recognizer.info
-    wave, name = read_input(audio, None, info.sample_rate, "input")
+    wave, name = read_input(audio, info.sample_rate, info.sample_rate, "input")  # an array is at the model's rate
     steps, result = stream_timeline(recognizer, wave, piece_ms)
     duration = wave.size / info.sample_rate
     end = max([duration] + [s.computed_at_s for s in steps])

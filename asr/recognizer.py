@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Protoco
 
 import numpy as np
 
-from asr.audio import STDIN, AudioError, AudioInput, read_input
+from asr.audio import STDIN, AudioBlocks, AudioError, AudioInput, read_input
 from asr.decoding.confidence import ConfidenceCalibration, token_confidences
 from asr.decoding.options import Decoder, DecodingOptions
 from asr.decoding.result import Result, Utterance, words_from_tokens
@@ -118,7 +118,7 @@ class Recognizer:
         from asr import longform
 
         if long_form is None and isinstance(audio, (str, os.PathLike)) and os.fspath(audio) != STDIN:
-            long_form = longform.audio_blocks(audio).duration > longform.LONG_FORM_MIN_S
+            long_form = AudioBlocks(audio, warn=False).duration > longform.LONG_FORM_MIN_S
         if long_form:
             return longform.transcribe_long(self, audio, sample_rate, hotwords, options, progress)
         samples, name = read_input(audio, sample_rate, self.sample_rate, "input 0")
@@ -130,12 +130,15 @@ class Recognizer:
     def align(self, audio: AudioInput, text: str, sample_rate: Optional[int] = None,
               vad: Optional[VadOptions] = VadOptions()) -> Result:
         """Forced alignment: the words of a known ``text`` (normalized like transcripts) with
-        their times in ``audio`` (CTC Viterbi, :mod:`asr.decoding.align`) and their confidence
-        (how sure the model is of each word where it was placed). The words are placed within
-        the speech the ``vad`` detector hears (the whole input if it hears none or the text does
-        not fit there), the first starting and the last ending where it does
-        (:func:`asr.longform.bound_words`); ``vad=None``: anywhere, by the model alone. Raises ValueError when a word cannot be spelled
-        with the model's vocabulary or the audio is too short for the text."""
+        their times in ``audio`` (CTC Viterbi, :mod:`asr.decoding.align`) and their confidence.
+        The confidence is how sure the model is of each word where the model itself puts it (the
+        best path over the whole input), so that a right transcript scores high and a wrong one
+        low whatever ``vad`` does to the times. The times are placed within the speech the
+        ``vad`` detector hears (the whole input if it hears none or the text does not fit
+        there), the first starting and the last ending where it does
+        (:func:`asr.longform.bound_words`); ``vad=None``: where the model put them. Every time
+        lies within the audio (0 to its duration). Raises ValueError when a word cannot be
+        spelled with the model's vocabulary or the audio is too short for the text."""
         from asr.decoding.align import AlignmentError, forced_align
         from asr.text import normalize_text
 
@@ -152,24 +155,26 @@ class Recognizer:
             span = speech_span(samples, self.sample_rate, vad.replace(pad_s=0.0))
         shift = self.frame_shift_s
         try:
-            path = []
-            if targets and span is not None:  # within the speech, if the text fits there
+            own = forced_align(lp, targets) if targets else []  # where the model puts the text: its confidence
+            path = own
+            if targets and span is not None:  # the times: within the speech, if the text fits there
                 lo, hi = int(span[0] / self.sample_rate / shift), int(np.ceil(span[1] / self.sample_rate / shift))
                 try:
                     path = [(t, a + lo, b + lo) for t, a, b in forced_align(lp[lo:hi], targets)]
                 except AlignmentError:
                     span = None
-            if targets and not path:
-                path = forced_align(lp, targets)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-        text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(lp, path), self.calibration)
+        text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(lp, own), self.calibration)
         if span is not None:
             from asr.longform import bound_words
 
             bound_words(words, round(span[0] / self.sample_rate, 3), round(span[1] / self.sample_rate, 3))
-        utt = Utterance(text, 0.0, round(lp.shape[0] * shift, 3), words)
-        return Result(name, text, words, [utt], True, round(samples.size / self.sample_rate, 3))
+        duration = round(samples.size / self.sample_rate, 3)
+        for w in words:  # the last frame may reach past the last sample
+            w.start, w.end = min(w.start, duration), min(w.end, duration)
+        utt = Utterance(text, 0.0, min(round(lp.shape[0] * shift, 3), duration), words)
+        return Result(name, text, words, [utt], True, duration)
 
     def transcribe_batch(self, items: Iterable[AudioInput], sample_rate: Optional[int] = None,
                          hotwords: Hotwords = None) -> list[Result]:

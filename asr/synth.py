@@ -41,7 +41,7 @@ import soundfile as sf
 from asr.audio import resample, to_mono
 from asr.fileio import atomic_open, temporary_path
 from asr.manifest import Entry, write_manifest
-from asr.text import normalize_text
+from asr.text import normalize_text, strip_control
 
 __all__ = ["ENGINES", "SynthOptions", "Rendering", "Room", "plan", "render", "synthesize", "available_engines",
            "missing_engines", "read_texts"]
@@ -312,7 +312,7 @@ def render(r: Rendering, sample_rate: int, seed: int = 0, timeout_s: float = 60.
             done = subprocess.run(cmd, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"{r.engine} took more than {timeout_s:g} s") from None
-        err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        err = strip_control(done.stderr.decode("utf-8", "replace")).strip().splitlines()  # no colours in our logs
         if done.returncode != 0 or not os.path.isfile(wav):
             raise RuntimeError(f"{r.engine} failed (exit {done.returncode}): {err[-1] if err else 'no message'}")
         try:

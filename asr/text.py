@@ -15,7 +15,7 @@ import unicodedata
 from collections import Counter
 from typing import Iterable, Protocol, Sequence
 
-__all__ = ["normalize_text", "Tokenizer", "CharTokenizer", "WordTokenizer", "PhoneTokenizer", "SentencePieceTokenizer", "build_tokenizer",
+__all__ = ["normalize_text", "strip_control", "Tokenizer", "CharTokenizer", "WordTokenizer", "PhoneTokenizer", "SentencePieceTokenizer", "build_tokenizer",
            "tokenizer_from_dict", "BLANK", "UNKNOWN_WORD", "WORD_START"]
 
 BLANK = "<blank>"
@@ -23,12 +23,23 @@ UNKNOWN_WORD = "<unk>"  # a closed word vocabulary's unit for every other word (
 WORD_START = "\u2581"  # SentencePiece's word-start mark ("▁"), the first character of a word's first piece
 _KEEP = re.compile(r"[^a-z0-9' ]+")
 _SPACES = re.compile(r"\s+")
+# terminal control: ESC [ ... final (CSI: colours, cursor moves), ESC ] ... BEL or ESC \ (OSC:
+# window titles, links), other two-byte ESC sequences, then any control character left
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+                      r"|\x1b[@-Z\\-_]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def strip_control(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters (tab and line breaks
+    stay): ``"\\x1b[31mfour\\x1b[0m"`` -> ``"four"``, not ``"31mfour 0m"``."""
+    return _CONTROL.sub("", text)
 
 
 def normalize_text(text: str) -> str:
     """Lower-case, strip accents and punctuation (apostrophes inside words stay), and collapse
-    whitespace: ``"Hello, World!"`` -> ``"hello world"``."""
-    text = unicodedata.normalize("NFKD", text)
+    whitespace: ``"Hello, World!"`` -> ``"hello world"``. Terminal escape sequences and control
+    characters are dropped first (:func:`strip_control`)."""
+    text = unicodedata.normalize("NFKD", strip_control(text))
     text = "".join(c for c in text if not unicodedata.combining(c)).lower()
     text = text.replace("-", " ")
     text = _KEEP.sub(" ", text)

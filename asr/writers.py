@@ -1,6 +1,8 @@
 """Transcript files: txt, json, srt, vtt and tsv, written utterance by utterance.
 
-Each writer makes ``OUTPUT_DIR/<input name without extension>.<format>``::
+Each writer makes ``OUTPUT_DIR/<input name without extension>.<format>``. When one run writes
+several inputs, :func:`output_stems` gives each its own name first (``c1/x.wav``, ``c2/x.wav``,
+``c2/x.flac`` -> ``x``, ``x-2``, ``x-3``), so that no input's file replaces another's::
 
     writers = get_writers("all", "out/")                 # or "srt", ...
     for w in writers:
@@ -32,11 +34,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Optional, TextIO
+from typing import Optional, Sequence, TextIO
 
 from asr.decoding.result import Result, Utterance
 
-__all__ = ["SubtitleOptions", "subtitle_lines", "format_timestamp", "Writer", "Sink", "get_writers", "FORMATS"]
+__all__ = ["SubtitleOptions", "subtitle_lines", "format_timestamp", "Writer", "Sink", "get_writers", "FORMATS",
+           "input_stem", "output_stems"]
 
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 
@@ -86,6 +89,31 @@ def format_timestamp(seconds: float, decimal: str = ".", always_hours: bool = Tr
     return f"{head}{m:02d}:{s:02d}{decimal}{ms:03d}"
 
 
+def input_stem(audio_path: str) -> str:
+    """The output name of one input: its file name without extension (``-``: ``stdin``)."""
+    return "stdin" if audio_path == "-" else os.path.splitext(os.path.basename(audio_path))[0]
+
+
+def output_stems(audio_paths: Sequence[str]) -> list[str]:
+    """One distinct output name per input, in order: its :func:`input_stem`, or when an earlier
+    input already has that name (compared case-insensitively, as some file systems do), the
+    first free ``<stem>-2``, ``<stem>-3``, ... . An input given twice gets two names, as does
+    each segment of one file in a manifest. Deterministic: the same inputs in the same order
+    always get the same names."""
+    stems = [input_stem(p) for p in audio_paths]
+    wanted = {s.casefold() for s in stems}
+    taken: set[str] = set()
+    out = []
+    for stem in stems:
+        name, k = stem, 1
+        while name.casefold() in taken or (name != stem and name.casefold() in wanted):
+            k += 1
+            name = f"{stem}-{k}"
+        taken.add(name.casefold())
+        out.append(name)
+    return out
+
+
 class Sink:
     """One output file being written; it gets its final name at :meth:`close`."""
 
@@ -121,17 +149,18 @@ class Writer:
         self.output_dir = output_dir
         self.options = options or SubtitleOptions()
 
-    def output_path(self, audio_path: str) -> str:
-        base = "stdin" if audio_path == "-" else os.path.splitext(os.path.basename(audio_path))[0]
-        return os.path.join(self.output_dir, f"{base}.{self.extension}")
+    def output_path(self, audio_path: str, stem: Optional[str] = None) -> str:
+        """``OUTPUT_DIR/<stem>.<format>``; ``stem`` defaults to :func:`input_stem` of the input
+        (give the one :func:`output_stems` chose when a run writes several inputs)."""
+        return os.path.join(self.output_dir, f"{stem or input_stem(audio_path)}.{self.extension}")
 
-    def open(self, audio_path: str) -> Sink:
+    def open(self, audio_path: str, stem: Optional[str] = None) -> Sink:
         os.makedirs(self.output_dir, exist_ok=True)
-        return Sink(self, self.output_path(audio_path), audio_path)
+        return Sink(self, self.output_path(audio_path, stem), audio_path)
 
-    def write(self, result: Result, audio_path: Optional[str] = None) -> str:
+    def write(self, result: Result, audio_path: Optional[str] = None, stem: Optional[str] = None) -> str:
         """Write a whole :class:`Result`; returns the file's path."""
-        sink = self.open(audio_path or result.name)
+        sink = self.open(audio_path or result.name, stem)
         for utt in result.utterances:
             sink.add(utt)
         return sink.close(result.duration)

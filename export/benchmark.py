@@ -285,8 +285,8 @@ def main(argv=None) -> int:
     offline = asr.load_model(off_path, num_threads=1)
     fp32, int8 = OnlineRecognizer(st_path, num_threads=1), OnlineRecognizer(rep.int8_path, num_threads=1)
     runs = {
-        "pytorch eager offline": lambda: ([eager.transcribe(w).text for w in waves], None, None),
-        "onnxruntime offline": lambda: ([offline.transcribe(w).text for w in waves], None, None),
+        "pytorch eager offline": lambda: ([eager.transcribe(w, sr).text for w in waves], None, None),
+        "onnxruntime offline": lambda: ([offline.transcribe(w, sr).text for w in waves], None, None),
         "streaming fp32, batch 1": lambda: stream_all(fp32, waves, sr, 1, piece_s),
         "streaming int8, batch 1": lambda: stream_all(int8, waves, sr, 1, piece_s),
         f"streaming fp32, batch {B}": lambda: stream_all(fp32, waves, sr, B, piece_s),
@@ -296,7 +296,7 @@ def main(argv=None) -> int:
     results = {}
     for name, (secs, (texts, _, _)) in timed.items():
         st = error_stats(refs, texts)
-        results[name] = {"rtf": secs / audio_s, "wer": st.wer, "cer": st.cer}
+        results[name] = {"rtf": secs / audio_s, "wer_percent": st.wer_percent, "cer_percent": st.cer_percent}
     lat32 = timed["streaming fp32, batch 1"][1][1]
     lat8 = timed["streaming int8, batch 1"][1][1]
 
@@ -346,7 +346,7 @@ def main(argv=None) -> int:
     search = {}
     for name, (secs, texts) in search_t.items():
         st = error_stats(refs, texts)
-        search[name] = {"rtf": secs / audio_s, "wer": st.wer, "cer": st.cer}
+        search[name] = {"rtf": secs / audio_s, "wer_percent": st.wer_percent, "cer_percent": st.cer_percent}
 
     rss = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, st_path, *[e.audio_filepath for e in entries[:20]]],
                          capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -366,7 +366,7 @@ def main(argv=None) -> int:
           f"best of {args.rounds} rounds; {_cpu_name()}")
     print(f"\n{'decoding':<32} {'RTF':>8} {'WER %':>7} {'CER %':>7}   (RTF per stream; streams fed {args.piece_ms:.0f} ms pieces)")
     for name, r in results.items():
-        print(f"{name:<32} {r['rtf']:8.4f} {r['wer']:7.2f} {r['cer']:7.2f}")
+        print(f"{name:<32} {r['rtf']:8.4f} {r['wer_percent']:7.2f} {r['cer_percent']:7.2f}")
     r1, rb = results["streaming fp32, batch 1"]["rtf"], results[f"streaming fp32, batch {B}"]["rtf"]
     print(f"streaming fp32 batch 1 is {results['pytorch eager offline']['rtf'] / r1:.1f}x faster than PyTorch eager offline; "
           f"batch {B} per stream is {r1 / rb:.2f}x faster than batch 1 ({1 / rb:.0f} real-time streams per core)")
@@ -390,13 +390,13 @@ def main(argv=None) -> int:
 
     print(f"\nsearch on the streaming posteriors ({len(lps)} utterances; RTF of the search alone, on top of the model):")
     for name, r in search.items():
-        print(f"{name:<44} {r['rtf']:8.4f} {r['wer']:7.2f} {r['cer']:7.2f}")
+        print(f"{name:<44} {r['rtf']:8.4f} {r['wer_percent']:7.2f} {r['cer_percent']:7.2f}")
     for k, v in compare.items():
         print(f"{k}: {v}")
     ps = _pocketsphinx(waves, sr, refs)
     if ps is not None:
         print(f"pocketsphinx (its en-us model; the first {ps['utterances']} utterances, {ps['audio_s']:.0f} s, at 16 kHz): "
-              f"RTF {ps['rtf']:.4f}, WER {ps['wer']:.2f}%")
+              f"RTF {ps['rtf']:.4f}, WER {ps['wer_percent']:.2f}%")
     else:
         print("pocketsphinx: not installed (pip install pocketsphinx)")
 
@@ -409,7 +409,7 @@ def main(argv=None) -> int:
     if rnn != "lstm":
         print(f"int8: onnxruntime has no int8 {rnn.upper()} kernel, so only the matrix products outside it are quantized")
     rtf8 = results["streaming int8, batch 1"]["rtf"]
-    d_wer = results["streaming int8, batch 1"]["wer"] - results["streaming fp32, batch 1"]["wer"]
+    d_wer = results["streaming int8, batch 1"]["wer_percent"] - results["streaming fp32, batch 1"]["wer_percent"]
     if d_wer > 0.5:
         verdict = "NOT to be the default: WER worse by more than 0.5 points"
     elif rtf8 > 0.95 * r1:
@@ -461,7 +461,7 @@ def _pocketsphinx(waves, sr, refs, max_audio_s: float = 150.0):
     secs = time.perf_counter() - t
     st = error_stats(refs, hyps)
     audio = sum(len(w) for w in waves) / sr
-    return {"rtf": secs / audio, "wer": st.wer, "utterances": n, "audio_s": audio}
+    return {"rtf": secs / audio, "wer_percent": st.wer_percent, "utterances": n, "audio_s": audio}
 
 
 if __name__ == "__main__":

@@ -17,10 +17,18 @@ asr_train() {
 }
 
 # asr_evaluate CHECKPOINT MANIFEST RESULT [asr evaluate options...]: WER/CER of CHECKPOINT on
-# MANIFEST, shown and kept in RESULT (its last line is the JSON summary).
+# MANIFEST, shown and kept in RESULT (its last line is the JSON summary, rates in percent:
+# wer_percent, cer_percent); each utterance's REF/HYP in RESULT without .txt, + .utterances.txt.
 asr_evaluate() {
   local checkpoint=$1 manifest=$2 result=$3; shift 3
-  "${ASR[@]}" evaluate --checkpoint "$checkpoint" --manifest "$manifest" --no-progress "$@" | tee "$result"
+  "${ASR[@]}" evaluate --checkpoint "$checkpoint" --manifest "$manifest" --no-progress \
+    --out "${result%.txt}.utterances.txt" "$@" | tee "$result"
+}
+
+# result_wer FILE: the test WER in percent of an `asr evaluate` output FILE (its last line), old
+# files (key "wer", also in percent) included.
+result_wer() {
+  tail -n 1 "$1" | "$PY" -c 'import json,sys; r = json.load(sys.stdin); print("%.2f" % r.get("wer_percent", r.get("wer")))'
 }
 
 # asr_export CHECKPOINT DIR [MANIFEST]: DIR/model.onnx (offline graph), and DIR/stream.onnx when

@@ -94,3 +94,59 @@ def test_alignment_within_the_detected_speech():
     (raw,) = rec.align(x, "cab", vad=None).words
     assert raw.start < 0.1
     assert rec.align(x, "", vad=VadOptions(method="energy")).words == []
+
+
+def test_entries_of_one_file_get_their_own_transcript_files(models, tmp_path, capsys):
+    """Two manifest entries of the same audio file (segments, or the file twice) once wrote one
+    a.srt, the second replacing the first."""
+    import soundfile as sf
+
+    from asr import cli
+    from conftest import synth_utterance
+
+    model = models.get("gru-offline")[0]
+    wav = tmp_path / "a.wav"
+    sf.write(wav, synth_utterance("abc ca", np.random.default_rng(1)), 8000)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": str(wav), "duration": 1.0, "text": t}) + "\n"
+                                for t in ("abc ca", "abc")))
+    out = tmp_path / "out"
+    assert cli.main(["align", "--model", model, "--manifest", str(manifest), "--output-format", "txt",
+                     "--output-dir", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert (out / "a.txt").read_text() == "abc ca\n" and (out / "a-2.txt").read_text() == "abc\n"
+    assert f"note: {wav}: written to {out / 'a-2.txt'}" in err
+
+
+@pytest.mark.parametrize("backend", ["tones", "tones/4", "spikes"])
+@pytest.mark.parametrize("vad", ["energy", "none"])
+def test_confidence_tells_right_from_wrong_and_times_stay_in_the_audio(backend, vad):
+    """With the default detector every word once got confidence 0.0, right or wrong (its times
+    moved into the speech, away from the frames where a bidirectional model put it), and a
+    word could end after the audio (0.416 s in a 0.38 s file)."""
+    from asr.recognizer import Recognizer
+    from asr.vad import VadOptions
+    from test_longform import SR, SpikeBackend, ToneBackend, tone_word
+
+    rng = np.random.default_rng(3)
+    quiet = lambda s: (1e-3 * rng.standard_normal(int(s * SR))).astype(np.float32)  # noqa: E731
+    # speech to the very end, of a length that is not a whole number of frames
+    x = np.concatenate([quiet(0.5), tone_word("cab", rng), quiet(0.3), tone_word("bc", rng)[:-37]]).astype(np.float32)
+    class Subsampled(ToneBackend):  # every 4th frame, the last one reaching past the last sample
+        subsampling = 4
+
+        def log_probs(self, waves):
+            return [lp[::4] for lp in super().log_probs(waves)]
+
+    rec = Recognizer({"spikes": SpikeBackend, "tones": ToneBackend, "tones/4": Subsampled}[backend]())
+    options = None if vad == "none" else VadOptions(method="energy")
+    right = rec.align(x, "cab bc", SR, vad=options)
+    for wrong_text in ("ab ca", "b a"):
+        wrong = rec.align(x, wrong_text, SR, vad=options)
+        # every right word is sure; a wrong transcript has a word the model does not hear (some
+        # of its words may still be right: "ab" is in "cab")
+        assert min(w.confidence for w in right.words) > 0.9 > 0.1 > min(w.confidence for w in wrong.words)
+        assert np.mean([w.confidence for w in right.words]) > np.mean([w.confidence for w in wrong.words]) + 0.4
+        for r in (right, wrong):
+            assert all(0.0 <= w.start <= w.end <= r.duration for w in r.words), r.words
+            assert r.duration == round(x.size / SR, 3) and r.utterances[0].end <= r.duration

@@ -141,6 +141,12 @@ def test_segment_by_offset_and_duration(tmp_path):
     np.testing.assert_array_equal(load_audio(p, 16000), x)  # no segment: the whole file, as before
     with pytest.raises(AudioError, match="after the end of the file"):
         load_audio(p, 16000, offset=2.0, duration=0.5)
+    # absurd numbers are named errors, not an OverflowError from int(round(inf))
+    with pytest.raises(AudioError, match="after the end of the file"):
+        load_audio(p, 16000, offset=1e308, duration=0.5)
+    with pytest.raises(AudioError, match="expected finite numbers >= 0"):
+        load_audio(p, 16000, offset=float("inf"))
+    assert len(load_audio(p, 16000, offset=0.5, duration=1e308)) == 8000  # to the end of the file
 
 
 def test_unreadable_file_says_permission_denied(tmp_path):
@@ -160,3 +166,97 @@ def test_unreadable_file_says_permission_denied(tmp_path):
 
     with mock.patch("builtins.open", refuse), pytest.raises(AudioError, match=r"a\.wav: permission denied"):
         load_audio(path, 8000)
+
+
+def test_standard_input_is_capped_and_read_in_blocks(monkeypatch):
+    """`asr transcribe - < /dev/zero` once grew to 1.7 GB and ended in a MemoryError traceback."""
+    import io
+    import sys
+    import types
+
+    import asr.audio as audio
+
+    class Endless(io.RawIOBase):
+        reads = 0
+
+        def readable(self):
+            return True
+
+        def read(self, n=-1):
+            assert n is not None and 0 < n <= 1 << 20  # in blocks, never "everything"
+            Endless.reads += 1
+            return bytes(n)
+
+    monkeypatch.setattr(audio, "MAX_STDIN_BYTES", 5 << 20)
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=Endless()))
+    with pytest.raises(AudioError, match=r"<stdin>: standard input is longer than 5242880 bytes .*save it to a file"):
+        load_audio("-", 16000)
+    assert Endless.reads == 6  # stopped at the cap
+
+    buf = io.BytesIO()
+    sf.write(buf, np.linspace(-0.5, 0.5, 8000).astype(np.float32), 8000, format="WAV", subtype="FLOAT")
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(buf.getvalue())))
+    np.testing.assert_allclose(load_audio("-", 8000), np.linspace(-0.5, 0.5, 8000), atol=1e-7)
+
+
+def _cut_wav(tmp_path, name="half.wav", keep=0.5):
+    p = tmp_path / "whole.wav"
+    sf.write(p, (0.3 * np.sin(np.arange(16000) / 5)).astype(np.float32), 16000, subtype="PCM_16")
+    data = p.read_bytes()
+    cut = tmp_path / name
+    cut.write_bytes(data[: int(len(data) * keep)])
+    return p, cut
+
+
+def test_a_wav_cut_short_is_read_with_a_warning_naming_it(tmp_path, recwarn):
+    """A WAV cut in half was transcribed with no word of it."""
+    from asr.audio import AudioWarning, audio_blocks
+
+    whole, cut = _cut_wav(tmp_path)
+    assert len(load_audio(whole, 16000)) == 16000 and not [w for w in recwarn if w.category is AudioWarning]
+    with pytest.warns(AudioWarning, match=rf"{cut}: the WAV header declares 32000 bytes of audio but the file holds "
+                                          r"15978 \(50%\): the file looks cut short"):
+        assert len(load_audio(cut, 16000)) == 7989
+    with pytest.warns(AudioWarning, match="cut short"):
+        audio_blocks(str(cut), 16000)
+    # a stream written before its length was known (data size 0xFFFFFFFF) is not a truncation
+    data = bytearray(whole.read_bytes())
+    i = data.find(b"data")
+    data[i + 4: i + 8] = b"\xff\xff\xff\xff"
+    streamed = tmp_path / "streamed.wav"
+    streamed.write_bytes(bytes(data))
+    recwarn.clear()
+    assert len(load_audio(streamed, 16000)) == 16000 and not [w for w in recwarn if w.category is AudioWarning]
+
+
+def test_absurd_and_clipped_levels_warn(tmp_path, recwarn):
+    """Float samples scaled by 1e30 once gave empty text with no word of why."""
+    from asr.audio import AudioWarning, audio_blocks, check_level, read_input
+
+    x = (0.3 * np.sin(np.arange(16000) / 5)).astype(np.float32)
+    check_level(x, "quiet")
+    check_level(np.clip(3 * x, -0.5, 0.5), "limited below full scale")
+    assert not [w for w in recwarn if w.category is AudioWarning]
+    with pytest.warns(AudioWarning, match=r"loud: peak level 3e\+29 is far outside the nominal \[-1, 1\]"):
+        read_input(x * 1e30, 16000, 16000, "loud")
+    p = tmp_path / "loud.wav"
+    sf.write(p, x * 1e30, 16000, subtype="FLOAT")
+    with pytest.warns(AudioWarning, match=rf"{p}: peak level 3e\+29"):
+        read_input(str(p), None, 16000, "x")
+    with pytest.warns(AudioWarning, match=rf"{p}: peak level 3e\+29"):
+        list(audio_blocks(str(p), 16000, block_s=0.25))
+    with pytest.warns(AudioWarning, match=r"clipped: [0-9.]+% of the samples are at full scale \(clipped\)"):
+        check_level(np.clip(5 * x, -1, 1), "clipped")
+
+
+def test_an_array_without_its_rate_warns(recwarn):
+    """A 44.1 kHz array given without sample_rate was taken to be at the model's rate: ''."""
+    from asr.audio import AudioWarning, read_input
+
+    x = (0.3 * np.sin(np.arange(44100) / 5)).astype(np.float32)
+    with pytest.warns(AudioWarning, match=r"input 0: an array without sample_rate is taken to be at the model's "
+                                          r"rate, 16000 Hz: pass sample_rate="):
+        read_input(x, None, 16000, "input 0")
+    recwarn.clear()
+    assert read_input(x, 44100, 16000, "input 0")[0].size == 16000
+    assert not [w for w in recwarn if w.category is AudioWarning]

@@ -62,7 +62,7 @@ def test_benchmark_runs_and_writes_its_figures(models, tiny_corpus, tmp_path, ca
     figures = json.loads(out.read_text())
     res = figures["results"]
     assert {"pytorch eager offline", "onnxruntime offline", "streaming fp32, batch 1", "streaming int8, batch 3"} <= set(res)
-    assert res["streaming fp32, batch 1"]["wer"] == res["streaming fp32, batch 3"]["wer"]
+    assert res["streaming fp32, batch 1"]["wer_percent"] == res["streaming fp32, batch 3"]["wer_percent"]
     assert all(r["rtf"] > 0 for r in res.values())
     for row in figures["shares"].values():
         parts = [row[k] for k in benchmark.SHARES]

@@ -80,3 +80,54 @@ def test_decoding_options_reach_the_recognizer(source, models, wavs, arpa, tmp_p
         want = asr.load_model(path, options).transcribe(wavs["a"])
         assert (d["text"], d["words"]) == (want.text, [w.__dict__ for w in want.words]), flags
         assert want.text != greedy, flags  # these options change the text here, so dropping them shows
+
+
+def test_inputs_of_the_same_name_get_their_own_transcript_files(models, wavs, tmp_path):
+    """c1/x.wav, c2/x.wav and c2/x.flac once all wrote out/x.txt, the last one winning."""
+    import shutil
+
+    import soundfile as sf
+
+    path = models.get("gru-offline")[0]
+    inputs = [str(tmp_path / "c1" / "x.wav"), str(tmp_path / "c2" / "x.wav"), str(tmp_path / "c2" / "x.flac")]
+    for p, src in zip(inputs, (wavs["a"], wavs["b"], wavs["a"])):
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        if p.endswith(".flac"):
+            sf.write(p, sf.read(src)[0], sf.info(src).samplerate)
+        else:
+            shutil.copy(src, p)
+    out = tmp_path / "out"
+    proc = run_asr(["transcribe", "--model", path, "--output-format", "txt", "--output-dir", str(out), *inputs])
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    texts = dict(line.split("\t") for line in proc.stdout.decode().splitlines())
+    assert sorted(os.listdir(out)) == ["x-2.txt", "x-3.txt", "x.txt"]
+    for p, name in zip(inputs, ("x.txt", "x-2.txt", "x-3.txt")):
+        assert (out / name).read_text() == texts[p] + "\n"
+    assert f"note: {inputs[1]}: written to {out / 'x-2.txt'} (x is taken by {inputs[0]} in this run)" in err
+    assert f"{inputs[2]}: written to {out / 'x-3.txt'}" in err
+
+
+def test_a_file_cut_short_and_absurd_levels_are_warned_of(models, tmp_path):
+    """A WAV cut in half, and float samples scaled by 1e30, were transcribed with exit 0 and no
+    warning."""
+    import numpy as np
+    import soundfile as sf
+
+    from conftest import synth_utterance
+
+    path = models.get("gru-offline")[0]
+    x = synth_utterance("abc ca", np.random.default_rng(1))
+    whole, loud = tmp_path / "whole.wav", tmp_path / "loud.wav"
+    sf.write(whole, x, 8000, subtype="PCM_16")
+    sf.write(loud, x * 1e30, 8000, subtype="FLOAT")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    proc = run_asr(["transcribe", "--model", path, str(whole), str(cut), str(loud)])
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    lines = err.splitlines()
+    assert [x for x in lines if "cut short" in x] == [x for x in lines if x.startswith(f"warning: {cut}: the WAV header declares")]
+    assert len([x for x in lines if "cut short" in x]) == 1  # once, not once per reader
+    assert [x for x in lines if x.startswith(f"warning: {loud}: peak level")]
+    assert str(whole) not in err and len(proc.stdout.decode().splitlines()) == 3

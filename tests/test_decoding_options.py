@@ -150,17 +150,20 @@ def test_evaluate_with_lm_grid(tmp_path, models, arpa, capsys):
     assert "grid search" in out and out.count("\n  ") >= 4
     result = json.loads(out.strip().splitlines()[-1])
     assert result["decoder"] == "beam" and result["beam_size"] == 16 and result["alpha"] in (0.2, 0.8)
-    assert result["details"].endswith("decode_m_beam_lm.txt") and os.path.isfile(result["details"])
+    assert result["details"] is None  # no --out: no per-utterance file (none beside the model, unasked)
+    assert not [p for p in os.listdir(os.path.dirname(ckpt)) if p.startswith("decode_")]
     # the ONNX model through the runtime takes the same options (one setting, no grid)
     assert cli.main(["evaluate", "--model", path, "--manifest", str(manifest), "--lm", arpa,
                      "--alpha", str(result["alpha"]), "--beta", str(result["beta"])]) == 0
     onnx_result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert onnx_result["wer"] == pytest.approx(result["wer"]) and onnx_result["cer"] == pytest.approx(result["cer"])
+    assert onnx_result["wer_percent"] == pytest.approx(result["wer_percent"])
+    assert onnx_result["cer_percent"] == pytest.approx(result["cer_percent"])
     # one evaluation loop for both backends: the grid runs on the ONNX model too, with the same numbers
     assert cli.main(["evaluate", "--model", path, "--manifest", str(manifest), "--no-progress", "--lm", arpa,
                      "--alpha", "0.2,0.8", "--beta", "0,1"]) == 0
     grid_onnx = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (grid_onnx["wer"], grid_onnx["alpha"], grid_onnx["beta"]) == pytest.approx((result["wer"], result["alpha"], result["beta"]))
+    assert (grid_onnx["wer_percent"], grid_onnx["alpha"], grid_onnx["beta"]) == \
+        pytest.approx((result["wer_percent"], result["alpha"], result["beta"]))
     # a character LM, alone (grid over its weight) and beside the word LM
     from asr.decoding.lm import char_tokens
 
@@ -172,7 +175,7 @@ def test_evaluate_with_lm_grid(tmp_path, models, arpa, capsys):
     assert cli.main(["evaluate", "--model", path, "--manifest", str(manifest), "--lm", arpa, "--char-lm", chars,
                      "--char-alpha", "0.5"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["char_lm"] == chars and result["details"].endswith("_beam_lm_charlm.txt")
+    assert result["char_lm"] == chars and result["details"] is None
     assert cli.main(argv + ["--beam-size", "0", "--lm", arpa]) == 2  # an LM needs beam search
 
 

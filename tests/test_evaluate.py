@@ -101,3 +101,36 @@ def test_malformed_lines_alone_make_it_incomplete(models, manifest, tmp_path, ca
     assert cli.main(argv) == 3
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (result["malformed_lines"], result["unreadable_audio"], result["skipped"], result["complete"]) == (2, 0, 2, False)
+
+
+def test_nothing_is_written_unasked_and_rates_say_percent(models, manifest, tmp_path, capsys):
+    """`asr evaluate` once wrote decode_<manifest>.txt into the model's folder unasked, and said
+    "wer": 0.67 for 0.67%. An offset of 1e308 or a line of 100,000 '[' ended the run with a
+    traceback; they are malformed lines like the others."""
+    import os
+
+    path = models.get("gru-offline")[0]
+    lines = manifest.read_bytes().splitlines()
+    lines[3] = json.dumps({"audio_filepath": "0.wav", "duration": 1.0, "offset": 1e308, "text": "far"}).encode()
+    lines.insert(4, b"[" * 100_000)
+    manifest.write_bytes(b"\n".join(lines) + b"\n")
+    model_dir, data_dir = os.path.dirname(path), os.path.dirname(str(manifest))
+    before = set(os.listdir(model_dir)), set(os.listdir(data_dir))
+    argv = ["evaluate", "--model", path, "--manifest", str(manifest), "--no-progress", "--allow-skipped"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert (set(os.listdir(model_dir)), set(os.listdir(data_dir))) == before
+    assert "per-utterance results: not written (--out FILE writes them)" in out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["details"] is None and "wer" not in result and "cer" not in result
+    assert (result["malformed_lines"], result["manifest_entries"]) == (3, 8)
+    assert result["wer_percent"] >= 0 and result["cer_percent"] >= 0
+    table = dict(line.strip().rsplit(None, 1) for line in out.splitlines() if line.startswith("  WER %"))
+    assert table["WER %"] == f"{result['wer_percent']:.2f}"  # the table's "WER %" is the JSON's percent
+    details = tmp_path / "sub" / "utts.txt"
+    assert cli.main(argv + ["--out", str(details)]) == 0
+    out = capsys.readouterr().out
+    assert f"per-utterance results: {details}" in out and json.loads(out.strip().splitlines()[-1])["details"] == str(details)
+    text = details.read_text()
+    assert f"{manifest}:4\n  NOT SCORED (malformed line): field 'offset' must be a number of seconds" in text
+    assert f"{manifest}:5\n  NOT SCORED (malformed line): not valid JSON (nested too deeply)" in text

@@ -129,13 +129,13 @@ def test_evaluate_cli_with_onnx_model(tmp_path, capsys):
     assert cli.main(argv) == 3  # a WER over 3 of 4 entries is refused unless accepted
     captured = capsys.readouterr()
     assert "only 3 of 4 manifest entries were scored" in captured.err and "--allow-skipped" in captured.err
-    assert cli.main(argv + ["--allow-skipped"]) == 0
+    assert cli.main(argv + ["--allow-skipped", "--out", str(tmp_path / "utts.txt")]) == 0
     out = capsys.readouterr().out
     assert "onnxruntime, streaming graph, chunks of 4" in out
     result = json.loads(out.strip().splitlines()[-1])
     assert result["num_utts"] == 3 and result["skipped"] == 1 and result["chunk_size"] == 4
     assert (result["manifest_entries"], result["unreadable_audio"], result["complete"]) == (4, 1, False)
-    assert (tmp_path / "decode_m_u.txt").read_text().count("REF:") == 3
+    assert (tmp_path / "utts.txt").read_text().count("REF:") == 3 and not (tmp_path / "decode_m_u.txt").exists()
 
 
 @pytest.mark.parametrize("streaming", [False, True])

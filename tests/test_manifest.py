@@ -72,3 +72,29 @@ def test_only_malformed_lines_is_an_error(tmp_path):
     p.write_bytes(b"\xff\xfe\n{oops\n")
     with pytest.raises(ManifestError, match=r"m\.jsonl: no valid entries \(2 malformed line\(s\)\)"):
         read_manifest(p)
+
+
+def test_absurd_numbers_and_deep_nesting_are_malformed_lines(tmp_path):
+    """An offset of 1e308 (OverflowError later, in reading the audio) and a line of 100,000 '['
+    (RecursionError in the JSON decoder) once ended the whole run; each is one malformed line."""
+    p = tmp_path / "m.jsonl"
+    p.write_text("\n".join([
+        line("a.wav", "one"),
+        json.dumps({"audio_filepath": "b.wav", "duration": 1.0, "offset": 1e308, "text": "far"}),
+        "[" * 100_000,
+        json.dumps({"audio_filepath": "c.wav", "duration": 1e308, "text": "long"}),
+        '{"audio_filepath": "d.wav", "duration": 1, "text": "x", "n": ' + "1" * 5000 + "}",
+        '{"audio_filepath": "e.wav", "duration": 1, "offset": 1e400, "text": "inf"}',
+        line("f.wav", "two"),
+    ]) + "\n")
+    problems = []
+    assert [e.text for e in read_manifest(p, problems=problems)] == ["one", "two"]
+    assert [n for n, _ in problems] == [2, 3, 4, 5, 6]
+    assert "field 'offset' must be a number of seconds >= 0 (at most 1e+07), got 1e+308" in problems[0][1]
+    assert problems[1][1] == "not valid JSON (nested too deeply)"
+    assert "duration must be positive and at most 1e+07 s, got 1e+308" in problems[2][1]
+    assert "not valid JSON" in problems[3][1] and "offset" in problems[4][1]
+    q = tmp_path / "s.jsonl"
+    q.write_text(line("a.wav", "one") + "\n" + "[" * 100_000 + "\n")
+    with pytest.raises(ManifestError, match=r"s.jsonl:2: not valid JSON \(nested too deeply\)"):
+        read_manifest(q, strict=True)

@@ -6,12 +6,24 @@ from asr.metrics import error_stats
 def test_error_stats():
     st = error_stats(["one two three", "four"], ["one too three", "four five"])
     assert (st.substitutions, st.deletions, st.insertions, st.ref_words) == (1, 0, 1, 4)
-    assert st.wer == 50.0 and st.sentence_errors == 2
-    assert abs(st.cer - 100 * 6 / 17) < 1e-9
+    assert st.wer_percent == 50.0 and st.sentence_errors == 2
+    assert abs(st.cer_percent - 100 * 6 / 17) < 1e-9
     perfect = error_stats(["a b"], ["a b"])
-    assert perfect.wer == 0.0 and perfect.cer == 0.0
+    assert perfect.wer_percent == 0.0 and perfect.cer_percent == 0.0
     dele = error_stats(["a b c"], [""])
-    assert dele.deletions == 3 and dele.wer == 100.0
+    assert dele.deletions == 3 and dele.wer_percent == 100.0
+
+
+def test_rates_say_their_unit():
+    """JSON and Python said "wer": 0.67 for 0.67%, a name that reads as a fraction (67%)."""
+    import pytest
+
+    st = error_stats(["a b c"], ["a x c"])
+    d = st.to_dict()
+    assert d["wer_percent"] == pytest.approx(100 / 3, abs=1e-5) and "wer" not in d and "cer" not in d
+    assert d["cer_percent"] == st.cer_percent
+    with pytest.deprecated_call(match="wer_percent"):
+        assert st.wer == st.wer_percent  # the old name still reads, and says what to use
 
 
 def test_word_hits_follow_the_edit_alignment():

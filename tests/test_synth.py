@@ -27,7 +27,7 @@ args = sys.argv[1:]
 opt = {{args[i]: args[i + 1] for i in range(0, len(args) - 1, 2)}}
 text = open(opt["-f"]).read().strip()
 if "boom" in text:
-    sys.stderr.write("fake engine: cannot say boom\n"); sys.exit(3)
+    sys.stderr.write("\x1b[1;31mfake engine: cannot say boom\x1b[0m\n"); sys.exit(3)
 n = int(0.1 * len(text.replace(" ", "")) * 175 / float(opt["-s"]) * 22050)
 t = np.arange(n) / 22050
 sf.write(opt["-w"], (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 22050)
@@ -134,6 +134,8 @@ def test_read_texts_from_a_file_and_a_manifest(tmp_path):
     m = tmp_path / "m.jsonl"
     m.write_text(json.dumps({"audio_filepath": "a.wav", "duration": 1.0, "text": "ONE two"}) + "\n")
     assert read_texts(str(m), manifest=True) == ["one two"]
+    (tmp_path / "ansi.txt").write_text("\x1b[31mfour\x1b[0m\n")
+    assert read_texts(str(tmp_path / "ansi.txt")) == ["four"]  # once "31mfour 0m" in the manifest
     (tmp_path / "empty.txt").write_text("\n ,.\n")
     with pytest.raises(ValueError, match="no text to render"):
         read_texts(str(tmp_path / "empty.txt"))
@@ -179,6 +181,7 @@ def test_synthesize_resumes_keeps_failures_apart_and_refuses_other_settings(fake
         assert info.samplerate == 8000 and abs(info.frames / 8000 - e.duration) < 1e-3
     failed = [json.loads(line) for line in open(os.path.join(out, "failed.jsonl"))]
     assert [f["text"] for f in failed] == ["boom box"] * 2 and "cannot say boom" in failed[0]["error"]
+    assert "\x1b" not in failed[0]["error"] and "31m" not in failed[0]["error"]  # the engine's colours stripped
 
     # a file lost (or cut short by a crash) is rendered again; the rest is kept
     os.remove(entries[1].audio_filepath)

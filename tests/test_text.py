@@ -10,6 +10,8 @@ from asr.text import BLANK, CharTokenizer, normalize_text, tokenizer_from_dict
     ("'quoted'", "quoted"),
     ("seven", "seven"),
     ("", ""),
+    ("\x1b[31mfour\x1b[0m five", "four five"),  # terminal colours: once "31mfour 0m five"
+    ("\x1b]0;title\x07six\x07 \x9b1mseven\x00", "six seven"),  # a window title, C1 CSI, control characters
 ])
 def test_normalize(raw, norm):
     assert normalize_text(raw) == norm

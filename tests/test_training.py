@@ -181,11 +181,11 @@ def test_evaluate_cli_prints_table_and_json(trained, tiny_corpus, tmp_path, caps
     best_epoch = load_checkpoint(os.path.join(exp, "best.pt"))["progress"]["best_epoch"]
     logged = read_log(exp)[best_epoch - 1]
     assert result["num_utts"] == 12
-    assert result["wer"] == pytest.approx(train_result.best_dev_wer) == pytest.approx(float(logged["dev_wer"]), rel=1e-5)
-    assert result["cer"] == pytest.approx(float(logged["dev_cer"]), rel=1e-5)
-    assert 0 < result["cer"] < 60  # it has learned something, and errs somewhere
+    assert result["wer_percent"] == pytest.approx(train_result.best_dev_wer) == pytest.approx(float(logged["dev_wer"]), rel=1e-5)
+    assert result["cer_percent"] == pytest.approx(float(logged["dev_cer"]), rel=1e-5)
+    assert 0 < result["cer_percent"] < 60  # it has learned something, and errs somewhere
     table = dict(line.strip().rsplit(None, 1) for line in lines if line.startswith("  "))
-    assert (table["WER %"], table["CER %"]) == (f"{result['wer']:.2f}", f"{result['cer']:.2f}")
+    assert (table["WER %"], table["CER %"]) == (f"{result['wer_percent']:.2f}", f"{result['cer_percent']:.2f}")
     assert int(table["sentence errors"]) == result["sentence_errors"]
     details = out.read_text()
     assert details.count("REF:") == 12 and details.count("ERROR") == result["sentence_errors"]

@@ -78,3 +78,26 @@ def test_an_aborted_file_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
     with pytest.raises(ValueError, match="unknown output format"):
         get_writers("doc", str(tmp_path))
+
+
+def test_output_stems_never_share_a_name():
+    from asr.writers import output_stems
+
+    assert output_stems(["c1/x.wav", "c2/x.wav", "c2/x.flac", "y.wav"]) == ["x", "x-2", "x-3", "y"]
+    # an input's own name is kept even when a renamed one would have taken it
+    assert output_stems(["a/x.wav", "b/x.wav", "x-2.wav"]) == ["x", "x-3", "x-2"]
+    assert output_stems(["A.wav", "a.wav", "-", "stdin.wav"]) == ["A", "a-2", "stdin", "stdin-2"]  # case-blind
+    assert output_stems(["x.wav", "x.wav"]) == ["x", "x-2"]  # the same file twice (segments of one file)
+    stems = output_stems([f"d{i % 7}/{'x' if i % 2 else 'y'}.wav" for i in range(50)])
+    assert len({s.casefold() for s in stems}) == 50
+
+
+def test_one_file_per_input_when_names_collide(tmp_path):
+    from asr.writers import output_stems
+
+    inputs = ["c1/x.wav", "c2/x.wav", "c2/x.flac"]
+    (w,) = get_writers("txt", str(tmp_path))
+    for path, stem, text in zip(inputs, output_stems(inputs), ["one", "two", "three"]):
+        w.write(Result(path, text, [], [Utterance(text, 0.0, 1.0, [])], True, 1.0), path, stem)
+    assert sorted(os.listdir(tmp_path)) == ["x-2.txt", "x-3.txt", "x.txt"]
+    assert [(tmp_path / f).read_text() for f in ("x.txt", "x-2.txt", "x-3.txt")] == ["one\n", "two\n", "three\n"]

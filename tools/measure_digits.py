@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     rows = []
 
     def row(name: str, refs: list[str], hyps: dict[str, list[str]], n: int) -> None:
-        figures = {k: round(error_stats(refs, v).wer, 2) for k, v in hyps.items()}
+        figures = {k: round(error_stats(refs, v).wer_percent, 2) for k, v in hyps.items()}
         rows.append({"set": name, "items": n, **{f"wer_{k}": v for k, v in figures.items()}})
         print(f"{name:<28} {n:>5} items   " + "   ".join(f"{k} WER {v:6.2f}%" for k, v in figures.items()), flush=True)
 

@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     ref = " ".join(t["text"] for t in truth)
     long_stats = error_stats([ref], [" ".join(w["word"] for w in hyp_words)])
     report = {"recording": args.folder, "duration_s": duration, "utterances": len(truth), "model": args.model, "run": run,
-              "long_wer": round(long_stats.wer, 2), "long_errors": {"sub": long_stats.substitutions, "del": long_stats.deletions,
+              "long_wer_percent": round(long_stats.wer_percent, 2), "long_errors": {"sub": long_stats.substitutions, "del": long_stats.deletions,
                                                                     "ins": long_stats.insertions, "ref_words": long_stats.ref_words},
               "timing_transcribe": timing_errors(truth, hyp_words)}
     labels = word_hits(ref.split(), [w["word"] for w in hyp_words])
@@ -118,23 +118,23 @@ def main(argv=None) -> int:
         import soundfile as sf
 
         x, rate = sf.read(wav, dtype="float32")  # this check reads the whole file; the command above does not
-        report["context_wer"] = {}
+        report["context_wer_percent"] = {}
         for c in (float(v) for v in args.context.split(",")):
             hyps = [rec.transcribe(x[max(0, int((t["start"] - c) * rate)): int((t["end"] + c) * rate)], sample_rate=rate,
                                    long_form=False).text for t in truth]
-            report["context_wer"][str(c)] = round(error_stats([t["text"] for t in truth], hyps).wer, 2)
+            report["context_wer_percent"][str(c)] = round(error_stats([t["text"] for t in truth], hyps).wer_percent, 2)
     if args.one_by_one:
         texts = {}
         for t in truth:
             if t["source"] not in texts:
                 texts[t["source"]] = rec.transcribe(t["source"], long_form=False).text
         st = error_stats([t["text"] for t in truth], [texts[t["source"]] for t in truth])
-        report["one_by_one_wer"] = round(st.wer, 2)
+        report["one_by_one_wer_percent"] = round(st.wer_percent, 2)
         # the same files through the long-form path (the default detector, as a segment would
         # be): what the long recording's machinery alone changes, with the detector on both sides
         vad_texts = {src: rec.transcribe(src, long_form=True).text for src in texts}
         st = error_stats([t["text"] for t in truth], [vad_texts[t["source"]] for t in truth])
-        report["one_by_one_vad_wer"] = round(st.wer, 2)
+        report["one_by_one_vad_wer_percent"] = round(st.wer_percent, 2)
     if args.align:
         from asr.audio import load_audio
         from asr.vad import VadOptions

@@ -25,6 +25,25 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
+def _setup_warnings() -> None:
+    """Audio warnings (a file cut short, absurd levels, ...) as ``warning: <input>: <why>`` on
+    stderr, each once; other warnings as Python shows them."""
+    import warnings
+
+    from asr.audio import AudioWarning
+
+    show = warnings.showwarning
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, AudioWarning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show_warning
+    warnings.simplefilter("once", AudioWarning)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from asr import __version__
 
@@ -48,6 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return lm_main(argv[1:], prog="asr lm")
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    _setup_warnings()
     try:
         return args.func(args)
     except ModuleNotFoundError as exc:

@@ -9,7 +9,8 @@ Output (stdout): one line per word, ``path<TAB>start<TAB>end<TAB>word<TAB>confid
 ``duration``, ``words`` with ``start``, ``end``, ``confidence``). The words are placed within the
 speech that ``--vad`` hears, the first starting and the last ending where it does (``--vad
 none``: anywhere, by the model alone). ``--output-format`` also writes
-transcript files (srt, vtt, ...: :mod:`asr.writers`). An entry that cannot be aligned (unreadable
+transcript files (srt, vtt, ...: :mod:`asr.writers`), one per file or manifest entry (entries of
+the same name, such as segments of one file, get ``x``, ``x-2``, ...; noted on stderr). An entry that cannot be aligned (unreadable
 audio, a word the vocabulary cannot spell, audio too short for its text) is reported on stderr
 and the others are still aligned (exit status 1)."""
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import sys
 
-from asr.cli.options import add_model_args, model_path, positive
+from asr.cli.options import add_model_args, model_path, output_stems, positive
 
 __all__ = ["add_parser", "run"]
 
@@ -64,17 +65,20 @@ def run(args) -> int:
     else:
         jobs = [(e.audio_filepath, lambda e=e: load_audio(e.audio_filepath, rec.sample_rate, *segment_of(e)), e.text)
                 for e in read_manifest(args.manifest)]
+    stems = output_stems([name for name, _, _ in jobs], writers)
     failures = 0
-    for name, audio, text in jobs:
+    for (name, audio, text), stem in zip(jobs, stems):
         try:
-            result = rec.align(audio(), text, vad=None if args.vad == "none" else VadOptions(method=args.vad))
+            samples = audio()
+            result = rec.align(samples, text, None if isinstance(samples, str) else rec.sample_rate,
+                               vad=None if args.vad == "none" else VadOptions(method=args.vad))
         except (AudioError, ValueError) as exc:
             print(f"error: {exc}" if name in str(exc) else f"error: {name}: {exc}", file=sys.stderr, flush=True)
             failures += 1
             continue
         result.name = name
         for w in writers:
-            w.write(result, name)
+            w.write(result, name, stem)
         if args.format == "json":
             print(json.dumps({"path": name, "text": result.text, "duration": result.duration,
                               "words": [w.__dict__ for w in result.words]}), flush=True)

@@ -1,5 +1,9 @@
 """``asr evaluate``: WER/CER of a checkpoint or an exported model on a manifest (the library
-function :func:`asr.evaluate.evaluate`; torch-free for ONNX models)."""
+function :func:`asr.evaluate.evaluate`; torch-free for ONNX models).
+
+Prints a table and one JSON line (rates in percent: ``wer_percent``, ``cer_percent``). The
+per-utterance results (reference, hypothesis, and the entries not scored) are written only to
+``--out FILE``; nothing is written beside the model or the manifest unasked."""
 
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ def add_parser(sub) -> None:
                         f"with status {EXIT_INCOMPLETE}, since a WER over a subset is not the manifest's WER.")
     add_model_args(sp)
     sp.add_argument("--manifest", required=True)
-    sp.add_argument("--out", help="per-utterance results file (default: decode_<manifest>.txt beside the model)")
+    sp.add_argument("--out", help="write the per-utterance results (REF/HYP, entries not scored) to this file "
+                                  "(default: none written)")
     sp.add_argument("--chunk-size", type=int, help="checkpoints: decode in chunks of N model frames (0: full context; default: the model's)")
     sp.add_argument("--right-context", type=int, help="checkpoints: right context in model frames for chunked decoding (default: the model's)")
     sp.add_argument("--threads", type=int, default=1)
@@ -32,16 +37,16 @@ def add_parser(sub) -> None:
     sp.set_defaults(func=run)
 
 
-def _out_path(args, source: str, best) -> str:
-    if args.out:
-        return args.out
-    stem = os.path.splitext(os.path.basename(args.manifest))[0]
-    if args.model:
-        stem += "_" + os.path.splitext(os.path.basename(args.model))[0]
-    o = best.options
-    if not o.greedy:
-        stem += "_beam" + ("_lm" if o.lm else "") + ("_charlm" if o.char_lm else "")
-    return os.path.join(os.path.dirname(os.path.abspath(source)), f"decode_{stem}.txt")
+def _write_details(path: str, report, manifest: str) -> None:
+    best = report.best
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for p, r, h in zip(report.names, report.refs, best.hyps):
+            f.write(f"{p}\n  REF: {r}\n  HYP: {h}\n  {'ok' if r.split() == h.split() else 'ERROR'}\n")
+        for p, reason in report.skipped:
+            f.write(f"{p}\n  NOT SCORED: {reason}\n")
+        for line, reason in report.malformed:
+            f.write(f"{manifest}:{line}\n  NOT SCORED (malformed line): {reason}\n")
 
 
 def run(args) -> int:
@@ -60,17 +65,12 @@ def run(args) -> int:
         for r in report.runs:
             o = r.options
             print(f"  {o.alpha if o.lm else 0:>6g}" + (f" {o.char_alpha:>6g}" if chars else "")
-                  + f" {o.beta:>6g} {r.stats.wer:>7.2f} {r.stats.cer:>7.2f}")
+                  + f" {o.beta:>6g} {r.stats.wer_percent:>7.2f} {r.stats.cer_percent:>7.2f}")
     best = report.best
     st = best.stats
-    out = _out_path(args, source, best)
-    with open(out, "w", encoding="utf-8") as f:
-        for p, r, h in zip(report.names, report.refs, best.hyps):
-            f.write(f"{p}\n  REF: {r}\n  HYP: {h}\n  {'ok' if r.split() == h.split() else 'ERROR'}\n")
-        for p, reason in report.skipped:
-            f.write(f"{p}\n  NOT SCORED: {reason}\n")
-        for line, reason in report.malformed:
-            f.write(f"{args.manifest}:{line}\n  NOT SCORED (malformed line): {reason}\n")
+    out = args.out
+    if out:
+        _write_details(out, report, args.manifest)
     rows = [
         ("manifest entries", f"{report.total}"),
         ("scored", f"{len(report.names)}"),
@@ -81,20 +81,21 @@ def run(args) -> int:
         ("deletions", f"{st.deletions}"),
         ("insertions", f"{st.insertions}"),
         ("sentence errors", f"{st.sentence_errors}"),
-        ("WER %", f"{st.wer:.2f}"),
-        ("CER %", f"{st.cer:.2f}"),
+        ("WER %", f"{st.wer_percent:.2f}"),
+        ("CER %", f"{st.cer_percent:.2f}"),
     ]
     width = max(len(k) for k, _ in rows)
     print(f"evaluation of {source} on {args.manifest} ({report.description}; {best.options.label()})")
     for k, v in rows:
         print(f"  {k:<{width}}  {v:>8}")
-    print(f"  per-utterance results: {out}")
+    print(f"  per-utterance results: {out}" if out else "  per-utterance results: not written (--out FILE writes them)")
     result = report.to_dict()
     result["details"] = out
     print(json.dumps(result))
     if not report.complete:
         print(f"warning: only {len(report.names)} of {report.total} manifest entries were scored "
-              f"({len(report.skipped)} unreadable, {len(report.malformed)} malformed; listed in {out}): "
+              f"({len(report.skipped)} unreadable, {len(report.malformed)} malformed; "
+              + (f"listed in {out}" if out else "named in the log; --out FILE lists them") + "): "
               "this WER is not the manifest's" + ("" if args.allow_skipped else "; --allow-skipped accepts it"),
               file=sys.stderr)
         return 0 if args.allow_skipped else EXIT_INCOMPLETE

@@ -10,7 +10,7 @@ from typing import Optional
 from asr.decoding.beam_search import BeamSearchOptions
 from asr.decoding.options import DecodingOptions
 
-__all__ = ["add_decoding_args", "decoding_options", "positive", "add_model_args", "model_path", "BUILTIN_HELP"]
+__all__ = ["add_decoding_args", "decoding_options", "positive", "add_model_args", "model_path", "output_stems", "BUILTIN_HELP"]
 
 
 def positive(kind):
@@ -100,3 +100,25 @@ def model_path(args, streaming: bool = False) -> str:
     if getattr(args, "checkpoint", None):
         return args.checkpoint
     return args.model or builtin_model(streaming)
+
+
+def output_stems(inputs: list[str], writers: list) -> list[str]:
+    """The transcript-file names of ``inputs`` (:func:`asr.writers.output_stems`: distinct, so
+    that no input's file replaces another's), with a note on stderr for each input whose files
+    got another name than its own, saying where they go."""
+    import sys
+
+    from asr.writers import input_stem
+    from asr.writers import output_stems as stems_of
+
+    stems = stems_of(inputs)
+    if writers:
+        first: dict[str, str] = {}
+        for path, stem in zip(inputs, stems):
+            own = input_stem(path)
+            first.setdefault(own.casefold(), path)
+            if stem != own:
+                files = ", ".join(w.output_path(path, stem) for w in writers)
+                print(f"note: {path}: written to {files} ({own} is taken by {first[own.casefold()]} in this run)",
+                      file=sys.stderr, flush=True)
+    return stems

@@ -5,7 +5,9 @@ Files longer than :data:`asr.longform.LONG_FORM_MIN_S` seconds (``--long-form al
 file) are read in blocks, cut into speech segments by voice activity detection (``--vad``) and
 decoded batch by batch in bounded memory (:mod:`asr.longform`), with a progress bar on a
 terminal. ``--output-format`` writes transcript files (txt, json, srt, vtt, tsv or all) into
-``--output-dir`` as the utterances are decoded (:mod:`asr.writers`)."""
+``--output-dir`` as the utterances are decoded (:mod:`asr.writers`); inputs of the same name
+(``a/x.wav b/x.wav``) get distinct files (``x.txt``, ``x-2.txt``), each renamed one noted on
+stderr."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import json
 import os
 import sys
 
-from asr.cli.options import add_decoding_args, add_model_args, decoding_options, model_path, positive
+from asr.cli.options import add_decoding_args, add_model_args, decoding_options, model_path, output_stems, positive
 
 __all__ = ["add_parser", "run"]
 
@@ -60,13 +62,24 @@ def _progress(path: str, duration: float, disable: bool):
 def _utterances(rec, path: str, args, lf_options):
     """(utterances: an iterator, duration, close()) for one file: the long-form path for long
     files, else the whole file in one call."""
+    import warnings
+
+    import numpy as np
+
     from asr import longform
+    from asr.audio import AudioWarning
 
     long = args.long_form == "always"
     blocks = None
-    if args.long_form == "auto" and path != "-":
+    if args.long_form == "auto":  # standard input too: read once, into a temporary file, not into memory
         blocks = longform.audio_blocks(path, rec.sample_rate, lf_options.block_s)
         long = blocks.duration > longform.LONG_FORM_MIN_S
+    if not long and path == "-" and blocks is not None:  # short: its samples, from the copy already read
+        samples = np.concatenate(list(blocks))  # warned of levels as "<stdin>" while read
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AudioWarning)
+            result = rec.transcribe(samples, rec.sample_rate, long_form=False)
+        return iter(result.utterances), result.duration, lambda: None
     if not long:
         result = rec.transcribe(path, long_form=False if args.long_form == "never" else None, options=lf_options)
         return iter(result.utterances), result.duration, lambda: None
@@ -96,12 +109,13 @@ def run(args) -> int:
     writers = get_writers(args.output_format, args.output_dir, SubtitleOptions(args.max_line_chars, args.max_line_duration)) \
         if args.output_format else []
     rec = asr.load_model(model_path(args), options, num_threads=args.threads)
+    stems = output_stems(args.files, writers)
     failures = 0
-    for path in args.files:
+    for path, stem in zip(args.files, stems):
         sinks, close = [], (lambda: None)
         try:
             utts, duration, close = _utterances(rec, path, args, lf_options)
-            sinks = [w.open(path) for w in writers]
+            sinks = [w.open(path, stem) for w in writers]
             kept, texts = [], []
             for utt in utts:
                 if not utt.text:

@@ -400,12 +400,12 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
             if dev_ds is not None and len(dev_ds):
                 refs, hyps, dev_loss = decode_dataset(model, dev_ds, tokenizer, device=device)
                 st = error_stats(refs, hyps)
-                row.update(dev_loss=dev_loss if dev_loss is not None else "", dev_wer=st.wer, dev_cer=st.cer)
-                key = (st.wer, st.cer) if tc.best_metric == "wer" else (st.cer, st.wer)
+                row.update(dev_loss=dev_loss if dev_loss is not None else "", dev_wer=st.wer_percent, dev_cer=st.cer_percent)
+                key = (st.wer_percent, st.cer_percent) if tc.best_metric == "wer" else (st.cer_percent, st.wer_percent)
                 best = prog.get("best_key")
                 improved = best is None or key < tuple(best)
                 if improved:
-                    prog.update(best_key=list(key), best_wer=st.wer, best_epoch=epoch + 1)
+                    prog.update(best_key=list(key), best_wer=st.wer_percent, best_epoch=epoch + 1)
             if csv_log is not None:
                 csv_log.write(row)
             if monitor is not None:

@@ -29,6 +29,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from asr.audio import MAX_SAMPLE_RATE
 from asr.decoding.result import Utterance
 
 __all__ = ["ProtocolError", "StreamConfig", "parse_config", "parse_text", "parse_audio", "partial_reply",
@@ -82,7 +83,7 @@ def _phrases(value) -> tuple:
     return tuple(p for p in value if p.strip() and p.strip().lower() != VOSK_UNK)
 
 
-def parse_config(body, defaults: StreamConfig, max_rate: int = 384_000) -> StreamConfig:
+def parse_config(body, defaults: StreamConfig, max_rate: int = MAX_SAMPLE_RATE) -> StreamConfig:
     """The object under ``"config"`` -> a :class:`StreamConfig` (unknown keys are refused, so a
     typo is not silently ignored)."""
     if not isinstance(body, dict):

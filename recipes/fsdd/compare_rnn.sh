@@ -42,7 +42,7 @@ if run_stage 2; then
     set -- $spec
     echo "== stage 2: ${exp}_$1/stream.onnx on the test split, torch-free runtime"
     "${ASR[@]}" evaluate --model "${exp}_$1/stream.onnx" --manifest "$data/test.jsonl" --no-progress \
-      | tee "${exp}_$1/test_result_onnx.txt"
+      --out "${exp}_$1/test_result_onnx.utterances.txt" | tee "${exp}_$1/test_result_onnx.txt"
   done
 fi
 
@@ -91,7 +91,9 @@ for kind in ("rnn", "gru", "lstm"):
     m = re.search(r"model: \w+, ([\d.]+)M parameters", open(f"{d}/train.log").read())
     test = json.loads(open(f"{d}/test_result.txt").read().strip().splitlines()[-1])
     onnx_txt = f"{d}/test_result_onnx.txt"
-    onnx = f"{json.loads(open(onnx_txt).read().strip().splitlines()[-1])['wer']:.2f}" if os.path.isfile(onnx_txt) else "n/a"
+    last = lambda path: json.loads(open(path).read().strip().splitlines()[-1])
+    wer_of = lambda r: r.get("wer_percent", r.get("wer"))  # older results: "wer", also in percent
+    onnx = f"{wer_of(last(onnx_txt)):.2f}" if os.path.isfile(onnx_txt) else "n/a"
     wers = [float(r["dev_wer"]) for r in log]
     best = min(range(len(wers)), key=lambda i: wers[i])
     first = [r for r in steps if int(r["epoch"]) == 1]
@@ -106,7 +108,7 @@ for kind in ("rnn", "gru", "lstm"):
         return "n/a" if v is None else f"{v:.0e}" if v < 0.01 else f"{v:.2f}"
     rch = "; ".join(f"{r(l, '0.5')} / {r(l, '1')}" for l in (layers[:1] + layers[-1:])) if layers else "n/a"
     print(f"| {name} | {hidden[kind]} | {m.group(1) if m else '?'}M "
-          f"| {wers[best]:.2f} ({best + 1}) | {min(wers[-5:]):.2f}-{max(wers[-5:]):.2f} | {test['wer']:.2f} / {onnx} "
+          f"| {wers[best]:.2f} ({best + 1}) | {min(wers[-5:]):.2f}-{max(wers[-5:]):.2f} | {wer_of(test):.2f} / {onnx} "
           f"| {norms[len(norms) // 2]:.2f} / {norms[-1]:.1f} | {clip(first)} / {clip(later)} | {rch} |")
 PY
 fi

@@ -108,7 +108,8 @@ if [ -f "$exp/test_result.txt" ]; then
   python - "$exp/test_result.txt" <<'PY'
 import json, sys
 r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-print(f"test WER {r['wer']:.2f}% (CER {r['cer']:.2f}%) on {r['num_utts']} utterances")
+wer, cer = r.get("wer_percent", r.get("wer")), r.get("cer_percent", r.get("cer"))  # older files: wer, cer
+print(f"test WER {wer:.2f}% (CER {cer:.2f}%) on {r['num_utts']} utterances")
 PY
 fi
 echo "model: $exp/best.pt   (try: asr transcribe --checkpoint $exp/best.pt FILE.wav)"

@@ -60,7 +60,7 @@ one_run() {
     OMP_NUM_THREADS=1 asr_train "$dir" --config "$conf" --no-progress \
       data.train="$data/$s/train.jsonl" data.dev="$data/$s/dev.jsonl" ${extra[@]+"${extra[@]}"}
     asr_evaluate "$dir/best.pt" "$data/$s/test.jsonl" "$dir/test_result.txt"
-  } > "$dir/run.log" 2>&1 && echo "   $s/$v: $(tail -n 1 "$dir/test_result.txt" | "$PY" -c 'import json,sys; print("test WER %.2f%%" % json.load(sys.stdin)["wer"])')" \
+  } > "$dir/run.log" 2>&1 && echo "   $s/$v: test WER $(result_wer "$dir/test_result.txt")%" \
     || { echo "   $s/$v FAILED: see $dir/run.log"; return 1; }
 }
 
@@ -91,7 +91,8 @@ def wer(s, v):
     if not os.path.isfile(p):
         return None
     with open(p) as f:
-        return json.loads(f.read().strip().splitlines()[-1])["wer"]
+        r = json.loads(f.read().strip().splitlines()[-1])
+        return r.get("wer_percent", r.get("wer"))  # older results: "wer", also in percent
 print("| held-out speaker | " + " | ".join(f"{v}: test WER %" for v in variants) + " |")
 print("| --- |" + " --- |" * len(variants))
 cols = {v: [] for v in variants}

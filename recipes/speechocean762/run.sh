@@ -80,12 +80,12 @@ fi
 if run_stage 4; then
   t=$SECONDS; echo "== stage 4: evaluate $exp/$checkpoint on $data/dev.jsonl"
   ev=("${ASR[@]}" evaluate --checkpoint "$exp/$checkpoint" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
-  "${ev[@]}" | tee "$exp/dev_greedy.txt"
-  "${ev[@]}" --beam-size 16 | tee "$exp/dev_beam.txt"
-  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 1.1,1.4,1.7,2.0 --beta 3,4,5,6 | tee "$exp/dev_beam_lm.txt"
-  "${ev[@]}" --beam-size 16 --char-lm "$exp/chars.arpa" --char-alpha 0.6,0.9,1.2 --beta 0,1,2 | tee "$exp/dev_beam_charlm.txt"
+  "${ev[@]}" --out "$exp/dev_greedy.utterances.txt" | tee "$exp/dev_greedy.txt"
+  "${ev[@]}" --beam-size 16 --out "$exp/dev_beam.utterances.txt" | tee "$exp/dev_beam.txt"
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 1.1,1.4,1.7,2.0 --beta 3,4,5,6 --out "$exp/dev_beam_lm.utterances.txt" | tee "$exp/dev_beam_lm.txt"
+  "${ev[@]}" --beam-size 16 --char-lm "$exp/chars.arpa" --char-alpha 0.6,0.9,1.2 --beta 0,1,2 --out "$exp/dev_beam_charlm.utterances.txt" | tee "$exp/dev_beam_charlm.txt"
   "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.6,0.9,1.2 --char-lm "$exp/chars.arpa" --char-alpha 0.5,0.8 \
-    --beta 1,2.5,4 | tee "$exp/dev_beam_lm_charlm.txt"
+    --beta 1,2.5,4 --out "$exp/dev_beam_lm_charlm.utterances.txt" | tee "$exp/dev_beam_lm_charlm.txt"
   stage_time 4 $t
 fi
 
@@ -97,7 +97,7 @@ if run_stage 5; then
   get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$best" "$1"; }
   "${ASR[@]}" evaluate --model "$exp/model.onnx" --manifest "$data/dev.jsonl" --beam-size 16 \
     --lm "$exp/lm.arpa" --alpha "$(get alpha)" --char-lm "$exp/chars.arpa" --char-alpha "$(get char_alpha)" \
-    --beta "$(get beta)" | tee "$exp/dev_onnx_beam_lm_charlm.txt"
+    --beta "$(get beta)" --out "$exp/dev_onnx_beam_lm_charlm.utterances.txt" | tee "$exp/dev_onnx_beam_lm_charlm.txt"
   stage_time 5 $t
 fi
 if run_stage 6; then
@@ -110,9 +110,9 @@ fi
 if run_stage 7; then
   t=$SECONDS; echo "== stage 7: evaluate $lc_exp/last.pt on $data/dev.jsonl in its chunks (C = 16, R = 4)"
   ev=("${ASR[@]}" evaluate --checkpoint "$lc_exp/last.pt" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
-  "${ev[@]}" | tee "$lc_exp/dev_greedy.txt"
+  "${ev[@]}" --out "$lc_exp/dev_greedy.utterances.txt" | tee "$lc_exp/dev_greedy.txt"
   "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.6,0.9,1.2 --char-lm "$exp/chars.arpa" --char-alpha 0.5,0.8 \
-    --beta 1,2.5,4 | tee "$lc_exp/dev_beam_lm_charlm.txt"
+    --beta 1,2.5,4 --out "$lc_exp/dev_beam_lm_charlm.utterances.txt" | tee "$lc_exp/dev_beam_lm_charlm.txt"
   stage_time 7 $t
 fi
 
@@ -123,9 +123,9 @@ if run_stage 8; then
   best=$(tail -n 1 "$lc_exp/dev_beam_lm_charlm.txt")
   get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$best" "$1"; }
   ev=("${ASR[@]}" evaluate --model "$lc_exp/stream.onnx" --manifest "$data/dev.jsonl" --no-progress)
-  "${ev[@]}" | tee "$lc_exp/dev_stream_greedy.txt"
+  "${ev[@]}" --out "$lc_exp/dev_stream_greedy.utterances.txt" | tee "$lc_exp/dev_stream_greedy.txt"
   "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha "$(get alpha)" --char-lm "$exp/chars.arpa" \
-    --char-alpha "$(get char_alpha)" --beta "$(get beta)" | tee "$lc_exp/dev_stream_beam_lm_charlm.txt"
+    --char-alpha "$(get char_alpha)" --beta "$(get beta)" --out "$lc_exp/dev_stream_beam_lm_charlm.utterances.txt" | tee "$lc_exp/dev_stream_beam_lm_charlm.txt"
   stage_time 8 $t
 fi
 echo "== done in $(( SECONDS - t_start )) s; model: $exp/model.onnx, streaming model: $lc_exp/stream.onnx, LMs: $exp/lm.arpa, $exp/chars.arpa"
