@@ -57,7 +57,9 @@ class TrainConfig:
     keep_epochs: int = 5  # keep epoch-N.pt snapshots of the last this many epochs (for `asr average`; 0: none)
     best_metric: str = "wer"  # dev metric that picks best.pt ("wer" or "cer"; the other breaks ties)
     # Latency-controlled models (model.chunk_size > 0): chunk size per batch drawn from this
-    # list (model frames), so the model learns to serve at any of them. None: model.chunk_size.
+    # list (model frames), so the model learns to serve at any of them; 0 is full context
+    # (WeNet's dynamic chunk training mixes full-context batches in: connected speech is learnt
+    # many times faster with them). None: model.chunk_size.
     chunk_sizes: Optional[list[int]] = None
     speed_perturb: list[float] = field(default_factory=lambda: [1.0])  # e.g. [0.9, 1.0, 1.1]
     specaugment: Optional[SpecAugmentConfig] = field(default_factory=SpecAugmentConfig)
@@ -164,8 +166,9 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
          "in [0, train.epochs) (some epochs must see the synthetic speech)")
     need("speed_perturb", len(t.speed_perturb) > 0 and all(s > 0 for s in t.speed_perturb),
          "a non-empty list of positive speed factors")
-    need("chunk_sizes", t.chunk_sizes is None or all(c > 0 for c in t.chunk_sizes),
-         "null or a list of positive chunk sizes (model frames)")
+    need("chunk_sizes", t.chunk_sizes is None or (len(t.chunk_sizes) > 0 and all(c >= 0 for c in t.chunk_sizes)
+                                                   and any(c > 0 for c in t.chunk_sizes)),
+         "null or a list of chunk sizes (model frames; 0: full context), at least one of them positive")
     need("gain_db", t.gain_db is None or (len(t.gain_db) == 2 and -60 <= t.gain_db[0] <= t.gain_db[1] <= 30),
          "null or [low, high] in dB with -60 <= low <= high <= 30")
     need("noise_snr", t.noise_snr is None or (len(t.noise_snr) == 2 and -10 <= t.noise_snr[0] <= t.noise_snr[1] <= 60),
