@@ -5,6 +5,7 @@ well-behaved ones keep their transcripts. Tiny random models, loopback only, sho
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -537,3 +538,36 @@ def test_a_stream_that_fails_in_decoding_fails_alone_and_health_tells(lc_model, 
     assert degraded_code == 503 and degraded["status"] == "degraded" and degraded["failed_streams"] == 2
     assert up.error is None and up.final
     assert recovered_code == 200 and recovered["status"] == "recovered"
+
+
+def test_newcomers_are_refused_while_decoding_is_saturated(lc_model, audio):
+    """Issue 30 #12: admission by measured decoding load, not only a stream count. With the
+    decoding thread held busy (a saturated server), a new stream is refused with Vosk's "try
+    again later" (1013) and the measured load in the reason; once it is free, admitted."""
+    samples, rate = sf.read(audio["long"], dtype="int16")
+    with ServerThread(lc_model, ServerConfig(max_load=0.8)) as srv:
+        gate = threading.Event()
+        try:
+            async def scenario():
+                async with aiohttp.ClientSession() as s:
+                    ws = await s.ws_connect(srv.url)
+                    await ws.send_bytes(samples[:800].tobytes())
+                    await ws.receive(timeout=10)  # decoded: the loop works
+                    srv.server.loops[0]._pool.submit(gate.wait)  # now its thread is taken
+                    await ws.send_bytes(samples[800:1600].tobytes())  # a step waits for it
+                    await asyncio.sleep(2.5)  # more than Admission.min_measured_s of history
+                    refused = await _raw(srv.url, [])
+                    gate.set()
+                    await ws.receive(timeout=10)
+                    await ws.close()
+                    return refused
+            replies, code = run(scenario())
+        finally:
+            gate.set()
+        _until(lambda: srv.live == 0)
+        again = run(stream_file(srv.url, audio["short"]))
+        m = srv.metrics()
+    assert code == 1013 and re.fullmatch(r"server busy: decoding the live streams \(1\) takes \d+% of its time, one more "
+                                         r"would take \d+% \(limit 80%, --max-load\); try again later", replies[0]["error"])
+    assert m["refused_busy"] == 1
+    assert again.error is None and again.final

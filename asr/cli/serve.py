@@ -34,6 +34,13 @@ def _rate(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = positive(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text}")
+    return value
+
+
 def add_parser(sub) -> None:
     from asr.runtime.endpoint import EndpointConfig  # light: no onnxruntime session yet
 
@@ -51,6 +58,9 @@ def add_parser(sub) -> None:
     lim.add_argument("--idle-timeout", type=positive(float), default=30.0, help="close a connection silent this long, seconds (default 30)")
     lim.add_argument("--max-backlog-s", type=positive(float), default=2.0,
                      help="undecoded audio per stream (beyond the model's window) before its socket is no longer read (default 2 s)")
+    lim.add_argument("--max-load", type=_fraction, default=0.8,
+                     help="admit a stream only while the measured decoding load with it stays at most this fraction "
+                          "of the decoding threads' time; refused ones get 1013, try again later (default 0.8)")
     lim.add_argument("--sample-rate", type=_rate, help="rate of streams that send no config, 8000..384000 Hz (default: the model's)")
     b = sp.add_argument_group("batching")
     b.add_argument("--max-batch-size", type=positive(int), default=256, help="streams per model call (default 256)")
@@ -90,7 +100,8 @@ def run(args) -> int:
     rec = OnlineRecognizer(model, endpoint=EndpointConfig(args.rule1, args.rule2, args.rule3), decoding=options)
     cfg = ServerConfig(max_streams=args.max_streams, max_message_bytes=args.max_message_bytes, max_session_s=args.max_session_s,
                        idle_timeout_s=args.idle_timeout, max_backlog_s=args.max_backlog_s, sample_rate=args.sample_rate,
-                       max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms, decode_threads=args.decode_threads)
+                       max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms, decode_threads=args.decode_threads,
+                       max_load=args.max_load)
     context = tls_context(args.certfile, args.keyfile)
     logging.getLogger("asr.server").info("model %s: %s, %d Hz, chunks of %.2f s + %.2f s look-ahead; decoding %s",
                                          args.model, "streaming", rec.info.sample_rate,

@@ -24,6 +24,7 @@ from typing import Optional
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from asr.runtime.online import OnlineRecognizer
+from asr.server.admission import Admission, LoadSample
 from asr.server.loop import DecodeLoop, LoopStats, Session
 from asr.server.protocol import (MAX_RATE, MIN_RATE, ProtocolError, StreamConfig, error_reply, parse_audio, parse_config,
                                  parse_text)
@@ -44,6 +45,7 @@ CLOSE_TRY_LATER = WSCloseCode.TRY_AGAIN_LATER  # 1013: server full
 
 POLL_S = 0.2  # how often a connection that is not being read checks that its client is still there
 CLOSE_TIMEOUT_S = 2.0  # how long closing waits for the client's close frame, or for a reply to go out
+ADMISSION_WINDOW_S = 5.0  # the decoding load a new stream is admitted by is measured over this many seconds
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class ServerConfig:
     max_wait_ms: float = 20.0  # after new input, wait this long for more streams before a step
     decode_threads: int = 1  # decoding loops, each with its own worker thread and share of the streams
     recovery_s: float = 60.0  # /health says "recovered" this long after a decoding failure, then "ok"
+    max_load: float = 0.8  # admit a stream only while the decoding loops would stay this busy at most (asr.server.admission)
 
     def __post_init__(self):
         bad = [f"{k}={v!r}" for k, v in self.__dict__.items()
@@ -67,6 +70,8 @@ class ServerConfig:
             bad.append(f"sample_rate={self.sample_rate!r}")
         if not (isinstance(self.max_wait_ms, (int, float)) and self.max_wait_ms >= 0):
             bad.append(f"max_wait_ms={self.max_wait_ms!r}")
+        if not (isinstance(self.max_load, (int, float)) and 0 < self.max_load <= 1):
+            bad.append(f"max_load={self.max_load!r} (a fraction in (0, 1])")
         if bad:
             raise ValueError(f"invalid ServerConfig: {', '.join(bad)} (limits must be positive)")
 
@@ -85,9 +90,10 @@ class Server:
                              f"{self.rate_range[0]}..{self.rate_range[1]} Hz")
         self.window_s = info.window_frames * info.frontend.hop_length / info.sample_rate
         self.loops: list[DecodeLoop] = []
+        self.admission = Admission(max_load=config.max_load)
         self.live = 0
         self.connections: set = set()  # the live Connection objects
-        self.counts = {"connections": 0, "refused": 0, "finished": 0, "errors": 0, "idle_timeouts": 0,
+        self.counts = {"connections": 0, "refused": 0, "refused_busy": 0, "finished": 0, "errors": 0, "idle_timeouts": 0,
                        "session_limits": 0, "disconnects": 0, "messages": 0, "audio_s": 0.0}
         self.started = time.monotonic()
 
@@ -106,6 +112,15 @@ class Server:
     async def stop(self, app) -> None:
         for loop in self.loops:
             await loop.stop()
+
+    def load_sample(self) -> LoadSample:
+        """The decoding loops' measured load (for :class:`Admission`)."""
+        now = time.monotonic()
+        busy, span = 0.0, ADMISSION_WINDOW_S
+        for loop in self.loops:
+            b, s = loop.stats.busy(ADMISSION_WINDOW_S, now)
+            busy, span = busy + b, min(span, s)
+        return LoadSample(busy_s=busy, window_s=span, live=self.live, loops=max(1, len(self.loops)))
 
     def pick_loop(self) -> DecodeLoop:
         """The loop that decodes a new stream: the one with the fewest streams."""
@@ -177,6 +192,16 @@ class Server:
             reason = f"server full: {cfg.max_streams} streams are live (--max-streams); try again later"
             await ws.send_str(error_reply(reason))
             await ws.close(code=CLOSE_TRY_LATER, message=b"server full")
+            return ws
+        sample = self.load_sample()
+        if not self.admission.admits(sample):
+            self.counts["refused"] += 1
+            self.counts["refused_busy"] += 1
+            reason = (f"server busy: decoding the live streams ({self.live}) takes {sample.load:.0%} of its time, one more "
+                      f"would take {self.admission.predicted_load(sample):.0%} (limit {cfg.max_load:.0%}, --max-load); "
+                      "try again later")
+            await ws.send_str(error_reply(reason))
+            await ws.close(code=CLOSE_TRY_LATER, message=b"server busy")
             return ws
         self.live += 1
         conn = Connection(self, ws, request)

@@ -150,6 +150,19 @@ class LoopStats:
     audio_s: float = 0.0  # audio fed
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))  # (t, step_s, batch, audio_s)
     delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))  # (t, message arrival -> reply made, s)
+    started: float = field(default_factory=time.monotonic)
+    step_started: Optional[float] = None  # the step in progress, if any
+
+    def busy(self, window_s: float, now: Optional[float] = None) -> tuple[float, float]:
+        """(seconds spent in steps, seconds observed) over the last ``window_s`` seconds, the
+        step in progress included (so a saturated loop shows at once)."""
+        now = time.monotonic() if now is None else now
+        span = max(0.0, min(window_s, now - self.started))
+        since = now - span
+        busy = sum(min(dt, t + dt - since) for t, dt, *_ in list(self.recent) if t + dt > since)
+        if self.step_started is not None:
+            busy += now - max(self.step_started, since)
+        return min(busy, span), span
 
     @classmethod
     def merged(cls, parts: list) -> "LoopStats":
@@ -248,7 +261,7 @@ class DecodeLoop:
             if not work:
                 pending = False
                 continue
-            t0 = time.monotonic()
+            t0 = self.stats.step_started = time.monotonic()
             try:
                 out, pending, fed, batch, failed = await loop.run_in_executor(self._pool, self._step, work)
             except Exception as exc:  # a bug outside the per-stream isolation: fail the sessions involved
@@ -256,6 +269,7 @@ class DecodeLoop:
                 out, pending, fed, batch, failed = [], False, 0.0, 0, [(s, exc) for s in work]
             dt = time.monotonic() - t0
             st = self.stats
+            st.step_started = None
             st.steps += 1
             st.batched_streams += batch
             st.busy_s += dt

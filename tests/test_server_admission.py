@@ -1,0 +1,41 @@
+"""asr.server.admission: the rule that admits a stream only while the decoding loops can take
+it, on made-up measurements (no timing)."""
+
+import pytest
+
+from asr.server.admission import Admission, LoadSample
+
+
+def test_admits_while_one_more_stream_fits_under_the_load_limit():
+    rule = Admission(max_load=0.8)
+    # 100 streams kept one loop busy 3.5 of the last 5 s: 0.7 now, 0.707 with one more
+    assert rule.predicted_load(LoadSample(busy_s=3.5, window_s=5.0, live=100)) == pytest.approx(0.707)
+    assert rule.admits(LoadSample(busy_s=3.5, window_s=5.0, live=100))
+    # 4 streams at 0.7: a fifth of the same cost makes 0.875
+    assert not rule.admits(LoadSample(busy_s=3.5, window_s=5.0, live=4))
+    # just under the limit (0.59 * 4/3 = 0.787), admitted; just over it (0.813), refused
+    assert rule.admits(LoadSample(busy_s=0.59 * 5.0, window_s=5.0, live=3))
+    assert not rule.admits(LoadSample(busy_s=0.61 * 5.0, window_s=5.0, live=3))
+    # saturated loops (busy all the time: replies already late) refuse everyone
+    assert not rule.admits(LoadSample(busy_s=5.0, window_s=5.0, live=600))
+
+
+def test_the_load_is_spread_over_the_loops():
+    rule = Admission(max_load=0.8)
+    sample = LoadSample(busy_s=7.0, window_s=5.0, live=200, loops=2)  # two loops, each 0.7 busy
+    assert sample.load == pytest.approx(0.7)
+    assert rule.admits(sample)
+    assert not rule.admits(LoadSample(busy_s=7.0, window_s=5.0, live=200, loops=1))  # one loop: 1.4
+
+
+def test_nothing_to_extrapolate_from_admits():
+    rule = Admission(max_load=0.8, min_measured_s=2.0)
+    assert rule.admits(LoadSample(busy_s=0.0, window_s=5.0, live=0))  # the first stream
+    assert rule.predicted_load(LoadSample(busy_s=1.0, window_s=1.0, live=10)) is None  # too little history
+    assert rule.admits(LoadSample(busy_s=1.0, window_s=1.0, live=10))
+
+
+@pytest.mark.parametrize("kw", [dict(max_load=0), dict(max_load=1.5), dict(min_measured_s=0)])
+def test_bad_settings_are_refused(kw):
+    with pytest.raises(ValueError):
+        Admission(**kw)
