@@ -39,3 +39,19 @@ def test_nothing_to_extrapolate_from_admits():
 def test_bad_settings_are_refused(kw):
     with pytest.raises(ValueError):
         Admission(**kw)
+
+
+def test_streams_whose_audio_has_not_come_yet_count_in_full():
+    """A burst of connections: 300 streams live, but only 100 have sent audio yet (100 s of
+    audio decoded in the last 5 s, the loop busy 2 s of them). By time alone the load looks
+    like 0.4; by decoding time per audio second (0.02) every live stream sending in real time
+    makes 6.02: refused. With all 300 sending, the two estimates agree."""
+    rule = Admission(max_load=0.8)
+    burst = LoadSample(busy_s=2.0, window_s=5.0, live=300, audio_s=100.0)
+    assert rule.predicted_load(burst) == pytest.approx(0.02 * 301)
+    assert not rule.admits(burst)
+    steady = LoadSample(busy_s=2.0, window_s=5.0, live=100, audio_s=500.0)  # 100 real-time streams: 0.004 per audio second
+    assert rule.predicted_load(steady) == pytest.approx(0.4 * 101 / 100)
+    assert rule.admits(steady)
+    # one slow step over a little audio is no measure of the cost per audio second
+    assert rule.admits(LoadSample(busy_s=0.1, window_s=5.0, live=1, audio_s=0.1))

@@ -119,13 +119,13 @@ def test_an_error_while_taking_outputs_fails_that_stream_only(lc_model, monkeypa
     assert _final_text(replies[id(a)]) == _final_text(replies[id(c)]) != ""
 
 
-def test_busy_time_over_a_window_counts_the_step_in_progress():
+def test_load_over_a_window_counts_the_step_in_progress():
     """What admission measures (asr.server.admission): seconds in steps over the last window,
-    the part of a step inside it, and the step still running."""
+    the part of a step inside it, and the step still running; the audio those steps fed."""
     st = LoopStats(started=0.0)
-    st.recent.extend([(1.0, 0.5, 1, 0.1), (4.5, 1.0, 1, 0.1), (9.5, 0.2, 1, 0.1)])  # (start, seconds, batch, audio)
-    assert st.busy(5.0, now=10.0) == pytest.approx((0.5 + 0.2, 5.0))
+    st.recent.extend([(1.0, 0.5, 1, 0.1), (4.5, 1.0, 1, 0.2), (9.5, 0.2, 1, 0.4)])  # (start, seconds, batch, audio)
+    assert st.load(5.0, now=10.0) == pytest.approx((0.5 + 0.2, 0.6, 5.0))
     st.step_started = 9.8
-    assert st.busy(5.0, now=10.0) == pytest.approx((0.5 + 0.2 + 0.2, 5.0))
+    assert st.load(5.0, now=10.0) == pytest.approx((0.5 + 0.2 + 0.2, 0.6, 5.0))
     st.started = 8.0  # only 2 s observed
-    assert st.busy(5.0, now=10.0) == pytest.approx((0.2 + 0.2, 2.0))
+    assert st.load(5.0, now=10.0) == pytest.approx((0.2 + 0.2, 0.4, 2.0))

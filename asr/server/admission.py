@@ -3,19 +3,25 @@ can take it and still keep every live stream within the reply-delay goal.
 
 A stream count alone (``--max-streams``) cannot say when the server is full: a stream's cost
 depends on the model, the machine, what else runs there, and how fast its client sends. So
-the server measures it. Over the last ``window_s`` seconds, the decoding loops were busy
-``busy_s`` seconds (feature extraction, model calls, replies: everything a step does); spread
-over the ``live`` streams that is ``busy_s / window_s / live`` of a loop per stream (for
-real-time clients, the decoding time per second of audio). With one more stream of that cost
-the loops would be busy
+the server measures it. Over the last ``window_s`` seconds the decoding loops were busy
+``busy_s`` seconds (feature extraction, model calls, replies: everything a step does, the step
+in progress included) and decoded ``audio_s`` seconds of audio. Two estimates of the loops'
+load with one more stream, the larger one counts:
 
-    predicted = busy_s / window_s * (live + 1) / live / loops
+- by decoding time per second of audio: ``busy_s / audio_s * (live + 1) / loops``, every live
+  stream taken to send audio in real time (so streams just admitted, whose audio has not
+  come yet, count in full: a burst of connections cannot all slip in before their cost shows);
+- by the time the loops are busy now: ``busy_s / window_s / loops * (live + 1) / live``, the
+  newcomer costing what the average live stream costs (this one sees saturation at once,
+  whatever the audio).
 
-of their time. Replies wait for the step in progress and their own, so their delay stays
-near one or two steps while the loops have idle time left and grows without bound once they
-have none: the rule keeps ``predicted <= max_load`` (default 0.8), and refuses the newcomer
-with Vosk's "try again later" (1013) otherwise. Before ``min_measured_s`` of history, or with
-no live stream, there is nothing to extrapolate from, and the stream is admitted.
+Replies wait for the step in progress and their own, so their delay stays near one or two
+steps while the loops have idle time left and grows without bound once they have none: the
+rule keeps the predicted load at most ``max_load`` (default 0.8), and refuses the newcomer with
+Vosk's "try again later" (1013) otherwise. Before ``min_measured_s`` of history, or with no
+live stream, there is nothing to extrapolate from, and the stream is admitted; the first
+estimate needs ``min_audio_s`` of audio decoded (one slow step over a tenth of a second of
+audio says little about the cost per second).
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ __all__ = ["Admission", "LoadSample"]
 
 @dataclass(frozen=True)
 class LoadSample:
-    """What the loops measured: ``busy_s`` decoding seconds (all loops together) over the last
-    ``window_s`` seconds, ``loops`` decoding loops, ``live`` streams now."""
+    """What the loops measured: ``busy_s`` decoding seconds and ``audio_s`` seconds of audio
+    decoded (all loops together) over the last ``window_s`` seconds; ``loops`` decoding
+    loops, ``live`` streams now."""
 
     busy_s: float
     window_s: float
     live: int
     loops: int = 1
+    audio_s: float = 0.0
 
     @property
     def load(self) -> float:
@@ -46,6 +54,7 @@ class LoadSample:
 class Admission:
     max_load: float = 0.8  # fraction of the decoding loops' time the live streams may fill
     min_measured_s: float = 2.0  # history needed before a stream is refused
+    min_audio_s: float = 2.0  # audio decoded in the window needed for the estimate by cost per audio second
 
     def __post_init__(self):
         if not 0 < self.max_load <= 1:
@@ -58,7 +67,9 @@ class Admission:
         there is nothing to extrapolate from."""
         if m.live < 1 or m.window_s < self.min_measured_s:
             return None
-        return m.load * (m.live + 1) / m.live
+        by_time = m.load * (m.live + 1) / m.live
+        by_audio = m.busy_s / m.audio_s * (m.live + 1) / m.loops if m.audio_s >= self.min_audio_s else 0.0
+        return max(by_time, by_audio)
 
     def admits(self, m: LoadSample) -> bool:
         predicted = self.predicted_load(m)

@@ -116,11 +116,11 @@ class Server:
     def load_sample(self) -> LoadSample:
         """The decoding loops' measured load (for :class:`Admission`)."""
         now = time.monotonic()
-        busy, span = 0.0, ADMISSION_WINDOW_S
+        busy, audio, span = 0.0, 0.0, ADMISSION_WINDOW_S
         for loop in self.loops:
-            b, s = loop.stats.busy(ADMISSION_WINDOW_S, now)
-            busy, span = busy + b, min(span, s)
-        return LoadSample(busy_s=busy, window_s=span, live=self.live, loops=max(1, len(self.loops)))
+            b, a, s = loop.stats.load(ADMISSION_WINDOW_S, now)
+            busy, audio, span = busy + b, audio + a, min(span, s)
+        return LoadSample(busy_s=busy, window_s=span, live=self.live, loops=max(1, len(self.loops)), audio_s=audio)
 
     def pick_loop(self) -> DecodeLoop:
         """The loop that decodes a new stream: the one with the fewest streams."""

@@ -153,16 +153,18 @@ class LoopStats:
     started: float = field(default_factory=time.monotonic)
     step_started: Optional[float] = None  # the step in progress, if any
 
-    def busy(self, window_s: float, now: Optional[float] = None) -> tuple[float, float]:
-        """(seconds spent in steps, seconds observed) over the last ``window_s`` seconds, the
-        step in progress included (so a saturated loop shows at once)."""
+    def load(self, window_s: float, now: Optional[float] = None) -> tuple[float, float, float]:
+        """(seconds spent in steps, seconds of audio fed, seconds observed) over the last
+        ``window_s`` seconds; the step in progress counts as busy (a saturated loop shows at once)."""
         now = time.monotonic() if now is None else now
         span = max(0.0, min(window_s, now - self.started))
         since = now - span
-        busy = sum(min(dt, t + dt - since) for t, dt, *_ in list(self.recent) if t + dt > since)
+        rows = [r for r in list(self.recent) if r[0] + r[1] > since]
+        busy = sum(min(dt, t + dt - since) for t, dt, *_ in rows)
+        audio = sum(r[3] for r in rows)
         if self.step_started is not None:
             busy += now - max(self.step_started, since)
-        return min(busy, span), span
+        return min(busy, span), audio, span
 
     @classmethod
     def merged(cls, parts: list) -> "LoopStats":
