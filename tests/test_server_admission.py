@@ -55,3 +55,17 @@ def test_streams_whose_audio_has_not_come_yet_count_in_full():
     assert rule.admits(steady)
     # one slow step over a little audio is no measure of the cost per audio second
     assert rule.admits(LoadSample(busy_s=0.1, window_s=5.0, live=1, audio_s=0.1))
+
+
+def test_slow_replies_refuse_newcomers_whatever_the_prediction():
+    """The outcome itself: replies over max_reply_s inside the server (p95) refuse, even where
+    the load extrapolated from the cost looks fine (the cost grew faster than the load)."""
+    rule = Admission(max_load=0.8, max_reply_s=0.2)
+    light = LoadSample(busy_s=1.0, window_s=5.0, live=100, audio_s=500.0)
+    assert rule.admits(light)
+    slow = LoadSample(busy_s=1.0, window_s=5.0, live=100, audio_s=500.0, reply_p95_s=0.85)
+    assert rule.refusal(slow) == "replies take 850 ms inside the server (95th percentile, limit 200 ms)"
+    assert rule.admits(LoadSample(busy_s=1.0, window_s=5.0, live=100, audio_s=500.0, reply_p95_s=0.15))
+    assert rule.admits(LoadSample(busy_s=0.0, window_s=5.0, live=0, reply_p95_s=0.85))  # nobody live: nothing to protect
+    loaded = LoadSample(busy_s=3.5, window_s=5.0, live=4)
+    assert rule.refusal(loaded) == "decoding the live streams (4) takes 70% of its time, one more would take 88% (limit 80%, --max-load)"

@@ -58,9 +58,9 @@ def add_parser(sub) -> None:
     lim.add_argument("--idle-timeout", type=positive(float), default=30.0, help="close a connection silent this long, seconds (default 30)")
     lim.add_argument("--max-backlog-s", type=positive(float), default=2.0,
                      help="undecoded audio per stream (beyond the model's window) before its socket is no longer read (default 2 s)")
-    lim.add_argument("--max-load", type=_fraction, default=0.8,
+    lim.add_argument("--max-load", type=_fraction, default=0.7,
                      help="admit a stream only while the measured decoding load with it stays at most this fraction "
-                          "of the decoding threads' time; refused ones get 1013, try again later (default 0.8)")
+                          "of the decoding threads' time; refused ones get 1013, try again later (default 0.7)")
     lim.add_argument("--sample-rate", type=_rate, help="rate of streams that send no config, 8000..384000 Hz (default: the model's)")
     b = sp.add_argument_group("batching")
     b.add_argument("--max-batch-size", type=positive(int), default=256, help="streams per model call (default 256)")

@@ -17,11 +17,18 @@ load with one more stream, the larger one counts:
 
 Replies wait for the step in progress and their own, so their delay stays near one or two
 steps while the loops have idle time left and grows without bound once they have none: the
-rule keeps the predicted load at most ``max_load`` (default 0.8), and refuses the newcomer with
-Vosk's "try again later" (1013) otherwise. Before ``min_measured_s`` of history, or with no
-live stream, there is nothing to extrapolate from, and the stream is admitted; the first
-estimate needs ``min_audio_s`` of audio decoded (one slow step over a tenth of a second of
-audio says little about the cost per second).
+rule keeps the predicted load at most ``max_load`` (default 0.7). A stream's cost is not quite
+linear in the load (more sockets, more contention for the interpreter and the cores: with the
+FSDD model the cost per audio second measured at 40% load had grown by about 12% at 90%), so
+the rule also watches the outcome itself: while the replies made in the last window took
+longer than ``max_reply_s`` inside the server (95th percentile, a message's arrival to its
+reply; default 0.2 s of the 0.3 s reply-delay goal, the rest left to the sockets), no
+newcomer is admitted. A refused client gets Vosk's "try again later" (1013) and the reason.
+
+Before ``min_measured_s`` of history, or with no live stream, there is nothing to extrapolate
+from, and the stream is admitted; the estimate by cost per audio second needs ``min_audio_s``
+of audio decoded (one slow step over a tenth of a second of audio says little about the cost
+per second).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ class LoadSample:
     live: int
     loops: int = 1
     audio_s: float = 0.0
+    reply_p95_s: Optional[float] = None  # 95th percentile of the replies' delays inside the server (None: too few)
 
     @property
     def load(self) -> float:
@@ -52,15 +60,18 @@ class LoadSample:
 
 @dataclass(frozen=True)
 class Admission:
-    max_load: float = 0.8  # fraction of the decoding loops' time the live streams may fill
+    max_load: float = 0.7  # fraction of the decoding loops' time the live streams may fill
     min_measured_s: float = 2.0  # history needed before a stream is refused
     min_audio_s: float = 2.0  # audio decoded in the window needed for the estimate by cost per audio second
+    max_reply_s: float = 0.2  # replies slower than this inside the server (p95): no newcomer
 
     def __post_init__(self):
         if not 0 < self.max_load <= 1:
             raise ValueError(f"max_load must be in (0, 1], got {self.max_load!r}")
         if not self.min_measured_s > 0:
             raise ValueError(f"min_measured_s must be positive, got {self.min_measured_s!r}")
+        if not self.max_reply_s > 0:
+            raise ValueError(f"max_reply_s must be positive, got {self.max_reply_s!r}")
 
     def predicted_load(self, m: LoadSample) -> Optional[float]:
         """The loops' load with one more stream of the live ones' average cost; None when
@@ -71,6 +82,16 @@ class Admission:
         by_audio = m.busy_s / m.audio_s * (m.live + 1) / m.loops if m.audio_s >= self.min_audio_s else 0.0
         return max(by_time, by_audio)
 
-    def admits(self, m: LoadSample) -> bool:
+    def refusal(self, m: LoadSample) -> Optional[str]:
+        """Why a new stream is refused now, or None: admitted."""
+        if m.live >= 1 and m.reply_p95_s is not None and m.reply_p95_s > self.max_reply_s:
+            return (f"replies take {m.reply_p95_s * 1000:.0f} ms inside the server (95th percentile, limit "
+                    f"{self.max_reply_s * 1000:.0f} ms)")
         predicted = self.predicted_load(m)
-        return predicted is None or predicted <= self.max_load
+        if predicted is not None and predicted > self.max_load:
+            return (f"decoding the live streams ({m.live}) takes {m.load:.0%} of its time, one more would take "
+                    f"{predicted:.0%} (limit {self.max_load:.0%}, --max-load)")
+        return None
+
+    def admits(self, m: LoadSample) -> bool:
+        return self.refusal(m) is None

@@ -11,6 +11,7 @@ and nothing else changes for the other streams.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from asr.runtime.online import OnlineRecognizer
@@ -46,6 +48,7 @@ CLOSE_TRY_LATER = WSCloseCode.TRY_AGAIN_LATER  # 1013: server full
 POLL_S = 0.2  # how often a connection that is not being read checks that its client is still there
 CLOSE_TIMEOUT_S = 2.0  # how long closing waits for the client's close frame, or for a reply to go out
 ADMISSION_WINDOW_S = 5.0  # the decoding load a new stream is admitted by is measured over this many seconds
+ADMISSION_CACHE_S = 0.2  # measured at most this often (a burst of connections reuses it)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class ServerConfig:
     max_wait_ms: float = 20.0  # after new input, wait this long for more streams before a step
     decode_threads: int = 1  # decoding loops, each with its own worker thread and share of the streams
     recovery_s: float = 60.0  # /health says "recovered" this long after a decoding failure, then "ok"
-    max_load: float = 0.8  # admit a stream only while the decoding loops would stay this busy at most (asr.server.admission)
+    max_load: float = 0.7  # admit a stream only while the decoding loops would stay this busy at most (asr.server.admission)
 
     def __post_init__(self):
         bad = [f"{k}={v!r}" for k, v in self.__dict__.items()
@@ -114,13 +117,19 @@ class Server:
             await loop.stop()
 
     def load_sample(self) -> LoadSample:
-        """The decoding loops' measured load (for :class:`Admission`)."""
+        """The decoding loops' measured load (for :class:`Admission`), the live count now."""
         now = time.monotonic()
-        busy, audio, span = 0.0, 0.0, ADMISSION_WINDOW_S
-        for loop in self.loops:
-            b, a, s = loop.stats.load(ADMISSION_WINDOW_S, now)
-            busy, audio, span = busy + b, audio + a, min(span, s)
-        return LoadSample(busy_s=busy, window_s=span, live=self.live, loops=max(1, len(self.loops)), audio_s=audio)
+        cached = getattr(self, "_load_cache", None)
+        if cached is None or now - cached[0] > ADMISSION_CACHE_S:
+            busy, audio, span, delays = 0.0, 0.0, ADMISSION_WINDOW_S, []
+            for loop in self.loops:
+                b, a, s = loop.stats.load(ADMISSION_WINDOW_S, now)
+                busy, audio, span = busy + b, audio + a, min(span, s)
+                delays += loop.stats.recent_delays(ADMISSION_WINDOW_S, now)
+            p95 = float(np.percentile(delays, 95)) if len(delays) >= 20 else None
+            self._load_cache = cached = (now, LoadSample(busy_s=busy, window_s=span, live=0, loops=max(1, len(self.loops)),
+                                                         audio_s=audio, reply_p95_s=p95))
+        return dataclasses.replace(cached[1], live=self.live)
 
     def pick_loop(self) -> DecodeLoop:
         """The loop that decodes a new stream: the one with the fewest streams."""
@@ -193,14 +202,11 @@ class Server:
             await ws.send_str(error_reply(reason))
             await ws.close(code=CLOSE_TRY_LATER, message=b"server full")
             return ws
-        sample = self.load_sample()
-        if not self.admission.admits(sample):
+        why = self.admission.refusal(self.load_sample())
+        if why is not None:
             self.counts["refused"] += 1
             self.counts["refused_busy"] += 1
-            reason = (f"server busy: decoding the live streams ({self.live}) takes {sample.load:.0%} of its time, one more "
-                      f"would take {self.admission.predicted_load(sample):.0%} (limit {cfg.max_load:.0%}, --max-load); "
-                      "try again later")
-            await ws.send_str(error_reply(reason))
+            await ws.send_str(error_reply(f"server busy: {why}; try again later"))
             await ws.close(code=CLOSE_TRY_LATER, message=b"server busy")
             return ws
         self.live += 1

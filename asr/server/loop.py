@@ -166,6 +166,16 @@ class LoopStats:
             busy += now - max(self.step_started, since)
         return min(busy, span), audio, span
 
+    def recent_delays(self, window_s: float, now: Optional[float] = None) -> list:
+        """The reply delays (message arrival -> reply made, s) of the last ``window_s`` seconds."""
+        now = time.monotonic() if now is None else now
+        out = []
+        for t, d in reversed(list(self.delays)):
+            if now - t > window_s:
+                break
+            out.append(d)
+        return out
+
     @classmethod
     def merged(cls, parts: list) -> "LoopStats":
         """The stats of several loops as one."""
