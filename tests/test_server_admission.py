@@ -64,8 +64,13 @@ def test_slow_replies_refuse_newcomers_whatever_the_prediction():
     light = LoadSample(busy_s=1.0, window_s=5.0, live=100, audio_s=500.0)
     assert rule.admits(light)
     slow = LoadSample(busy_s=1.0, window_s=5.0, live=100, audio_s=500.0, reply_p95_s=0.85)
-    assert rule.refusal(slow) == "replies take 850 ms inside the server (95th percentile, limit 200 ms)"
+    assert rule.refusal(slow) == ("replies take 850 ms inside the server, and messages wait 0 ms to be read "
+                                  "(95th percentiles; limit 200 ms together)")
     assert rule.admits(LoadSample(busy_s=1.0, window_s=5.0, live=100, audio_s=500.0, reply_p95_s=0.15))
+    # the event loop late: messages wait in the socket before the server sees them
+    late = LoadSample(busy_s=1.0, window_s=5.0, live=100, audio_s=500.0, reply_p95_s=0.15, loop_lag_s=0.3)
+    assert rule.refusal(late) == ("replies take 150 ms inside the server, and messages wait 300 ms to be read "
+                                  "(95th percentiles; limit 200 ms together)")
     assert rule.admits(LoadSample(busy_s=0.0, window_s=5.0, live=0, reply_p95_s=0.85))  # nobody live: nothing to protect
     loaded = LoadSample(busy_s=3.5, window_s=5.0, live=4)
     assert rule.refusal(loaded) == "decoding the live streams (4) takes 70% of its time, one more would take 88% (limit 80%, --max-load)"

@@ -545,7 +545,7 @@ def test_newcomers_are_refused_while_decoding_is_saturated(lc_model, audio):
     decoding thread held busy (a saturated server), a new stream is refused with Vosk's "try
     again later" (1013) and the measured load in the reason; once it is free, admitted."""
     samples, rate = sf.read(audio["long"], dtype="int16")
-    with ServerThread(lc_model, ServerConfig(max_load=0.8)) as srv:
+    with ServerThread(lc_model, ServerConfig(max_load=0.8), admission=True) as srv:
         gate = threading.Event()
         try:
             async def scenario():

@@ -11,6 +11,7 @@ and nothing else changes for the other streams.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
@@ -49,6 +50,7 @@ POLL_S = 0.2  # how often a connection that is not being read checks that its cl
 CLOSE_TIMEOUT_S = 2.0  # how long closing waits for the client's close frame, or for a reply to go out
 ADMISSION_WINDOW_S = 5.0  # the decoding load a new stream is admitted by is measured over this many seconds
 ADMISSION_CACHE_S = 0.2  # measured at most this often (a burst of connections reuses it)
+LAG_TICK_S = 0.05  # how often the event loop's lateness is measured
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class Server:
         self.window_s = info.window_frames * info.frontend.hop_length / info.sample_rate
         self.loops: list[DecodeLoop] = []
         self.admission = Admission(max_load=config.max_load)
+        self.lags: collections.deque = collections.deque(maxlen=1000)  # (t, event loop lateness, s)
         self.live = 0
         self.connections: set = set()  # the live Connection objects
         self.counts = {"connections": 0, "refused": 0, "refused_busy": 0, "finished": 0, "errors": 0, "idle_timeouts": 0,
@@ -107,12 +110,24 @@ class Server:
             loop = DecodeLoop(rec, self.cfg.max_batch, self.cfg.max_wait_ms)
             loop.start()
             self.loops.append(loop)
+        self._lag_task = asyncio.get_running_loop().create_task(self._watch_lag(), name="asr-loop-lag")
+
+    async def _watch_lag(self) -> None:
+        """How late the event loop runs what is due (sockets wait that long to be read): a
+        timer every LAG_TICK_S, its lateness recorded."""
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(LAG_TICK_S)
+            now = time.monotonic()
+            self.lags.append((now, max(0.0, now - t - LAG_TICK_S)))
 
     async def shutdown(self, app) -> None:
         """Server stopping (Ctrl-C): tell each client why and close its connection (1001)."""
         await asyncio.gather(*(c.close_for_shutdown() for c in list(self.connections)), return_exceptions=True)
 
     async def stop(self, app) -> None:
+        if getattr(self, "_lag_task", None) is not None:
+            self._lag_task.cancel()
         for loop in self.loops:
             await loop.stop()
 
@@ -127,8 +142,10 @@ class Server:
                 busy, audio, span = busy + b, audio + a, min(span, s)
                 delays += loop.stats.recent_delays(ADMISSION_WINDOW_S, now)
             p95 = float(np.percentile(delays, 95)) if len(delays) >= 20 else None
+            lags = [d for t, d in list(self.lags) if now - t <= ADMISSION_WINDOW_S]
+            lag = float(np.percentile(lags, 95)) if lags else None
             self._load_cache = cached = (now, LoadSample(busy_s=busy, window_s=span, live=0, loops=max(1, len(self.loops)),
-                                                         audio_s=audio, reply_p95_s=p95))
+                                                         audio_s=audio, reply_p95_s=p95, loop_lag_s=lag))
         return dataclasses.replace(cached[1], live=self.live)
 
     def pick_loop(self) -> DecodeLoop:
