@@ -3,9 +3,11 @@
 
 Each websocket connection gets a handler task (receives, validates, pushes audio into its
 :class:`~asr.server.loop.Session`) and a sender task (writes the replies the decoding loop
-made). Limits (:class:`ServerConfig`): concurrent streams, message size, session length, idle
-time; a client that breaks the protocol gets ``{"error": reason}`` and its connection closes,
-and nothing else changes for the other streams.
+made). Limits (:class:`ServerConfig`): concurrent streams, the measured decoding load a new
+stream is admitted by (:mod:`asr.server.admission`), message size, sample rates, session length,
+idle time, also while the socket is not being read; a client that breaks the protocol gets
+``{"error": reason}`` and its connection closes, and nothing else changes for the other
+streams. Every bound and what its refusal says: ``docs/serving_bounds.md``.
 """
 
 from __future__ import annotations

@@ -16,9 +16,11 @@ runs, and the event loop only does socket work. The work of one step is bounded 
 clients send: a message is fed in pieces of at most :data:`FEED_PIECE_S` seconds, one piece per
 stream and step (so a long message cannot hold the others up), and one window per stream is
 decoded. A step that raises fails only the streams that fail alone: the batch is retried one
-stream at a time, and the others go on (:attr:`DecodeLoop.health` tells what happened). A session owes one reply per message (Vosk's
-contract); the replies of a message are made once its audio is decoded as far as the model's
-window allows, so the time from a message to its reply is the server's added latency.
+stream at a time, and the others go on (:meth:`DecodeLoop.health` tells what happened).
+
+A session owes one reply per message (Vosk's contract); the replies of a message are made once
+its audio is decoded as far as the model's window allows, so the time from a message to its
+reply is the server's added latency.
 """
 
 from __future__ import annotations
