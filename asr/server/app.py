@@ -146,8 +146,10 @@ class Server:
             p95 = float(np.percentile(delays, 95)) if len(delays) >= 20 else None
             lags = [d for t, d in list(self.lags) if now - t <= ADMISSION_WINDOW_S]
             lag = float(np.percentile(lags, 95)) if lags else None
+            waited = max((s.waited(now) for loop in self.loops for s in list(loop.sessions)), default=0.0)
             self._load_cache = cached = (now, LoadSample(busy_s=busy, window_s=span, live=0, loops=max(1, len(self.loops)),
-                                                         audio_s=audio, reply_p95_s=p95, loop_lag_s=lag))
+                                                         audio_s=audio, reply_p95_s=p95, loop_lag_s=lag,
+                                                         oldest_pending_s=waited))
         return dataclasses.replace(cached[1], live=self.live)
 
     def pick_loop(self) -> DecodeLoop:
@@ -446,7 +448,7 @@ class Connection:
             stream = loop.rec.create_stream(f"{self.peer}#{srv.counts['connections']}", hotwords=list(self.cfg.phrase_list) or None)
         except ValueError as exc:
             raise ProtocolError(f"config.phrase_list: {exc}") from None
-        self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s)
+        self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s, srv.window_s)
         loop.add(self.session)
         self.sender = asyncio.get_running_loop().create_task(self._send_replies())
         return self.session

@@ -43,16 +43,18 @@ __all__ = ["Session", "DecodeLoop", "LoopStats"]
 log = logging.getLogger("asr.server")
 EOF = None  # the inbox item that ends the input
 FEED_PIECE_S = 1.0  # seconds of a message fed to its stream per step (resampling and log-mel of at most this much)
+CAUGHT_UP_S = 0.25  # undecoded audio beyond the model's window (resampler latency, a partial frame) of a stream that keeps up
 
 
 class Session:
     """One connection's stream. The handler (event loop) calls :meth:`push` / :meth:`finish`
     and reads :attr:`outbox`; the loop's worker thread alone touches :attr:`stream`."""
 
-    def __init__(self, stream: OnlineStream, cfg: StreamConfig, frame_shift_s: float):
+    def __init__(self, stream: OnlineStream, cfg: StreamConfig, frame_shift_s: float, window_s: float = 0.0):
         self.stream, self.cfg = stream, cfg
         self.name = stream.name
         self._shift = frame_shift_s
+        self._caught_up_s = window_s + CAUGHT_UP_S
         self.inbox: collections.deque = collections.deque()  # sample arrays, then EOF; thread-safe appends/pops
         self.outbox: asyncio.Queue = asyncio.Queue()  # reply strings, then None after the final one
         self.received_s = 0.0  # audio received (handler side)
@@ -67,18 +69,33 @@ class Session:
         self._owed = 0  # messages consumed, replies not made yet
         self._reported = 0  # finished utterances already sent in a result
         self._partial_key, self._partial = None, partial_reply("")
-        self._arrivals: collections.deque = collections.deque()  # when each message arrived, until its reply
+        self._arrivals: collections.deque = collections.deque()  # (when each message arrived, timed?), until its reply
         self._piece = max(1, int(FEED_PIECE_S * cfg.sample_rate))  # input samples fed per step at most
 
     def push(self, samples: np.ndarray) -> None:
-        self._arrivals.append(time.monotonic())
+        self._arrivals.append((time.monotonic(), samples.size / self.cfg.sample_rate <= FEED_PIECE_S and self._keeping_up))
         self.inbox.append(samples)
         self.received_s += samples.size / self.cfg.sample_rate
 
     def finish(self) -> None:
         self.eof_sent = True
-        self._arrivals.append(time.monotonic())
+        self._arrivals.append((time.monotonic(), self._keeping_up))
         self.inbox.append(EOF)
+
+    def waited(self, now: float) -> float:
+        """How long the oldest unanswered message has waited, if it is timed (else 0)."""
+        try:
+            t, timed = self._arrivals[0]
+        except IndexError:  # none (or the worker just answered it)
+            return 0.0
+        return now - t if timed and not self.closed else 0.0
+
+    @property
+    def _keeping_up(self) -> bool:
+        """The decoder has this stream's audio up to its window: a new message's reply delay is
+        the server's (so it is timed, for /metrics and admission). A client that sends faster
+        than real time, or in long messages, waits for its own audio, which times nothing."""
+        return self.backlog_s <= self._caught_up_s
 
     @property
     def backlog_s(self) -> float:
@@ -130,8 +147,8 @@ class Session:
         now = time.monotonic()
         delays = self.loop.stats.delays if self.loop is not None else None
         for _ in range(self._owed):
-            arrived = self._arrivals.popleft()
-            if delays is not None:
+            arrived, timed = self._arrivals.popleft()
+            if delays is not None and timed:
                 delays.append((now, now - arrived))
         if stream.done:  # the eof is the last message: its reply is the final result
             out[-1] = result_reply(new, self.cfg.words)
@@ -151,7 +168,7 @@ class LoopStats:
     busy_s: float = 0.0  # time in steps (feature extraction, model, replies)
     audio_s: float = 0.0  # audio fed
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))  # (t, step_s, batch, audio_s)
-    delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))  # (t, message arrival -> reply made, s)
+    delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))  # (t, message arrival -> reply made, s) of streams keeping up
     started: float = field(default_factory=time.monotonic)
     step_started: Optional[float] = None  # the step in progress, if any
 
