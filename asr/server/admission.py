@@ -23,6 +23,11 @@ reason when any of three rules says so:
    0.2 s of the 0.3 s reply-delay goal, the rest left to the network), no newcomer is admitted.
 3. **Stuck.** While a message of a stream that keeps up has waited more than
    ``max_pending_s`` for its reply (a step that does not end), no newcomer is admitted.
+4. **Burst.** Rule 1's cost was measured at the load of the last window; at twice that load
+   it can be half as much again (rule 2 only sees it once replies are late, and streams once
+   admitted stay). So the streams admitted within the window may be at most ``burst`` plus
+   ``growth - 1`` times the streams it measured (``audio_s / window_s`` real-time streams): a
+   burst of connections is admitted in steps, each measured before the next.
 
 Before ``min_measured_s`` of history, or with no live stream, there is nothing to extrapolate
 from, and the stream is admitted; rule 1 needs ``min_audio_s`` of audio decoded (one slow step
@@ -49,6 +54,7 @@ class LoadSample:
     reply_p95_s: Optional[float] = None  # 95th percentile of the replies' delays inside the server (None: too few)
     loop_lag_s: Optional[float] = None  # 95th percentile of how late the event loop ran what was due
     oldest_pending_s: float = 0.0  # how long the oldest unanswered message (of a stream keeping up) has waited
+    joined: int = 0  # streams admitted within the window
 
     @property
     def load(self) -> float:
@@ -63,12 +69,16 @@ class Admission:
     max_pending_s: float = 0.5  # a reply waited for this long: no newcomer (rule 3)
     min_measured_s: float = 2.0  # history needed before a stream is refused
     min_audio_s: float = 2.0  # audio decoded in the window needed for rule 1
+    growth: float = 2.0  # streams admitted per window: at most (growth - 1) times the streams measured... (rule 4)
+    burst: int = 20  # ...plus this many
 
     def __post_init__(self):
         if not 0 < self.max_load <= 1:
             raise ValueError(f"max_load must be in (0, 1], got {self.max_load!r}")
-        bad = [f"{k}={getattr(self, k)!r}" for k in ("max_reply_s", "max_pending_s", "min_measured_s", "min_audio_s")
-               if not getattr(self, k) > 0]
+        bad = [f"{k}={getattr(self, k)!r}" for k in ("max_reply_s", "max_pending_s", "min_measured_s", "min_audio_s",
+                                                     "burst") if not getattr(self, k) > 0]
+        if not self.growth >= 1:
+            bad.append(f"growth={self.growth!r} (at least 1)")
         if bad:
             raise ValueError(f"Admission: {', '.join(bad)} must be positive")
 
@@ -90,6 +100,10 @@ class Admission:
         if reply + lag > self.max_reply_s:
             return (f"replies take {reply * 1000:.0f} ms inside the server, and messages wait {lag * 1000:.0f} ms to be "
                     f"read (95th percentiles; limit {self.max_reply_s * 1000:.0f} ms together)")
+        measured = m.audio_s / m.window_s if m.window_s > 0 else 0.0
+        if m.joined + 1 > (self.growth - 1) * measured + self.burst:
+            return (f"streams are joining faster than their cost can be measured ({m.joined} joined in "
+                    f"{m.window_s:.0f} s, {measured:.0f} measured sending in real time)")
         predicted = self.predicted_load(m)
         if predicted is not None and predicted > self.max_load:
             return (f"decoding takes {m.busy_s / m.audio_s * 1000:.1f} ms per second of audio: {m.live + 1} real-time "

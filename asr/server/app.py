@@ -99,6 +99,7 @@ class Server:
         self.loops: list[DecodeLoop] = []
         self.admission = Admission(max_load=config.max_load)
         self.lags: collections.deque = collections.deque(maxlen=1000)  # (t, event loop lateness, s)
+        self.joins: collections.deque = collections.deque()  # when streams were admitted, the last ADMISSION_WINDOW_S
         self.live = 0
         self.connections: set = set()  # the live Connection objects
         self.counts = {"connections": 0, "refused": 0, "refused_busy": 0, "finished": 0, "errors": 0, "idle_timeouts": 0,
@@ -150,7 +151,9 @@ class Server:
             self._load_cache = cached = (now, LoadSample(busy_s=busy, window_s=span, live=0, loops=max(1, len(self.loops)),
                                                          audio_s=audio, reply_p95_s=p95, loop_lag_s=lag,
                                                          oldest_pending_s=waited))
-        return dataclasses.replace(cached[1], live=self.live)
+        while self.joins and now - self.joins[0] > ADMISSION_WINDOW_S:
+            self.joins.popleft()
+        return dataclasses.replace(cached[1], live=self.live, joined=len(self.joins))
 
     def pick_loop(self) -> DecodeLoop:
         """The loop that decodes a new stream: the one with the fewest streams."""
@@ -230,6 +233,7 @@ class Server:
             await ws.send_str(error_reply(f"server busy: {why}; try again later"))
             await ws.close(code=CLOSE_TRY_LATER, message=b"server busy")
             return ws
+        self.joins.append(time.monotonic())
         self.live += 1
         conn = Connection(self, ws, request)
         self.connections.add(conn)

@@ -43,7 +43,7 @@ __all__ = ["Session", "DecodeLoop", "LoopStats"]
 log = logging.getLogger("asr.server")
 EOF = None  # the inbox item that ends the input
 FEED_PIECE_S = 1.0  # seconds of a message fed to its stream per step (resampling and log-mel of at most this much)
-CAUGHT_UP_S = 0.25  # undecoded audio beyond the model's window (resampler latency, a partial frame) of a stream that keeps up
+AHEAD_S = 0.25  # audio a real-time client may have sent ahead of the clock beyond the model's window (jitter)
 
 
 class Session:
@@ -54,7 +54,8 @@ class Session:
         self.stream, self.cfg = stream, cfg
         self.name = stream.name
         self._shift = frame_shift_s
-        self._caught_up_s = window_s + CAUGHT_UP_S
+        self._ahead_s = window_s + AHEAD_S
+        self._sent_until = 0.0  # when the audio received so far would have played out, sent in real time
         self.inbox: collections.deque = collections.deque()  # sample arrays, then EOF; thread-safe appends/pops
         self.outbox: asyncio.Queue = asyncio.Queue()  # reply strings, then None after the final one
         self.received_s = 0.0  # audio received (handler side)
@@ -73,13 +74,16 @@ class Session:
         self._piece = max(1, int(FEED_PIECE_S * cfg.sample_rate))  # input samples fed per step at most
 
     def push(self, samples: np.ndarray) -> None:
-        self._arrivals.append((time.monotonic(), samples.size / self.cfg.sample_rate <= FEED_PIECE_S and self._keeping_up))
+        now, duration = time.monotonic(), samples.size / self.cfg.sample_rate
+        self._arrivals.append((now, duration <= FEED_PIECE_S and self._real_time(now)))
+        self._sent_until = max(self._sent_until, now) + duration
         self.inbox.append(samples)
-        self.received_s += samples.size / self.cfg.sample_rate
+        self.received_s += duration
 
     def finish(self) -> None:
         self.eof_sent = True
-        self._arrivals.append((time.monotonic(), self._keeping_up))
+        now = time.monotonic()
+        self._arrivals.append((now, self._real_time(now)))
         self.inbox.append(EOF)
 
     def waited(self, now: float) -> float:
@@ -90,12 +94,12 @@ class Session:
             return 0.0
         return now - t if timed and not self.closed else 0.0
 
-    @property
-    def _keeping_up(self) -> bool:
-        """The decoder has this stream's audio up to its window: a new message's reply delay is
-        the server's (so it is timed, for /metrics and admission). A client that sends faster
-        than real time, or in long messages, waits for its own audio, which times nothing."""
-        return self.backlog_s <= self._caught_up_s
+    def _real_time(self, now: float) -> bool:
+        """The client has sent no more than real time allows (a pause earns no credit): a
+        message's reply delay is then the server's, and is timed (for /metrics and admission).
+        A client that sends faster than real time, or in long messages, waits for its own
+        audio, which times nothing."""
+        return self._sent_until - now <= self._ahead_s
 
     @property
     def backlog_s(self) -> float:
