@@ -41,6 +41,14 @@ class FrontendConfig:
 
     def validate(self) -> None:
         problems = []
+        ints = {k: getattr(self, k) for k in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels")}
+        floats = {k: getattr(self, k) for k in ("f_min", "f_max", "log_floor") if getattr(self, k) is not None}
+        wrong = [f"{k} must be an integer, got {v!r}" for k, v in ints.items()
+                 if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
+        wrong += [f"{k} must be a finite number, got {v!r}" for k, v in floats.items()
+                  if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v)]
+        if wrong:  # the range checks below need numbers
+            raise ValueError("invalid FrontendConfig: " + "; ".join(wrong))
         if self.sample_rate <= 0:
             problems.append(f"sample_rate must be positive, got {self.sample_rate}")
         if not 0 < self.win_length <= self.n_fft:

@@ -20,14 +20,19 @@ ENDPOINT = EndpointConfig(rule1=0.5, rule2=0.3, rule3=20.0)  # short rules: seve
 
 
 class ServerThread:
-    """``with ServerThread(model_path, ServerConfig(...)) as srv:`` -> ``srv.url`` (ws://127.0.0.1:PORT/ws)."""
+    """``with ServerThread(model_path, ServerConfig(...)) as srv:`` -> ``srv.url`` (ws://127.0.0.1:PORT/ws).
+
+    Admission by measured load (asr.server.admission) is off unless ``admission=True``: on a
+    busy test machine a slow moment must not refuse a test's second client."""
 
     def __init__(self, model: str, config: ServerConfig = ServerConfig(), endpoint: EndpointConfig = ENDPOINT, decoding=None,
-                 ssl_context=None):
+                 ssl_context=None, admission: bool = False):
         self.ssl_context = ssl_context
         self.rec = OnlineRecognizer(model, endpoint=endpoint, decoding=decoding)
         self.app = build_app(self.rec, config, model_name="test")
         self.server = self.app[SERVER_KEY]
+        if not admission:
+            self.server.admission = _AdmitAll()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="test-server")
         self.runner = None
@@ -65,6 +70,11 @@ class ServerThread:
     @property
     def live(self) -> int:
         return self.server.live
+
+
+class _AdmitAll:
+    def refusal(self, sample):
+        return None
 
 
 def stream_texts(model: str, path: str, endpoint: EndpointConfig = ENDPOINT, chunk_ms: float = 100.0) -> list:

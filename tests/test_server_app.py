@@ -5,9 +5,11 @@ well-behaved ones keep their transcripts. Tiny random models, loopback only, sho
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import aiohttp
@@ -199,6 +201,8 @@ MALFORMED = {
     "nan floats": ['{"config": {"format": "float32"}}', np.array([0.1, np.nan, 0.2], "<f4").tobytes()],
     "second config mid-stream": ['{"config": {"sample_rate": 8000}}', b"\x00\x00" * 800, '{"config": {"sample_rate": 16000}}'],
     "json constant": ['{"eof": NaN}'],
+    "deep nesting": ["[" * 100_000],  # issue 30: RecursionError in the handler, close 1006, not counted
+    "rate too low": ['{"config": {"sample_rate": 1}}', b"\x00\x00" * 1000],
 }
 
 
@@ -223,6 +227,67 @@ def test_malformed_messages_end_only_that_connection(lc_model, audio):
     assert "NaN" in bad["nan floats"][0][0]["error"]
     assert "config after audio" in bad["second config mid-stream"][0][0]["error"]
     assert "smaple_rate" in bad["unknown config field"][0][0]["error"]
+    assert "nests too deeply" in bad["deep nesting"][0][0]["error"]
+    assert "config.sample_rate must be a whole number of Hz in 8000..384000, got 1" in bad["rate too low"][0][0]["error"]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads resident memory from /proc")
+def test_amplification_is_refused_and_memory_stays_bounded(lc_model, audio):
+    """Issue 30 #1: {"sample_rate": 1} and a 2 KB message made the shared decoding thread
+    resample to the model's rate (930 MB resident, seconds of delay for everyone). Now the rate
+    is refused by name and range before any work, and the largest messages at the extreme rates
+    the server accepts (1 MiB at 8 kHz: 65 s; at 384 kHz; float32) leave resident memory
+    (server and clients share this process) within 100 MB of where it was, while a real-time
+    client gets exactly its transcript."""
+    want = stream_texts(lc_model, audio["long"])
+    big = b"\x01\x00" * (1 << 19)  # 1 MiB of int16, the largest message
+    big_f32 = np.full(1 << 18, 0.01, "<f4").tobytes()
+    with ServerThread(lc_model) as srv:
+        async def scenario():
+            base, peak, done = _rss_mb(), [], asyncio.Event()
+
+            async def watch():
+                while not done.is_set():
+                    peak.append(_rss_mb())
+                    await asyncio.sleep(0.005)
+
+            watcher = asyncio.create_task(watch())
+            good = asyncio.create_task(stream_file(srv.url, audio["long"], chunk_s=0.1, realtime=True))
+            attacks = [await _raw(srv.url, ['{"config": {"sample_rate": %d}}' % rate, b"\x01\x00" * 1000])
+                       for rate in (1, 99, 7999)]
+            floods = [await _raw(srv.url, [cfg, msg, msg, '{"eof": 1}'], read_timeout=60)
+                      for cfg, msg in [('{"config": {"sample_rate": 8000}}', big),
+                                       ('{"config": {"sample_rate": 384000}}', big),
+                                       ('{"config": {"sample_rate": 8000, "format": "float32"}}', big_f32)]]
+            report = await good
+            done.set()
+            await watcher
+            return base, max(peak), attacks, floods, report
+
+        base, peak, attacks, floods, report = run(scenario())
+        health = _health(srv)[0]
+        m = srv.metrics()
+    for (replies, code), rate in zip(attacks, (1, 99, 7999)):
+        assert code == 1008 and replies == [{"error": f"config.sample_rate must be a whole number of Hz in 8000..384000, got {rate}"}]
+    for replies, code in floods:
+        assert code == 1000 and "error" not in str(replies) and "text" in replies[-1]  # served, the final result last
+    assert peak - base < 100, (base, peak)
+    assert report.error is None and report.texts == want
+    assert health["status"] == "ok" and m["errors"] == 3 and m["live_streams"] == 0
+
+
+def test_message_of_exactly_the_limit_is_accepted(lc_model):
+    """Issue 30 #10: "up to 1 MiB" means a message of 1,048,576 bytes is served; one byte more is refused."""
+    with ServerThread(lc_model) as srv:
+        ok, code_ok = run(_raw(srv.url, [b"\x00\x00" * (1 << 19), '{"eof": 1}'], read_timeout=60))
+        big, code_big = run(_raw(srv.url, [b"\x00" * ((1 << 20) + 1)]))
+    assert code_ok == 1000 and len(ok) == 2 and "error" not in str(ok) and "text" in ok[-1]  # its reply, the final result
+    assert code_big == 1009 and big == [{"error": "message larger than 1048576 bytes (--max-message-bytes)"}]
 
 
 def test_idle_client_times_out_and_silent_one_too(lc_model):
@@ -362,3 +427,148 @@ def test_server_imports_no_torch():
             "asr.server.loadtest, asr.cli.serve, asr.cli.client, asr.cli.mic; from asr.cli import main; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+# --- slots are freed in every state; a failing stream fails alone ---------------------------------
+
+def test_clients_that_leave_while_not_read_free_their_slots(lc_model, audio):
+    """Issue 30 #2: while the server does not read a socket (backpressure: here the decoding
+    thread is held busy, so nothing decodes), a client that leaves -- close frame, reset, or
+    TCP close without a close frame -- must free its slot within seconds, not at the session
+    limit; a client that stays is closed after the idle timeout. Then a new client is admitted
+    and served."""
+    samples, rate = sf.read(audio["long"], dtype="int16")
+    cfg = ServerConfig(max_streams=3, max_backlog_s=0.2, idle_timeout_s=1.5)
+    with ServerThread(lc_model, cfg) as srv:
+        gate = threading.Event()
+        srv.server.loops[0]._pool.submit(gate.wait)  # the one decoding thread is busy until the gate opens
+        try:
+            async def scenario():
+                async with aiohttp.ClientSession() as s:
+                    conns = [await s.ws_connect(srv.url) for _ in range(3)]
+                    for ws in conns:
+                        await ws.send_str('{"config": {"sample_rate": %d}}' % rate)
+                        for i in range(0, samples.size, 800):  # 4.5 s in 0.1 s messages: over the backlog bound
+                            await ws.send_bytes(samples[i : i + 800].tobytes())
+                    await asyncio.sleep(0.5)
+                    full = await _raw(srv.url, [])
+                    stuck = [s.backlog_s for loop in srv.server.loops for s in loop.sessions]
+                    closing = asyncio.create_task(conns[0].close())  # a close frame, queued behind unread audio
+                    conns[1]._response.connection.transport.abort()  # a reset
+                    conns[2]._response.connection.transport.close()  # TCP close, no close frame
+                    t0 = time.monotonic()
+                    while srv.live and time.monotonic() - t0 < 10:
+                        await asyncio.sleep(0.05)
+                    freed_s, left = time.monotonic() - t0, srv.live
+                    await closing
+                    # one that stays while nothing decodes: closed after the idle timeout
+                    stays = await _raw(srv.url, ['{"config": {"sample_rate": %d}}' % rate, samples[:8000].tobytes()],
+                                       read_timeout=10)
+                    return full, stuck, freed_s, left, stays
+
+            (full, full_code), stuck, freed_s, left, (stays, stays_code) = run(scenario())
+            _until(lambda: srv.live == 0)  # the one that stayed
+        finally:
+            gate.set()
+        again = run(stream_file(srv.url, audio["short"]))
+        m = srv.metrics()
+    assert full_code == 1013 and len(stuck) == 3 and min(stuck) > 0.2  # all three held, none of them being read
+    assert left == 0 and freed_s < 5, freed_s
+    assert stays_code == 1008 and "no decoding progress for 1.5 s (idle timeout)" in stays[-1]["error"]
+    assert again.error is None and again.final
+    assert m["disconnects"] == 3 and m["idle_timeouts"] == 1
+
+
+def _health(srv):
+    """GET /health -> (body, status code)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(srv.http + "/health", timeout=5) as r:
+            return json.loads(r.read()), r.status
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read()), exc.code
+
+
+def test_a_stream_that_fails_in_decoding_fails_alone_and_health_tells(lc_model, audio, monkeypatch):
+    """Issue 30 #3: a decoding step that raises for one stream used to fail every stream of its
+    batch and turn /health red for good. Now only that stream gets the error (close 1011); the
+    others keep their transcripts; /health says "recovered" with the counts, then "ok" once
+    recovery_s has passed; "degraded" (503) while nothing has decoded since a failure."""
+    want = stream_texts(lc_model, audio["long"])
+    with ServerThread(lc_model, ServerConfig(recovery_s=1.0)) as srv:
+        real = srv.rec.decode_streams
+
+        def flaky(streams):  # the stream with a phrase list breaks the model call of any batch it is in
+            if any(s.hotwords for s in streams):
+                raise RuntimeError("boom")
+            return real(streams)
+
+        monkeypatch.setattr(srv.rec, "decode_streams", flaky)
+
+        async def scenario():
+            goods = [asyncio.create_task(stream_file(srv.url, audio["long"], chunk_s=0.1, realtime=True)) for _ in range(2)]
+            await asyncio.sleep(0.3)
+            bad = await stream_file(srv.url, audio["long"], chunk_s=0.1, realtime=True, phrase_list=["ab"])
+            t0 = time.monotonic()
+            while _health(srv)[0]["status"] != "recovered" and time.monotonic() - t0 < 5:
+                await asyncio.sleep(0.02)
+            during = _health(srv)
+            return bad, during, await asyncio.gather(*goods)
+
+        bad, (during, during_code), goods = run(scenario())
+        _until(lambda: _health(srv)[0]["status"] == "ok", timeout=5)
+        after, after_code = _health(srv)
+
+        # every model call fails: degraded (503) until a stream decodes again
+        monkeypatch.setattr(srv.rec, "decode_streams", lambda streams: (_ for _ in ()).throw(RuntimeError("all down")))
+        down = run(stream_file(srv.url, audio["short"]))
+        degraded, degraded_code = _health(srv)
+        monkeypatch.setattr(srv.rec, "decode_streams", real)
+        up = run(stream_file(srv.url, audio["short"]))
+        recovered, recovered_code = _health(srv)
+    assert bad.close_code == 1011 and "internal error while decoding: RuntimeError: boom" in bad.error
+    for g in goods:
+        assert g.error is None and g.texts == want
+    assert during_code == 200 and during["status"] == "recovered" and during["failed_streams"] == 1
+    assert "boom" in during["last_error"]
+    assert after_code == 200 and after["failed_streams"] == 1
+    assert "all down" in down.error and not down.final
+    assert degraded_code == 503 and degraded["status"] == "degraded" and degraded["failed_streams"] == 2
+    assert up.error is None and up.final
+    assert recovered_code == 200 and recovered["status"] == "recovered"
+
+
+def test_newcomers_are_refused_while_decoding_is_saturated(lc_model, audio):
+    """Issue 30 #12: admission by what the server measures, not only a stream count. With the
+    decoding thread held busy (a step that does not end), a new stream is refused with Vosk's
+    "try again later" (1013) and the reason; once it is free, admitted. (The rule's
+    arithmetic: tests/test_server_admission.py.)"""
+    samples, rate = sf.read(audio["long"], dtype="int16")
+    with ServerThread(lc_model, admission=True) as srv:
+        gate = threading.Event()
+        try:
+            async def scenario():
+                async with aiohttp.ClientSession() as s:
+                    ws = await s.ws_connect(srv.url)
+                    await ws.send_bytes(samples[:800].tobytes())
+                    await ws.receive(timeout=10)  # decoded: the loop works
+                    srv.server.loops[0]._pool.submit(gate.wait)  # now its thread is taken
+                    await ws.send_bytes(samples[800:1600].tobytes())  # a step waits for it
+                    await asyncio.sleep(2.5)  # more than Admission.min_measured_s of history
+                    refused = await _raw(srv.url, [])
+                    gate.set()
+                    await ws.receive(timeout=10)
+                    await ws.close()
+                    return refused
+            replies, code = run(scenario())
+        finally:
+            gate.set()
+        _until(lambda: srv.live == 0)
+        again = run(stream_file(srv.url, audio["short"]))
+        m = srv.metrics()
+    assert code == 1013 and re.fullmatch(r"server busy: a reply has been due for \d+ ms \(limit 500 ms\): decoding is behind; "
+                                         r"try again later", replies[0]["error"])
+    assert m["refused_busy"] == 1
+    assert again.error is None and again.final

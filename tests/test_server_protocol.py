@@ -62,6 +62,25 @@ def test_bad_configs_are_named(body, words):
         parse_config(body, DEFAULTS)
 
 
+def test_sample_rate_bounds_the_resampling_work():
+    """A rate below 8 kHz would let one small message become millions of samples at the
+    model's rate (issue 30: {"sample_rate": 1} and 2 KB -> 930 MB): refused, naming the field
+    and the range."""
+    for rate in (1, 100, 7999, 384_001):
+        with pytest.raises(ProtocolError, match=r"config\.sample_rate must be a whole number of Hz in 8000\.\.384000"):
+            parse_config({"sample_rate": rate}, DEFAULTS)
+    assert parse_config({"sample_rate": 8000}, DEFAULTS).sample_rate == 8000
+    assert parse_config({"sample_rate": 384_000}, DEFAULTS).sample_rate == 384_000
+    with pytest.raises(ProtocolError, match=r"in 4000\.\.48000, got 1"):
+        parse_config({"sample_rate": 1}, DEFAULTS, min_rate=4000, max_rate=48000)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"config": ' + "{\"a\": " * 50_000])
+def test_deep_nesting_is_a_protocol_error(text):
+    with pytest.raises(ProtocolError, match="nests too deeply"):
+        parse_text(text)
+
+
 def test_audio_messages():
     pcm = np.array([0, 1, -2, 32767, -32768], "<i2")
     assert np.array_equal(parse_audio(pcm.tobytes(), DEFAULTS), pcm)

@@ -3,6 +3,7 @@ exported streaming model, on the torch-free runtime. See :mod:`asr.server`."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 
 from asr.cli.options import add_decoding_args, decoding_options, positive
@@ -14,24 +15,53 @@ def _rule(text: str):
     return None if text.lower() in ("off", "none") else positive(float)(text)
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a TCP port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port in 0..65535 (0: any free port), got {text}")
+    return value
+
+
+def _rate(text: str) -> int:
+    from asr.server.protocol import MAX_RATE, MIN_RATE
+
+    value = positive(int)(text)
+    if not MIN_RATE <= value <= MAX_RATE:
+        raise argparse.ArgumentTypeError(f"must be in {MIN_RATE}..{MAX_RATE} Hz, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = positive(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text}")
+    return value
+
+
 def add_parser(sub) -> None:
     from asr.runtime.endpoint import EndpointConfig  # light: no onnxruntime session yet
 
     sp = sub.add_parser("serve", help="streaming server: Vosk-compatible websocket, web page, /health, /metrics")
     sp.add_argument("--model", help="streaming ONNX model (`asr export --streaming`; default: the built-in English digits model)")
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    sp.add_argument("--port", type=int, default=2700, help="TCP port (default 2700, as the Vosk server)")
+    sp.add_argument("--port", type=_port, default=2700, help="TCP port (default 2700, as the Vosk server)")
     sp.add_argument("--certfile", help="TLS certificate (PEM): serve https/wss, which browsers need for the microphone off localhost")
     sp.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
     sp.add_argument("--threads", type=positive(int), default=1, help="onnxruntime threads for the batched model call (default 1)")
     lim = sp.add_argument_group("limits")
     lim.add_argument("--max-streams", type=positive(int), default=200, help="concurrent streams; one more is refused (default 200)")
-    lim.add_argument("--max-message-bytes", type=positive(int), default=1 << 20, help="largest websocket message (default 1 MiB)")
+    lim.add_argument("--max-message-bytes", type=positive(int), default=1 << 20, help="largest websocket message, bytes; one of exactly this size is accepted (default 1 MiB = 1048576)")
     lim.add_argument("--max-session-s", type=positive(float), default=3600.0, help="longest connection, seconds (default 3600)")
     lim.add_argument("--idle-timeout", type=positive(float), default=30.0, help="close a connection silent this long, seconds (default 30)")
     lim.add_argument("--max-backlog-s", type=positive(float), default=2.0,
                      help="undecoded audio per stream (beyond the model's window) before its socket is no longer read (default 2 s)")
-    lim.add_argument("--sample-rate", type=positive(int), help="rate of streams that send no config (default: the model's)")
+    lim.add_argument("--max-load", type=_fraction, default=0.7,
+                     help="admit a stream only while the measured decoding load with it stays at most this fraction "
+                          "of the decoding threads' time; refused ones get 1013, try again later (default 0.7)")
+    lim.add_argument("--sample-rate", type=_rate, help="rate of streams that send no config, 8000..384000 Hz (default: the model's)")
     b = sp.add_argument_group("batching")
     b.add_argument("--max-batch-size", type=positive(int), default=256, help="streams per model call (default 256)")
     b.add_argument("--max-wait-ms", type=float, default=20.0,
@@ -73,7 +103,8 @@ def run(args) -> int:
     rec = OnlineRecognizer(model, endpoint=EndpointConfig(args.rule1, args.rule2, args.rule3), decoding=options)
     cfg = ServerConfig(max_streams=args.max_streams, max_message_bytes=args.max_message_bytes, max_session_s=args.max_session_s,
                        idle_timeout_s=args.idle_timeout, max_backlog_s=args.max_backlog_s, sample_rate=args.sample_rate,
-                       max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms, decode_threads=args.decode_threads)
+                       max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms, decode_threads=args.decode_threads,
+                       max_load=args.max_load)
     context = tls_context(args.certfile, args.keyfile)
     logging.getLogger("asr.server").info("model %s: %s, %d Hz, chunks of %.2f s + %.2f s look-ahead; decoding %s",
                                          args.model, "streaming", rec.info.sample_rate,

@@ -48,6 +48,7 @@ class OnnxModel:
         self.info = ModelInfo.from_metadata(path, self.session.get_modelmeta().custom_metadata_map)
         self._check_signature()
         self._outputs = graph_signature(self.info)[1]
+        self._probe()
 
     @property
     def path(self) -> str:
@@ -65,6 +66,54 @@ class OnnxModel:
         n_mels = inputs["feats"][-1]
         if isinstance(n_mels, int) and n_mels != info.frontend.n_mels:
             raise ModelError(info.path, f"graph input 'feats' has {n_mels} features but asr.frontend.n_mels is {info.frontend.n_mels}")
+        if not info.streaming:
+            return
+        frames = inputs["feats"][1] if len(inputs["feats"]) == 3 else None
+        if isinstance(frames, int) and frames != info.window_frames:
+            raise ModelError(info.path, f"graph input 'feats' takes windows of {frames} frames but the metadata says "
+                                        f"{info.window_frames} (asr.chunk_size {info.chunk_size} + asr.right_context "
+                                        f"{info.right_context}, times asr.subsampling {info.subsampling})")
+        for name in info.state_names:
+            shape, (layers, hidden) = inputs[name], info.state_shapes[name]
+            fixed = [(i, d) for i, d in ((0, layers), (2, hidden)) if len(shape) == 3 and isinstance(shape[i], int)]
+            if len(shape) != 3 or any(shape[i] != d for i, d in fixed):
+                raise ModelError(info.path, f"graph input {name!r} has shape {shape} but asr.state_shapes[{name!r}] "
+                                            f"is [{layers}, 'batch', {hidden}]")
+
+    def _probe(self) -> None:
+        """One step on zero input, to prove the metadata and the graph agree (a mismatch the
+        static shapes do not show would otherwise surface at the first decode, on a live
+        stream)."""
+        info = self.info
+        what = "streaming step on one zero window" if info.streaming else "forward pass on zero features"
+        try:
+            if info.streaming:
+                win = info.window_frames
+                states = self.init_states(1)
+                logp, next_states = self.stream_step(np.zeros((1, win, info.frontend.n_mels), np.float32),
+                                                     np.array([win]), states)
+                want = (1, info.chunk_size, info.vocab_size)
+            else:
+                frames = 16 * info.subsampling
+                logp, out_len = self.forward(np.zeros((1, frames, info.frontend.n_mels), np.float32), np.array([frames]))
+        except Exception as exc:  # onnxruntime raises several kinds
+            raise ModelError(info.path, f"the metadata does not fit the graph: a {what} failed "
+                                        f"({type(exc).__name__}: {str(exc)[:300]})") from None
+        if info.streaming:
+            if logp.shape != want:
+                raise ModelError(info.path, f"the metadata does not fit the graph: a {what} gave log-probs of shape "
+                                            f"{logp.shape}, expected {want} (1, asr.chunk_size, asr.vocab_size)")
+            for name, before, after in zip(info.state_names, states, next_states):
+                if after.shape != before.shape:
+                    raise ModelError(info.path, f"the metadata does not fit the graph: next_{name} has shape {after.shape}, "
+                                                f"asr.state_shapes says {before.shape}")
+        elif (logp.ndim != 3 or logp.shape[0] != 1 or logp.shape[2] != info.vocab_size
+              or not 1 <= logp.shape[1] <= -(-frames // info.subsampling)):
+            raise ModelError(info.path, f"the metadata does not fit the graph: a {what} of {frames} frames gave log-probs "
+                                        f"of shape {logp.shape}, expected (1, about {frames // info.subsampling}, "
+                                        f"{info.vocab_size}) from asr.subsampling and asr.vocab_size")
+        if not np.isfinite(logp).all():
+            raise ModelError(info.path, f"a {what} gave non-finite log-probs")
 
     # offline graph -------------------------------------------------------------------------
     def forward(self, feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,6 +52,7 @@ class OnlineStream:
         self.num_feature_frames = 0
         self.num_samples = 0  # at the model's sample rate
         self.finished = False  # input_finished() called
+        self.num_steps = 0  # decoding steps taken (windows decoded)
         self._closed = False  # every frame decoded and the last utterance finished
         self.states = recognizer.model.init_states(1)
         self.hotwords = hotwords
@@ -131,6 +132,7 @@ class OnlineStream:
 
     def _advance(self, log_probs: np.ndarray, states: list[np.ndarray]) -> None:
         info = self._info
+        self.num_steps += 1
         keep = info.chunk_size
         if self.finished:
             keep = min(keep, (self._usable_frames - self._start) // info.subsampling)

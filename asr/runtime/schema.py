@@ -54,6 +54,13 @@ METADATA_FORMAT = "asr-onnx/1"
 _PREFIX = "asr."
 _REQUIRED = ("format", "graph", "frontend", "tokenizer", "subsampling", "vocab_size")
 _REQUIRED_STREAMING = ("chunk_size", "right_context", "window_frames", "hop_frames", "state_names", "state_shapes")
+# Ranges a model's sizes must lie in: far beyond any real model, low enough that a wrong value
+# is refused before it allocates (a hidden size of 1e9 in asr.state_shapes asked for 11 GiB).
+MAX_SUBSAMPLING = 64
+MAX_CHUNK = 10_000  # model frames per step (chunk and right context each)
+MAX_LAYERS = 128
+MAX_HIDDEN = 65_536
+MAX_STATE_VALUES = 1 << 22  # carried state values per stream, all states together (16 MiB of float32)
 
 
 class ModelError(ValueError):
@@ -178,6 +185,9 @@ class ModelInfo:
             raise ModelError(path, f"metadata lacks {', '.join(missing)}")
         if graph not in ("offline", "streaming"):
             raise ModelError(path, f"asr.graph must be 'offline' or 'streaming', got {graph!r}")
+        for key in ("frontend", "tokenizer"):
+            if not isinstance(meta[key], dict):
+                raise ModelError(path, f"asr.{key} must be an object, got {type(meta[key]).__name__}")
         try:
             frontend = FrontendConfig.from_dict(meta["frontend"])
         except (TypeError, ValueError) as exc:
@@ -188,10 +198,10 @@ class ModelInfo:
             raise ModelError(path, f"asr.tokenizer: {exc}") from None
         sub, vocab_size = meta["subsampling"], meta["vocab_size"]
         problems = []
-        if not isinstance(sub, int) or isinstance(sub, bool) or sub < 1:
-            problems.append(f"asr.subsampling must be a positive integer, got {sub!r}")
-        if vocab_size != len(tokenizer.vocab):
-            problems.append(f"asr.vocab_size is {vocab_size} but the tokenizer has {len(tokenizer.vocab)} symbols")
+        if not _int_in(sub, 1, MAX_SUBSAMPLING):
+            problems.append(f"asr.subsampling must be an integer in 1..{MAX_SUBSAMPLING}, got {sub!r}")
+        if not _int_in(vocab_size, 1, None) or vocab_size != len(tokenizer.vocab):
+            problems.append(f"asr.vocab_size is {vocab_size!r} but the tokenizer has {len(tokenizer.vocab)} symbols")
         confidence = None
         if meta.get("confidence") is not None:
             try:
@@ -210,25 +220,47 @@ class ModelInfo:
                    extra={k: v for k, v in meta.items() if k not in known})
 
 
+def _int_in(value, lo: int, hi: Optional[int]) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value and (hi is None or value <= hi)
+
+
 def _streaming_layout(meta: dict, sub: int, problems: list) -> Optional[StreamingLayout]:
     c, r = meta["chunk_size"], meta["right_context"]
-    if not isinstance(c, int) or c < 1 or not isinstance(r, int) or r < 0:
-        problems.append(f"need asr.chunk_size >= 1 and asr.right_context >= 0, got {c!r}, {r!r}")
-        return None
-    if meta["window_frames"] != (c + r) * sub or meta["hop_frames"] != c * sub:
-        problems.append(f"asr.window_frames/hop_frames are {meta['window_frames']}/{meta['hop_frames']}, "
+    n0 = len(problems)
+    if not _int_in(c, 1, MAX_CHUNK):
+        problems.append(f"asr.chunk_size must be an integer in 1..{MAX_CHUNK}, got {c!r}")
+    if not _int_in(r, 0, MAX_CHUNK):
+        problems.append(f"asr.right_context must be an integer in 0..{MAX_CHUNK}, got {r!r}")
+    if len(problems) == n0 and (meta["window_frames"] != (c + r) * sub or meta["hop_frames"] != c * sub
+                                or not all(_int_in(meta[k], 1, None) for k in ("window_frames", "hop_frames"))):
+        problems.append(f"asr.window_frames/hop_frames are {meta['window_frames']!r}/{meta['hop_frames']!r}, "
                         f"expected {(c + r) * sub}/{c * sub} from chunk {c}, right context {r}, subsampling {sub}")
-    names = list(meta["state_names"])
-    if not names:
-        problems.append("asr.state_names is empty")
+    names, shapes_meta = meta["state_names"], meta["state_shapes"]
+    if not (isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)
+            and len(set(names)) == len(names)):
+        problems.append(f"asr.state_names must be a non-empty list of distinct names, got {names!r}")
+        return None
+    if not isinstance(shapes_meta, dict):
+        problems.append(f"asr.state_shapes must be an object {{name: [num_layers, 'batch', hidden]}}, "
+                        f"got {type(shapes_meta).__name__}")
+        return None
+    extra = sorted(set(shapes_meta) - set(names))
+    if extra:
+        problems.append(f"asr.state_shapes has {extra}, which asr.state_names {names} lacks")
     shapes = {}
     for n in names:
-        shape = meta["state_shapes"].get(n)
+        shape = shapes_meta.get(n)
         if not (isinstance(shape, list) and len(shape) == 3 and shape[1] == "batch"
-                and all(isinstance(d, int) and d > 0 for d in (shape[0], shape[2]))):
-            problems.append(f"asr.state_shapes[{n!r}] must be [num_layers, 'batch', hidden], got {shape!r}")
+                and _int_in(shape[0], 1, MAX_LAYERS) and _int_in(shape[2], 1, MAX_HIDDEN)):
+            problems.append(f"asr.state_shapes[{n!r}] must be [num_layers (1..{MAX_LAYERS}), 'batch', "
+                            f"hidden (1..{MAX_HIDDEN})], got {shape!r}")
         else:
             shapes[n] = (shape[0], shape[2])
+    total = sum(a * b for a, b in shapes.values())
+    if total > MAX_STATE_VALUES:
+        problems.append(f"asr.state_shapes: {total} state values per stream, more than {MAX_STATE_VALUES}")
+    if len(problems) > n0:
+        return None
     return StreamingLayout(c, r, shapes)
 
 

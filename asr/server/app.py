@@ -3,28 +3,36 @@
 
 Each websocket connection gets a handler task (receives, validates, pushes audio into its
 :class:`~asr.server.loop.Session`) and a sender task (writes the replies the decoding loop
-made). Limits (:class:`ServerConfig`): concurrent streams, message size, session length, idle
-time; a client that breaks the protocol gets ``{"error": reason}`` and its connection closes,
-and nothing else changes for the other streams.
+made). Limits (:class:`ServerConfig`): concurrent streams, the measured decoding load a new
+stream is admitted by (:mod:`asr.server.admission`), message size, sample rates, session length,
+idle time, also while the socket is not being read; a client that breaks the protocol gets
+``{"error": reason}`` and its connection closes, and nothing else changes for the other
+streams. Every bound and what its refusal says: ``docs/serving_bounds.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
 import json
 import logging
 import os
 import pathlib
 import resource
+import select
 import time
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from asr.runtime.online import OnlineRecognizer
+from asr.server.admission import Admission, LoadSample
 from asr.server.loop import DecodeLoop, LoopStats, Session
-from asr.server.protocol import ProtocolError, StreamConfig, error_reply, parse_audio, parse_config, parse_text
+from asr.server.protocol import (MAX_RATE, MIN_RATE, ProtocolError, StreamConfig, error_reply, parse_audio, parse_config,
+                                 parse_text)
 
 __all__ = ["ServerConfig", "build_app", "run_server", "STATIC_DIR", "SERVER_KEY"]
 
@@ -40,6 +48,12 @@ CLOSE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG  # 1009
 CLOSE_INTERNAL = WSCloseCode.INTERNAL_ERROR  # 1011
 CLOSE_TRY_LATER = WSCloseCode.TRY_AGAIN_LATER  # 1013: server full
 
+POLL_S = 0.2  # how often a connection that is not being read checks that its client is still there
+CLOSE_TIMEOUT_S = 2.0  # how long closing waits for the client's close frame, or for a reply to go out
+ADMISSION_WINDOW_S = 5.0  # the decoding load a new stream is admitted by is measured over this many seconds
+ADMISSION_CACHE_S = 0.2  # measured at most this often (a burst of connections reuses it)
+LAG_TICK_S = 0.05  # how often the event loop's lateness is measured
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -53,6 +67,8 @@ class ServerConfig:
     max_batch: int = 256  # streams per model call
     max_wait_ms: float = 20.0  # after new input, wait this long for more streams before a step
     decode_threads: int = 1  # decoding loops, each with its own worker thread and share of the streams
+    recovery_s: float = 60.0  # /health says "recovered" this long after a decoding failure, then "ok"
+    max_load: float = 0.7  # admit a stream only while the decoding loops would stay this busy at most (asr.server.admission)
 
     def __post_init__(self):
         bad = [f"{k}={v!r}" for k, v in self.__dict__.items()
@@ -61,6 +77,8 @@ class ServerConfig:
             bad.append(f"sample_rate={self.sample_rate!r}")
         if not (isinstance(self.max_wait_ms, (int, float)) and self.max_wait_ms >= 0):
             bad.append(f"max_wait_ms={self.max_wait_ms!r}")
+        if not (isinstance(self.max_load, (int, float)) and 0 < self.max_load <= 1):
+            bad.append(f"max_load={self.max_load!r} (a fraction in (0, 1])")
         if bad:
             raise ValueError(f"invalid ServerConfig: {', '.join(bad)} (limits must be positive)")
 
@@ -73,11 +91,18 @@ class Server:
         info = recognizer.info
         self.model_name = model_name or os.path.basename(info.path)
         self.defaults = StreamConfig(sample_rate=config.sample_rate or info.sample_rate)
+        self.rate_range = (min(MIN_RATE, info.sample_rate), MAX_RATE)  # what a stream may declare
+        if not self.rate_range[0] <= self.defaults.sample_rate <= self.rate_range[1]:
+            raise ValueError(f"invalid ServerConfig: sample_rate={self.defaults.sample_rate} is outside "
+                             f"{self.rate_range[0]}..{self.rate_range[1]} Hz")
         self.window_s = info.window_frames * info.frontend.hop_length / info.sample_rate
         self.loops: list[DecodeLoop] = []
+        self.admission = Admission(max_load=config.max_load)
+        self.lags: collections.deque = collections.deque(maxlen=1000)  # (t, event loop lateness, s)
+        self.joins: collections.deque = collections.deque()  # when streams were admitted, the last ADMISSION_WINDOW_S
         self.live = 0
         self.connections: set = set()  # the live Connection objects
-        self.counts = {"connections": 0, "refused": 0, "finished": 0, "errors": 0, "idle_timeouts": 0,
+        self.counts = {"connections": 0, "refused": 0, "refused_busy": 0, "finished": 0, "errors": 0, "idle_timeouts": 0,
                        "session_limits": 0, "disconnects": 0, "messages": 0, "audio_s": 0.0}
         self.started = time.monotonic()
 
@@ -88,14 +113,47 @@ class Server:
             loop = DecodeLoop(rec, self.cfg.max_batch, self.cfg.max_wait_ms)
             loop.start()
             self.loops.append(loop)
+        self._lag_task = asyncio.get_running_loop().create_task(self._watch_lag(), name="asr-loop-lag")
+
+    async def _watch_lag(self) -> None:
+        """How late the event loop runs what is due (sockets wait that long to be read): a
+        timer every LAG_TICK_S, its lateness recorded."""
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(LAG_TICK_S)
+            now = time.monotonic()
+            self.lags.append((now, max(0.0, now - t - LAG_TICK_S)))
 
     async def shutdown(self, app) -> None:
         """Server stopping (Ctrl-C): tell each client why and close its connection (1001)."""
         await asyncio.gather(*(c.close_for_shutdown() for c in list(self.connections)), return_exceptions=True)
 
     async def stop(self, app) -> None:
+        if getattr(self, "_lag_task", None) is not None:
+            self._lag_task.cancel()
         for loop in self.loops:
             await loop.stop()
+
+    def load_sample(self) -> LoadSample:
+        """The decoding loops' measured load (for :class:`Admission`), the live count now."""
+        now = time.monotonic()
+        cached = getattr(self, "_load_cache", None)
+        if cached is None or now - cached[0] > ADMISSION_CACHE_S:
+            busy, audio, span, delays = 0.0, 0.0, ADMISSION_WINDOW_S, []
+            for loop in self.loops:
+                b, a, s = loop.stats.load(ADMISSION_WINDOW_S, now)
+                busy, audio, span = busy + b, audio + a, min(span, s)
+                delays += loop.stats.recent_delays(ADMISSION_WINDOW_S, now)
+            p95 = float(np.percentile(delays, 95)) if len(delays) >= 20 else None
+            lags = [d for t, d in list(self.lags) if now - t <= ADMISSION_WINDOW_S]
+            lag = float(np.percentile(lags, 95)) if lags else None
+            waited = max((s.waited(now) for loop in self.loops for s in list(loop.sessions)), default=0.0)
+            self._load_cache = cached = (now, LoadSample(busy_s=busy, window_s=span, live=0, loops=max(1, len(self.loops)),
+                                                         audio_s=audio, reply_p95_s=p95, loop_lag_s=lag,
+                                                         oldest_pending_s=waited))
+        while self.joins and now - self.joins[0] > ADMISSION_WINDOW_S:
+            self.joins.popleft()
+        return dataclasses.replace(cached[1], live=self.live, joined=len(self.joins))
 
     def pick_loop(self) -> DecodeLoop:
         """The loop that decodes a new stream: the one with the fewest streams."""
@@ -107,15 +165,33 @@ class Server:
             return await self.websocket(request)
         return web.FileResponse(STATIC_DIR / "index.html")
 
+    def health_dict(self) -> tuple[dict, int]:
+        """/health: "ok"; "recovered" for ``recovery_s`` after a stream failed while decoding,
+        once other streams decode again (200); "degraded" while nothing has decoded since a
+        failure (503); "error" when a decoding loop has stopped (500). With the failure counts."""
+        if not self.loops:
+            return {"status": "error", "live_streams": self.live}, 500
+        parts = [loop.health(self.cfg.recovery_s) for loop in self.loops]
+        order = ["ok", "recovered", "degraded", "error"]
+        status = max((p[0] for p in parts), key=order.index)
+        body = {"status": status, "live_streams": self.live,
+                "failed_streams": sum(d["failed_streams"] for _, d in parts),
+                "failed_steps": sum(d["failed_steps"] for _, d in parts)}
+        recent = [d for _, d in parts if "last_error" in d]
+        if recent:
+            last = min(recent, key=lambda d: d["last_error_age_s"])
+            body.update(last_error=last["last_error"], last_error_age_s=last["last_error_age_s"])
+        return body, {"ok": 200, "recovered": 200, "degraded": 503, "error": 500}[status]
+
     async def health(self, request: web.Request):
-        ok = bool(self.loops) and all(loop.error is None for loop in self.loops)
-        return web.json_response({"status": "ok" if ok else "error", "live_streams": self.live},
-                                 status=200 if ok else 500)
+        body, status = self.health_dict()
+        return web.json_response(body, status=status)
 
     async def info(self, request: web.Request):
         i = self.rec.info
         return web.json_response({"model": self.model_name, "sample_rate": i.sample_rate,
                                   "default_sample_rate": self.defaults.sample_rate,
+                                  "min_sample_rate": self.rate_range[0], "max_sample_rate": self.rate_range[1],
                                   "chunk_s": round(i.chunk_size * i.frame_shift_s, 3),
                                   "right_context_s": round(i.right_context * i.frame_shift_s, 3),
                                   "max_streams": self.cfg.max_streams, "max_message_bytes": self.cfg.max_message_bytes,
@@ -141,7 +217,7 @@ class Server:
     # websocket ----------------------------------------------------------------------------
     async def websocket(self, request: web.Request):
         cfg = self.cfg
-        ws = _WebSocket(max_msg_size=cfg.max_message_bytes, compress=False, autoping=True)
+        ws = _WebSocket(cfg.max_message_bytes, compress=False, autoping=True, timeout=CLOSE_TIMEOUT_S)
         await ws.prepare(request)
         self.counts["connections"] += 1
         if self.live >= cfg.max_streams:
@@ -150,8 +226,16 @@ class Server:
             await ws.send_str(error_reply(reason))
             await ws.close(code=CLOSE_TRY_LATER, message=b"server full")
             return ws
+        why = self.admission.refusal(self.load_sample())
+        if why is not None:
+            self.counts["refused"] += 1
+            self.counts["refused_busy"] += 1
+            await ws.send_str(error_reply(f"server busy: {why}; try again later"))
+            await ws.close(code=CLOSE_TRY_LATER, message=b"server busy")
+            return ws
+        self.joins.append(time.monotonic())
         self.live += 1
-        conn = Connection(self, ws, request.remote or "?")
+        conn = Connection(self, ws, request)
         self.connections.add(conn)
         try:
             await conn.run()
@@ -162,15 +246,21 @@ class Server:
 
 
 class _WebSocket(web.WebSocketResponse):
-    """aiohttp closes a connection whose message is over ``max_msg_size`` itself: code 1009, no
-    reason, and at once, so a client still sending gets a TCP reset that can swallow what was
-    sent before it. Here: the protocol's error message, the close frame with the reason, then
-    up to a second for the client to close its side (its data read and dropped meanwhile)."""
+    """A message of up to ``limit`` bytes is accepted (aiohttp refuses one of exactly its
+    ``max_msg_size``, hence ``limit + 1``). aiohttp closes a connection whose message is over
+    it itself: code 1009, no reason, and at once, so a client still sending gets a TCP reset
+    that can swallow what was sent before it. Here: the protocol's error message, the close
+    frame with the reason, then up to a second for the client to close its side (its data
+    read and dropped meanwhile)."""
+
+    def __init__(self, limit: int, **kwargs):
+        super().__init__(max_msg_size=limit + 1, **kwargs)
+        self.limit = limit
 
     async def close(self, *, code: int = CLOSE_NORMAL, message: bytes = b"", drain: bool = True) -> bool:
         if code != CLOSE_TOO_BIG or message or self.closed or self._writer is None:
             return await super().close(code=code, message=message, drain=drain)
-        reason = f"message larger than {self._max_msg_size} bytes (--max-message-bytes)"
+        reason = too_big_reason(self.limit)
         transport = self._req.transport if self._req is not None else None
         try:
             await self.send_str(error_reply(reason))
@@ -187,13 +277,21 @@ class _WebSocket(web.WebSocketResponse):
 
 
 class Connection:
-    """One websocket stream: a receive loop (this task) and a sender task."""
+    """One websocket stream: a receive loop (this task) and a sender task.
 
-    def __init__(self, server: Server, ws: web.WebSocketResponse, peer: str):
-        self.server, self.ws, self.peer = server, ws, peer
+    While the receive loop does not read the socket (backpressure: too much undecoded audio or
+    too many unsent replies; or waiting for the final result), it still notices within
+    :data:`POLL_S` a client that has left (close frame, reset, hang-up), and closes the
+    connection when nothing has moved (no decoding step, no reply written) for the idle
+    timeout, so a slot is never held by a gone or stuck client."""
+
+    def __init__(self, server: Server, ws: web.WebSocketResponse, request: web.Request):
+        self.server, self.ws, self.request = server, ws, request
+        self.peer = request.remote or "?"
         self.cfg = server.defaults
         self.session: Optional[Session] = None
         self.sender: Optional[asyncio.Task] = None
+        self.sending = False  # the sender is writing a reply (blocked there if the client does not read)
         self.t0 = time.monotonic()
 
     async def run(self) -> None:
@@ -212,17 +310,30 @@ class Connection:
             if self.sender is not None and not self.sender.done():
                 self.sender.cancel()
         if not self.ws.closed:
-            await self.ws.close()
+            await self._close(CLOSE_NORMAL, b"")
 
     async def _fail(self, reason: str, code: int) -> None:
         if self.sender is not None and self.sender is not asyncio.current_task():
             self.sender.cancel()
         if not self.ws.closed:
             try:
-                await self.ws.send_str(error_reply(reason))
-                await self.ws.close(code=code, message=reason[:120].encode())
-            except (ConnectionError, RuntimeError):
-                pass
+                await asyncio.wait_for(self.ws.send_str(error_reply(reason)), CLOSE_TIMEOUT_S)
+            except (ConnectionError, RuntimeError, asyncio.TimeoutError):
+                self._abort()
+                return
+            await self._close(code, reason[:120].encode())
+
+    async def _close(self, code: int, message: bytes) -> None:
+        """The close handshake, bounded: a client that reads nothing is cut off."""
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=message), CLOSE_TIMEOUT_S + 1)
+        except (ConnectionError, RuntimeError, asyncio.TimeoutError):
+            self._abort()
+
+    def _abort(self) -> None:
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
 
     async def close_for_shutdown(self) -> None:
         await self._fail("the server is shutting down", CLOSE_GOING_AWAY)
@@ -230,10 +341,64 @@ class Connection:
     def _deadline(self) -> float:
         return self.t0 + self.server.cfg.max_session_s
 
+    def _peer_gone(self) -> bool:
+        """The client has left though the socket is not being read: the connection is lost, a
+        close frame (or a read error) is queued unread, or the socket reports a hang-up."""
+        transport = self.request.transport
+        if transport is None or transport.is_closing():
+            return True
+        queued = getattr(getattr(self.ws, "_reader", None), "_buffer", ())  # aiohttp's unread messages
+        if any(getattr(item[0] if isinstance(item, tuple) else item, "type", None) in _GONE for item in list(queued)):
+            return True
+        return _hung_up(transport)
+
+    async def _wait_until(self, condition, deadline: Optional[float] = None) -> Optional[str]:
+        """Wait, without reading the socket, until ``condition()`` holds: None then; else why
+        the wait ended: "closed" (the client left), "limit" (``deadline``, default the session
+        limit), "stalled" (no progress for the idle timeout)."""
+        s, idle = self.session, self.server.cfg.idle_timeout_s
+        deadline = self._deadline() if deadline is None else deadline
+        last = time.monotonic()
+        while not condition():
+            if self._peer_gone():
+                return "closed"
+            now = time.monotonic()
+            if now >= deadline:
+                return "limit"
+            if now - last >= idle:
+                return "stalled"
+            s.progress.clear()
+            try:
+                await asyncio.wait_for(s.progress.wait(), timeout=min(POLL_S, deadline - now, idle - (now - last)))
+                last = time.monotonic()
+            except asyncio.TimeoutError:
+                pass
+        return None
+
+    async def _stop(self, why: str) -> str:
+        """The end of a connection whose wait (:meth:`_wait_until`) did not succeed."""
+        srv = self.server
+        if why == "limit":
+            return await self._session_limit()
+        if why == "closed":
+            if self.session is not None and not self.session.final_sent:
+                srv.counts["disconnects"] += 1
+            return "closed"
+        srv.counts["idle_timeouts"] += 1
+        idle = srv.cfg.idle_timeout_s
+        if self.sending or (self.session is not None and self.session.outbox.qsize() > srv.cfg.max_outbox):
+            reason = f"no reply read for {idle:g} s (idle timeout): closing"
+        else:
+            reason = f"no decoding progress for {idle:g} s (idle timeout): closing"
+        await self._fail(reason, CLOSE_POLICY)
+        return "idle"
+
     async def _receive(self) -> Optional[str]:
         srv, scfg, ws = self.server, self.server.cfg, self.ws
         while True:
-            await self._wait_for_room()
+            why = await self._wait_for_room()
+            if why is not None:
+                return await self._stop(why)
             remaining = self._deadline() - time.monotonic()
             timeout = min(scfg.idle_timeout_s, remaining)
             if remaining <= 0:
@@ -246,6 +411,10 @@ class Connection:
                 srv.counts["idle_timeouts"] += 1
                 await self._fail(f"no message for {scfg.idle_timeout_s:g} s (idle timeout): closing", CLOSE_POLICY)
                 return "idle"
+            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT) and _size(msg.data) > scfg.max_message_bytes:
+                srv.counts["errors"] += 1  # aiohttp's own limit caught it already, unless its rule changed
+                await self._fail(too_big_reason(scfg.max_message_bytes), CLOSE_TOO_BIG)
+                return "error"
             if msg.type == WSMsgType.BINARY:
                 srv.counts["messages"] += 1
                 self._audio(msg.data)
@@ -255,7 +424,7 @@ class Connection:
                 if kind == "config":
                     if self.session is not None:
                         raise ProtocolError("config after audio: send the config once, before the first audio message")
-                    self.cfg = parse_config(body, self.cfg)
+                    self.cfg = parse_config(body, self.cfg, *srv.rate_range)
                 else:
                     return await self._eof()
             elif msg.type == WSMsgType.ERROR:  # aiohttp has closed it (too big: see _WebSocket.close)
@@ -264,23 +433,17 @@ class Connection:
                 await self._fail(f"websocket error: {ws.exception()}", CLOSE_POLICY)
                 return "error"
             else:  # CLOSE, CLOSING, CLOSED: the client left
-                if self.session is not None and not self.session.final_sent:
-                    srv.counts["disconnects"] += 1
-                return "closed"
+                return await self._stop("closed")
 
-    async def _wait_for_room(self) -> None:
-        """Backpressure: stop reading while this stream's undecoded audio or unread replies are too many."""
+    async def _wait_for_room(self) -> Optional[str]:
+        """Backpressure: stop reading while this stream's undecoded audio or unsent replies are
+        too many. None when there is room (or the stream has ended), else why to stop."""
         s, scfg = self.session, self.server.cfg
-        while s is not None and not s.closed and (s.backlog_s > self.server.window_s + scfg.max_backlog_s
-                                                  or s.outbox.qsize() > scfg.max_outbox):
-            s.progress.clear()
-            remaining = self._deadline() - time.monotonic()
-            if remaining <= 0 or (self.sender is not None and self.sender.done()):
-                return
-            try:
-                await asyncio.wait_for(s.progress.wait(), timeout=remaining)
-            except asyncio.TimeoutError:
-                return
+        if s is None:
+            return None
+        limit_s = self.server.window_s + scfg.max_backlog_s
+        return await self._wait_until(lambda: s.closed or self.sender.done()
+                                      or (s.backlog_s <= limit_s and s.outbox.qsize() <= scfg.max_outbox))
 
     def _start_session(self) -> Session:
         srv = self.server
@@ -289,7 +452,7 @@ class Connection:
             stream = loop.rec.create_stream(f"{self.peer}#{srv.counts['connections']}", hotwords=list(self.cfg.phrase_list) or None)
         except ValueError as exc:
             raise ProtocolError(f"config.phrase_list: {exc}") from None
-        self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s)
+        self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s, srv.window_s)
         loop.add(self.session)
         self.sender = asyncio.get_running_loop().create_task(self._send_replies())
         return self.session
@@ -305,30 +468,28 @@ class Connection:
         s = self.session or self._start_session()
         s.finish()
         s.loop.wake()
-        await self._drain_sender(timeout=max(1.0, self._deadline() - time.monotonic()))
+        why = await self._wait_until(self.sender.done)
+        if why is not None:
+            return await self._stop(why)
+        if s.final_sent:
+            self.server.counts["finished"] += 1
         return "eof"
 
     async def _session_limit(self) -> str:
         srv = self.server
         srv.counts["session_limits"] += 1
         reason = f"session longer than {srv.cfg.max_session_s:g} s (--max-session-s): final result sent, closing"
-        if self.session is not None and not self.session.eof_sent:
-            self.session.finish()
-            self.session.loop.wake()
-            await self._drain_sender(timeout=10.0)
+        s = self.session
+        if s is not None and not s.eof_sent:
+            s.finish()
+            s.loop.wake()
+            why = await self._wait_until(self.sender.done, deadline=time.monotonic() + 10.0)
+            if why == "closed":
+                return "closed"
+            if s.final_sent:
+                srv.counts["finished"] += 1
         await self._fail(reason, CLOSE_POLICY)
         return "limit"
-
-    async def _drain_sender(self, timeout: Optional[float] = None) -> None:
-        """Wait until the sender has written the final result (or failed)."""
-        if self.sender is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self.sender), timeout=timeout)
-        except (asyncio.TimeoutError, ConnectionError):
-            pass
-        if self.session is not None and self.session.final_sent:
-            self.server.counts["finished"] += 1
 
     async def _send_replies(self) -> None:
         s, ws = self.session, self.ws
@@ -340,11 +501,41 @@ class Connection:
             if isinstance(reply, BaseException):
                 await self._fail(str(reply), CLOSE_INTERNAL)
                 return
+            self.sending = True
             try:
                 await ws.send_str(reply)
             except (ConnectionError, RuntimeError):
                 return
+            finally:
+                self.sending = False
             s.progress.set()
+
+
+_GONE = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+_HANG_UP = getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
+
+
+def _hung_up(transport) -> bool:
+    """The peer has closed or reset the TCP connection, seen on the socket itself (Linux
+    ``POLLRDHUP``), also while its unread data keeps asyncio from seeing the end."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or not hasattr(select, "poll"):
+        return False
+    try:
+        poller = select.poll()
+        poller.register(sock.fileno(), _HANG_UP)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _size(data) -> int:
+    """Bytes of a websocket message's payload."""
+    return len(data) if isinstance(data, (bytes, bytearray)) else len(data.encode("utf-8", "surrogatepass"))
+
+
+def too_big_reason(limit: int) -> str:
+    return f"message larger than {limit} bytes (--max-message-bytes)"
 
 
 def _rss_bytes() -> int:

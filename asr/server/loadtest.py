@@ -8,7 +8,8 @@ Each client keeps one connection and streams the files in random order, with ``-
 silence between them, paced in real time in pieces of ``--chunk-ms``, until ``--seconds`` are
 up; then it sends the eof and waits for the final result. With ``--churn MIN:MAX`` a client
 instead leaves after a random MIN..MAX seconds and connects again (the soak). Clients start
-spread over ``--ramp-s``.
+spread over ``--ramp-s``. A client the server refuses (1013: full, or busy by its admission
+rule) tries again 2-5 s later, as the code asks; refusals are counted apart from streams.
 
 The delay of a piece is the time from sending it to receiving its reply (the server answers
 each message once, in order): what a live client waits for the partial text that includes
@@ -91,11 +92,18 @@ async def _client(i: int, args, clips, rate, deadline: float, session, out: dict
         out["started"] += 1
         report = await stream_pieces(args.url, pieces(), rate, realtime=True, session=session, name=f"client-{i}",
                                      timeout_s=args.final_timeout_s)
+        if report.close_code == 1013:  # refused (full or busy): not a stream; try again later, as asked
+            out["started"] -= 1
+            out["refused"] += 1
+            if len(out["refusals"]) < 3:
+                out["refusals"].append(report.error)
+            await asyncio.sleep(rng.uniform(2.0, 5.0))
+            continue
         out["reports"].append(report)
         if report.error:
             out["failed"] += 1
             out["errors"].append(f"client-{i}: {report.error}")
-            await asyncio.sleep(0.5)  # refused or cut: do not spin
+            await asyncio.sleep(0.5)  # cut: do not spin
         else:
             out["finished"] += 1
 
@@ -123,7 +131,7 @@ async def run_load(args) -> dict:
 
     clips, rate = _load_files(args.files)
     rng = random.Random(args.seed)
-    out = {"started": 0, "finished": 0, "failed": 0, "errors": [], "reports": []}
+    out = {"started": 0, "finished": 0, "failed": 0, "refused": 0, "refusals": [], "errors": [], "reports": []}
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn) as session:
         before = await _metrics(session, args.url)
@@ -162,6 +170,7 @@ async def run_load(args) -> dict:
     summary = {
         "clients": args.clients, "seconds": args.seconds, "chunk_ms": args.chunk_ms, "churn": args.churn,
         "streams_started": out["started"], "streams_finished": out["finished"], "streams_failed": out["failed"],
+        "refused": out["refused"], "refusals": out["refusals"],
         "audio_s": round(audio_s, 1), "delay": _percentiles(lat),
         "server_before": b0, "server_after": b1,
         "server_cpu_fraction": round((b1.get("cpu_s", 0) - b0.get("cpu_s", 0)) / wall, 2) if b1 and b0 else None,

@@ -12,9 +12,15 @@ their :class:`Session`'s inbox and wait for replies; one :class:`DecodeLoop` tas
 3. hands the replies back to the sessions' outboxes (their senders write them to the sockets).
 
 So at most one thread runs the model, streams are only touched by that thread while a step
-runs, and the event loop only does socket work. A session owes one reply per message (Vosk's
-contract); the replies of a message are made once its audio is decoded as far as the model's
-window allows, so the time from a message to its reply is the server's added latency.
+runs, and the event loop only does socket work. The work of one step is bounded whatever the
+clients send: a message is fed in pieces of at most :data:`FEED_PIECE_S` seconds, one piece per
+stream and step (so a long message cannot hold the others up), and one window per stream is
+decoded. A step that raises fails only the streams that fail alone: the batch is retried one
+stream at a time, and the others go on (:meth:`DecodeLoop.health` tells what happened).
+
+A session owes one reply per message (Vosk's contract); the replies of a message are made once
+its audio is decoded as far as the model's window allows, so the time from a message to its
+reply is the server's added latency.
 """
 
 from __future__ import annotations
@@ -36,16 +42,20 @@ __all__ = ["Session", "DecodeLoop", "LoopStats"]
 
 log = logging.getLogger("asr.server")
 EOF = None  # the inbox item that ends the input
+FEED_PIECE_S = 1.0  # seconds of a message fed to its stream per step (resampling and log-mel of at most this much)
+AHEAD_S = 0.25  # audio a real-time client may have sent ahead of the clock beyond the model's window (jitter)
 
 
 class Session:
     """One connection's stream. The handler (event loop) calls :meth:`push` / :meth:`finish`
     and reads :attr:`outbox`; the loop's worker thread alone touches :attr:`stream`."""
 
-    def __init__(self, stream: OnlineStream, cfg: StreamConfig, frame_shift_s: float):
+    def __init__(self, stream: OnlineStream, cfg: StreamConfig, frame_shift_s: float, window_s: float = 0.0):
         self.stream, self.cfg = stream, cfg
         self.name = stream.name
         self._shift = frame_shift_s
+        self._ahead_s = window_s + AHEAD_S
+        self._sent_until = 0.0  # when the audio received so far would have played out, sent in real time
         self.inbox: collections.deque = collections.deque()  # sample arrays, then EOF; thread-safe appends/pops
         self.outbox: asyncio.Queue = asyncio.Queue()  # reply strings, then None after the final one
         self.received_s = 0.0  # audio received (handler side)
@@ -60,17 +70,36 @@ class Session:
         self._owed = 0  # messages consumed, replies not made yet
         self._reported = 0  # finished utterances already sent in a result
         self._partial_key, self._partial = None, partial_reply("")
-        self._arrivals: collections.deque = collections.deque()  # when each message arrived, until its reply
+        self._arrivals: collections.deque = collections.deque()  # (when each message arrived, timed?), until its reply
+        self._piece = max(1, int(FEED_PIECE_S * cfg.sample_rate))  # input samples fed per step at most
 
     def push(self, samples: np.ndarray) -> None:
-        self._arrivals.append(time.monotonic())
+        now, duration = time.monotonic(), samples.size / self.cfg.sample_rate
+        self._arrivals.append((now, duration <= FEED_PIECE_S and self._real_time(now)))
+        self._sent_until = max(self._sent_until, now) + duration
         self.inbox.append(samples)
-        self.received_s += samples.size / self.cfg.sample_rate
+        self.received_s += duration
 
     def finish(self) -> None:
         self.eof_sent = True
-        self._arrivals.append(time.monotonic())
+        now = time.monotonic()
+        self._arrivals.append((now, self._real_time(now)))
         self.inbox.append(EOF)
+
+    def waited(self, now: float) -> float:
+        """How long the oldest unanswered message has waited, if it is timed (else 0)."""
+        try:
+            t, timed = self._arrivals[0]
+        except IndexError:  # none (or the worker just answered it)
+            return 0.0
+        return now - t if timed and not self.closed else 0.0
+
+    def _real_time(self, now: float) -> bool:
+        """The client has sent no more than real time allows (a pause earns no credit): a
+        message's reply delay is then the server's, and is timed (for /metrics and admission).
+        A client that sends faster than real time, or in long messages, waits for its own
+        audio, which times nothing."""
+        return self._sent_until - now <= self._ahead_s
 
     @property
     def backlog_s(self) -> float:
@@ -83,13 +112,21 @@ class Session:
         call; a message that leaves nothing to decode is answered at once. Returns seconds fed."""
         fed = 0.0
         while self.inbox and not self.stream.ready and not self.stream.done:
-            item = self.inbox.popleft()
-            self._owed += 1
+            item = self.inbox[0]
             if item is EOF:
+                self.inbox.popleft()
+                self._owed += 1
                 self.stream.input_finished()
             else:
+                if item.size > self._piece:  # a long message: this piece now, the rest at later steps
+                    item, self.inbox[0] = item[: self._piece], item[self._piece :]
+                else:
+                    self.inbox.popleft()
+                    self._owed += 1  # the message is consumed with its last piece
                 self.stream.accept_waveform(self.cfg.sample_rate, item)
                 fed += item.size / self.cfg.sample_rate
+                if self._owed == 0:
+                    break  # one piece of a long message per step
             replies += self._replies()
         return fed
 
@@ -114,8 +151,8 @@ class Session:
         now = time.monotonic()
         delays = self.loop.stats.delays if self.loop is not None else None
         for _ in range(self._owed):
-            arrived = self._arrivals.popleft()
-            if delays is not None:
+            arrived, timed = self._arrivals.popleft()
+            if delays is not None and timed:
                 delays.append((now, now - arrived))
         if stream.done:  # the eof is the last message: its reply is the final result
             out[-1] = result_reply(new, self.cfg.words)
@@ -135,7 +172,32 @@ class LoopStats:
     busy_s: float = 0.0  # time in steps (feature extraction, model, replies)
     audio_s: float = 0.0  # audio fed
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))  # (t, step_s, batch, audio_s)
-    delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))  # (t, message arrival -> reply made, s)
+    delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))  # (t, message arrival -> reply made, s) of streams keeping up
+    started: float = field(default_factory=time.monotonic)
+    step_started: Optional[float] = None  # the step in progress, if any
+
+    def load(self, window_s: float, now: Optional[float] = None) -> tuple[float, float, float]:
+        """(seconds spent in steps, seconds of audio fed, seconds observed) over the last
+        ``window_s`` seconds; the step in progress counts as busy (a saturated loop shows at once)."""
+        now = time.monotonic() if now is None else now
+        span = max(0.0, min(window_s, now - self.started))
+        since = now - span
+        rows = [r for r in list(self.recent) if r[0] + r[1] > since]
+        busy = sum(min(dt, t + dt - since) for t, dt, *_ in rows)
+        audio = sum(r[3] for r in rows)
+        if self.step_started is not None:
+            busy += now - max(self.step_started, since)
+        return min(busy, span), audio, span
+
+    def recent_delays(self, window_s: float, now: Optional[float] = None) -> list:
+        """The reply delays (message arrival -> reply made, s) of the last ``window_s`` seconds."""
+        now = time.monotonic() if now is None else now
+        out = []
+        for t, d in reversed(list(self.delays)):
+            if now - t > window_s:
+                break
+            out.append(d)
+        return out
 
     @classmethod
     def merged(cls, parts: list) -> "LoopStats":
@@ -191,7 +253,11 @@ class DecodeLoop:
         self._wake = asyncio.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asr-decode")
         self._task: Optional[asyncio.Task] = None
-        self.error: Optional[BaseException] = None
+        # failures: streams ended by an error while decoding them, and whether decoding worked since
+        self.failed_streams = 0
+        self.failed_steps = 0
+        self.last_failure: Optional[tuple[float, str]] = None  # (time.monotonic(), error)
+        self.ok_steps_since_failure = 0  # steps that decoded some stream after the last failure
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="asr-decode-loop")
@@ -230,19 +296,15 @@ class DecodeLoop:
             if not work:
                 pending = False
                 continue
-            t0 = time.monotonic()
+            t0 = self.stats.step_started = time.monotonic()
             try:
-                out, pending, fed, batch = await loop.run_in_executor(self._pool, self._step, work)
-            except Exception as exc:  # a bug, not a client's fault: log it, fail the sessions involved
+                out, pending, fed, batch, failed = await loop.run_in_executor(self._pool, self._step, work)
+            except Exception as exc:  # a bug outside the per-stream isolation: fail the sessions involved
                 log.exception("decoding step failed")
-                self.error = exc
-                for s in work:
-                    s.closed = True
-                    s.outbox.put_nowait(RuntimeError(f"internal error while decoding: {type(exc).__name__}: {exc}"))
-                pending = False
-                continue
+                out, pending, fed, batch, failed = [], False, 0.0, 0, [(s, exc) for s in work]
             dt = time.monotonic() - t0
             st = self.stats
+            st.step_started = None
             st.steps += 1
             st.batched_streams += batch
             st.busy_s += dt
@@ -252,24 +314,68 @@ class DecodeLoop:
                 if not s.closed:
                     for r in replies:
                         s.outbox.put_nowait(r)
+            self._record(failed, decoded=batch)
+            for s, exc in failed:
+                s.closed = True
+                s.outbox.put_nowait(RuntimeError(f"internal error while decoding: {type(exc).__name__}: {exc}"))
             for s in work:
                 s.progress.set()
 
+    def _record(self, failed: list, decoded: int) -> None:
+        if failed:
+            self.failed_steps += 1
+            self.failed_streams += len(failed)
+            exc = failed[-1][1]
+            self.last_failure = (time.monotonic(), f"{type(exc).__name__}: {exc}"[:300])
+            self.ok_steps_since_failure = 1 if decoded > 0 else 0
+        elif decoded > 0 and self.last_failure is not None:
+            self.ok_steps_since_failure += 1
+
+    def health(self, recovery_s: float) -> tuple[str, dict]:
+        """("ok" | "recovered" | "degraded" | "error", details): "degraded" while no stream has
+        been decoded since the last failure, "recovered" for ``recovery_s`` after a failure once
+        decoding works again, then "ok"; "error" if the loop itself has stopped."""
+        details = {"failed_streams": self.failed_streams, "failed_steps": self.failed_steps}
+        if self._task is None or self._task.done():
+            return "error", details
+        if self.last_failure is None:
+            return "ok", details
+        t, error = self.last_failure
+        age = time.monotonic() - t
+        details.update(last_error=error, last_error_age_s=round(age, 1))
+        if self.ok_steps_since_failure == 0:
+            return "degraded", details
+        return ("recovered" if age < recovery_s else "ok"), details
+
     def _step(self, work: list[Session]):
-        """Worker thread: feed, one batched model call, replies."""
+        """Worker thread: feed, one batched model call, replies. A stream whose feeding or
+        decoding raises is left out (returned in ``failed``), the others go on."""
         fed = 0.0
         now = time.monotonic()
         replies = {id(s): [] for s in work}
+        failed: list = []
         for s in work:
-            fed += s._feed(replies[id(s)])
+            try:
+                fed += s._feed(replies[id(s)])
+            except Exception as exc:
+                log.exception("stream %s: feeding its audio failed", s.name)
+                failed.append((s, exc))
+                continue
             if s.waiting_since is None and s.stream.ready:
                 s.waiting_since = now
-        ready = sorted((s for s in work if s.waiting_since is not None), key=lambda s: s.waiting_since)[: self.max_batch]
+        bad = {id(s) for s, _ in failed}
+        ready = sorted((s for s in work if s.waiting_since is not None and id(s) not in bad),
+                       key=lambda s: s.waiting_since)[: self.max_batch]
         if ready:
-            self.rec.decode_streams([s.stream for s in ready])
-        stepped = {id(s) for s in ready}
+            for s, exc in self._decode(ready):
+                failed.append((s, exc))
+                bad.add(id(s))
+                ready.remove(s)
+        stepped = {id(s) for s in ready}  # decoded this step (the failed ones left out)
         out, pending = [], False
         for s in work:
+            if id(s) in bad:
+                continue
             s.decoded_s = s.stream.decoder.num_frames * s._shift
             if s.stream.ready:
                 if id(s) in stepped or s.waiting_since is None:
@@ -281,4 +387,33 @@ class DecodeLoop:
                 pending = pending or bool(s.inbox)
             if replies[id(s)]:
                 out.append((s, replies[id(s)]))
-        return out, pending, fed, len(ready)
+        return out, pending, fed, len(ready), failed
+
+    def _decode(self, ready: list[Session]) -> list:
+        """One batched model call for ``ready``; if it raises, each stream it left untouched is
+        retried alone, so only the streams that fail by themselves fail. Returns (session, error)
+        of those."""
+        before = [s.stream.num_steps for s in ready]
+        try:
+            self.rec.decode_streams([s.stream for s in ready])
+            return []
+        except Exception as exc:
+            if len(ready) == 1:
+                log.exception("stream %s: decoding failed", ready[0].name)
+                return [(ready[0], exc)]
+            log.warning("a batch of %d streams failed (%s: %s); retrying them one by one", len(ready),
+                        type(exc).__name__, exc)
+            batch_error = exc
+        failed = []
+        advanced = [s for s, n in zip(ready, before) if s.stream.num_steps != n]
+        if advanced:  # the error came from taking the outputs; the last stream it reached is the one that raised
+            failed.append((advanced[-1], batch_error))
+        for s, n in zip(ready, before):
+            if s.stream.num_steps != n:  # advanced before the error: not to be run again
+                continue
+            try:
+                self.rec.decode_streams([s.stream])
+            except Exception as exc:
+                log.exception("stream %s: decoding failed", s.name)
+                failed.append((s, exc))
+        return failed

@@ -33,12 +33,18 @@ from asr.audio import MAX_SAMPLE_RATE
 from asr.decoding.result import Utterance
 
 __all__ = ["ProtocolError", "StreamConfig", "parse_config", "parse_text", "parse_audio", "partial_reply",
-           "result_reply", "error_reply", "FORMATS", "VOSK_UNK"]
+           "result_reply", "error_reply", "FORMATS", "VOSK_UNK", "MIN_RATE", "MAX_RATE"]
 
 FORMATS = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 VOSK_UNK = "[unk]"  # Vosk's "anything else" entry of a phrase list: no phrase to favour here
 MAX_PHRASES = 1000
 MAX_PHRASE_CHARS = 200
+# The rates a stream may declare. The lower bound bounds the work one message can cause: the
+# stream resamples to the model's rate, so a message's samples grow by model rate / stream rate
+# (a rate of 1 Hz made 2 KB of PCM into 16 million samples); at 8 kHz (telephone speech) a 16 kHz
+# model doubles them. The upper bound is the highest rate audio hardware records.
+MIN_RATE = 8_000
+MAX_RATE = MAX_SAMPLE_RATE  # 384 kHz: the bound every input path shares (asr.audio)
 
 
 class ProtocolError(ValueError):
@@ -59,10 +65,10 @@ class StreamConfig:
         return FORMATS[self.format].itemsize
 
 
-def _rate(value, max_rate: int) -> int:
+def _rate(value, min_rate: int, max_rate: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value) or not 0 < value <= max_rate:
-        raise ProtocolError(f"config.sample_rate must be a whole number of Hz in 1..{max_rate}, got {value!r}")
+            or value != int(value) or not min_rate <= value <= max_rate:
+        raise ProtocolError(f"config.sample_rate must be a whole number of Hz in {min_rate}..{max_rate}, got {value!r}")
     return int(value)
 
 
@@ -83,9 +89,9 @@ def _phrases(value) -> tuple:
     return tuple(p for p in value if p.strip() and p.strip().lower() != VOSK_UNK)
 
 
-def parse_config(body, defaults: StreamConfig, max_rate: int = MAX_SAMPLE_RATE) -> StreamConfig:
+def parse_config(body, defaults: StreamConfig, min_rate: int = MIN_RATE, max_rate: int = MAX_RATE) -> StreamConfig:
     """The object under ``"config"`` -> a :class:`StreamConfig` (unknown keys are refused, so a
-    typo is not silently ignored)."""
+    typo is not silently ignored; ``sample_rate`` must lie in ``min_rate..max_rate``)."""
     if not isinstance(body, dict):
         raise ProtocolError(f"config must be an object, got {type(body).__name__}")
     known = {"sample_rate", "words", "phrase_list", "format", "max_alternatives"}
@@ -94,7 +100,7 @@ def parse_config(body, defaults: StreamConfig, max_rate: int = MAX_SAMPLE_RATE) 
         raise ProtocolError(f"config: unknown field(s) {unknown}; known: {sorted(known)}")
     out = {}
     if "sample_rate" in body:
-        out["sample_rate"] = _rate(body["sample_rate"], max_rate)
+        out["sample_rate"] = _rate(body["sample_rate"], min_rate, max_rate)
     if "words" in body:
         out["words"] = _flag(body["words"], "words")
     if "phrase_list" in body:
@@ -115,6 +121,8 @@ def parse_text(text: str) -> tuple[str, Optional[dict]]:
         obj = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         raise ProtocolError(f"text message is not valid JSON ({exc}): {text[:80]!r}") from None
+    except RecursionError:  # e.g. 100,000 '[': the parser recurses once per level
+        raise ProtocolError(f"text message nests too deeply to parse: {text[:20]!r}...") from None
     if not isinstance(obj, dict) or len(obj) != 1:
         raise ProtocolError(f'text message must be {{"config": {{...}}}} or {{"eof" : 1}}, got {text[:80]!r}')
     (key, value), = obj.items()
