@@ -169,3 +169,22 @@ def test_an_endpoint_restarts_the_rnn_state(models):
     got = np.concatenate(s.log_probs)
     assert got.shape == (sum(r.shape[0] for r in ref), len(VOCAB))
     np.testing.assert_allclose(got, np.concatenate(ref), atol=1e-4)
+
+
+def test_stream_in_pieces_equals_a_stream_fed_at_random(models):
+    """stream_in_pieces: the result a live source sending fixed pieces gets, the same as any
+    other way of feeding the stream, endpoints included."""
+    from asr.runtime.online import stream_in_pieces
+
+    path, _, _ = models.get("lstm-lc")
+    rng = np.random.default_rng(5)
+    wave = np.concatenate([synth_utterance("abc a", rng), np.zeros(SR * 2, np.float32), synth_utterance("ca b", rng)])
+    rec = OnlineRecognizer(path, endpoint=EndpointConfig(rule1=None, rule2=1.0, rule3=None))
+    want_stream = rec.create_stream("random")
+    _feed(rec, want_stream, wave, np.random.default_rng(1))
+    want = rec.get_result(want_stream)
+    for piece_s in (0.01, 0.1, 0.37):
+        got = stream_in_pieces(rec, wave, SR, piece_s, name="pieces")
+        assert got.final and got.name == "pieces"
+        assert [(u.text, u.start, u.end) for u in got.utterances] == [(u.text, u.start, u.end) for u in want.utterances]
+    assert want.utterances and want.final

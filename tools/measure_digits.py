@@ -31,22 +31,13 @@ from asr.manifest import read_manifest, segment_of  # noqa: E402
 from asr.metrics import error_stats  # noqa: E402
 from asr.recognizer import load_model  # noqa: E402
 from asr.runtime.endpoint import EndpointConfig  # noqa: E402
-from asr.runtime.online import OnlineRecognizer  # noqa: E402
+from asr.runtime.online import OnlineRecognizer, stream_in_pieces  # noqa: E402
 from asr.text import normalize_text  # noqa: E402
 
 
 def streamed_text(rec: OnlineRecognizer, samples: np.ndarray, rate: int, piece_ms: float = 100.0) -> str:
     """The final text of ``samples`` fed in ``piece_ms`` pieces, every endpoint's utterance joined."""
-    stream = rec.create_stream()
-    step = max(1, int(round(rate * piece_ms / 1000)))
-    for start in range(0, samples.size, step):
-        stream.accept_waveform(rate, samples[start : start + step])
-        while rec.decode_stream(stream):
-            pass
-    stream.input_finished()
-    while rec.decode_stream(stream):
-        pass
-    return " ".join(u.text for u in rec.get_result(stream).utterances if u.text)
+    return " ".join(u.text for u in stream_in_pieces(rec, samples, rate, piece_ms / 1000).utterances if u.text)
 
 
 def _audio(e) -> tuple[np.ndarray, int]:

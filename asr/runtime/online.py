@@ -31,7 +31,7 @@ from asr.runtime.model import OnnxModel
 from asr.runtime.resampler import StreamingResampler
 from asr.runtime.schema import ModelError
 
-__all__ = ["OnlineRecognizer", "OnlineStream", "StreamingBackend"]
+__all__ = ["OnlineRecognizer", "OnlineStream", "StreamingBackend", "stream_in_pieces"]
 
 Hotwords = Optional[Union[Sequence[str], Mapping[str, float]]]
 
@@ -268,3 +268,20 @@ class StreamingBackend:
             pass
         v = len(self.tokenizer.vocab)
         return [np.concatenate(s.log_probs) if s.log_probs else np.zeros((0, v), np.float32) for s in streams]
+
+
+def stream_in_pieces(recognizer: OnlineRecognizer, samples: np.ndarray, sample_rate: int, piece_s: float = 0.1,
+                     name: Optional[str] = None) -> Result:
+    """The final result of ``samples`` fed to a new stream of ``recognizer`` in pieces of
+    ``piece_s`` seconds, as a live source would send them, each piece decoded as far as it goes
+    (so endpoints fall where they would live)."""
+    stream = recognizer.create_stream(name)
+    step = max(1, int(round(sample_rate * piece_s)))
+    for start in range(0, len(samples), step):
+        stream.accept_waveform(sample_rate, samples[start : start + step])
+        while recognizer.decode_stream(stream):
+            pass
+    stream.input_finished()
+    while recognizer.decode_stream(stream):
+        pass
+    return recognizer.get_result(stream)
