@@ -23,6 +23,7 @@ import asyncio
 import collections
 import concurrent.futures
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -268,12 +269,15 @@ class DecodeLoop:
         if ready:
             self.rec.decode_streams([s.stream for s in ready])
         stepped = {id(s) for s in ready}
+        # back of the queue: behind every stream that waited in this step, even those that only
+        # became ready at ``now`` (a tie would put a stepped stream first again)
+        requeue = max(time.monotonic(), math.nextafter(now, math.inf))
         out, pending = [], False
         for s in work:
             s.decoded_s = s.stream.decoder.num_frames * s._shift
             if s.stream.ready:
                 if id(s) in stepped or s.waiting_since is None:
-                    s.waiting_since = now  # back of the queue
+                    s.waiting_since = requeue
                 pending = True
             else:
                 s.waiting_since = None
