@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from asr.audio import AudioError, load_audio, resample
+from asr.audio import AudioError, load_audio, read_audio, resample
 
 
 @pytest.mark.parametrize("fmt,ext", [("WAV", "wav"), ("FLAC", "flac"), ("OGG", "ogg"), ("MP3", "mp3")])
@@ -160,3 +160,61 @@ def test_unreadable_file_says_permission_denied(tmp_path):
 
     with mock.patch("builtins.open", refuse), pytest.raises(AudioError, match=r"a\.wav: permission denied"):
         load_audio(path, 8000)
+
+
+@pytest.mark.parametrize("file_rate,rate", [(16000, 32000), (16000, 8000), (8000, None)])
+def test_blocks_duration_is_the_input_length_at_any_output_rate(tmp_path, file_rate, rate):
+    """A 3 s file is 3 s whatever rate it is read at (the long-form switch reads this), and the
+    blocks hold 3 s of samples at the output rate."""
+    from asr.audio import AudioBlocks
+
+    x = (0.1 * np.sin(2 * np.pi * 300 * np.arange(3 * file_rate) / file_rate)).astype(np.float32)
+    path = tmp_path / "three.wav"
+    sf.write(path, x, file_rate, subtype="FLOAT")
+    out_rate = rate or file_rate
+    for blocks in (AudioBlocks(path, rate, block_s=1.0), AudioBlocks(x, rate, block_s=1.0, sample_rate=file_rate)):
+        assert blocks.duration == pytest.approx(3.0) and blocks.rate == out_rate and blocks.input_rate == file_rate
+        sizes = [b.size for b in blocks]
+        assert abs(sum(sizes) - 3 * out_rate) <= 2
+        assert len(sizes) >= 3 and max(sizes) <= 1.25 * out_rate  # blocks of about block_s seconds at the output rate
+
+
+def test_each_refusal_names_the_file_and_says_exactly_why(tmp_path):
+    sf.write(tmp_path / "one_second.wav", np.zeros(8000, np.float32), 8000)
+    sf.write(tmp_path / "header_only.wav", np.zeros(0, np.float32), 8000)
+    x = np.zeros(1000, np.float32)
+    x[[3, 5, 7]] = [np.nan, np.inf, -np.inf]
+    sf.write(tmp_path / "nan.wav", x, 8000, subtype="FLOAT")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "one_byte.wav").write_bytes(b"R")
+    (tmp_path / "folder.wav").mkdir()
+    cases = [
+        ("missing.wav", {}, "file not found"),
+        ("folder.wav", {}, "is a directory, not an audio file"),
+        ("empty.wav", {}, "file is empty (0 bytes)"),
+        ("header_only.wav", {}, "contains no audio samples"),
+        ("nan.wav", {}, "3 sample(s) are NaN or infinite"),
+        ("one_second.wav", dict(offset=1.0), "segment starts at 1 s, after the end of the file (1 s)"),
+        ("one_second.wav", dict(offset=2.5, duration=0.5), "segment starts at 2.5 s, after the end of the file (1 s)"),
+    ]
+    for name, segment, why in cases:
+        path = str(tmp_path / name)
+        with pytest.raises(AudioError) as err:
+            read_audio(path, **segment)
+        assert (err.value.source, err.value.reason, str(err.value)) == (path, why, f"{path}: {why}"), name
+    with pytest.raises(AudioError, match=r"one_byte\.wav: cannot decode audio \("):  # one byte is not "empty"
+        read_audio(tmp_path / "one_byte.wav")
+    with pytest.raises(AudioError, match=r"^-: a segment \(offset/duration\) cannot be read from standard input$"):
+        read_audio("-", offset=1.0)
+
+
+def test_read_audio_gives_float32_at_the_file_rate_whole_or_in_part(tmp_path):
+    p = tmp_path / "pcm16.wav"
+    x = (np.arange(16000) % 200 - 100).astype(np.int16) * 100
+    sf.write(p, x, 16000, subtype="PCM_16")
+    for segment, n in (({}, 16000), (dict(duration=0.5), 8000), (dict(offset=0.0, duration=0.25), 4000),
+                       (dict(offset=0.75), 4000)):
+        samples, rate = read_audio(p, **segment)
+        assert samples.dtype == np.float32 and samples.shape == (n,) and rate == 16000, segment
+        start = int(segment.get("offset", 0) * 16000)
+        np.testing.assert_allclose(samples, x[start: start + n] / 32768.0, atol=1e-7)

@@ -365,3 +365,64 @@ def test_char_lm_reaches_words_the_word_lm_lacks():
     assert beam_search(lp, tok, lm=wlm, alpha=0.3, char_lm=clm, char_alpha=0.5, beam_size=10)[0].text == "the cat"
     with pytest.raises(ValueError, match="character vocabulary"):
         CtcBeamSearch(WordTokenizer([B, "one", "two"]), char_lm=clm)
+
+
+def test_a_broken_match_takes_its_bonus_back_before_the_next_match():
+    # "ca" of "cat" matched, "b" broke the match: its 2 provisional points are taken back, so
+    # the later whole "cat" earns exactly its own 3 (not 5)
+    lp = frames(HOT, ["c", "a", "b", " ", "c", "a", "t"], peak=0.99)
+    best = beam_search(lp, HOT, hotwords=["cat"], hotword_weight=1.0)[0]
+    assert best.text == "cab cat" and best.hotword_bonus == 3.0
+    assert best.score == pytest.approx(best.acoustic + 3.0)
+    # twice the phrase: twice its bonus
+    lp = frames(HOT, ["c", "a", "t", " ", "c", "a", "t"], peak=0.99)
+    assert beam_search(lp, HOT, hotwords=["cat"], hotword_weight=1.0)[0].hotword_bonus == 6.0
+
+
+def _spelled_prefixes(search, trie, spellings):
+    """Every prefix (node) along the token sequences ``spellings``, from the root."""
+    from asr.decoding.beam_search import _Node
+    from asr.decoding.lm import BOS
+
+    root = _Node(None, None, (BOS,) if search.lm is not None else (), "", 0.0, 0, 0, 0.0, 0.0, 0.0,
+                 (BOS,) if search.char_lm is not None else ())
+    nodes = [root]
+    for ids in spellings:
+        node = root
+        for c in ids:
+            node = search._child(node, c, trie)
+            nodes.append(node)
+    return nodes
+
+
+@pytest.mark.parametrize("units", ["char", "pieces", "words"])
+def test_search_scores_of_children_equal_their_bonus(units):
+    """The search scores every extension of a prefix at once (a row per prefix, :meth:`_row`);
+    each must be the bonus (LM, beta, hotword gain or take-back) the child itself gets."""
+    from asr.decoding.lm import char_tokens
+
+    corpus = ["cat cab", "new york", "cat", "hello world cat"]
+    lm = train_ngram(corpus, order=2)
+    if units == "char":
+        tok, char_lm = HOT, train_ngram([char_tokens(s) for s in corpus], order=3)
+        hotwords = {"cat": 1.0, "cab": 2.0, "new york": 0.5, "hello": 0.7}
+        texts = ["cab cat", "new yolk", "new york", "hello cat", "cat hello"]
+    elif units == "pieces":
+        tok, char_lm = PIECES, None
+        hotwords = {"cat": 1.0, "the cat": 0.5, "sat": 0.3}
+        texts = ["the cut sat", "the cat sat", "cat sat"]
+    else:
+        from asr.text import WordTokenizer
+
+        tok, char_lm = WordTokenizer([B, "cat", "cab", "new", "york", "yolk"]), None
+        hotwords = {"new york": 1.0, "cab": 0.4}
+        texts = ["new yolk cab", "new york new", "cab cat"]
+    search = CtcBeamSearch(tok, lm, BeamSearchOptions(alpha=0.6, beta=0.3, char_alpha=0.4), char_lm=char_lm)
+    trie = search._trie(hotwords)
+    checked = 0
+    for node in _spelled_prefixes(search, trie, [tok.encode(t) for t in texts]):
+        row = search._row(node, trie)
+        for c in range(1, len(tok.vocab)):
+            assert row[c] == pytest.approx(search._child(node, c, trie).bonus, abs=1e-9), (tok.vocab[c], node.word)
+            checked += 1
+    assert checked >= 40  # the walk reached many prefixes

@@ -242,3 +242,17 @@ def test_write_arpa_fsyncs_before_the_rename(tmp_path, monkeypatch):
     train_ngram(["a b"], order=2).write_arpa(tmp_path / "lm.arpa")
     (rename,) = [e for e in events if e[0] == "replace"]
     assert os.path.dirname(rename[1]) == str(tmp_path) and ("fsync", rename[1]) in events[: events.index(rename)]
+
+
+def test_estimated_discounts_by_hand():
+    """D_k = n1 / (n1 + 2 n2) over the adjusted counts of order k (0.5 when n1 or n2 is 0)."""
+    lm = train_ngram(["a b", "a c", "b"], order=2)  # the bigram fixture's corpus, discounts estimated
+    # unigrams (continuation counts): a 1, b 2, c 1, </s> 2 -> n1 = 2, n2 = 2, D1 = 2 / 6 = 1/3;
+    # gamma() = 1/3 * 4 types / 6 = 2/9 spread over 5 words
+    assert p(lm, "a") == pytest.approx((1 - 1 / 3) / 6 + (2 / 9) / 5, abs=1e-12)  # 7/45
+    assert p(lm, "b") == pytest.approx((2 - 1 / 3) / 6 + (2 / 9) / 5, abs=1e-12)  # 29/90
+    # bigrams (raw): <s> a 2, a b 1, b </s> 2, a c 1, c </s> 1, <s> b 1 -> n1 = 4, n2 = 2, D2 = 4 / 8;
+    # context a: b 1, c 1 -> gamma(a) = 0.5 * 2 / 2
+    assert p(lm, "b", ["a"]) == pytest.approx((1 - 0.5) / 2 + 0.5 * 29 / 90, abs=1e-12)  # 37/90
+    # no count of 2: D = 0.5; unigrams a 1, b 1, </s> 1, gamma() = 0.5 * 3 / 3 over 4 words
+    assert p(train_ngram(["a b"], order=1), "a") == pytest.approx(0.5 / 3 + 0.5 / 4, abs=1e-12)
