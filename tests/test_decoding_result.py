@@ -4,7 +4,7 @@ import numpy as np
 
 from asr.decoding.confidence import token_confidences
 from asr.decoding.greedy import greedy_alignment, greedy_ids
-from asr.decoding.result import CtcStreamDecoder, words_from_tokens
+from asr.decoding.result import CtcStreamDecoder, Utterance, Word, words_from_tokens
 from asr.text import BLANK, CharTokenizer
 
 
@@ -80,3 +80,29 @@ def test_word_piece_words_and_times():
     assert text == "the cat at"
     assert [(w.word, w.start, w.end, w.confidence) for w in words] == [
         ("the", 0.0, 0.08, 0.9), ("cat", 0.12, 0.24, 0.4), ("at", 0.32, 0.52, 0.25)]
+
+
+def test_times_round_to_the_millisecond_and_runs_keep_their_first_frame():
+    from asr.decoding.confidence import ConfidenceCalibration
+    from asr.decoding.result import make_result
+    from asr.text import WordTokenizer
+
+    tok = CharTokenizer([BLANK, " ", "a", "b"])
+    _, words = words_from_tokens(tok, [(2, 1, 2), (3, 5, 5)], 0.01234)
+    assert [(w.start, w.end) for w in words] == [(0.012, 0.074)]  # 1 x 0.01234; 6 x 0.01234
+    wt = WordTokenizer([BLANK, "one", "two"])
+    _, words = words_from_tokens(wt, [(1, 1, 2), (2, 4, 4)], 0.01234)
+    assert [(w.start, w.end) for w in words] == [(0.012, 0.037), (0.049, 0.062)]
+    cal = ConfidenceCalibration(0.5, -1.0)
+    dec = CtcStreamDecoder(tok, 0.01234, calibration=cal)
+    dec.accept(_path_scores([0, 2, 2]))
+    dec.accept(_path_scores([2, 0, 3]))  # "a" held three frames across two chunks
+    assert dec.tokens == [(2, 1, 3), (3, 5, 5)]
+    u = dec.finish_utterance()
+    assert (u.start, u.end, u.words[0].start, u.words[0].end) == (0.0, 0.074, 0.012, 0.074)
+    assert u.words[0].confidence == round(cal(1.0 * 1.0), 4)  # calibrated: the map, not the raw 1.0
+    later = dec.utterance(final=False)
+    assert (later.start, later.end, later.final) == (0.074, 0.074, False)
+    r = make_result("talk.wav", [u], False, 1.23456, partial=Utterance("b", 0.074, 0.1, [Word("b", 0.08, 0.1)]))
+    assert (r.name, r.text, r.duration, r.final) == ("talk.wav", "ab b", 1.235, False)
+    assert [w.word for w in r.words] == ["ab", "b"] and len(r.utterances) == 2

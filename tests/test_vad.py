@@ -198,3 +198,70 @@ def test_memory_held_in_silence_is_bounded():
         assert seg.accept(1e-4 * rng.standard_normal(SR).astype(np.float32)) == []
         held = max(held, seg._buf.size)
     assert held <= SR + seg.pad + seg.frame
+
+
+def test_options_bounds_are_inclusive_and_every_problem_is_named():
+    for good in (dict(threshold=1.0, neg_threshold=1.0), dict(neg_threshold=0.0), dict(aggressiveness=0),
+                 dict(aggressiveness=3), dict(pad_s=0.25, max_segment_s=1.5)):
+        VadOptions(**good)
+    for bad in (dict(threshold=1.5), dict(threshold=0.5, neg_threshold=0.6), dict(neg_threshold=-0.1),
+                dict(aggressiveness=4), dict(pad_s=0.25, max_segment_s=1.49)):
+        with pytest.raises(ValueError, match="invalid VadOptions"):
+            VadOptions(**bad)
+    with pytest.raises(ValueError) as err:
+        VadOptions(method="magic", threshold=0.0, neg_threshold=0.5)
+    assert str(err.value) == ("invalid VadOptions: method must be one of silero, webrtc, energy, none, got 'magic'; "
+                              "threshold must be in (0, 1], got 0.0; neg_threshold must be in [0, threshold], got 0.5")
+
+
+def test_energy_vad_line_is_margin_above_the_floor_of_the_last_seconds():
+    def at(db, n):  # n frames of 20 ms whose energy is db dBFS
+        return np.full((n, 160), 10 ** (db / 20), np.float32)
+
+    vad = EnergyVad(SR)  # margin 12 dB over the quietest frame of the last 10 s, at least -55 dBFS
+    assert vad.frame_samples == 160
+    vad(at(-40.0, 50))  # one second at -40 dB: the floor
+    p = [vad(at(-28.0, 1))[0], vad(at(-26.5, 1))[0]]
+    assert p == pytest.approx([0.5, 1 / (1 + np.exp(-1))], abs=1e-4)  # on the line; 1.5 dB above it
+    vad(at(-30.0, 50 * 11))  # 11 s louder: the quiet second is forgotten, the floor is now -30 dB
+    assert vad(at(-18.0, 1))[0] == pytest.approx(0.5, abs=1e-4)
+    quiet = EnergyVad(SR)
+    quiet(np.zeros((50, 160), np.float32))  # digital silence: the line stops at -55 dBFS
+    assert quiet(at(-55.0, 1))[0] == pytest.approx(0.5, abs=1e-4)
+
+
+def test_silero_feeds_the_model_as_its_reference_wrapper_does(tmp_path):
+    """16 kHz: 512-sample chunks, each after the previous chunk's last 64 samples, the recurrent
+    state carried (the loop of Silero's own ONNX wrapper); 8 kHz: upsampled by linear
+    interpolation, continuous across frames; 32 kHz: every other sample."""
+    import onnxruntime as ort
+
+    from asr.vad import SILERO_MODEL
+
+    rng = np.random.default_rng(1)
+    x16 = (0.1 * rng.standard_normal(512 * 6)).astype(np.float32)
+    sess = ort.InferenceSession(SILERO_MODEL, providers=["CPUExecutionProvider"])
+    state, context, want = np.zeros((2, 1, 128), np.float32), np.zeros(64, np.float32), []
+    for chunk in x16.reshape(-1, 512):
+        inp = np.concatenate([context, chunk])
+        out, state = sess.run(None, {"input": inp[None], "state": state, "sr": np.array(16000, np.int64)})
+        context = inp[-64:]
+        want.append(out[0, 0])
+    vad = SileroVad(16000)
+    assert vad.frame_samples == 512 and SileroVad(32000).frame_samples == 1024 and SileroVad(8000).frame_samples == 256
+    np.testing.assert_array_equal(vad(x16.reshape(-1, 512)), np.array(want, np.float32))
+    vad.reset()  # a fresh state gives the same again
+    np.testing.assert_array_equal(vad(x16.reshape(-1, 512)), np.array(want, np.float32))
+
+    x8 = (0.1 * rng.standard_normal(256 * 3)).astype(np.float32)
+    v8 = SileroVad(8000)
+    up = np.concatenate([v8._to_16k(f) for f in x8.reshape(-1, 256)])
+    prev = np.concatenate([[0.0], x8[:-1]])  # the sample before each (0 before the first)
+    np.testing.assert_array_equal(up[1::2], x8)
+    np.testing.assert_allclose(up[0::2], 0.5 * (prev + x8), rtol=1e-6)
+    np.testing.assert_array_equal(SileroVad(32000)._to_16k(np.arange(1024, dtype=np.float32)), np.arange(0, 1024, 2))
+
+    with pytest.raises(ValueError, match=r"missing\.onnx: silero VAD model file not found"):
+        Segmenter(SR, VadOptions(model=str(tmp_path / "missing.onnx")))
+    with pytest.raises(ValueError, match=r"not 22050 Hz: use the webrtc or energy VAD$"):
+        SileroVad(22050)
