@@ -117,3 +117,18 @@ def test_missing_empty_and_non_utf8_manifests_say_so(tmp_path):
     (tmp_path / "latin1.jsonl").write_bytes(raw)
     with pytest.raises(ManifestError, match=rf"latin1\.jsonl:1: not UTF-8 \(byte 0xe9 at column {raw.index(0xe9) + 1}\)$"):
         read_manifest(tmp_path / "latin1.jsonl", strict=True)
+
+
+def test_write_manifest_round_trip_and_segments(tmp_path):
+    from asr.manifest import Entry, segment_of, write_manifest
+
+    entries = [Entry(str(tmp_path / "a.wav"), 1.234567, "one", "s1", {"lang": "en"}, 0.5000004),
+               Entry(str(tmp_path / "b.wav"), 2.0, "two")]
+    path = tmp_path / "sub" / "out.jsonl"  # the folder is made
+    assert write_manifest(path, entries) == 2
+    assert sorted(p.name for p in path.parent.iterdir()) == ["out.jsonl"]  # no temporary file left
+    assert json.loads(path.read_text().splitlines()[0]) == {"audio_filepath": str(tmp_path / "a.wav"), "duration": 1.2346,
+                                                            "text": "one", "offset": 0.5, "speaker": "s1", "lang": "en"}
+    a, b = read_manifest(path)
+    assert (a.duration, a.offset, a.speaker, a.extra, b.offset, b.speaker) == (1.2346, 0.5, "s1", {"lang": "en"}, None, None)
+    assert segment_of(a) == (0.5, 1.2346) and segment_of(b) == (0.0, None)

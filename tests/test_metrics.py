@@ -83,3 +83,14 @@ def test_calibration_error_bins():
     assert calibration_error([0.95, 1.0], [True, False]) == pytest.approx(abs(0.5 - 0.975))
     assert calibration_error([0.0, 0.095], [True, False], bins=20) == pytest.approx((1.0 + 0.095) / 2)
     assert math.isnan(calibration_error([], []))
+
+
+def test_to_dict_has_every_count_and_rates_rounded():
+    from dataclasses import asdict
+
+    st = error_stats(["a b c", "d e f g h i j"], ["a x c", "d e"])  # rates of many digits
+    d = st.to_dict()
+    assert set(d) == set(asdict(st))
+    for k, v in asdict(st).items():
+        assert d[k] == (round(v, 6) if isinstance(v, float) else v), k
+    assert any(isinstance(v, float) and round(v, 6) != v for v in asdict(st).values())  # rounding happened
