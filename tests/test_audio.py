@@ -218,3 +218,57 @@ def test_read_audio_gives_float32_at_the_file_rate_whole_or_in_part(tmp_path):
         assert samples.dtype == np.float32 and samples.shape == (n,) and rate == 16000, segment
         start = int(segment.get("offset", 0) * 16000)
         np.testing.assert_allclose(samples, x[start: start + n] / 32768.0, atol=1e-7)
+
+
+def test_array_input_rules():
+    from asr.audio import as_samples
+
+    pcm16 = np.array([0, 16384, -32768, 32767], np.int16)
+    np.testing.assert_array_equal(as_samples(pcm16, "x"), np.array([0, 0.5, -1, 32767 / 32768], np.float32))
+    pcm32 = np.array([0, 2**30, -2**31], np.int32)
+    np.testing.assert_array_equal(as_samples(pcm32, "x"), np.array([0, 0.5, -1], np.float32))
+    for dtype in (np.float16, np.float32, np.float64):
+        got = as_samples(np.array([0.25, -0.5], dtype), "x")
+        assert got.dtype == np.float32 and got.flags.c_contiguous and got.tolist() == [0.25, -0.5]
+    assert as_samples(np.arange(6, dtype=np.float32)[::2], "x").flags.c_contiguous  # a strided view is copied
+    refusals = [
+        (np.array([1, 2], np.uint8), "samples of type uint8 are not accepted: give float32/float64 values in [-1, 1], "
+                                     "or int16/int32 PCM"),
+        (np.zeros((2, 3), np.float32), "expected a 1-D array of mono samples, got shape (2, 3) (mix channels down "
+                                       "first, e.g. samples.mean(axis=1))"),
+        (np.zeros(0, np.float32), "no samples"),
+        (np.array([0.0, np.nan, np.inf], np.float32), "2 sample(s) are NaN or infinite"),
+    ]
+    for samples, why in refusals:
+        with pytest.raises(AudioError) as err:
+            as_samples(samples, "stream 7")
+        assert (err.value.source, err.value.reason) == ("stream 7", why)
+    assert as_samples(np.zeros(0, np.int16), "x", allow_empty=True).size == 0
+
+
+def test_sample_rates_are_positive_whole_numbers():
+    from asr.audio import check_rate
+
+    assert check_rate(16000, "x") == 16000 and check_rate(8000.0, "x") == 8000 and check_rate(np.int64(44100), "x") == 44100
+    assert isinstance(check_rate(8000.0, "x"), int)
+    for bad in (0, -8000, 8000.5, float("inf"), float("nan"), True, np.bool_(True), "16000", None):
+        with pytest.raises(AudioError) as err:
+            check_rate(bad, "stream 7")
+        assert str(err.value) == f"stream 7: sample rate must be a positive integer (Hz), got {bad!r}"
+
+
+def test_read_input_takes_a_file_at_its_own_rate_and_an_array_at_the_rate_given(tmp_path):
+    from asr.audio import read_input
+
+    x = (0.1 * np.sin(2 * np.pi * 300 * np.arange(8000) / 8000)).astype(np.float32)
+    path = tmp_path / "tone.wav"
+    sf.write(path, x, 8000, subtype="FLOAT")
+    samples, name = read_input(path, 44100, 16000, "ignored")  # a file's own rate wins over sample_rate
+    assert name == str(path) and samples.dtype == np.float32 and abs(samples.size - 16000) <= 1
+    samples, name = read_input(x, 8000, 16000, "array 3")
+    assert name == "array 3" and abs(samples.size - 16000) <= 1
+    np.testing.assert_allclose(samples, load_audio(path, 16000), atol=1e-4)  # the same resampling
+    same, _ = read_input(x, 16000, 16000, "a")
+    np.testing.assert_array_equal(same, x)
+    with pytest.raises(AudioError, match="^array 3: sample rate must be a positive integer"):
+        read_input(x, 0, 16000, "array 3")

@@ -265,3 +265,14 @@ def test_silero_feeds_the_model_as_its_reference_wrapper_does(tmp_path):
         Segmenter(SR, VadOptions(model=str(tmp_path / "missing.onnx")))
     with pytest.raises(ValueError, match=r"not 22050 Hz: use the webrtc or energy VAD$"):
         SileroVad(22050)
+
+
+def test_speech_span_is_first_speech_to_last_without_padding(rng):
+    from asr.vad import speech_span
+
+    x = bursts([(1.0, 1.5), (3.0, 3.6)], 5.0, rng)
+    opts = VadOptions(method="energy", pad_s=0.2)
+    a, b = speech_span(x, SR, opts)
+    assert abs(a / SR - 1.0) <= 0.03 and abs(b / SR - 3.6) <= 0.03  # the padding left out
+    assert speech_span(np.zeros(5 * SR, np.float32), SR, opts) is None
+    assert VadOptions().replace(pad_s=0.3) == VadOptions(pad_s=0.3)
