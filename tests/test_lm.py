@@ -256,3 +256,56 @@ def test_estimated_discounts_by_hand():
     assert p(lm, "b", ["a"]) == pytest.approx((1 - 0.5) / 2 + 0.5 * 29 / 90, abs=1e-12)  # 37/90
     # no count of 2: D = 0.5; unigrams a 1, b 1, </s> 1, gamma() = 0.5 * 3 / 3 over 4 words
     assert p(train_ngram(["a b"], order=1), "a") == pytest.approx(0.5 / 3 + 0.5 / 4, abs=1e-12)
+
+
+def test_unknown_words_use_the_unk_ngrams_in_word_and_history():
+    # trained with a vocabulary, q is <unk>: "<unk> b" and "a <unk>" are real bigrams here
+    lm = train_ngram(["a b", "a q", "q q b"], order=2, discount=0.5, vocab=["a", "b", "z"])
+    assert ("<unk>", "b") in lm.probs and ("a", "<unk>") in lm.probs
+    assert lm.score("b", ["zebra"]) == lm.score("b", [UNK]) != lm.score("b")  # an unknown history word is <unk>
+    words = ["b", "zebra", "q", "a"]
+    for h in ([], ["a"], ["zebra"], ["<s>", "q"]):
+        assert lm.score_row(words, h).tolist() == [lm.score(w, h) for w in words], h
+
+
+def test_training_defaults_and_sentences():
+    corpus = ["a b c", "", "b c", "c a b"]  # an empty sentence is skipped, not the end of the corpus
+    lm = train_ngram(corpus)
+    assert lm.order == 3 and lm.counts()[2] > 0
+    assert lm.probs == train_ngram([s for s in corpus if s]).probs
+    assert ("c", "a") in lm.probs  # from the sentence after the empty one
+    with pytest.raises(ValueError, match="^order must be >= 1, got 0$"):
+        train_ngram(corpus, order=0)
+
+
+def test_sentence_score_flags_and_perplexity(bigram):
+    lm = bigram
+    assert lm.sentence_score("a b") == pytest.approx(lm.score("a", ["<s>"]) + lm.score("b", ["<s>", "a"])
+                                                     + lm.score(EOS, ["a", "b"]))
+    assert lm.sentence_score("a b", bos=False) == pytest.approx(lm.score("a") + lm.score("b", ["a"]) + lm.score(EOS, ["b"]))
+    assert lm.sentence_score("a b", eos=False) == pytest.approx(lm.score("a", ["<s>"]) + lm.score("b", ["a"]))
+    sentences = ["a b", "b", "a c"]
+    total = sum(lm.sentence_score(s) for s in sentences)
+    assert lm.perplexity(sentences) == pytest.approx(math.exp(-total / (2 + 1 + 2 + 3)))  # words and one </s> each
+    assert lm.perplexity([]) == 1.0
+
+
+def test_read_arpa_comments_before_data_and_every_error_named(tmp_path):
+    good = "\\data\\\nngram 1=3\n\n\\1-grams:\n-0.30103\t</s>\n-99\t<s>\n-0.30103\ta\n\n\\end\\\n"
+    path = tmp_path / "lm.arpa"
+    path.write_text("# made by hand\nsome tool header\n\n" + good)
+    assert NGramLM.read_arpa(path).counts() == [3]
+    cases = [
+        ("", "no \\data\\ section"),
+        (good.replace("\\1-grams:", "\\x-grams:"), "4: bad section header '\\\\x-grams:'"),
+        (good.replace("\\1-grams:", "\\2-grams:"), "4: section '\\\\2-grams:' not declared in \\data\\"),
+        (good.replace("ngram 1=3", "ngrams 1=3"), "2: expected 'ngram N=count' in \\data\\, got 'ngrams 1=3'"),
+        (good.replace("ngram 1=3", "ngram 1=three"), "2: bad count line 'ngram 1=three'"),
+        (good.replace("-0.30103\ta", "-0.30103\ta\tb\tc"), "7: a 1-gram line needs log10 prob, 1 words and an optional backoff"),
+        (good.replace("ngram 1=3", "ngram 1=2"), "\\data\\ declares 2 1-grams, the file has 3"),
+    ]
+    for text, why in cases:
+        path.write_text(text)
+        with pytest.raises(ArpaError) as err:
+            NGramLM.read_arpa(path)
+        assert str(err.value).startswith(f"{path}") and why in str(err.value), (why, str(err.value))
