@@ -272,3 +272,63 @@ def test_read_input_takes_a_file_at_its_own_rate_and_an_array_at_the_rate_given(
     np.testing.assert_array_equal(same, x)
     with pytest.raises(AudioError, match="^array 3: sample rate must be a positive integer"):
         read_input(x, 0, 16000, "array 3")
+
+
+def test_blocks_give_the_input_exactly_and_refuse_with_the_input_named(tmp_path):
+    from asr.audio import AudioBlocks
+
+    x = (0.1 * np.sin(np.arange(20000) / 7.0)).astype(np.float32)
+    path = tmp_path / "x.wav"
+    sf.write(path, x, 8000, subtype="FLOAT")
+    for blocks in (AudioBlocks(x, sample_rate=8000, block_s=0.5), AudioBlocks(x, rate=8000, block_s=0.5),
+                   AudioBlocks(path, block_s=0.5), AudioBlocks(path, 8000, block_s=0.5)):
+        got = list(blocks)
+        assert [b.size for b in got[:2]] == [4000, 4000] and all(b.dtype == np.float32 for b in got)
+        np.testing.assert_array_equal(np.concatenate(got), x)  # no sample lost, none changed
+        np.testing.assert_array_equal(np.concatenate(list(blocks)), x)  # a second pass reads it again
+    sf.write(tmp_path / "header_only.wav", np.zeros(0, np.float32), 8000)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x01garbage" * 10)
+    y = x.copy()
+    y[12345] = np.nan
+    sf.write(tmp_path / "nan.wav", y, 8000, subtype="FLOAT")
+    cases = [
+        (lambda: AudioBlocks(x, name="item 4"), "item 4: an array needs its sample rate"),
+        (lambda: AudioBlocks(y, sample_rate=8000, name="item 5"), "item 5: 1 sample(s) are NaN or infinite"),
+        (lambda: AudioBlocks(x, sample_rate=0, name="item 6"), "item 6: sample rate must be a positive integer (Hz), got 0"),
+        (lambda: AudioBlocks(tmp_path / "header_only.wav"), f"{tmp_path / 'header_only.wav'}: contains no audio samples"),
+        (lambda: list(AudioBlocks(tmp_path / "nan.wav")), f"{tmp_path / 'nan.wav'}: 1 sample(s) are NaN or infinite"),
+    ]
+    for make, message in cases:
+        with pytest.raises(AudioError) as err:
+            make()
+        assert str(err.value) == message
+    with pytest.raises(AudioError, match=r"corrupt\.wav: cannot decode audio \("):
+        AudioBlocks(tmp_path / "corrupt.wav")
+    assert AudioBlocks(x, sample_rate=8000).name == "input 0"
+    with pytest.raises(ValueError, match="^block_s must be positive, got 0$"):
+        AudioBlocks(x, sample_rate=8000, block_s=0)
+    with pytest.raises(AudioError, match=r"header_only\.wav: contains no audio samples from 0 s$"):
+        read_audio(tmp_path / "header_only.wav", duration=1.0)
+
+
+def test_pipes_are_refused_and_standard_input_is_read(tmp_path, monkeypatch):
+    import io
+    import os
+    import sys
+    import types
+
+    fifo = tmp_path / "fifo.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(AudioError) as err:
+        read_audio(fifo)
+    assert str(err.value) == f"{fifo}: is a pipe (FIFO): to read a stream, give '-' and redirect it to standard input"
+    x = (0.1 * np.sin(np.arange(800) / 3.0)).astype(np.float32)
+    wav = io.BytesIO()
+    sf.write(wav, x, 8000, format="WAV", subtype="FLOAT")
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(wav.getvalue())))
+    samples, rate = read_audio("-")
+    assert rate == 8000
+    np.testing.assert_array_equal(samples, x)
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(b"")))
+    with pytest.raises(AudioError, match=r"^<stdin>: standard input is empty$"):
+        read_audio("-")
