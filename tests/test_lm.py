@@ -309,3 +309,19 @@ def test_read_arpa_comments_before_data_and_every_error_named(tmp_path):
         with pytest.raises(ArpaError) as err:
             NGramLM.read_arpa(path)
         assert str(err.value).startswith(f"{path}") and why in str(err.value), (why, str(err.value))
+
+
+def test_discounts_per_order_their_bounds_and_an_empty_corpus():
+    # one discount per order, unigrams first: D1 = 0.5 for the unigrams, D2 = 0.25 for the bigrams
+    lm = train_ngram(["a b", "a c", "b"], order=2, discount=[0.5, 0.25])
+    p1_b = 1.5 / 6 + (0.5 * 4 / 6) / 5  # as in test_bigram_by_hand
+    assert p(lm, "b") == pytest.approx(p1_b, abs=1e-12)
+    assert p(lm, "b", ["a"]) == pytest.approx((1 - 0.25) / 2 + (0.25 * 2 / 2) * p1_b, abs=1e-12)
+    train_ngram(["a b"], order=2, discount=1.0)  # 1 is allowed
+    for bad in (0.0, 1.5, [0.5, 0.0]):
+        with pytest.raises(ValueError, match=r"^discounts must be in \(0, 1\], got \["):
+            train_ngram(["a b"], order=2, discount=bad)
+    with pytest.raises(ValueError, match="^3 discounts given for an order-2 model$"):
+        train_ngram(["a b"], order=2, discount=[0.5, 0.5, 0.5])
+    empty = train_ngram([], order=2)  # nothing to learn from: uniform over </s> and <unk>
+    assert p(empty, EOS) == pytest.approx(0.5) and p(empty, "anything") == pytest.approx(0.5)
