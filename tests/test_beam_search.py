@@ -426,3 +426,19 @@ def test_search_scores_of_children_equal_their_bonus(units):
             assert row[c] == pytest.approx(search._child(node, c, trie).bonus, abs=1e-9), (tok.vocab[c], node.word)
             checked += 1
     assert checked >= 40  # the walk reached many prefixes
+
+
+def test_hotwords_match_mid_utterance_over_words_and_pieces_and_nest():
+    from asr.text import WordTokenizer
+
+    tok = WordTokenizer([B, "one", "won", "two"])
+    lp = frames(tok, ["two", B, {"won": 0.6, "one": 0.4}])
+    assert beam_search(lp, tok)[0].text == "two won"
+    assert beam_search(lp, tok, hotwords=["one"])[0].text == "two one"  # a word unit may start a match anywhere
+    lp = frames(PIECES, ["▁the", {"▁k": 0.6, "▁c": 0.4}, "at"])
+    best = beam_search(lp, PIECES, hotwords=["cat"], hotword_weight=1.0)[0]
+    assert best.text == "the cat" and best.hotword_bonus == 2.0
+    # "new" is a hotword and the start of another: both count, "new" (3) then " york" (5 more)
+    lp = frames(HOT, ["n", "e", "w", " ", "y", "o", "r", "k"], peak=0.99)
+    assert beam_search(lp, HOT, hotwords=["new", "new york"], hotword_weight=1.0)[0].hotword_bonus == 8.0
+    assert beam_search(lp, HOT, hotwords=["new york", "new"], hotword_weight=1.0)[0].hotword_bonus == 8.0
