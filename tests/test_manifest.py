@@ -122,13 +122,16 @@ def test_missing_empty_and_non_utf8_manifests_say_so(tmp_path):
 def test_write_manifest_round_trip_and_segments(tmp_path):
     from asr.manifest import Entry, segment_of, write_manifest
 
-    entries = [Entry(str(tmp_path / "a.wav"), 1.234567, "one", "s1", {"lang": "en"}, 0.5000004),
+    entries = [Entry(str(tmp_path / "a.wav"), 1.234567, "café", "s1", {"lang": "fr"}, 0.123456),
                Entry(str(tmp_path / "b.wav"), 2.0, "two")]
     path = tmp_path / "sub" / "out.jsonl"  # the folder is made
     assert write_manifest(path, entries) == 2
+    assert write_manifest(path, entries) == 2  # and may exist already: the file is replaced
     assert sorted(p.name for p in path.parent.iterdir()) == ["out.jsonl"]  # no temporary file left
-    assert json.loads(path.read_text().splitlines()[0]) == {"audio_filepath": str(tmp_path / "a.wav"), "duration": 1.2346,
-                                                            "text": "one", "offset": 0.5, "speaker": "s1", "lang": "en"}
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert "café" in first  # UTF-8 text as it is, not \u escapes
+    assert json.loads(first) == {"audio_filepath": str(tmp_path / "a.wav"), "duration": 1.2346, "text": "café",
+                                 "offset": 0.1235, "speaker": "s1", "lang": "fr"}
     a, b = read_manifest(path)
-    assert (a.duration, a.offset, a.speaker, a.extra, b.offset, b.speaker) == (1.2346, 0.5, "s1", {"lang": "en"}, None, None)
-    assert segment_of(a) == (0.5, 1.2346) and segment_of(b) == (0.0, None)
+    assert (a.duration, a.offset, a.speaker, a.extra, b.offset, b.speaker) == (1.2346, 0.1235, "s1", {"lang": "fr"}, None, None)
+    assert segment_of(a) == (0.1235, 1.2346) and segment_of(b) == (0.0, None)
