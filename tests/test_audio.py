@@ -224,9 +224,11 @@ def test_array_input_rules():
     from asr.audio import as_samples
 
     pcm16 = np.array([0, 16384, -32768, 32767], np.int16)
-    np.testing.assert_array_equal(as_samples(pcm16, "x"), np.array([0, 0.5, -1, 32767 / 32768], np.float32))
+    got = as_samples(pcm16, "x")
+    assert got.dtype == np.float32 and got.tolist() == [0, 0.5, -1, np.float32(32767 / 32768)]
     pcm32 = np.array([0, 2**30, -2**31], np.int32)
-    np.testing.assert_array_equal(as_samples(pcm32, "x"), np.array([0, 0.5, -1], np.float32))
+    got = as_samples(pcm32, "x")
+    assert got.dtype == np.float32 and got.tolist() == [0, 0.5, -1]
     for dtype in (np.float16, np.float32, np.float64):
         got = as_samples(np.array([0.25, -0.5], dtype), "x")
         assert got.dtype == np.float32 and got.flags.c_contiguous and got.tolist() == [0.25, -0.5]
@@ -332,3 +334,22 @@ def test_pipes_are_refused_and_standard_input_is_read(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(b"")))
     with pytest.raises(AudioError, match=r"^<stdin>: standard input is empty$"):
         read_audio("-")
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(b"not audio")))
+    with pytest.raises(AudioError, match=r"^<stdin>: cannot decode audio"):
+        read_audio("-")
+
+
+def test_other_files_that_are_not_audio_say_what_they_are(tmp_path):
+    from asr.audio import audio_blocks, read_input
+
+    with pytest.raises(AudioError, match=r"^/dev/null: is not a regular file: to read a stream, give '-'"):
+        read_audio("/dev/null")
+    long_name = str(tmp_path / ("x" * 300 + ".wav"))
+    with pytest.raises(AudioError, match=r"xxx\.wav: cannot access \(File name too long\)$"):
+        read_audio(long_name)
+    with pytest.raises(AudioError, match=r"^array 9: expected a 1-D array of mono samples"):
+        read_input(np.zeros((2, 2), np.float32), 8000, 8000, "array 9")
+    sf.write(tmp_path / "one.wav", np.full(1, 0.5, np.float32), 8000, subtype="FLOAT")
+    assert [b.tolist() for b in audio_blocks(tmp_path / "one.wav")] == [[0.5]]  # one sample is audio
+    blocks = audio_blocks(np.zeros(100, np.float32), 16000, 0.25, 8000, "item 2")
+    assert (blocks.name, blocks.rate, blocks.input_rate, blocks.block_frames) == ("item 2", 16000, 8000, 2000)
