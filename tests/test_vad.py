@@ -185,9 +185,19 @@ def test_long_speech_cuts_leave_no_gap_and_no_padding_at_the_cut():
         assert b - a <= longest - (pad if i == 0 else 2 * pad)  # room for the padding it may have
         assert b - a >= longest - 2 * pad - 0.1 * SR  # the cut is at the quietest point: near the end
     # a deeper dip in the first half of a segment is not a cut point (it would leave a short piece)
-    x[30 * 125: 34 * 125] = 0.0  # frames 30-33: 10-14 frames into the speech
-    got = scripted_segments(range(20, 260), total, x=x, **opts)
+    dipped = x.copy()
+    dipped[60 * 125: 64 * 125] *= 0.01  # frames 60-63: 40-44 of the 96 frames a piece may hold
+    got = scripted_segments(range(20, 260), total, x=dipped, **opts)
     assert all(b - a >= longest - 2 * pad - 0.1 * SR for a, b, _, _ in got[:-1])
+    # digital silence in the second half: the cut falls inside it (where the smoothed energy is lowest)
+    gap = x.copy()
+    gap[90 * 125: 98 * 125] = 0.0
+    got = scripted_segments(range(20, 260), total, x=gap, **opts)
+    assert 90 * 125 <= got[0][1] <= 98 * 125
+    # a cut during a short pause (shorter than min_silence_s), then more pause: one piece after another
+    speech = [f for f in range(20, 260) if not 114 <= f <= 116]
+    got = scripted_segments(speech, total, x=x, **opts)
+    assert all(b == c for (_, b, _, _), (c, _, _, _) in zip(got, got[1:])) and got[-1][1] == 260 * 125 + pad
 
 
 def test_memory_held_in_silence_is_bounded():
@@ -202,7 +212,8 @@ def test_memory_held_in_silence_is_bounded():
 
 def test_options_bounds_are_inclusive_and_every_problem_is_named():
     for good in (dict(threshold=1.0, neg_threshold=1.0), dict(neg_threshold=0.0), dict(aggressiveness=0),
-                 dict(aggressiveness=3), dict(pad_s=0.25, max_segment_s=1.5)):
+                 dict(aggressiveness=1), dict(aggressiveness=2), dict(aggressiveness=3),
+                 dict(pad_s=0.25, max_segment_s=1.5)):
         VadOptions(**good)
     for bad in (dict(threshold=1.5), dict(threshold=0.5, neg_threshold=0.6), dict(neg_threshold=-0.1),
                 dict(aggressiveness=4), dict(pad_s=0.25, max_segment_s=1.49)):
@@ -223,7 +234,9 @@ def test_energy_vad_line_is_margin_above_the_floor_of_the_last_seconds():
     vad(at(-40.0, 50))  # one second at -40 dB: the floor
     p = [vad(at(-28.0, 1))[0], vad(at(-26.5, 1))[0]]
     assert p == pytest.approx([0.5, 1 / (1 + np.exp(-1))], abs=1e-4)  # on the line; 1.5 dB above it
-    vad(at(-30.0, 50 * 11))  # 11 s louder: the quiet second is forgotten, the floor is now -30 dB
+    vad(at(-30.0, 50 * 9 - 1))  # 9 s louder (and the frame above): the quiet second is still in the window
+    assert vad(at(-28.0, 1))[0] == pytest.approx(0.5, abs=1e-4)
+    vad(at(-30.0, 50 * 1 - 3))  # 10 s: the quiet second is forgotten, the floor is now -30 dB
     assert vad(at(-18.0, 1))[0] == pytest.approx(0.5, abs=1e-4)
     quiet = EnergyVad(SR)
     quiet(np.zeros((50, 160), np.float32))  # digital silence: the line stops at -55 dBFS
@@ -270,9 +283,17 @@ def test_silero_feeds_the_model_as_its_reference_wrapper_does(tmp_path):
 def test_speech_span_is_first_speech_to_last_without_padding(rng):
     from asr.vad import speech_span
 
-    x = bursts([(1.0, 1.5), (3.0, 3.6)], 5.0, rng)
+    x = bursts([(1.0, 1.5), (2.5, 3.0), (4.0, 4.6)], 6.0, rng)
     opts = VadOptions(method="energy", pad_s=0.2)
     a, b = speech_span(x, SR, opts)
-    assert abs(a / SR - 1.0) <= 0.03 and abs(b / SR - 3.6) <= 0.03  # the padding left out
+    assert abs(a / SR - 1.0) <= 0.03 and abs(b / SR - 4.6) <= 0.03  # first to last, the padding left out
     assert speech_span(np.zeros(5 * SR, np.float32), SR, opts) is None
     assert VadOptions().replace(pad_s=0.3) == VadOptions(pad_s=0.3)
+
+
+def test_open_speech_at_the_end_needs_min_speech_too():
+    opts = dict(min_speech_s=4 / 64, min_silence_s=5 / 64, pad_s=0.0)
+    assert scripted_segments(range(26, 30), 30, **opts) == [(3250, 3750, 3250, 3750)]  # exactly min_speech
+    assert scripted_segments(range(27, 30), 30, **opts) == []  # one frame short
+    seg = Segmenter(SR, detector=Scripted([], 1))
+    assert seg.options == VadOptions() and seg.frame == 125
