@@ -69,6 +69,27 @@ def test_dict_round_trip_and_validation():
             ConfidenceCalibration.from_dict(bad)
 
 
+def test_calibration_refusals_word_for_word():
+    with pytest.raises(CalibrationDataError) as err:
+        ConfidenceCalibration.fit([0.9, 0.8, 0.1], [True, True, False])
+    assert str(err.value) == "confidence calibration needs at least 2 right and 2 wrong words, got 2 right and 1 wrong of 3"
+    with pytest.raises(ValueError) as err:
+        ConfidenceCalibration("x", 1.0, words=True, wrong=-1)
+    assert str(err.value) == ("confidence calibration: scale must be a finite number, got 'x'; words must be an "
+                              "integer >= 0, got True; wrong must be an integer >= 0, got -1")
+    with pytest.raises(ValueError, match=r"^confidence calibration: scale must be > 0 \(a calibration may not reverse"):
+        ConfidenceCalibration(0.0, 1.0)
+    for bad, msg in (([1], "expected a mapping, got list"),
+                     ({"method": "isotonic"}, "unknown method 'isotonic' (this toolkit knows 'platt')"),
+                     ({"scale": 1.0}, "needs 'scale' and 'bias'")):
+        with pytest.raises(ValueError) as err:
+            ConfidenceCalibration.from_dict(bad)
+        assert str(err.value) == f"confidence calibration: {msg}"
+    cal = ConfidenceCalibration.fit([0.9, 0.95, 0.6, 0.2, 0.3, 0.7], [True, True, False, False, False, True])
+    assert (cal.words, cal.wrong, cal.source) == (6, 3, "")
+    assert isinstance(cal(0.5), float) and cal(np.array([0.5, 0.9])).shape == (2,)
+
+
 TOK = CharTokenizer([BLANK, " ", "a", "b"])
 PATH = [(2, 0, 1), (3, 3, 3), (1, 4, 4), (2, 5, 5)]  # "ab a"
 

@@ -98,11 +98,12 @@ def test_times_round_to_the_millisecond_and_runs_keep_their_first_frame():
     dec.accept(_path_scores([0, 2, 2]))
     dec.accept(_path_scores([2, 0, 3]))  # "a" held three frames across two chunks
     assert dec.tokens == [(2, 1, 3), (3, 5, 5)]
-    u = dec.finish_utterance()
-    assert (u.start, u.end, u.words[0].start, u.words[0].end) == (0.0, 0.074, 0.012, 0.074)
+    dec.accept(_path_scores([0]))
+    u = dec.finish_utterance()  # 7 frames of 12.34 ms: 86.38 ms, rounded
+    assert (u.start, u.end, u.words[0].start, u.words[0].end) == (0.0, 0.086, 0.012, 0.074)
     assert u.words[0].confidence == round(cal(1.0 * 1.0), 4)  # calibrated: the map, not the raw 1.0
     later = dec.utterance(final=False)
-    assert (later.start, later.end, later.final) == (0.074, 0.074, False)
-    r = make_result("talk.wav", [u], False, 1.23456, partial=Utterance("b", 0.074, 0.1, [Word("b", 0.08, 0.1)]))
+    assert (later.start, later.end, later.final) == (0.086, 0.086, False)
+    r = make_result("talk.wav", [u], False, 1.23456, partial=Utterance("b", 0.086, 0.1, [Word("b", 0.09, 0.1)]))
     assert (r.name, r.text, r.duration, r.final) == ("talk.wav", "ab b", 1.235, False)
     assert [w.word for w in r.words] == ["ab", "b"] and len(r.utterances) == 2

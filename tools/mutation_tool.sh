@@ -40,7 +40,7 @@ MODULES=(
   "audio|asr/audio.py|tests/test_audio.py"
   "vad|asr/vad.py|tests/test_vad.py"
   # ConfidenceCalibration (confidence.py) is tested in test_calibrate.py: its model-free tests join here
-  "decoding-small|asr/decoding/greedy.py asr/decoding/align.py asr/decoding/confidence.py asr/decoding/options.py asr/decoding/result.py|tests/test_decoding_greedy.py tests/test_align.py tests/test_confidence.py tests/test_decoding_options.py tests/test_decoding_result.py tests/test_calibrate.py::test_fit_recovers_the_map_that_made_the_labels tests/test_calibrate.py::test_fit_converges_where_plain_newton_steps_run_away tests/test_calibrate.py::test_fit_refuses_what_cannot_be_calibrated tests/test_calibrate.py::test_dict_round_trip_and_validation tests/test_calibrate.py::test_words_and_streams_carry_the_calibrated_value"
+  "decoding-small|asr/decoding/greedy.py asr/decoding/align.py asr/decoding/confidence.py asr/decoding/options.py asr/decoding/result.py|tests/test_decoding_greedy.py tests/test_align.py tests/test_confidence.py tests/test_decoding_options.py tests/test_decoding_result.py tests/test_calibrate.py::test_fit_recovers_the_map_that_made_the_labels tests/test_calibrate.py::test_fit_converges_where_plain_newton_steps_run_away tests/test_calibrate.py::test_fit_refuses_what_cannot_be_calibrated tests/test_calibrate.py::test_dict_round_trip_and_validation tests/test_calibrate.py::test_words_and_streams_carry_the_calibrated_value tests/test_calibrate.py::test_calibration_refusals_word_for_word"
   "lm|asr/decoding/lm.py|tests/test_lm.py"
   "beam_search|asr/decoding/beam_search.py|tests/test_beam_search.py tests/test_decoding_options.py::test_read_hotwords"
 )
