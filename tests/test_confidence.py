@@ -72,6 +72,7 @@ def test_token_confidence_with_an_offset_and_calibrated_words():
     # a token's frames partly outside the scores count where they are; wholly outside: 0
     np.testing.assert_allclose(token_confidences(LP, [(2, 8, 10), (3, 16, 18)], offset=10), [0.8, 0.0], atol=1e-5)
     np.testing.assert_allclose(token_confidences(LP, [(2, 4, 6)]), [0.9], atol=1e-5)  # the last frames
+    np.testing.assert_allclose(token_confidences(LP, [(2, 4, 4)]), [0.05], atol=1e-5)  # its own frames only
     cal = ConfidenceCalibration(0.5, -1.0)
     assert word_confidence([0.8, 0.6], cal) == round(cal(0.48), 4) != 0.48
     assert word_confidence([0.123456]) == 0.1235  # 4 digits

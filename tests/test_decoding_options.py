@@ -292,3 +292,18 @@ def test_an_lm_file_is_read_again_when_it_changes(tmp_path):
     os.utime(path, (os.path.getmtime(path) + 10, os.path.getmtime(path) + 10))
     again = load_lm(path)
     assert again is not first and again.score("a") > first.score("a")
+
+
+def test_options_keep_hotword_weights_and_name_every_problem():
+    o = DecodingOptions(hotwords={"Ab ": 3.0, "ca": float("nan")})
+    assert list(o.hotwords) == ["ab", "ca"] and o.hotwords["ab"] == 3.0  # normalized phrases, weights kept
+    assert DecodingOptions(hotwords=["ab"]).replace(beta=0.5).hotwords.keys() == {"ab"}
+    with pytest.raises(ValueError) as err:
+        DecodingOptions(beam_size=0, hotwords=["ab"], alpha=True)
+    assert str(err.value) == ("invalid DecodingOptions: an LM or hotwords need beam search: beam_size must be >= 1; "
+                              "alpha must be a finite number, got True")
+    for bad in ("3", True, -1):
+        with pytest.raises(ValueError, match=rf"^invalid DecodingOptions: beam_size must be an integer >= 0 \(0: greedy\), got {bad!r}$"):
+            DecodingOptions(beam_size=bad)
+    with pytest.raises(ValueError, match=r"^empty hotword phrase '  '$"):
+        DecodingOptions(hotwords=["  "])

@@ -88,8 +88,8 @@ def test_times_round_to_the_millisecond_and_runs_keep_their_first_frame():
     from asr.text import WordTokenizer
 
     tok = CharTokenizer([BLANK, " ", "a", "b"])
-    _, words = words_from_tokens(tok, [(2, 1, 2), (3, 5, 5)], 0.01234)
-    assert [(w.start, w.end) for w in words] == [(0.012, 0.074)]  # 1 x 0.01234; 6 x 0.01234
+    _, words = words_from_tokens(tok, [(2, 1, 2), (3, 6, 6)], 0.01234)
+    assert [(w.start, w.end) for w in words] == [(0.012, 0.086)]  # 1 x 12.34 ms; 7 x 12.34 ms
     wt = WordTokenizer([BLANK, "one", "two"])
     _, words = words_from_tokens(wt, [(1, 1, 2), (2, 4, 4)], 0.01234)
     assert [(w.start, w.end) for w in words] == [(0.012, 0.037), (0.049, 0.062)]
