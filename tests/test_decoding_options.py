@@ -297,7 +297,8 @@ def test_an_lm_file_is_read_again_when_it_changes(tmp_path):
 def test_options_keep_hotword_weights_and_name_every_problem():
     o = DecodingOptions(hotwords={"Ab ": 3.0, "ca": float("nan")})
     assert list(o.hotwords) == ["ab", "ca"] and o.hotwords["ab"] == 3.0  # normalized phrases, weights kept
-    assert DecodingOptions(hotwords=["ab"]).replace(beta=0.5).hotwords.keys() == {"ab"}
+    changed = DecodingOptions(hotwords=["ab"]).replace(beta=0.5)
+    assert changed.beta == 0.5 and changed.hotwords.keys() == {"ab"}
     with pytest.raises(ValueError) as err:
         DecodingOptions(beam_size=0, hotwords=["ab"], alpha=True)
     assert str(err.value) == ("invalid DecodingOptions: an LM or hotwords need beam search: beam_size must be >= 1; "
