@@ -32,6 +32,10 @@ Adding a mutation: append a ``Mutation(name, file, find, replace, tests, why)`` 
 ``find`` must occur exactly once in ``file`` (include enough of the line to make it so);
 ``tests`` are pytest arguments (files or node ids), as narrow as still catches it, since the
 whole run should stay within ten minutes on a 2-core machine.
+
+These mutations are chosen by hand; for the ones nobody chose (every operator, constant and
+comparison of the pure modules, by mutmut), see ``tools/mutation_tool.sh`` and
+``docs/mutation_testing.md``, which also says how the two relate.
 """
 
 from __future__ import annotations
