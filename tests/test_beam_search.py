@@ -477,6 +477,10 @@ def test_hotword_details_the_search_must_keep():
     # with one hypothesis kept, the bonus must steer the search itself, not only the final ranking
     assert beam_search(lp, HOT, beam_size=1)[0].text == "kat"
     assert beam_search(lp, HOT, hotwords=["cat"], hotword_weight=1.0, beam_size=1)[0].text == "cat"
+    # a prefix that stays (its last token repeated) keeps its bonus, like its extensions do
+    lp3 = frames(HOT, ["c", "a", "b", {"b": 0.6, "t": 0.4}], peak=0.99)
+    assert beam_search(lp3, HOT, hotwords=["cab"], hotword_weight=1.0, beam_size=1)[0].text == "cab"
+    assert len(beam_search(lp2, HOT, beam_size=5, nbest=1)) == 1 and len(beam_search(lp2, HOT, beam_size=5)) > 1
 
 
 def test_beta_and_the_character_lm_steer_the_search_and_score_the_end():
@@ -484,7 +488,7 @@ def test_beta_and_the_character_lm_steer_the_search_and_score_the_end():
 
     lp = frames(HOT, ["a", {"a": 0.55, " ": 0.45}, "a"], peak=0.99)
     assert beam_search(lp, HOT, beam_size=1)[0].text == "a"
-    assert beam_search(lp, HOT, beta=2.0, beam_size=1)[0].text == "a a"  # the word bonus, during the search
+    assert beam_search(lp, HOT, beta=1.0, beam_size=1)[0].text == "a a"  # the word bonus, during the search
     clm = train_ngram([char_tokens(s) for s in ["a a", "a a", "b a a"]], order=3)
     lp_b = frames(HOT, ["a", {"b": 0.55, " ": 0.45}, "a"], peak=0.99)
     assert beam_search(lp_b, HOT, beam_size=1)[0].text == "aba"
