@@ -150,3 +150,40 @@ def test_confidence_tells_right_from_wrong_and_times_stay_in_the_audio(backend, 
         for r in (right, wrong):
             assert all(0.0 <= w.start <= w.end <= r.duration for w in r.words), r.words
             assert r.duration == round(x.size / SR, 3) and r.utterances[0].end <= r.duration
+
+
+def _peaks(labels, V=4):
+    """(frames, V) log-probs whose best symbol is ``labels[t]`` (0.9) at each frame."""
+    lp = np.full((len(labels), V), np.log(0.1 / (V - 1)))
+    lp[np.arange(len(labels)), labels] = np.log(0.9)
+    return lp
+
+
+def test_token_runs_boundaries_and_each_refusal(monkeypatch):
+    from asr.decoding import align
+
+    lp = _peaks([1, 1, 1, 0, 2])
+    assert forced_align(lp, [1, 2]) == [(1, 0, 2), (2, 4, 4)]  # a token held three frames: first to last
+    assert forced_align(_peaks([1, 2]), [1, 2]) == [(1, 0, 0), (2, 1, 1)]  # different tokens need no blank
+    assert forced_align(_peaks([1]), [1]) == [(1, 0, 0)]  # one frame holds one token
+    # another blank id: token 0 is an ordinary token then
+    assert forced_align(_peaks([0, 3, 0, 1], V=4), [0, 0, 1], blank=3) == [(0, 0, 0), (0, 2, 2), (1, 3, 3)]
+    labels, score = ctc_viterbi(lp, [])  # nothing to place: blank throughout
+    assert labels.tolist() == [0] * 5 and score == pytest.approx(float(lp[:, 0].sum()))
+    with pytest.raises(AlignmentError, match=r"^2 frames cannot hold 2 tokens \(1 repeated ones need a blank between\): "
+                                             "the audio is too short for this transcript$"):
+        ctc_viterbi(_peaks([1, 1]), [1, 1])
+    for bad in ([4], [0], [-1]):
+        with pytest.raises(AlignmentError, match=r"^targets must be token ids in 1\.\.3 other than the blank \(0\)$"):
+            ctc_viterbi(lp, bad)
+    with pytest.raises(AlignmentError, match=r"^expected \(frames, vocabulary\) log-probabilities, got shape \(5,\)$"):
+        ctc_viterbi(lp[:, 0], [1])
+    impossible = lp.copy()
+    impossible[:, 2] = -np.inf
+    with pytest.raises(AlignmentError, match="^no path: the frames cannot produce this transcript$"):
+        ctc_viterbi(impossible, [1, 2])
+    monkeypatch.setattr(align, "MAX_CELLS", 25)  # 5 frames x 5 states: just fits
+    assert forced_align(lp, [1, 2]) == [(1, 0, 2), (2, 4, 4)]
+    monkeypatch.setattr(align, "MAX_CELLS", 24)
+    with pytest.raises(AlignmentError, match=r"^5 frames x 5 states is too large to align at once"):
+        ctc_viterbi(lp, [1, 2])

@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from asr.audio import AudioError, load_audio, resample
+from asr.audio import AudioError, load_audio, read_audio, resample
 
 
 @pytest.mark.parametrize("fmt,ext", [("WAV", "wav"), ("FLAC", "flac"), ("OGG", "ogg"), ("MP3", "mp3")])
@@ -260,3 +260,196 @@ def test_an_array_without_its_rate_warns(recwarn):
     recwarn.clear()
     assert read_input(x, 44100, 16000, "input 0")[0].size == 16000
     assert not [w for w in recwarn if w.category is AudioWarning]
+
+
+@pytest.mark.parametrize("file_rate,rate", [(16000, 32000), (16000, 8000), (8000, None)])
+def test_blocks_duration_is_the_input_length_at_any_output_rate(tmp_path, file_rate, rate):
+    """A 3 s file is 3 s whatever rate it is read at (the long-form switch reads this), and the
+    blocks hold 3 s of samples at the output rate."""
+    from asr.audio import AudioBlocks
+
+    x = (0.1 * np.sin(2 * np.pi * 300 * np.arange(3 * file_rate) / file_rate)).astype(np.float32)
+    path = tmp_path / "three.wav"
+    sf.write(path, x, file_rate, subtype="FLOAT")
+    out_rate = rate or file_rate
+    for blocks in (AudioBlocks(path, rate, block_s=1.0), AudioBlocks(x, rate, block_s=1.0, sample_rate=file_rate)):
+        assert blocks.duration == pytest.approx(3.0) and blocks.rate == out_rate and blocks.input_rate == file_rate
+        sizes = [b.size for b in blocks]
+        assert abs(sum(sizes) - 3 * out_rate) <= 2
+        assert len(sizes) >= 3 and max(sizes) <= 1.25 * out_rate  # blocks of about block_s seconds at the output rate
+
+
+def test_each_refusal_names_the_file_and_says_exactly_why(tmp_path):
+    sf.write(tmp_path / "one_second.wav", np.zeros(8000, np.float32), 8000)
+    sf.write(tmp_path / "header_only.wav", np.zeros(0, np.float32), 8000)
+    x = np.zeros(1000, np.float32)
+    x[[3, 5, 7]] = [np.nan, np.inf, -np.inf]
+    sf.write(tmp_path / "nan.wav", x, 8000, subtype="FLOAT")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "one_byte.wav").write_bytes(b"R")
+    (tmp_path / "folder.wav").mkdir()
+    cases = [
+        ("missing.wav", {}, "file not found"),
+        ("folder.wav", {}, "is a directory, not an audio file"),
+        ("empty.wav", {}, "file is empty (0 bytes)"),
+        ("header_only.wav", {}, "contains no audio samples"),
+        ("nan.wav", {}, "3 sample(s) are NaN or infinite"),
+        ("one_second.wav", dict(offset=1.0), "segment starts at 1 s, after the end of the file (1 s)"),
+        ("one_second.wav", dict(offset=2.5, duration=0.5), "segment starts at 2.5 s, after the end of the file (1 s)"),
+    ]
+    for name, segment, why in cases:
+        path = str(tmp_path / name)
+        with pytest.raises(AudioError) as err:
+            read_audio(path, **segment)
+        assert (err.value.source, err.value.reason, str(err.value)) == (path, why, f"{path}: {why}"), name
+    with pytest.raises(AudioError, match=r"one_byte\.wav: cannot decode audio \("):  # one byte is not "empty"
+        read_audio(tmp_path / "one_byte.wav")
+    with pytest.raises(AudioError, match=r"^-: a segment \(offset/duration\) cannot be read from standard input$"):
+        read_audio("-", offset=1.0)
+
+
+def test_read_audio_gives_float32_at_the_file_rate_whole_or_in_part(tmp_path):
+    p = tmp_path / "pcm16.wav"
+    x = (np.arange(16000) % 200 - 100).astype(np.int16) * 100
+    sf.write(p, x, 16000, subtype="PCM_16")
+    for segment, n in (({}, 16000), (dict(duration=0.5), 8000), (dict(offset=0.0, duration=0.25), 4000),
+                       (dict(offset=0.75), 4000)):
+        samples, rate = read_audio(p, **segment)
+        assert samples.dtype == np.float32 and samples.shape == (n,) and rate == 16000, segment
+        start = int(segment.get("offset", 0) * 16000)
+        np.testing.assert_allclose(samples, x[start: start + n] / 32768.0, atol=1e-7)
+
+
+def test_array_input_rules():
+    from asr.audio import as_samples
+
+    pcm16 = np.array([0, 16384, -32768, 32767], np.int16)
+    got = as_samples(pcm16, "x")
+    assert got.dtype == np.float32 and got.tolist() == [0, 0.5, -1, np.float32(32767 / 32768)]
+    pcm32 = np.array([0, 2**30, -2**31], np.int32)
+    got = as_samples(pcm32, "x")
+    assert got.dtype == np.float32 and got.tolist() == [0, 0.5, -1]
+    for dtype in (np.float16, np.float32, np.float64):
+        got = as_samples(np.array([0.25, -0.5], dtype), "x")
+        assert got.dtype == np.float32 and got.flags.c_contiguous and got.tolist() == [0.25, -0.5]
+    assert as_samples(np.arange(6, dtype=np.float32)[::2], "x").flags.c_contiguous  # a strided view is copied
+    refusals = [
+        (np.array([1, 2], np.uint8), "samples of type uint8 are not accepted: give float32/float64 values in [-1, 1], "
+                                     "or int16/int32 PCM"),
+        (np.zeros((2, 3), np.float32), "expected a 1-D array of mono samples, got shape (2, 3) (mix channels down "
+                                       "first, e.g. samples.mean(axis=1))"),
+        (np.zeros(0, np.float32), "no samples"),
+        (np.array([0.0, np.nan, np.inf], np.float32), "2 sample(s) are NaN or infinite"),
+    ]
+    for samples, why in refusals:
+        with pytest.raises(AudioError) as err:
+            as_samples(samples, "stream 7")
+        assert (err.value.source, err.value.reason) == ("stream 7", why)
+    assert as_samples(np.zeros(0, np.int16), "x", allow_empty=True).size == 0
+
+
+def test_sample_rates_are_positive_whole_numbers():
+    from asr.audio import check_rate
+
+    assert check_rate(16000, "x") == 16000 and check_rate(8000.0, "x") == 8000 and check_rate(np.int64(44100), "x") == 44100
+    assert isinstance(check_rate(8000.0, "x"), int)
+    for bad in (0, -8000, 8000.5, float("inf"), float("nan"), True, np.bool_(True), "16000", None):
+        with pytest.raises(AudioError) as err:
+            check_rate(bad, "stream 7")
+        assert str(err.value) == f"stream 7: sample rate must be a whole number of Hz in 1..384000, got {bad!r}"
+
+
+def test_read_input_takes_a_file_at_its_own_rate_and_an_array_at_the_rate_given(tmp_path):
+    from asr.audio import read_input
+
+    x = (0.1 * np.sin(2 * np.pi * 300 * np.arange(8000) / 8000)).astype(np.float32)
+    path = tmp_path / "tone.wav"
+    sf.write(path, x, 8000, subtype="FLOAT")
+    samples, name = read_input(path, 44100, 16000, "ignored")  # a file's own rate wins over sample_rate
+    assert name == str(path) and samples.dtype == np.float32 and abs(samples.size - 16000) <= 1
+    samples, name = read_input(x, 8000, 16000, "array 3")
+    assert name == "array 3" and abs(samples.size - 16000) <= 1
+    np.testing.assert_allclose(samples, load_audio(path, 16000), atol=1e-4)  # the same resampling
+    same, _ = read_input(x, 16000, 16000, "a")
+    np.testing.assert_array_equal(same, x)
+    with pytest.raises(AudioError, match="^array 3: sample rate must be a whole number of Hz in 1..384000"):
+        read_input(x, 0, 16000, "array 3")
+
+
+def test_blocks_give_the_input_exactly_and_refuse_with_the_input_named(tmp_path):
+    from asr.audio import AudioBlocks
+
+    x = (0.1 * np.sin(np.arange(20000) / 7.0)).astype(np.float32)
+    path = tmp_path / "x.wav"
+    sf.write(path, x, 8000, subtype="FLOAT")
+    for blocks in (AudioBlocks(x, sample_rate=8000, block_s=0.5), AudioBlocks(x, rate=8000, block_s=0.5),
+                   AudioBlocks(path, block_s=0.5), AudioBlocks(path, 8000, block_s=0.5)):
+        got = list(blocks)
+        assert [b.size for b in got[:2]] == [4000, 4000] and all(b.dtype == np.float32 for b in got)
+        np.testing.assert_array_equal(np.concatenate(got), x)  # no sample lost, none changed
+        np.testing.assert_array_equal(np.concatenate(list(blocks)), x)  # a second pass reads it again
+    sf.write(tmp_path / "header_only.wav", np.zeros(0, np.float32), 8000)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x01garbage" * 10)
+    y = x.copy()
+    y[12345] = np.nan
+    sf.write(tmp_path / "nan.wav", y, 8000, subtype="FLOAT")
+    cases = [
+        (lambda: AudioBlocks(x, name="item 4"), "item 4: an array needs its sample rate"),
+        (lambda: AudioBlocks(y, sample_rate=8000, name="item 5"), "item 5: 1 sample(s) are NaN or infinite"),
+        (lambda: AudioBlocks(x, sample_rate=0, name="item 6"), "item 6: sample rate must be a whole number of Hz in 1..384000, got 0"),
+        (lambda: AudioBlocks(tmp_path / "header_only.wav"), f"{tmp_path / 'header_only.wav'}: contains no audio samples"),
+        (lambda: list(AudioBlocks(tmp_path / "nan.wav")), f"{tmp_path / 'nan.wav'}: 1 sample(s) are NaN or infinite"),
+    ]
+    for make, message in cases:
+        with pytest.raises(AudioError) as err:
+            make()
+        assert str(err.value) == message
+    with pytest.raises(AudioError, match=r"corrupt\.wav: cannot decode audio \("):
+        AudioBlocks(tmp_path / "corrupt.wav")
+    assert AudioBlocks(x, sample_rate=8000).name == "input 0"
+    with pytest.raises(ValueError, match="^block_s must be positive, got 0$"):
+        AudioBlocks(x, sample_rate=8000, block_s=0)
+    with pytest.raises(AudioError, match=r"header_only\.wav: contains no audio samples from 0 s$"):
+        read_audio(tmp_path / "header_only.wav", duration=1.0)
+
+
+def test_pipes_are_refused_and_standard_input_is_read(tmp_path, monkeypatch):
+    import io
+    import os
+    import sys
+    import types
+
+    fifo = tmp_path / "fifo.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(AudioError) as err:
+        read_audio(fifo)
+    assert str(err.value) == f"{fifo}: is a pipe (FIFO): to read a stream, give '-' and redirect it to standard input"
+    x = (0.1 * np.sin(np.arange(800) / 3.0)).astype(np.float32)
+    wav = io.BytesIO()
+    sf.write(wav, x, 8000, format="WAV", subtype="FLOAT")
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(wav.getvalue())))
+    samples, rate = read_audio("-")
+    assert rate == 8000
+    np.testing.assert_array_equal(samples, x)
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(b"")))
+    with pytest.raises(AudioError, match=r"^<stdin>: standard input is empty$"):
+        read_audio("-")
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(b"not audio")))
+    with pytest.raises(AudioError, match=r"^<stdin>: cannot decode audio"):
+        read_audio("-")
+
+
+def test_other_files_that_are_not_audio_say_what_they_are(tmp_path):
+    from asr.audio import audio_blocks, read_input
+
+    with pytest.raises(AudioError, match=r"^/dev/null: is not a regular file: to read a stream, give '-'"):
+        read_audio("/dev/null")
+    long_name = str(tmp_path / ("x" * 300 + ".wav"))
+    with pytest.raises(AudioError, match=r"xxx\.wav: cannot access \(File name too long\)$"):
+        read_audio(long_name)
+    with pytest.raises(AudioError, match=r"^array 9: expected a 1-D array of mono samples"):
+        read_input(np.zeros((2, 2), np.float32), 8000, 8000, "array 9")
+    sf.write(tmp_path / "one.wav", np.full(1, 0.5, np.float32), 8000, subtype="FLOAT")
+    assert [b.tolist() for b in audio_blocks(tmp_path / "one.wav")] == [[0.5]]  # one sample is audio
+    blocks = audio_blocks(np.zeros(100, np.float32), 16000, 0.25, 8000, "item 2")
+    assert (blocks.name, blocks.rate, blocks.input_rate, blocks.block_frames) == ("item 2", 16000, 8000, 2000)

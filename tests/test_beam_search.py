@@ -365,3 +365,148 @@ def test_char_lm_reaches_words_the_word_lm_lacks():
     assert beam_search(lp, tok, lm=wlm, alpha=0.3, char_lm=clm, char_alpha=0.5, beam_size=10)[0].text == "the cat"
     with pytest.raises(ValueError, match="character vocabulary"):
         CtcBeamSearch(WordTokenizer([B, "one", "two"]), char_lm=clm)
+
+
+def test_a_broken_match_takes_its_bonus_back_before_the_next_match():
+    # "ca" of "cat" matched, "b" broke the match: its 2 provisional points are taken back, so
+    # the later whole "cat" earns exactly its own 3 (not 5)
+    lp = frames(HOT, ["c", "a", "b", " ", "c", "a", "t"], peak=0.99)
+    best = beam_search(lp, HOT, hotwords=["cat"], hotword_weight=1.0)[0]
+    assert best.text == "cab cat" and best.hotword_bonus == 3.0
+    assert best.score == pytest.approx(best.acoustic + 3.0)
+    # twice the phrase: twice its bonus
+    lp = frames(HOT, ["c", "a", "t", " ", "c", "a", "t"], peak=0.99)
+    assert beam_search(lp, HOT, hotwords=["cat"], hotword_weight=1.0)[0].hotword_bonus == 6.0
+
+
+def _spelled_prefixes(search, trie, spellings):
+    """Every prefix (node) along the token sequences ``spellings``, from the root."""
+    from asr.decoding.beam_search import _Node
+    from asr.decoding.lm import BOS
+
+    root = _Node(None, None, (BOS,) if search.lm is not None else (), "", 0.0, 0, 0, 0.0, 0.0, 0.0,
+                 (BOS,) if search.char_lm is not None else ())
+    nodes = [root]
+    for ids in spellings:
+        node = root
+        for c in ids:
+            node = search._child(node, c, trie)
+            nodes.append(node)
+    return nodes
+
+
+@pytest.mark.parametrize("units", ["char", "pieces", "words"])
+def test_search_scores_of_children_equal_their_bonus(units):
+    """The search scores every extension of a prefix at once (a row per prefix, :meth:`_row`);
+    each must be the bonus (LM, beta, hotword gain or take-back) the child itself gets."""
+    from asr.decoding.lm import char_tokens
+
+    corpus = ["cat cab", "new york", "cat", "hello world cat"]
+    lm = train_ngram(corpus, order=2)
+    if units == "char":
+        tok, char_lm = HOT, train_ngram([char_tokens(s) for s in corpus], order=3)
+        hotwords = {"cat": 1.0, "cab": 2.0, "new york": 0.5, "hello": 0.7}
+        texts = ["cab cat", "new yolk", "new york", "hello cat", "cat hello"]
+    elif units == "pieces":
+        tok, char_lm = PIECES, None
+        hotwords = {"cat": 1.0, "the cat": 0.5, "sat": 0.3}
+        texts = ["the cut sat", "the cat sat", "cat sat"]
+    else:
+        from asr.text import WordTokenizer
+
+        tok, char_lm = WordTokenizer([B, "cat", "cab", "new", "york", "yolk"]), None
+        hotwords = {"new york": 1.0, "cab": 0.4}
+        texts = ["new yolk cab", "new york new", "cab cat"]
+    search = CtcBeamSearch(tok, lm, BeamSearchOptions(alpha=0.6, beta=0.3, char_alpha=0.4), char_lm=char_lm)
+    trie = search._trie(hotwords)
+    checked = 0
+    for node in _spelled_prefixes(search, trie, [tok.encode(t) for t in texts]):
+        row = search._row(node, trie)
+        for c in range(1, len(tok.vocab)):
+            assert row[c] == pytest.approx(search._child(node, c, trie).bonus, abs=1e-9), (tok.vocab[c], node.word)
+            checked += 1
+    assert checked >= 40  # the walk reached many prefixes
+
+
+def test_hotwords_match_mid_utterance_over_words_and_pieces_and_nest():
+    from asr.text import WordTokenizer
+
+    tok = WordTokenizer([B, "one", "won", "two"])
+    lp = frames(tok, ["two", B, {"won": 0.6, "one": 0.4}])
+    assert beam_search(lp, tok)[0].text == "two won"
+    assert beam_search(lp, tok, hotwords=["one"])[0].text == "two one"  # a word unit may start a match anywhere
+    lp = frames(PIECES, ["▁the", {"▁k": 0.6, "▁c": 0.4}, "at"])
+    best = beam_search(lp, PIECES, hotwords=["cat"], hotword_weight=1.0)[0]
+    assert best.text == "the cat" and best.hotword_bonus == 2.0
+    # "new" is a hotword and the start of another: both count, "new" (3) then " york" (5 more)
+    lp = frames(HOT, ["n", "e", "w", " ", "y", "o", "r", "k"], peak=0.99)
+    assert beam_search(lp, HOT, hotwords=["new", "new york"], hotword_weight=1.0)[0].hotword_bonus == 8.0
+    assert beam_search(lp, HOT, hotwords=["new york", "new"], hotword_weight=1.0)[0].hotword_bonus == 8.0
+
+
+def test_options_and_constructor_refusals():
+    BeamSearchOptions(token_top_k=1, nbest=1, beam_prune_logp=0.0).validate()  # the smallest sensible values
+    for bad, msg in ((dict(beam_size=0), "beam_size must be >= 1, got 0"),
+                     (dict(token_top_k=0), "token_top_k must be >= 1 or None, got 0"),
+                     (dict(beam_prune_logp=0.5), "beam_prune_logp must be <= 0, got 0.5"),
+                     (dict(nbest=0), "nbest must be >= 1 or None, got 0")):
+        with pytest.raises(ValueError) as err:
+            BeamSearchOptions(**bad).validate()
+        assert str(err.value) == msg
+    with pytest.raises(ValueError, match="hotword 'zzz'"):  # at construction, not at the first decode
+        CtcBeamSearch(HOT, hotwords=["zzz"])
+    clm = train_ngram([["a", "b"]], order=2)
+    from asr.text import WordTokenizer
+
+    for tok, units in ((WordTokenizer([B, "one"]), "words"), (PIECES, "word pieces")):
+        with pytest.raises(ValueError) as err:
+            CtcBeamSearch(tok, char_lm=clm)
+        assert str(err.value) == f"a character LM needs a character vocabulary (this model's units are {units})"
+
+
+def test_hotword_details_the_search_must_keep():
+    lp = frames(HOT, [{"k": 0.6, "c": 0.4}, "a", "t"])
+    # the constructor's hotwords serve decode() calls that give none
+    assert CtcBeamSearch(HOT, options=BeamSearchOptions(hotword_weight=1.0), hotwords=["cat"]).decode(lp)[0].text == "cat"
+    # a NaN weight (a hotwords file line without one) means hotword_weight
+    assert beam_search(lp, HOT, hotwords={"cat": float("nan")}, hotword_weight=1.0)[0].hotword_bonus == 3.0
+    # after a whole phrase the match starts over: "catat" earns "cat" once, and "at" is no match
+    lp2 = frames(HOT, ["c", "a", "t", "a", "t"], peak=0.99)
+    assert beam_search(lp2, HOT, hotwords=["cat"], hotword_weight=1.0)[0].hotword_bonus == 3.0
+    assert beam_search(frames(HOT, ["a", "t"], peak=0.99), HOT, hotwords=["cat"])[0].hotword_bonus == 0.0
+    # with one hypothesis kept, the bonus must steer the search itself, not only the final ranking
+    assert beam_search(lp, HOT, beam_size=1)[0].text == "kat"
+    assert beam_search(lp, HOT, hotwords=["cat"], hotword_weight=1.0, beam_size=1)[0].text == "cat"
+    # a prefix that stays (its last token repeated) keeps its bonus, like its extensions do
+    lp3 = frames(HOT, ["c", "a", "b", {"b": 0.6, "t": 0.4}], peak=0.99)
+    assert beam_search(lp3, HOT, hotwords=["cab"], hotword_weight=1.0, beam_size=1)[0].text == "cab"
+    assert len(beam_search(lp2, HOT, beam_size=5, nbest=1)) == 1 and len(beam_search(lp2, HOT, beam_size=5)) > 1
+
+
+def test_beta_and_the_character_lm_steer_the_search_and_score_the_end():
+    from asr.decoding.lm import char_tokens
+
+    lp = frames(HOT, ["a", {"a": 0.55, " ": 0.45}, "a"], peak=0.99)
+    assert beam_search(lp, HOT, beam_size=1)[0].text == "a"
+    assert beam_search(lp, HOT, beta=1.0, beam_size=1)[0].text == "a a"  # the word bonus, during the search
+    clm = train_ngram([char_tokens(s) for s in ["a a", "a a", "b a a"]], order=3)
+    lp_b = frames(HOT, ["a", {"b": 0.55, " ": 0.45}, "a"], peak=0.99)
+    assert beam_search(lp_b, HOT, beam_size=1)[0].text == "aba"
+    assert beam_search(lp_b, HOT, char_lm=clm, char_alpha=1.0, beam_size=1)[0].text == "a a"  # each letter, as added
+    wlm = train_ngram(["a a", "a"], order=2)
+    best = beam_search(lp, HOT, lm=wlm, alpha=0.4, beta=0.3, char_lm=clm, char_alpha=0.7, beam_size=4)[0]
+    assert best.score == pytest.approx(best.acoustic + 0.4 * wlm.sentence_score(best.text) + 0.3 * len(best.text.split())
+                                       + 0.7 * clm.sentence_score(char_tokens(best.text)), abs=1e-9)
+
+
+def test_token_pruning_and_the_lookahead_table():
+    search = CtcBeamSearch(HOT, options=BeamSearchOptions(token_top_k=2, token_min_logp=None))
+    row = np.log(np.full(len(HOT.vocab), 0.01))
+    row[HOT.vocab.index("c")], row[HOT.vocab.index("k")], row[HOT.vocab.index("a")] = -0.5, -1.0, -2.0
+    assert sorted(search._candidates(row).tolist()) == sorted([HOT.vocab.index("c"), HOT.vocab.index("k")])
+    lm = train_ngram(["cat cab", "cab kat", "cat"], order=2)
+    search = CtcBeamSearch(HOT, lm)
+    # a partial word counts the best unigram log-prob of the words it can still become; no word: <unk>
+    for prefix, words in (("ca", ["cat", "cab"]), ("cat", ["cat"]), ("k", ["kat"])):
+        assert search._lookahead(prefix) == max(lm.score(w) for w in words)
+    assert search._lookahead("zz") == lm.score("<unk>") and search._lookahead("") == 0.0

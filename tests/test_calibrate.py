@@ -69,6 +69,27 @@ def test_dict_round_trip_and_validation():
             ConfidenceCalibration.from_dict(bad)
 
 
+def test_calibration_refusals_word_for_word():
+    with pytest.raises(CalibrationDataError) as err:
+        ConfidenceCalibration.fit([0.9, 0.8, 0.1], [True, True, False])
+    assert str(err.value) == "confidence calibration needs at least 2 right and 2 wrong words, got 2 right and 1 wrong of 3"
+    with pytest.raises(ValueError) as err:
+        ConfidenceCalibration("x", 1.0, words=True, wrong=-1)
+    assert str(err.value) == ("confidence calibration: scale must be a finite number, got 'x'; words must be an "
+                              "integer >= 0, got True; wrong must be an integer >= 0, got -1")
+    with pytest.raises(ValueError, match=r"^confidence calibration: scale must be > 0 \(a calibration may not reverse"):
+        ConfidenceCalibration(0.0, 1.0)
+    for bad, msg in (([1], "expected a mapping, got list"),
+                     ({"method": "isotonic"}, "unknown method 'isotonic' (this toolkit knows 'platt')"),
+                     ({"scale": 1.0}, "needs 'scale' and 'bias'")):
+        with pytest.raises(ValueError) as err:
+            ConfidenceCalibration.from_dict(bad)
+        assert str(err.value) == f"confidence calibration: {msg}"
+    cal = ConfidenceCalibration.fit([0.9, 0.95, 0.6, 0.2, 0.3, 0.7], [True, True, False, False, False, True])
+    assert (cal.words, cal.wrong, cal.source) == (6, 3, "")
+    assert isinstance(cal(0.5), float) and cal(np.array([0.5, 0.9])).shape == (2,)
+
+
 TOK = CharTokenizer([BLANK, " ", "a", "b"])
 PATH = [(2, 0, 1), (3, 3, 3), (1, 4, 4), (2, 5, 5)]  # "ab a"
 
@@ -102,8 +123,9 @@ class TableBackend:
         return [self.table[w.size] for w in waves]
 
 
-def test_calibrate_measures_on_held_out_speakers(tmp_path):
-    from asr.calibrate import calibrate
+def overconfident_dev_set(tmp_path):
+    """120 one-word utterances of 6 speakers from a stand-in model sure of its word whether
+    right ("a") or wrong ("b"): (recognizer, manifest path)."""
     from asr.frontend import FrontendConfig
     from asr.recognizer import Recognizer
 
@@ -124,14 +146,46 @@ def test_calibrate_measures_on_held_out_speakers(tmp_path):
         lines.append(json.dumps({"audio_filepath": str(wav), "duration": n / 8000, "text": "a", "speaker": f"s{i % 6}"}))
     manifest = tmp_path / "dev.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
-    rep = calibrate(Recognizer(TableBackend(table, fe, TOK)), str(manifest), folds=3, progress=False)
+    return Recognizer(TableBackend(table, fe, TOK)), str(manifest)
+
+
+def test_calibrate_measures_on_held_out_speakers(tmp_path):
+    from asr.calibrate import calibrate
+
+    recognizer, manifest = overconfident_dev_set(tmp_path)
+    rep = calibrate(recognizer, manifest, folds=3, progress=False)
     assert (rep.utterances, rep.words, rep.speakers, rep.folds) == (120, 120, 6, 3)
     assert 10 < rep.wrong < 110 and rep.auc > 0.6
     assert rep.ece_raw > 0.15 and rep.ece_fitted < rep.ece_raw / 2 and rep.ece_heldout < rep.ece_raw / 2
     assert rep.calibration.source == "dev.jsonl" and rep.calibration.words == 120
     assert json.loads(json.dumps(rep.to_dict()))["calibration"]["method"] == "platt"
     with pytest.raises(ValueError, match="folds must be >= 2"):
-        calibrate(Recognizer(TableBackend(table, fe, TOK)), str(manifest), folds=1)
+        calibrate(recognizer, manifest, folds=1)
+
+
+def test_heldout_error_uses_maps_fitted_without_the_fold(tmp_path):
+    """ece_heldout scores each speaker group's words with a map fitted on the other groups only
+    (whole speakers per group, sorted names dealt round robin): recomputed here from the words."""
+    from asr.calibrate import calibrate
+    from asr.evaluate import evaluate
+    from asr.metrics import calibration_error, word_hits
+
+    recognizer, manifest = overconfident_dev_set(tmp_path)
+    rep = calibrate(recognizer, manifest, folds=3, progress=False)
+    ev = evaluate(recognizer, manifest, progress=False, keep_words=True)
+    raw, right, group = [], [], []
+    for ref, words, speaker in zip(ev.refs, ev.runs[0].words, ev.speakers):
+        raw += [w.confidence for w in words]
+        right += word_hits(ref.split(), [w.word for w in words])
+        group += [int(speaker[1:]) % 3] * len(words)  # s0..s5: s0 s3 | s1 s4 | s2 s5
+    raw, right, group = np.array(raw), np.array(right), np.array(group)
+    heldout = np.empty_like(raw)
+    for k in range(3):
+        heldout[group == k] = ConfidenceCalibration.fit(raw[group != k], right[group != k])(raw[group == k])
+    assert rep.ece_heldout == pytest.approx(calibration_error(heldout, right), abs=1e-12)
+    everything = ConfidenceCalibration.fit(raw, right)
+    assert rep.ece_fitted == pytest.approx(calibration_error(everything(raw), right), abs=1e-12)
+    assert abs(rep.ece_heldout - rep.ece_fitted) > 1e-3  # the two measures differ here
 
 
 def test_stored_in_onnx_and_checkpoint_and_used_by_every_path(models, wavs, tmp_path):

@@ -118,3 +118,23 @@ def test_other_unreadable_files_say_so(tmp_path):
         load_checkpoint(str(garbage_onnx))
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_checkpoint(str(tmp_path / "missing.pt"))
+
+
+def test_epoch_snapshots_come_in_epoch_order(tmp_path, saved, capsys):
+    """epoch-10.pt comes after epoch-9.pt (not between epoch-1 and epoch-2, as names sort), so
+    ``asr average --last 2`` past epoch 9 averages the last two epochs."""
+    import shutil
+
+    from asr.nn.checkpoint import epoch_checkpoints
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    for n in (1, 2, 9, 10, 11):
+        shutil.copy(saved[0], exp / f"epoch-{n}.pt")
+    for other in ("epoch-x.pt", "epoch-3.txt", "best.pt", "epoch-.pt"):
+        (exp / other).write_bytes(b"")
+    assert [os.path.basename(p) for p in epoch_checkpoints(str(exp))] == [f"epoch-{n}.pt" for n in (1, 2, 9, 10, 11)]
+    assert epoch_checkpoints(str(tmp_path / "missing")) == []
+    assert cli.main(["average", "--exp", str(exp), "--last", "2"]) == 0
+    assert "mean of epoch-10.pt, epoch-11.pt" in capsys.readouterr().out
+    assert torch.load(exp / "avg.pt", weights_only=False)["averaged"] == ["epoch-10.pt", "epoch-11.pt"]

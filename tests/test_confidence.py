@@ -61,3 +61,25 @@ def test_beam_alignment_gets_confidence_too():
     dec.accept(LP[3:])
     utt = dec.finish_utterance()
     assert [w.confidence for w in utt.words] == [w.confidence for w in words_from_tokens(TOK, best.alignment, 0.04, conf)[1]]
+
+
+def test_token_confidence_with_an_offset_and_calibrated_words():
+    from asr.decoding.confidence import ConfidenceCalibration
+
+    # the scores of frames 10-15 of a stream: the path numbers frames from the stream's start
+    path = [(2, 10, 11), (3, 13, 13), (1, 14, 14), (2, 15, 15)]
+    np.testing.assert_allclose(token_confidences(LP, path, offset=10), [0.8, 0.6, 0.8, 0.9], atol=1e-5)
+    # a token's frames partly outside the scores count where they are; wholly outside: 0
+    np.testing.assert_allclose(token_confidences(LP, [(2, 8, 10), (3, 16, 18)], offset=10), [0.8, 0.0], atol=1e-5)
+    np.testing.assert_allclose(token_confidences(LP, [(2, 4, 6)]), [0.9], atol=1e-5)  # the last frames
+    np.testing.assert_allclose(token_confidences(LP, [(2, 4, 4)]), [0.05], atol=1e-5)  # its own frames only
+    cal = ConfidenceCalibration(0.5, -1.0)
+    assert word_confidence([0.8, 0.6], cal) == round(cal(0.48), 4) != 0.48
+    assert word_confidence([0.123456]) == 0.1235  # 4 digits
+    from asr.text import WordTokenizer
+
+    words = WordTokenizer([BLANK, "one", "two"])
+    _, got = words_from_tokens(words, [(1, 0, 1), (2, 3, 3)], 0.04, [0.8, 0.6], cal)
+    assert [w.confidence for w in got] == [round(cal(0.8), 4), round(cal(0.6), 4)]
+    _, got = words_from_tokens(TOK, [(2, 0, 1), (3, 3, 3)], 0.04, [0.8, 0.6], cal)
+    assert [w.confidence for w in got] == [round(cal(0.48), 4)]

@@ -110,3 +110,17 @@ def test_kaldi_errors(tmp_path, capsys):
     assert "asr prepare kaldi needs a Kaldi data folder" in capsys.readouterr().err
     assert cli.main(["prepare", "an4", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "a source path applies to kaldi, manifest and wordnet-text only" in capsys.readouterr().err
+
+
+def test_a_segment_just_past_the_end_is_capped_at_the_end(tmp_path):
+    """A segment ending within the rounding tolerance past its file keeps only the audio there is."""
+    ramp(tmp_path / "rec.wav", 1.0)
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "wav.scp").write_text(f"rec {tmp_path / 'rec.wav'}\n")
+    (d / "segments").write_text("u1 rec 0.25 1.03\nu2 rec 0.5 1.0\n")  # 1.03: 30 ms past the end
+    (d / "text").write_text("u1 one\nu2 two\n")
+    out = tmp_path / "segs.jsonl"
+    assert cli.main(["prepare", "kaldi", str(d), "--out", str(out)]) == 0
+    got = read(out)
+    assert [(e["id"], e["offset"], e["duration"]) for e in got] == [("u1", 0.25, 0.75), ("u2", 0.5, 0.5)]

@@ -22,3 +22,9 @@ def test_greedy_batch_respects_lengths():
     b = one_hot_path([2, 0, 2, 1])
     batch = np.stack([a, b])
     assert greedy_decode(batch, [4, 3]) == [[1, 2, 3], [2, 2]]
+
+
+def test_another_blank_id():
+    lp = one_hot_path([3, 0, 0, 3, 1, 1, 3])  # blank 3: token 0 is a token like any other
+    assert greedy_ids(lp, blank=3) == [0, 1]
+    assert greedy_decode(np.stack([lp, lp]), [7, 3], blank=3) == [[0, 1], [0]]

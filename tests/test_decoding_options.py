@@ -257,3 +257,57 @@ def test_lm_and_hotwords_run_where_torch_cannot_be_imported(models, wavs, arpa, 
     assert json.loads(last) == [asr.load_model(m, options).transcribe(wavs["a"], hotwords=["ab"]).text
                                 for m in (stream_path, offline_path)]
     assert streamed[0].split("\t")[2] == asr.load_model(stream_path, options).transcribe(wavs["a"]).text
+
+
+def test_settings_and_label_say_every_option(arpa):
+    greedy = DecodingOptions()
+    assert (greedy.settings(), greedy.label()) == ({"decoder": "greedy"}, "greedy")
+    o = DecodingOptions(beam_size=4, lm=arpa, alpha=0.8, char_lm=arpa, char_alpha=0.3, beta=1.0, hotwords=["ab", "ca"])
+    assert o.settings() == {"decoder": "beam", "beam_size": 4, "lm": arpa, "alpha": 0.8, "beta": 1.0, "hotwords": 2,
+                            "char_lm": arpa, "char_alpha": 0.3}
+    assert o.label() == "beam 4, LM alpha 0.8, char LM 0.3, beta 1, 2 hotwords"
+    plain = DecodingOptions(beam_size=4, alpha=0.8)
+    assert plain.settings() == {"decoder": "beam", "beam_size": 4, "lm": None, "alpha": 0.0, "beta": 0.0, "hotwords": 0}
+    assert plain.label() == "beam 4"
+
+
+def test_the_decoder_passes_every_option_to_the_search(arpa):
+    o = DecodingOptions(beam_size=5, lm=arpa, alpha=0.3, beta=0.2, char_lm=arpa, char_alpha=0.7, hotword_weight=1.5,
+                        lm_lookahead=False, hotwords=["ab"])
+    search = Decoder(TOKENIZER, o)._search
+    got = search.options
+    assert (got.beam_size, got.alpha, got.beta, got.char_alpha, got.hotword_weight, got.lm_lookahead) == (
+        5, 0.3, 0.2, 0.7, 1.5, False)
+    assert search.lm is not None and search.char_lm is not None and search.hotwords == {"ab": o.hotwords["ab"]}
+    one = np.log(np.full((1, len(TOKENIZER.vocab)), 0.01))
+    one[0, 2] = 0.0
+    assert Decoder(TOKENIZER)(one) == [(2, 0, 0)] and Decoder(TOKENIZER, o)(one[:0]) == []  # one frame; none
+
+
+def test_an_lm_file_is_read_again_when_it_changes(tmp_path):
+    from asr.decoding.options import load_lm
+
+    path = tmp_path / "lm.arpa"
+    train_ngram(["a b"], order=1).write_arpa(path)
+    first = load_lm(path)
+    assert load_lm(str(path)) is first  # cached
+    train_ngram(["a a a b"], order=1).write_arpa(path)
+    os.utime(path, (os.path.getmtime(path) + 10, os.path.getmtime(path) + 10))
+    again = load_lm(path)
+    assert again is not first and again.score("a") > first.score("a")
+
+
+def test_options_keep_hotword_weights_and_name_every_problem():
+    o = DecodingOptions(hotwords={"Ab ": 3.0, "ca": float("nan")})
+    assert list(o.hotwords) == ["ab", "ca"] and o.hotwords["ab"] == 3.0  # normalized phrases, weights kept
+    changed = DecodingOptions(hotwords=["ab"]).replace(beta=0.5)
+    assert changed.beta == 0.5 and changed.hotwords.keys() == {"ab"}
+    with pytest.raises(ValueError) as err:
+        DecodingOptions(beam_size=0, hotwords=["ab"], alpha=True)
+    assert str(err.value) == ("invalid DecodingOptions: an LM or hotwords need beam search: beam_size must be >= 1; "
+                              "alpha must be a finite number, got True")
+    for bad in ("3", True, -1):
+        with pytest.raises(ValueError, match=rf"^invalid DecodingOptions: beam_size must be an integer >= 0 \(0: greedy\), got {bad!r}$"):
+            DecodingOptions(beam_size=bad)
+    with pytest.raises(ValueError, match=r"^empty hotword phrase '  '$"):
+        DecodingOptions(hotwords=["  "])

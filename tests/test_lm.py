@@ -242,3 +242,86 @@ def test_write_arpa_fsyncs_before_the_rename(tmp_path, monkeypatch):
     train_ngram(["a b"], order=2).write_arpa(tmp_path / "lm.arpa")
     (rename,) = [e for e in events if e[0] == "replace"]
     assert os.path.dirname(rename[1]) == str(tmp_path) and ("fsync", rename[1]) in events[: events.index(rename)]
+
+
+def test_estimated_discounts_by_hand():
+    """D_k = n1 / (n1 + 2 n2) over the adjusted counts of order k (0.5 when n1 or n2 is 0)."""
+    lm = train_ngram(["a b", "a c", "b"], order=2)  # the bigram fixture's corpus, discounts estimated
+    # unigrams (continuation counts): a 1, b 2, c 1, </s> 2 -> n1 = 2, n2 = 2, D1 = 2 / 6 = 1/3;
+    # gamma() = 1/3 * 4 types / 6 = 2/9 spread over 5 words
+    assert p(lm, "a") == pytest.approx((1 - 1 / 3) / 6 + (2 / 9) / 5, abs=1e-12)  # 7/45
+    assert p(lm, "b") == pytest.approx((2 - 1 / 3) / 6 + (2 / 9) / 5, abs=1e-12)  # 29/90
+    # bigrams (raw): <s> a 2, a b 1, b </s> 2, a c 1, c </s> 1, <s> b 1 -> n1 = 4, n2 = 2, D2 = 4 / 8;
+    # context a: b 1, c 1 -> gamma(a) = 0.5 * 2 / 2
+    assert p(lm, "b", ["a"]) == pytest.approx((1 - 0.5) / 2 + 0.5 * 29 / 90, abs=1e-12)  # 37/90
+    # no count of 2: D = 0.5; unigrams a 1, b 1, </s> 1, gamma() = 0.5 * 3 / 3 over 4 words
+    assert p(train_ngram(["a b"], order=1), "a") == pytest.approx(0.5 / 3 + 0.5 / 4, abs=1e-12)
+
+
+def test_unknown_words_use_the_unk_ngrams_in_word_and_history():
+    # trained with a vocabulary, q is <unk>: "<unk> b" and "a <unk>" are real bigrams here
+    lm = train_ngram(["a b", "a q", "q q b"], order=2, discount=0.5, vocab=["a", "b", "z"])
+    assert ("<unk>", "b") in lm.probs and ("a", "<unk>") in lm.probs
+    assert lm.score("b", ["zebra"]) == lm.score("b", [UNK]) != lm.score("b")  # an unknown history word is <unk>
+    words = ["b", "zebra", "q", "a"]
+    for h in ([], ["a"], ["zebra"], ["<s>", "q"]):
+        assert lm.score_row(words, h).tolist() == [lm.score(w, h) for w in words], h
+
+
+def test_training_defaults_and_sentences():
+    corpus = ["a b c", "", "b c", "c a b"]  # an empty sentence is skipped, not the end of the corpus
+    lm = train_ngram(corpus)
+    assert lm.order == 3 and lm.counts()[2] > 0
+    assert lm.probs == train_ngram([s for s in corpus if s]).probs
+    assert ("c", "a") in lm.probs  # from the sentence after the empty one
+    with pytest.raises(ValueError, match="^order must be >= 1, got 0$"):
+        train_ngram(corpus, order=0)
+
+
+def test_sentence_score_flags_and_perplexity(bigram):
+    lm = bigram
+    assert lm.sentence_score("a b") == pytest.approx(lm.score("a", ["<s>"]) + lm.score("b", ["<s>", "a"])
+                                                     + lm.score(EOS, ["a", "b"]))
+    assert lm.sentence_score("a b", bos=False) == pytest.approx(lm.score("a") + lm.score("b", ["a"]) + lm.score(EOS, ["b"]))
+    assert lm.sentence_score("a b", eos=False) == pytest.approx(lm.score("a", ["<s>"]) + lm.score("b", ["a"]))
+    sentences = ["a b", "b", "a c"]
+    total = sum(lm.sentence_score(s) for s in sentences)
+    assert lm.perplexity(sentences) == pytest.approx(math.exp(-total / (2 + 1 + 2 + 3)))  # words and one </s> each
+    assert lm.perplexity([]) == 1.0
+
+
+def test_read_arpa_comments_before_data_and_every_error_named(tmp_path):
+    good = "\\data\\\nngram 1=3\n\n\\1-grams:\n-0.30103\t</s>\n-99\t<s>\n-0.30103\ta\n\n\\end\\\n"
+    path = tmp_path / "lm.arpa"
+    path.write_text("# made by hand\nsome tool header\n\n" + good)
+    assert NGramLM.read_arpa(path).counts() == [3]
+    cases = [
+        ("", "no \\data\\ section"),
+        (good.replace("\\1-grams:", "\\x-grams:"), "4: bad section header '\\\\x-grams:'"),
+        (good.replace("\\1-grams:", "\\2-grams:"), "4: section '\\\\2-grams:' not declared in \\data\\"),
+        (good.replace("ngram 1=3", "ngrams 1=3"), "2: expected 'ngram N=count' in \\data\\, got 'ngrams 1=3'"),
+        (good.replace("ngram 1=3", "ngram 1=three"), "2: bad count line 'ngram 1=three'"),
+        (good.replace("-0.30103\ta", "-0.30103\ta\tb\tc"), "7: a 1-gram line needs log10 prob, 1 words and an optional backoff"),
+        (good.replace("ngram 1=3", "ngram 1=2"), "\\data\\ declares 2 1-grams, the file has 3"),
+    ]
+    for text, why in cases:
+        path.write_text(text)
+        with pytest.raises(ArpaError) as err:
+            NGramLM.read_arpa(path)
+        assert str(err.value).startswith(f"{path}") and why in str(err.value), (why, str(err.value))
+
+
+def test_discounts_per_order_their_bounds_and_an_empty_corpus():
+    # one discount per order, unigrams first: D1 = 0.5 for the unigrams, D2 = 0.25 for the bigrams
+    lm = train_ngram(["a b", "a c", "b"], order=2, discount=[0.5, 0.25])
+    p1_b = 1.5 / 6 + (0.5 * 4 / 6) / 5  # as in test_bigram_by_hand
+    assert p(lm, "b") == pytest.approx(p1_b, abs=1e-12)
+    assert p(lm, "b", ["a"]) == pytest.approx((1 - 0.25) / 2 + (0.25 * 2 / 2) * p1_b, abs=1e-12)
+    train_ngram(["a b"], order=2, discount=1.0)  # 1 is allowed
+    for bad in (0.0, 1.5, [0.5, 0.0]):
+        with pytest.raises(ValueError, match=r"^discounts must be in \(0, 1\], got \["):
+            train_ngram(["a b"], order=2, discount=bad)
+    with pytest.raises(ValueError, match="^3 discounts given for an order-2 model$"):
+        train_ngram(["a b"], order=2, discount=[0.5, 0.5, 0.5])
+    empty = train_ngram([], order=2)  # nothing to learn from: uniform over </s> and <unk>
+    assert p(empty, EOS) == pytest.approx(0.5) and p(empty, "anything") == pytest.approx(0.5)

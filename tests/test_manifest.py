@@ -98,3 +98,66 @@ def test_absurd_numbers_and_deep_nesting_are_malformed_lines(tmp_path):
     q.write_text(line("a.wav", "one") + "\n" + "[" * 100_000 + "\n")
     with pytest.raises(ManifestError, match=r"s.jsonl:2: not valid JSON \(nested too deeply\)"):
         read_manifest(q, strict=True)
+
+
+def test_fields_are_read_and_each_refusal_says_why(tmp_path, caplog):
+    p = tmp_path / "m.jsonl"
+    good = [
+        {"audio_filepath": "a.wav", "duration": 2.5, "text": "one", "offset": 1.5, "speaker": 7, "lang": "en"},
+        {"audio_filepath": "/abs/b.wav", "duration": 1, "text": "two", "offset": 0},
+        {"audio_filepath": "c.wav", "duration": 0.5, "text": "three", "offset": 0.25},
+    ]
+    bad = [
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('{"audio_filepath": "d.wav", "duration": 0, "text": "x"}', "duration must be positive and at most 1e+07 s, got 0"),
+        ('{"audio_filepath": "d.wav", "duration": Infinity, "text": "x"}', "duration must be positive and at most 1e+07 s, got inf"),
+        ('{"audio_filepath": "d.wav", "duration": 1, "text": "x", "offset": -1}',
+         "field 'offset' must be a number of seconds >= 0 (at most 1e+07), got -1"),
+        ('{"audio_filepath": "d.wav", "duration": 1, "text": "x", "offset": true}',
+         "field 'offset' must be a number of seconds >= 0 (at most 1e+07), got True"),
+        ('{"audio_filepath": "d.wav", "duration": 1, "text": "x", "offset": "2"}',
+         "field 'offset' must be a number of seconds >= 0 (at most 1e+07), got '2'"),
+    ]
+    p.write_text("\n".join([json.dumps(g) for g in good] + [b for b, _ in bad]) + "\n")
+    problems = []
+    with caplog.at_level(logging.WARNING):
+        a, b, c = read_manifest(p, problems=problems)
+    assert (a.audio_filepath, a.duration, a.text, a.speaker, a.offset, a.extra) == (
+        str(tmp_path / "a.wav"), 2.5, "one", "7", 1.5, {"lang": "en"})
+    assert (b.audio_filepath, b.duration, b.speaker, b.offset, b.extra) == ("/abs/b.wav", 1.0, None, 0.0, {})
+    assert c.offset == 0.25 and isinstance(b.duration, float)
+    assert problems == [(4 + i, why) for i, (_, why) in enumerate(bad)]
+    assert f"{p}:4: skipping malformed line: expected a JSON object, got list" in caplog.text
+    assert f"{p}: skipped 6 malformed line(s), kept 3" in caplog.text
+    assert a.to_json() == {"audio_filepath": str(tmp_path / "a.wav"), "duration": 2.5, "text": "one", "offset": 1.5,
+                           "speaker": "7", "lang": "en"}
+
+
+def test_missing_empty_and_non_utf8_manifests_say_so(tmp_path):
+    with pytest.raises(ManifestError, match=r"nowhere\.jsonl: manifest not found"):
+        read_manifest(tmp_path / "nowhere.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    with pytest.raises(ManifestError, match=r"empty\.jsonl: no valid entries$"):
+        read_manifest(tmp_path / "empty.jsonl")
+    raw = b'{"audio_filepath": "a.wav", "duration": 1, "text": "caf\xe9"}\n'
+    (tmp_path / "latin1.jsonl").write_bytes(raw)
+    with pytest.raises(ManifestError, match=rf"latin1\.jsonl:1: not UTF-8 \(byte 0xe9 at column {raw.index(0xe9) + 1}\)$"):
+        read_manifest(tmp_path / "latin1.jsonl", strict=True)
+
+
+def test_write_manifest_round_trip_and_segments(tmp_path):
+    from asr.manifest import Entry, segment_of, write_manifest
+
+    entries = [Entry(str(tmp_path / "a.wav"), 1.234567, "café", "s1", {"lang": "fr"}, 0.123456),
+               Entry(str(tmp_path / "b.wav"), 2.0, "two")]
+    path = tmp_path / "sub" / "out.jsonl"  # the folder is made
+    assert write_manifest(path, entries) == 2
+    assert write_manifest(path, entries) == 2  # and may exist already: the file is replaced
+    assert sorted(p.name for p in path.parent.iterdir()) == ["out.jsonl"]  # no temporary file left
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert "café" in first  # UTF-8 text as it is, not \u escapes
+    assert json.loads(first) == {"audio_filepath": str(tmp_path / "a.wav"), "duration": 1.2346, "text": "café",
+                                 "offset": 0.1235, "speaker": "s1", "lang": "fr"}
+    a, b = read_manifest(path)
+    assert (a.duration, a.offset, a.speaker, a.extra, b.offset, b.speaker) == (1.2346, 0.1235, "s1", {"lang": "fr"}, None, None)
+    assert segment_of(a) == (0.1235, 1.2346) and segment_of(b) == (0.0, None)

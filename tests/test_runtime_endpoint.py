@@ -55,3 +55,11 @@ def test_detect_endpoint_function_and_config_validation():
     for bad in (dict(rule1=0), dict(rule2=-1.0), dict(rule3=float("inf")), dict(rule1="2")):
         with pytest.raises(ValueError, match="EndpointConfig"):
             EndpointConfig(**bad)
+
+
+def test_config_errors_name_each_bad_rule_and_its_value():
+    with pytest.raises(ValueError) as err:
+        EndpointConfig(rule1=0, rule2=1.0, rule3=-2)
+    assert "invalid EndpointConfig: rule1=0, rule3=-2 (" in str(err.value)
+    with pytest.raises(ValueError, match=r"EndpointConfig: rule2=inf \("):
+        EndpointConfig(rule2=float("inf"))

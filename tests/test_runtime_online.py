@@ -188,3 +188,24 @@ def test_stream_in_pieces_equals_a_stream_fed_at_random(models):
         assert got.final and got.name == "pieces"
         assert [(u.text, u.start, u.end) for u in got.utterances] == [(u.text, u.start, u.end) for u in want.utterances]
     assert want.utterances and want.final
+
+
+@pytest.mark.parametrize("name", ["gru-lc", "lstm-uni"])
+def test_ready_exactly_when_a_window_is_full(name, models):
+    """A stream is ready the moment it holds a whole window of feature frames (the k-th step's
+    window ends at window_frames + k * hop_frames), not a frame or a hop later."""
+    path, _, _ = models.get(name)
+    rec = OnlineRecognizer(path)
+    info = rec.info
+    stream = rec.create_stream("s")
+    wave = synth_utterance("abc ca b", np.random.default_rng(5))
+    steps = flips = 0
+    for i in range(0, wave.size, FRONTEND.hop_length // 2):  # half a hop: at most one new frame per piece
+        stream.accept_waveform(SR, wave[i : i + FRONTEND.hop_length // 2])
+        needed = info.window_frames + steps * info.hop_frames
+        assert rec.is_ready(stream) == (stream.num_feature_frames >= needed), (stream.num_feature_frames, needed)
+        if rec.is_ready(stream):
+            flips += stream.num_feature_frames == needed
+            rec.decode_stream(stream)
+            steps += 1
+    assert steps >= 3 and flips == steps  # each step was taken as soon as its window was complete

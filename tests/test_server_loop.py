@@ -129,3 +129,44 @@ def test_load_over_a_window_counts_the_step_in_progress():
     assert st.load(5.0, now=10.0) == pytest.approx((0.5 + 0.2 + 0.2, 0.6, 5.0))
     st.started = 8.0  # only 2 s observed
     assert st.load(5.0, now=10.0) == pytest.approx((0.2 + 0.2, 0.4, 2.0))
+
+
+def test_max_batch_one_takes_the_streams_in_turn(models):
+    """With room for one stream per step, streams that all have windows to decode are stepped
+    in turn: a stepped stream goes behind every stream that was waiting, none starves."""
+    path, _, _ = models.get("gru-uni")
+    rec = OnlineRecognizer(path)
+    loop = DecodeLoop(rec, max_batch=1)
+    rng = np.random.default_rng(0)
+    try:
+        sessions = []
+        for i in range(3):
+            s = Session(rec.create_stream(f"s{i}"), StreamConfig(sample_rate=SR), rec.info.frame_shift_s)
+            loop.add(s)
+            s.push(synth_utterance("abc cab bca", rng))  # one message holding many windows
+            sessions.append(s)
+        stepped = []
+        decode = rec.decode_streams
+
+        def record(streams):
+            stepped.append([x.name for x in streams])
+            return decode(streams)
+
+        rec.decode_streams = record
+        for _ in range(12):
+            work = [s for s in loop.sessions if s.inbox or s.waiting_since is not None]
+            out, pending, fed, batch, failed = loop._step(work)
+            assert not failed
+            assert batch == 1 and pending
+        assert all(len(names) == 1 for names in stepped)
+        order = [names[0] for names in stepped]
+        assert order == ["s0", "s1", "s2"] * 4, order
+        # a stream that becomes ready later queues behind those already waiting
+        late = Session(rec.create_stream("late"), StreamConfig(sample_rate=SR), rec.info.frame_shift_s)
+        loop.add(late)
+        late.push(synth_utterance("abc", rng))
+        for _ in range(4):
+            loop._step([s for s in loop.sessions if s.inbox or s.waiting_since is not None])
+        assert [names[0] for names in stepped[12:]] == ["s0", "s1", "s2", "late"]
+    finally:
+        loop._pool.shutdown(wait=True)

@@ -101,3 +101,54 @@ def test_one_file_per_input_when_names_collide(tmp_path):
         w.write(Result(path, text, [], [Utterance(text, 0.0, 1.0, [])], True, 1.0), path, stem)
     assert sorted(os.listdir(tmp_path)) == ["x-2.txt", "x-3.txt", "x.txt"]
     assert [(tmp_path / f).read_text() for f in ("x.txt", "x-2.txt", "x-3.txt")] == ["one\n", "two\n", "three\n"]
+
+
+def test_timestamps_round_to_the_millisecond(tmp_path):
+    assert format_timestamp(1.001) == "00:00:01.001"  # 1.001 * 1000 is 1000.9999...: rounded, not cut
+    assert format_timestamp(1.0004) == "00:00:01.000" and format_timestamp(1.0006, ",") == "00:00:01,001"
+    assert format_timestamp(59.9996) == "00:01:00.000" and format_timestamp(3599.9999) == "01:00:00.000"
+    assert format_timestamp(61.5, always_hours=False) == "01:01.500" and format_timestamp(-0.2) == "00:00:00.000"
+    utt = Utterance("one two", 1.001, 2.003, [Word("one", 1.001, 1.3), Word("two", 1.5, 2.003)])
+    result = Result("t.wav", "one two", utt.words, [utt], True, 3.0)
+    paths = {os.path.splitext(p)[1]: p for p in (w.write(result) for w in get_writers("all", str(tmp_path)))}
+    assert "00:00:01,001 --> 00:00:02,003" in open(paths[".srt"]).read()
+    assert "00:00:01.001 --> 00:00:02.003" in open(paths[".vtt"]).read()
+    assert open(paths[".tsv"]).read().splitlines()[1] == "1001\t2003\tone two"
+
+
+def test_a_line_of_exactly_the_maximum_length_is_kept_whole():
+    # 10 s into the recording: a line's length in seconds counts from its own first word
+    utt = Utterance("abcd efgh ij", 10.0, 12.0, [Word("abcd", 10.0, 10.5), Word("efgh", 10.75, 11.25), Word("ij", 11.5, 12.0)])
+    assert subtitle_lines(utt, SubtitleOptions(max_line_chars=12)) == [(10.0, 12.0, "abcd efgh ij")]  # 12 characters
+    assert subtitle_lines(utt, SubtitleOptions(max_line_chars=11)) == [(10.0, 11.5, "abcd efgh"), (11.5, 12.0, "ij")]
+    assert subtitle_lines(utt, SubtitleOptions(max_line_s=2.0)) == [(10.0, 12.0, "abcd efgh ij")]  # exactly 2 s
+    assert subtitle_lines(utt, SubtitleOptions(max_line_s=1.75)) == [(10.0, 11.5, "abcd efgh"), (11.5, 12.0, "ij")]
+    # an utterance without word times is one line; an empty one none
+    assert subtitle_lines(Utterance("no words", 1.0, 2.5, [])) == [(1.0, 2.5, "no words")]
+    assert subtitle_lines(Utterance("", 1.0, 2.5, [])) == []
+
+
+def test_subtitle_options_are_checked():
+    SubtitleOptions(max_line_chars=1, max_line_s=0.5)  # the smallest sensible values are fine
+    for bad in (dict(max_line_chars=0), dict(max_line_s=0.0), dict(max_line_chars=0, max_line_s=-1.0)):
+        with pytest.raises(ValueError, match="invalid SubtitleOptions: max_line_chars >= 1 and max_line_s > 0, got"):
+            SubtitleOptions(**bad)
+    with pytest.raises(ValueError, match="expected one of txt, json, srt, vtt, tsv or all"):
+        get_writers("doc", "out")
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt", "tsv"])
+def test_each_subtitle_writer_uses_its_options(tmp_path, fmt):
+    (w,) = get_writers(fmt, str(tmp_path), SubtitleOptions(max_line_chars=5))
+    text = open(w.write(RESULT)).read()
+    assert "hello\n" in text and "world\n" in text and "hello world" not in text  # one word a line
+
+
+def test_json_times_and_duration(tmp_path):
+    (w,) = get_writers("json", str(tmp_path))
+    result = Result("-", "x", [], [utterance(1.25, ["x"]), utterance(2.5, ["y"])], True, 3.14159)
+    path = w.write(result)
+    assert os.path.basename(path) == "stdin.json"  # standard input has no name of its own
+    d = json.loads(open(path).read())
+    assert [(u["start"], u["end"]) for u in d["utterances"]] == [(1.25, 1.85), (2.5, 3.1)]
+    assert d["duration"] == 3.142 and d["text"] == "x y"

@@ -29,6 +29,7 @@ import asyncio
 import collections
 import concurrent.futures
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -372,6 +373,9 @@ class DecodeLoop:
                 bad.add(id(s))
                 ready.remove(s)
         stepped = {id(s) for s in ready}  # decoded this step (the failed ones left out)
+        # back of the queue: behind every stream that waited in this step, even those that only
+        # became ready at ``now`` (a tie would put a stepped stream first again)
+        requeue = max(time.monotonic(), math.nextafter(now, math.inf))
         out, pending = [], False
         for s in work:
             if id(s) in bad:
@@ -379,7 +383,7 @@ class DecodeLoop:
             s.decoded_s = s.stream.decoder.num_frames * s._shift
             if s.stream.ready:
                 if id(s) in stepped or s.waiting_since is None:
-                    s.waiting_since = now  # back of the queue
+                    s.waiting_since = requeue
                 pending = True
             else:
                 s.waiting_since = None
