@@ -17,7 +17,8 @@
 #   6  what the model recognizes (tools/measure_digits.py): isolated test recordings, strings of
 #      3-8 of them, a 10-minute continuous recording through asr-stream, other voices' digit
 #      strings and speech without digits, offline and streamed; into $exp/digits.json
-#   7  (only when asked: --stage 7) make $exp the package's built-in model (recipes/fsdd/ship.py)
+#   7  ship $exp as the package's built-in model (recipes/fsdd/ship.py; runs only when asked:
+#      --stage 7 --stop-stage 7)
 #
 # Usage: recipes/fsdd/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR]
 #                            [--corpus-dir DIR] [--test-speaker NAME] [key=value ...]
