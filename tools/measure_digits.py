@@ -6,12 +6,13 @@ as digits.
 
     python tools/measure_digits.py --model exp/fsdd/model.onnx --stream exp/fsdd/stream.onnx \\
         --set isolated=data/fsdd/test.jsonl --set strings=data/fsdd/strings_test/manifest.jsonl \\
-        --long data/fsdd/long_test --nondigit data/fsdd/nondigit_dev.jsonl [--json out.json]
+        --long data/fsdd/long_test --nondigit sentences=data/fsdd/nondigit_dev.jsonl [--json out.json]
 
 ``--set NAME=MANIFEST`` (repeatable): WER % on the manifest, offline and streamed. ``--long DIR``:
 a recording from ``tools/make_long_recording.py``, whose words are scored in order against its
-truth. ``--nondigit MANIFEST``: utterances without a digit word: the share of them whose
-transcript holds any word (a digits model with an unknown-word unit writes nothing for them).
+truth. ``--nondigit [NAME=]MANIFEST`` (repeatable): utterances without a digit word: the share of them
+whose transcript holds any word (a digits model with an unknown-word unit writes nothing for
+them).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def main(argv=None) -> int:
     p.add_argument("--stream", help="streaming graph (stream.onnx)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=MANIFEST", help="a test set (repeatable)")
     p.add_argument("--long", help="folder from tools/make_long_recording.py")
-    p.add_argument("--nondigit", help="manifest of speech without digit words")
+    p.add_argument("--nondigit", action="append", default=[], metavar="[NAME=]MANIFEST",
+                   help="speech without digit words (repeatable): the share that came out with digits")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
     if not (args.model or args.stream):
@@ -97,12 +99,15 @@ def main(argv=None) -> int:
                                   capture_output=True, text=True, check=True)
             hyps["streamed"] = [" ".join(json.loads(line)["text"] for line in proc.stdout.splitlines() if line.strip())]
         row(f"continuous {samples.size / rate / 60:.0f} min", [ref], hyps, len(truth))
-    if args.nondigit:
-        entries = read_manifest(args.nondigit)
-        for mode, hyp in hypotheses(entries, offline, online).items():
-            share = 100.0 * sum(bool(h.strip()) for h in hyp) / max(1, len(hyp))
-            rows.append({"set": "nondigit", "items": len(entries), f"with_digits_{mode}": round(share, 2)})
-            print(f"{'no digit said':<28} {len(entries):>5} items   {mode}: {share:.1f}% came out with digits", flush=True)
+    for spec in args.nondigit:
+        name, _, path = spec.rpartition("=")
+        name = f"no digit said: {name or 'speech'}"
+        entries = read_manifest(path)
+        shares = {mode: round(100.0 * sum(bool(h.strip()) for h in hyp) / max(1, len(hyp)), 2)
+                  for mode, hyp in hypotheses(entries, offline, online).items()}
+        rows.append({"set": name, "items": len(entries), **{f"with_digits_{k}": v for k, v in shares.items()}})
+        print(f"{name:<28} {len(entries):>5} items   " + "   ".join(f"{k}: {v:.2f}% came out with digits"
+                                                               for k, v in shares.items()), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

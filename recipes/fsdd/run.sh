@@ -96,7 +96,8 @@ if run_stage 6; then
   "$PY" tools/measure_digits.py --model "$exp/model.onnx" --stream "$exp/stream.onnx" \
     --set "isolated test=$data/test.jsonl" --set "strings of 3-8, test=$data/strings_test/manifest.jsonl" \
     --set "other voices' strings, dev=$data/sodigits_dev.jsonl" --long "$data/long_test" \
-    --nondigit "$data/nondigit_dev.jsonl" --json "$exp/digits.json"
+    --nondigit "sentences=$data/nondigit_dev.jsonl" \
+    --json "$exp/digits.json"
 fi
 
 if run_stage 7; then  # default --stop-stage is 6
