@@ -81,12 +81,17 @@ both lm_build asr lm build --manifest "$D/corpus/test.jsonl" --order 2 --out lm.
 both lm_ppl asr lm ppl --lm lm.arpa --manifest "$D/corpus/test.jsonl"
 both transcribe_lm asr transcribe --model "$D/offline.onnx" --lm lm.arpa "$D/a.wav" "$D/b.wav"
 both stream_lm asr-stream --model "$D/stream.onnx" --lm lm.arpa --no-partials "$D/a.wav" "$D/b.wav"
+# no --model: the built-in digits model, which pip install . must ship
+both builtin_transcribe asr transcribe "$ROOT/tests/data/fsdd_four_zero_seven_two_nine.wav"
+both builtin_stream asr-stream --no-partials "$ROOT/tests/data/fsdd_four_zero_seven_two_nine.wav"
 
 # 4. Same text, same files.
 if ! diff -r "$WORK/full" "$WORK/base"; then
     echo "FAILED: the base install's output differs from the full install's (diff above: < full, > base)"
     exit 1
 fi
+grep -q "four zero seven two nine" "$WORK/base/builtin_transcribe.out" \
+    || { echo "FAILED: the base install's built-in model did not read tests/data's digit string:"; cat "$WORK/base/builtin_transcribe.out"; exit 1; }
 for f in transcribe_offline transcribe_stream stream transcribe_lm; do
     [ -s "$WORK/base/$f.out" ] || { echo "FAILED: $f printed nothing"; exit 1; }
 done
