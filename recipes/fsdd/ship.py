@@ -13,6 +13,8 @@ import os
 import shutil
 import sys
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEST = os.path.join(ROOT, "asr", "assets", "digits")
 
@@ -87,7 +89,7 @@ def main(argv=None) -> int:
     import onnx  # the training install's: counts the parameters of the offline graph
 
     g = onnx.load(os.path.join(DEST, "model.onnx")).graph
-    params = sum(int(__import__("numpy").prod(t.dims)) for t in g.initializer)
+    params = sum(int(np.prod(t.dims)) for t in g.initializer)
     nan = float("nan")
     lines = []
     for r in rows:
