@@ -3,7 +3,7 @@
 This module imports numpy, soundfile and soxr only, so the torch-free runtime uses it too.
 Resampling is libsoxr (python-soxr) at :data:`RESAMPLE_QUALITY`: its memory and time do not
 depend on how the two rates divide (a prime rate such as 44,101 Hz costs what 44,100 Hz does),
-and the streaming runtime (:class:`asr.runtime.StreamingResampler`) runs the same libsoxr
+and the streaming runtime (:class:`StreamingResampler`, below) runs the same libsoxr
 resampler, so training and serving resample to the same samples.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-__all__ = ["AudioError", "AudioWarning", "AudioInput", "STDIN", "MAX_SAMPLE_RATE", "MAX_STDIN_BYTES", "load_audio",
+__all__ = ["StreamingResampler", "join_audio", "AudioError", "AudioWarning", "AudioInput", "STDIN", "MAX_SAMPLE_RATE", "MAX_STDIN_BYTES", "load_audio",
            "read_audio", "read_input", "as_samples", "check_rate", "check_level", "resample", "to_mono", "check_finite",
            "RESAMPLE_QUALITY", "AudioBlocks", "audio_blocks"]
 
@@ -303,6 +303,56 @@ def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     return soxr.resample(samples, orig_rate, new_rate, quality=RESAMPLE_QUALITY)
 
 
+
+
+class StreamingResampler:
+    """Streaming resampling with the same libsoxr resampler as :func:`resample`.
+
+    :class:`StreamingResampler` feeds each piece to a ``soxr.ResampleStream`` at
+    :data:`asr.audio.RESAMPLE_QUALITY` and flushes it at :meth:`~StreamingResampler.flush`; libsoxr
+    works in its own blocks whatever the piece sizes, so pieces in give the same samples out as
+    :func:`~asr.audio.resample` on the whole signal, and the same number of them. Memory and time per
+    piece are bounded for any pair of rates.
+
+    The price of libsoxr's long linear-phase filters is latency: output lags input by about 40 ms
+    at 44.1 or 48 kHz -> 16 kHz, about 115 ms at 8 <-> 16 kHz (10 ms pieces). Audio already at the
+    model's rate passes through untouched, with none.
+    """
+
+    def __init__(self, orig_rate: int, new_rate: int):
+        if orig_rate <= 0 or new_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {orig_rate} -> {new_rate}")
+        self.orig_rate, self.new_rate = int(orig_rate), int(new_rate)
+        self.passthrough = self.orig_rate == self.new_rate
+        self.num_in = 0
+        self.num_out = 0
+        self.flushed = False
+        self._stream = None if self.passthrough else soxr.ResampleStream(
+            self.orig_rate, self.new_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY
+        )
+
+    def accept(self, samples: np.ndarray) -> np.ndarray:
+        """Resample the next piece; returns the output samples that are complete so far."""
+        if self.flushed:
+            raise ValueError("resampler already flushed")
+        samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+        self.num_in += samples.size
+        out = samples if self.passthrough else self._stream.resample_chunk(samples)
+        self.num_out += out.size
+        return out
+
+    def flush(self) -> np.ndarray:
+        """End of input: the remaining output samples."""
+        if self.flushed:
+            return np.zeros(0, np.float32)
+        self.flushed = True
+        if self.passthrough:
+            return np.zeros(0, np.float32)
+        out = self._stream.resample_chunk(np.zeros(0, np.float32), last=True)
+        self.num_out += out.size
+        return out
+
+
 class AudioBlocks:
     """A file (any format soundfile reads; ``-`` = standard input, kept in a temporary file) or a 1-D
     array, as consecutive blocks of about ``block_s`` seconds of mono float32 samples at ``rate``
@@ -382,8 +432,6 @@ class AudioBlocks:
                 source.close()
 
     def __iter__(self):
-        from asr.runtime.resampler import StreamingResampler
-
         resampler = StreamingResampler(self.input_rate, self.rate)
         peak, clipped, total = 0.0, 0, 0
         for block in self._input_blocks():
@@ -412,3 +460,15 @@ def audio_blocks(item: AudioInput, rate: Optional[int] = None, block_s: float = 
                  sample_rate: Optional[int] = None, name: str = "input 0") -> AudioBlocks:
     """:class:`AudioBlocks`: ``item`` in blocks of ``block_s`` seconds at ``rate``."""
     return AudioBlocks(item, rate, block_s, sample_rate, name)
+
+
+def join_audio(paths: list, sample_rate: int, gap: float = 0.0) -> "np.ndarray | str":
+    """Several audio files as one input, ``gap`` seconds of digital silence apart, at
+    ``sample_rate``; one path is given back as it is (its name then names the input)."""
+    if len(paths) == 1:
+        return paths[0]
+    silence = np.zeros(int(gap * sample_rate), np.float32)
+    parts = []
+    for i, p in enumerate(paths):
+        parts += ([silence] if i else []) + [load_audio(p, sample_rate)]
+    return np.concatenate(parts)

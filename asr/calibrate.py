@@ -23,7 +23,7 @@ import numpy as np
 from asr.decoding.confidence import CalibrationDataError, ConfidenceCalibration
 from asr.evaluate import evaluate
 from asr.metrics import calibration_error, roc_auc, word_hits
-from asr.recognizer import Recognizer
+from asr.runtime.offline import OfflineRecognizer
 
 __all__ = ["CalibrationReport", "calibrate", "write_calibration"]
 
@@ -67,7 +67,7 @@ def _folds(speakers: list[Optional[str]], folds: int) -> np.ndarray:
     return np.array([where[s] if s is not None else i % folds for i, s in enumerate(speakers)])
 
 
-def calibrate(recognizer: Recognizer, manifest: str, folds: int = 2, progress: bool = True) -> CalibrationReport:
+def calibrate(recognizer: OfflineRecognizer, manifest: str, folds: int = 2, progress: bool = True) -> CalibrationReport:
     """Fit ``recognizer``'s word-confidence map on ``manifest`` (held-out speech: the recipe's
     dev set) and measure it (see the module). Raises :class:`CalibrationDataError` when the
     manifest gives too few right or wrong words to fit, ValueError when ``folds`` < 2."""
@@ -105,15 +105,11 @@ def calibrate(recognizer: Recognizer, manifest: str, folds: int = 2, progress: b
 
 
 def write_calibration(path: str, calibration: Optional[ConfidenceCalibration]) -> None:
-    """Store ``calibration`` in a model file (None removes it): a checkpoint (``.pt``, needs
-    PyTorch) or an exported ONNX file (needs the ``onnx`` package), rewritten atomically."""
+    """Store ``calibration`` in an exported ONNX file (None removes it), rewritten atomically;
+    needs the ``onnx`` package. A checkpoint's is written by
+    :func:`asr.train.checkpoint.set_checkpoint_calibration`."""
     from asr.runtime.model import OnnxModel
     from asr.runtime.schema import confidence_metadata, write_metadata
 
-    if not path.endswith(".onnx"):
-        from asr.nn.checkpoint import set_checkpoint_calibration
-
-        set_checkpoint_calibration(path, calibration)
-        return
     OnnxModel(path)  # one of ours: raises ModelError naming what is wrong
     write_metadata(path, confidence_metadata(calibration))

@@ -24,7 +24,7 @@ from asr.decoding.options import Decoder, DecodingOptions
 from asr.decoding.result import Word, words_from_tokens
 from asr.manifest import Entry, read_manifest, segment_of
 from asr.metrics import ErrorStats, error_stats
-from asr.recognizer import Recognizer
+from asr.runtime.offline import OfflineRecognizer
 from asr.text import normalize_text
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def _decode_all(decoder: Decoder, log_probs: list[np.ndarray], jobs: int) -> lis
         _DECODER = None
 
 
-def evaluate(recognizer: Recognizer, manifest: str, grid: Optional[Sequence[DecodingOptions]] = None,
+def evaluate(recognizer: OfflineRecognizer, manifest: str, grid: Optional[Sequence[DecodingOptions]] = None,
              jobs: int = 1, progress: bool = True, max_batch_seconds: float = 320.0, max_batch: int = 32,
              keep_words: bool = False) -> EvalReport:
     """Score ``recognizer`` on ``manifest``: WER/CER for its own decoding options, or for each

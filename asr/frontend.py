@@ -1,7 +1,7 @@
 """The front end: one definition of the log-mel features, shared by training and runtime.
 
 :class:`FrontendConfig` holds every parameter explicitly and travels inside each model file.
-This module is the numpy implementation (used by the torch-free runtime); ``asr.nn.features``
+This module is the numpy implementation (used by the torch-free runtime); ``asr.train.features``
 builds the torchaudio implementation from the same config, and ``tests/test_frontend.py``
 holds the two equal.
 

@@ -12,7 +12,7 @@ or, for a long recording, one utterance at a time (nothing is kept but the open 
 appears under its name only when complete)::
 
     sinks = [w.open("talk.wav") for w in writers]
-    for utt in asr.longform.iter_utterances(model, "talk.wav"):
+    for utt in asr.runtime.longform.iter_utterances(model, "talk.wav"):
         for s in sinks:
             s.add(utt)
     for s in sinks:

@@ -113,7 +113,7 @@ OFFLINE = {"gru-offline": dict(rnn_type="gru", bidirectional=True, subsampling=2
 
 
 def _random_model(seed: int, **kw):
-    from asr.nn.model import CTCModel, ModelConfig
+    from asr.train.model import CTCModel, ModelConfig
 
     torch.manual_seed(seed)
     cfg = ModelConfig(input_dim=FRONTEND.n_mels, vocab_size=len(VOCAB), conv_dim=16, hidden_size=16, num_layers=2, dropout=0.0, **kw)
@@ -128,7 +128,7 @@ def _random_model(seed: int, **kw):
 def _endpoint_model():
     """Hand-set weights: 'a' while the mean log-mel is above -12 (tone), blank in digital silence.
     One unidirectional GRU layer whose update gate is shut: h = tanh(4 * (mean(x) + 12))."""
-    from asr.nn.model import CTCModel, ModelConfig
+    from asr.train.model import CTCModel, ModelConfig
 
     cfg = ModelConfig(input_dim=FRONTEND.n_mels, vocab_size=len(VOCAB), subsampling=1, rnn_type="gru", hidden_size=2,
                       num_layers=1, bidirectional=False, dropout=0.0, chunk_size=5)
@@ -152,9 +152,9 @@ class Models:
         self.root, self.cache = root, {}
 
     def get(self, name):
-        from asr.nn.checkpoint import save_checkpoint
-        from asr.nn.config import DataConfig, ExperimentConfig
-        from export.onnx_export import export_onnx
+        from asr.train.checkpoint import save_checkpoint
+        from asr.train.config import DataConfig, ExperimentConfig
+        from asr.train.export import export_onnx
 
         if name not in self.cache:
             if name == "endpoint":

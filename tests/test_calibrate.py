@@ -127,7 +127,7 @@ def overconfident_dev_set(tmp_path):
     """120 one-word utterances of 6 speakers from a stand-in model sure of its word whether
     right ("a") or wrong ("b"): (recognizer, manifest path)."""
     from asr.frontend import FrontendConfig
-    from asr.recognizer import Recognizer
+    from asr.runtime.offline import OfflineRecognizer
 
     fe = FrontendConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=24)
     rng = np.random.default_rng(3)
@@ -146,7 +146,7 @@ def overconfident_dev_set(tmp_path):
         lines.append(json.dumps({"audio_filepath": str(wav), "duration": n / 8000, "text": "a", "speaker": f"s{i % 6}"}))
     manifest = tmp_path / "dev.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
-    return Recognizer(TableBackend(table, fe, TOK)), str(manifest)
+    return OfflineRecognizer(TableBackend(table, fe, TOK)), str(manifest)
 
 
 def test_calibrate_measures_on_held_out_speakers(tmp_path):
@@ -191,20 +191,20 @@ def test_heldout_error_uses_maps_fitted_without_the_fold(tmp_path):
 def test_stored_in_onnx_and_checkpoint_and_used_by_every_path(models, wavs, tmp_path):
     import shutil
 
-    import asr
+    import asr.train
     from asr.calibrate import write_calibration
-    from asr.nn.checkpoint import checkpoint_calibration, load_checkpoint
+    from asr.train.checkpoint import checkpoint_calibration, load_checkpoint, set_checkpoint_calibration
     from asr.runtime import OnlineRecognizer
-    from export.onnx_export import export_onnx
+    from asr.train.export import export_onnx
 
     src, _, _ = models.get("gru-lc")
     path = str(tmp_path / "m.onnx")
     shutil.copy(src, path)
-    raw = asr.load_model(path).transcribe(wavs["a"], long_form=False)
+    raw = asr.train.load_model(path).transcribe(wavs["a"], long_form=False)
     assert raw.words, "the test model should say something"
     cal = ConfidenceCalibration(0.5, -0.7, words=10, wrong=3, source="x")
     write_calibration(path, cal)
-    rec = asr.load_model(path)
+    rec = asr.train.load_model(path)
     assert rec.calibration == cal
     got = rec.transcribe(wavs["a"], long_form=False)
     assert [w.word for w in got.words] == [w.word for w in raw.words]
@@ -218,16 +218,16 @@ def test_stored_in_onnx_and_checkpoint_and_used_by_every_path(models, wavs, tmp_
         pass
     assert [w.confidence for w in online.get_result(s).words] == [w.confidence for w in got.words]
     write_calibration(path, None)
-    assert asr.load_model(path).calibration is None
+    assert asr.train.load_model(path).calibration is None
 
     # a checkpoint keeps it too, and its exports carry it
     ckpt = str(tmp_path / "m.pt")
     shutil.copy(os.path.splitext(src)[0] + ".pt", ckpt)
-    write_calibration(ckpt, cal)
-    assert checkpoint_calibration(load_checkpoint(ckpt)) == cal and asr.load_model(ckpt).calibration == cal
+    set_checkpoint_calibration(ckpt, cal)
+    assert checkpoint_calibration(load_checkpoint(ckpt)) == cal and asr.train.load_model(ckpt).calibration == cal
     out = str(tmp_path / "e.onnx")
     export_onnx(ckpt, out, streaming=True, parity_audio=[], parity_lengths_s=(0.6,))
-    assert asr.load_model(out).calibration == cal
+    assert asr.train.load_model(out).calibration == cal
 
 
 def test_bad_calibration_metadata_names_the_file(models, tmp_path):
@@ -248,13 +248,13 @@ def test_bad_calibration_metadata_names_the_file(models, tmp_path):
 def test_cli_writes_reports_and_removes(models, wavs, tmp_path, capsys):
     import shutil
 
-    import asr
+    import asr.train
     from asr import cli
 
     src, _, _ = models.get("gru-offline")
     path = str(tmp_path / "m.onnx")
     shutil.copy(src, path)
-    words = asr.load_model(path).transcribe(wavs["a"], long_form=False).words
+    words = asr.train.load_model(path).transcribe(wavs["a"], long_form=False).words
     if len({w.confidence for w in words}) < 2:
         pytest.skip("the test model's words should differ in confidence")
     median = sorted(w.confidence for w in words)[len(words) // 2]
@@ -267,15 +267,15 @@ def test_cli_writes_reports_and_removes(models, wavs, tmp_path, capsys):
     report = tmp_path / "r.json"
     assert cli.main(["calibrate", "--model", path, "--manifest", str(manifest), "--no-progress", "--dry-run",
                      "--json", str(report)]) == 0
-    assert "AUC" in capsys.readouterr().out and asr.load_model(path).calibration is None
+    assert "AUC" in capsys.readouterr().out and asr.train.load_model(path).calibration is None
     assert json.loads(report.read_text())["words"] == 4 * len(text)
     assert cli.main(["calibrate", "--model", path, "--manifest", str(manifest), "--no-progress"]) == 0
-    assert asr.load_model(path).calibration.words == 4 * len(text)
+    assert asr.train.load_model(path).calibration.words == 4 * len(text)
     # too few wrong words: nothing written, its own exit status
     assert cli.main(["calibrate", "--model", path, "--manifest", str(manifest), "--remove"]) == 0
     manifest.write_text("\n".join(lines[::2]) + "\n")
     assert cli.main(["calibrate", "--model", path, "--manifest", str(manifest), "--no-progress"]) == 3
-    assert "at least 2 right and 2 wrong" in capsys.readouterr().out and asr.load_model(path).calibration is None
+    assert "at least 2 right and 2 wrong" in capsys.readouterr().out and asr.train.load_model(path).calibration is None
     manifest.write_text("\n".join(lines) + "\n")
     assert cli.main(["calibrate", "--model", path, "--manifest", str(manifest), "--remove"]) == 0
-    assert asr.load_model(path).calibration is None
+    assert asr.train.load_model(path).calibration is None

@@ -9,9 +9,10 @@ import logging
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SR, synth_utterance
+from tests.conftest import SR, synth_utterance
 
 import asr
+import asr.train
 from asr import cli
 from asr.evaluate import evaluate
 from asr.metrics import error_stats
@@ -40,7 +41,7 @@ def manifest(tmp_path):
 @pytest.mark.parametrize("kind", [".onnx", ".pt"])
 def test_report_counts_what_it_could_not_score(kind, models, manifest, caplog):
     path = models.get("gru-offline")[0][: -len(".onnx")] + kind
-    rec = asr.load_model(path)
+    rec = asr.train.load_model(path)
     with caplog.at_level(logging.WARNING):
         report = evaluate(rec, str(manifest), progress=False)
     folder = manifest.parent
@@ -64,7 +65,7 @@ def test_a_complete_manifest_is_complete(models, manifest, tmp_path):
     lines = manifest.read_bytes().splitlines()
     clean = tmp_path / "clean.jsonl"
     clean.write_bytes(b"\n".join(lines[:3] + lines[6:]) + b"\n")
-    report = evaluate(asr.load_model(models.get("gru-offline")[0]), str(clean), progress=False)
+    report = evaluate(asr.train.load_model(models.get("gru-offline")[0]), str(clean), progress=False)
     assert report.complete and report.malformed == [] and report.skipped == [] and report.total == 4
     assert report.to_dict()["skipped"] == 0 and report.to_dict()["complete"] is True
 
@@ -94,7 +95,7 @@ def test_malformed_lines_alone_make_it_incomplete(models, manifest, tmp_path, ca
     only_malformed = tmp_path / "bad_lines.jsonl"
     only_malformed.write_bytes(b"\n".join(lines[:5] + lines[6:]) + b"\n")  # every audio file readable
     path = models.get("gru-offline")[0]
-    report = evaluate(asr.load_model(path), str(only_malformed), progress=False)
+    report = evaluate(asr.train.load_model(path), str(only_malformed), progress=False)
     assert report.skipped == [] and [n for n, _ in report.malformed] == [4, 5] and not report.complete
     argv = ["evaluate", "--model", path, "--manifest", str(only_malformed), "--no-progress",
             "--out", str(tmp_path / "d.txt")]

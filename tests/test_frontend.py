@@ -5,10 +5,10 @@ import pytest
 import torch
 import torchaudio
 
-from asr.nn.features import LogMel
+from asr.train.features import LogMel
 from asr.frontend import FrontendConfig, OnlineLogMel, logmel, mel_filterbank
 
-from conftest import synth_utterance
+from tests.conftest import synth_utterance
 
 CONFIGS = [
     FrontendConfig(),  # 16 kHz default

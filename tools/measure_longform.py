@@ -7,13 +7,13 @@ Runs the whole command once, on one thread, as a child process, and reports:
 - peak resident memory of that process (``/usr/bin/time``'s maximum RSS) and its real-time
   factor (CPU seconds, user + system, per second of audio; wall time too);
 - WER of the long recording (all hypothesis words against all truth words, in order) and the
-  WER of the same utterances decoded one by one (``Recognizer.transcribe`` on each source file,
+  WER of the same utterances decoded one by one (``OfflineRecognizer.transcribe`` on each source file,
   counted as often as it was placed): whole (``long_form=False``), and through the long-form
   path's voice activity detector as well (``long_form=True``), which leaves the long recording's
   own machinery (blocks, segment bounds, batching) as the only difference;
 - word timestamps: for one-word utterances recognized correctly, |start error| and |end
   error| against the truth's speech times (median and 95th percentile);
-- with ``--align``: the same for forced alignment (``Recognizer.align``, within the speech
+- with ``--align``: the same for forced alignment (``OfflineRecognizer.align``, within the speech
   ``--align-vad`` hears) of each utterance's known text in its place, with up to 0.5 s of the
   recording around it;
 - word confidence: how well it separates the long recording's correct words from the wrong

@@ -2,7 +2,7 @@
 
     python tools/measure_training.py --config recipes/fsdd/conf.yaml [--utts 800] [--dev-utts 100] [--set KEY=VALUE ...]
 
-Trains one epoch with ``asr train``'s own code (:func:`asr.nn.training.train`) on the first
+Trains one epoch with ``asr train``'s own code (:func:`asr.train.trainer.train`) on the first
 ``--utts`` utterances of the config's training manifest, then runs a bare loop over the very
 same batches (the same feature tensors, collated before the clock starts): forward with the
 same augmentation and chunk sizes, CTC loss, backward, gradient clipping, an AdamW step, and
@@ -27,17 +27,17 @@ import time
 from collections import Counter
 from functools import partial
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from export.benchmark import timed  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmark import timed  # noqa: E402
 
 
 def bare_loop(cfg, batches: list, seed: int) -> float:
     """Seconds for forward/backward/clip/step over ``batches`` (collated dicts), as training does them."""
     import torch
 
-    from asr.nn.features import spec_augment
-    from asr.nn.model import CTCModel
-    from asr.nn.training import perturb_batch
+    from asr.train.features import spec_augment
+    from asr.train.model import CTCModel
+    from asr.train.trainer import perturb_batch
 
     tc = cfg.train
     torch.manual_seed(seed)
@@ -71,10 +71,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    import asr.nn.training as training
+    import asr.train.trainer as training
     from asr.manifest import read_manifest, write_manifest
-    from asr.nn import data as nn_data
-    from asr.nn.config import load_config
+    from asr.train import data as nn_data
+    from asr.train.config import load_config
 
     cfg = load_config(args.config, args.set)
     tmp = tempfile.mkdtemp(prefix="asr-train-bench-")

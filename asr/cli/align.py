@@ -1,5 +1,5 @@
 """``asr align``: word start and end times of a known transcript (CTC forced alignment,
-:meth:`asr.recognizer.Recognizer.align`; torch-free for ONNX models).
+:meth:`asr.runtime.offline.OfflineRecognizer.align`; torch-free for ONNX models).
 
     asr align --model model.onnx --text "seven three" a.wav
     asr align --checkpoint best.pt --manifest data/x/test.jsonl --format json > aligned.jsonl
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sys
 
-from asr.cli.options import add_model_args, model_path, output_stems, positive
+from asr.cli.options import add_model_args, load_recognizer, model_path, output_stems, positive
 
 __all__ = ["add_parser", "run"]
 
@@ -47,7 +47,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import asr
     from asr.audio import AudioError, load_audio
     from asr.manifest import read_manifest, segment_of
     from asr.vad import VadOptions
@@ -57,7 +56,7 @@ def run(args) -> int:
         raise ValueError("--text needs the audio FILE it transcribes")
     if args.manifest and args.file:
         raise ValueError("give either --text with one FILE or --manifest, not a FILE with --manifest")
-    rec = asr.load_model(model_path(args), num_threads=args.threads)
+    rec = load_recognizer(model_path(args), threads=args.threads)
     writers = get_writers(args.output_format, args.output_dir, SubtitleOptions(args.max_line_chars, args.max_line_duration)) \
         if args.output_format else []
     if args.text is not None:

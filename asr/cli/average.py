@@ -21,9 +21,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from asr.nn.checkpoint import average_checkpoints, epoch_checkpoints
+    from asr.train.checkpoint import epoch_checkpoints, write_average
 
     if args.checkpoints:
         paths = args.checkpoints
@@ -35,9 +33,6 @@ def run(args) -> int:
             log.warning("%s: only %d epoch snapshots, averaging those", args.exp, len(paths))
         paths = paths[-args.last:]
     out = args.out or os.path.join(args.exp or os.path.dirname(paths[-1]), "avg.pt")
-    state = average_checkpoints(paths)
-    tmp = f"{out}.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, out)
+    write_average(paths, out)
     print(f"wrote {out}: mean of {', '.join(os.path.basename(p) for p in paths)}")
     return 0

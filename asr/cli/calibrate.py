@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from asr.cli.options import add_decoding_args, add_model_args, decoding_options, model_path
+from asr.cli.options import add_decoding_args, add_model_args, decoding_options, load_recognizer, model_path, training_side
 
 __all__ = ["add_parser", "run", "EXIT_NOTHING_TO_FIT"]
 
@@ -36,19 +36,26 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import asr
     from asr.calibrate import calibrate, write_calibration
     from asr.decoding.confidence import CalibrationDataError
+
+    from asr.runtime.model import is_checkpoint
+
+    def write(path, calibration):
+        if is_checkpoint(path):
+            training_side(f"{path} (a PyTorch checkpoint)", "asr.train.checkpoint").set_checkpoint_calibration(path, calibration)
+        else:
+            write_calibration(path, calibration)
 
     source = model_path(args)
     targets = [source, *args.also]
     if args.remove:
         for t in targets:
-            write_calibration(t, None)
+            write(t, None)
             print(f"{t}: calibration removed")
         return 0
     (options,) = decoding_options(args)
-    rec = asr.load_model(source, options, num_threads=args.threads)
+    rec = load_recognizer(source, options, args.threads)
     try:
         report = calibrate(rec, args.manifest, folds=args.folds, progress=not args.no_progress)
     except CalibrationDataError as exc:
@@ -60,6 +67,6 @@ def run(args) -> int:
             json.dump(report.to_dict(), f, indent=1)
     if not args.dry_run:
         for t in targets:
-            write_calibration(t, report.calibration)
+            write(t, report.calibration)
             print(f"{t}: calibration written")
     return 0

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from asr.cli.options import add_decoding_args, add_model_args, decoding_options, model_path
+from asr.cli.options import add_decoding_args, add_model_args, decoding_options, load_recognizer, model_path
 
 __all__ = ["add_parser", "run", "EXIT_INCOMPLETE"]
 
@@ -50,12 +50,11 @@ def _write_details(path: str, report, manifest: str) -> None:
 
 
 def run(args) -> int:
-    import asr
     from asr.evaluate import evaluate
 
     grid = decoding_options(args, grid=True)
     source = model_path(args)
-    rec = asr.load_model(source, grid[0], num_threads=args.threads, chunk_size=args.chunk_size,
+    rec = load_recognizer(source, grid[0], args.threads, chunk_size=args.chunk_size,
                          right_context=args.right_context)
     report = evaluate(rec, args.manifest, grid, jobs=args.jobs, progress=not args.no_progress)
     if len(report.runs) > 1:  # grid search over LM weights and insertion bonus: best by WER, then CER

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from export.onnx_export import export_onnx
+    from asr.train.export import export_onnx
 
     r = export_onnx(args.checkpoint, args.out, streaming=args.streaming, int8=args.int8,
                     chunk_size=args.chunk_size, right_context=args.right_context, parity_audio=args.parity_audio or ())

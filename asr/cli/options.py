@@ -10,7 +10,8 @@ from typing import Optional
 from asr.decoding.beam_search import BeamSearchOptions
 from asr.decoding.options import DecodingOptions
 
-__all__ = ["add_decoding_args", "decoding_options", "positive", "add_model_args", "model_path", "output_stems", "BUILTIN_HELP"]
+__all__ = ["add_decoding_args", "decoding_options", "positive", "add_model_args", "model_path", "load_recognizer", "training_side",
+           "output_stems", "BUILTIN_HELP"]
 
 
 def positive(kind):
@@ -100,6 +101,37 @@ def model_path(args, streaming: bool = False) -> str:
     if getattr(args, "checkpoint", None):
         return args.checkpoint
     return args.model or builtin_model(streaming)
+
+
+def training_side(what: str, module: str = "asr.train"):
+    """Import ``module`` of the training side (:mod:`asr.train`, PyTorch) for ``what``, or exit
+    with a message that says which install it needs: the CLI is the only layer that sees both."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").split(".")[0] in ("torch", "torchaudio", "onnx", "yaml"):
+            raise
+        raise SystemExit(f"error: {what} needs the training install ({exc.name} is missing): "
+                         "pip install 'asr-toolkit[train]' (in a checkout: pip install '.[train]')") from None
+
+
+def load_recognizer(path: str, decoding=None, threads: int = 1, chunk_size: Optional[int] = None,
+                    right_context: Optional[int] = None):
+    """The :class:`asr.runtime.offline.OfflineRecognizer` of a model file: an ONNX model with
+    the base install, a checkpoint through :func:`asr.train.load_model` (PyTorch)."""
+    from asr.runtime.model import is_checkpoint
+    from asr.runtime.offline import load_model
+
+    if is_checkpoint(path):
+        training_side(f"{path} (a PyTorch checkpoint)", "asr.train.backend")
+        import asr.train
+
+        return asr.train.load_model(path, decoding, num_threads=threads, chunk_size=chunk_size, right_context=right_context)
+    if chunk_size is not None or right_context is not None:
+        raise ValueError(f"{path}: --chunk-size/--right-context apply to checkpoints; an ONNX model runs as it was exported")
+    return load_model(path, decoding, num_threads=threads)
 
 
 def output_stems(inputs: list[str], writers: list) -> list[str]:

@@ -1,5 +1,5 @@
 """``asr plot``: pictures (PNG and SVG, matplotlib) of training, of one input through a model, of
-a stream, and of the recurrent network's gradient flow through time (:mod:`asr.plot`).
+a stream, and of the recurrent network's gradient flow through time (:mod:`asr.train.plot`).
 
     asr plot curves exp/a exp/b --out figs/ab          # figs/ab_curves.png/.svg (+ _gates when recorded)
     asr plot utterance --checkpoint exp/a/best.pt a.wav --text "seven" --out figs/a_utt
@@ -12,8 +12,10 @@ matplotlib (and librosa for the log-mel axis): pip install '.[views]'.
 
 from __future__ import annotations
 
-import json
 import os
+
+from asr.audio import join_audio
+from asr.cli.options import load_recognizer
 
 __all__ = ["add_parser", "run"]
 
@@ -81,22 +83,8 @@ def _names(text, paths) -> list[str]:
             for p in paths]
 
 
-def _joined(paths, sample_rate: int, gap: float):
-    import numpy as np
-
-    from asr.audio import load_audio
-
-    if len(paths) == 1:  # a path (or - for standard input) as it is: its name titles the picture
-        return paths[0]
-    silence = np.zeros(int(gap * sample_rate), np.float32)
-    parts = []
-    for i, p in enumerate(paths):
-        parts += ([silence] if i else []) + [load_audio(p, sample_rate)]
-    return np.concatenate(parts)
-
-
 def run(args) -> int:
-    from asr import plot
+    from asr.train import plot
 
     formats = _formats(args.format)
     if args.kind == "curves":
@@ -106,16 +94,14 @@ def run(args) -> int:
             paths += plot.plot_gates([e for e in exps if e.gates], f"{args.out}_gates", formats, dpi=args.dpi,
                                      all_gates=args.all_gates)
     elif args.kind == "utterance":
-        import asr
-
-        rec = asr.load_model(args.checkpoint or args.model, chunk_size=args.chunk_size)
-        audio = _joined(args.audio, rec.sample_rate, args.gap)
+        rec = load_recognizer(args.checkpoint or args.model, chunk_size=args.chunk_size)
+        audio = join_audio(args.audio, rec.sample_rate, args.gap)
         paths = plot.plot_utterance(rec, audio, args.out, args.text, formats, args.title, dpi=args.dpi)
     elif args.kind == "stream":
         from asr.runtime import OnlineRecognizer
 
         rec = OnlineRecognizer(args.model)
-        audio = _joined(args.audio, rec.sample_rate, args.gap)
+        audio = join_audio(args.audio, rec.sample_rate, args.gap)
         paths = plot.plot_stream(rec, audio, args.out, args.piece_ms, args.text, formats, args.title, dpi=args.dpi)
     else:
         paths = _gradflow(args, formats)
@@ -125,53 +111,7 @@ def run(args) -> int:
 
 
 def _gradflow(args, formats) -> list[str]:
-    import numpy as np
-    import torch
+    from asr.train.plot import draw_gradient_flow
 
-    from asr import plot
-    from asr.audio import load_audio
-    from asr.frontend import logmel
-    from asr.manifest import read_manifest
-    from asr.nn.checkpoint import build_model, load_checkpoint
-    from asr.nn.diagnostics import hidden_state_gradients
-    from asr.text import normalize_text
-
-    torch.set_num_threads(1)
-    entries = read_manifest(args.manifest)[: args.utts * args.concat]
-    groups = [entries[i : i + args.concat] for i in range(0, len(entries), args.concat)]
-    groups = [g for g in groups if len(g) == args.concat]
-    if not groups:
-        raise ValueError(f"{args.manifest}: fewer than --concat {args.concat} utterances")
-    singles = entries[: args.utts]  # the loss: utterances as they are, with their own transcripts
-    loss, reach, shifts, facts = {}, {}, set(), {}
-    for path, name in zip(args.checkpoint, _names(args.names, args.checkpoint)):
-        model, cfg, tok = build_model(load_checkpoint(path))
-        model.eval()
-        fe = cfg.frontend
-        shifts.add(fe.output_frame_shift_s(cfg.model.subsampling))
-        loss[name], reach[name] = [], []
-        for e in singles:
-            feats = torch.from_numpy(logmel(load_audio(e.audio_filepath, fe.sample_rate), fe))
-            loss[name].append(hidden_state_gradients(model, feats, tok.encode(normalize_text(e.text)), "loss").norms())
-        for k, g in enumerate(groups):  # the reach: inputs of --concat utterances joined, to look further back
-            wave = _joined([e.audio_filepath for e in g], fe.sample_rate, args.gap)
-            wave = load_audio(wave, fe.sample_rate) if isinstance(wave, str) else wave
-            feats = torch.from_numpy(logmel(wave, fe))
-            reach[name].append(hidden_state_gradients(model, feats, measure="reach", seed=k).norms())
-        facts[name] = {"checkpoint": path, "rnn_type": cfg.model.rnn_type, "hidden_size": cfg.model.hidden_size,
-                       "num_layers": cfg.model.num_layers, "parameters": model.num_parameters(),
-                       "loss_grad_norm_mean": {key: float(np.mean([u[key].mean() for u in loss[name]])) for key in loss[name][0]}}
-    if len(shifts) != 1:
-        raise ValueError("the checkpoints have different frame shifts; draw them separately")
-    (shift,) = shifts
-    seconds = [len(next(iter(u.values()))) * shift for u in reach[next(iter(reach))]]
-    note = (f"Top: CTC loss of each of {len(singles)} utterances of {args.manifest}. Bottom: a random projection of the top "
-            f"layer's output at the last frame (forward directions) or the first (backward), over {len(groups)} inputs of "
-            f"{args.concat} utterance(s) joined ({min(seconds):.1f}-{max(seconds):.1f} s). Full context, eval mode; "
-            "geometric means over inputs.")
-    paths = plot.plot_gradient_flow(loss, reach, shift, args.out, formats, note, dpi=args.dpi)
-    summary = {"note": note, "frame_shift_s": shift, "models": facts,
-               "reach_relative": plot.gradient_flow_summary(reach, shift)}
-    with open(f"{args.out}.json", "w") as f:
-        json.dump(summary, f, indent=1)
-    return paths + [f"{args.out}.json"]
+    return draw_gradient_flow(args.checkpoint, _names(args.names, args.checkpoint), args.manifest, args.utts, args.concat,
+                              args.gap, args.out, formats, dpi=args.dpi)

@@ -97,9 +97,9 @@ def run(args) -> int:
 
         counts = kaldi.prepare(args.source, args.out)
     elif args.corpus == "manifest":
-        from asr.corpora import manifest
+        from asr.corpora import nemo
 
-        counts = manifest.prepare(args.source, args.out)
+        counts = nemo.prepare(args.source, args.out)
     else:  # argparse restricts the choices
         raise AssertionError(args.corpus)
     print(f"wrote manifests to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

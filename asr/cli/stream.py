@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 from asr.audio import AudioError, read_audio
 from asr.cli.options import add_decoding_args, decoding_options, positive
 from asr.decoding.result import Utterance
-from asr.recognizer import Recognizer
+from asr.runtime.offline import OfflineRecognizer
 from asr.runtime import OnnxBackend, OnnxModel
 from asr.runtime.builtin import builtin_model
 from asr.runtime.endpoint import EndpointConfig
@@ -115,7 +115,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             endpoint = None if args.no_endpoint else EndpointConfig(args.rule1, args.rule2, args.rule3)
             rec = OnlineRecognizer(model, endpoint=endpoint, decoding=options)
         else:
-            rec = Recognizer(OnnxBackend(model), options)
+            rec = OfflineRecognizer(OnnxBackend(model), options)
     except (ModelError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -65,7 +65,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from asr.synth import SynthOptions, read_texts, synthesize
+    from asr.train.synth import SynthOptions, read_texts, synthesize
 
     opts = SynthOptions(engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()), takes=args.takes,
                         sample_rate=args.sample_rate, variety=not args.plain, rate=args.rate,

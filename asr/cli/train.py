@@ -19,8 +19,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from asr.nn.config import load_config
-    from asr.nn.training import train
+    from asr.train.config import load_config
+    from asr.train.trainer import train
 
     cfg = load_config(args.config, args.overrides)
     os.makedirs(args.exp, exist_ok=True)

@@ -1,9 +1,9 @@
 """``asr transcribe``: files -> text, with a checkpoint or an exported model (one recognizer,
 :func:`asr.load_model`; torch-free for ONNX models).
 
-Files longer than :data:`asr.longform.LONG_FORM_MIN_S` seconds (``--long-form always``: every
+Files longer than :data:`asr.runtime.longform.LONG_FORM_MIN_S` seconds (``--long-form always``: every
 file) are read in blocks, cut into speech segments by voice activity detection (``--vad``) and
-decoded batch by batch in bounded memory (:mod:`asr.longform`), with a progress bar on a
+decoded batch by batch in bounded memory (:mod:`asr.runtime.longform`), with a progress bar on a
 terminal. ``--output-format`` writes transcript files (txt, json, srt, vtt, tsv or all) into
 ``--output-dir`` as the utterances are decoded (:mod:`asr.writers`); inputs of the same name
 (``a/x.wav b/x.wav``) get distinct files (``x.txt``, ``x-2.txt``), each renamed one noted on
@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from asr.cli.options import add_decoding_args, add_model_args, decoding_options, model_path, output_stems, positive
+from asr.cli.options import add_decoding_args, add_model_args, decoding_options, load_recognizer, model_path, output_stems, positive
 
 __all__ = ["add_parser", "run"]
 
@@ -66,7 +66,7 @@ def _utterances(rec, path: str, args, lf_options):
 
     import numpy as np
 
-    from asr import longform
+    from asr.runtime import longform
     from asr.audio import AudioWarning
 
     long = args.long_form == "always"
@@ -96,10 +96,9 @@ def _utterances(rec, path: str, args, lf_options):
 
 
 def run(args) -> int:
-    import asr
     from asr.audio import AudioError
     from asr.decoding.result import make_result
-    from asr.longform import LongFormOptions
+    from asr.runtime.longform import LongFormOptions
     from asr.vad import VadOptions
     from asr.writers import SubtitleOptions, get_writers
 
@@ -108,7 +107,7 @@ def run(args) -> int:
                                                 pad_s=args.speech_pad, max_segment_s=args.max_segment))
     writers = get_writers(args.output_format, args.output_dir, SubtitleOptions(args.max_line_chars, args.max_line_duration)) \
         if args.output_format else []
-    rec = asr.load_model(model_path(args), options, num_threads=args.threads)
+    rec = load_recognizer(model_path(args), options, args.threads)
     stems = output_stems(args.files, writers)
     failures = 0
     for path, stem in zip(args.files, stems):

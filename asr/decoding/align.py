@@ -5,7 +5,7 @@ The transcript's tokens ``y_1..y_L`` are interleaved with blanks, ``b y_1 b y_2 
 that may stay in a state, move to the next, or skip a blank between two different tokens --
 the paths CTC sums over, here maximized. A token's frames are those its state holds on that
 path. The best path's score is ``sum_t log p(state_t | frame t)``, the same as
-``torchaudio.functional.forced_align`` (``tests/test_align.py`` holds them equal).
+``torchaudio.functional.forced_align`` (``tests/decoding/test_align.py`` holds them equal).
 
 Memory: the back-pointers take ``frames x S`` bytes (a minute of audio at 25 model frames per
 second against 1,000 characters: 3 MB).

@@ -5,7 +5,7 @@ Each decoding step runs the streaming graph on one window of ``window_frames`` f
 (chunk plus right context) with the stream's carried RNN states, keeps the ``chunk_size``
 output frames, and advances by ``hop_frames``. At the end of input the last windows are zero
 padded (``lengths`` = valid frames) and only the frames that exist are kept: exactly the loop
-``_run_ort_stream`` in ``export/onnx_export.py`` checks against PyTorch.
+``_run_ort_stream`` in ``asr/train/export.py`` checks against PyTorch.
 
 :meth:`OnlineRecognizer.decode_streams` runs one batched onnxruntime call for all ready
 streams. With an :class:`EndpointConfig`, endpointing is automatic: when a rule fires after a
@@ -28,7 +28,7 @@ from asr.decoding.result import CtcStreamDecoder, Result, Utterance, make_result
 from asr.frontend import OnlineLogMel
 from asr.runtime.endpoint import EndpointConfig, EndpointDetector
 from asr.runtime.model import OnnxModel
-from asr.runtime.resampler import StreamingResampler
+from asr.audio import StreamingResampler
 from asr.runtime.schema import ModelError
 
 __all__ = ["OnlineRecognizer", "OnlineStream", "StreamingBackend", "stream_in_pieces"]
@@ -253,6 +253,7 @@ class StreamingBackend:
         info = self.info = self.online.info
         self.path, self.frontend, self.tokenizer, self.subsampling = info.path, info.frontend, info.tokenizer, info.subsampling
         self.calibration = info.confidence
+        self.streaming_model = self.online.model
         self.description = (f"onnxruntime, streaming graph, chunks of {info.chunk_size} + "
                             f"{info.right_context} right-context model frames")
         self.details = {"chunk_size": info.chunk_size, "right_context": info.right_context}

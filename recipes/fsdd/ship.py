@@ -1,7 +1,7 @@
 """Make a trained FSDD model the package's built-in one: copy EXP/model.onnx and EXP/stream.onnx
 into asr/assets/digits/, with digits.json (what stage 6 measured on exactly these files, and
 their sha256) and MODEL_CARD.md (what the model recognizes, how it was made, its figures, the
-data's licences). tests/test_runtime_builtin.py holds the shipped files to the card.
+data's licences). tests/runtime/test_builtin.py holds the shipped files to the card.
 
     python recipes/fsdd/ship.py --exp exp/fsdd      (recipes/fsdd/run.sh --stage 7)
 """
