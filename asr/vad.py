@@ -24,7 +24,7 @@ Detectors (``VadOptions.method``):
   last 10 s), numpy only. Also accepts tones and music.
 - ``"none"``: every frame is speech; the recording is only cut into bounded segments.
 
-README.md ("Long recordings") measures the three on a recording with known pauses (speech
+docs/long_recordings.md measures the three on a recording with known pauses (speech
 missed, non-speech kept) and the transcripts each gives.
 """
 

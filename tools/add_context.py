@@ -5,7 +5,7 @@
 
 FSDD's clips are cut tight around the digit, and a model trained only on them learns to
 answer at the first frame: 50 ms of quiet noise before a digit raised its WER from 1.4% to
-3.5%, 0.4 s to 80% (README.md, "Long recordings"). Segments of a long recording always have
+3.5%, 0.4 s to 80% (docs/long_recordings.md). Segments of a long recording always have
 some room around the speech, so the FSDD model for long recordings is trained on this.
 Writes ``OUT/wavs/*.wav`` and ``OUT/<manifest name>`` (the same entries, the audio replaced).
 """

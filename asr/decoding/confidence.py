@@ -7,7 +7,7 @@ its tokens' (every letter must be right). Both are in [0, 1].
 
 ``tools/measure_confidence.py`` compares this with the mean posterior over the run, the
 frame-entropy score and other ways of combining tokens, on held-out data (area under the ROC
-curve and calibration error in README.md, "Long recordings").
+curve and calibration error in docs/long_recordings.md).
 
 That raw score ranks words well but is not a probability: a model that gets three words in four
 wrong still gives most of them 0.9. :class:`ConfidenceCalibration` maps it to the chance that

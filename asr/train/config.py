@@ -109,7 +109,7 @@ class TrainConfig:
     precompute_features: bool = True
     num_workers: int = 2
     prefetch: int = 4  # batches each worker keeps ready
-    # Looking inside (README "Looking inside"; EXP/steps.csv is always written): TensorBoard
+    # Looking inside (docs/looking_inside.md; EXP/steps.csv is always written): TensorBoard
     # event files in EXP/tensorboard (needs the tensorboard package: pip install '.[views]'),
     # and gate statistics of the first gate_stats_utts dev utterances per epoch in EXP/gates.csv
     # (0: none).

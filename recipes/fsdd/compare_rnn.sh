@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Plain tanh RNN vs GRU vs LSTM at equal parameter counts on FSDD, and the pictures of the
-# README's "Looking inside" section. Each model is recipes/fsdd/run.sh (conf.yaml: three
+# docs/looking_inside.md. Each model is recipes/fsdd/run.sh (conf.yaml: three
 # latency-controlled bidirectional layers, 20 epochs) with only model.rnn_type and
 # model.hidden_size changed: 285, 160 and 137 units per direction give 1.26M parameters each.
 #

@@ -1,5 +1,5 @@
 """asr.train.monitor: TensorBoard event files from `asr train` (train.tensorboard: true) hold what
-the README promises, read back with the tensorboard package's own event reader; a missing
+docs/looking_inside.md promises, read back with the tensorboard package's own event reader; a missing
 tensorboard package is named before any work."""
 
 import os

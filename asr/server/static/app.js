@@ -136,7 +136,7 @@ async function startMic() {
   clearError();
   if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     showError('This page cannot use the microphone here: browsers allow it only on https:// or on ' +
-              'http://localhost. Open it as http://localhost:PORT, or serve it over TLS (see the README).');
+              'http://localhost. Open it as http://localhost:PORT, or serve it over TLS (see docs/serving.md).');
     return;
   }
   let media;
