@@ -2,7 +2,7 @@
 # CI step: the base install (`pip install .`, no extras) serves exported models with no PyTorch.
 # Builds a fresh virtualenv (.venv-base) from the working tree, checks that torch, torchaudio,
 # onnx and yaml are absent there, then runs the serving commands (asr transcribe/evaluate --model,
-# asr-stream, asr prepare, asr lm) on a tiny model and audio that the full install generates
+# asr stream and its other name asr-stream, asr prepare, asr lm) on a tiny model and audio that the full install generates
 # (tests/make_tiny_model.py) and requires the same output from the full install, byte for byte.
 # Prints the base virtualenv's size and install time. Environment: FULL_PY (the full install's
 # python, default .venv/bin/python from `make install`), BASE_VENV, PYTHON (makes the venv).
@@ -60,7 +60,7 @@ both() {
                 || { echo "FAILED in the base install: $prog $*"; cat "$WORK/$name.base.err"; exit 1; }
         else
             local module=asr
-            [ "$prog" = asr-stream ] && module=asr.cli.stream
+            [ "$prog" = asr-stream ] && module=asr.cli.stream  # the console script's module
             (cd "$WORK/full" && PYTHONPATH=$ROOT "$FULL_PY" -m $module "$@") >"$WORK/full/$name.out" 2>"$WORK/$name.full.err" \
                 || { echo "FAILED in the full install: $prog $*"; cat "$WORK/$name.full.err"; exit 1; }
         fi
@@ -72,7 +72,8 @@ both() {
 echo "commands (wall time each, base install then full install):"
 both transcribe_offline asr transcribe --model "$D/offline.onnx" "$D/a.wav" "$D/b.wav"
 both transcribe_stream asr transcribe --model "$D/stream.onnx" --format json "$D/a.wav" "$D/b.wav"
-both stream asr-stream --model "$D/stream.onnx" "$D/a.wav" "$D/b.wav"
+both stream asr stream --model "$D/stream.onnx" "$D/a.wav" "$D/b.wav"
+both stream_alias asr-stream --model "$D/stream.onnx" "$D/a.wav" "$D/b.wav"
 both evaluate_offline asr evaluate --model "$D/offline.onnx" --manifest "$D/corpus/test.jsonl" --no-progress --out decode_offline.txt
 both evaluate_stream asr evaluate --model "$D/stream.onnx" --manifest "$D/corpus/test.jsonl" --no-progress --out decode_stream.txt
 both prepare_manifest asr prepare manifest "$D/corpus/test.jsonl" --out prep_manifest
@@ -95,6 +96,8 @@ grep -q "four zero seven two nine" "$WORK/base/builtin_transcribe.out" \
 for f in transcribe_offline transcribe_stream stream transcribe_lm; do
     [ -s "$WORK/base/$f.out" ] || { echo "FAILED: $f printed nothing"; exit 1; }
 done
+cmp -s "$WORK/base/stream.out" "$WORK/base/stream_alias.out" \
+    || { echo "FAILED: asr-stream printed other text than asr stream"; exit 1; }
 # A checkpoint needs the training install: the base install says so in one line (exit 2).
 if (cd "$WORK/base" && env -u PYTHONPATH "$BASE/bin/asr" transcribe --checkpoint "$D/offline.pt" "$D/a.wav") 2>"$WORK/ckpt.err"; then
     echo "FAILED: a checkpoint ran in the base install"; exit 1

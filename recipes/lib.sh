@@ -50,7 +50,7 @@ asr_export() {
 asr_calibrate() {
   local model=$1 manifest=$2 rc=0 stem
   stem="$(dirname "$model")/calibration_$(basename "$model" .onnx)"
-  "${ASR[@]}" calibrate --model "$model" --manifest "$manifest" --no-progress --json "$stem.json" \
+  "${ASR[@]}" calibrate --model "$model" --manifest "$manifest" --no-progress --out "$stem.json" \
     | tee "$stem.txt" || rc=$?
   [ "$rc" = 0 ] || [ "$rc" = 3 ] || return "$rc"
 }

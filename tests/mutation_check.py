@@ -180,8 +180,8 @@ MUTATIONS = [
              "beam search with LMs and hotwords runs without torch"),
     # --- command line ---------------------------------------------------------------------------
     Mutation("cli-transcribe-drops-options", "asr/cli/transcribe.py",
-             "rec = asr.load_model(model_path(args), options, num_threads=args.threads)",
-             "rec = asr.load_model(model_path(args), None, num_threads=args.threads)",
+             "rec = load_recognizer(model_path(args), options, args.threads)",
+             "rec = load_recognizer(model_path(args), None, args.threads)",
              ("tests/cli/test_transcribe.py::test_decoding_options_reach_the_recognizer",),
              "asr transcribe decodes with --lm/--hotword/--beam-size"),
     Mutation("cli-stream-drops-options", "asr/cli/stream.py",

@@ -77,9 +77,9 @@ class _AdmitAll:
         return None
 
 
-def stream_texts(model: str, path: str, endpoint: EndpointConfig = ENDPOINT, chunk_ms: float = 100.0) -> list:
-    """``asr-stream``'s final utterance texts for one file (empty ones left out)."""
-    args = ["--model", model, path, "--json", "--no-partials", "--chunk-ms", str(chunk_ms)]
+def stream_texts(model: str, path: str, endpoint: EndpointConfig = ENDPOINT, piece_ms: float = 100.0) -> list:
+    """``asr stream``'s final utterance texts for one file (empty ones left out)."""
+    args = ["--model", model, path, "--format", "json", "--no-partials", "--piece-ms", str(piece_ms)]
     for name in ("rule1", "rule2", "rule3"):
         v = getattr(endpoint, name)
         args += [f"--{name}", "off" if v is None else str(v)]

@@ -266,7 +266,7 @@ def test_cli_writes_reports_and_removes(models, wavs, tmp_path, capsys):
     manifest.write_text("\n".join(lines) + "\n")
     report = tmp_path / "r.json"
     assert cli.main(["calibrate", "--model", path, "--manifest", str(manifest), "--no-progress", "--dry-run",
-                     "--json", str(report)]) == 0
+                     "--out", str(report)]) == 0
     assert "AUC" in capsys.readouterr().out and asr.train.load_model(path).calibration is None
     assert json.loads(report.read_text())["words"] == 4 * len(text)
     assert cli.main(["calibrate", "--model", path, "--manifest", str(manifest), "--no-progress"]) == 0

@@ -76,7 +76,7 @@ def test_torch_free_modules_import_without_the_train_extra():
 
 
 def test_command_line_parsers_build_without_the_train_extra():
-    """`asr --help`, every subcommand's --help, `asr lm --help` and `asr-stream --help`."""
+    """`asr --help`, every subcommand's --help (`asr stream` among them), `asr lm --help` and `asr-stream --help`."""
     code = textwrap.dedent("""
         import argparse, contextlib, io, json, runpy, sys
 
@@ -121,9 +121,10 @@ def test_command_line_parsers_build_without_the_train_extra():
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["leaked"] == []
     texts = got["texts"]
-    assert {"asr", "prepare", "train", "average", "export", "evaluate", "transcribe", "lm", "asr-stream"} <= set(texts)
+    assert {"asr", "prepare", "train", "average", "export", "evaluate", "transcribe", "stream", "lm", "asr-stream"} <= set(texts)
     assert all(t.startswith("usage:") for t in texts.values()), texts
-    assert "--model" in texts["transcribe"] and "--model" in texts["evaluate"] and "--chunk-ms" in texts["asr-stream"]
+    assert "--model" in texts["transcribe"] and "--model" in texts["evaluate"] and "--piece-ms" in texts["asr-stream"]
+    assert texts["asr-stream"] == texts["stream"]  # the same command: the same parser
 
 
 def test_the_check_catches_a_torch_import(tmp_path):

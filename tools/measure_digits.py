@@ -94,8 +94,8 @@ def main(argv=None) -> int:
         if offline is not None:
             hyps["offline"] = [offline.transcribe(samples, sample_rate=rate).text]
         if online is not None:  # through the command a user runs: asr stream, 100 ms pieces
-            proc = subprocess.run([sys.executable, "-m", "asr.cli.stream", "--model", args.stream, "--no-partials",
-                                   "--json", os.path.join(args.long, "recording.wav")],
+            proc = subprocess.run([sys.executable, "-m", "asr", "stream", "--model", args.stream, "--no-partials",
+                                   "--format", "json", os.path.join(args.long, "recording.wav")],
                                   capture_output=True, text=True, check=True)
             hyps["streamed"] = [" ".join(json.loads(line)["text"] for line in proc.stdout.splitlines() if line.strip())]
         row(f"continuous {samples.size / rate / 60:.0f} min", [ref], hyps, len(truth))

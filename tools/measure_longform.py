@@ -44,7 +44,7 @@ def run_command(model: str, wav: str, extra: list[str]) -> tuple[dict, dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = ["/usr/bin/time", "-f", "TIME %M %e %U %S", sys.executable, "-m", "asr", "transcribe",
            "--checkpoint" if model.endswith(".pt") else "--model", model, "--threads", "1",
-           "--output-format", "json", "--output-dir", out, *extra, wav]
+           "--write", "json", "--output-dir", out, *extra, wav]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")

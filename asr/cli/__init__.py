@@ -1,19 +1,22 @@
-"""Command line: ``asr prepare | synth | train | average | export | evaluate | calibrate | transcribe | align | plot | lm`` (also
-``python -m asr``), one module per command; ``asr-stream`` is :mod:`asr.cli.stream`. Only this
-package knows argparse; commands import their heavy parts (torch) when they run."""
+"""Command line: ``asr prepare | synth | train | average | export | evaluate | calibrate | transcribe | align | plot |
+stream | serve | client | mic | lm`` (also ``python -m asr``), one module per command; ``asr-stream`` is another name
+for ``asr stream``. Only this package knows argparse; commands import their heavy parts (torch, onnxruntime) when
+they run. The options share one vocabulary (:mod:`asr.cli.options`, docs/layout.md)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from typing import Optional, Sequence
 
-from asr.cli import align, average, calibrate, client, evaluate, export, mic, plot, prepare, serve, synth, train, transcribe
-
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (prepare, synth, train, average, export, evaluate, calibrate, transcribe, align, plot, serve, client, mic)
+# the modules asr.cli.<name>, each with add_parser(sub) and run(args); imported when the parser is built,
+# so that `python -m asr.cli.stream` (the module of the `asr-stream` script) runs without a second copy of itself
+COMMANDS = ("prepare", "synth", "train", "average", "export", "evaluate", "calibrate", "transcribe", "align", "plot", "stream",
+            "serve", "client", "mic")
 TRAIN_ONLY = ("torch", "torchaudio", "onnx", "yaml")  # what only the 'train' extra installs
 
 
@@ -51,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"asr {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
-    for command in COMMANDS:
-        command.add_parser(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"asr.cli.{name}").add_parser(sub)
     sp = sub.add_parser("lm", help="word n-gram language models: `asr lm build --manifest train.jsonl --out lm.arpa`, `asr lm ppl`",
                         add_help=False)
     sp.add_argument("lm_args", nargs=argparse.REMAINDER, help="build|ppl and their options (asr lm --help)")

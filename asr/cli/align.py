@@ -8,7 +8,7 @@ Output (stdout): one line per word, ``path<TAB>start<TAB>end<TAB>word<TAB>confid
 (seconds), or with ``--format json`` one object per file or manifest entry (``path``, ``text``,
 ``duration``, ``words`` with ``start``, ``end``, ``confidence``). The words are placed within the
 speech that ``--vad`` hears, the first starting and the last ending where it does (``--vad
-none``: anywhere, by the model alone). ``--output-format`` also writes
+none``: anywhere, by the model alone). ``--write`` also writes
 transcript files (srt, vtt, ...: :mod:`asr.writers`), one per file or manifest entry (entries of
 the same name, such as segments of one file, get ``x``, ``x-2``, ...; noted on stderr). An entry that cannot be aligned (unreadable
 audio, a word the vocabulary cannot spell, audio too short for its text) is reported on stderr
@@ -19,14 +19,22 @@ from __future__ import annotations
 import json
 import sys
 
-from asr.cli.options import add_model_args, load_recognizer, model_path, output_stems, positive
+from asr.cli.options import (
+    add_format_arg,
+    add_model_args,
+    add_threads_arg,
+    add_write_args,
+    load_recognizer,
+    model_path,
+    output_stems,
+    transcript_writers,
+)
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub) -> None:
     from asr.vad import METHODS, VadOptions
-    from asr.writers import FORMATS, SubtitleOptions
 
     sp = sub.add_parser("align", help="word times of a known transcript (CTC forced alignment)")
     add_model_args(sp)
@@ -34,15 +42,13 @@ def add_parser(sub) -> None:
     what.add_argument("--text", help="the transcript of FILE")
     what.add_argument("--manifest", help="a JSONL manifest: align each entry's audio (or segment) to its text")
     sp.add_argument("file", nargs="?", help="the audio file (with --text; '-' = standard input)")
-    sp.add_argument("--format", choices=["text", "json"], default="text")
+    add_format_arg(sp, "'path<TAB>start<TAB>end<TAB>word<TAB>confidence' a word",
+                   "one JSON object a file or manifest entry")
     sp.add_argument("--vad", choices=METHODS, default=VadOptions().method,
-                    help="place the words within the speech this detector hears (none: anywhere in the audio)")
-    sp.add_argument("--threads", type=int, default=1)
-    sp.add_argument("--output-format", choices=[*FORMATS, "all"], help="also write transcript files (one per input)")
-    sp.add_argument("--output-dir", default=".")
-    s = SubtitleOptions()
-    sp.add_argument("--max-line-chars", type=positive(int), default=s.max_line_chars)
-    sp.add_argument("--max-line-duration", type=positive(float), default=s.max_line_s)
+                    help=f"place the words within the speech this detector hears (default {VadOptions().method}; "
+                         "none: anywhere in the audio)")
+    add_threads_arg(sp)
+    add_write_args(sp.add_argument_group("transcript files"))
     sp.set_defaults(func=run)
 
 
@@ -50,15 +56,13 @@ def run(args) -> int:
     from asr.audio import AudioError, load_audio
     from asr.manifest import read_manifest, segment_of
     from asr.vad import VadOptions
-    from asr.writers import SubtitleOptions, get_writers
 
     if args.text is not None and not args.file:
         raise ValueError("--text needs the audio FILE it transcribes")
     if args.manifest and args.file:
         raise ValueError("give either --text with one FILE or --manifest, not a FILE with --manifest")
     rec = load_recognizer(model_path(args), threads=args.threads)
-    writers = get_writers(args.output_format, args.output_dir, SubtitleOptions(args.max_line_chars, args.max_line_duration)) \
-        if args.output_format else []
+    writers = transcript_writers(args)
     if args.text is not None:
         jobs = [(args.file, lambda: args.file, args.text)]
     else:

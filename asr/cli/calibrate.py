@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from asr.cli.options import add_decoding_args, add_model_args, decoding_options, load_recognizer, model_path, training_side
+from asr.cli.options import add_decoding_args, add_model_args, add_threads_arg, decoding_options, load_recognizer, model_path, training_side
 
 __all__ = ["add_parser", "run", "EXIT_NOTHING_TO_FIT"]
 
@@ -28,17 +28,16 @@ def add_parser(sub) -> None:
     sp.add_argument("--folds", type=int, default=2, help="speaker folds for the held-out check (default 2)")
     sp.add_argument("--dry-run", action="store_true", help="report only; write nothing")
     sp.add_argument("--remove", action="store_true", help="remove the model's calibration (raw scores again); no decoding")
-    sp.add_argument("--json", help="write the report here as JSON")
-    sp.add_argument("--threads", type=int, default=1)
+    sp.add_argument("--out", metavar="FILE", help="also write the report here, as JSON")
+    add_threads_arg(sp)
     add_decoding_args(sp)
-    sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
     sp.set_defaults(func=run)
 
 
 def run(args) -> int:
     from asr.calibrate import calibrate, write_calibration
     from asr.decoding.confidence import CalibrationDataError
-
     from asr.runtime.model import is_checkpoint
 
     def write(path, calibration):
@@ -62,8 +61,8 @@ def run(args) -> int:
         print(f"{args.manifest}: {exc}; {', '.join(targets)} unchanged (raw confidence)")
         return EXIT_NOTHING_TO_FIT
     print(report.summary())
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.out:
+        with open(args.out, "w") as f:
             json.dump(report.to_dict(), f, indent=1)
     if not args.dry_run:
         for t in targets:

@@ -2,7 +2,7 @@
 ``asr serve`` (or any Vosk-protocol server) and print what it recognizes.
 
 Output: stdout, one line per result (an utterance the server closed at an endpoint, and the
-final one): ``path<TAB>text``, or with ``--json`` the server's reply with ``"path"`` added;
+final one): ``path<TAB>text``, or with ``--format json`` the server's reply with ``"path"`` added;
 stderr: ``path<TAB>partial<TAB>text`` whenever the partial text changes (``--no-partials``:
 none) and ``error: path: reason``. Exit status 0, or 1 if any stream failed.
 """
@@ -18,19 +18,19 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub) -> None:
-    from asr.cli.options import positive
+    from asr.cli.options import add_format_arg, positive
 
     sp = sub.add_parser("client", help="stream files or the microphone to a running `asr serve` (Vosk protocol)")
     sp.add_argument("url", help="websocket address, e.g. ws://127.0.0.1:2700")
     sp.add_argument("files", nargs="*", help="audio files (any format soundfile reads, sent at their own rate)")
     sp.add_argument("--mic", action="store_true", help="stream the default microphone instead of files (needs sounddevice)")
     sp.add_argument("--seconds", type=positive(float), help="with --mic: stop after this much audio (default: Ctrl-C)")
-    sp.add_argument("--rate", type=positive(int), help="with --mic: capture rate (default: the device's; the server resamples)")
-    sp.add_argument("--chunk-ms", type=positive(float), default=200.0, help="audio per message (default 200 ms)")
+    sp.add_argument("--sample-rate", type=positive(int), help="with --mic: capture rate, Hz (default: the device's; the server resamples)")
+    sp.add_argument("--piece-ms", type=positive(float), default=200.0, help="audio per message, ms (default 200)")
     sp.add_argument("--realtime", action="store_true", help="send files no faster than real time (default: as fast as the server takes them)")
     sp.add_argument("--phrase", action="append", metavar="PHRASE", help="a phrase to favour (config.phrase_list; repeatable)")
     sp.add_argument("--no-words", action="store_true", help="ask for text only (config.words = false)")
-    sp.add_argument("--json", action="store_true", help="print each result reply as JSON (with \"path\")")
+    add_format_arg(sp, "'path<TAB>text' a result", "each result reply as JSON, with \"path\" added")
     sp.add_argument("--no-partials", action="store_true", help="do not print partial results to stderr")
     sp.set_defaults(func=run)
 
@@ -45,7 +45,7 @@ def _printer(path: str, args):
             last["partial"] = reply["partial"]
             return
         last["partial"] = ""
-        if args.json:
+        if args.format == "json":
             print(json.dumps({"path": path, **reply}, ensure_ascii=False), flush=True)
         elif reply.get("text"):
             print(f"{path}\t{reply['text']}", flush=True)
@@ -65,7 +65,7 @@ async def _main(args) -> int:
         if args.mic:
             from asr.cli.mic import Microphone
 
-            mic = Microphone(args.rate, block_s=args.chunk_ms / 1000, seconds=args.seconds).start()
+            mic = Microphone(args.sample_rate, block_s=args.piece_ms / 1000, seconds=args.seconds).start()
             print(f"listening at {mic.rate} Hz, streaming to {args.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
             try:  # Ctrl-C ends the capture; the eof then brings the final result
                 asyncio.get_running_loop().add_signal_handler(signal.SIGINT, mic.stop)
@@ -77,7 +77,7 @@ async def _main(args) -> int:
             reports = []
             for path in args.files:
                 try:
-                    reports.append(await stream_file(args.url, path, chunk_s=args.chunk_ms / 1000, realtime=args.realtime,
+                    reports.append(await stream_file(args.url, path, chunk_s=args.piece_ms / 1000, realtime=args.realtime,
                                                      on_reply=_printer(path, args), session=session, **kw))
                 except AudioError as exc:
                     print(f"error: {exc}", file=sys.stderr, flush=True)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from asr.cli.options import add_decoding_args, add_model_args, decoding_options, load_recognizer, model_path
+from asr.cli.options import add_decoding_args, add_model_args, add_threads_arg, decoding_options, load_recognizer, model_path
 
 __all__ = ["add_parser", "run", "EXIT_INCOMPLETE"]
 
@@ -24,16 +24,16 @@ def add_parser(sub) -> None:
                         "unreadable audio) are named and counted; unless --allow-skipped, the command then exits "
                         f"with status {EXIT_INCOMPLETE}, since a WER over a subset is not the manifest's WER.")
     add_model_args(sp)
-    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--manifest", required=True, help="JSONL manifest to score on (audio and reference transcripts)")
     sp.add_argument("--out", help="write the per-utterance results (REF/HYP, entries not scored) to this file "
                                   "(default: none written)")
     sp.add_argument("--chunk-size", type=int, help="checkpoints: decode in chunks of N model frames (0: full context; default: the model's)")
     sp.add_argument("--right-context", type=int, help="checkpoints: right context in model frames for chunked decoding (default: the model's)")
-    sp.add_argument("--threads", type=int, default=1)
+    add_threads_arg(sp)
     sp.add_argument("--allow-skipped", action="store_true",
                     help="exit 0 even if some entries could not be scored (they are still reported)")
     add_decoding_args(sp, grid=True)
-    sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
     sp.set_defaults(func=run)
 
 

@@ -7,7 +7,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub) -> None:
     sp = sub.add_parser("export", help="export a checkpoint to ONNX (offline or streaming graph), checked against PyTorch")
-    sp.add_argument("--checkpoint", required=True)
+    sp.add_argument("--checkpoint", required=True, help="trained checkpoint (best.pt, or avg.pt from `asr average`)")
     sp.add_argument("--out", required=True, help="model.onnx path (with --int8 also writes NAME.int8.onnx)")
     sp.add_argument("--streaming", action="store_true", help="the chunk-by-chunk graph with carried states")
     sp.add_argument("--int8", action="store_true", help="also write an int8 dynamically quantized copy")

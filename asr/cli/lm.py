@@ -8,25 +8,30 @@ from typing import Optional, Sequence
 
 from asr.decoding.lm import NGramLM, _words, char_tokens, read_sentences, train_ngram
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = "asr lm") -> int:
+def build_parser(prog: str = "asr lm") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Word or character n-gram language models (ARPA).")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="train an interpolated Kneser-Ney model and write it as ARPA")
     b.add_argument("--text", help="text file, one sentence per line (normalized here)")
     b.add_argument("--manifest", help="JSONL manifest whose 'text' fields are the sentences")
-    b.add_argument("--order", type=int, default=3)
+    b.add_argument("--order", type=int, default=3, help="n of the n-grams (default 3)")
     b.add_argument("--units", choices=("word", "char"), default="word",
                    help="tokens of the model: words (default) or characters (space = <sp>), for --char-lm")
     b.add_argument("--discount", type=float, default=None, help="one discount for all orders (default: estimated)")
     b.add_argument("--out", required=True, help="ARPA file to write")
     p = sub.add_parser("ppl", help="perplexity of an ARPA model on text")
     p.add_argument("--lm", required=True, help="ARPA file")
-    p.add_argument("--text")
-    p.add_argument("--manifest")
-    p.add_argument("--units", choices=("word", "char"), default="word", help="units the model was built on")
+    p.add_argument("--text", help="text file, one sentence per line (normalized here)")
+    p.add_argument("--manifest", help="JSONL manifest whose 'text' fields are the sentences")
+    p.add_argument("--units", choices=("word", "char"), default="word", help="units the model was built on (default word)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "asr lm") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
 
     if args.text is None and args.manifest is None:

@@ -123,28 +123,18 @@ class Microphone:
             self.stop()
 
 
-def _rule(text: str):
-    from asr.cli.options import positive
-
-    return None if text.lower() in ("off", "none") else positive(float)(text)
-
-
 def add_parser(sub) -> None:
-    from asr.cli.options import add_decoding_args, positive
-    from asr.runtime.endpoint import EndpointConfig
+    from asr.cli.options import add_decoding_args, add_endpoint_args, add_format_arg, positive
 
     sp = sub.add_parser("mic", help="live transcription from the microphone with a streaming ONNX model (needs sounddevice)")
     sp.add_argument("--model", help="streaming ONNX model (`asr export --streaming`; default: the built-in English digits model)")
     sp.add_argument("--device", help="input device (index or name; default: the system's default input)")
-    sp.add_argument("--rate", type=positive(int), help="capture rate (default: the device's); the stream resamples")
-    sp.add_argument("--block-ms", type=positive(float), default=100.0, help="capture block (default 100 ms)")
+    sp.add_argument("--sample-rate", type=positive(int), help="capture rate, Hz (default: the device's); the stream resamples")
+    sp.add_argument("--piece-ms", type=positive(float), default=100.0, help="audio per captured piece, ms (default 100)")
     sp.add_argument("--seconds", type=positive(float), help="stop after this much audio (default: Ctrl-C)")
-    sp.add_argument("--json", action="store_true", help="final utterances as JSON objects, one a line")
+    add_format_arg(sp, "'start-end<TAB>text' a finished utterance", "one JSON object a finished utterance")
     sp.add_argument("--threads", type=positive(int), default=1, help="onnxruntime threads (default 1)")
-    d = EndpointConfig()
-    sp.add_argument("--rule1", type=_rule, default=d.rule1, help=f"s of non-speech before any speech (default {d.rule1})")
-    sp.add_argument("--rule2", type=_rule, default=d.rule2, help=f"s of trailing non-speech after speech (default {d.rule2})")
-    sp.add_argument("--rule3", type=_rule, default=d.rule3, help=f"longest utterance, s (default {d.rule3})")
+    add_endpoint_args(sp)
     add_decoding_args(sp)
     sp.set_defaults(func=run)
 
@@ -197,21 +187,21 @@ def transcribe_microphone(rec, mic: Microphone, as_json: bool = False, out=None,
 
 
 def run(args) -> int:
-    from asr.cli.options import decoding_options
-    from asr.runtime import EndpointConfig, OnlineRecognizer
+    from asr.cli.options import decoding_options, endpoint_config
+    from asr.runtime import OnlineRecognizer
     from asr.runtime.builtin import builtin_model
 
     (options,) = decoding_options(args)
-    rec = OnlineRecognizer(args.model or builtin_model(streaming=True), num_threads=args.threads, endpoint=EndpointConfig(args.rule1, args.rule2, args.rule3),
+    rec = OnlineRecognizer(args.model or builtin_model(streaming=True), num_threads=args.threads, endpoint=endpoint_config(args),
                            decoding=options)
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     try:
-        mic = Microphone(args.rate, args.block_ms / 1000, device, args.seconds).start()
+        mic = Microphone(args.sample_rate, args.piece_ms / 1000, device, args.seconds).start()
     except MicrophoneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"listening at {mic.rate} Hz (Ctrl-C to stop)", file=sys.stderr, flush=True)
     t0 = time.monotonic()
-    n = transcribe_microphone(rec, mic, args.json)
+    n = transcribe_microphone(rec, mic, args.format == "json")
     print(f"{n} utterance(s), {mic.captured / mic.rate:.1f} s of audio in {time.monotonic() - t0:.1f} s", file=sys.stderr)
     return 0

@@ -1,5 +1,7 @@
-"""Command-line options shared by several commands: decoding (``asr evaluate``, ``asr
-transcribe``, ``asr-stream``) -> :class:`asr.decoding.options.DecodingOptions`."""
+"""Command-line options shared by several commands, one spelling and one help text each (the
+vocabulary of docs/layout.md): decoding (``asr evaluate``, ``asr transcribe``, ``asr stream``, ...)
+-> :class:`asr.decoding.options.DecodingOptions`; endpointing (``asr stream``, ``asr mic``, ``asr
+serve``) -> :class:`asr.runtime.endpoint.EndpointConfig`; ``--format``, ``--write``, ``--threads``."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from asr.decoding.beam_search import BeamSearchOptions
 from asr.decoding.options import DecodingOptions
 
 __all__ = ["add_decoding_args", "decoding_options", "positive", "add_model_args", "model_path", "load_recognizer", "training_side",
-           "output_stems", "BUILTIN_HELP"]
+           "output_stems", "BUILTIN_HELP", "add_endpoint_args", "endpoint_config", "endpoint_rule", "add_format_arg",
+           "add_threads_arg", "add_write_args", "transcript_writers"]
 
 
 def positive(kind):
@@ -25,6 +28,91 @@ def positive(kind):
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
         return value
     return parse
+
+
+def endpoint_rule(text: str) -> Optional[float]:
+    """An argparse type: an endpoint rule's seconds (positive), or ``off`` (also ``none``) -> None."""
+    return None if text.strip().lower() in ("off", "none") else positive(float)(text)
+
+
+def add_endpoint_args(sp, no_endpoint: bool = False, rule3_off: bool = True) -> None:
+    """``--rule1/2/3`` (seconds, or ``off``), the same for every command that streams; with
+    ``no_endpoint`` also ``--no-endpoint`` (one utterance per input). ``rule3_off=False``: the
+    command refuses ``--rule3 off`` (:func:`endpoint_config` says why)."""
+    from asr.runtime.endpoint import EndpointConfig  # light: no onnxruntime session
+
+    d = EndpointConfig()
+    title = "endpointing (when an utterance ends and its result is final; 'off' turns a rule off"
+    title += ")" if rule3_off else "; --rule3 cannot be off here: it bounds an utterance's memory)"
+    g = sp.add_argument_group(title)
+    if no_endpoint:
+        g.add_argument("--no-endpoint", action="store_true", help="no endpointing: one utterance per file")
+    g.add_argument("--rule1", type=endpoint_rule, default=d.rule1, metavar="S",
+                   help=f"end after this many s of non-speech before any speech (default {d.rule1}; 'off': never)")
+    g.add_argument("--rule2", type=endpoint_rule, default=d.rule2, metavar="S",
+                   help=f"end after this many s of non-speech following speech (default {d.rule2}; 'off': never)")
+    g.add_argument("--rule3", type=endpoint_rule, default=d.rule3, metavar="S",
+                   help=f"end an utterance this many s long (default {d.rule3}; 'off': no limit)")
+
+
+def endpoint_config(args, rule3_off: bool = True):
+    """The :class:`asr.runtime.endpoint.EndpointConfig` of :func:`add_endpoint_args`' options;
+    None with ``--no-endpoint``."""
+    from asr.runtime.endpoint import EndpointConfig
+
+    if getattr(args, "no_endpoint", False):
+        return None
+    if args.rule3 is None and not rule3_off:
+        raise ValueError("--rule3 off: this command needs a longest utterance (it bounds an utterance's memory)")
+    return EndpointConfig(args.rule1, args.rule2, args.rule3)
+
+
+def add_format_arg(sp, text: str, json: str) -> None:
+    """``--format text|json``: what is printed on stdout (``text`` and ``json`` say what each is)."""
+    sp.add_argument("--format", choices=["text", "json"], default="text", help=f"stdout: {text} (text, the default) or {json} (json)")
+
+
+def add_threads_arg(sp, what: str = "onnxruntime threads, or PyTorch's for a checkpoint") -> None:
+    sp.add_argument("--threads", type=int, default=1, help=f"{what} (default 1)")
+
+
+def _write_formats(text: str) -> list[str]:
+    from asr.writers import FORMATS
+
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in (*FORMATS, "all")]
+    if not formats or bad:
+        raise argparse.ArgumentTypeError(f"expected comma-separated formats of {', '.join(FORMATS)}, or all; got {text!r}")
+    return formats
+
+
+def add_write_args(g) -> None:
+    """``--write txt,srt,...|all``, ``--output-dir`` and the subtitle lines' bounds: the transcript
+    files a command writes (:func:`transcript_writers` reads them back)."""
+    from asr.writers import FORMATS, SubtitleOptions
+
+    g.add_argument("--write", type=_write_formats, metavar="FORMATS",
+                   help=f"also write transcript files, one per input: comma-separated {', '.join(FORMATS)}, or all")
+    g.add_argument("--output-dir", default=".", help="folder for the --write files (default: the current one)")
+    s = SubtitleOptions()
+    g.add_argument("--max-line-chars", type=positive(int), default=s.max_line_chars,
+                   help=f"srt/vtt/tsv: longest subtitle line, characters (default {s.max_line_chars})")
+    g.add_argument("--max-line-duration", type=positive(float), default=s.max_line_s,
+                   help=f"srt/vtt/tsv: longest subtitle line, s (default {s.max_line_s})")
+
+
+def transcript_writers(args) -> list:
+    """The :class:`asr.writers.Writer` of each ``--write`` format (none without it)."""
+    from asr.writers import SubtitleOptions, get_writers
+
+    options = SubtitleOptions(args.max_line_chars, args.max_line_duration)
+    writers, seen = [], set()
+    for fmt in args.write or ():
+        for w in get_writers(fmt, args.output_dir, options):
+            if type(w) not in seen:
+                seen.add(type(w))
+                writers.append(w)
+    return writers
 
 
 def add_decoding_args(sp, grid: bool = False) -> None:

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 
     def common(p, out_help):
         p.add_argument("--out", required=True, help=out_help)
-        p.add_argument("--format", default="png,svg", help="comma-separated: png, svg (default both)")
+        p.add_argument("--image-format", default="png,svg", help="comma-separated: png, svg (default both)")
         p.add_argument("--dpi", type=int, default=100, help="PNG dots per inch (default 100)")
 
     p = kinds.add_parser("curves", help="training curves of experiment folders, overlaid")
@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
         p.add_argument("audio", nargs="+", help="audio files; several are joined, --gap seconds apart, into one input")
         p.add_argument("--gap", type=float, default=0.0, help="seconds of digital silence between joined files (default 0: back to back)")
         p.add_argument("--text", help="the reference transcript, shown beside the hypothesis")
-        p.add_argument("--title")
+        p.add_argument("--title", help="the picture's title (default: the input's name)")
 
     p = kinds.add_parser("utterance", help="waveform, log-mel, CTC posteriors with greedy path and word boundaries")
     src = p.add_mutually_exclusive_group(required=True)
@@ -86,7 +86,7 @@ def _names(text, paths) -> list[str]:
 def run(args) -> int:
     from asr.train import plot
 
-    formats = _formats(args.format)
+    formats = _formats(args.image_format)
     if args.kind == "curves":
         exps = [plot.read_experiment(p, n) for p, n in zip(args.exps, _names(args.names, args.exps))]
         paths = plot.plot_curves(exps, f"{args.out}_curves", formats, grad_clip=args.grad_clip, dpi=args.dpi)

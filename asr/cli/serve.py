@@ -6,13 +6,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from asr.cli.options import add_decoding_args, decoding_options, positive
+from asr.cli.options import add_decoding_args, add_endpoint_args, decoding_options, endpoint_config, positive
 
 __all__ = ["add_parser", "run", "tls_context"]
-
-
-def _rule(text: str):
-    return None if text.lower() in ("off", "none") else positive(float)(text)
 
 
 def _port(text: str) -> int:
@@ -42,8 +38,6 @@ def _fraction(text: str) -> float:
 
 
 def add_parser(sub) -> None:
-    from asr.runtime.endpoint import EndpointConfig  # light: no onnxruntime session yet
-
     sp = sub.add_parser("serve", help="streaming server: Vosk-compatible websocket, web page, /health, /metrics")
     sp.add_argument("--model", help="streaming ONNX model (`asr export --streaming`; default: the built-in English digits model)")
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -68,12 +62,7 @@ def add_parser(sub) -> None:
                    help="after new audio, wait this long for more streams before a model call (default 20)")
     b.add_argument("--decode-threads", type=positive(int), default=1,
                    help="decoding loops, each with its own thread and share of the streams (default 1; 2 uses both cores of a 2-core machine)")
-    d = EndpointConfig()
-    e = sp.add_argument_group("endpointing (when an utterance ends and a result is sent)")
-    e.add_argument("--rule1", type=_rule, default=d.rule1, help=f"s of non-speech before any speech (default {d.rule1}; 'off')")
-    e.add_argument("--rule2", type=_rule, default=d.rule2, help=f"s of trailing non-speech after speech (default {d.rule2}; 'off')")
-    e.add_argument("--rule3", type=positive(float), default=d.rule3,
-                   help=f"longest utterance, s (default {d.rule3}); always on in the server: it bounds an utterance's memory")
+    add_endpoint_args(sp, rule3_off=False)
     add_decoding_args(sp)
     sp.set_defaults(func=run)
 
@@ -92,15 +81,16 @@ def tls_context(certfile, keyfile):
 
 
 def run(args) -> int:
-    from asr.runtime import EndpointConfig, OnlineRecognizer, OnnxModel
+    from asr.runtime import OnlineRecognizer, OnnxModel
     from asr.server.app import ServerConfig, build_app, run_server
 
     from asr.runtime.builtin import builtin_model
 
     (options,) = decoding_options(args)
+    endpoint = endpoint_config(args, rule3_off=False)
     args.model = args.model or builtin_model(streaming=True)
     model = OnnxModel(args.model, num_threads=args.threads)
-    rec = OnlineRecognizer(model, endpoint=EndpointConfig(args.rule1, args.rule2, args.rule3), decoding=options)
+    rec = OnlineRecognizer(model, endpoint=endpoint, decoding=options)
     cfg = ServerConfig(max_streams=args.max_streams, max_message_bytes=args.max_message_bytes, max_session_s=args.max_session_s,
                        idle_timeout_s=args.idle_timeout, max_backlog_s=args.max_backlog_s, sample_rate=args.sample_rate,
                        max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms, decode_threads=args.decode_threads,

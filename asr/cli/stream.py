@@ -1,16 +1,17 @@
-"""``asr-stream``: feed audio files to an exported model as if they were live sources.
+"""``asr stream`` (also ``asr-stream``, the same command): feed audio files to an exported model
+as if they were live sources.
 
-Usage: ``asr-stream --model model.onnx FILE... [--chunk-ms N] [--realtime] [--json] [--threads N]
-[--lm lm.arpa] [--hotword PHRASE]...``
+Usage: ``asr stream --model model.onnx FILE... [--piece-ms N] [--realtime] [--format json]
+[--threads N] [--lm lm.arpa] [--hotword PHRASE]...``
 
 With ``--lm``/``--hotwords``/``--beam-size`` each finished utterance is decoded again by prefix
 beam search (partials stay greedy).
 
-Each file is read at its own sample rate and fed in pieces of ``--chunk-ms`` (resampled in
+Each file is read at its own sample rate and fed in pieces of ``--piece-ms`` (resampled in
 the stream). Output:
 
 - stdout, one line per finished utterance: ``path<TAB>start-end<TAB>text`` (seconds, two
-  decimals), or with ``--json`` one object per line:
+  decimals), or with ``--format json`` one object per line:
   ``{"path", "text", "start", "end", "words": [{"word", "start", "end", "confidence"}]}``;
 - stderr, while decoding: ``path<TAB>partial<TAB>text`` whenever the current utterance's text
   changes (``--no-partials`` turns these off), and ``error: path: reason`` for a bad file.
@@ -23,45 +24,36 @@ prints one final line per file (no partials; ``--realtime`` is ignored). Exit st
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from asr.audio import AudioError, read_audio
-from asr.cli.options import add_decoding_args, decoding_options, positive
-from asr.decoding.result import Utterance
-from asr.runtime.offline import OfflineRecognizer
-from asr.runtime import OnnxBackend, OnnxModel
-from asr.runtime.builtin import builtin_model
-from asr.runtime.endpoint import EndpointConfig
-from asr.runtime.online import OnlineRecognizer
-from asr.runtime.schema import ModelError
+from asr.cli.options import add_decoding_args, add_endpoint_args, add_format_arg, decoding_options, endpoint_config, positive
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from asr.decoding.result import Utterance
+    from asr.runtime.online import OnlineRecognizer
+
+__all__ = ["add_parser", "run", "main"]
+
+HELP = "stream audio files through an exported ONNX model as if live: partial results, endpoints (also `asr-stream`)"
 
 
-def _rule(text: str):
-    return None if text.lower() in ("off", "none") else positive(float)(text)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="asr-stream", description="Stream audio files through an exported ONNX model.")
-    p.add_argument("--model", help="model.onnx from `asr export` (streaming or offline graph; default: the built-in English digits model, streaming)")
-    p.add_argument("files", nargs="+", help="audio files (any format and rate soundfile reads; '-' = standard input)")
-    p.add_argument("--chunk-ms", type=positive(float), default=100.0, help="piece size fed per call (default 100 ms)")
-    p.add_argument("--realtime", action="store_true", help="sleep to feed audio no faster than real time")
-    p.add_argument("--json", action="store_true", help="final results as one JSON object per line")
-    p.add_argument("--threads", type=positive(int), default=1, help="onnxruntime threads (default 1)")
-    p.add_argument("--no-partials", action="store_true", help="do not print partial results to stderr")
-    p.add_argument("--no-endpoint", action="store_true", help="no endpointing: one utterance per file")
-    d = EndpointConfig()
-    p.add_argument("--rule1", type=_rule, default=d.rule1, help=f"s of non-speech before any speech (default {d.rule1}; 'off')")
-    p.add_argument("--rule2", type=_rule, default=d.rule2, help=f"s of trailing non-speech after speech (default {d.rule2}; 'off')")
-    p.add_argument("--rule3", type=_rule, default=d.rule3, help=f"maximum utterance length in s (default {d.rule3}; 'off')")
-    add_decoding_args(p)
-    return p
+def add_parser(sub) -> None:
+    sp = sub.add_parser("stream", help=HELP, description="Stream audio files through an exported ONNX model, piece by "
+                        "piece as if they were live sources: partial results on stderr, each finished utterance on stdout. "
+                        "`asr-stream` is the same command.")
+    sp.add_argument("--model", help="model.onnx from `asr export` (streaming or offline graph; default: the built-in English digits model, streaming)")
+    sp.add_argument("files", nargs="+", help="audio files (any format and rate soundfile reads; '-' = standard input)")
+    sp.add_argument("--piece-ms", type=positive(float), default=100.0, help="audio fed per call, ms (default 100)")
+    sp.add_argument("--realtime", action="store_true", help="sleep to feed audio no faster than real time")
+    add_format_arg(sp, "'path<TAB>start-end<TAB>text' a finished utterance", "one JSON object a finished utterance")
+    sp.add_argument("--threads", type=positive(int), default=1, help="onnxruntime threads (default 1)")
+    sp.add_argument("--no-partials", action="store_true", help="do not print partial results to stderr")
+    add_endpoint_args(sp, no_endpoint=True)
+    add_decoding_args(sp)
+    sp.set_defaults(func=run)
 
 
 def _print_final(path: str, utt: Utterance, as_json: bool) -> None:
@@ -73,9 +65,11 @@ def _print_final(path: str, utt: Utterance, as_json: bool) -> None:
 
 
 def _stream_file(rec: OnlineRecognizer, path: str, args) -> None:
+    from asr.audio import read_audio
+
     samples, rate = read_audio(path)  # the file's own rate: the stream resamples
     stream = rec.create_stream(name=path)
-    step = max(1, int(round(rate * args.chunk_ms / 1000)))
+    step = max(1, int(round(rate * args.piece_ms / 1000)))
     printed, last_partial = 0, ""
     t0 = time.monotonic()
 
@@ -89,7 +83,7 @@ def _stream_file(rec: OnlineRecognizer, path: str, args) -> None:
                 last_partial = utt.text
         finals = [u for u in result.utterances if u.final]
         for utt in finals[printed:]:
-            _print_final(path, utt, args.json)
+            _print_final(path, utt, args.format == "json")
             last_partial = ""
         printed = len(finals)
 
@@ -106,13 +100,19 @@ def _stream_file(rec: OnlineRecognizer, path: str, args) -> None:
     report()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
+    from asr.audio import AudioError
+    from asr.runtime import OnnxBackend, OnnxModel
+    from asr.runtime.builtin import builtin_model
+    from asr.runtime.offline import OfflineRecognizer
+    from asr.runtime.online import OnlineRecognizer
+    from asr.runtime.schema import ModelError
+
     try:
         (options,) = decoding_options(args)
         model = OnnxModel(args.model or builtin_model(streaming=True), num_threads=args.threads)
         if model.info.streaming:
-            endpoint = None if args.no_endpoint else EndpointConfig(args.rule1, args.rule2, args.rule3)
+            endpoint = endpoint_config(args)
             rec = OnlineRecognizer(model, endpoint=endpoint, decoding=options)
         else:
             rec = OfflineRecognizer(OnnxBackend(model), options)
@@ -125,11 +125,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if isinstance(rec, OnlineRecognizer):
                 _stream_file(rec, path, args)
             else:
-                _print_final(path, rec.transcribe(path).utterances[0], args.json)
+                _print_final(path, rec.transcribe(path).utterances[0], args.format == "json")
         except AudioError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             failures += 1
     return 1 if failures else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``asr-stream ARGS``: ``asr stream ARGS``, the same parser and the same run."""
+    from asr.cli import main as asr_main
+
+    return asr_main(["stream", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

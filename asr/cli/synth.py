@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
     sp.add_argument("--sample-rate", type=positive(int), default=16000, help="of the written audio (default 16000)")
     sp.add_argument("--plain", action="store_true", help="no variety: each engine's default voice, rate and pitch, "
                     "no child-like voices, no noise (the baseline variety is measured against)")
-    sp.add_argument("--rate", type=_pair, default=(0.8, 1.25), help="speaking rate range, factors of the "
+    sp.add_argument("--speed", type=_pair, default=(0.8, 1.25), help="speaking rate range, factors of the "
                     "engine's default (default 0.8,1.25)")
     sp.add_argument("--child-share", type=float, default=0.3, help="share of child-like renderings (default 0.3)")
     sp.add_argument("--noise-share", type=float, default=0.5, help="share of renderings with white, pink or brown "
@@ -57,7 +57,7 @@ def add_parser(sub) -> None:
                     "(default 0.15,0.6)")
     sp.add_argument("--mic-distance", type=_pair, default=(0.2, 1.5), help="talker to microphone, metres "
                     "(default 0.2,1.5)")
-    sp.add_argument("--seed", type=int, default=1234)
+    sp.add_argument("--seed", type=int, default=1234, help="random seed of the choices (voices, rates, noise, rooms; default 1234)")
     sp.add_argument("--jobs", type=positive(int), default=2, help="renderings at a time (default 2: both cores)")
     sp.add_argument("--limit", type=positive(int), help="only the first N renderings (a quick look)")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,7 +68,7 @@ def run(args) -> int:
     from asr.train.synth import SynthOptions, read_texts, synthesize
 
     opts = SynthOptions(engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()), takes=args.takes,
-                        sample_rate=args.sample_rate, variety=not args.plain, rate=args.rate,
+                        sample_rate=args.sample_rate, variety=not args.plain, rate=args.speed,
                         child_share=args.child_share, noise_share=args.noise_share, snr_db=args.snr, pad_s=args.pad,
                         room_share=args.room_share, rt60=args.rt60, mic_distance=args.mic_distance, seed=args.seed)
     texts = read_texts(args.text or args.manifest, manifest=args.manifest is not None)

@@ -4,7 +4,7 @@
 Files longer than :data:`asr.runtime.longform.LONG_FORM_MIN_S` seconds (``--long-form always``: every
 file) are read in blocks, cut into speech segments by voice activity detection (``--vad``) and
 decoded batch by batch in bounded memory (:mod:`asr.runtime.longform`), with a progress bar on a
-terminal. ``--output-format`` writes transcript files (txt, json, srt, vtt, tsv or all) into
+terminal. ``--write`` writes transcript files (txt, json, srt, vtt, tsv, several or all) into
 ``--output-dir`` as the utterances are decoded (:mod:`asr.writers`); inputs of the same name
 (``a/x.wav b/x.wav``) get distinct files (``x.txt``, ``x-2.txt``), each renamed one noted on
 stderr."""
@@ -15,23 +15,33 @@ import json
 import os
 import sys
 
-from asr.cli.options import add_decoding_args, add_model_args, decoding_options, load_recognizer, model_path, output_stems, positive
+from asr.cli.options import (
+    add_decoding_args,
+    add_format_arg,
+    add_model_args,
+    add_threads_arg,
+    add_write_args,
+    decoding_options,
+    load_recognizer,
+    model_path,
+    output_stems,
+    positive,
+    transcript_writers,
+)
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub) -> None:
     from asr.vad import METHODS, VadOptions
-    from asr.writers import FORMATS, SubtitleOptions
 
     sp = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3; any rate and channel count; - = stdin)")
     add_model_args(sp)
-    sp.add_argument("--format", choices=["text", "json"], default="text", help="stdout: 'path<TAB>transcript' (text) or one JSON object a file")
-    sp.add_argument("--threads", type=int, default=1)
+    add_format_arg(sp, "'path<TAB>transcript' a file", "one JSON object a file")
+    add_threads_arg(sp)
     add_decoding_args(sp)
     g = sp.add_argument_group("long recordings and transcript files")
-    g.add_argument("--output-format", choices=[*FORMATS, "all"], help="also write transcript files of this format (all: every one)")
-    g.add_argument("--output-dir", default=".", help="folder for --output-format files (default: the current one)")
+    add_write_args(g)
     g.add_argument("--long-form", choices=["auto", "always", "never"], default="auto",
                    help="segment files by voice activity: auto = files longer than 30 s (default), always, never")
     d = VadOptions()
@@ -41,9 +51,6 @@ def add_parser(sub) -> None:
     g.add_argument("--speech-pad", type=float, default=d.pad_s, help=f"s of audio kept before and after speech (default {d.pad_s})")
     g.add_argument("--max-segment", type=positive(float), default=d.max_segment_s,
                    help=f"longest segment in s; longer speech is cut at its quietest point (default {d.max_segment_s})")
-    s = SubtitleOptions()
-    g.add_argument("--max-line-chars", type=positive(int), default=s.max_line_chars, help=f"subtitle line length (default {s.max_line_chars})")
-    g.add_argument("--max-line-duration", type=positive(float), default=s.max_line_s, help=f"subtitle line duration in s (default {s.max_line_s})")
     g.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     sp.add_argument("files", nargs="+", help="audio files; '-' reads one file from standard input")
     sp.set_defaults(func=run)
@@ -66,8 +73,8 @@ def _utterances(rec, path: str, args, lf_options):
 
     import numpy as np
 
-    from asr.runtime import longform
     from asr.audio import AudioWarning
+    from asr.runtime import longform
 
     long = args.long_form == "always"
     blocks = None
@@ -100,13 +107,11 @@ def run(args) -> int:
     from asr.decoding.result import make_result
     from asr.runtime.longform import LongFormOptions
     from asr.vad import VadOptions
-    from asr.writers import SubtitleOptions, get_writers
 
     (options,) = decoding_options(args)
     lf_options = LongFormOptions(vad=VadOptions(method=args.vad, threshold=args.vad_threshold, min_silence_s=args.min_silence,
                                                 pad_s=args.speech_pad, max_segment_s=args.max_segment))
-    writers = get_writers(args.output_format, args.output_dir, SubtitleOptions(args.max_line_chars, args.max_line_duration)) \
-        if args.output_format else []
+    writers = transcript_writers(args)
     rec = load_recognizer(model_path(args), options, args.threads)
     stems = output_stems(args.files, writers)
     failures = 0

@@ -60,16 +60,16 @@ if run_stage 3; then
   mkdir -p "$figs"
   P=("${ASR[@]}" plot)
   "${P[@]}" curves "${exp}_rnn" "${exp}_gru" "${exp}_lstm" --names "tanh RNN,GRU,LSTM" --grad-clip 5 \
-    --out "$figs/fsdd" --format png --dpi 80
+    --out "$figs/fsdd" --image-format png --dpi 80
   "${P[@]}" gradflow --checkpoint "${exp}_rnn/best.pt" "${exp}_gru/best.pt" "${exp}_lstm/best.pt" \
     --names "tanh RNN,GRU,LSTM" --manifest "$data/test.jsonl" --utts 8 --concat 16 --out "$figs/fsdd_gradflow" \
-    --format png --dpi 80
+    --image-format png --dpi 80
   read -r -a pi <<< "$(pick 3_jackson_0.wav 1_jackson_0.wav 4_jackson_0.wav 1_jackson_1.wav 5_jackson_0.wav)"
   "${P[@]}" utterance --checkpoint "${exp}_gru/best.pt" "${pi[@]}" --text "three one four one five" \
     --title "GRU model (${exp}_gru): five test recordings of one speaker, joined" --out "$figs/fsdd_utterance" \
-    --format png --dpi 80
+    --image-format png --dpi 80
   "${P[@]}" stream --model "${exp}_gru/stream.onnx" "${pi[@]}" --text "three one four one five" \
-    --out "$figs/fsdd_stream" --format png --dpi 80
+    --out "$figs/fsdd_stream" --image-format png --dpi 80
   ls -l "$figs"
 fi
 

@@ -15,7 +15,7 @@
 #      dev (asr calibrate)
 #   5  stream a few test files through the torch-free runtime
 #   6  what the model recognizes (tools/measure_digits.py): isolated test recordings, strings of
-#      3-8 of them, a 10-minute continuous recording through asr-stream, other voices' digit
+#      3-8 of them, a 10-minute continuous recording through asr stream, other voices' digit
 #      strings and speech without digits, offline and streamed; into $exp/digits.json
 #   7  ship $exp as the package's built-in model (recipes/fsdd/ship.py; runs only when asked:
 #      --stage 7 --stop-stage 7)
@@ -30,7 +30,6 @@ source recipes/lib.sh
 stage=0 stop_stage=6 exp=exp/fsdd data=data/fsdd corpus_dir="" test_speaker=""
 options+=(test_speaker)
 parse_args "$@"
-if command -v asr-stream >/dev/null 2>&1; then STREAM=(asr-stream); else STREAM=(python -m asr.cli.stream); fi
 conf=recipes/fsdd/conf.yaml
 start=$(date +%s)
 
@@ -83,8 +82,8 @@ fi
 if run_stage 5; then
   mapfile -t files < <(python -c "import json,sys; [print(json.loads(l)['audio_filepath']) for l in list(open(sys.argv[1]))[33::67]]" "$data/test.jsonl")
   if [ -f "$exp/stream.onnx" ]; then
-    echo "== stage 5: stream test files through the runtime (asr-stream, 100 ms pieces)"
-    "${STREAM[@]}" --model "$exp/stream.onnx" --no-partials "${files[@]}"
+    echo "== stage 5: stream test files through the runtime (asr stream, 100 ms pieces)"
+    "${ASR[@]}" stream --model "$exp/stream.onnx" --no-partials "${files[@]}"
   else
     echo "== stage 5: transcribe test files with the runtime (asr transcribe --model)"
     "${ASR[@]}" transcribe --model "$exp/model.onnx" "${files[@]}"
@@ -92,7 +91,7 @@ if run_stage 5; then
 fi
 
 if run_stage 6; then
-  echo "== stage 6: what the model recognizes (WER %; the continuous recording through asr-stream)"
+  echo "== stage 6: what the model recognizes (WER %; the continuous recording through asr stream)"
   "$PY" tools/measure_digits.py --model "$exp/model.onnx" --stream "$exp/stream.onnx" \
     --set "isolated test=$data/test.jsonl" --set "strings of 3-8, test=$data/strings_test/manifest.jsonl" \
     --set "other voices' strings, dev=$data/sodigits_dev.jsonl" --long "$data/long_test" \

@@ -55,7 +55,7 @@ if run_stage 2; then
   mkdir -p "$figs"
   "${ASR[@]}" plot gradflow --checkpoint "${exp}_rnn/last.pt" "${exp}_gru/last.pt" "${exp}_lstm/last.pt" \
     --names "tanh RNN,GRU,LSTM" --manifest "$data/dev.jsonl" --utts 8 --concat 3 --out "$figs/so_gradflow" \
-    --format png --dpi 80
+    --image-format png --dpi 80
 fi
 
 if run_stage 3; then

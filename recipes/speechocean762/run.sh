@@ -21,7 +21,7 @@
 #   7  eval-lc   dev at C = 16: greedy, beam search with both LMs (weights tuned on dev)
 #   8  stream    its streaming graph $lc_exp/stream.onnx (confidence calibrated on dev); the
 #                streaming runtime decodes dev
-#                greedily and with both LMs (what `asr serve` and `asr-stream` serve)
+#                greedily and with both LMs (what `asr serve` and `asr stream` serve)
 #
 # Usage: recipes/speechocean762/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR]
 #                                      [--corpus-dir DIR] [--nproc N]

@@ -34,13 +34,13 @@ def setup(tmp_path_factory, models):
 def test_client_streams_files(setup, capsys):
     model, paths, bad = setup
     with ServerThread(model) as srv:
-        rc = main(["client", srv.url, paths[0], bad, paths[1], "--chunk-ms", "150"])
+        rc = main(["client", srv.url, paths[0], bad, paths[1], "--piece-ms", "150"])
         out, err = capsys.readouterr()
         assert rc == 1  # the bad file
         assert f"error: {bad}" in err and "partial\t" in err
         for p in paths:
             assert [line.split("\t")[1] for line in out.splitlines() if line.startswith(p + "\t")] == stream_texts(model, p)
-        assert main(["client", srv.url, paths[1], "--json", "--no-partials", "--realtime"]) == 0
+        assert main(["client", srv.url, paths[1], "--format", "json", "--no-partials", "--realtime"]) == 0
         out, err = capsys.readouterr()
         replies = [json.loads(line) for line in out.splitlines()]
         assert [r["text"] for r in replies if r["text"]] == stream_texts(model, paths[1])
@@ -65,6 +65,6 @@ def test_client_streams_a_fake_microphone(setup, monkeypatch, capsys):
     pcm, _ = sf.read(paths[0], dtype="int16")
     monkeypatch.setattr(mic_module, "open_input_stream", lambda **kw: FakeInputStream(pcm, **kw))
     with ServerThread(model) as srv:
-        assert main(["client", srv.url, "--mic", "--rate", str(SR), "--seconds", str(pcm.size / SR), "--no-partials"]) == 0
+        assert main(["client", srv.url, "--mic", "--sample-rate", str(SR), "--seconds", str(pcm.size / SR), "--no-partials"]) == 0
     out = capsys.readouterr().out
     assert [line.split("\t")[1] for line in out.splitlines()] == stream_texts(model, paths[0])

@@ -62,7 +62,7 @@ def test_asr_mic_on_a_fake_microphone_matches_asr_stream(setup, monkeypatch, cap
     model, path, pcm = setup
     fake(monkeypatch, pcm)
     rules = ["--rule1", "0.5", "--rule2", "0.3", "--rule3", "20"]
-    assert main(["mic", "--model", model, "--rate", str(SR), "--seconds", str(pcm.size / SR), *rules]) == 0
+    assert main(["mic", "--model", model, "--sample-rate", str(SR), "--seconds", str(pcm.size / SR), *rules]) == 0
     out, err = capsys.readouterr()
     texts = [line.split("\t")[1] for line in out.splitlines()]
     assert texts == stream_texts(model, path) and texts

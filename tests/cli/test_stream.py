@@ -1,4 +1,4 @@
-"""asr.cli.stream (`asr-stream`): pipes are refused, not waited on; standard input is read as
+"""asr.cli.stream (`asr stream`, also `asr-stream`): pipes are refused, not waited on; standard input is read as
 '-'; the text is the streaming recognizer's (the command and asr.load_model share one loop);
 the decoding options of the command line reach the decoder, for streaming and offline graphs."""
 
@@ -20,7 +20,7 @@ from asr.decoding.options import DecodingOptions
 
 def test_asr_stream_cli(models, wavs, capsys):
     path, _, _ = models.get("gru-lc")
-    rc = stream_main(["--model", path, wavs["a"], wavs["bad"], wavs["b"], "--chunk-ms", "30", "--no-endpoint"])
+    rc = stream_main(["--model", path, wavs["a"], wavs["bad"], wavs["b"], "--piece-ms", "30", "--no-endpoint"])
     out, err = capsys.readouterr()
     assert rc == 1
     lines = [line.split("\t") for line in out.strip().splitlines()]
@@ -30,7 +30,7 @@ def test_asr_stream_cli(models, wavs, capsys):
     assert f"error: {wavs['bad']}: cannot decode audio" in err
     assert f"{wavs['a']}\tpartial\t" in err
 
-    rc = stream_main(["--model", path, wavs["a"], "--json", "--no-partials", "--rule2", "0.2"])
+    rc = stream_main(["--model", path, wavs["a"], "--format", "json", "--no-partials", "--rule2", "0.2"])
     out, err = capsys.readouterr()
     assert rc == 0 and err == ""
     objs = [json.loads(line) for line in out.strip().splitlines()]
@@ -51,10 +51,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(asr.__file__)))  # the as
 
 
 def run_stream(args, **kwargs):
-    """`asr-stream ARGS` in a child process (bounded in time: a regression that waits on a pipe
+    """`asr stream ARGS` in a child process (bounded in time: a regression that waits on a pipe
     fails instead of hanging the suite)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "asr.cli.stream", *args], capture_output=True, timeout=90, env=env,
+    return subprocess.run([sys.executable, "-m", "asr", "stream", *args], capture_output=True, timeout=90, env=env,
                           cwd=ROOT, **kwargs)
 
 
@@ -83,7 +83,7 @@ def test_standard_input_is_streamed(models, wavs):
     path = models.get("gru-lc")[0]
     with open(wavs["b"], "rb") as f:  # 16 kHz stereo WAV on an 8 kHz model
         data = f.read()
-    proc = run_stream(["--model", path, "-", "--no-partials", "--no-endpoint", "--json"], input=data)
+    proc = run_stream(["--model", path, "-", "--no-partials", "--no-endpoint", "--format", "json"], input=data)
     assert proc.returncode == 0, proc.stderr.decode()
     (obj,) = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     want = asr.train.load_model(path).transcribe(wavs["b"])
@@ -94,13 +94,13 @@ def test_standard_input_is_streamed(models, wavs):
 
 @pytest.mark.parametrize("name", list(STREAMING))
 def test_stream_command_gives_the_recognizers_text_and_words(name, models, wavs, capsys):
-    """`asr-stream` (one utterance per file) and asr.train.load_model(streaming graph) run the same
+    """`asr stream` (one utterance per file) and asr.train.load_model(streaming graph) run the same
     streaming loop: the same text and word times, whatever the piece size."""
     path = models.get(name)[0]
     rec = asr.train.load_model(path)
-    for chunk_ms in ("30", "250"):
-        assert stream_main(["--model", path, wavs["a"], wavs["b"], "--json", "--no-partials", "--no-endpoint",
-                            "--chunk-ms", chunk_ms]) == 0
+    for piece_ms in ("30", "250"):
+        assert stream_main(["--model", path, wavs["a"], wavs["b"], "--format", "json", "--no-partials", "--no-endpoint",
+                            "--piece-ms", piece_ms]) == 0
         objs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert [o["path"] for o in objs] == [wavs["a"], wavs["b"]]
         for o in objs:

@@ -98,7 +98,7 @@ def test_inputs_of_the_same_name_get_their_own_transcript_files(models, wavs, tm
         else:
             shutil.copy(src, p)
     out = tmp_path / "out"
-    proc = run_asr(["transcribe", "--model", path, "--output-format", "txt", "--output-dir", str(out), *inputs])
+    proc = run_asr(["transcribe", "--model", path, "--write", "txt", "--output-dir", str(out), *inputs])
     err = proc.stderr.decode()
     assert proc.returncode == 0, err
     texts = dict(line.split("\t") for line in proc.stdout.decode().splitlines())

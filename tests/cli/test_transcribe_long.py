@@ -26,7 +26,7 @@ def test_long_file_to_every_format(offline_model, tmp_path, capsys):
     short = str(tmp_path / "short.wav")
     sf.write(short, np.zeros(800, np.float32), 8000)
     out = tmp_path / "out"
-    rc = cli.main(["transcribe", "--model", offline_model, "--vad", "energy", "--output-format", "all",
+    rc = cli.main(["transcribe", "--model", offline_model, "--vad", "energy", "--write", "all",
                    "--output-dir", str(out), "--max-line-chars", "12", wav, short, str(tmp_path / "missing.wav")])
     captured = capsys.readouterr()
     assert rc == 1 and "missing.wav" in captured.err  # one file failed, the others were written

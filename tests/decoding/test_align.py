@@ -68,7 +68,7 @@ def test_align_command_and_api(models, tmp_path, capsys):
     manifest.write_text(json.dumps({"audio_filepath": str(wav), "duration": 1.0, "text": "abc ca"}) + "\n"
                         + json.dumps({"audio_filepath": str(wav), "duration": 1.0, "text": "xyz"}) + "\n")
     assert cli.main(["align", "--model", model, "--manifest", str(manifest), "--format", "json",
-                     "--output-format", "srt", "--output-dir", str(tmp_path / "out")]) == 1
+                     "--write", "srt", "--output-dir", str(tmp_path / "out")]) == 1
     out, err = capsys.readouterr()
     (line,) = [json.loads(x) for x in out.splitlines()]
     assert [w["word"] for w in line["words"]] == ["abc", "ca"] and line["words"] == [w.__dict__ for w in r.words]
@@ -111,7 +111,7 @@ def test_entries_of_one_file_get_their_own_transcript_files(models, tmp_path, ca
     manifest.write_text("".join(json.dumps({"audio_filepath": str(wav), "duration": 1.0, "text": t}) + "\n"
                                 for t in ("abc ca", "abc")))
     out = tmp_path / "out"
-    assert cli.main(["align", "--model", model, "--manifest", str(manifest), "--output-format", "txt",
+    assert cli.main(["align", "--model", model, "--manifest", str(manifest), "--write", "txt",
                      "--output-dir", str(out)]) == 0
     err = capsys.readouterr().err
     assert (out / "a.txt").read_text() == "abc ca\n" and (out / "a-2.txt").read_text() == "abc\n"

@@ -189,7 +189,7 @@ def test_transcribe_and_stream_with_hotwords(models, wavs, arpa, tmp_path, capsy
         assert cli.main(["transcribe", *source, "--format", "json", "--hotwords", str(hot), "--lm", arpa, wavs["a"]]) == 0
         d = json.loads(capsys.readouterr().out.strip())
         assert "words" in d and all(w["end"] > w["start"] for w in d["words"])
-    assert stream_main(["--model", path, "--json", "--no-partials", "--hotword", "cab", "--lm", arpa, wavs["a"]]) == 0
+    assert stream_main(["--model", path, "--format", "json", "--no-partials", "--hotword", "cab", "--lm", arpa, wavs["a"]]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["path"] == wavs["a"]
     assert stream_main(["--model", path, "--hotword", "xyz", wavs["a"]]) == 2  # cannot be spelled: says so

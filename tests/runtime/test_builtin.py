@@ -73,7 +73,7 @@ def test_commands_use_it_without_model():
                          timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "four zero seven two nine" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "asr.cli.stream", "--no-partials", DIGITS], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "asr", "stream", "--no-partials", DIGITS], capture_output=True,
                          text=True, env=env, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert " ".join(line.split("\t")[-1] for line in out.stdout.splitlines()) == "four zero seven two nine"

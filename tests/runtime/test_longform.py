@@ -200,7 +200,7 @@ def test_long_path_runs_where_torch_cannot_be_imported(models, recording, tmp_pa
         import asr
         from asr.cli import main
         texts = [asr.load_model(m).transcribe(sys.argv[3]).text for m in sys.argv[1:3]]
-        assert main(["transcribe", "--model", sys.argv[2], "--output-format", "all", "--output-dir", sys.argv[4], sys.argv[3]]) == 0
+        assert main(["transcribe", "--model", sys.argv[2], "--write", "all", "--output-dir", sys.argv[4], sys.argv[3]]) == 0
         assert main(["align", "--model", sys.argv[2], "--text", "abc", sys.argv[3]]) in (0, 1)
         print(json.dumps(texts))
     """

@@ -85,7 +85,7 @@ def test_utterance_picture(run):
     out = str(run["root"] / "utt")
     ckpt = os.path.join(run["exps"]["gru"], "best.pt")
     assert cli.main(["plot", "utterance", "--checkpoint", ckpt, run["wav"], run["wav"], "--text", "ab ca ab ca",
-                     "--out", out, "--format", "png"]) == 0
+                     "--out", out, "--image-format", "png"]) == 0
     assert_png(out + ".png")
     assert not os.path.exists(out + ".svg")
 

@@ -229,7 +229,7 @@ def test_cli(fake_espeak, tmp_path, capsys):
     assert cli.main(["synth", "--text", str(texts), "--out", str(out), "--engines", "espeak-ng,sam"]) == 2
     assert "engines must be some of" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        cli.main(["synth", "--text", str(texts), "--out", str(out), "--rate", "fast"])
+        cli.main(["synth", "--text", str(texts), "--out", str(out), "--speed", "fast"])
     assert "expected LOW,HIGH (two numbers), got 'fast'" in capsys.readouterr().err
 
 
