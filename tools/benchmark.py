@@ -89,7 +89,7 @@ def timed(acc: Counter, targets):
 
 def _timed_parts(acc: Counter):
     """Time the streaming runtime's stages into ``acc`` (seconds by part) while inside."""
-    from asr.decoding.result import CtcStreamDecoder
+    from asr.decoding.greedy import CtcStreamDecoder
     from asr.frontend import OnlineLogMel
     from asr.runtime.model import OnnxModel
     from asr.audio import StreamingResampler

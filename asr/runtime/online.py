@@ -24,7 +24,8 @@ import numpy as np
 
 from asr.audio import AudioError, as_samples, check_rate
 from asr.decoding.options import Decoder, DecodingOptions
-from asr.decoding.result import CtcStreamDecoder, Result, Utterance, make_result
+from asr.decoding.greedy import CtcStreamDecoder
+from asr.decoding.result import Result, Utterance, make_result
 from asr.frontend import OnlineLogMel
 from asr.runtime.endpoint import EndpointConfig, EndpointDetector
 from asr.runtime.model import OnnxModel
