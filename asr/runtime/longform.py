@@ -143,14 +143,9 @@ def _online_recognizer(rec: "OfflineRecognizer", o: LongFormOptions):
 
 
 def _decode_streams(online, batch: list[Segment], hotwords) -> list[list[Utterance]]:
-    streams = []
-    for seg in batch:
-        s = online.create_stream(hotwords=hotwords)
-        s.accept_waveform(online.sample_rate, seg.samples)
-        s.input_finished()
-        streams.append(s)
-    while online.decode_streams(streams):
-        pass
+    from asr.runtime.online import run_streams
+
+    streams = run_streams(online, [seg.samples for seg in batch], online.sample_rate, hotwords=hotwords)
     return [online.get_result(s).utterances for s in streams]
 
 
