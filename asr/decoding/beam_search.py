@@ -54,10 +54,10 @@ import numpy as np
 from asr.decoding.lm import BOS, EOS, SPACE, UNK, NGramLM
 from asr.text import WORD_START, Tokenizer
 
-__all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "beam_search", "read_hotwords"]
+__all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "Hotwords", "beam_search", "read_hotwords"]
 
 NEG_INF = float("-inf")
-Hotwords = Union[Sequence[str], Mapping[str, float], None]
+Hotwords = Union[Sequence[str], Mapping[str, float], None]  # phrases, or phrase -> bonus per token; every hotwords argument
 
 
 @dataclass

@@ -35,7 +35,8 @@ from asr.runtime.endpoint import EndpointConfig
 from asr.vad import Segment, Segmenter, VadOptions
 
 if TYPE_CHECKING:
-    from asr.runtime.offline import Hotwords, OfflineRecognizer
+    from asr.decoding.beam_search import Hotwords
+    from asr.runtime.offline import OfflineRecognizer
 
 __all__ = ["LongFormOptions", "LONG_FORM_MIN_S", "transcribe_long", "iter_utterances", "shift_utterance", "bound_words"]
 

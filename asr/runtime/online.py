@@ -19,12 +19,13 @@ import functools
 import itertools
 import os
 import time
-from typing import Mapping, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 
 from asr.audio import AudioError, as_samples, check_rate
 from asr.decoding.options import Decoder, DecodingOptions
+from asr.decoding.beam_search import Hotwords
 from asr.decoding.greedy import CtcStreamDecoder
 from asr.decoding.result import Result, Utterance, make_result
 from asr.frontend import OnlineLogMel
@@ -34,8 +35,6 @@ from asr.audio import StreamingResampler
 from asr.runtime.schema import ModelError
 
 __all__ = ["OnlineRecognizer", "OnlineStream", "StreamingBackend", "run_streams", "stream_in_pieces"]
-
-Hotwords = Optional[Union[Sequence[str], Mapping[str, float]]]
 
 
 class OnlineStream:
