@@ -3,29 +3,13 @@
 A *detector* gives each short frame a speech probability; the :class:`Segmenter` turns those
 into speech segments with hysteresis and padding, and cuts speech longer than
 ``max_segment_s`` at its quietest point (lowest smoothed frame energy in the second half of
-the window), so a segment never holds more than ``max_segment_s`` seconds::
-
-    seg = Segmenter(16000, VadOptions())
-    for block in blocks:                        # any sizes
-        for s in seg.accept(block):             # Segment(start sample, samples)
-            ...
-    for s in seg.flush():
-        ...
-
-Detectors (``VadOptions.method``):
-
-- ``"silero"`` (default): Silero VAD v6 (MIT licence), the ONNX file of the ``silero-vad``
-  package (6.2.3) run with onnxruntime on 32 ms frames at 16 kHz (8 kHz audio upsampled, a
-  multiple of 16 kHz decimated). That package depends on PyTorch, so the model file alone ships here
-  (``asr/assets/silero_vad.onnx``, with its licence); ``VadOptions.model`` points at another.
-- ``"webrtc"``: WebRTC's GMM detector (``pip install webrtcvad-wheels``, the ``vad`` extra),
-  30 ms frames at 8, 16, 32 or 48 kHz; ``aggressiveness`` 0-3.
-- ``"energy"``: frame energy against the noise floor (the lowest 20 ms frame energy of the
-  last 10 s), numpy only. Also accepts tones and music.
-- ``"none"``: every frame is speech; the recording is only cut into bounded segments.
-
-docs/long_recordings.md measures the three on a recording with known pauses (speech
-missed, non-speech kept) and the transcripts each gives.
+the window). Detectors (``VadOptions.method``): ``"silero"`` (default; :class:`SileroVad`, the
+ONNX file of the ``silero-vad`` package 6.2.3, MIT licence, shipped as
+``asr/assets/silero_vad.onnx`` since that package depends on PyTorch), ``"webrtc"``
+(:class:`WebRtcVad`, ``pip install webrtcvad-wheels``, the ``vad`` extra), ``"energy"``
+(:class:`EnergyVad`, numpy only; also accepts tones and music) and ``"none"`` (every frame is
+speech: the recording is only cut into bounded segments). docs/long_recordings.md
+measures them on a recording with known pauses.
 """
 
 from __future__ import annotations
@@ -158,7 +142,8 @@ class SileroVad:
 
 
 class WebRtcVad:
-    """WebRTC's VAD on 30 ms frames: probability 1 (speech) or 0."""
+    """WebRTC's GMM detector on 30 ms frames at 8, 16, 32 or 48 kHz: probability 1 (speech) or
+    0; ``aggressiveness`` 0-3."""
 
     def __init__(self, rate: int, aggressiveness: int = 2):
         try:

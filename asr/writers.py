@@ -1,32 +1,11 @@
 """Transcript files: txt, json, srt, vtt and tsv, written utterance by utterance.
 
-Each writer makes ``OUTPUT_DIR/<input name without extension>.<format>``. When one run writes
-several inputs, :func:`output_stems` gives each its own name first (``c1/x.wav``, ``c2/x.wav``,
-``c2/x.flac`` -> ``x``, ``x-2``, ``x-3``), so that no input's file replaces another's::
-
-    writers = get_writers("all", "out/")                 # or "srt", ...
-    for w in writers:
-        w.write(result, "talk.wav")                     # a whole Result at once
-
-or, for a long recording, one utterance at a time (nothing is kept but the open file; the file
-appears under its name only when complete)::
-
-    sinks = [w.open("talk.wav") for w in writers]
-    for utt in asr.runtime.longform.iter_utterances(model, "talk.wav"):
-        for s in sinks:
-            s.add(utt)
-    for s in sinks:
-        s.close(duration)
-
-- **txt**: one utterance a line.
-- **srt** / **vtt**: numbered cues (SubRip ``00:01:02,345``; WebVTT ``00:01:02.345``). An
-  utterance is split at word boundaries into lines of at most ``max_line_chars`` characters and
-  ``max_line_s`` seconds (:func:`subtitle_lines`); a line shows from its first word's start
-  until the next line's (or the utterance's end).
-- **tsv**: ``start<TAB>end<TAB>text`` per subtitle line, times in integer milliseconds (as
-  Whisper writes them).
-- **json**: ``{"name", "duration", "text", "utterances": [{"text", "start", "end", "words":
-  [{"word", "start", "end", "confidence"}]}]}``, times in seconds.
+Each writer makes ``OUTPUT_DIR/<input name without extension>.<format>``; when one run writes
+several inputs, :func:`output_stems` gives each its own name first (``c1/x.wav``, ``c2/x.wav``
+-> ``x``, ``x-2``), so that no input's file replaces another's. A writer takes a whole
+:class:`Result` (``w.write(result, "talk.wav")``), or, for a long recording, one utterance at
+a time (``sink = w.open("talk.wav")``, ``sink.add(utt)`` per utterance, ``sink.close(duration)``):
+nothing is kept but the open file, which appears under its name only when complete.
 """
 
 from __future__ import annotations
@@ -177,6 +156,8 @@ class Writer:
 
 
 class TxtWriter(Writer):
+    """One utterance a line."""
+
     extension = "txt"
 
     def _add(self, sink, utt):
@@ -184,6 +165,8 @@ class TxtWriter(Writer):
 
 
 class SrtWriter(Writer):
+    """SubRip: numbered cues (``00:01:02,345``), the lines of :func:`subtitle_lines`."""
+
     extension = "srt"
 
     def _add(self, sink, utt):
@@ -193,6 +176,8 @@ class SrtWriter(Writer):
 
 
 class VttWriter(Writer):
+    """WebVTT: cues (``00:01:02.345``), the lines of :func:`subtitle_lines`."""
+
     extension = "vtt"
 
     def _begin(self, sink):
@@ -204,6 +189,9 @@ class VttWriter(Writer):
 
 
 class TsvWriter(Writer):
+    """``start<TAB>end<TAB>text`` per subtitle line, times in integer milliseconds (as Whisper
+    writes them)."""
+
     extension = "tsv"
 
     def _begin(self, sink):
@@ -215,6 +203,9 @@ class TsvWriter(Writer):
 
 
 class JsonWriter(Writer):
+    """``{"name", "utterances": [{"text", "start", "end", "words": [{"word", "start", "end",
+    "confidence"}]}], "text", "duration"}``, times in seconds."""
+
     extension = "json"
 
     def _begin(self, sink):

@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from asr.decoding.confidence import CalibrationDataError, ConfidenceCalibration, word_confidence
-from asr.decoding.result import CtcStreamDecoder, words_from_tokens
+from asr.decoding.greedy import CtcStreamDecoder
+from asr.decoding.result import words_from_tokens
 from asr.text import BLANK, CharTokenizer
 
 

@@ -89,7 +89,7 @@ def timed(acc: Counter, targets):
 
 def _timed_parts(acc: Counter):
     """Time the streaming runtime's stages into ``acc`` (seconds by part) while inside."""
-    from asr.decoding.result import CtcStreamDecoder
+    from asr.decoding.greedy import CtcStreamDecoder
     from asr.frontend import OnlineLogMel
     from asr.runtime.model import OnnxModel
     from asr.audio import StreamingResampler
@@ -100,32 +100,14 @@ def _timed_parts(acc: Counter):
 
 
 def stream_all(rec, waves, rate: int, batch: int, piece_s: float, keep_log_probs: bool = False):
-    """Feed ``waves`` to streams as live audio: ``batch`` streams at a time, each given
-    ``piece_s`` seconds per turn, every ready stream stepped in one call after each turn.
-    Returns (texts, per-step compute seconds, log-probs if kept)."""
-    piece = max(1, int(rate * piece_s))
+    """Feed ``waves`` to streams as live audio, ``batch`` streams at a time, each given
+    ``piece_s`` seconds per turn (:func:`asr.runtime.online.run_streams`). Returns (texts,
+    per-step compute seconds, log-probs if kept)."""
+    from asr.runtime.online import run_streams
+
     texts, steps, lps = [], [], []
-
-    def drain(streams):
-        while True:
-            t = time.perf_counter()
-            if not rec.decode_streams(streams):
-                return
-            steps.append(time.perf_counter() - t)
-
     for g in range(0, len(waves), batch):
-        group = waves[g : g + batch]
-        streams = [rec.create_stream(keep_log_probs=keep_log_probs) for _ in group]
-        for pos in range(0, max(len(w) for w in group), piece):
-            for s, w in zip(streams, group):
-                if pos < len(w):
-                    s.accept_waveform(rate, w[pos : pos + piece])
-                elif not s.finished:
-                    s.input_finished()
-            drain(streams)
-        for s in streams:
-            s.input_finished()
-        drain(streams)
+        streams = run_streams(rec, waves[g : g + batch], rate, piece_s, keep_log_probs=keep_log_probs, step_times=steps)
         texts += [rec.get_result(s).text for s in streams]
         if keep_log_probs:
             lps += [np.concatenate(s.log_probs) if s.log_probs else np.zeros((0, len(rec.info.tokenizer.vocab)), np.float32)

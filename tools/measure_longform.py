@@ -37,13 +37,14 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from asr.metrics import calibration_error, error_stats, roc_auc, word_hits  # noqa: E402
+from asr.runtime.model import is_checkpoint  # noqa: E402
 
 
 def run_command(model: str, wav: str, extra: list[str]) -> tuple[dict, dict]:
     out = tempfile.mkdtemp(prefix="asr-longform-")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = ["/usr/bin/time", "-f", "TIME %M %e %U %S", sys.executable, "-m", "asr", "transcribe",
-           "--checkpoint" if model.endswith(".pt") else "--model", model, "--threads", "1",
+           "--checkpoint" if is_checkpoint(model) else "--model", model, "--threads", "1",
            "--write", "json", "--output-dir", out, *extra, wav]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:

@@ -1,24 +1,17 @@
-"""AN4 (CMU "census" database, 1991): short utterances of spelled letters, digits, names and
-dates, 16 kHz, close-talking microphone; 948 train and 130 test utterances (different
-speakers), under an hour in all. The version many toolkits use is
-``an4_raw.bigendian.tar.gz``: headerless 16-bit big-endian PCM at 16 kHz.
+"""AN4 (CMU "census" database, 1991): spelled letters, digits, names and dates, 16 kHz,
+close-talking microphone; 948 train and 130 test utterances (different speakers), under an
+hour. The usual archive is ``an4_raw.bigendian.tar.gz``: headerless 16-bit big-endian PCM.
 
-Layout inside the archive's ``an4/`` folder:
-- ``etc/an4_train.transcription``, ``etc/an4_test.transcription``: one utterance a line,
-  ``<s> P I T T S B U R G H </s> (cen5-fash-b)``; the id in parentheses is
-  ``<utterance>-<speaker>-<session>``;
-- ``etc/an4_train.fileids``, ``etc/an4_test.fileids``: the audio path of each id relative to
-  ``wav/`` without extension (``an4_clstk/fash/cen5-fash-b``);
-- ``wav/an4_clstk/<speaker>/<id>.raw`` (train), ``wav/an4test_clstk/<speaker>/<id>.raw`` (test).
+Inside its ``an4/`` folder: ``etc/an4_{train,test}.transcription`` (one utterance a line,
+``<s> P I T T S B U R G H </s> (cen5-fash-b)``, the id being ``<utterance>-<speaker>-<session>``),
+``etc/an4_{train,test}.fileids`` (each id's audio path relative to ``wav/`` without
+extension) and ``wav/an4_clstk/<speaker>/<id>.raw`` (train), ``wav/an4test_clstk/...`` (test).
 
-:func:`prepare` converts each raw file once to a 16 kHz WAV under ``<out>/wav/<split>/`` (the
-rest of the toolkit reads audio by path with soundfile, which cannot guess a headerless
-format) and writes:
-- ``train.jsonl``: the official train split less the dev speakers;
-- ``dev.jsonl``: every 10th train speaker in sorted order (whole speakers held out, about 10%);
-- ``test.jsonl``: the official test split.
-
-Text is the transcript without ``<s>``/``</s>``, lower-cased; entries carry ``speaker`` and ``id``.
+:func:`prepare` converts each raw file once to a WAV under ``<out>/wav/<split>/`` (soundfile
+cannot guess a headerless format) and writes ``train.jsonl`` (the official train split less
+the dev speakers), ``dev.jsonl`` (every 10th train speaker in sorted order, about 10%) and
+``test.jsonl``. Text is the transcript without ``<s>``/``</s>``, lower-cased; entries carry
+``speaker`` and ``id``.
 """
 
 from __future__ import annotations

@@ -1,20 +1,17 @@
 """Mozilla Common Voice, English: crowd-sourced read sentences, MP3 clips (mostly 48 kHz), CC0.
-It cannot be downloaded by a script: the release is handed out at
-https://commonvoice.mozilla.org/datasets once its terms are accepted. Unpack it and pass the
-folder with ``--corpus-dir`` (or put it under ``$ASR_CORPORA/commonvoice``).
+The release is handed out at https://commonvoice.mozilla.org/datasets once its terms are
+accepted (no script can fetch it): unpack it and pass the folder with ``--corpus-dir`` (or put
+it under ``$ASR_CORPORA/commonvoice``).
 
-A release unpacks to ``cv-corpus-<version>/en/``, which holds ``clips/*.mp3`` and tab-separated
-tables with a header line: ``train.tsv``, ``dev.tsv``, ``test.tsv`` (the official splits, no
-speaker in two of them) among others. Their columns include ``client_id`` (the speaker),
-``path`` (clip file name), ``sentence``, ``up_votes``, ``down_votes``, ``age``, ``gender``,
-``accents`` (``accent`` in old releases) and ``locale``.
+It unpacks to ``cv-corpus-<version>/en/``: ``clips/*.mp3`` and tab-separated tables with a
+header line, among them ``train.tsv``, ``dev.tsv``, ``test.tsv`` (the official splits, no
+speaker in two), with columns ``client_id`` (the speaker), ``path``, ``sentence``, ``age``,
+``gender``, ``accents`` (``accent`` in old releases) and others.
 
 :func:`prepare` writes ``train.jsonl``, ``dev.jsonl`` and ``test.jsonl`` (for each table
-present) with the duration of every clip, read from its header (soundfile; this takes a while
-for a whole release, so there is a progress bar). Text is the sentence as written, whitespace
-collapsed (punctuation and case are kept; the tokenizer and scoring normalize them away);
-entries carry ``speaker`` (client id), ``id`` (clip name) and ``age``, ``gender``, ``accent``
-where given.
+present) with every clip's duration, read from its header (slow for a whole release: a
+progress bar). Text is the sentence as written, whitespace collapsed (scoring normalizes);
+entries carry ``speaker``, ``id`` (clip name) and ``age``, ``gender``, ``accent`` where given.
 """
 
 from __future__ import annotations

@@ -1,24 +1,15 @@
-"""LibriSpeech: read English audiobooks (LibriVox), 16 kHz FLAC, CC BY 4.0. OpenSLR resource 12
-(about 1,000 h: train-clean-100, train-clean-360, train-other-500, dev-clean, dev-other,
-test-clean, test-other) and Mini LibriSpeech, OpenSLR 31 (train-clean-5, about 5 h, and
-dev-clean-2, about 2 h: small subsets for quick runs). Paper: Panayotov et al., ICASSP 2015.
+"""LibriSpeech: read English audiobooks (LibriVox), 16 kHz FLAC, CC BY 4.0 (Panayotov et al.,
+ICASSP 2015). OpenSLR 12 (about 1,000 h: train-clean-100, train-clean-360, train-other-500,
+dev-clean, dev-other, test-clean, test-other) and Mini LibriSpeech, OpenSLR 31 (train-clean-5,
+about 5 h, and dev-clean-2, about 2 h). Each archive unpacks to
+``LibriSpeech/<part>/<speaker>/<chapter>/``: ``<speaker>-<chapter>.trans.txt`` (``<utterance
+id> TRANSCRIPT`` lines, upper case) and ``<utterance id>.flac``.
 
-Each archive unpacks to ``LibriSpeech/<part>/<speaker>/<chapter>/``, which holds
-``<speaker>-<chapter>.trans.txt`` (one ``<utterance id> TRANSCRIPT`` line per utterance,
-upper case) and ``<utterance id>.flac``.
-
-Manifests written by :func:`prepare` into the output folder:
-- ``<part>.jsonl`` for every part prepared (``dev-other.jsonl``, ``test-clean.jsonl``, ...);
-- ``train.jsonl``: every train part prepared, together (the training set of the recipe);
-- ``dev.jsonl``: the clean dev part (``dev-clean``, or ``dev-clean-2`` for mini), what picks
-  ``best.pt``; the other dev and test parts are scored from their own manifests.
-
-Text is the transcript lower-cased (the tokenizer and scoring normalize further); each entry
-carries ``speaker`` and ``id`` (the utterance id).
-
-The official language models (OpenSLR 11, trained on 800 M words of LibriSpeech's book texts,
-upper case) are fetched by :func:`prepare_lm`, which writes a lower-cased copy that
-:meth:`asr.decoding.lm.NGramLM.read_arpa` and beam search can use directly.
+:func:`prepare` writes ``<part>.jsonl`` for every part prepared, ``train.jsonl`` (every train
+part prepared, together) and ``dev.jsonl`` (``dev-clean``, or ``dev-clean-2`` for mini: what
+picks ``best.pt``). Text is the transcript lower-cased; entries carry ``speaker`` and ``id``.
+:func:`prepare_lm` fetches the official language models (OpenSLR 11, upper case) and writes a
+lower-cased copy that beam search can use directly.
 """
 
 from __future__ import annotations

@@ -1,26 +1,17 @@
 """speechocean762: read English (short sentences, about 6 words) by 250 non-native speakers
 whose first language is Mandarin, half children and half adults; 16 kHz mono; 5,000
-utterances. OpenSLR resource 101 (CC BY 4.0), paper arXiv 2104.01378.
+utterances. OpenSLR 101 (CC BY 4.0), paper arXiv 2104.01378.
 
-The corpus comes in Kaldi layout: ``train/`` and ``test/`` (125 speakers, 2,500 utterances
-each) hold ``text`` (utterance id, then the upper-case transcript), ``wav.scp`` (utterance id,
-then an audio path relative to the corpus root, or absolute: WAV in the public tarball, FLAC in
-copies that were recompressed), ``utt2spk``, ``spk2age`` and ``spk2gender``; audio lies under
-``WAVE/SPEAKERxxxx/``.
+Kaldi layout: ``train/`` and ``test/`` (125 speakers, 2,500 utterances each) hold ``text``,
+``wav.scp`` (paths relative to the corpus root, or absolute; WAV, or FLAC in recompressed
+copies), ``utt2spk``, ``spk2age`` and ``spk2gender``; audio lies under ``WAVE/SPEAKERxxxx/``.
 
-Splits written by :func:`prepare`:
-- train: the official train split less the dev speakers.
-- dev: every utterance of the 13 train speakers in :data:`DEFAULT_DEV_SPEAKERS` (whole speakers
-  held out, about 10% of train: 260 utterances; 6 children and 7 adults, 5 male and 8 female).
-- test: the official test split, written only when ``test/`` is present.
-
-``lexicon.txt``: the corpus's pronunciation lexicon (``resource/lexicon.txt``, CMU phones with
-stress) restricted to the words of the train split, for ``data.aux_lexicon`` (phone targets of
-an auxiliary CTC head); dev and test words are left out so nothing about them reaches training.
-
-Manifest text is the transcript lower-cased, with whitespace collapsed (the tokenizer
-normalizes further). Each entry carries ``speaker`` and, where the corpus gives them, ``age``
-(years, int) and ``gender`` (``m``/``f``).
+:func:`prepare` writes train (the official split less the dev speakers), dev (the 13 train
+speakers of :data:`DEFAULT_DEV_SPEAKERS`, about 10%: 260 utterances; 6 children and 7 adults,
+5 male and 8 female) and test (when ``test/`` is present), text lower-cased with whitespace
+collapsed, entries with ``speaker``, ``age`` (int) and ``gender`` (``m``/``f``) where given;
+and ``lexicon.txt``: the corpus lexicon (CMU phones with stress) restricted to train words, for
+``data.aux_lexicon`` (dev and test words left out, so nothing about them reaches training).
 """
 
 from __future__ import annotations

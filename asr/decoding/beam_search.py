@@ -1,45 +1,17 @@
-"""CTC prefix beam search with an optional word n-gram LM, character n-gram LM and hotword biasing. Numpy and pure
-Python (no torch, no compiled decoder), so the runtime can use it.
+"""CTC prefix beam search (Graves 2012; Hannun et al. 2014) with an optional word n-gram LM,
+character n-gram LM and hotword biasing. Numpy and pure Python (no torch, no compiled
+decoder), so the runtime can use it.
 
-The search (Graves 2012; Hannun et al. 2014) keeps, for every prefix (label sequence) in the
-beam, the probability of all paths that collapse to it and end in a blank (``pb``) or in its
-last token (``pnb``). Each frame a prefix may stay (blank, or the last token repeated) or grow
-by one token; growing by its own last token needs a blank in between. The ``beam_size`` best
-prefixes survive by::
+For every prefix (label sequence) in the beam the search keeps the probability of all paths
+that collapse to it and end in a blank (``pb``) or in its last token (``pnb``). Each frame a
+prefix may stay (blank, or the last token repeated) or grow by one token (by its own last
+token only after a blank); the ``beam_size`` best survive by::
 
     score = ln(pb + pnb) + alpha * ln P_lm(words) + char_alpha * ln P_char(characters)
             + beta * words + hotword bonus
 
-- **LM** (:class:`asr.decoding.lm.NGramLM`, natural-log scores): applied when a word is complete -- for
-  a character vocabulary when a ``" "`` follows a non-empty word, and at the end for the last
-  word and ``</s>``; for a word vocabulary at every token, plus ``</s>`` at the end; for word
-  pieces (SentencePiece) when a piece starting with ``"▁"`` follows a non-empty word, and at
-  the end. Partial words carry no LM score (no look-ahead). ``beta`` is added per word, with or
-  without an LM.
-- **Character LM** (character vocabularies; an :class:`asr.decoding.lm.NGramLM` over
-  :func:`asr.decoding.lm.char_tokens`): scores every character as it is added, the space as ``<sp>``,
-  and ``</s>`` at the end, so it also guides words the word LM does not know. It may be used
-  alone or beside the word LM.
-- **Hotwords**: the phrases are tokenized (characters, spaces included, words, or pieces) into a
-  prefix trie. A hypothesis walking the trie gains ``hotword_weight`` per matched token at
-  once (so it survives the beam while the phrase is being spelled); the gain is provisional
-  until the phrase completes, then it is kept for good. If the next token leaves the trie, the
-  provisional part is taken back (and the token may start a new match). Over a character
-  vocabulary a match may only start at the start of a word; over words, anywhere; over pieces,
-  at a piece starting with ``"▁"`` (a phrase's first piece always does), and only the
-  phrase's own SentencePiece segmentation matches (another spelling of it in pieces does not). A trie node
-  shared by phrases of different weights gives the largest. Partial matches at the end get
-  nothing.
-- **Pruning**: per frame only tokens with log-prob >= ``token_min_logp`` and among the
-  ``token_top_k`` best may extend prefixes; hypotheses more than ``-beam_prune_logp`` below
-  the best are dropped.
-- **Alignment**: for each prefix and state the best single path (Viterbi) is tracked along
-  with the summed probability, giving each token's first and last frame on the best path of
-  that prefix -- exact when nothing is pruned, the best surviving path otherwise. Feed
-  :attr:`Hypothesis.alignment` to :func:`asr.decoding.result.words_from_tokens` for word times.
-
-Without LM, hotwords or ``beta``, and with a beam large enough to keep every prefix, the
-scores are exact CTC log-probabilities of the label sequences.
+When each term counts: :class:`CtcBeamSearch`. Without LM, hotwords or ``beta``, and with a
+beam that keeps every prefix, the scores are exact CTC log-probabilities of the label sequences.
 """
 
 from __future__ import annotations
@@ -54,10 +26,10 @@ import numpy as np
 from asr.decoding.lm import BOS, EOS, SPACE, UNK, NGramLM
 from asr.text import WORD_START, Tokenizer
 
-__all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "beam_search", "read_hotwords"]
+__all__ = ["BeamSearchOptions", "Hypothesis", "CtcBeamSearch", "Hotwords", "beam_search", "read_hotwords"]
 
 NEG_INF = float("-inf")
-Hotwords = Union[Sequence[str], Mapping[str, float], None]
+Hotwords = Union[Sequence[str], Mapping[str, float], None]  # phrases, or phrase -> bonus per token; every hotwords argument
 
 
 @dataclass
@@ -170,7 +142,30 @@ def _lse(a: float, b: float) -> float:
 
 
 class CtcBeamSearch:
-    """Prefix beam search for one tokenizer (and LM); :meth:`decode` one utterance at a time."""
+    """Prefix beam search for one tokenizer (and LM); :meth:`decode` one utterance at a time.
+
+    - **LM** (:class:`asr.decoding.lm.NGramLM`, natural-log scores): applied when a word is
+      complete: for a character vocabulary when a ``" "`` follows a non-empty word, and at the
+      end for the last word and ``</s>``; for a word vocabulary at every token, plus ``</s>`` at
+      the end; for word pieces when a piece starting with ``"▁"`` follows a non-empty word, and
+      at the end. Partial words carry no LM score, but for the look-ahead of ``lm_lookahead``.
+      ``beta`` is added per word, with or without an LM.
+    - **Character LM** (character vocabularies; an n-gram over
+      :func:`asr.decoding.lm.char_tokens`): scores every character as it is added, the space as
+      ``<sp>``, and ``</s>`` at the end, so it also guides words the word LM does not know; alone
+      or beside the word LM.
+    - **Hotwords**: the phrases are tokenized (characters, spaces included, words, or pieces) into
+      a prefix trie. A hypothesis walking the trie gains ``hotword_weight`` per matched token at
+      once (so it survives the beam while the phrase is spelled), provisionally until the phrase
+      completes; if the next token leaves the trie, the provisional part is taken back (and the
+      token may start a new match). A match starts at the start of a word over characters,
+      anywhere over words, at a piece starting with ``"▁"`` over pieces (only the phrase's
+      own SentencePiece segmentation matches). A node shared by phrases of different weights
+      gives the largest; partial matches at the end get nothing.
+    - **Alignment**: each prefix tracks its best single path (Viterbi) beside the summed
+      probability: :attr:`Hypothesis.alignment` gives each token's first and last frame (exact
+      when nothing is pruned, the best surviving path otherwise), for
+      :func:`asr.decoding.result.words_from_tokens`."""
 
     def __init__(self, tokenizer: Tokenizer, lm: Optional[NGramLM] = None, options: Optional[BeamSearchOptions] = None,
                  hotwords: Hotwords = None, char_lm: Optional[NGramLM] = None):

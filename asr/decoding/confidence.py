@@ -3,18 +3,13 @@
 A token on a best path (greedy or beam search, or a forced alignment) spans a run of frames
 ``[first, last]``; its confidence is the highest posterior the model gives that token within the
 run, ``max_t P(token | frame t)`` (the CTC "spike"). A word's raw confidence is the product of
-its tokens' (every letter must be right). Both are in [0, 1].
+its tokens' (every letter must be right). Both are in [0, 1]; docs/long_recordings.md
+compares this with other scores (``tools/measure_confidence.py``).
 
-``tools/measure_confidence.py`` compares this with the mean posterior over the run, the
-frame-entropy score and other ways of combining tokens, on held-out data (area under the ROC
-curve and calibration error in docs/long_recordings.md).
-
-That raw score ranks words well but is not a probability: a model that gets three words in four
-wrong still gives most of them 0.9. :class:`ConfidenceCalibration` maps it to the chance that
-the word is right, ``sigmoid(scale * logit(raw) + bias)`` (Platt scaling), fitted on held-out
-speech by ``asr calibrate`` and stored in the model file (checkpoint key ``confidence``, ONNX
-metadata ``asr.confidence``); every word a model with one gives carries the calibrated value. The
-map is increasing, so it changes no ranking (the area under the ROC curve stays).
+The raw score ranks words well but is not a probability: :class:`ConfidenceCalibration` maps
+it to the chance that the word is right (Platt scaling, fitted by ``asr calibrate``, stored in
+the model file: checkpoint key ``confidence``, ONNX metadata ``asr.confidence``). The map is
+increasing, so it changes no ranking.
 """
 
 from __future__ import annotations

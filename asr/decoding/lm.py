@@ -1,37 +1,15 @@
-"""Word (and character) n-gram language models: training, ARPA files, scoring. Pure Python (no torch, no numpy
-needed), so the runtime can use it.
-
-Smoothing: **interpolated Kneser-Ney** with one absolute discount ``D_k`` per order (Chen &
-Goodman's "interpolated KN", not the three-discount "modified" variant). With ``a_k`` the
-*adjusted* counts of order k -- raw counts for the highest order and for n-grams that start with
-``<s>`` (they have no left context), continuation counts ``N1+(. g)`` (distinct words seen
-before ``g``) otherwise::
-
-    p(w | h)  = (a(h w) - D) / S(h) + gamma(h) * p(w | h')      S(h) = sum_v a(h v)
-    gamma(h)  = D * N1+(h .) / S(h)                              h' = h without its first word
-    p(w)      = (a(w) - D)^+ / S + gamma() / |V|                 (interpolated with the uniform)
-
-``|V|`` counts every word the model can predict: the training words, ``</s>`` and ``<unk>``
-(never ``<s>``, whose unigram probability is written as -99). ``<unk>`` thus gets the share of
-the uniform distribution, or its own counts when training maps words outside ``vocab`` to it.
-``D_k = n1 / (n1 + 2 n2)`` from the count-of-counts of the adjusted counts of order k (0.5
-where n1 or n2 is 0), or given. Because the model is interpolated, the backoff weight of an
-ARPA context is exactly ``gamma(h)``, so the ARPA file *is* the model: :meth:`NGramLM.score`
-always does the standard ARPA backoff lookup, on a trained or a read model alike.
+"""Word (and character) n-gram language models: training (interpolated Kneser-Ney,
+:func:`train_ngram`), ARPA files, scoring (``asr lm build``, ``asr lm ppl``). No torch, so the
+runtime can use it.
 
 Scores are **natural logs** (``ln``) so they add to CTC log-probabilities; the ARPA file holds
-log10 values as the format requires.
+log10 values as the format requires. The model is interpolated, so the backoff weight of an
+ARPA context is exactly its interpolation weight and the ARPA file *is* the model:
+:meth:`NGramLM.score` does the standard ARPA backoff lookup on a trained or a read model alike.
 
-A **character** model is the same machinery over :func:`char_tokens` -- each character a
-"word", the space written ``<sp>`` -- so the beam search can score every letter it adds, which
-reaches words no word list holds (``build --units char``).
-
-Command line::
-
-    asr lm build --text corpus.txt --order 3 --out lm.arpa
-    asr lm build --manifest data/x/train.jsonl --units char --order 6 --out chars.arpa
-    asr lm build --manifest data/x/train.jsonl --order 3 --out lm.arpa
-    asr lm ppl --lm lm.arpa --text test.txt
+A **character** model is the same machinery over :func:`char_tokens` (each character a "word",
+the space written ``<sp>``), so the beam search can score every letter it adds, which reaches
+words no word list holds (``asr lm build --units char``).
 """
 
 from __future__ import annotations
@@ -284,8 +262,23 @@ def train_ngram(
     discount: float | Sequence[float] | None = None,
     vocab: Optional[Iterable[str]] = None,
 ) -> NGramLM:
-    """An interpolated Kneser-Ney model (see the module docstring) of ``sentences``: strings
-    split on whitespace (normalize them first) or lists of words; empty ones are skipped.
+    """An interpolated Kneser-Ney model of ``sentences``: strings split on whitespace (normalize
+    them first) or lists of words; empty ones are skipped.
+
+    One absolute discount ``D_k`` per order (Chen & Goodman's "interpolated KN", not the
+    three-discount "modified" variant). With ``a_k`` the *adjusted* counts of order k -- raw
+    counts for the highest order and for n-grams that start with ``<s>`` (they have no left
+    context), continuation counts ``N1+(. g)`` (distinct words seen before ``g``) otherwise::
+
+        p(w | h)  = (a(h w) - D) / S(h) + gamma(h) * p(w | h')      S(h) = sum_v a(h v)
+        gamma(h)  = D * N1+(h .) / S(h)                              h' = h without its first word
+        p(w)      = (a(w) - D)^+ / S + gamma() / |V|                 (interpolated with the uniform)
+
+    ``|V|`` counts every word the model can predict: the training words, ``</s>`` and ``<unk>``
+    (never ``<s>``, whose unigram probability is written as -99). ``<unk>`` thus gets the share
+    of the uniform distribution, or its own counts when training maps words outside ``vocab``
+    to it. ``D_k = n1 / (n1 + 2 n2)`` from the count-of-counts of the adjusted counts of order
+    k (0.5 where n1 or n2 is 0), or given.
 
     ``discount``: one value for every order or one per order (unigrams first), each in
     (0, 1]; ``None`` estimates them. ``vocab``: when given, the model's words are exactly these

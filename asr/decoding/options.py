@@ -17,11 +17,11 @@ import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Union
 
 import numpy as np
 
-from asr.decoding.beam_search import BeamSearchOptions, CtcBeamSearch, read_hotwords
+from asr.decoding.beam_search import BeamSearchOptions, CtcBeamSearch, Hotwords, read_hotwords
 from asr.decoding.greedy import greedy_alignment
 from asr.decoding.lm import NGramLM
 from asr.text import Tokenizer, normalize_text
@@ -147,7 +147,7 @@ class Decoder:
         return CtcBeamSearch(self.tokenizer, load_lm(o.lm) if o.lm else None, opts, o.hotwords or None,
                              load_lm(o.char_lm) if o.char_lm else None)
 
-    def __call__(self, log_probs: np.ndarray, hotwords: Optional[Union[Sequence[str], Mapping[str, float]]] = None) -> BestPath:
+    def __call__(self, log_probs: np.ndarray, hotwords: Hotwords = None) -> BestPath:
         if np.asarray(log_probs).shape[0] == 0:
             return []
         search = self._search

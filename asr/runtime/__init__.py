@@ -3,19 +3,15 @@
 Whole files and arrays: :class:`OfflineRecognizer` (``asr.load_model("model.onnx")``).
 Streaming, in the style of sherpa-onnx's ``OnlineRecognizer``::
 
-    from asr.runtime import EndpointConfig, OnlineRecognizer
-    rec = OnlineRecognizer("stream.onnx", num_threads=1, endpoint=EndpointConfig(rule2=0.8))
-    s = rec.create_stream("mic")              # hotwords=[...] biases this stream's final text
-    for piece in pieces:                      # mono samples, any size, any rate (float or int16 PCM)
+    rec = OnlineRecognizer("stream.onnx", endpoint=EndpointConfig(rule2=0.8))
+    s = rec.create_stream("mic")          # hotwords=[...] biases this stream's final text
+    for piece in pieces:                  # mono samples, any size, any rate (float or int16 PCM)
         s.accept_waveform(16000, piece)
         while rec.is_ready(s):
-            rec.decode_stream(s)              # or rec.decode_streams([s1, s2, ...]): one batched call
-        print(rec.get_result(s).text)         # partial text so far
-    s.input_finished()
-    while rec.is_ready(s):
-        rec.decode_stream(s)
-    for utt in rec.get_result(s).utterances:  # final: utt.text, utt.start, utt.end, utt.words
-        print(utt.start, utt.end, utt.text)
+            rec.decode_stream(s)          # or rec.decode_streams([s1, s2, ...]): one batched call
+        print(rec.get_result(s).text)     # partial text so far
+    s.input_finished()                    # then decode while ready: the final result's
+                                          # utterances, with words and their times
 """
 
 from asr.decoding.result import Result, Utterance, Word

@@ -1,25 +1,16 @@
 """Long recordings in bounded memory: blocks -> speech segments -> batched decoding -> utterances.
 
-The audio is read in blocks (:class:`asr.audio.AudioBlocks`, resampled in a stream); the
-voice activity detector (:class:`asr.vad.Segmenter`) keeps the speech, in segments of at most
-``VadOptions.max_segment_s`` seconds (longer speech is cut at its quietest point), and drops
-the rest, so silence and non-speech give no words. Segments are decoded in batches of at most
-``batch_s`` seconds of audio (padded to the batch's longest segment) by the recognizer's own
-pipeline:
-
-- a streaming graph (latency-controlled or unidirectional model exported with ``--streaming``):
-  each segment is a stream of an :class:`asr.runtime.OnlineRecognizer` with endpointing
-  (``endpoint``), the batch's streams stepped together in one onnxruntime call per chunk;
-- any other model (an offline graph, a checkpoint): :meth:`OfflineRecognizer.log_probs` on the batch,
-  then :meth:`OfflineRecognizer.decode` on each segment.
-
-Either way the words and times are those of the recognizer's decoder (greedy or beam search
-with LMs and hotwords), shifted to the segment's place in the recording. Nothing but the
-current block, the open segment and one batch is held: memory does not grow with the length of
-the recording (the utterances found are yielded as they are decoded).
+The audio is read in blocks (:class:`asr.audio.AudioBlocks`); the voice activity detector
+(:class:`asr.vad.Segmenter`) keeps the speech, in segments of at most
+``VadOptions.max_segment_s`` seconds, and drops the rest, so silence and non-speech give no
+words. Segments are decoded in batches of at most ``batch_s`` seconds of audio by the
+recognizer's own pipeline (a streaming graph: streams of an :class:`asr.runtime.OnlineRecognizer`
+with endpointing; any other model: :meth:`OfflineRecognizer.log_probs`, then ``decode``), and
+their words and times shifted to the segment's place. Nothing but the current block, the open
+segment and one batch is held; utterances are yielded as they are decoded.
 
 ``OfflineRecognizer.transcribe`` takes this path for inputs longer than :data:`LONG_FORM_MIN_S`
-(``long_form=True`` forces it); ``asr transcribe`` too, with a progress bar.
+(``long_form=True`` forces it).
 """
 
 from __future__ import annotations
@@ -35,7 +26,8 @@ from asr.runtime.endpoint import EndpointConfig
 from asr.vad import Segment, Segmenter, VadOptions
 
 if TYPE_CHECKING:
-    from asr.runtime.offline import Hotwords, OfflineRecognizer
+    from asr.decoding.beam_search import Hotwords
+    from asr.runtime.offline import OfflineRecognizer
 
 __all__ = ["LongFormOptions", "LONG_FORM_MIN_S", "transcribe_long", "iter_utterances", "shift_utterance", "bound_words"]
 
@@ -143,14 +135,9 @@ def _online_recognizer(rec: "OfflineRecognizer", o: LongFormOptions):
 
 
 def _decode_streams(online, batch: list[Segment], hotwords) -> list[list[Utterance]]:
-    streams = []
-    for seg in batch:
-        s = online.create_stream(hotwords=hotwords)
-        s.accept_waveform(online.sample_rate, seg.samples)
-        s.input_finished()
-        streams.append(s)
-    while online.decode_streams(streams):
-        pass
+    from asr.runtime.online import run_streams
+
+    streams = run_streams(online, [seg.samples for seg in batch], online.sample_rate, hotwords=hotwords)
     return [online.get_result(s).utterances for s in streams]
 
 

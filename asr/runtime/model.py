@@ -11,14 +11,16 @@ contract in the style of sherpa-onnx: :meth:`OnnxModel.init_states`,
 from __future__ import annotations
 
 import os
-from typing import Sequence
+import zipfile
+from typing import Optional, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
 from asr.runtime.schema import ModelError, ModelInfo, graph_signature
 
-__all__ = ["OnnxModel", "is_checkpoint"]
+__all__ = ["OnnxModel", "model_file_kind", "is_checkpoint"]
+
 
 class OnnxModel:
     """An onnxruntime session on one exported model file, with its checked :class:`ModelInfo`.
@@ -157,9 +159,64 @@ class OnnxModel:
         return [[s[:, b : b + 1].copy() for s in states] for b in range(batch)]
 
 
-def is_checkpoint(path: str | os.PathLike) -> bool:
-    """True for a PyTorch checkpoint (``torch.save`` writes a zip archive); ONNX files are
-    protobuf, never zip."""
-    import zipfile
+def model_file_kind(path: str | os.PathLike) -> Optional[str]:
+    """What a model file holds, told from its bytes (not its name): ``"checkpoint"`` for a
+    PyTorch checkpoint (``torch.save`` writes a zip archive), ``"onnx"`` for an ONNX model (a
+    protobuf ModelProto whose graph holds at least one node; never zip), None for anything
+    else or no such file. Reads only the fields' headers: cheap on a model of any size."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        return None
+    if zipfile.is_zipfile(path):
+        return "checkpoint"
+    try:
+        with open(path, "rb") as f:
+            graph = _protobuf_field(f, 0, os.fstat(f.fileno()).st_size, 7, whole=True)  # ModelProto.graph
+            return "onnx" if graph is not None and _protobuf_field(f, *graph, 1) is not None else None  # GraphProto.node
+    except (OSError, ValueError):
+        return None
 
-    return os.path.isfile(path) and zipfile.is_zipfile(path)
+
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """True for a PyTorch checkpoint (:func:`model_file_kind`)."""
+    return model_file_kind(path) == "checkpoint"
+
+
+def _varint(f) -> int:
+    value, shift = 0, 0
+    while True:
+        b = f.read(1)
+        if not b or shift > 63:
+            raise ValueError("not protobuf: a varint runs past the end")
+        value |= (b[0] & 0x7F) << shift
+        shift += 7
+        if b[0] < 0x80:
+            return value
+
+
+def _protobuf_field(f, start: int, end: int, number: int, whole: bool = False) -> Optional[tuple[int, int]]:
+    """(first byte, end) of the first length-delimited field ``number`` of the protobuf message
+    in bytes [start, end) of ``f``, or None; ``whole``: check every field up to ``end``. Raises
+    ValueError where the bytes are not protobuf."""
+    found, pos = None, start
+    f.seek(start)
+    while pos < end and (whole or found is None):
+        key = _varint(f)
+        field, wire = key >> 3, key & 7
+        if field == 0:
+            raise ValueError("not protobuf: field number 0")
+        if wire == 0:
+            _varint(f)
+        elif wire in (1, 5):
+            f.seek(8 if wire == 1 else 4, os.SEEK_CUR)
+        elif wire == 2:
+            size = _varint(f)
+            if found is None and field == number:
+                found = (f.tell(), f.tell() + size)
+            f.seek(size, os.SEEK_CUR)
+        else:
+            raise ValueError(f"not protobuf: wire type {wire}")
+        pos = f.tell()
+    if pos > end:
+        raise ValueError("not protobuf: a field runs past the end")
+    return found

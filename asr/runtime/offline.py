@@ -17,11 +17,12 @@ than one model frame has no frames and gives empty text; the input rules are tho
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol, Sequence, Union
 
 import numpy as np
 
 from asr.audio import STDIN, AudioBlocks, AudioError, AudioInput, read_input
+from asr.decoding.beam_search import Hotwords
 from asr.decoding.confidence import ConfidenceCalibration, token_confidences
 from asr.decoding.options import Decoder, DecodingOptions
 from asr.decoding.result import Result, Utterance, words_from_tokens
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
     from asr.runtime.longform import LongFormOptions
 
 __all__ = ["Backend", "OfflineRecognizer", "OnnxBackend", "load_model"]
-
-Hotwords = Optional[Union[Sequence[str], Mapping[str, float]]]
 
 
 class Backend(Protocol):

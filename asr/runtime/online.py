@@ -18,22 +18,23 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-from typing import Mapping, Optional, Sequence, Union
+import time
+from typing import Optional, Sequence
 
 import numpy as np
 
 from asr.audio import AudioError, as_samples, check_rate
 from asr.decoding.options import Decoder, DecodingOptions
-from asr.decoding.result import CtcStreamDecoder, Result, Utterance, make_result
+from asr.decoding.beam_search import Hotwords
+from asr.decoding.greedy import CtcStreamDecoder
+from asr.decoding.result import Result, Utterance, make_result
 from asr.frontend import OnlineLogMel
 from asr.runtime.endpoint import EndpointConfig, EndpointDetector
 from asr.runtime.model import OnnxModel
 from asr.audio import StreamingResampler
 from asr.runtime.schema import ModelError
 
-__all__ = ["OnlineRecognizer", "OnlineStream", "StreamingBackend", "stream_in_pieces"]
-
-Hotwords = Optional[Union[Sequence[str], Mapping[str, float]]]
+__all__ = ["OnlineRecognizer", "OnlineStream", "StreamingBackend", "run_streams", "stream_in_pieces"]
 
 
 class OnlineStream:
@@ -259,30 +260,51 @@ class StreamingBackend:
         self.details = {"chunk_size": info.chunk_size, "right_context": info.right_context}
 
     def log_probs(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
-        streams = []
-        for w in waves:
-            s = self.online.create_stream(keep_log_probs=True)
-            s.accept_waveform(self.frontend.sample_rate, w)
-            s.input_finished()
-            streams.append(s)
-        while self.online.decode_streams(streams):
-            pass
+        streams = run_streams(self.online, waves, self.frontend.sample_rate, keep_log_probs=True)
         v = len(self.tokenizer.vocab)
         return [np.concatenate(s.log_probs) if s.log_probs else np.zeros((0, v), np.float32) for s in streams]
+
+
+def run_streams(recognizer: OnlineRecognizer, waves: Sequence[np.ndarray], sample_rate: int,
+                piece_s: Optional[float] = None, hotwords: Hotwords = None, names: Optional[Sequence[str]] = None,
+                keep_log_probs: bool = False, step_times: Optional[list] = None) -> list[OnlineStream]:
+    """One new stream of ``recognizer`` per waveform, run to the end together: each is given
+    ``piece_s`` seconds in turn, as a live source sends them, and every ready stream is stepped
+    (one batched call) after each turn, so endpoints fall where they would live; with
+    ``piece_s=None``, its whole waveform at once. Then input_finished, and decode_streams until
+    every frame is decoded. ``step_times``: a list that gets the seconds of each decoding step."""
+    streams = [recognizer.create_stream(None if names is None else names[i], keep_log_probs, hotwords)
+               for i in range(len(waves))]
+
+    def decode_all():
+        while True:
+            t = time.perf_counter()
+            if not recognizer.decode_streams(streams):
+                return
+            if step_times is not None:
+                step_times.append(time.perf_counter() - t)
+
+    if piece_s is None:
+        for s, w in zip(streams, waves):
+            s.accept_waveform(sample_rate, w)
+    else:
+        piece = max(1, int(round(sample_rate * piece_s)))
+        for pos in range(0, max((len(w) for w in waves), default=0), piece):
+            for s, w in zip(streams, waves):
+                if pos < len(w):
+                    s.accept_waveform(sample_rate, w[pos : pos + piece])
+                elif not s.finished:
+                    s.input_finished()
+            decode_all()
+    for s in streams:
+        s.input_finished()
+    decode_all()
+    return streams
 
 
 def stream_in_pieces(recognizer: OnlineRecognizer, samples: np.ndarray, sample_rate: int, piece_s: float = 0.1,
                      name: Optional[str] = None) -> Result:
     """The final result of ``samples`` fed to a new stream of ``recognizer`` in pieces of
-    ``piece_s`` seconds, as a live source would send them, each piece decoded as far as it goes
-    (so endpoints fall where they would live)."""
-    stream = recognizer.create_stream(name)
-    step = max(1, int(round(sample_rate * piece_s)))
-    for start in range(0, len(samples), step):
-        stream.accept_waveform(sample_rate, samples[start : start + step])
-        while recognizer.decode_stream(stream):
-            pass
-    stream.input_finished()
-    while recognizer.decode_stream(stream):
-        pass
+    ``piece_s`` seconds, as a live source would send them (:func:`run_streams`)."""
+    (stream,) = run_streams(recognizer, [samples], sample_rate, piece_s, names=[name])
     return recognizer.get_result(stream)

@@ -1,39 +1,10 @@
 """The metadata schema of an exported model: one definition, written by ``asr export`` and
 read by the runtime.
 
-An ONNX file made by this toolkit carries ``asr.*`` metadata keys with JSON values:
-
-==================  ==========================================================================
-key                 value
-==================  ==========================================================================
-format              ``"asr-onnx/1"``
-graph               ``"offline"`` or ``"streaming"``
-model_kind          e.g. ``"gru-bidirectional-latency-controlled"`` (informational)
-toolkit_version     the exporting toolkit's version (informational)
-frontend            :class:`asr.frontend.FrontendConfig` as a dict
-tokenizer           the tokenizer's dict (:func:`asr.text.tokenizer_from_dict`)
-subsampling         feature frames per model output frame
-vocab_size          output symbols, blank included (= the tokenizer's)
-normalization       mean/std of the features (informational: the graph applies them)
-model               the model config (informational)
-confidence          optional: the word-confidence calibration
-                    (:class:`asr.decoding.confidence.ConfidenceCalibration` as a dict)
-streaming graphs:
-chunk_size          C model frames out per step
-right_context       R model frames of look-ahead
-window_frames       (C + R) * subsampling feature frames in per step
-hop_frames          C * subsampling feature frames advanced per step
-state_names         carried states, e.g. ``["state_h"]`` or ``["state_h", "state_c"]``
-state_shapes        name -> ``[num_layers, "batch", hidden]``
-==================  ==========================================================================
-
-Graph signatures: offline ``feats`` (B, T, n_mels), ``lengths`` (B,) -> ``log_probs``
-(B, T', V), ``out_lengths`` (B,); streaming ``feats`` (B, window_frames, n_mels), ``lengths``
-(B,) valid frames, one input per state -> ``log_probs`` (B, C, V), ``next_<state>`` per state.
-
-:meth:`ModelInfo.to_metadata` makes the keys, :func:`write_metadata` writes them into a file,
+An ONNX file made by this toolkit carries ``asr.*`` metadata keys with JSON values (the table:
+:meth:`ModelInfo.to_metadata`). :func:`write_metadata` writes them into a file,
 :meth:`ModelInfo.from_metadata` reads and checks them (a :class:`ModelError` names the file and
-what is wrong).
+what is wrong), :func:`graph_signature` names the graph's inputs and outputs.
 """
 
 from __future__ import annotations
@@ -142,7 +113,32 @@ class ModelInfo:
 
     # writing -------------------------------------------------------------------------------
     def to_metadata(self) -> dict[str, str]:
-        """The ``asr.*`` keys with JSON values, as stored in the ONNX file."""
+        """The ``asr.*`` keys with JSON values, as stored in the ONNX file:
+
+        ==================  ==========================================================================
+        key                 value
+        ==================  ==========================================================================
+        format              ``"asr-onnx/1"``
+        graph               ``"offline"`` or ``"streaming"``
+        model_kind          e.g. ``"gru-bidirectional-latency-controlled"`` (informational)
+        toolkit_version     the exporting toolkit's version (informational)
+        frontend            :class:`asr.frontend.FrontendConfig` as a dict
+        tokenizer           the tokenizer's dict (:func:`asr.text.tokenizer_from_dict`)
+        subsampling         feature frames per model output frame
+        vocab_size          output symbols, blank included (= the tokenizer's)
+        normalization       mean/std of the features (informational: the graph applies them)
+        model               the model config (informational)
+        confidence          optional: the word-confidence calibration
+                            (:class:`asr.decoding.confidence.ConfidenceCalibration` as a dict)
+        streaming graphs:
+        chunk_size          C model frames out per step
+        right_context       R model frames of look-ahead
+        window_frames       (C + R) * subsampling feature frames in per step
+        hop_frames          C * subsampling feature frames advanced per step
+        state_names         carried states, e.g. ``["state_h"]`` or ``["state_h", "state_c"]``
+        state_shapes        name -> ``[num_layers, "batch", hidden]``
+        ==================  ==========================================================================
+        """
         meta = {
             "format": METADATA_FORMAT,
             "toolkit_version": self.toolkit_version,
@@ -265,7 +261,10 @@ def _streaming_layout(meta: dict, sub: int, problems: list) -> Optional[Streamin
 
 
 def graph_signature(info: ModelInfo) -> tuple[list[str], list[str]]:
-    """(input names, output names) of ``info``'s graph."""
+    """(input names, output names) of ``info``'s graph: offline ``feats`` (B, T, n_mels),
+    ``lengths`` (B,) -> ``log_probs`` (B, T', V), ``out_lengths`` (B,); streaming ``feats``
+    (B, window_frames, n_mels), ``lengths`` (B,) valid frames, one input per state ->
+    ``log_probs`` (B, C, V), ``next_<state>`` per state."""
     if info.streaming:
         return ["feats", "lengths", *info.state_names], ["log_probs", *[f"next_{n}" for n in info.state_names]]
     return ["feats", "lengths"], ["log_probs", "out_lengths"]

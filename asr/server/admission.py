@@ -3,35 +3,9 @@ can take it and still keep every live stream within the reply-delay goal.
 
 A stream count alone (``--max-streams``) cannot say when the server is full: a stream's cost
 depends on the model, the machine, what else runs there. So the server measures, over the
-last ``window_s`` seconds, and refuses a newcomer with Vosk's "try again later" (1013) and the
-reason when any of three rules says so:
-
-1. **Cost.** The decoding loops were busy ``busy_s`` seconds (feature extraction, model
-   calls, replies: everything a step does, the step in progress included) to decode
-   ``audio_s`` seconds of audio. With every live stream and the newcomer sending audio in real
-   time they would be busy ``busy_s / audio_s * (live + 1) / loops`` of their time; that must
-   stay at most ``max_load`` (default 0.7). Streams just admitted, whose audio has not come
-   yet, count in full, so a burst of connections cannot all slip in before their cost shows.
-   (The time the loops are busy is no measure by itself: a client that sends faster than real
-   time takes whatever time is free, and a 2-client flood would otherwise lock everyone out.)
-2. **Outcome.** A stream's cost is not quite linear in the load (more sockets, more contention
-   for the interpreter and the cores: with the FSDD model the cost per audio second measured
-   at 40% load had grown by about 12% at 90%), so while the replies made in the window took
-   longer than ``max_reply_s`` inside the server (95th percentile of a message's arrival to
-   its reply, for streams that keep up with their audio, plus the 95th percentile of how late
-   the event loop runs what is due, which is how long a message waits to be read; default
-   0.2 s of the 0.3 s reply-delay goal, the rest left to the network), no newcomer is admitted.
-3. **Stuck.** While a message of a stream that keeps up has waited more than
-   ``max_pending_s`` for its reply (a step that does not end), no newcomer is admitted.
-4. **Burst.** Rule 1's cost was measured at the load of the last window; at twice that load
-   it can be half as much again (rule 2 only sees it once replies are late, and streams once
-   admitted stay). So the streams admitted within the window may be at most ``burst`` plus
-   ``growth - 1`` times the streams it measured (``audio_s / window_s`` real-time streams): a
-   burst of connections is admitted in steps, each measured before the next.
-
-Before ``min_measured_s`` of history, or with no live stream, there is nothing to extrapolate
-from, and the stream is admitted; rule 1 needs ``min_audio_s`` of audio decoded (one slow step
-over a tenth of a second of audio says little about the cost per second).
+last ``window_s`` seconds (:class:`LoadSample`), and refuses a newcomer with Vosk's "try again
+later" (1013) and the reason when one of the rules of :class:`Admission` says so
+(docs/serving_bounds.md lists what a client gets).
 """
 
 from __future__ import annotations
@@ -64,6 +38,36 @@ class LoadSample:
 
 @dataclass(frozen=True)
 class Admission:
+    """The rules that refuse a newcomer (:meth:`refusal`):
+
+    1. **Cost.** The decoding loops were busy ``busy_s`` seconds (feature extraction, model
+       calls, replies: everything a step does, the step in progress included) to decode
+       ``audio_s`` seconds of audio. With every live stream and the newcomer sending audio in real
+       time they would be busy ``busy_s / audio_s * (live + 1) / loops`` of their time; that must
+       stay at most ``max_load`` (default 0.7). Streams just admitted, whose audio has not come
+       yet, count in full, so a burst of connections cannot all slip in before their cost shows.
+       (The time the loops are busy is no measure by itself: a client that sends faster than real
+       time takes whatever time is free, and a 2-client flood would otherwise lock everyone out.)
+    2. **Outcome.** A stream's cost is not quite linear in the load (more sockets, more contention
+       for the interpreter and the cores: with the FSDD model the cost per audio second measured
+       at 40% load had grown by about 12% at 90%), so while the replies made in the window took
+       longer than ``max_reply_s`` inside the server (95th percentile of a message's arrival to
+       its reply, for streams that keep up with their audio, plus the 95th percentile of how late
+       the event loop runs what is due, which is how long a message waits to be read; default
+       0.2 s of the 0.3 s reply-delay goal, the rest left to the network), no newcomer is admitted.
+    3. **Stuck.** While a message of a stream that keeps up has waited more than
+       ``max_pending_s`` for its reply (a step that does not end), no newcomer is admitted.
+    4. **Burst.** Rule 1's cost was measured at the load of the last window; at twice that load
+       it can be half as much again (rule 2 only sees it once replies are late, and streams once
+       admitted stay). So the streams admitted within the window may be at most ``burst`` plus
+       ``growth - 1`` times the streams it measured (``audio_s / window_s`` real-time streams): a
+       burst of connections is admitted in steps, each measured before the next.
+
+    Before ``min_measured_s`` of history, or with no live stream, there is nothing to extrapolate
+    from, and the stream is admitted; rule 1 needs ``min_audio_s`` of audio decoded (one slow step
+    over a tenth of a second of audio says little about the cost per second).
+    """
+
     max_load: float = 0.7  # fraction of the decoding loops' time real-time streams may fill (rule 1)
     max_reply_s: float = 0.2  # replies slower than this inside the server, p95: no newcomer (rule 2)
     max_pending_s: float = 0.5  # a reply waited for this long: no newcomer (rule 3)

@@ -1,26 +1,11 @@
 """The decoding loop: every live stream of the server decoded together, off the event loop.
 
-Connection handlers never touch the model. They put each audio message (and the eof) into
-their :class:`Session`'s inbox and wait for replies; one :class:`DecodeLoop` task repeatedly
-
-1. waits until some session has new input (or still has a ready window), then at most
-   ``max_wait_ms`` more so that streams arriving together share the call;
-2. runs one *step* in its worker thread: feed each session's inbox into its stream (resampling
-   and log-mel), message by message until the stream has a window to decode, then ONE batched
-   ``decode_streams`` call for up to ``max_batch`` ready streams (the longest-waiting first),
-   then build the replies of every message whose audio is decoded as far as it can be;
-3. hands the replies back to the sessions' outboxes (their senders write them to the sockets).
-
-So at most one thread runs the model, streams are only touched by that thread while a step
-runs, and the event loop only does socket work. The work of one step is bounded whatever the
-clients send: a message is fed in pieces of at most :data:`FEED_PIECE_S` seconds, one piece per
-stream and step (so a long message cannot hold the others up), and one window per stream is
-decoded. A step that raises fails only the streams that fail alone: the batch is retried one
-stream at a time, and the others go on (:meth:`DecodeLoop.health` tells what happened).
-
-A session owes one reply per message (Vosk's contract); the replies of a message are made once
-its audio is decoded as far as the model's window allows, so the time from a message to its
-reply is the server's added latency.
+Connection handlers never touch the model: they put each audio message (and the eof) into
+their :class:`Session`'s inbox and wait for replies, and one :class:`DecodeLoop` task runs
+the steps in its worker thread. So at most one thread runs the model, streams are only touched
+by that thread while a step runs, and the event loop only does socket work. A session owes one
+reply per message (Vosk's contract), made once its audio is decoded as far as the model's
+window allows, so the time from a message to its reply is the server's added latency.
 """
 
 from __future__ import annotations
@@ -241,7 +226,22 @@ class LoopStats:
 
 
 class DecodeLoop:
-    """The one task that decodes every session; see the module docstring."""
+    """The one task that decodes every session. It repeatedly
+
+    1. waits until some session has new input (or still has a ready window), then at most
+       ``max_wait_ms`` more so that streams arriving together share the call;
+    2. runs one *step* in its worker thread: feed each session's inbox into its stream
+       (resampling and log-mel), message by message until the stream has a window to decode,
+       then ONE batched ``decode_streams`` call for up to ``max_batch`` ready streams (the
+       longest-waiting first), then build the replies of every message whose audio is decoded
+       as far as it can be;
+    3. hands the replies back to the sessions' outboxes (their senders write them to the sockets).
+
+    The work of one step is bounded whatever the clients send: a message is fed in pieces of at
+    most :data:`FEED_PIECE_S` seconds, one piece per stream and step (so a long message cannot
+    hold the others up), and one window per stream is decoded. A step that raises fails only
+    the streams that fail alone: the batch is retried one stream at a time, and the others go on
+    (:meth:`health` tells what happened)."""
 
     def __init__(self, recognizer: OnlineRecognizer, max_batch: int = 256, max_wait_ms: float = 5.0):
         if max_batch < 1:

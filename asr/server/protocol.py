@@ -1,23 +1,17 @@
-"""The websocket protocol of ``asr serve``: the Vosk server's, plus two small extensions.
+"""The websocket protocol of ``asr serve``: the Vosk server's, plus two small extensions
+(README.md, "Serving"). This module only parses and validates messages and builds replies (no I/O).
 
-A connection is one audio stream::
-
-    client -> {"config": {"sample_rate": 16000, "words": true, "phrase_list": ["call tina"]}}   (optional, text)
-    client -> binary messages: 16-bit little-endian mono PCM at sample_rate
-    client -> {"eof" : 1}                                                                 (text)
-
-The server answers every client message after the config with exactly one text message, in
-order: ``{"partial": "text of the current utterance"}``, or, when an endpoint has closed one
-or more utterances, ``{"result": [{"word", "start", "end", "conf"}, ...], "text": "..."}``
-(``"result"`` left out when ``words`` is false). The answer to ``{"eof" : 1}`` is the final
-result (the rest of the stream), after which the server closes the connection.
+A connection is one audio stream: an optional text ``{"config": {"sample_rate": 16000, "words":
+true, "phrase_list": [...]}}``, binary messages of 16-bit little-endian mono PCM, then the text
+``{"eof" : 1}``. The server answers every client message after the config with exactly one text
+message, in order: ``{"partial": "..."}``, or, when an endpoint has closed one or more
+utterances, ``{"result": [{"word", "start", "end", "conf"}, ...], "text": "..."}`` (no
+``"result"`` when ``words`` is false). The answer to the eof is the final result, after which
+the server closes the connection; so does it after ``{"error": "reason"}``.
 
 Extensions (a Vosk server would refuse or ignore them): ``"format": "float32"`` in the config
-(binary messages are then little-endian float32 samples in [-1, 1]); ``phrase_list`` biases a
-beam search towards the phrases (hotwords) instead of restricting the vocabulary to them.
-Errors: ``{"error": "reason"}``, after which the server closes the connection.
-
-This module only parses and validates messages and builds replies (no I/O).
+(little-endian float32 samples in [-1, 1]); ``phrase_list`` biases a beam search towards the
+phrases (hotwords) instead of restricting the vocabulary to them.
 """
 
 from __future__ import annotations

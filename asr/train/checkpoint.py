@@ -11,6 +11,7 @@ import torch
 from asr import __version__
 from asr.decoding.confidence import ConfidenceCalibration
 from asr.fileio import atomic_write
+from asr.runtime.model import model_file_kind
 from asr.train.config import ExperimentConfig
 from asr.train.model import CTCModel
 from asr.text import Tokenizer, tokenizer_from_dict
@@ -48,7 +49,7 @@ def load_checkpoint(path: str) -> dict:
     except PermissionError:
         raise CheckpointError(f"{path}: permission denied (cannot read the checkpoint)") from None
     except Exception as exc:  # torch raises many kinds for corrupt files
-        if _is_onnx_model(path):
+        if model_file_kind(path) == "onnx":
             raise CheckpointError(f"{path} is an ONNX model, not a checkpoint: use --model to run it "
                                   "(export and averaging need the PyTorch checkpoint)") from None
         first_line = (str(exc).strip().splitlines() or [""])[0]
@@ -77,17 +78,6 @@ def set_checkpoint_calibration(path: str, calibration: "ConfidenceCalibration | 
     else:
         state["confidence"] = calibration.to_dict()
     atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-def _is_onnx_model(path: str) -> bool:
-    """Whether ``path`` holds an ONNX model (an exported model passed where a checkpoint goes):
-    it parses as an ONNX ModelProto with a graph of at least one node."""
-    try:
-        import onnx
-
-        return len(onnx.load(path, load_external_data=False).graph.node) > 0
-    except Exception:  # not protobuf, or not a model: not ONNX
-        return False
 
 
 def build_model(state: dict) -> tuple[CTCModel, ExperimentConfig, Tokenizer]:

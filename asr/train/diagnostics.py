@@ -1,24 +1,7 @@
-"""Looking inside the recurrent network: gradient norms per layer, gate statistics, and the
-gradient of the loss with respect to every hidden state h_t (gradient flow through time).
-
-- :func:`layer_grad_norms`: the gradient norm of each part of the model (subsampling, each
-  direction of each recurrent layer, the head) after a backward pass; training logs it.
-- :func:`gate_statistics`: per layer and direction, the mean of each gate and the share of
-  its values near 0 (< 0.1) and near 1 (> 0.9), over real utterances: a GRU's update gate z near
-  1 keeps the old state, an LSTM's forget gate f near 1 carries the cell on; saturated gates
-  pass no gradient to their inputs. The tanh RNN has no gates: its row reports |h_t| (near 1 =
-  saturated tanh). Computed from each layer's own inputs and outputs with the equations of
-  :mod:`asr.train.reference`, so it works on any forward pass (full context or chunked).
-- :func:`hidden_state_gradients`: the model unrolled one time step at a time with a zero
-  offset added to every hidden state, so the gradient with respect to the offset at t is the
-  total derivative dLoss/dh_t (through the layers above and through every later step of the
-  recurrence: what backpropagation through time carries). ``measure="loss"`` differentiates
-  the utterance's CTC loss; ``measure="reach"`` differentiates a random projection of the top
-  layer's output at the far end of each direction (the last frame for forward directions, the
-  first for backward ones), so the curve shows how much the far end still feels h_t: the
-  memory span that gates are meant to extend.
-
-Full context, one utterance at a time, no dropout (the model is put in eval mode).
+"""Looking inside the recurrent network: gradient norms per layer (:func:`layer_grad_norms`,
+logged in training), gate statistics (:func:`gate_statistics`) and the gradient of the loss
+with respect to every hidden state h_t (:func:`hidden_state_gradients`: gradient flow through
+time). Full context, one utterance at a time, no dropout (the model is put in eval mode).
 """
 
 from __future__ import annotations
@@ -85,7 +68,13 @@ def gate_statistics(model: CTCModel, feats: Sequence[torch.Tensor], chunk_size: 
     """Gate statistics over utterances ``feats`` (each (T, n_mels), run one at a time so no
     padding enters): one row per layer, direction and gate with ``layer`` (1-based),
     ``direction``, ``gate``, ``mean``, ``near0``, ``near1`` (shares in [0, 1]) and ``values``
-    (how many). ``chunk_size`` 0: full context; None: the model's serving condition."""
+    (how many). ``chunk_size`` 0: full context; None: the model's serving condition.
+
+    A GRU's update gate z near 1 keeps the old state, an LSTM's forget gate f near 1 carries the
+    cell on; saturated gates (near 0 < 0.1, near 1 > 0.9) pass no gradient to their inputs. The
+    tanh RNN has no gates: its row reports |h_t| (near 1 = saturated tanh). Computed from each
+    layer's own inputs and outputs with the equations of :mod:`asr.train.reference`, so it works
+    on any forward pass (full context or chunked)."""
     was_training = model.training
     model.eval()
     sums: dict[tuple, list] = {}
@@ -180,10 +169,15 @@ class HiddenGradients:
 
 def hidden_state_gradients(model: CTCModel, feats: torch.Tensor, targets: Optional[Sequence[int]] = None,
                            measure: str = "loss", seed: int = 0, frame_shift_s: float = 0.0) -> HiddenGradients:
-    """dLoss/dh_t for every time step t, layer and direction of one utterance (see the module
-    doc). ``measure="loss"``: the utterance's CTC loss (sum) against ``targets`` (token ids);
+    """dLoss/dh_t for every time step t, layer and direction of one utterance: the model is
+    unrolled one time step at a time with a zero offset added to every hidden state, so the
+    gradient with respect to the offset at t is the total derivative (through the layers above
+    and every later step of the recurrence: what backpropagation through time carries).
+    ``measure="loss"``: the utterance's CTC loss (sum) against ``targets`` (token ids);
     ``measure="reach"``: u . y_end of the top layer, u a random unit vector (``seed``), y_end
-    its output at the last frame (forward directions) or the first (backward directions)."""
+    its output at the last frame (forward directions) or the first (backward directions), so
+    the curve shows how much the far end still feels h_t: the memory span that gates are meant
+    to extend."""
     if measure not in ("loss", "reach"):
         raise ValueError(f"measure must be 'loss' or 'reach', got {measure!r}")
     model.eval()

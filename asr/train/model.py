@@ -1,22 +1,17 @@
 """The acoustic model: global normalization -> convolutional subsampling -> a stack of
 (bi)directional GRU/LSTM/tanh-RNN layers -> a linear CTC head over the tokenizer's vocabulary.
 
-Each recurrent layer keeps its two directions as two unidirectional RNNs, which gives one code
-path for three ways of running the same weights:
+Each recurrent layer keeps its two directions as two unidirectional RNNs: one code path for
+full context (offline); latency-controlled streaming of a bidirectional model (chunks of C
+model frames, each seen with R frames of right context: the forward RNN carries its state from
+chunk to chunk, taken after the C chunk frames, not after the right context, and the backward
+RNN starts afresh at the end of each chunk plus its right context); and unidirectional models
+(chunked output equals full-context output exactly).
 
-- full context (offline): the forward RNN reads the whole utterance, the backward RNN reads it
-  reversed;
-- latency-controlled (streaming a bidirectional model): the utterance is cut into chunks of C
-  model frames, each seen with R frames of right context; the forward RNN carries its state
-  from chunk to chunk (the state after the C chunk frames, not after the right context), the
-  backward RNN starts afresh at the end of each chunk plus its right context;
-- unidirectional: no backward RNN, and chunked output equals full-context output exactly.
-
-Padded batches give the same outputs as single utterances: features past each length are
-zeroed, subsampling uses non-overlapping kernels (no frame sees its neighbour's padding), the
-forward RNN is causal, and the backward RNN reads each sequence reversed *within its own
-length*, so it never reads padding before valid frames. No packing is needed, which also keeps
-the graph exportable to ONNX.
+Padded batches give the outputs of single utterances: features past each length are zeroed,
+subsampling kernels do not overlap (no frame sees its neighbour's padding), the forward RNN is
+causal, and the backward RNN reads each sequence reversed *within its own length*. No packing
+is needed, which keeps the graph exportable to ONNX.
 """
 
 from __future__ import annotations

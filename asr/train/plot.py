@@ -1,23 +1,11 @@
-"""Pictures of training and of what a model hears, with matplotlib (``asr plot``).
+"""Pictures of training and of what a model hears, with matplotlib (``asr plot``): training
+curves (:func:`plot_curves`), one input through a recognizer (:func:`plot_utterance`) or
+through a streaming model as a live stream (:func:`plot_stream`), and gradient flow through
+time (:func:`plot_gradient_flow`).
 
-- :func:`plot_curves`: an experiment folder's training curves (``log.csv``, ``steps.csv``,
-  ``gates.csv``: see :mod:`asr.train.monitor`), several experiments overlaid: loss, dev WER/CER,
-  learning rate, gradient norm before clipping with the clip threshold, the gradient norm
-  distribution per epoch, and gate statistics per layer.
-- :func:`plot_utterance`: one input through a recognizer: waveform, log-mel (drawn by
-  ``librosa.display``), the CTC posteriors over time with the greedy path and the word
-  boundaries, the reference and the hypothesis.
-- :func:`plot_stream`: one input through a streaming ONNX model as a live stream: chunk
-  boundaries, each chunk's right context, when each step ran and when each partial result
-  appeared.
-- :func:`plot_gradient_flow`: gradient flow through time (norms computed by
-  :func:`asr.train.diagnostics.hidden_state_gradients`), per layer and direction, for one or more
-  models side by side.
-
-This module is part of the torch-free core: it imports matplotlib (and librosa) only inside
-the functions that draw, and says what to install when they are missing. Every function writes
-one file per format in ``formats`` (``out`` + ``.png``, ``.svg``; PNGs at ``dpi``) and returns
-their paths.
+matplotlib (and librosa) are imported only inside the functions that draw, which say what to
+install when they are missing. Every function writes one file per format in ``formats``
+(``out`` + ``.png``, ``.svg``; PNGs at ``dpi``) and returns their paths.
 """
 
 from __future__ import annotations

@@ -2,29 +2,15 @@
 
 PyTorch's exporter writes each direction of :class:`asr.train.model.RecurrentLayer` as its own
 recurrent operator and the backward direction's reversal *within each window's valid length*
-as a dozen index operators (Range, Where, GatherElements, Expand, ...) before and after it: at
-batch 1 those small operators cost a third of a streaming step. ONNX recurrent operators have
-both built in: ``direction="reverse"`` with ``sequence_lens`` reads each sequence backwards
-from its own last valid frame, which is exactly ``reverse_within_length`` + RNN + reverse.
+as a dozen index operators before and after it: at batch 1 those cost a third of a streaming
+step. ONNX recurrent operators have both built in: ``direction="reverse"`` with
+``sequence_lens`` reads each sequence backwards from its own last valid frame, which is exactly
+``reverse_within_length`` + RNN + reverse.
 
 :func:`native_ops` makes a model's layers export that way: :func:`native_forward` (full
-context, the offline graph) writes one bidirectional operator per layer with the utterance
-lengths as ``sequence_lens``; :func:`native_step` replaces ``RecurrentLayer.step`` (the
-streaming graph). In PyTorch each *is* the layer's own method, so tracing sees the same
-numbers; their ONNX symbolics write, for a streaming step,
-
-- GRU and tanh RNN: one bidirectional operator over the window (the forward direction from
-  the carried state, the reverse one from zeros, both stopping at the window's valid length);
-  the carried state is the forward output at the chunk's last frame (for these cells output
-  and state are the same vector);
-- LSTM: the forward direction over the chunk (its final h and c are carried), again over the
-  right context from there, and the reverse direction with ``sequence_lens``.
-
-Frames past a window's (or an utterance's) valid length come out as zeros rather than as the RNN run over zero
-padding; no valid frame depends on them (the forward direction is causal, the reverse one
-starts at the valid end), and the state they would change is never carried, since a window
-shorter than chunk + right context only happens at the end of input. The export's parity
-check compares the written graph with PyTorch on every valid frame.
+context, the offline graph) and :func:`native_step` (the streaming graph). In PyTorch each
+*is* the layer's own method, so tracing sees the same numbers; the export's parity check
+compares the written graph with PyTorch on every valid frame.
 """
 
 from __future__ import annotations
@@ -170,7 +156,8 @@ class _FullContext(torch.autograd.Function):
 
 def native_forward(layer, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """``layer.forward`` (full context over a padded batch), exported as one onnxruntime
-    recurrent operator per layer (both directions, ``sequence_lens`` = the lengths)."""
+    recurrent operator per layer (both directions, ``sequence_lens`` = the lengths; frames past
+    a length come out as zeros)."""
     w, r, b = onnx_weights(*_directions(layer))
     _LAYERS[id(layer)] = layer
     return _FullContext.apply(x, lengths, w, r, b, id(layer), _kind(layer.fwd), layer.fwd.hidden_size, layer.bwd is not None)
@@ -198,7 +185,19 @@ def native_ops(model):
 
 def native_step(layer, x: torch.Tensor, valid: torch.Tensor, chunk: int, state):
     """``layer.step`` (same arguments and results), exported as onnxruntime's recurrent
-    operators; see the module docstring."""
+    operators:
+
+    - GRU and tanh RNN: one bidirectional operator over the window (the forward direction from
+      the carried state, the reverse one from zeros, both stopping at the window's valid
+      length); the carried state is the forward output at the chunk's last frame (for these
+      cells output and state are the same vector);
+    - LSTM: the forward direction over the chunk (its final h and c are carried), again over the
+      right context from there, and the reverse direction with ``sequence_lens``.
+
+    Frames past a window's valid length come out as zeros rather than as the RNN run over zero
+    padding; no valid frame depends on them (the forward direction is causal, the reverse one
+    starts at the valid end), and the state they would change is never carried, since a window
+    shorter than chunk + right context only happens at the end of input."""
     kind, hidden = _kind(layer.fwd), layer.fwd.hidden_size
     w, r, b = onnx_weights(*_directions(layer))
     bidirectional = layer.bwd is not None

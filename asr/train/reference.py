@@ -4,36 +4,8 @@ oracle that PyTorch's layers, the exported ONNX graph and the gate statistics ar
 
 Weights are laid out as PyTorch stores one direction of one layer (``weight_ih_l0`` etc.):
 ``w_ih`` (G*H, I), ``w_hh`` (G*H, H), ``b_ih`` and ``b_hh`` (G*H,), with the G gate blocks in
-PyTorch's order. For one input sequence ``x`` (T, I) and initial state ``h0`` (H,):
-
-GRU (blocks r, z, n)::
-
-    r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)       reset gate
-    z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)       update gate
-    n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))  candidate
-    h_t = (1 - z_t) * n_t + z_t * h_{t-1}
-
-The reset gate multiplies ``W_hn h_{t-1} + b_hn`` (PyTorch and cuDNN; ONNX's GRU with
-``linear_before_reset=1``), not ``h_{t-1}`` before the product (the original paper's form).
-z_t near 1 keeps the old state (memory), near 0 overwrites it.
-
-LSTM (blocks i, f, g, o)::
-
-    i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)       input gate
-    f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)       forget gate
-    g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)          candidate
-    o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)       output gate
-    c_t = f_t * c_{t-1} + i_t * g_t
-    h_t = o_t * tanh(c_t)
-
-f_t near 1 carries the cell on (memory), near 0 forgets it.
-
-tanh RNN (one block)::
-
-    h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
-
-No gates: the only path from h_{t-1} to h_t goes through W_hh and tanh', which is why its
-gradients through time shrink (or grow) geometrically.
+PyTorch's order (:data:`GATES`). Each function takes one input sequence ``x`` (T, I) and the
+initial state ``h0`` (H,).
 """
 
 from __future__ import annotations
@@ -57,7 +29,16 @@ def _split(w: np.ndarray, blocks: int) -> list[np.ndarray]:
 
 
 def gru(x, h0, w_ih, w_hh, b_ih, b_hh) -> tuple[np.ndarray, dict]:
-    """Outputs h_1..h_T (T, H) and the gates {"r", "z", "n"}: (T, H) each."""
+    """Outputs h_1..h_T (T, H) and the gates {"r", "z", "n"}: (T, H) each::
+
+        r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)       reset gate
+        z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)       update gate
+        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))  candidate
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    The reset gate multiplies ``W_hn h_{t-1} + b_hn`` (PyTorch and cuDNN; ONNX's GRU with
+    ``linear_before_reset=1``), not ``h_{t-1}`` before the product (the original paper's form).
+    z_t near 1 keeps the old state (memory), near 0 overwrites it."""
     x = np.asarray(x, np.float64)
     (wr, wz, wn), (ur, uz, un) = _split(w_ih, 3), _split(w_hh, 3)
     (br, bz, bn), (cr, cz, cn) = _split(b_ih, 3), _split(b_hh, 3)
@@ -75,7 +56,16 @@ def gru(x, h0, w_ih, w_hh, b_ih, b_hh) -> tuple[np.ndarray, dict]:
 
 
 def lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Outputs h_1..h_T (T, H), cells c_1..c_T (T, H) and the gates {"i", "f", "g", "o"}."""
+    """Outputs h_1..h_T (T, H), cells c_1..c_T (T, H) and the gates {"i", "f", "g", "o"}::
+
+        i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)       input gate
+        f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)       forget gate
+        g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)          candidate
+        o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)       output gate
+        c_t = f_t * c_{t-1} + i_t * g_t
+        h_t = o_t * tanh(c_t)
+
+    f_t near 1 carries the cell on (memory), near 0 forgets it."""
     x = np.asarray(x, np.float64)
     w, u, b, c_ = _split(w_ih, 4), _split(w_hh, 4), _split(b_ih, 4), _split(b_hh, 4)
     h, c = np.asarray(h0, np.float64), np.asarray(c0, np.float64)
@@ -94,7 +84,9 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh) -> tuple[np.ndarray, np.ndarray, dic
 
 
 def rnn_tanh(x, h0, w_ih, w_hh, b_ih, b_hh) -> np.ndarray:
-    """Outputs h_1..h_T (T, H)."""
+    """Outputs h_1..h_T (T, H) of ``h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``. No
+    gates: the only path from h_{t-1} to h_t goes through W_hh and tanh', which is why its
+    gradients through time shrink (or grow) geometrically."""
     x = np.asarray(x, np.float64)
     w, u = np.asarray(w_ih, np.float64), np.asarray(w_hh, np.float64)
     h = np.asarray(h0, np.float64)

@@ -5,20 +5,8 @@ the project's own format (torch-free).
 
 A rendering is planned from ``(seed, index)`` alone, so a run is repeatable and resumable: an
 audio file that already exists is kept, a missing one is rendered (into a temporary name, then
-renamed), and the manifest lists every rendering that exists. ``synth.json`` beside it records
-the options; a second run into the same folder with other options is refused rather than mixed.
-
-Children's voices (speechocean762 has many): the engines have none, so a share of renderings is
-made "smaller" after the fact. The engine speaks ``shift`` times slower and the result is played
-``shift`` times faster (resampled): its length comes back, and pitch and formants (the vocal
-tract's resonances) rise by ``shift``, as they do for a shorter vocal tract.
-
-Rooms (``room_share``): the engines speak into an anechoic void; real recordings are made in
-rooms. A share of renderings is heard through a simulated room: a shoebox of random size whose
-wall absorption gives a drawn reverberation time (RT60, by Sabine's formula), the talker and
-the microphone at random places a drawn distance apart, its impulse response computed by the
-image source method of pyroomacoustics (an optional dependency: ``pip install '.[synth]'``)
-and convolved with the speech before the noise goes on.
+renamed). ``synth.json`` beside the manifest records the options; a second run into the same
+folder with other options is refused rather than mixed.
 """
 
 from __future__ import annotations
@@ -130,7 +118,10 @@ class Rendering:
     voice: str
     rate: float  # speaking rate factor (before the shift is undone)
     pitch: Optional[float]  # espeak-ng 0-99 or flite f0 in Hz; None: the voice's own
-    shift: float  # vocal tract shift (> 1: shorter tract, child-like)
+    # vocal tract shift (> 1: shorter tract, child-like; the engines have no children's voices):
+    # the engine speaks ``shift`` times slower and the result is played ``shift`` times faster
+    # (resampled), so its length comes back and pitch and formants rise by ``shift``
+    shift: float
     noise: Optional[str]
     snr_db: Optional[float]
     pad: tuple[float, float]
@@ -155,7 +146,10 @@ class Rendering:
 @dataclass(frozen=True)
 class Room:
     """A simulated shoebox room: its size and reverberation time, where the talker and the
-    microphone stand (metres from one corner)."""
+    microphone stand (metres from one corner). The engines speak into an anechoic void; a share
+    of renderings (``room_share``) is heard through a room, its wall absorption giving the drawn
+    reverberation time (RT60, by Sabine's formula), its impulse response convolved with the
+    speech before the noise goes on."""
 
     size: tuple[float, float, float]
     rt60: float

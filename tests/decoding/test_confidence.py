@@ -4,8 +4,8 @@ import numpy as np
 
 from asr.decoding.beam_search import beam_search
 from asr.decoding.confidence import token_confidences, word_confidence
-from asr.decoding.greedy import greedy_alignment
-from asr.decoding.result import CtcStreamDecoder, words_from_tokens
+from asr.decoding.greedy import CtcStreamDecoder, greedy_alignment
+from asr.decoding.result import words_from_tokens
 from asr.text import BLANK, CharTokenizer
 
 TOK = CharTokenizer([BLANK, " ", "a", "b"])

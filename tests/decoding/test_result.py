@@ -3,8 +3,8 @@
 import numpy as np
 
 from asr.decoding.confidence import token_confidences
-from asr.decoding.greedy import greedy_alignment, greedy_ids
-from asr.decoding.result import CtcStreamDecoder, Utterance, Word, words_from_tokens
+from asr.decoding.greedy import CtcStreamDecoder, greedy_alignment, greedy_ids
+from asr.decoding.result import Utterance, Word, words_from_tokens
 from asr.text import BLANK, CharTokenizer
 
 

@@ -102,3 +102,26 @@ def test_a_probe_step_proves_metadata_and_graph_agree(models, tmp_path):
     with pytest.raises(ModelError, match=r"vocab\.onnx: the metadata does not fit the graph: .*shape \(1, 3, 5\), "
                                          r"expected \(1, 3, 6\)"):
         OnnxModel(bad)
+
+
+def test_model_file_kind_from_the_bytes_not_the_name(models, tmp_path):
+    """One answer to "checkpoint or ONNX model?" for the whole toolkit, whatever the file is called."""
+    import shutil
+
+    from asr.runtime.model import is_checkpoint, model_file_kind
+
+    onnx_path = models.get("gru-uni")[0]
+    ckpt = onnx_path[: -len(".onnx")] + ".pt"
+    swapped_ckpt, swapped_onnx = tmp_path / "model.onnx", tmp_path / "best.pt"
+    shutil.copy(ckpt, swapped_ckpt)
+    shutil.copy(onnx_path, swapped_onnx)
+    assert model_file_kind(onnx_path) == model_file_kind(swapped_onnx) == "onnx"
+    assert model_file_kind(ckpt) == model_file_kind(swapped_ckpt) == "checkpoint"
+    assert is_checkpoint(swapped_ckpt) and not is_checkpoint(swapped_onnx)
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(open(onnx_path, "rb").read()[:-3])  # a field runs past the end: not a model
+    junk, empty = tmp_path / "junk.onnx", tmp_path / "empty.onnx"
+    junk.write_bytes(b"definitely not a protobuf")
+    empty.write_bytes(b"")
+    for path in (cut, junk, empty, tmp_path / "missing.onnx", tmp_path):
+        assert model_file_kind(path) is None and not is_checkpoint(path), path
