@@ -5,7 +5,7 @@ under the ROC curve) and how well it is calibrated (expected calibration error).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import jiwer

@@ -20,11 +20,11 @@ import soundfile as sf
 import torch
 
 from asr.frontend import FrontendConfig
+from asr.text import BLANK, CharTokenizer
 from asr.train.checkpoint import save_checkpoint
 from asr.train.config import DataConfig, ExperimentConfig
-from asr.train.model import CTCModel, ModelConfig
-from asr.text import BLANK, CharTokenizer
 from asr.train.export import export_onnx
+from asr.train.model import CTCModel, ModelConfig
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import SR, synth_utterance, write_corpus  # noqa: E402

@@ -194,8 +194,8 @@ def test_stored_in_onnx_and_checkpoint_and_used_by_every_path(models, wavs, tmp_
 
     import asr.train
     from asr.calibrate import write_calibration
-    from asr.train.checkpoint import checkpoint_calibration, load_checkpoint, set_checkpoint_calibration
     from asr.runtime import OnlineRecognizer
+    from asr.train.checkpoint import checkpoint_calibration, load_checkpoint, set_checkpoint_calibration
     from asr.train.export import export_onnx
 
     src, _, _ = models.get("gru-lc")

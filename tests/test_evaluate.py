@@ -9,13 +9,13 @@ import logging
 import numpy as np
 import pytest
 import soundfile as sf
-from tests.conftest import SR, synth_utterance
 
 import asr
 import asr.train
 from asr import cli
 from asr.evaluate import evaluate
 from asr.metrics import error_stats
+from tests.conftest import SR, synth_utterance
 
 TEXTS = ["abc ca", "cab b", "a b"]
 

@@ -5,9 +5,8 @@ import pytest
 import torch
 import torchaudio
 
-from asr.train.features import LogMel
 from asr.frontend import FrontendConfig, OnlineLogMel, logmel, mel_filterbank
-
+from asr.train.features import LogMel
 from tests.conftest import synth_utterance
 
 CONFIGS = [
@@ -93,7 +92,7 @@ def test_online_equals_offline_with_random_pieces(rng):
     cfg = CONFIGS[1]
     x = (0.2 * rng.standard_normal(8000)).astype(np.float32)
     ref = logmel(x, cfg)
-    for trial in range(5):
+    for _trial in range(5):
         online = OnlineLogMel(cfg)
         outs, pos = [], 0
         while pos < len(x):

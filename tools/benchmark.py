@@ -89,10 +89,10 @@ def timed(acc: Counter, targets):
 
 def _timed_parts(acc: Counter):
     """Time the streaming runtime's stages into ``acc`` (seconds by part) while inside."""
+    from asr.audio import StreamingResampler
     from asr.decoding.greedy import CtcStreamDecoder
     from asr.frontend import OnlineLogMel
     from asr.runtime.model import OnnxModel
-    from asr.audio import StreamingResampler
 
     return timed(acc, [(StreamingResampler, "accept", "resampler"), (StreamingResampler, "flush", "resampler"),
                        (OnlineLogMel, "accept", "front end"), (OnnxModel, "stream_step", "model call"),
@@ -242,9 +242,9 @@ def main(argv=None) -> int:
     from asr.decoding.options import Decoder, DecodingOptions
     from asr.manifest import read_manifest
     from asr.metrics import error_stats
-    from asr.train.checkpoint import build_model, load_checkpoint
     from asr.runtime import OnlineRecognizer
     from asr.text import normalize_text
+    from asr.train.checkpoint import build_model, load_checkpoint
     from asr.train.export import export_onnx
 
     model, cfg, tok = build_model(load_checkpoint(args.checkpoint))

@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from asr.audio import read_audio  # noqa: E402
 from asr.manifest import read_manifest, segment_of  # noqa: E402
 from asr.metrics import error_stats  # noqa: E402
-from asr.runtime.offline import load_model  # noqa: E402
 from asr.runtime.endpoint import EndpointConfig  # noqa: E402
+from asr.runtime.offline import load_model  # noqa: E402
 from asr.runtime.online import OnlineRecognizer, stream_in_pieces  # noqa: E402
 from asr.text import normalize_text  # noqa: E402
 

@@ -199,7 +199,7 @@ def training_side(what: str, module: str = "asr.train"):
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if not (exc.name or "").split(".")[0] in ("torch", "torchaudio", "onnx", "yaml"):
+        if (exc.name or "").split(".")[0] not in ("torch", "torchaudio", "onnx", "yaml"):
             raise
         raise SystemExit(f"error: {what} needs the training install ({exc.name} is missing): "
                          "pip install 'asr-toolkit[train]' (in a checkout: pip install '.[train]')") from None

@@ -82,9 +82,8 @@ def tls_context(certfile, keyfile):
 
 def run(args) -> int:
     from asr.runtime import OnlineRecognizer, OnnxModel
-    from asr.server.app import ServerConfig, build_app, run_server
-
     from asr.runtime.builtin import builtin_model
+    from asr.server.app import ServerConfig, build_app, run_server
 
     (options,) = decoding_options(args)
     endpoint = endpoint_config(args, rule3_off=False)

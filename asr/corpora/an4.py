@@ -23,9 +23,9 @@ from typing import Optional
 
 import soundfile as sf
 
-from asr.manifest import Entry, write_manifest
 from asr.corpora import audio_problem, find_corpus, unpack
 from asr.corpora.download import download
+from asr.manifest import Entry, write_manifest
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ import logging
 import os
 from typing import Optional, Sequence
 
+from asr.corpora import ENV, audio_problem
 from asr.manifest import Entry, write_manifest
 from asr.text import normalize_text
-from asr.corpora import ENV, audio_problem
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import Optional
 
 import soundfile as sf
 
-from asr.manifest import Entry, write_manifest
 from asr.corpora import find_corpus
 from asr.corpora.download import download
+from asr.manifest import Entry, write_manifest
 
 log = logging.getLogger(__name__)
 

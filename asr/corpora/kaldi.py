@@ -22,9 +22,9 @@ import os
 import re
 from typing import Optional
 
+from asr.corpora import audio_problem, read_table
 from asr.manifest import Entry, write_manifest
 from asr.text import normalize_text
-from asr.corpora import audio_problem, read_table
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import logging
 import os
 from typing import Iterable, Optional, Sequence
 
-from asr.manifest import Entry, write_manifest
 from asr.corpora import audio_problem, find_corpus, unpack
 from asr.corpora.download import download
+from asr.manifest import Entry, write_manifest
 
 log = logging.getLogger(__name__)
 

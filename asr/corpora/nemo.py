@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import os
 
-from asr.manifest import Entry, ManifestError, _parse_line, write_manifest
-from asr.text import normalize_text
 from asr.corpora import audio_problem
 from asr.corpora.kaldi import TOLERANCE, output_path
+from asr.manifest import Entry, ManifestError, _parse_line, write_manifest
+from asr.text import normalize_text
 
 log = logging.getLogger(__name__)
 

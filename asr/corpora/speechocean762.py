@@ -22,12 +22,12 @@ import shutil
 import tarfile
 from typing import Iterable, Optional
 
-from asr.manifest import Entry, write_manifest
 from asr.corpora import audio_problem as _audio_problem
 from asr.corpora import find_corpus
 from asr.corpora import read_table as _read_table
 from asr.corpora.download import download
 from asr.fileio import atomic_open
+from asr.manifest import Entry, write_manifest
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
 
-
 from asr.audio import AudioInput, audio_blocks
 from asr.decoding.result import Result, Utterance, Word, make_result
 from asr.runtime.endpoint import EndpointConfig

@@ -26,13 +26,11 @@ from asr.decoding.beam_search import Hotwords
 from asr.decoding.confidence import ConfidenceCalibration, token_confidences
 from asr.decoding.options import Decoder, DecodingOptions
 from asr.decoding.result import Result, Utterance, words_from_tokens
-from asr.frontend import FrontendConfig
-from asr.text import Tokenizer
-from asr.vad import VadOptions
-
-from asr.frontend import logmel
+from asr.frontend import FrontendConfig, logmel
 from asr.runtime.model import OnnxModel
 from asr.runtime.schema import ModelError
+from asr.text import Tokenizer
+from asr.vad import VadOptions
 
 if TYPE_CHECKING:
     from asr.runtime.longform import LongFormOptions

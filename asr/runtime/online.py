@@ -23,15 +23,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from asr.audio import AudioError, as_samples, check_rate
-from asr.decoding.options import Decoder, DecodingOptions
+from asr.audio import AudioError, StreamingResampler, as_samples, check_rate
 from asr.decoding.beam_search import Hotwords
 from asr.decoding.greedy import CtcStreamDecoder
+from asr.decoding.options import Decoder, DecodingOptions
 from asr.decoding.result import Result, Utterance, make_result
 from asr.frontend import OnlineLogMel
 from asr.runtime.endpoint import EndpointConfig, EndpointDetector
 from asr.runtime.model import OnnxModel
-from asr.audio import StreamingResampler
 from asr.runtime.schema import ModelError
 
 __all__ = ["OnlineRecognizer", "OnlineStream", "StreamingBackend", "run_streams", "stream_in_pieces"]

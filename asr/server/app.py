@@ -30,8 +30,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from asr.runtime.online import OnlineRecognizer
 from asr.server.admission import Admission, LoadSample
 from asr.server.loop import DecodeLoop, LoopStats, Session
-from asr.server.protocol import (MAX_RATE, MIN_RATE, ProtocolError, StreamConfig, error_reply, parse_audio, parse_config,
-                                 parse_text)
+from asr.server.protocol import MAX_RATE, MIN_RATE, ProtocolError, StreamConfig, error_reply, parse_audio, parse_config, parse_text
 
 __all__ = ["ServerConfig", "build_app", "run_server", "STATIC_DIR", "SERVER_KEY"]
 

@@ -12,9 +12,9 @@ from asr import __version__
 from asr.decoding.confidence import ConfidenceCalibration
 from asr.fileio import atomic_write
 from asr.runtime.model import model_file_kind
+from asr.text import Tokenizer, tokenizer_from_dict
 from asr.train.config import ExperimentConfig
 from asr.train.model import CTCModel
-from asr.text import Tokenizer, tokenizer_from_dict
 
 __all__ = ["save_checkpoint", "load_checkpoint", "build_model", "average_checkpoints", "epoch_checkpoints", "CheckpointError",
            "checkpoint_calibration", "set_checkpoint_calibration"]

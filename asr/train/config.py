@@ -11,9 +11,9 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
+from asr.frontend import FrontendConfig
 from asr.train.data import ConcatConfig
 from asr.train.features import SpecAugmentConfig
-from asr.frontend import FrontendConfig
 from asr.train.model import ModelConfig
 
 __all__ = ["DataConfig", "TrainConfig", "ExperimentConfig", "load_config"]

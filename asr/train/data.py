@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from asr.audio import AudioError, load_audio, resample
-from asr.manifest import Entry, segment_of
-from asr.train.features import LogMel
 from asr.frontend import FrontendConfig
+from asr.manifest import Entry, segment_of
 from asr.text import Tokenizer
+from asr.train.features import LogMel
 
 log = logging.getLogger(__name__)
 

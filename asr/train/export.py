@@ -27,13 +27,13 @@ import torch
 
 from asr import __version__
 from asr.audio import AudioError, load_audio
-from asr.frontend import logmel
 from asr.decoding.confidence import ConfidenceCalibration
+from asr.frontend import logmel
+from asr.runtime.offline import load_model
+from asr.runtime.schema import ModelInfo, StreamingLayout, graph_signature, write_metadata
 from asr.train.checkpoint import build_model, checkpoint_calibration, load_checkpoint
 from asr.train.data import collate
 from asr.train.model import CTCModel
-from asr.runtime.offline import load_model
-from asr.runtime.schema import ModelInfo, StreamingLayout, graph_signature, write_metadata
 from asr.train.recurrent_ops import native_ops
 
 log = logging.getLogger(__name__)

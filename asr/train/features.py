@@ -6,10 +6,9 @@ The numpy twin of :class:`LogMel` is ``asr.frontend.logmel``; tests hold them eq
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable
-
-import math
 
 import torch
 import torchaudio

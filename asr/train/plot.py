@@ -264,7 +264,7 @@ def plot_utterance(recognizer, audio, out: str, text: Optional[str] = None, form
     if len(vocab) <= 40:
         ax_p.set_yticks(range(len(vocab)), [_symbol(v) for v in vocab], fontsize=7)
     ax_p.set(ylabel="CTC posteriors (log, 1e-4 to 1)", xlabel="time (s)")
-    for tok, a, b in greedy_alignment(lp):
+    for tok, a, _b in greedy_alignment(lp):
         ax_p.annotate(_symbol(vocab[tok]), ((a + 0.5) * shift, tok), color="white", fontsize=7, ha="center", va="bottom",
                       xytext=(0, 3), textcoords="offset points")
     for w in result.words:
@@ -493,9 +493,9 @@ def draw_gradient_flow(checkpoints: Sequence[str], names: Sequence[str], manifes
     from asr.audio import join_audio, load_audio
     from asr.frontend import logmel
     from asr.manifest import read_manifest
+    from asr.text import normalize_text
     from asr.train.checkpoint import build_model, load_checkpoint
     from asr.train.diagnostics import hidden_state_gradients
-    from asr.text import normalize_text
 
     torch.set_num_threads(1)
     entries = read_manifest(manifest)[: utts * concat]

@@ -22,19 +22,28 @@ from typing import Optional
 import numpy as np
 import torch
 
+from asr.decoding.greedy import greedy_ids
+from asr.manifest import read_manifest
+from asr.metrics import error_stats
+from asr.text import PhoneTokenizer, Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
 from asr.train import distributed
 from asr.train.checkpoint import checkpoint_paths, epoch_checkpoints, load_checkpoint, save_checkpoint
 from asr.train.config import ExperimentConfig
-from asr.manifest import read_manifest
-from asr.train.data import (FeatureDataset, OnTheFlyDataset, batch_loader, bucket_batches, epoch_items, is_synthetic,
-                         mark_synthetic, nonspeech_entries, string_specs)
-from asr.decoding.greedy import greedy_ids
+from asr.train.data import (
+    FeatureDataset,
+    OnTheFlyDataset,
+    batch_loader,
+    bucket_batches,
+    epoch_items,
+    is_synthetic,
+    mark_synthetic,
+    nonspeech_entries,
+    string_specs,
+)
+from asr.train.diagnostics import layer_grad_norms, part_of
 from asr.train.features import compute_stats, random_eq, random_gain, random_noise, spec_augment, vtlp
-from asr.metrics import error_stats
 from asr.train.model import CTCModel, utterance_cmn
 from asr.train.monitor import CsvLog, TrainingMonitor, require_tensorboard
-from asr.train.diagnostics import layer_grad_norms, part_of
-from asr.text import PhoneTokenizer, Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import soundfile as sf
 import asr.cli.mic as mic_module
 from asr.cli import main
 from asr.server.app import ServerConfig
+from tests.cli.test_mic import FakeInputStream
 from tests.conftest import SR, synth_utterance
 from tests.server_helpers import ServerThread, stream_texts
-from tests.cli.test_mic import FakeInputStream
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import subprocess
 import sys
 
 import pytest
-from tests.conftest import STREAMING
 
 import asr
 import asr.train
 from asr.cli.stream import main as stream_main
 from asr.decoding.lm import train_ngram
 from asr.decoding.options import DecodingOptions
+from tests.conftest import STREAMING
 
 
 def test_asr_stream_cli(models, wavs, capsys):

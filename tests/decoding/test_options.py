@@ -12,15 +12,14 @@ import pytest
 import asr
 import asr.train
 from asr import cli
+from asr.cli.stream import main as stream_main
 from asr.decoding.beam_search import read_hotwords
+from asr.decoding.confidence import token_confidences
 from asr.decoding.greedy import greedy_alignment
 from asr.decoding.lm import train_ngram
 from asr.decoding.options import DEFAULT_BEAM, Decoder, DecodingOptions
-from asr.runtime import OnlineRecognizer
-from asr.cli.stream import main as stream_main
-from asr.decoding.confidence import token_confidences
 from asr.decoding.result import words_from_tokens
-
+from asr.runtime import OnlineRecognizer
 from tests.conftest import TOKENIZER
 
 
@@ -131,9 +130,9 @@ def test_per_stream_hotwords(models, wavs):
 
 
 def test_evaluate_with_lm_grid(tmp_path, models, arpa, capsys):
-    from tests.conftest import SR
     import soundfile as sf
-    from tests.conftest import synth_utterance
+
+    from tests.conftest import SR, synth_utterance
 
     rng = np.random.default_rng(3)
     manifest = tmp_path / "m.jsonl"

@@ -61,7 +61,7 @@ def long_recording(path, n_words, rng, noise=1e-3):
     truth = []
     with sf.SoundFile(path, "w", samplerate=SR, channels=1, subtype="PCM_16") as f:
         pos = 0
-        for i in range(n_words):
+        for _i in range(n_words):
             gap = (noise * rng.standard_normal(int(rng.uniform(0.6, 2.0) * SR))).astype(np.float32)
             f.write(gap)
             pos += gap.size
@@ -89,7 +89,7 @@ def test_known_words_at_their_times_through_blocks_and_batches(recording):
     assert sf.info(path).duration > max(LONG_FORM_MIN_S, 10 * ENERGY.block_s)
     assert [u.text for u in result.utterances] == [w for w, _, _ in truth]
     assert result.text == " ".join(w for w, _, _ in truth) and result.final
-    for u, (word, start, end) in zip(result.utterances, truth):
+    for u, (_word, start, end) in zip(result.utterances, truth):
         (w,) = u.words
         assert abs(w.start - start) <= 0.04 and abs(w.end - end) <= 0.04 and w.confidence == 1.0
         assert u.start <= w.start and w.end <= u.end

@@ -4,10 +4,10 @@ import json
 
 import onnx
 import pytest
-from tests.conftest import FRONTEND, VOCAB
 
 import asr
 from asr.runtime import ModelError, OnnxModel
+from tests.conftest import FRONTEND, VOCAB
 
 
 def test_metadata_round_trip(models):

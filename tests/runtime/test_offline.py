@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from tests.conftest import FRONTEND, SR, TOKENIZER, run_without_torch, synth_utterance
 
 import asr
 import asr.train
@@ -16,6 +15,7 @@ from asr.audio import AudioError, resample
 from asr.decoding.greedy import greedy_ids
 from asr.frontend import logmel
 from asr.runtime import ModelError, OnlineRecognizer, OnnxBackend
+from tests.conftest import FRONTEND, SR, TOKENIZER, run_without_torch, synth_utterance
 
 
 def test_offline_recognizer_and_batch(models, wavs):

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from tests.conftest import FRONTEND, SR, STREAMING, TOKENIZER, VOCAB, _feed, _torch_reference, synth_utterance
 
 import asr
 import asr.train
@@ -11,6 +10,7 @@ from asr.audio import AudioError, resample
 from asr.decoding.greedy import greedy_ids
 from asr.frontend import logmel
 from asr.runtime import EndpointConfig, OnlineRecognizer, OnnxModel
+from tests.conftest import FRONTEND, SR, STREAMING, TOKENIZER, VOCAB, _feed, _torch_reference, synth_utterance
 
 
 @pytest.mark.parametrize("name", list(STREAMING))

@@ -321,7 +321,7 @@ def test_disconnect_mid_utterance_and_10x_client(lc_model, audio):
             pieces = file_pieces(samples, rate, chunk_s=0.1)
             t0 = time.monotonic()
             out = []
-            for k in range(3):  # 10x: 0.1 s of audio every 10 ms
+            for _k in range(3):  # 10x: 0.1 s of audio every 10 ms
                 async def paced():
                     for i, p in enumerate(pieces):
                         await asyncio.sleep(max(0, t0 + i * 0.01 - time.monotonic()))

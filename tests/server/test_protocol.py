@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from asr.decoding.result import Utterance, Word
-from asr.server.protocol import (ProtocolError, StreamConfig, error_reply, parse_audio, parse_config, parse_text,
-                                 partial_reply, result_reply)
+from asr.server.protocol import ProtocolError, StreamConfig, error_reply, parse_audio, parse_config, parse_text, partial_reply, result_reply
 
 DEFAULTS = StreamConfig(sample_rate=8000)
 

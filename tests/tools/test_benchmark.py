@@ -9,8 +9,8 @@ import pytest
 from asr.audio import load_audio
 from asr.decoding.lm import char_tokens, train_ngram
 from asr.manifest import read_manifest
-from asr.train.checkpoint import build_model, load_checkpoint
 from asr.runtime import OnlineRecognizer
+from asr.train.checkpoint import build_model, load_checkpoint
 from tests.tools import load_tool
 
 benchmark = load_tool("benchmark")

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from asr import cli
+from asr.text import CharTokenizer
 from asr.train.checkpoint import CheckpointError, build_model, load_checkpoint, save_checkpoint
 from asr.train.config import load_config
-from asr.text import CharTokenizer
 
 
 @pytest.fixture

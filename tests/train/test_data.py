@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.manifest import Entry, ManifestError, read_manifest, write_manifest
-from asr.train.data import FeatureDataset, bucket_batches
 from asr.frontend import FrontendConfig
+from asr.manifest import Entry, ManifestError, read_manifest, write_manifest
 from asr.text import CharTokenizer
+from asr.train.data import FeatureDataset, bucket_batches
 
 FE = FrontendConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=20)
 
@@ -164,8 +164,8 @@ def test_nonspeech_clips_get_empty_targets_in_both_datasets(tmp_path):
     kept in memory or computed per batch, and a CTC loss that is the all-blank path's."""
     import torch
 
-    from asr.train.data import OnTheFlyDataset, nonspeech_entries
     from asr.text import PhoneTokenizer
+    from asr.train.data import OnTheFlyDataset, nonspeech_entries
 
     wav = tmp_path / "a.wav"
     sf.write(wav, 0.1 * np.random.default_rng(0).standard_normal(4000).astype(np.float32), 8000)

@@ -13,7 +13,6 @@ import torch
 
 from asr.train.checkpoint import load_checkpoint
 from asr.train.trainer import train
-
 from tests.train.test_trainer import read_log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

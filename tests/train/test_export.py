@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from asr import cli
+from asr.frontend import FrontendConfig
+from asr.text import CharTokenizer
 from asr.train.checkpoint import save_checkpoint
 from asr.train.config import ExperimentConfig
-from asr.frontend import FrontendConfig
-from asr.train.model import CTCModel, ModelConfig
-from asr.text import CharTokenizer
 from asr.train.export import ExportError, export_onnx
+from asr.train.model import CTCModel, ModelConfig
 
 FE = FrontendConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=24)
 
@@ -143,7 +143,6 @@ def test_parity_check_compares_the_runtime_with_pytorch(tmp_path, monkeypatch, s
     """A runtime whose log-probs drift from PyTorch's by more than the tolerance fails the
     export: the check compares what the written file gives through the runtime with PyTorch."""
     import asr.train.export as ex
-
     from asr.runtime.offline import OfflineRecognizer
 
     real = ex.load_model

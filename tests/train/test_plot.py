@@ -12,7 +12,6 @@ import soundfile as sf
 
 from asr import cli
 from asr.train import plot
-
 from tests.conftest import SR, run_without_torch, synth_utterance
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

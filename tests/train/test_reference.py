@@ -133,12 +133,10 @@ def test_tanh_rnn_streams_through_the_runtime(tmp_path):
     import numpy as np
 
     from asr.frontend import logmel
-    from asr.train.checkpoint import build_model, load_checkpoint
     from asr.runtime import OnlineRecognizer
+    from asr.train.checkpoint import build_model, load_checkpoint
     from asr.train.export import export_onnx
-
     from tests.conftest import _feed, synth_utterance
-
     from tests.train.test_export import FE, make_checkpoint
 
     ckpt = make_checkpoint(tmp_path / "rnn.pt", rnn_type="rnn", chunk_size=3, right_context=2)

@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 
 from asr import cli
-from asr.train import synth
 from asr.manifest import read_manifest
+from asr.train import synth
 from asr.train.synth import SynthOptions, plan, read_texts, render, synthesize
 
 FAKE = r'''#!{python}

@@ -16,7 +16,6 @@ from asr.text import SentencePieceTokenizer
 from asr.train.checkpoint import load_checkpoint
 from asr.train.config import load_config
 from asr.train.trainer import train
-
 from tests.conftest import SR, run_without_torch, synth_utterance
 
 
