@@ -20,8 +20,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-__all__ = ["StreamingResampler", "join_audio", "AudioError", "AudioWarning", "AudioInput", "STDIN", "MAX_SAMPLE_RATE", "MAX_STDIN_BYTES", "load_audio",
-           "read_audio", "read_input", "as_samples", "check_rate", "check_level", "resample", "to_mono", "check_finite",
+__all__ = ["StreamingResampler", "join_audio", "AudioError", "AudioWarning", "AudioInput", "STDIN", "MAX_SAMPLE_RATE", "MAX_STDIN_BYTES",
+           "load_audio", "read_audio", "read_input", "as_samples", "check_rate", "check_level", "resample", "to_mono", "check_finite",
            "RESAMPLE_QUALITY", "AudioBlocks", "audio_blocks"]
 
 AudioInput = Union[str, os.PathLike, np.ndarray]

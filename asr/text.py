@@ -15,8 +15,8 @@ import unicodedata
 from collections import Counter
 from typing import Iterable, Protocol, Sequence
 
-__all__ = ["normalize_text", "strip_control", "Tokenizer", "CharTokenizer", "WordTokenizer", "PhoneTokenizer", "SentencePieceTokenizer", "build_tokenizer",
-           "tokenizer_from_dict", "BLANK", "UNKNOWN_WORD", "WORD_START"]
+__all__ = ["normalize_text", "strip_control", "Tokenizer", "CharTokenizer", "WordTokenizer", "PhoneTokenizer", "SentencePieceTokenizer",
+           "build_tokenizer", "tokenizer_from_dict", "BLANK", "UNKNOWN_WORD", "WORD_START"]
 
 BLANK = "<blank>"
 UNKNOWN_WORD = "<unk>"  # a closed word vocabulary's unit for every other word (WordTokenizer)

@@ -12,7 +12,8 @@ from tests.conftest import synth_utterance
 CONFIGS = [
     FrontendConfig(),  # 16 kHz default
     FrontendConfig(sample_rate=8000, n_fft=512, win_length=200, hop_length=80, n_mels=80),  # FSDD recipe
-    FrontendConfig(sample_rate=16000, n_fft=400, win_length=400, hop_length=160, n_mels=40, mel_scale="htk", mel_norm=None, f_min=20, f_max=7600),
+    FrontendConfig(sample_rate=16000, n_fft=400, win_length=400, hop_length=160, n_mels=40,
+                   mel_scale="htk", mel_norm=None, f_min=20, f_max=7600),
 ]
 
 

@@ -179,7 +179,7 @@ def test_long_speech_cuts_leave_no_gap_and_no_padding_at_the_cut():
     pad, longest = 2000, 2 * SR
     assert len(got) >= 3
     assert got[0][0] == 20 * 125 - pad and got[-1][1] == 260 * 125 + pad  # padded outside the speech
-    for (a, b, _sa, sb), nxt in zip(got, got[1:]):
+    for (_a, b, _sa, sb), nxt in zip(got, got[1:]):
         assert b == sb == nxt[0] == nxt[2]  # cut: no padding after, none before the rest, no gap
     for i, (a, b, _, _) in enumerate(got[:-1]):
         assert b - a <= longest - (pad if i == 0 else 2 * pad)  # room for the padding it may have

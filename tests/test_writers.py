@@ -34,7 +34,7 @@ def test_lines_split_at_word_boundaries_within_bounds():
         if nxt is not None:
             assert e == nxt[0]  # shown until the next line starts
     words = RESULT.utterances[1].words
-    for s, e, text in lines:
+    for s, _e, text in lines:
         first = next(w for w in words if w.start == s)
         last = words[words.index(first) + len(text.split()) - 1]
         assert last.end - first.start <= 2.0

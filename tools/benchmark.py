@@ -411,7 +411,7 @@ def main(argv=None) -> int:
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "CPU")
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "CPU")
         return f"{name}, {os.cpu_count()} cores"
     except OSError:
         return "CPU"

@@ -76,7 +76,7 @@ async def _client(i: int, args, clips, rate, deadline: float, session, out: dict
         else:
             until = deadline
 
-        async def pieces():
+        async def pieces(until=until):  # this round's stop time, bound now
             buf = np.zeros(0, np.int16)
             t0 = time.monotonic()
             sent = 0

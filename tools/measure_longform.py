@@ -88,7 +88,8 @@ def main(argv=None) -> int:
     p.add_argument("folder", help="written by tools/make_long_recording.py")
     p.add_argument("--align", action="store_true", help="also time forced alignment of each utterance")
     p.add_argument("--align-vad", default="silero", help="the detector that bounds forced alignment (none: the model alone)")
-    p.add_argument("--one-by-one", action="store_true", help="also decode each utterance alone, whole and through the voice activity detector (WERs to compare)")
+    p.add_argument("--one-by-one", action="store_true",
+                   help="also decode each utterance alone, whole and through the voice activity detector (WERs to compare)")
     p.add_argument("--context", help="comma-separated seconds: WER of each utterance alone with that much around it")
     p.add_argument("--transcribe-args", default="", help="more options for asr transcribe (e.g. '--vad energy')")
     p.add_argument("--json", help="also write the figures here")
@@ -107,8 +108,9 @@ def main(argv=None) -> int:
     ref = " ".join(t["text"] for t in truth)
     long_stats = error_stats([ref], [" ".join(w["word"] for w in hyp_words)])
     report = {"recording": args.folder, "duration_s": duration, "utterances": len(truth), "model": args.model, "run": run,
-              "long_wer_percent": round(long_stats.wer_percent, 2), "long_errors": {"sub": long_stats.substitutions, "del": long_stats.deletions,
-                                                                    "ins": long_stats.insertions, "ref_words": long_stats.ref_words},
+              "long_wer_percent": round(long_stats.wer_percent, 2),
+              "long_errors": {"sub": long_stats.substitutions, "del": long_stats.deletions,
+                              "ins": long_stats.insertions, "ref_words": long_stats.ref_words},
               "timing_transcribe": timing_errors(truth, hyp_words)}
     labels = word_hits(ref.split(), [w["word"] for w in hyp_words])
     conf = [w["confidence"] for w in hyp_words]

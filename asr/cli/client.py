@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
     sp.add_argument("--seconds", type=positive(float), help="with --mic: stop after this much audio (default: Ctrl-C)")
     sp.add_argument("--sample-rate", type=positive(int), help="with --mic: capture rate, Hz (default: the device's; the server resamples)")
     sp.add_argument("--piece-ms", type=positive(float), default=200.0, help="audio per message, ms (default 200)")
-    sp.add_argument("--realtime", action="store_true", help="send files no faster than real time (default: as fast as the server takes them)")
+    sp.add_argument("--realtime", action="store_true",
+                    help="send files no faster than real time (default: as fast as the server takes them)")
     sp.add_argument("--phrase", action="append", metavar="PHRASE", help="a phrase to favour (config.phrase_list; repeatable)")
     sp.add_argument("--no-words", action="store_true", help="ask for text only (config.words = false)")
     add_format_arg(sp, "'path<TAB>text' a result", "each result reply as JSON, with \"path\" added")

@@ -27,8 +27,10 @@ def add_parser(sub) -> None:
     sp.add_argument("--manifest", required=True, help="JSONL manifest to score on (audio and reference transcripts)")
     sp.add_argument("--out", help="write the per-utterance results (REF/HYP, entries not scored) to this file "
                                   "(default: none written)")
-    sp.add_argument("--chunk-size", type=int, help="checkpoints: decode in chunks of N model frames (0: full context; default: the model's)")
-    sp.add_argument("--right-context", type=int, help="checkpoints: right context in model frames for chunked decoding (default: the model's)")
+    sp.add_argument("--chunk-size", type=int,
+                    help="checkpoints: decode in chunks of N model frames (0: full context; default: the model's)")
+    sp.add_argument("--right-context", type=int,
+                    help="checkpoints: right context in model frames for chunked decoding (default: the model's)")
     add_threads_arg(sp)
     sp.add_argument("--allow-skipped", action="store_true",
                     help="exit 0 even if some entries could not be scored (they are still reported)")

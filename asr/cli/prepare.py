@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
                     help="which corpus, or kaldi/manifest to import data, or wordnet-text for sentences to synthesize")
     sp.add_argument("source", nargs="?", help="kaldi: the data folder (wav.scp, text, optional segments and utt2spk); "
                     "manifest: the NeMo-style JSONL file; wordnet-text: WordNet's folder (default /usr/share/wordnet)")
-    sp.add_argument("--corpus-dir", help="local copy: the corpus folder or a folder holding it (default: $ASR_CORPORA, then data/corpora; else download)")
+    sp.add_argument("--corpus-dir",
+                    help="local copy: the corpus folder or a folder holding it (default: $ASR_CORPORA, then data/corpora; else download)")
     sp.add_argument("--out", required=True, help="folder for the manifests (train.jsonl, dev.jsonl, test.jsonl, ...); "
                     "kaldi/manifest: a .jsonl path or a folder")
     sp.add_argument("--test-speaker", help="FSDD: leave this speaker out as the test set")

@@ -47,7 +47,8 @@ def add_parser(sub) -> None:
     sp.add_argument("--threads", type=positive(int), default=1, help="onnxruntime threads for the batched model call (default 1)")
     lim = sp.add_argument_group("limits")
     lim.add_argument("--max-streams", type=positive(int), default=200, help="concurrent streams; one more is refused (default 200)")
-    lim.add_argument("--max-message-bytes", type=positive(int), default=1 << 20, help="largest websocket message, bytes; one of exactly this size is accepted (default 1 MiB = 1048576)")
+    lim.add_argument("--max-message-bytes", type=positive(int), default=1 << 20,
+                     help="largest websocket message, bytes; one of exactly this size is accepted (default 1 MiB = 1048576)")
     lim.add_argument("--max-session-s", type=positive(float), default=3600.0, help="longest connection, seconds (default 3600)")
     lim.add_argument("--idle-timeout", type=positive(float), default=30.0, help="close a connection silent this long, seconds (default 30)")
     lim.add_argument("--max-backlog-s", type=positive(float), default=2.0,
@@ -61,7 +62,8 @@ def add_parser(sub) -> None:
     b.add_argument("--max-wait-ms", type=float, default=20.0,
                    help="after new audio, wait this long for more streams before a model call (default 20)")
     b.add_argument("--decode-threads", type=positive(int), default=1,
-                   help="decoding loops, each with its own thread and share of the streams (default 1; 2 uses both cores of a 2-core machine)")
+                   help="decoding loops, each with its own thread and share of the streams "
+                        "(default 1; 2 uses both cores of a 2-core machine)")
     add_endpoint_args(sp, rule3_off=False)
     add_decoding_args(sp)
     sp.set_defaults(func=run)

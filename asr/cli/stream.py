@@ -44,7 +44,8 @@ def add_parser(sub) -> None:
     sp = sub.add_parser("stream", help=HELP, description="Stream audio files through an exported ONNX model, piece by "
                         "piece as if they were live sources: partial results on stderr, each finished utterance on stdout. "
                         "`asr-stream` is the same command.")
-    sp.add_argument("--model", help="model.onnx from `asr export` (streaming or offline graph; default: the built-in English digits model, streaming)")
+    sp.add_argument("--model",
+                    help="model.onnx from `asr export` (streaming or offline graph; default: the built-in English digits model, streaming)")
     sp.add_argument("files", nargs="+", help="audio files (any format and rate soundfile reads; '-' = standard input)")
     sp.add_argument("--piece-ms", type=positive(float), default=100.0, help="audio fed per call, ms (default 100)")
     sp.add_argument("--realtime", action="store_true", help="sleep to feed audio no faster than real time")

@@ -46,7 +46,8 @@ def add_parser(sub) -> None:
                    help="segment files by voice activity: auto = files longer than 30 s (default), always, never")
     d = VadOptions()
     g.add_argument("--vad", choices=METHODS, default=d.method, help=f"voice activity detector for long files (default {d.method})")
-    g.add_argument("--vad-threshold", type=float, default=d.threshold, help=f"speech probability that starts speech (default {d.threshold})")
+    g.add_argument("--vad-threshold", type=float, default=d.threshold,
+                   help=f"speech probability that starts speech (default {d.threshold})")
     g.add_argument("--min-silence", type=float, default=d.min_silence_s, help=f"s of pause that ends a segment (default {d.min_silence_s})")
     g.add_argument("--speech-pad", type=float, default=d.pad_s, help=f"s of audio kept before and after speech (default {d.pad_s})")
     g.add_argument("--max-segment", type=positive(float), default=d.max_segment_s,

@@ -46,7 +46,8 @@ def read_checked(path: str) -> tuple[list[Entry], int]:
                 elif not normalize_text(e.text):
                     why = "empty transcript"
                 elif end > file_duration + TOLERANCE:
-                    why = f"{'segment ends' if e.offset else 'duration is'} {end:g} s, past the end of {e.audio_filepath} ({file_duration:g} s)"
+                    why = (f"{'segment ends' if e.offset else 'duration is'} {end:g} s, "
+                           f"past the end of {e.audio_filepath} ({file_duration:g} s)")
             if why:
                 log.warning("%s:%d: skipping: %s", path, lineno, why)
                 skipped += 1

@@ -158,7 +158,8 @@ class LoopStats:
     busy_s: float = 0.0  # time in steps (feature extraction, model, replies)
     audio_s: float = 0.0  # audio fed
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))  # (t, step_s, batch, audio_s)
-    delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))  # (t, message arrival -> reply made, s) of streams keeping up
+    # (t, message arrival -> reply made, s) of streams keeping up
+    delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
     started: float = field(default_factory=time.monotonic)
     step_started: Optional[float] = None  # the step in progress, if any
 

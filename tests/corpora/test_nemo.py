@@ -35,7 +35,7 @@ def test_nemo_manifest(tmp_path, caplog, capsys):
         {"audio_filepath": "wavs/a.wav", "offset": "0.1", "duration": 0.5, "text": "offset as text"},
     ]
     src = tmp_path / "nemo" / "train_manifest.json"
-    src.write_text("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines) + "\n\n")
+    src.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n\n")
     with caplog.at_level(logging.WARNING):
         assert cli.main(["prepare", "manifest", str(src), "--out", str(tmp_path / "out")]) == 0
     assert "train_manifest 2, skipped 6" in capsys.readouterr().out

@@ -7,12 +7,15 @@ import pytest
 from asr.corpora.wordnet import example_sentences, prepare_text
 
 # the layout of WordNet's data files: a license header of lines starting with spaces, then one
-# synset a line, "... | gloss; "example"; "example""
+# synset a line, "... | gloss; "example"; "example"" (a backslash at a line's end continues the line)
 DATA_VERB = """  1 This software and database is being provided to you, the LICENSEE, by "Princeton" University
-00001740 29 v 04 breathe 0 | draw air into, and expel out of, the lungs; "I can breathe better when the air is clean"; "The patient is breathing"
+00001740 29 v 04 breathe 0 | draw air into, and expel out of, the lungs; "I can breathe better when the air is clean"; \
+"The patient is breathing"
 00002084 29 v 01 respire 0 | undergo the biomedical process; "fly a kite"; "The Mayor's dog barked at 3 a.m."
-00002325 29 v 01 choke 0 | breathe with great difficulty; "The child choked on the smoke from the burning house"; "I can breathe better when the air is clean"
-00002600 29 v 01 hyperventilate 0 | breathe excessively hard and fast; "He was hyperventilating and running about in the big old house near the river bank"
+00002325 29 v 01 choke 0 | breathe with great difficulty; "The child choked on the smoke from the burning house"; \
+"I can breathe better when the air is clean"
+00002600 29 v 01 hyperventilate 0 | breathe excessively hard and fast; \
+"He was hyperventilating and running about in the big old house near the river bank"
 00002700 29 v 01 caf 0 | a line without examples
 """
 DATA_NOUN = """00001000 03 n 01 entity 0 | that which exists; "Café au lait is a drink"; "Zebras run"

@@ -109,9 +109,9 @@ def test_arpa_round_trip(tmp_path):
     lm.write_arpa(path)
     text = path.read_text().splitlines()
     assert text[0] == "\\data\\" and text[-1] == "\\end\\"
-    assert [l for l in text if l.startswith("ngram ")] == [f"ngram {k}={n}" for k, n in enumerate(lm.counts(), 1)]
+    assert [line for line in text if line.startswith("ngram ")] == [f"ngram {k}={n}" for k, n in enumerate(lm.counts(), 1)]
     assert "\\1-grams:" in text and "\\3-grams:" in text
-    assert any(l.split("\t")[:2] == ["-99.0", "<s>"] for l in text)
+    assert any(line.split("\t")[:2] == ["-99.0", "<s>"] for line in text)
     back = NGramLM.read_arpa(path)
     assert back.order == 3 and back.vocab == lm.vocab
     assert back.probs == lm.probs and back.backoffs == lm.backoffs

@@ -52,7 +52,8 @@ def test_runtime_runs_where_torch_cannot_be_imported(models, wavs):
         print(json.dumps(texts))
     """, stream_path, offline_path, wavs["a"])
     texts = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert texts == [asr.train.load_model(stream_path).transcribe(wavs["a"]).text, asr.train.load_model(offline_path).transcribe(wavs["a"]).text]
+    assert texts == [asr.train.load_model(stream_path).transcribe(wavs["a"]).text,
+                     asr.train.load_model(offline_path).transcribe(wavs["a"]).text]
 
 
 BACKENDS = {

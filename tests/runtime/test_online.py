@@ -1,4 +1,5 @@
-"""The streaming runtime (OnlineRecognizer and its streams) against PyTorch's chunked forward pass, on tiny random models exported once per session; whole files through the recognizer over each kind of graph."""
+"""The streaming runtime (OnlineRecognizer and its streams) against PyTorch's chunked forward pass, on tiny random models
+exported once per session; whole files through the recognizer over each kind of graph."""
 
 import numpy as np
 import pytest

@@ -95,7 +95,8 @@ def test_vosk_client_lockstep(lc_model, audio):
         assert set(r) == {"result", "text"}
         for w in r["result"]:
             assert set(w) == {"word", "start", "end", "conf"} and 0.0 <= w["conf"] <= 1.0 and 0 <= w["start"] < w["end"]
-        assert " ".join(w["word"] for w in r["result"]) == r["text"] or "".join(w["word"] for w in r["result"]) == r["text"].replace(" ", "")
+        assert (" ".join(w["word"] for w in r["result"]) == r["text"]
+                or "".join(w["word"] for w in r["result"]) == r["text"].replace(" ", ""))
 
 
 def test_words_false_float32_and_rate(lc_model, audio):
@@ -322,7 +323,7 @@ def test_disconnect_mid_utterance_and_10x_client(lc_model, audio):
             t0 = time.monotonic()
             out = []
             for _k in range(3):  # 10x: 0.1 s of audio every 10 ms
-                async def paced():
+                async def paced(t0=t0):  # t0 bound now: this round's start
                     for i, p in enumerate(pieces):
                         await asyncio.sleep(max(0, t0 + i * 0.01 - time.monotonic()))
                         yield p
@@ -425,7 +426,8 @@ def test_tls_wss(lc_model, audio, tmp_path):
 def test_server_imports_no_torch():
     code = ("import sys; sys.modules['torch'] = None; import asr.server.app, asr.server.loop, asr.server.client, "
             "asr.cli.serve, asr.cli.client, asr.cli.mic; from asr.cli import main; print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
 
 

@@ -104,7 +104,8 @@ def test_transcribe_cli_with_onnx_model(tmp_path, capsys):
     ckpt = make_checkpoint(tmp_path / "m.pt")
     export_onnx(ckpt, str(tmp_path / "m.onnx"))
     sf.write(tmp_path / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32), 16000)
-    assert cli.main(["transcribe", "--model", str(tmp_path / "m.onnx"), "--format", "json", str(tmp_path / "a.wav"), str(tmp_path / "no.wav")]) == 1
+    assert cli.main(["transcribe", "--model", str(tmp_path / "m.onnx"), "--format", "json",
+                     str(tmp_path / "a.wav"), str(tmp_path / "no.wav")]) == 1
     captured = capsys.readouterr()
     line = json.loads(captured.out.strip().splitlines()[0])
     assert line["path"].endswith("a.wav") and "words" in line and abs(line["duration"] - 1.0) < 0.01

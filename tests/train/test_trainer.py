@@ -173,7 +173,8 @@ def test_evaluate_cli_prints_table_and_json(trained, tiny_corpus, tmp_path, caps
     (same features, same greedy decoding), and its table, JSON and details agree."""
     exp, train_result = trained
     out = tmp_path / "details.txt"
-    rc = cli.main(["evaluate", "--checkpoint", os.path.join(exp, "best.pt"), "--manifest", tiny_corpus["dev"], "--out", str(out), "--no-progress"])
+    rc = cli.main(["evaluate", "--checkpoint", os.path.join(exp, "best.pt"), "--manifest", tiny_corpus["dev"],
+                   "--out", str(out), "--no-progress"])
     assert rc == 0
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
