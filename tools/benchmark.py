@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--char-alpha", type=float, default=0.5)
     p.add_argument("--beta", type=float, default=0.0)
-    p.add_argument("--json", help="also write the figures here")
+    p.add_argument("--out", metavar="PATH", help="also write the figures here (JSON)")
     args = p.parse_args(argv)
 
     import torch
@@ -399,8 +399,8 @@ def main(argv=None) -> int:
     else:
         verdict = "can be the default (faster, WER within 0.5 points)"
     print(f"int8 vs fp32 streaming: WER {d_wer:+.2f} points, speed x{r1 / rtf8:.2f}: {verdict}")
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.out:
+        with open(args.out, "w") as f:
             json.dump({"results": results, "shares": shares, "search": search, "pocketsphinx": ps,
                        "floor": {"macs_per_frame": macs, "peak_gflops": peak, "rtf_streaming": floor_stream, "rtf_offline": floor_offline},
                        "latency_ms_p50": float(np.percentile(lat32, 50) * 1000), "latency_ms_p95": float(np.percentile(lat32, 95) * 1000),

@@ -5,7 +5,7 @@ recordings in real time, bounded in time, loopback by default.
     python tools/loadtest.py --url ... --clients 100 --seconds 600 --churn 5:40 FILES...   # soak
 
 Each client keeps one connection and streams the files in random order, with ``--gap-s`` of
-silence between them, paced in real time in pieces of ``--chunk-ms``, until ``--seconds`` are
+silence between them, paced in real time in pieces of ``--piece-ms``, until ``--seconds`` are
 up; then it sends the eof and waits for the final result. With ``--churn MIN:MAX`` a client
 instead leaves after a random MIN..MAX seconds and connects again (the soak). Clients start
 spread over ``--ramp-s``. A client the server refuses (1013: full, or busy by its admission
@@ -67,7 +67,7 @@ async def _metrics(session, url: str) -> Optional[dict]:
 
 async def _client(i: int, args, clips, rate, deadline: float, session, out: dict, rng: random.Random) -> None:
     gap = np.zeros(int(args.gap_s * rate), np.int16)
-    step = max(1, int(rate * args.chunk_ms / 1000))
+    step = max(1, int(rate * args.piece_ms / 1000))
     await asyncio.sleep(rng.uniform(0, args.ramp_s))
     while time.monotonic() < deadline - 1.0:
         if args.churn:
@@ -168,7 +168,7 @@ async def run_load(args) -> dict:
     audio_s = sum(r.audio_s for r in out["reports"])
     b0, b1 = _brief(before), _brief(after)
     summary = {
-        "clients": args.clients, "seconds": args.seconds, "chunk_ms": args.chunk_ms, "churn": args.churn,
+        "clients": args.clients, "seconds": args.seconds, "piece_ms": args.piece_ms, "churn": args.churn,
         "streams_started": out["started"], "streams_finished": out["finished"], "streams_failed": out["failed"],
         "refused": out["refused"], "refusals": out["refusals"],
         "audio_s": round(audio_s, 1), "delay": _percentiles(lat),
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default="ws://127.0.0.1:2700/ws")
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--seconds", type=float, default=30.0, help="how long the test runs (default 30)")
-    p.add_argument("--chunk-ms", type=float, default=200.0, help="audio per message (default 200 ms)")
+    p.add_argument("--piece-ms", type=float, default=200.0, help="audio per message (default 200 ms)")
     p.add_argument("--gap-s", type=float, default=0.3, help="silence between recordings (default 0.3 s)")
     p.add_argument("--ramp-s", type=float, default=5.0, help="clients start spread over this many seconds (default 5)")
     p.add_argument("--warmup-s", type=float, default=10.0, help="delays of pieces sent before this are not counted (default 10)")
@@ -229,7 +229,7 @@ def main(argv=None) -> int:
         args.churn = (lo, hi)
     summary = asyncio.run(run_load(args))
     d = summary["delay"]
-    print(f"{args.clients} clients x {args.seconds:g} s, pieces of {args.chunk_ms:g} ms: "
+    print(f"{args.clients} clients x {args.seconds:g} s, pieces of {args.piece_ms:g} ms: "
           f"{summary['streams_finished']}/{summary['streams_started']} streams finished, {summary['streams_failed']} failed; "
           f"delay p50 {d.get('p50_ms')} ms, p95 {d.get('p95_ms')} ms, p99 {d.get('p99_ms')} ms, max {d.get('max_ms')} ms "
           f"over {d['n']} pieces; server CPU {summary['server_cpu_fraction']} cores, client CPU {summary['client_cpu_fraction']} cores; "

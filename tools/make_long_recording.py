@@ -11,7 +11,7 @@ loud as the speech around it, to see what a voice activity detector keeps; ``--b
 adds white noise at that level (dBFS RMS) under everything, speech included. Written, in
 bounded memory whatever the length:
 
-- ``OUT/recording.wav``: mono 16-bit PCM at the manifest audio's rate (``--rate`` to choose);
+- ``OUT/recording.wav``: mono 16-bit PCM at the manifest audio's rate (``--sample-rate`` to choose);
 - ``OUT/truth.jsonl``: one line per placed utterance: ``text``, ``source`` (file), ``start`` /
   ``end`` (the clip's place, seconds), ``speech_start`` / ``speech_end`` (the speech inside it:
   the first and last 10 ms frame within ``--trim-db`` dB of the clip's loudest frame), and
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     p.add_argument("--manifest", required=True)
     p.add_argument("--hours", type=float, default=1.0, help="length of the recording (default 1)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--rate", type=int, help="sample rate (default: the first file's)")
+    p.add_argument("--sample-rate", type=int, metavar="HZ", help="sample rate, Hz (default: the first file's)")
     p.add_argument("--pause-min", type=float, default=0.2)
     p.add_argument("--pause-max", type=float, default=3.0)
     p.add_argument("--noise-db", type=float, default=-60.0, help="level of the noise in the pauses, dBFS (RMS)")
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     entries = read_manifest(args.manifest)
     if not entries:
         raise SystemExit(f"{args.manifest}: no entries")
-    rate = args.rate or sf.info(entries[0].audio_filepath).samplerate
+    rate = args.sample_rate or sf.info(entries[0].audio_filepath).samplerate
     rng = np.random.default_rng(args.seed)
     os.makedirs(args.out, exist_ok=True)
     total = int(args.hours * 3600 * rate)

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--manifest", required=True)
     p.add_argument("--beam-size", type=int, default=0)
     p.add_argument("--max-utts", type=int)
-    p.add_argument("--json")
+    p.add_argument("--out", metavar="PATH", help="also write the figures here (JSON)")
     args = p.parse_args(argv)
 
     import asr
@@ -103,8 +103,8 @@ def main(argv=None) -> int:
     for name, s in scores.items():
         rows[name] = {"auc": round(roc_auc(s, labels), 4), "ece": round(calibration_error(s, labels), 4)}
         print(f"{name:<16} {rows[name]['auc']:>6.3f} {rows[name]['ece']:>6.3f}")
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.out:
+        with open(args.out, "w") as f:
             json.dump({"manifest": args.manifest, "model": args.model, "words": len(labels), "wrong": wrong, "scores": rows}, f, indent=1)
     return 0
 

@@ -6,7 +6,7 @@ as digits.
 
     python tools/measure_digits.py --model exp/fsdd/model.onnx --stream exp/fsdd/stream.onnx \\
         --set isolated=data/fsdd/test.jsonl --set strings=data/fsdd/strings_test/manifest.jsonl \\
-        --long data/fsdd/long_test --nondigit sentences=data/fsdd/nondigit_dev.jsonl [--json out.json]
+        --long data/fsdd/long_test --nondigit sentences=data/fsdd/nondigit_dev.jsonl [--out out.json]
 
 ``--set NAME=MANIFEST`` (repeatable): WER % on the manifest, offline and streamed. ``--long DIR``:
 a recording from ``tools/make_long_recording.py``, whose words are scored in order against its
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--long", help="folder from tools/make_long_recording.py")
     p.add_argument("--nondigit", action="append", default=[], metavar="[NAME=]MANIFEST",
                    help="speech without digit words (repeatable): the share that came out with digits")
-    p.add_argument("--json", help="also write the figures here")
+    p.add_argument("--out", metavar="PATH", help="also write the figures here (JSON)")
     args = p.parse_args(argv)
     if not (args.model or args.stream):
         p.error("give --model and/or --stream")
@@ -108,8 +108,8 @@ def main(argv=None) -> int:
         rows.append({"set": name, "items": len(entries), **{f"with_digits_{k}": v for k, v in shares.items()}})
         print(f"{name:<28} {len(entries):>5} items   " + "   ".join(f"{k}: {v:.2f}% came out with digits"
                                                                for k, v in shares.items()), flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.out:
+        with open(args.out, "w") as f:
             json.dump(rows, f, indent=1)
     return 0
 

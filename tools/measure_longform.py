@@ -1,6 +1,6 @@
 """Measure ``asr transcribe`` on a long recording with known truth (tools/make_long_recording.py).
 
-    python tools/measure_longform.py --model exp/fsdd/stream.onnx /tmp/long_fsdd_1h [--align] [--json out.json]
+    python tools/measure_longform.py --model exp/fsdd/stream.onnx /tmp/long_fsdd_1h [--align] [--out out.json]
 
 Runs the whole command once, on one thread, as a child process, and reports:
 
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
                    help="also decode each utterance alone, whole and through the voice activity detector (WERs to compare)")
     p.add_argument("--context", help="comma-separated seconds: WER of each utterance alone with that much around it")
     p.add_argument("--transcribe-args", default="", help="more options for asr transcribe (e.g. '--vad energy')")
-    p.add_argument("--json", help="also write the figures here")
+    p.add_argument("--out", metavar="PATH", help="also write the figures here (JSON)")
     args = p.parse_args(argv)
 
     import asr
@@ -151,8 +151,8 @@ def main(argv=None) -> int:
             aligned += [{"word": w.word, "start": w.start + lo, "end": w.end + lo} for w in r.words]
         report["timing_align"] = timing_errors(truth, aligned)
     print(json.dumps(report, indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.out:
+        with open(args.out, "w") as f:
             json.dump(report, f, indent=1)
     return 0
 

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     p.add_argument("--utts", type=int, default=800, help="training utterances (the first of the manifest)")
     p.add_argument("--dev-utts", type=int, default=100, help="dev utterances decoded after the epoch, as asr train does")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides, as asr train --set")
-    p.add_argument("--json", help="also write the figures here")
+    p.add_argument("--out", metavar="PATH", help="also write the figures here (JSON)")
     args = p.parse_args(argv)
 
     import torch
@@ -150,8 +150,8 @@ def main(argv=None) -> int:
         print(f"  {k:<52} {v:8.2f} s")
     other = whole - loop_s - sum(outside.values())
     print(f"  {'the rest (manifests, tokenizer, model, log)':<52} {other:8.2f} s")
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.out:
+        with open(args.out, "w") as f:
             json.dump({"bare_s": bare, "loop_s": loop_s, "whole_s": whole, "audio_s": audio_s, "in_loop": in_loop,
                        "outside": outside}, f, indent=1)
     return 0

@@ -1,6 +1,6 @@
 """How well each voice activity detector finds the speech of a recording with known pauses.
 
-    python tools/measure_vad.py /tmp/long_fsdd_1h [--methods silero,webrtc,energy] [--json out.json]
+    python tools/measure_vad.py /tmp/long_fsdd_1h [--methods silero,webrtc,energy] [--out out.json]
 
 The folder is one written by tools/make_long_recording.py. For each detector the recording is
 read in blocks through :class:`asr.vad.Segmenter` (the settings ``asr transcribe`` uses) and the
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("folder")
     p.add_argument("--methods", default="silero,webrtc,energy")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a VadOptions field for every method")
-    p.add_argument("--json", help="also write the figures here")
+    p.add_argument("--out", metavar="PATH", help="also write the figures here (JSON)")
     args = p.parse_args(argv)
     fields = {f.name: f.type for f in dataclasses.fields(VadOptions)}
     overrides = {}
@@ -87,8 +87,8 @@ def main(argv=None) -> int:
         rows.append(r)
         print(f"{m:<8} {r['speech_missed_pct']:>15.2f} {r['utterances_cut_pct']:>10.2f} {r['utterances_lost_pct']:>11.2f} "
               f"{r['nonspeech_kept_pct']:>17.2f} {r['segments']:>8} {r['longest_s']:>9.2f} {r['rtf']:>7.4f}", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.out:
+        with open(args.out, "w") as f:
             json.dump(rows, f, indent=1)
     return 0
 

@@ -96,7 +96,7 @@ if run_stage 6; then
     --set "isolated test=$data/test.jsonl" --set "strings of 3-8, test=$data/strings_test/manifest.jsonl" \
     --set "other voices' strings, dev=$data/sodigits_dev.jsonl" --long "$data/long_test" \
     --nondigit "sentences=$data/nondigit_dev.jsonl" \
-    --json "$exp/digits.json"
+    --out "$exp/digits.json"
 fi
 
 if run_stage 7; then  # default --stop-stage is 6

@@ -59,7 +59,7 @@ def test_benchmark_runs_and_writes_its_figures(models, tiny_corpus, tmp_path, ca
     out = tmp_path / "bench.json"
     assert benchmark.main(["--checkpoint", ckpt, "--manifest", tiny_corpus["dev"], "--max-utts", "5", "--batch", "3",
                            "--rounds", "1", "--beam-size", "4", "--char-lm", str(tmp_path / "chars.arpa"),
-                           "--json", str(out)]) == 0
+                           "--out", str(out)]) == 0
     text = capsys.readouterr().out
     figures = json.loads(out.read_text())
     res = figures["results"]
