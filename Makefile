@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean lock check-latest
+.PHONY: demo test lint install clean lock check-latest
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# the linter's rules are in pyproject.toml ([tool.ruff]); .ci/run runs this after the tests
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # what the newest releases change (report only), and refreshing the lock from them
 check-latest:
