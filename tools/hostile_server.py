@@ -47,7 +47,7 @@ class Server:
         self.port = _free_port()
         self.url = f"ws://127.0.0.1:{self.port}/ws"
         self.http = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--model", model, "--port", str(self.port),
+        self.proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--model", model, "--port", str(self.port), "--workers", "1",
                                       "--max-streams", str(max_streams)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      cwd=ROOT)  # this checkout's asr
         for _ in range(300):

@@ -37,6 +37,12 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def add_parser(sub) -> None:
     sp = sub.add_parser("serve", help="streaming server: Vosk-compatible websocket, web page, /health, /metrics")
     sp.add_argument("--model", help="streaming ONNX model (`asr export --streaming`; default: the built-in English digits model)")
@@ -62,8 +68,11 @@ def add_parser(sub) -> None:
     b.add_argument("--max-wait-ms", type=float, default=20.0,
                    help="after new audio, wait this long for more streams before a model call (default 20)")
     b.add_argument("--decode-threads", type=positive(int), default=1,
-                   help="decoding loops, each with its own thread and share of the streams "
-                        "(default 1; 2 uses both cores of a 2-core machine)")
+                   help="decoding loops per process, each with its own thread and share of the streams (default 1)")
+    b.add_argument("--workers", type=positive(int), default=None,
+                   help="server processes sharing the port (SO_REUSEPORT; the kernel spreads connections among them), "
+                        "each with its own decoding loops, admission and 1/N of --max-streams, so that the server uses "
+                        f"every core (default: one per core, {_cores()} here; docs/serving.md measures 1 to 4 on 2 cores)")
     add_endpoint_args(sp, rule3_off=False)
     add_decoding_args(sp)
     sp.set_defaults(func=run)
@@ -83,6 +92,82 @@ def tls_context(certfile, keyfile):
 
 
 def run(args) -> int:
+    if args.workers is None:
+        args.workers = _cores()
+    if args.workers > 1:
+        return _supervise(args)
+    return _serve(args)
+
+
+def _supervise(args) -> int:
+    """``--workers N``: N server processes on one port (each one :func:`_serve`), started and
+    stopped together; each answers /health and /metrics for itself (the reply names it). A
+    worker that dies takes the others down with it (exit 1), so that whatever supervises the
+    server (systemd, a container) restarts the whole of it."""
+    import multiprocessing
+    import signal
+    import socket
+    import time
+
+    from asr.runtime import OnnxModel
+    from asr.runtime.builtin import builtin_model
+
+    # the port held (bound, never listening, so no connection comes here) while the workers bind
+    # it too: port 0 becomes one free port that all of them share
+    hold = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        hold.bind((args.host, args.port))
+    except OSError as exc:
+        hold.close()
+        raise OSError(f"cannot listen on {args.host}:{args.port}: {exc.strerror.lower()}") from None
+    args.port = hold.getsockname()[1]
+    args.model = args.model or builtin_model(streaming=True)
+    OnnxModel(args.model)  # a bad model file fails here, once, with its message
+    endpoint_config(args, rule3_off=False)
+    tls_context(args.certfile, args.keyfile)
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no onnxruntime state crosses a fork
+    procs = [ctx.Process(target=_serve_worker, args=(args, i), name=f"asr-serve-{i}", daemon=False)
+             for i in range(args.workers)]
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for p in procs:
+            p.start()
+        while not stopping and all(p.is_alive() for p in procs):
+            time.sleep(0.2)
+        failed = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: each closes its connections (1001) and exits
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        hold.close()
+    if failed and not stopping:
+        logging.getLogger("asr.server").error("worker %s exited with code %s: stopping the others",
+                                              failed[0].name, failed[0].exitcode)
+        return 1
+    return 0
+
+
+def _serve_worker(args, index: int) -> None:
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {index} %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    sys.exit(_serve(args, worker=index))
+
+
+def _serve(args, worker: int = 0) -> int:
     from asr.runtime import OnlineRecognizer, OnnxModel
     from asr.runtime.builtin import builtin_model
     from asr.server.app import ServerConfig, build_app, run_server
@@ -92,14 +177,15 @@ def run(args) -> int:
     args.model = args.model or builtin_model(streaming=True)
     model = OnnxModel(args.model, num_threads=args.threads)
     rec = OnlineRecognizer(model, endpoint=endpoint, decoding=options)
-    cfg = ServerConfig(max_streams=args.max_streams, max_message_bytes=args.max_message_bytes, max_session_s=args.max_session_s,
-                       idle_timeout_s=args.idle_timeout, max_backlog_s=args.max_backlog_s, sample_rate=args.sample_rate,
-                       max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms, decode_threads=args.decode_threads,
-                       max_load=args.max_load)
+    cfg = ServerConfig(max_streams=-(-args.max_streams // args.workers), max_message_bytes=args.max_message_bytes,
+                       max_session_s=args.max_session_s, idle_timeout_s=args.idle_timeout, max_backlog_s=args.max_backlog_s,
+                       sample_rate=args.sample_rate, max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                       decode_threads=args.decode_threads, max_load=args.max_load, workers=args.workers, worker=worker)
     context = tls_context(args.certfile, args.keyfile)
     logging.getLogger("asr.server").info("model %s: %s, %d Hz, chunks of %.2f s + %.2f s look-ahead; decoding %s",
                                          args.model, "streaming", rec.info.sample_rate,
                                          rec.info.chunk_size * rec.info.frame_shift_s,
                                          rec.info.right_context * rec.info.frame_shift_s, options.label())
-    run_server(build_app(rec, cfg, model_name=args.model), host=args.host, port=args.port, ssl_context=context)
+    run_server(build_app(rec, cfg, model_name=args.model), host=args.host, port=args.port, ssl_context=context,
+               reuse_port=args.workers > 1)
     return 0

@@ -67,10 +67,14 @@ class ServerConfig:
     decode_threads: int = 1  # decoding loops, each with its own worker thread and share of the streams
     recovery_s: float = 60.0  # /health says "recovered" this long after a decoding failure, then "ok"
     max_load: float = 0.7  # admit a stream only while the decoding loops would stay this busy at most (asr.server.admission)
+    workers: int = 1  # server processes sharing the port (asr serve --workers); each has its own loops and admission
+    worker: int = 0  # which of them this process is (0-based)
 
     def __post_init__(self):
         bad = [f"{k}={v!r}" for k, v in self.__dict__.items()
-               if k not in ("sample_rate", "max_wait_ms") and not (isinstance(v, (int, float)) and v > 0)]
+               if k not in ("sample_rate", "max_wait_ms", "worker") and not (isinstance(v, (int, float)) and v > 0)]
+        if not (isinstance(self.worker, int) and 0 <= self.worker < self.workers):
+            bad.append(f"worker={self.worker!r} (0..workers-1)")
         if self.sample_rate is not None and not (isinstance(self.sample_rate, int) and self.sample_rate > 0):
             bad.append(f"sample_rate={self.sample_rate!r}")
         if not (isinstance(self.max_wait_ms, (int, float)) and self.max_wait_ms >= 0):
@@ -179,7 +183,14 @@ class Server:
         if recent:
             last = min(recent, key=lambda d: d["last_error_age_s"])
             body.update(last_error=last["last_error"], last_error_age_s=last["last_error_age_s"])
+        body.update(self._worker())
         return body, {"ok": 200, "recovered": 200, "degraded": 503, "error": 500}[status]
+
+    def _worker(self) -> dict:
+        """Which process answered, when several share the port (each reports its own streams)."""
+        if self.cfg.workers == 1:
+            return {}
+        return {"worker": {"index": self.cfg.worker, "of": self.cfg.workers, "pid": os.getpid()}}
 
     async def health(self, request: web.Request):
         body, status = self.health_dict()
@@ -207,6 +218,7 @@ class Server:
             "max_rss_mb": round(ru.ru_maxrss / 1024, 1),
             "cpu_s": round(ru.ru_utime + ru.ru_stime, 1),
             "open_fds": _open_fds(),
+            **self._worker(),
         }
 
     async def metrics(self, request: web.Request):
@@ -571,9 +583,13 @@ def build_app(recognizer: OnlineRecognizer, config: ServerConfig = ServerConfig(
     return app
 
 
-def run_server(app: web.Application, host: str = "127.0.0.1", port: int = 2700, ssl_context=None) -> None:
-    """Serve until interrupted (Ctrl-C)."""
+def run_server(app: web.Application, host: str = "127.0.0.1", port: int = 2700, ssl_context=None,
+               reuse_port: bool = False) -> None:
+    """Serve until interrupted (Ctrl-C or SIGTERM). ``reuse_port``: bind with SO_REUSEPORT, so
+    that several processes (``asr serve --workers``) share the port and the kernel spreads the
+    connections among them."""
     scheme = "https" if ssl_context else "http"
     web.run_app(app, host=host, port=port, ssl_context=ssl_context, access_log=None, handle_signals=True,
+                reuse_port=reuse_port or None,
                 print=lambda *_: log.info("serving on %s://%s:%d (websocket: %s://%s:%d/ws, page: /)", scheme, host, port,
                                           "wss" if ssl_context else "ws", host, port))
