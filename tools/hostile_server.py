@@ -1,4 +1,4 @@
-"""Issue 30's server attacks, re-run against a real ``asr serve`` on loopback: what a
+"""The server attacks of the hostile-input audit, re-run against a real ``asr serve`` on loopback: what a
 well-behaved client gets meanwhile, and the server's resident memory and health after.
 
     python tools/hostile_server.py --model exp/fsdd_base/stream.onnx --wav recordings/3_george_0.wav
