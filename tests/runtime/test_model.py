@@ -1,4 +1,5 @@
-"""The model file: its metadata schema read back as written, and files the runtime refuses, named."""
+"""asr.runtime.model: files the runtime refuses, named; metadata that does not fit its graph; the file-kind sniffing.
+The metadata schema alone: tests/runtime/test_schema.py."""
 
 import json
 
@@ -8,20 +9,6 @@ import pytest
 import asr
 from asr.runtime import ModelError, OnnxModel
 from tests.conftest import FRONTEND, VOCAB
-
-
-def test_metadata_round_trip(models):
-    for name in ("lstm-lc", "gru-offline"):
-        path, model, report = models.get(name)
-        info = OnnxModel(path).info
-        assert info.frontend == FRONTEND
-        assert info.tokenizer.vocab == VOCAB
-        assert info.to_metadata() == report.info.to_metadata()  # what the exporter wrote is what the runtime reads
-        assert info.subsampling == model.cfg.subsampling and info.vocab_size == len(VOCAB)
-        assert info.graph == ("streaming" if name == "lstm-lc" else "offline")
-    info = OnnxModel(models.get("lstm-lc")[0]).info
-    assert (info.chunk_size, info.right_context, info.window_frames, info.hop_frames) == (4, 2, 12, 8)
-    assert info.state_names == ("state_h", "state_c") and info.state_shapes["state_c"] == (2, 16)
 
 
 def test_model_file_errors(models, tmp_path):
