@@ -1,7 +1,11 @@
 """asr.cli.serve: options that cannot work are refused by argparse (a message, exit 2), before
 the model loads or a socket opens."""
 
+import asyncio
+import contextlib
 import os
+import re
+import signal
 import subprocess
 import sys
 
@@ -24,14 +28,6 @@ def test_bad_options_exit_2_with_a_message(models, args, words):
     assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _health(port: int, timeout: float = 60.0):
     """/health of whichever worker the kernel hands a new connection to (None until one answers)."""
     import json
@@ -48,94 +44,69 @@ def _health(port: int, timeout: float = 60.0):
     raise AssertionError(f"no answer on port {port} within {timeout} s")
 
 
-def _wait(proc, timeout: float) -> int:
+def _gone(pid: int) -> bool:
+    return not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+
+
+@contextlib.contextmanager
+def _serving(*args: str):
+    """``asr serve --port 0 ARGS`` in its own process: (the process, the port every worker
+    logged), killed on the way out if it still runs."""
+    proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--port", "0", *args], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        return proc.wait(timeout=timeout)
+        workers = int(args[args.index("--workers") + 1]) if "--workers" in args else len(os.sched_getaffinity(0))
+        ports = set()
+        while len(ports) < workers:
+            line = proc.stdout.readline()
+            assert line, "the server stopped before every worker served"
+            ports |= set(re.findall(r"(?:worker (\d) )?INFO serving on http://127\.0\.0\.1:(\d+)", line))
+        assert len({p for _, p in ports}) == 1, ports  # port 0: one free port, shared
+        yield proc, int(next(iter(ports))[1])
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-
-
-def _start_workers(port: int, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "asr", "serve", "--workers", "2", "--port", str(port), *extra],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+        proc.wait()
 
 
 def test_workers_share_the_port_and_each_transcribes():
     """--workers 2: two processes answer on one port (the kernel spreads connections between
     them: /health names the one that answered), each transcribes, and SIGTERM to the parent
     stops both (exit 0)."""
-    import asyncio
-    import signal
-
     from asr.server.client import stream_file
 
-    port = _free_port()
-    proc = _start_workers(port)
-    try:
+    with _serving("--workers", "2") as (proc, port):
         pids = {_health(port)["worker"]["pid"] for _ in range(40)}
         assert len(pids) == 2, pids
         digits = os.path.join(ROOT, "tests", "data", "fsdd_four_zero_seven_two_nine.wav")
         texts = {asyncio.run(stream_file(f"ws://127.0.0.1:{port}", digits)).text for _ in range(6)}
         assert texts == {"four zero seven two nine"}
         proc.send_signal(signal.SIGTERM)
-        assert _wait(proc, 30) == 0
-        for pid in pids:
-            assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert proc.wait(timeout=30) == 0
+        assert all(_gone(pid) for pid in pids)
 
 
 def test_a_dead_worker_stops_the_server():
     """A worker that dies takes the other down with it and the parent exits 1, so that a
     supervisor restarts the whole server rather than run on at half strength unnoticed."""
-    import signal
-
-    port = _free_port()
-    proc = _start_workers(port)
-    try:
+    with _serving("--workers", "2") as (proc, port):
         victim = _health(port)["worker"]["pid"]
         others = {_health(port)["worker"]["pid"] for _ in range(40)} - {victim}
         os.kill(victim, signal.SIGKILL)
-        assert _wait(proc, 30) == 1
+        assert proc.wait(timeout=30) == 1
         out = proc.stdout.read()
         assert "exited with code -9: stopping the others" in out, out[-2000:]
-        for pid in others:
-            assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert others and all(_gone(pid) for pid in others)
 
 
-def test_workers_share_port_0_and_the_default_is_one_per_core():
-    """--port 0 picks one free port that every worker binds; the log names it. The default
-    --workers is the number of usable cores (two processes on a 2-core machine)."""
-    import re
-    import signal
-
-    proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--workers", "2", "--port", "0"], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        ports = set()
-        while len(ports) < 2:
-            line = proc.stdout.readline()
-            assert line, "the server stopped before both workers served"
-            ports |= set(re.findall(r"worker (\d) INFO serving on http://127\.0\.0\.1:(\d+)", line))
-        assert len({p for _, p in ports}) == 1, ports
-        port = int(next(iter(ports))[1])
-        assert {_health(port)["worker"]["index"] for _ in range(40)} == {0, 1}
+def test_one_worker_per_core_by_default():
+    """No --workers: one process per usable core (the figures in docs/serving.md)."""
+    cores = len(os.sched_getaffinity(0))
+    with _serving() as (proc, port):
+        seen = [_health(port).get("worker") for _ in range(40)]
+        if cores == 1:
+            assert seen == [None] * 40  # one process: /health names no worker
+        else:
+            assert {w["of"] for w in seen} == {cores} and {w["index"] for w in seen} == set(range(cores))
         proc.send_signal(signal.SIGTERM)
-        assert _wait(proc, 30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    from asr.cli import build_parser
-
-    args = build_parser().parse_args(["serve"])
-    assert args.workers is None  # resolved when it runs: one per usable core
+        assert proc.wait(timeout=30) == 0
