@@ -2,6 +2,7 @@
 control-character lines pass through without a crash or a hang."""
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -84,3 +85,30 @@ def test_a_reader_that_goes_away_is_no_error():
                           env=ENV, cwd=ROOT, timeout=60)
     assert proc.stdout == b"21\n"
     assert b"Traceback" not in proc.stderr and b"Error" not in proc.stderr
+
+
+DIGITS_WAV = os.path.join(ROOT, "tests", "data", "fsdd_four_zero_seven_two_nine.wav")  # the built-in model: "four zero seven two nine"
+
+
+def test_transcribe_itn_gives_the_written_form_everywhere(tmp_path, capsys):
+    assert cli.main(["transcribe", DIGITS_WAV]) == 0
+    assert capsys.readouterr().out == f"{DIGITS_WAV}\tfour zero seven two nine\n"  # off by default: the spoken form
+    assert cli.main(["transcribe", "--itn", "--format", "json", "--write", "txt,srt,vtt,json", "--output-dir", str(tmp_path),
+                     DIGITS_WAV]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["text"] == "40729" and [w["word"] for w in d["words"]] == ["40729"]
+    (word,) = d["words"]
+    assert word["start"] == 0.0 and word["end"] > 2.0  # the five spoken words' span
+    stem = tmp_path / "fsdd_four_zero_seven_two_nine"
+    assert stem.with_suffix(".txt").read_text().strip() == "40729"
+    assert "40729" in stem.with_suffix(".srt").read_text() and "four" not in stem.with_suffix(".srt").read_text()
+    assert "40729" in stem.with_suffix(".vtt").read_text()
+    assert json.loads(stem.with_suffix(".json").read_text())["text"] == "40729"
+
+
+def test_stream_itn_writes_finished_utterances_in_written_form(capsys):
+    assert cli.main(["stream", "--itn", "--format", "json", DIGITS_WAV]) == 0
+    out = capsys.readouterr()
+    finals = [json.loads(line) for line in out.out.splitlines()]
+    assert [f["text"] for f in finals] == ["40729"] and finals[0]["words"][0]["word"] == "40729"
+    assert "\tpartial\tfour zero" in out.err  # partial results stay spoken
