@@ -12,7 +12,8 @@ ITN tests differ in places: no thousands commas, ``07:30``, ``july 25 2012``):
   stay plain (``1100``, ``2009``: they are often years), from 10,000 up with commas
   (``147,451``); a round million or more keeps its scale word (``five million`` -> ``5 million``)
 - ordinals: ``twenty first`` -> ``21st``, ``eleventh`` -> ``11th``
-- decimals: ``three point one four`` -> ``3.14``, ``one point five billion`` -> ``1.5 billion``
+- decimals: ``three point one four`` -> ``3.14``, ``one point five billion`` -> ``1.5 billion``,
+  ``point zero two`` -> ``.02`` (two digits or more after a bare ``point``)
 - fractions: ``two thirds`` -> ``2/3``, ``three and a half`` -> ``3 1/2``
 - money: ``five dollars and twenty cents`` -> ``$5.20``, ``fifty million dollars`` ->
   ``$50 million``, ``twenty cents`` -> ``$0.20``, euros ``€``, yen ``¥``, pounds sterling ``£``
@@ -90,8 +91,9 @@ _YEAR_CUE = {"in", "since", "of", "year", "from", "until", "till", "circa", "dur
 _TIME_CUE = {"at", "by", "until", "till", "til", "around", "before", "after", "from", "since", "to", "between", "it's"}
 _TIME_AFTER = {"tonight", "tomorrow", "today", "sharp"}
 _DAYPART = {"morning", "afternoon", "evening"}
-# currency words -> (symbol, plural form or None when invariant); "pounds" alone may be weight
-_CURRENCY = {("dollar",): "$", ("dollars",): "$", ("euro",): "€", ("euros",): "€", ("yen",): "¥",
+# currency phrases -> symbol ("pounds" alone may be weight: left alone)
+_CURRENCY = {("dollar",): "$", ("dollars",): "$", ("united", "states", "dollars"): "$", ("united", "states", "dollar"): "$",
+             ("us", "dollars"): "$", ("u", "s", "dollars"): "$", ("euro",): "€", ("euros",): "€", ("yen",): "¥",
              ("pound", "sterling"): "£", ("pounds", "sterling"): "£", ("british", "pound"): "£", ("british", "pounds"): "£"}
 _PLURAL_CURRENCY = {"dollars", "euros", "pounds"}
 # unit phrases -> symbol; "%", "°C", "°F" take no space; miles keep their word (the number converts)
@@ -154,7 +156,7 @@ _REPEAT = {"double": 2, "triple": 3}
 
 # a pattern can only start at one of these (everything else is passed over at once)
 _START = (_NUMWORD | set(_ORDINAL_WORDS) | set(_MONTHS) | set(_WHITELIST_TITLES) | {p[0] for p in _WHITELIST_PHRASES}
-          | _OH | set(_REPEAT) | {"a", "the", "half", "quarter", "minus"})
+          | _OH | set(_REPEAT) | {"a", "the", "half", "quarter", "minus", "point"})
 
 
 # ---- numbers ----------------------------------------------------------------------------------
@@ -268,14 +270,20 @@ def _cardinal(w, i, allow_a=False) -> Optional[_Num]:
 
 def _number(w, i, allow_a=False, allow_decimal=True) -> Optional[_Num]:
     """A cardinal or a decimal (``three point one four``, ``zero point five``, ``five point two
-    million``), with ``minus`` before it: the amount of money and measures."""
+    million``; ``point`` first when two digits or more follow: ``point zero two`` -> ``.02``),
+    with ``minus`` before it: the amount of money and measures."""
     sign = ""
     k = i
     if _get(w, i) == "minus":
         if _get(w, i - 1) in _NOT_A_SIGN:
             return None  # "ten minus five", "plus or minus": arithmetic, not a sign
         sign, k = "-", i + 1
-    if _get(w, k) == "zero" and _get(w, k + 1) == "point":
+    bare = allow_decimal and _get(w, k) == "point"  # "point one two o five" -> .1205
+    if bare:
+        if _get(w, k - 1) in _NUMWORD:
+            return None
+        n = _Num(k, 0, "")
+    elif _get(w, k) == "zero" and _get(w, k + 1) == "point":
         n = _Num(k + 1, 0, "0")
     else:
         n = _cardinal(w, k, allow_a=allow_a and not sign)
@@ -292,6 +300,8 @@ def _number(w, i, allow_a=False, allow_decimal=True) -> Optional[_Num]:
             else:
                 break
             j += 1
+        if bare and len(digits) < 2:
+            return None  # "at this point five people": one digit after a bare "point" is no number
         if digits:
             text = f"{n.text}.{''.join(digits)}"
             scale = ""

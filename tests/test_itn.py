@@ -55,6 +55,8 @@ def test_written_forms_are_left_as_they_are():
     ("five million", "5 million"),
     ("twenty third", "23rd"),
     ("three point one four", "3.14"),
+    ("point zero two", ".02"),
+    ("four united states dollars and sixty nine cents", "$4.69"),
     ("two thirds", "2/3"),
     ("five dollars and twenty cents", "$5.20"),
     ("seven thirty p m", "7:30 p.m."),
