@@ -1,5 +1,5 @@
 """Command line: ``asr prepare | synth | train | average | export | evaluate | calibrate | transcribe | align | plot |
-stream | serve | client | mic | lm`` (also ``python -m asr``), one module per command; ``asr-stream`` is another name
+stream | serve | client | mic | text | lm`` (also ``python -m asr``), one module per command; ``asr-stream`` is another name
 for ``asr stream``. Only this package knows argparse; commands import their heavy parts (torch, onnxruntime) when
 they run. The options share one vocabulary (:mod:`asr.cli.options`, docs/layout.md)."""
 
@@ -16,7 +16,7 @@ __all__ = ["main", "build_parser"]
 # the modules asr.cli.<name>, each with add_parser(sub) and run(args); imported when the parser is built,
 # so that `python -m asr.cli.stream` (the module of the `asr-stream` script) runs without a second copy of itself
 COMMANDS = ("prepare", "synth", "train", "average", "export", "evaluate", "calibrate", "transcribe", "align", "plot", "stream",
-            "serve", "client", "mic")
+            "serve", "client", "mic", "text")
 TRAIN_ONLY = ("torch", "torchaudio", "onnx", "yaml")  # what only the 'train' extra installs
 
 

@@ -5,7 +5,8 @@ Usage: ``asr stream --model model.onnx FILE... [--piece-ms N] [--realtime] [--fo
 [--threads N] [--lm lm.arpa] [--hotword PHRASE]...``
 
 With ``--lm``/``--hotwords``/``--beam-size`` each finished utterance is decoded again by prefix
-beam search (partials stay greedy).
+beam search (partials stay greedy). With ``--itn`` finished utterances are printed in written
+form (:mod:`asr.itn`; partials stay spoken).
 
 Each file is read at its own sample rate and fed in pieces of ``--piece-ms`` (resampled in
 the stream). Output:
@@ -30,6 +31,7 @@ import time
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from asr.cli.options import add_decoding_args, add_endpoint_args, add_format_arg, decoding_options, endpoint_config, positive
+from asr.cli.text import add_itn_arg, text_options
 
 if TYPE_CHECKING:
     from asr.decoding.result import Utterance
@@ -54,6 +56,7 @@ def add_parser(sub) -> None:
     sp.add_argument("--no-partials", action="store_true", help="do not print partial results to stderr")
     add_endpoint_args(sp, no_endpoint=True)
     add_decoding_args(sp)
+    add_itn_arg(sp)
     sp.set_defaults(func=run)
 
 
@@ -72,6 +75,7 @@ def _stream_file(rec: OnlineRecognizer, path: str, args) -> None:
     stream = rec.create_stream(name=path)
     step = max(1, int(round(rate * args.piece_ms / 1000)))
     printed, last_partial = 0, ""
+    text = text_options(args)
     t0 = time.monotonic()
 
     def report():
@@ -84,7 +88,7 @@ def _stream_file(rec: OnlineRecognizer, path: str, args) -> None:
                 last_partial = utt.text
         finals = [u for u in result.utterances if u.final]
         for utt in finals[printed:]:
-            _print_final(path, utt, args.format == "json")
+            _print_final(path, text.apply(utt), args.format == "json")
             last_partial = ""
         printed = len(finals)
 
@@ -126,7 +130,7 @@ def run(args) -> int:
             if isinstance(rec, OnlineRecognizer):
                 _stream_file(rec, path, args)
             else:
-                _print_final(path, rec.transcribe(path).utterances[0], args.format == "json")
+                _print_final(path, text_options(args).apply(rec.transcribe(path).utterances[0]), args.format == "json")
         except AudioError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             failures += 1

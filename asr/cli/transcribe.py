@@ -5,7 +5,8 @@ Files longer than :data:`asr.runtime.longform.LONG_FORM_MIN_S` seconds (``--long
 file) are read in blocks, cut into speech segments by voice activity detection (``--vad``) and
 decoded batch by batch in bounded memory (:mod:`asr.runtime.longform`), with a progress bar on a
 terminal. ``--write`` writes transcript files (txt, json, srt, vtt, tsv, several or all) into
-``--output-dir`` as the utterances are decoded (:mod:`asr.writers`); inputs of the same name
+``--output-dir`` as the utterances are decoded (:mod:`asr.writers`), in written form with ``--itn``
+(:mod:`asr.itn`: stdout, JSON and every file); inputs of the same name
 (``a/x.wav b/x.wav``) get distinct files (``x.txt``, ``x-2.txt``), each renamed one noted on
 stderr."""
 
@@ -28,6 +29,7 @@ from asr.cli.options import (
     positive,
     transcript_writers,
 )
+from asr.cli.text import add_itn_arg, text_options
 
 __all__ = ["add_parser", "run"]
 
@@ -40,6 +42,7 @@ def add_parser(sub) -> None:
     add_format_arg(sp, "'path<TAB>transcript' a file", "one JSON object a file")
     add_threads_arg(sp)
     add_decoding_args(sp)
+    add_itn_arg(sp)
     g = sp.add_argument_group("long recordings and transcript files")
     add_write_args(g)
     g.add_argument("--long-form", choices=["auto", "always", "never"], default="auto",
@@ -113,6 +116,7 @@ def run(args) -> int:
     lf_options = LongFormOptions(vad=VadOptions(method=args.vad, threshold=args.vad_threshold, min_silence_s=args.min_silence,
                                                 pad_s=args.speech_pad, max_segment_s=args.max_segment))
     writers = transcript_writers(args)
+    text = text_options(args)
     rec = load_recognizer(model_path(args), options, args.threads)
     stems = output_stems(args.files, writers)
     failures = 0
@@ -125,6 +129,7 @@ def run(args) -> int:
             for utt in utts:
                 if not utt.text:
                     continue
+                utt = text.apply(utt)
                 for s in sinks:
                     s.add(utt)
                 texts.append(utt.text)
