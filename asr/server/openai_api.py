@@ -125,7 +125,8 @@ class OpenAIApi:
         self.pending = 0  # requests admitted and not yet answered (uploading, waiting or being transcribed)
         self.slot = asyncio.Semaphore(1)  # one transcription at a time; waiters in arrival order
         self.pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
-        self.jobs: set = set()  # cancel events of the transcriptions running or waiting
+        self.jobs: set = set()  # cancel events of the transcriptions running
+        self.stopping = False  # the server is shutting down: no transcription starts
         self.counts = {"requests": 0, "transcribed": 0, "refused_busy": 0, "cancelled": 0, "client_errors": 0,
                        "server_errors": 0, "audio_s": 0.0, "decode_s": 0.0}
 
@@ -145,6 +146,7 @@ class OpenAIApi:
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asr-api", initializer=_lower_priority)
 
     async def shutdown(self, app) -> None:
+        self.stopping = True
         for job in list(self.jobs):
             job.set()
 
@@ -207,6 +209,8 @@ class OpenAIApi:
             req = self._check(*await self._read_form(request, tmpdir))
             await asyncio.to_thread(self._probe, req)
             async with self.slot:
+                if self.stopping:
+                    raise ApiError(503, "the server is shutting down", code="cancelled")
                 if _gone(request):  # the client left while its request waited
                     raise ApiError(400, "the client closed the connection", code="client_closed")
                 cancel = threading.Event()
