@@ -90,7 +90,10 @@ class ApiError(Exception):
         body = {"error": {"message": self.message, "type": self.TYPES.get(self.status, "invalid_request_error"),
                           "param": self.param, "code": self.code}}
         headers = {"Retry-After": str(RETRY_AFTER_S)} if self.status == 503 else None
-        return web.json_response(body, status=self.status, headers=headers)
+        response = web.json_response(body, status=self.status, headers=headers)
+        if self.status == 408:  # what is left of a stalled upload is not read: the connection closes
+            response.force_close()
+        return response
 
 
 class _Cancelled(Exception):
@@ -206,7 +209,13 @@ class OpenAIApi:
         self.pending += 1
         tmpdir = tempfile.mkdtemp(prefix="asr-upload-")
         try:
-            req = self._check(*await self._read_form(request, tmpdir))
+            try:
+                form = await self._read_form(request, tmpdir)
+            except ApiError as exc:
+                if exc.status == 408:  # the rest of a stalled upload is not waited for (aiohttp would, 10 s): closed
+                    request.content.feed_eof()
+                raise
+            req = self._check(*form)
             await asyncio.to_thread(self._probe, req)
             async with self.slot:
                 if self.stopping:

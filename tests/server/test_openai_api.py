@@ -283,6 +283,21 @@ def test_busy_503(model, files):
         assert m["refused_busy"] == 1 and m["transcribed"] == 1 and m["pending"] == 0
 
 
+def test_stalled_upload_408(model):
+    """An upload that sends nothing for --idle-timeout is answered 408 and its place freed."""
+    from asr.server.app import ServerConfig
+
+    with ServerThread(model, ServerConfig(idle_timeout_s=0.5)) as srv:
+        s = _stalled_upload(srv.port)
+        try:
+            s.settimeout(10)
+            head = s.recv(65536).decode()
+        finally:
+            s.close()
+        assert head.startswith("HTTP/1.1 408") and '"code": "timeout"' in head, head
+        assert srv.metrics()["api"]["pending"] == 0
+
+
 def _stream(srv, path):
     from asr.server.client import stream_file
 
