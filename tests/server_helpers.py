@@ -8,6 +8,7 @@ import io
 import json
 import threading
 from contextlib import redirect_stdout
+from typing import Optional
 
 import numpy as np
 from aiohttp import web
@@ -15,21 +16,23 @@ from aiohttp import web
 from asr.cli.stream import main as stream_main
 from asr.runtime import EndpointConfig, OnlineRecognizer
 from asr.server.app import SERVER_KEY, ServerConfig, build_app
+from asr.server.openai_api import ApiConfig
 
 ENDPOINT = EndpointConfig(rule1=0.5, rule2=0.3, rule3=20.0)  # short rules: several results per file
 
 
 class ServerThread:
-    """``with ServerThread(model_path, ServerConfig(...)) as srv:`` -> ``srv.url`` (ws://127.0.0.1:PORT/ws).
+    """``with ServerThread(model_path, ServerConfig(...)) as srv:`` -> ``srv.url`` (ws://127.0.0.1:PORT/ws),
+    ``srv.http`` (http://127.0.0.1:PORT; the OpenAI-compatible API under /v1, configured by ``api``).
 
     Admission by measured load (asr.server.admission) is off unless ``admission=True``: on a
     busy test machine a slow moment must not refuse a test's second client."""
 
     def __init__(self, model: str, config: ServerConfig = ServerConfig(), endpoint: EndpointConfig = ENDPOINT, decoding=None,
-                 ssl_context=None, admission: bool = False):
+                 ssl_context=None, admission: bool = False, api: Optional[ApiConfig] = ApiConfig()):
         self.ssl_context = ssl_context
         self.rec = OnlineRecognizer(model, endpoint=endpoint, decoding=decoding)
-        self.app = build_app(self.rec, config, model_name="test")
+        self.app = build_app(self.rec, config, model_name="test", api=api)
         self.server = self.app[SERVER_KEY]
         if not admission:
             self.server.admission = _AdmitAll()

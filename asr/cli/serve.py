@@ -1,5 +1,6 @@
-"""``asr serve``: the streaming server (websocket + web page + /health + /metrics) for an
-exported streaming model, on the torch-free runtime. See :mod:`asr.server`."""
+"""``asr serve``: the streaming server (websocket + web page + /health + /metrics, and the
+OpenAI-compatible /v1/audio/transcriptions) for an exported streaming model, on the torch-free
+runtime. See :mod:`asr.server`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import logging
 
 from asr.cli.options import add_decoding_args, add_endpoint_args, decoding_options, endpoint_config, positive
 
-__all__ = ["add_parser", "run", "tls_context"]
+__all__ = ["add_parser", "run", "tls_context", "api_config"]
+
+API_KEY_ENV = "ASR_API_KEY"
 
 
 def _port(text: str) -> int:
@@ -73,9 +76,63 @@ def add_parser(sub) -> None:
                    help="server processes sharing the port (SO_REUSEPORT; the kernel spreads connections among them), "
                         "each with its own decoding loops, admission and 1/N of --max-streams, so that the server uses "
                         f"every core (default: one per core, {_cores()} here; docs/serving.md measures 1 to 4 on 2 cores)")
+    api = sp.add_argument_group("OpenAI-compatible API (POST /v1/audio/transcriptions, GET /v1/models)")
+    api.add_argument("--api-key", metavar="KEY",
+                     help=f"the key /v1 requests must send as 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}, which "
+                          "keeps it out of the process list; without either, /v1 needs no key, which only a loopback "
+                          "--host allows)")
+    api.add_argument("--no-api-key", action="store_true",
+                     help="serve /v1 without a key on a --host other than loopback: anyone who reaches the port can use it")
+    api.add_argument("--max-upload-mb", type=positive(float), default=200.0,
+                     help="largest audio file a request may upload, MiB; larger ones get 413 (default 200: "
+                          "over an hour of 16 kHz WAV)")
+    api.add_argument("--api-queue", type=_count, default=4,
+                     help="transcription requests that may wait per process beside the one being transcribed; "
+                          "one more gets 503, try again later (default 4)")
     add_endpoint_args(sp, rule3_off=False)
     add_decoding_args(sp)
     sp.set_defaults(func=run)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def api_config(args):
+    """The /v1 API's settings: the key from --api-key or $ASR_API_KEY, resolved once here.
+    Raises ValueError when a --host other than loopback would serve /v1 without a key and
+    --no-api-key does not say that is meant."""
+    import os
+
+    from asr.server.openai_api import ApiConfig
+
+    key = args.api_key if args.api_key is not None else (os.environ.get(API_KEY_ENV) or None)
+    if key is not None and args.no_api_key:
+        source = "--api-key" if args.api_key is not None else f"${API_KEY_ENV}"
+        raise ValueError(f"{source} gives a key and --no-api-key says there is none: drop one of them")
+    if key is not None and (not key.strip() or key.strip() != key):
+        raise ValueError("the API key is empty or has spaces around it")
+    if key is None and not args.no_api_key and not _loopback(args.host):
+        raise ValueError(f"--host {args.host} serves other machines, and the OpenAI-compatible API (/v1) would need "
+                         f"no key: give one with ${API_KEY_ENV} (or --api-key), or --no-api-key to serve it to anyone")
+    return ApiConfig(api_key=key, max_upload_bytes=int(args.max_upload_mb * 2**20), queue=args.api_queue)
 
 
 def tls_context(certfile, keyfile):
@@ -92,6 +149,7 @@ def tls_context(certfile, keyfile):
 
 
 def run(args) -> int:
+    api_config(args)  # refused here, once, before any worker starts
     if args.workers is None:
         args.workers = _cores()
     if args.workers > 1:
@@ -186,6 +244,10 @@ def _serve(args, worker: int = 0) -> int:
                                          args.model, "streaming", rec.info.sample_rate,
                                          rec.info.chunk_size * rec.info.frame_shift_s,
                                          rec.info.right_context * rec.info.frame_shift_s, options.label())
-    run_server(build_app(rec, cfg, model_name=args.model), host=args.host, port=args.port, ssl_context=context,
+    api = api_config(args)
+    logging.getLogger("asr.server").info("OpenAI-compatible API: POST /v1/audio/transcriptions, GET /v1/models (%s; "
+                                         "uploads up to %g MiB)", "key required" if api.api_key else "no key",
+                                         args.max_upload_mb)
+    run_server(build_app(rec, cfg, model_name=args.model, api=api), host=args.host, port=args.port, ssl_context=context,
                reuse_port=args.workers > 1)
     return 0

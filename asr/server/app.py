@@ -30,6 +30,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from asr.runtime.online import OnlineRecognizer
 from asr.server.admission import Admission, LoadSample
 from asr.server.loop import DecodeLoop, LoopStats, Session
+from asr.server.openai_api import ApiConfig, OpenAIApi
 from asr.server.protocol import MAX_RATE, MIN_RATE, ProtocolError, StreamConfig, error_reply, parse_audio, parse_config, parse_text
 
 __all__ = ["ServerConfig", "build_app", "run_server", "STATIC_DIR", "SERVER_KEY"]
@@ -104,6 +105,7 @@ class Server:
         self.joins: collections.deque = collections.deque()  # when streams were admitted, the last ADMISSION_WINDOW_S
         self.live = 0
         self.connections: set = set()  # the live Connection objects
+        self.api: Optional[OpenAIApi] = None  # the /v1 routes (asr.server.openai_api), when served
         self.counts = {"connections": 0, "refused": 0, "refused_busy": 0, "finished": 0, "errors": 0, "idle_timeouts": 0,
                        "session_limits": 0, "disconnects": 0, "messages": 0, "audio_s": 0.0}
         self.started = time.monotonic()
@@ -218,6 +220,7 @@ class Server:
             "max_rss_mb": round(ru.ru_maxrss / 1024, 1),
             "cpu_s": round(ru.ru_utime + ru.ru_stime, 1),
             "open_fds": _open_fds(),
+            **({"api": self.api.metrics()} if self.api is not None else {}),
             **self._worker(),
         }
 
@@ -563,15 +566,20 @@ def _open_fds() -> Optional[int]:
         return None
 
 
-def build_app(recognizer: OnlineRecognizer, config: ServerConfig = ServerConfig(), model_name: str = "") -> web.Application:
+def build_app(recognizer: OnlineRecognizer, config: ServerConfig = ServerConfig(), model_name: str = "",
+              api: Optional[ApiConfig] = ApiConfig()) -> web.Application:
     """The aiohttp application: ``/`` (page, or websocket for Vosk clients), ``/ws``, ``/health``,
-    ``/metrics``, ``/info``, ``/static/...``."""
+    ``/metrics``, ``/info``, ``/static/...``, and unless ``api`` is None the OpenAI-compatible
+    ``/v1/audio/transcriptions`` and ``/v1/models`` (:mod:`asr.server.openai_api`)."""
     server = Server(recognizer, config, model_name)
     app = web.Application()
     app[SERVER_KEY] = server
     app.on_startup.append(server.start)
     app.on_shutdown.append(server.shutdown)
     app.on_cleanup.append(server.stop)
+    if api is not None:
+        server.api = OpenAIApi(recognizer, api, idle_timeout_s=config.idle_timeout_s)
+        server.api.add_routes(app)
     app.add_routes([
         web.get("/", server.index),
         web.get("/ws", server.websocket),
