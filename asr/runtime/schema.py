@@ -4,13 +4,16 @@ read by the runtime.
 An ONNX file made by this toolkit carries ``asr.*`` metadata keys with JSON values (the table:
 :meth:`ModelInfo.to_metadata`). :func:`write_metadata` writes them into a file,
 :meth:`ModelInfo.from_metadata` reads and checks them (a :class:`ModelError` names the file and
-what is wrong), :func:`graph_signature` names the graph's inputs and outputs.
+what is wrong), :func:`graph_signature` names the graph's inputs and outputs. A model may carry
+a :class:`ModelCard` (``asr.card``: its name, language and what it recognizes, in words for
+people), which :meth:`ModelInfo.describe` shows with what the file itself says.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -18,8 +21,8 @@ from asr.decoding.confidence import ConfidenceCalibration
 from asr.frontend import FrontendConfig
 from asr.text import Tokenizer, tokenizer_from_dict
 
-__all__ = ["METADATA_FORMAT", "ModelError", "ModelInfo", "StreamingLayout", "confidence_metadata", "graph_signature",
-           "write_metadata"]
+__all__ = ["METADATA_FORMAT", "ModelCard", "ModelError", "ModelInfo", "StreamingLayout", "card_metadata", "confidence_metadata",
+           "graph_signature", "read_card", "write_metadata"]
 
 METADATA_FORMAT = "asr-onnx/1"
 _PREFIX = "asr."
@@ -32,6 +35,12 @@ MAX_CHUNK = 10_000  # model frames per step (chunk and right context each)
 MAX_LAYERS = 128
 MAX_HIDDEN = 65_536
 MAX_STATE_VALUES = 1 << 22  # carried state values per stream, all states together (16 MiB of float32)
+# a model card's fields, in characters: a page's heading, a language tag, a paragraph
+MAX_CARD = {"name": 80, "language": 35, "description": 500}
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")  # BCP 47, loosely: en, en-US, zh-Hans
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# the kinds of tokenizer (asr.text) in words
+_VOCABULARY_KINDS = {"char": "characters", "word": "words", "bpe": "word pieces", "phone": "phones"}
 
 
 class ModelError(ValueError):
@@ -58,6 +67,49 @@ class StreamingLayout:
 
 
 @dataclass(frozen=True)
+class ModelCard:
+    """What a model is, in words for people (metadata key ``asr.card``; ``asr serve`` shows it
+    on its page and in /info): ``name`` ("English digits"), ``language`` (a BCP 47 tag such as
+    ``en``; empty: not said) and ``description`` (what it recognizes and what it does not, one
+    paragraph). Set by ``asr export --card CARD.json``."""
+
+    name: str
+    language: str = ""
+    description: str = ""
+
+    def __post_init__(self):
+        problems = []
+        for key, limit in MAX_CARD.items():
+            value = getattr(self, key)
+            if not isinstance(value, str):
+                problems.append(f"{key} must be a string, got {type(value).__name__}")
+            elif len(value) > limit:
+                problems.append(f"{key} has {len(value)} characters, more than {limit}")
+            elif _CONTROL.search(value) or value != value.strip():
+                problems.append(f"{key} has control characters (line breaks, tabs) or spaces around it: {value[:40]!r}")
+        if not problems and not self.name:
+            problems.append("name is empty")
+        if not problems and self.language and not _LANGUAGE_TAG.fullmatch(self.language):
+            problems.append(f"language must be a language tag such as 'en' or 'en-US', got {self.language!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, d) -> "ModelCard":
+        if not isinstance(d, dict):
+            raise ValueError(f"must be an object {{\"name\", \"language\", \"description\"}}, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(MAX_CARD))
+        if unknown:
+            raise ValueError(f"unknown keys {unknown} (known: {', '.join(MAX_CARD)})")
+        if "name" not in d:
+            raise ValueError("lacks a name")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "language": self.language, "description": self.description}
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """The checked metadata of one model file."""
 
@@ -71,6 +123,7 @@ class ModelInfo:
     toolkit_version: str = ""
     streaming_layout: Optional[StreamingLayout] = None  # streaming graphs only
     confidence: Optional[ConfidenceCalibration] = None  # word-confidence calibration (asr calibrate)
+    card: Optional[ModelCard] = None  # name, language, description (asr export --card)
     extra: Mapping = field(default_factory=dict, repr=False)  # informational keys (normalization, model)
 
     @property
@@ -111,6 +164,21 @@ class ModelInfo:
     def state_shapes(self) -> Mapping[str, tuple]:
         return self.streaming_layout.state_shapes if self.streaming_layout else {}
 
+    def describe(self, max_symbols: int = 64) -> dict:
+        """What the model is, for people (``asr serve``'s /info and page): the file's name, its
+        card (None without one), the vocabulary (kind in words, size without the blank, and the
+        symbols when there are at most ``max_symbols``), the sample rate, the graph, and for a
+        streaming graph its latency: a chunk plus its look-ahead, in seconds (0 offline)."""
+        symbols = self.tokenizer.vocab[1:]  # id 0 is the blank
+        kind = self.tokenizer.to_dict().get("kind", "")
+        vocabulary = {"kind": _VOCABULARY_KINDS.get(kind, kind), "size": len(symbols)}
+        if len(symbols) <= max_symbols:
+            vocabulary["symbols"] = symbols
+        chunk_s, right_s = self.chunk_size * self.frame_shift_s, self.right_context * self.frame_shift_s
+        return {"file": os.path.basename(self.path), "card": self.card.to_dict() if self.card else None,
+                "vocabulary": vocabulary, "sample_rate": self.sample_rate, "graph": self.graph,
+                "chunk_s": round(chunk_s, 3), "right_context_s": round(right_s, 3), "latency_s": round(chunk_s + right_s, 3)}
+
     # writing -------------------------------------------------------------------------------
     def to_metadata(self) -> dict[str, str]:
         """The ``asr.*`` keys with JSON values, as stored in the ONNX file:
@@ -130,6 +198,7 @@ class ModelInfo:
         model               the model config (informational)
         confidence          optional: the word-confidence calibration
                             (:class:`asr.decoding.confidence.ConfidenceCalibration` as a dict)
+        card                optional: name, language, description (:class:`ModelCard` as a dict)
         streaming graphs:
         chunk_size          C model frames out per step
         right_context       R model frames of look-ahead
@@ -152,6 +221,8 @@ class ModelInfo:
         }
         if self.confidence is not None:
             meta["confidence"] = self.confidence.to_dict()
+        if self.card is not None:
+            meta["card"] = self.card.to_dict()
         if self.streaming:
             meta.update(chunk_size=self.chunk_size, right_context=self.right_context,
                         window_frames=self.window_frames, hop_frames=self.hop_frames,
@@ -204,16 +275,22 @@ class ModelInfo:
                 confidence = ConfidenceCalibration.from_dict(meta["confidence"])
             except (TypeError, ValueError) as exc:
                 problems.append(f"asr.confidence: {exc}")
+        card = None
+        if meta.get("card") is not None:
+            try:
+                card = ModelCard.from_dict(meta["card"])
+            except ValueError as exc:
+                problems.append(f"asr.card: {exc}")
         layout = None
         if graph == "streaming" and not problems:
             layout = _streaming_layout(meta, sub, problems)
         if problems:
             raise ModelError(path, "; ".join(problems))
-        known = set(_REQUIRED + _REQUIRED_STREAMING + ("model_kind", "toolkit_version", "confidence"))
+        known = set(_REQUIRED + _REQUIRED_STREAMING + ("model_kind", "toolkit_version", "confidence", "card"))
         return cls(path=path, graph=graph, frontend=frontend, tokenizer=tokenizer, subsampling=sub,
                    vocab_size=vocab_size, model_kind=str(meta.get("model_kind", "")),
                    toolkit_version=str(meta.get("toolkit_version", "")), streaming_layout=layout, confidence=confidence,
-                   extra={k: v for k, v in meta.items() if k not in known})
+                   card=card, extra={k: v for k, v in meta.items() if k not in known})
 
 
 def _int_in(value, lo: int, hi: Optional[int]) -> bool:
@@ -274,6 +351,27 @@ def confidence_metadata(calibration: Optional[ConfidenceCalibration]) -> dict[st
     """The metadata key of a word-confidence calibration, for :func:`write_metadata` (None:
     remove it)."""
     return {_PREFIX + "confidence": None if calibration is None else json.dumps(calibration.to_dict())}
+
+
+def card_metadata(card: Optional[ModelCard]) -> dict[str, Optional[str]]:
+    """The metadata key of a model card, for :func:`write_metadata` (None: remove it)."""
+    return {_PREFIX + "card": None if card is None else json.dumps(card.to_dict())}
+
+
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """A model card from a JSON file ``{"name": ..., "language": ..., "description": ...}``;
+    a ``ValueError`` names the file and what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{os.fspath(path)}: not valid JSON ({exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{os.fspath(path)}: not UTF-8 text") from None
+    try:
+        return ModelCard.from_dict(d)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{os.fspath(path)}: model card: {exc}") from None
 
 
 def write_metadata(path: str, metadata: Mapping[str, Optional[str]]) -> None:

@@ -30,7 +30,7 @@ from asr.audio import AudioError, load_audio
 from asr.decoding.confidence import ConfidenceCalibration
 from asr.frontend import logmel
 from asr.runtime.offline import load_model
-from asr.runtime.schema import ModelInfo, StreamingLayout, graph_signature, write_metadata
+from asr.runtime.schema import ModelCard, ModelInfo, StreamingLayout, graph_signature, write_metadata
 from asr.train.checkpoint import build_model, checkpoint_calibration, load_checkpoint
 from asr.train.data import collate
 from asr.train.model import CTCModel
@@ -77,9 +77,10 @@ class _Streaming(torch.nn.Module):
 
 
 def model_info(model: CTCModel, cfg, tokenizer, path: str, streaming: bool,
-               confidence: Optional[ConfidenceCalibration] = None) -> ModelInfo:
+               confidence: Optional[ConfidenceCalibration] = None, card: Optional[ModelCard] = None) -> ModelInfo:
     """What the runtime will read about this model (:class:`ModelInfo`, written as metadata);
-    ``confidence``: the checkpoint's word-confidence calibration, carried over."""
+    ``confidence``: the checkpoint's word-confidence calibration, carried over; ``card``: its
+    name, language and description for people (``asr export --card``)."""
     m = cfg.model
     kind = f"{m.rnn_type}-{'bi' if m.bidirectional else 'uni'}directional"
     if m.bidirectional and m.chunk_size:
@@ -93,7 +94,8 @@ def model_info(model: CTCModel, cfg, tokenizer, path: str, streaming: bool,
              "model": m.to_dict()}
     return ModelInfo(path=path, graph="streaming" if streaming else "offline", frontend=cfg.frontend,
                      tokenizer=tokenizer, subsampling=m.subsampling, vocab_size=m.vocab_size, model_kind=kind,
-                     toolkit_version=__version__, streaming_layout=layout, confidence=confidence, extra=extra)
+                     toolkit_version=__version__, streaming_layout=layout, confidence=confidence, card=card,
+                     extra=extra)
 
 
 def _parity_waves(cfg, audio: Sequence[str], lengths_s: Sequence[float]) -> list[np.ndarray]:
@@ -156,9 +158,11 @@ def export_onnx(
     parity_audio: Sequence[str] = (),
     parity_lengths_s: Sequence[float] = (0.4, 1.3, 3.1),
     opset: int = 17,
+    card: Optional[ModelCard] = None,
 ) -> ExportReport:
     """Export ``checkpoint`` to ``out`` and check onnxruntime against PyTorch (max absolute
-    log-probability difference at most 1e-4, else :class:`ExportError`)."""
+    log-probability difference at most 1e-4, else :class:`ExportError`). ``card``: the model
+    card to write with it (``asr.card``)."""
     state = load_checkpoint(checkpoint)
     model, cfg, tokenizer = build_model(state)
     m = cfg.model
@@ -177,7 +181,7 @@ def export_onnx(
         m.validate()
     model.eval()
     torch.set_num_threads(1)
-    info = model_info(model, cfg, tokenizer, out, streaming, checkpoint_calibration(state, checkpoint))
+    info = model_info(model, cfg, tokenizer, out, streaming, checkpoint_calibration(state, checkpoint), card)
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
     tmp = f"{out}.tmp{os.getpid()}.onnx"
     input_names, output_names = graph_signature(info)

@@ -97,6 +97,33 @@ def test_export_cli(tmp_path, capsys):
     assert metadata(tmp_path / "u.onnx")["asr.chunk_size"] == 8
 
 
+def test_export_cli_writes_and_sets_the_model_card(tmp_path, capsys):
+    """``--card CARD.json`` with the export, or on an exported file in place (``--model``);
+    the other keys stay; a bad card or a wrong mix of options is an error, exit 2."""
+    ckpt = make_checkpoint(tmp_path / "m.pt", bidirectional=False)
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"name": "Test letters", "language": "en", "description": "a to e"}))
+    out = str(tmp_path / "m.onnx")
+    assert cli.main(["export", "--checkpoint", ckpt, "--out", out, "--card", str(card)]) == 0
+    assert metadata(out)["asr.card"] == {"name": "Test letters", "language": "en", "description": "a to e"}
+    before = metadata(out)
+    card.write_text(json.dumps({"name": "Letters", "language": "en-GB", "description": ""}))
+    capsys.readouterr()
+    assert cli.main(["export", "--model", out, "--card", str(card)]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}: model card set: Letters (en-GB)"
+    after = metadata(out)
+    assert after.pop("asr.card") == {"name": "Letters", "language": "en-GB", "description": ""}
+    assert after == {k: v for k, v in before.items() if k != "asr.card"}
+    card.write_text(json.dumps({"name": "Letters", "lang": "en"}))
+    for argv, words in ([["--model", out, "--card", str(card)], "card.json: model card: unknown keys ['lang']"],
+                        [["--model", out], "--model sets the card"],
+                        [["--model", out, "--out", out], "--model sets the card"],
+                        [["--out", out], "give --checkpoint CKPT --out FILE.onnx"]):
+        assert cli.main(["export", *argv]) == 2
+        assert words in capsys.readouterr().err
+    assert metadata(out)["asr.card"]["name"] == "Letters"
+
+
 def test_transcribe_cli_with_onnx_model(tmp_path, capsys):
     import numpy as np
     import soundfile as sf
