@@ -12,7 +12,8 @@
 #   2  evaluate  WER/CER on the isolated test recordings
 #   3  transcribe a few test files (PyTorch checkpoint)
 #   4  export to ONNX (offline and streaming graphs), each with its word confidence calibrated on
-#      dev (asr calibrate)
+#      dev (asr calibrate), then its model card set (recipes/fsdd/card.json: what asr serve's
+#      page shows)
 #   5  stream a few test files through the torch-free runtime
 #   6  what the model recognizes (tools/measure_digits.py): isolated test recordings, strings of
 #      3-8 of them, a 10-minute continuous recording through asr stream, other voices' digit
@@ -66,6 +67,7 @@ if run_stage 4; then
   echo "== stage 4: export $exp/best.pt to ONNX"
   "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/model.onnx"
   asr_calibrate "$exp/model.onnx" "$data/dev.jsonl"
+  "${ASR[@]}" export --model "$exp/model.onnx" --card recipes/fsdd/card.json  # after calibrating, as the shipped files were made
   if python - "$exp/best.pt" <<'PY'
 import sys, torch
 m = torch.load(sys.argv[1], weights_only=True)["config"]["model"]
@@ -74,6 +76,7 @@ PY
   then
     "${ASR[@]}" export --checkpoint "$exp/best.pt" --out "$exp/stream.onnx" --streaming
     asr_calibrate "$exp/stream.onnx" "$data/dev.jsonl"
+    "${ASR[@]}" export --model "$exp/stream.onnx" --card recipes/fsdd/card.json
   else
     echo "   (full-context bidirectional model: no streaming graph; see recipes/fsdd/README.md)"
   fi

@@ -41,7 +41,8 @@ by 2, three bidirectional GRU layers of 160 units, {params} parameters. Latency-
 the streaming graph (`stream.onnx`) reads chunks of 16 model frames (320 ms) with 80 ms of
 right context and carries the forward state across chunks; the offline graph (`model.onnx`)
 reads whole files. Both are ONNX (onnxruntime, no PyTorch), each with its front end,
-vocabulary and word-confidence calibration in its metadata.
+vocabulary, word-confidence calibration and a short card (name, language, what it recognizes:
+recipes/fsdd/card.json, which `asr serve` shows) in its metadata.
 
 ## Training data
 - Free Spoken Digit Dataset (FSDD): 2,400 recordings (index 10-49 of each digit and speaker),
@@ -80,14 +81,18 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     with open(os.path.join(args.exp, "digits.json")) as f:
         rows = json.load(f)
+    import onnx  # the training install's: reads the cards, counts the parameters of the offline graph
+
+    for name in ("model.onnx", "stream.onnx"):
+        props = {p.key for p in onnx.load(os.path.join(args.exp, name), load_external_data=False).metadata_props}
+        if "asr.card" not in props:
+            sys.exit(f"{args.exp}/{name} has no model card (asr.card): run stage 4 again (it sets recipes/fsdd/card.json)")
     os.makedirs(DEST, exist_ok=True)
     sha = {}
     for name in ("model.onnx", "stream.onnx"):
         shutil.copyfile(os.path.join(args.exp, name), os.path.join(DEST, name))
         with open(os.path.join(DEST, name), "rb") as f:
             sha[name] = hashlib.sha256(f.read()).hexdigest()
-    import onnx  # the training install's: counts the parameters of the offline graph
-
     g = onnx.load(os.path.join(DEST, "model.onnx")).graph
     params = sum(int(np.prod(t.dims)) for t in g.initializer)
     nan = float("nan")
