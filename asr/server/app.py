@@ -92,7 +92,7 @@ class Server:
     def __init__(self, recognizer: OnlineRecognizer, config: ServerConfig, model_name: str = ""):
         self.rec, self.cfg = recognizer, config
         info = recognizer.info
-        self.model_name = model_name or os.path.basename(info.path)
+        self.model_name = os.path.basename(model_name or info.path)  # the file's name, never the path it was given as
         self.defaults = StreamConfig(sample_rate=config.sample_rate or info.sample_rate)
         self.rate_range = (min(MIN_RATE, info.sample_rate), MAX_RATE)  # what a stream may declare
         if not self.rate_range[0] <= self.defaults.sample_rate <= self.rate_range[1]:
@@ -199,14 +199,18 @@ class Server:
         return web.json_response(body, status=status)
 
     async def info(self, request: web.Request):
-        i = self.rec.info
-        return web.json_response({"model": self.model_name, "sample_rate": i.sample_rate,
-                                  "default_sample_rate": self.defaults.sample_rate,
+        """/info: the model (its file name, its card or null, vocabulary, rate, latency = chunk +
+        look-ahead: :meth:`asr.runtime.schema.ModelInfo.describe`) and the limits; the page reads it."""
+        d = self.rec.info.describe()
+        return web.json_response({"model": self.model_name, "card": d["card"], "vocabulary": d["vocabulary"],
+                                  "sample_rate": d["sample_rate"], "default_sample_rate": self.defaults.sample_rate,
                                   "min_sample_rate": self.rate_range[0], "max_sample_rate": self.rate_range[1],
-                                  "chunk_s": round(i.chunk_size * i.frame_shift_s, 3),
-                                  "right_context_s": round(i.right_context * i.frame_shift_s, 3),
+                                  "chunk_s": d["chunk_s"], "right_context_s": d["right_context_s"], "latency_s": d["latency_s"],
                                   "max_streams": self.cfg.max_streams, "max_message_bytes": self.cfg.max_message_bytes,
                                   "idle_timeout_s": self.cfg.idle_timeout_s, "max_session_s": self.cfg.max_session_s})
+
+    async def favicon(self, request: web.Request):
+        return web.FileResponse(STATIC_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
 
     def metrics_dict(self) -> dict:
         ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -569,7 +573,7 @@ def _open_fds() -> Optional[int]:
 def build_app(recognizer: OnlineRecognizer, config: ServerConfig = ServerConfig(), model_name: str = "",
               api: Optional[ApiConfig] = ApiConfig()) -> web.Application:
     """The aiohttp application: ``/`` (page, or websocket for Vosk clients), ``/ws``, ``/health``,
-    ``/metrics``, ``/info``, ``/static/...``, and unless ``api`` is None the OpenAI-compatible
+    ``/metrics``, ``/info``, ``/favicon.ico``, ``/static/...``, and unless ``api`` is None the OpenAI-compatible
     ``/v1/audio/transcriptions`` and ``/v1/models`` (:mod:`asr.server.openai_api`)."""
     server = Server(recognizer, config, model_name)
     app = web.Application()
@@ -586,6 +590,7 @@ def build_app(recognizer: OnlineRecognizer, config: ServerConfig = ServerConfig(
         web.get("/health", server.health),
         web.get("/metrics", server.metrics),
         web.get("/info", server.info),
+        web.get("/favicon.ico", server.favicon),  # what browsers ask for unasked: an SVG, as the page's <link rel=icon> says
         web.static("/static", STATIC_DIR),
     ])
     return app

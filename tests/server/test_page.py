@@ -1,14 +1,17 @@
 """The page of ``asr serve`` (asr/server/static) in headless Chromium: the microphone path
 (getUserMedia + AudioWorklet, fed by Chromium's fake capture device playing a WAV file) and the
-file-upload path both end with the file's transcript on the page; screenshots are saved
-(``ASR_SCREENSHOT_DIR`` to keep them, else the test's temporary folder).
+file-upload path both end with the file's transcript on the page, one line per result under a
+line naming its file or the microphone; the model's card heads the page; /favicon.ico is there.
+Screenshots are saved (``ASR_SCREENSHOT_DIR`` to keep them, else the test's temporary folder).
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium
 chromium-driver``; .ci/run installs them) and selenium; skipped with the reason otherwise."""
 
+import json
 import os
 import shutil
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -54,6 +57,29 @@ def _page_texts(driver):
     return [e.text for e in driver.find_elements("css selector", "#finals li .text")]
 
 
+def _card(driver):
+    """The model card at the top of the page, once /info has filled it: name, language,
+    description, facts."""
+    _wait(driver, lambda: driver.find_element("id", "model-facts").text, 10, "the model card")
+    return [driver.find_element("id", i).text for i in ("model-name", "model-language", "model-description", "model-facts")]
+
+
+def _transcript(driver):
+    """The transcript's lines, as (kind, text) with kind "source" (a file's or the microphone's
+    line) or "result"; a result is one line: where it starts, then its text."""
+    lines = []
+    for li in driver.find_elements("css selector", "#finals li"):
+        kind = li.get_attribute("class")
+        if kind == "result":
+            at, text = li.find_element("css selector", ".at").text, li.find_element("css selector", ".text").text
+            assert li.text == f"{at} {text}" and "\n" not in li.text, li.text  # one line, the text once
+            assert at.endswith(" s") and li.get_attribute("title").startswith("heard at: "), (at, li.get_attribute("title"))
+            lines.append((kind, text))
+        else:
+            lines.append((kind, li.text))
+    return lines
+
+
 def _screenshot(driver, tmp_path, name):
     folder = os.environ.get("ASR_SCREENSHOT_DIR") or str(tmp_path)
     os.makedirs(folder, exist_ok=True)
@@ -81,47 +107,72 @@ def test_page_microphone_shows_the_transcript(models, tmp_path):
         driver = _browser(fake_audio=wav)
         try:
             driver.get(srv.http + "/")
-            _wait(driver, lambda: "model" in driver.find_element("id", "model").text, 10, "the model line")
+            card = _card(driver)
             driver.find_element("id", "mic-start").click()
             _wait(driver, lambda: "listening" in driver.find_element("id", "status").text, 10, "the microphone")
             _wait(driver, lambda: len(_page_texts(driver)) >= 3, 15, "three utterances")
             _screenshot(driver, tmp_path, "page_microphone_live.png")
             driver.find_element("id", "mic-stop").click()
             _wait(driver, lambda: driver.find_element("id", "status").text == "done", 10, "the final result")
-            texts = _page_texts(driver)
-            words = [w.text for w in driver.find_elements("css selector", "#finals li .word")]
+            lines = _transcript(driver)
             _screenshot(driver, tmp_path, "page_microphone.png")
             assert driver.find_element("id", "error").is_displayed() is False
         finally:
             driver.quit()
-    assert texts == want
-    assert len(words) == 3 and all(w.startswith("a ") and "–" in w for w in words)  # word times shown
+    # a model without a card: its file's name and what its vocabulary says
+    assert card[:3] == ["test", "", "Recognizes 4 characters: ␣ a b c."]
+    assert card[3].startswith(f"{SR} Hz · latency ") and "look-ahead" in card[3]
+    assert lines[0][0] == "source" and lines[0][1].startswith("microphone, from ")
+    assert lines[1:] == [("result", t) for t in want]
 
 
 def test_page_file_upload_gives_asr_streams_text(models, tmp_path):
-    """The file mode decodes the file in the page at the model's rate and streams it: exactly the
-    samples asr-stream reads, so exactly its utterances."""
-    model = models.get("lstm-lc")[0]
+    """The file mode decodes each file in the page at the model's rate and streams it: exactly
+    the samples asr-stream reads, so exactly its utterances, one line each, under a line naming
+    the file. The model's card heads the page; /favicon.ico is an icon, not a 404."""
+    from asr.runtime.schema import ModelCard, card_metadata, write_metadata
     from tests.conftest import SR, synth_utterance
 
+    pytest.importorskip("onnx")
+    model = str(tmp_path / "letters.onnx")
+    shutil.copy(models.get("lstm-lc")[0], model)
+    card = ModelCard("Test letters", "en", 'The letters "a", "b" and "c", alone or in words.')
+    write_metadata(model, card_metadata(card))
     rng = np.random.default_rng(4)
-    wave = np.concatenate([synth_utterance("abc ca", rng), np.zeros(int(0.7 * SR), np.float32), synth_utterance("b cc", rng)])
-    wav = str(tmp_path / "upload.wav")
-    sf.write(wav, wave, SR, subtype="PCM_16")
-    want = stream_texts(model, wav, ENDPOINT)
-    assert want
+    wavs = [str(tmp_path / "upload.wav"), str(tmp_path / "second.wav")]
+    sf.write(wavs[0], np.concatenate([synth_utterance("abc ca", rng), np.zeros(int(0.7 * SR), np.float32),
+                                      synth_utterance("b cc", rng)]), SR, subtype="PCM_16")
+    sf.write(wavs[1], synth_utterance("cab", rng), SR, subtype="PCM_16")
+    want = [stream_texts(model, w, ENDPOINT) for w in wavs]
+    assert all(want)
     with ServerThread(model, endpoint=ENDPOINT) as srv:
+        with urllib.request.urlopen(srv.http + "/favicon.ico", timeout=10) as r:
+            icon = (r.status, r.headers["Content-Type"], r.read())
+        with urllib.request.urlopen(srv.http + "/info", timeout=10) as r:
+            info = json.loads(r.read())
         driver = _browser()
         try:
             driver.get(srv.http + "/")
-            _wait(driver, lambda: "model" in driver.find_element("id", "model").text, 10, "the model line")
-            driver.find_element("id", "file").send_keys(wav)
-            _wait(driver, lambda: driver.find_element("id", "status").text.startswith("done"), 20, "the final result")
-            texts = _page_texts(driver)
+            shown = _card(driver)
+            driver.find_element("id", "file").send_keys("\n".join(wavs))  # two files at once
+            _wait(driver, lambda: driver.find_element("id", "status").text.startswith("done"), 30, "the final result")
+            status = driver.find_element("id", "status").text
+            lines = _transcript(driver)
             _screenshot(driver, tmp_path, "page_file.png")
         finally:
             driver.quit()
-    assert texts == want
+    assert icon[0] == 200 and icon[1] == "image/svg+xml" and icon[2].startswith(b"<svg")
+    assert info["card"] == card.to_dict() and info["model"] == "test"
+    assert info["vocabulary"] == {"kind": "characters", "size": 4, "symbols": [" ", "a", "b", "c"]}
+    assert info["latency_s"] == round(info["chunk_s"] + info["right_context_s"], 3) > 0
+    assert shown[:3] == ["Test letters", "(en)", card.description]
+    assert shown[3] == (f"test · 4 characters: ␣ a b c · {SR} Hz · latency {info['latency_s']:g} s "
+                        f"(chunks of {info['chunk_s']:g} s + {info['right_context_s']:g} s look-ahead)")
+    assert status == "done: 2 files"
+    sources = [i for i, (kind, _) in enumerate(lines) if kind == "source"]
+    assert [lines[i][1].split(" (")[0] for i in sources] == ["upload.wav", "second.wav"] and sources[0] == 0
+    assert lines[1 : sources[1]] == [("result", t) for t in want[0]]
+    assert lines[sources[1] + 1 :] == [("result", t) for t in want[1]]
 
 
 def test_page_says_when_the_server_is_gone(models, tmp_path):
@@ -134,7 +185,7 @@ def test_page_says_when_the_server_is_gone(models, tmp_path):
     driver = _browser(fake_audio=wav)
     try:
         driver.get(srv.http + "/")
-        _wait(driver, lambda: "model" in driver.find_element("id", "model").text, 10, "the model line")
+        _card(driver)
         driver.find_element("id", "mic-start").click()
         _wait(driver, lambda: "listening" in driver.find_element("id", "status").text, 10, "the microphone")
         srv.__exit__(None, None, None)

@@ -1,6 +1,9 @@
-// The page of `asr serve`: microphone (getUserMedia + AudioWorklet) or a file, streamed as
-// 16-bit PCM over the server's websocket (Vosk protocol); partial text updates live, finished
-// utterances are listed with their word times.
+// The page of `asr serve`: microphone (getUserMedia + AudioWorklet) or files, streamed as
+// 16-bit PCM over the server's websocket (Vosk protocol); partial text updates live. The model's
+// card (/info) heads the page; each finished utterance is one line, after a line naming its
+// file (or the microphone). A line's time is where the model heard its first word: CTC places
+// a word at one or two 20 ms frames, not over its length, so the page shows starts (to 0.1 s;
+// each word's, to the model's 0.01 s, on hovering the line) and never durations.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -22,30 +25,56 @@ function busy(on) {
 }
 function fmt(t) { return Number(t).toFixed(2); }
 
-function addFinal(reply) {
-  if (!reply.text) return;
+// "11 words: eight five ... <unk>", "28 characters: ␣ ' a b ...", "500 word pieces"
+function vocabularyText(v) {
+  if (!v) return '';
+  const list = v.symbols ? ': ' + v.symbols.map((s) => (s === ' ' ? '␣' : s)).join(' ') : '';
+  return `${v.size} ${v.kind}${list}`;
+}
+
+// The model card: its name (or the file's) and language, what it recognizes, then the facts
+// the file gives (file name, vocabulary, rate, latency = one chunk + its look-ahead).
+function showCard(i) {
+  const card = i.card || {};
+  $('model-name').textContent = card.name || i.model;
+  $('model-language').textContent = card.language ? `(${card.language})` : '';
+  $('model-description').textContent = card.description || `Recognizes ${vocabularyText(i.vocabulary)}.`;
+  $('model-facts').textContent = [
+    card.name ? i.model : null,
+    card.description ? vocabularyText(i.vocabulary) : null,
+    `${i.sample_rate} Hz`,
+    `latency ${i.latency_s} s (chunks of ${i.chunk_s} s + ${i.right_context_s} s look-ahead)`,
+  ].filter(Boolean).join(' · ');
+}
+
+// A line naming what the next results come from: a file, or the microphone.
+function addSource(label) {
   const li = document.createElement('li');
+  li.className = 'source';
+  li.textContent = label;
+  $('finals').appendChild(li);
+  return li;
+}
+
+// One line per result: where its first word was heard, then the text.
+function addFinal(reply) {
+  if (!reply.text) return false;
+  const li = document.createElement('li');
+  li.className = 'result';
+  const words = reply.result || [];
+  if (words.length) {
+    const at = document.createElement('span');
+    at.className = 'at';
+    at.textContent = `${Number(words[0].start).toFixed(1)} s`;
+    li.append(at, ' ');  // a space, so that copied text reads "1.2 s four two"
+    li.title = 'heard at: ' + words.map((w) => `${w.word} ${fmt(w.start)} s`).join(', ');
+  }
   const text = document.createElement('span');
   text.className = 'text';
   text.textContent = reply.text;
   li.appendChild(text);
-  const words = reply.result || [];
-  if (words.length) {
-    const times = document.createElement('span');
-    times.className = 'times';
-    times.textContent = `${fmt(words[0].start)}–${fmt(words[words.length - 1].end)} s`;
-    li.appendChild(times);
-    const div = document.createElement('div');
-    div.className = 'words';
-    for (const w of words) {
-      const span = document.createElement('span');
-      span.className = 'word';
-      span.textContent = `${w.word} ${fmt(w.start)}–${fmt(w.end)}`;
-      div.appendChild(span);
-    }
-    li.appendChild(div);
-  }
   $('finals').appendChild(li);
+  return true;
 }
 
 function floatToInt16(f32) {
@@ -61,6 +90,8 @@ function floatToInt16(f32) {
 class Session {
   constructor(rate, label) {
     this.label = label;
+    this.source = null;  // its line in the transcript, once connected
+    this.results = 0;    // result lines shown
     this.finished = false;
     this.failed = false;
     this.sent = 0;      // messages after the config (audio, then the eof)
@@ -69,6 +100,7 @@ class Session {
     this.ws.binaryType = 'arraybuffer';
     this.opened = new Promise((resolve, reject) => {
       this.ws.onopen = () => {
+        this.source = addSource(label);
         this.ws.send(JSON.stringify({config: {sample_rate: rate, words: true}}));
         resolve();
       };
@@ -98,9 +130,10 @@ class Session {
       return;
     }
     $('partial').textContent = '';
-    addFinal(reply);
+    if (addFinal(reply)) this.results += 1;
     if (this.eofSent && this.answered === this.sent) {  // the reply to the eof: the final result
       this.finished = true;
+      if (!this.results) this.source.textContent += ' (no words recognized)';
       this.resolveDone(reply);
       this.ws.close();
     }
@@ -162,7 +195,7 @@ async function startMic() {
     } catch (e) {
       throw new Error(`cannot load the capture module from the server (${e.message}): is \`asr serve\` running?`);
     }
-    session = new Session(ctx.sampleRate, 'microphone');
+    session = new Session(ctx.sampleRate, `microphone, from ${new Date().toLocaleTimeString()}`);
     await session.opened;
   } catch (e) {
     showError(e.message);
@@ -192,11 +225,22 @@ async function stopMic() {
   if (s.finished) stopEverything('done');
 }
 
-async function transcribeFile(file) {
+// Each file in turn: decoded in the page at the model's rate, streamed, its results under its name.
+async function transcribeFiles(files) {
   clearError();
-  if (!file) return;
+  if (!files.length) return;
   busy(true);
-  setStatus(`reading ${file.name}…`);
+  for (let n = 0; n < files.length; n++) {
+    const of = files.length > 1 ? `, ${n + 1} of ${files.length}` : '';
+    if (!(await transcribeFile(files[n], of))) return;
+  }
+  stopEverything(files.length > 1 ? `done: ${files.length} files` : `done: ${files[0].name}`);
+  $('file').value = '';
+}
+
+// One file; true when its final result came.
+async function transcribeFile(file, of) {
+  setStatus(`reading ${file.name}${of}…`);
   let buffer;
   try {
     const rate = info ? info.sample_rate : 16000;
@@ -205,7 +249,7 @@ async function transcribeFile(file) {
   } catch (e) {
     showError(`Cannot decode ${file.name} as audio (${e.message || e.name}).`);
     stopEverything('idle');
-    return;
+    return false;
   }
   let mono = buffer.getChannelData(0);
   if (buffer.numberOfChannels > 1) {
@@ -217,18 +261,18 @@ async function transcribeFile(file) {
   }
   const pcm = floatToInt16(mono);
   try {
-    session = new Session(buffer.sampleRate, file.name);
+    session = new Session(buffer.sampleRate, `${file.name} (${fmt(buffer.duration)} s)`);
     await session.opened;
   } catch (e) {
     showError(e.message);
     stopEverything('idle');
-    return;
+    return false;
   }
   const s = session;
   const realtime = $('realtime').checked;
   const step = Math.round(buffer.sampleRate * 0.2);
   const t0 = performance.now();
-  setStatus(`streaming ${file.name} (${fmt(buffer.duration)} s${realtime ? ', real time' : ''})`, true);
+  setStatus(`streaming ${file.name} (${fmt(buffer.duration)} s${realtime ? ', real time' : ''}${of})`, true);
   for (let i = 0; i < pcm.length && !s.failed; i += step) {
     if (realtime) {
       const wait = t0 + (1000 * i) / buffer.sampleRate - performance.now();
@@ -237,18 +281,17 @@ async function transcribeFile(file) {
     while (s.ws.bufferedAmount > 1 << 20) await new Promise((r) => setTimeout(r, 10));
     s.send(pcm.subarray(i, i + step).slice());
   }
-  if (s.failed) return;
-  setStatus('finishing…');
+  if (s.failed) return false;
+  setStatus(`finishing ${file.name}…`);
   await s.finish();
-  if (s.finished) stopEverything(`done: ${file.name}`);
-  $('file').value = '';
+  return s.finished;
 }
 
 $('wsurl').textContent = wsUrl;
 $('mic-start').onclick = startMic;
 $('mic-stop').onclick = stopMic;
-$('file').onchange = (e) => transcribeFile(e.target.files[0]);
+$('file').onchange = (e) => transcribeFiles(Array.from(e.target.files));
 fetch('/info').then((r) => r.json()).then((i) => {
   info = i;
-  $('model').textContent = `model ${i.model}: ${i.sample_rate} Hz, chunks of ${i.chunk_s} s + ${i.right_context_s} s look-ahead`;
+  showCard(i);
 }).catch(() => showError('The server does not answer (/info): is `asr serve` running?'));
