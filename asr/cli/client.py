@@ -1,6 +1,10 @@
 """``asr client URL FILE... | --mic``: stream audio files (or the microphone) to a running
 ``asr serve`` (or any Vosk-protocol server) and print what it recognizes.
 
+Options go anywhere, before or after the URL and the files. The URL is ``ws://HOST:PORT`` (or
+``wss://`` with TLS; a path such as ``/ws`` may follow); the page's own ``http://`` or
+``https://`` address is taken as ``ws://`` or ``wss://``; anything else is refused, saying so.
+
 Output: stdout, one line per result (an utterance the server closed at an endpoint, and the
 final one): ``path<TAB>text``, or with ``--format json`` the server's reply with ``"path"`` added;
 stderr: ``path<TAB>partial<TAB>text`` whenever the partial text changes (``--no-partials``:
@@ -9,20 +13,50 @@ none) and ``error: path: reason``. Exit status 0, or 1 if any stream failed.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import re
 import signal
 import sys
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "websocket_url"]
+
+
+class _AnyOrderParser(argparse.ArgumentParser):
+    """The ``client`` subcommand's parser: options anywhere among the URL and the files
+    (``asr client URL --format json a.wav``), which plain argparse refuses once the files'
+    ``nargs="*"`` has matched nothing right after the URL."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        if getattr(self, "_inner", False):  # parse_known_intermixed_args calls this, twice
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
+def websocket_url(url: str) -> str:
+    """``ws://`` and ``wss://`` URLs as they are; ``http://`` and ``https://`` (the page's address)
+    as ``ws://`` and ``wss://``; anything else a ValueError that says what to write."""
+    m = re.match(r"(?i)(wss?|https?)://(?=[^/\s])", url)
+    if not m:
+        here = f", here ws://{url}" if "://" not in url else ""
+        raise ValueError(f"{url!r} is not a websocket address: use ws://HOST:PORT{here} (wss:// with TLS)")
+    scheme = m.group(1).lower()
+    return {"http": "ws", "https": "wss"}.get(scheme, scheme) + url[len(m.group(1)):]
 
 
 def add_parser(sub) -> None:
     from asr.cli.options import add_format_arg, positive
 
     sp = sub.add_parser("client", help="stream files or the microphone to a running `asr serve` (Vosk protocol)")
-    sp.add_argument("url", help="websocket address, e.g. ws://127.0.0.1:2700")
-    sp.add_argument("files", nargs="*", help="audio files (any format soundfile reads, sent at their own rate)")
+    sp.__class__ = _AnyOrderParser  # argparse builds a subcommand's parser itself; this one takes options anywhere
+    sp.add_argument("url", help="websocket address: ws://HOST:PORT, e.g. ws://127.0.0.1:2700 (wss:// with TLS; "
+                                "the page's http:// or https:// address also works)")
+    sp.add_argument("files", nargs="*", default=[], help="audio files (any format soundfile reads, sent at their own rate)")
     sp.add_argument("--mic", action="store_true", help="stream the default microphone instead of files (needs sounddevice)")
     sp.add_argument("--seconds", type=positive(float), help="with --mic: stop after this much audio (default: Ctrl-C)")
     sp.add_argument("--sample-rate", type=positive(int), help="with --mic: capture rate, Hz (default: the device's; the server resamples)")
@@ -91,6 +125,7 @@ async def _main(args) -> int:
 
 
 def run(args) -> int:
+    args.url = websocket_url(args.url)
     if not args.mic and not args.files:
         raise ValueError("give audio files to stream, or --mic")
     if args.mic and args.files:

@@ -9,6 +9,7 @@ import soundfile as sf
 
 import asr.cli.mic as mic_module
 from asr.cli import main
+from asr.cli.client import websocket_url
 from asr.server.app import ServerConfig
 from tests.cli.test_mic import FakeInputStream
 from tests.conftest import SR, synth_utterance
@@ -68,3 +69,39 @@ def test_client_streams_a_fake_microphone(setup, monkeypatch, capsys):
         assert main(["client", srv.url, "--mic", "--sample-rate", str(SR), "--seconds", str(pcm.size / SR), "--no-partials"]) == 0
     out = capsys.readouterr().out
     assert [line.split("\t")[1] for line in out.splitlines()] == stream_texts(model, paths[0])
+
+
+def test_options_go_anywhere(setup, capsys):
+    """Issue 27: `asr client URL --format json --realtime a.wav` gave the top-level usage."""
+    model, paths, _ = setup
+    want = stream_texts(model, paths[1])
+    with ServerThread(model) as srv:
+        for argv in ([srv.url, "--format", "json", "--realtime", paths[1], "--no-partials"],
+                     ["--no-partials", "--format", "json", srv.url, paths[1]],
+                     [srv.url, paths[1], "--piece-ms", "150", "--no-partials", "--format=json"]):
+            assert main(["client", *argv]) == 0, argv
+            out, err = capsys.readouterr()
+            assert [json.loads(line)["text"] for line in out.splitlines() if json.loads(line)["text"]] == want and err == ""
+
+
+@pytest.mark.parametrize("url, words", [
+    ("127.0.0.1:27031", "'127.0.0.1:27031' is not a websocket address: use ws://HOST:PORT, here ws://127.0.0.1:27031 (wss:// with TLS)"),
+    ("localhost:2700", "use ws://HOST:PORT, here ws://localhost:2700"),
+    ("ftp://127.0.0.1:2700", "'ftp://127.0.0.1:2700' is not a websocket address: use ws://HOST:PORT (wss:// with TLS)"),
+    ("ws://", "'ws://' is not a websocket address"),
+])
+def test_a_url_without_ws_says_what_to_write(setup, capsys, url, words):
+    """Issue 27: `asr client 127.0.0.1:27031 a.wav` said `cannot connect to 127.0.0.1:27031: 127.0.0.1:27031`."""
+    _, paths, _ = setup
+    assert main(["client", url, paths[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and err.count("\n") == 1, err
+
+
+def test_the_pages_http_address_is_taken_as_ws(setup, capsys):
+    model, paths, _ = setup
+    with ServerThread(model) as srv:
+        assert srv.http.startswith("http://")
+        assert main(["client", srv.http + "/", paths[1], "--no-partials"]) == 0
+    assert [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()] == stream_texts(model, paths[1])
+    assert websocket_url("HTTPS://host:1/ws") == "wss://host:1/ws" and websocket_url("wss://h:2") == "wss://h:2"
