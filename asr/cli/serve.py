@@ -167,7 +167,6 @@ def _supervise(args) -> int:
     import socket
     import time
 
-    from asr.runtime import OnnxModel
     from asr.runtime.builtin import builtin_model
 
     # the port held (bound, never listening, so no connection comes here) while the workers bind
@@ -181,7 +180,7 @@ def _supervise(args) -> int:
         raise OSError(f"cannot listen on {args.host}:{args.port}: {exc.strerror.lower()}") from None
     args.port = hold.getsockname()[1]
     args.model = args.model or builtin_model(streaming=True)
-    OnnxModel(args.model)  # a bad model file fails here, once, with its message
+    _streaming_model(args.model)  # a bad model file fails here, once, with its message
     endpoint_config(args, rule3_off=False)
     tls_context(args.certfile, args.keyfile)
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no onnxruntime state crosses a fork
@@ -218,6 +217,17 @@ def _supervise(args) -> int:
     return 0
 
 
+def _streaming_model(path: str, num_threads: int = 1):
+    """The model to serve, loaded; an offline graph is refused with what makes the streaming one."""
+    from asr.runtime import OnnxModel
+
+    model = OnnxModel(path, num_threads=num_threads)
+    if not model.info.streaming:
+        raise ValueError(f"{path} is an offline graph; live streaming needs the streaming graph: "
+                         "asr export --checkpoint best.pt --streaming --out stream.onnx")
+    return model
+
+
 def _serve_worker(args, index: int) -> None:
     import sys
 
@@ -226,14 +236,14 @@ def _serve_worker(args, index: int) -> None:
 
 
 def _serve(args, worker: int = 0) -> int:
-    from asr.runtime import OnlineRecognizer, OnnxModel
+    from asr.runtime import OnlineRecognizer
     from asr.runtime.builtin import builtin_model
     from asr.server.app import ServerConfig, build_app, run_server
 
     (options,) = decoding_options(args)
     endpoint = endpoint_config(args, rule3_off=False)
     args.model = args.model or builtin_model(streaming=True)
-    model = OnnxModel(args.model, num_threads=args.threads)
+    model = _streaming_model(args.model, num_threads=args.threads)
     rec = OnlineRecognizer(model, endpoint=endpoint, decoding=options)
     cfg = ServerConfig(max_streams=-(-args.max_streams // args.workers), max_message_bytes=args.max_message_bytes,
                        max_session_s=args.max_session_s, idle_timeout_s=args.idle_timeout, max_backlog_s=args.max_backlog_s,

@@ -110,3 +110,15 @@ def test_one_worker_per_core_by_default():
             assert {w["of"] for w in seen} == {cores} and {w["index"] for w in seen} == set(range(cores))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_offline_graph_is_refused_naming_the_fix(models, workers):
+    """Issue 27: the refusal named OnlineRecognizer and asr.load_model, not the export that helps."""
+    model = models.get("gru-offline")[0]
+    out = subprocess.run([sys.executable, "-m", "asr", "serve", "--model", model, "--port", "0", "--workers", workers],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1] == (f"error: {model} is an offline graph; live streaming needs the streaming "
+                                                   "graph: asr export --checkpoint best.pt --streaming --out stream.onnx")
+    assert "Recognizer" not in out.stderr and "Traceback" not in out.stderr
