@@ -2,8 +2,9 @@
 // 16-bit PCM over the server's websocket (Vosk protocol); partial text updates live. The model's
 // card (/info) heads the page; each finished utterance is one line, after a line naming its
 // file (or the microphone). A line's time is where the model heard its first word: CTC places
-// a word at one or two 20 ms frames, not over its length, so the page shows starts (to 0.1 s;
-// each word's, to the model's 0.01 s, on hovering the line) and never durations.
+// a word on one or two output frames (20 ms each for the built-in model), not over its length,
+// so the page shows starts (to 0.1 s; each word's, to 0.01 s, on hovering the line), never
+// durations.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
