@@ -74,7 +74,7 @@ def add_parser(sub) -> None:
                         "each with its own decoding loops, admission and 1/N of --max-streams, so that the server uses "
                         f"every core (default: one per core, {_cores()} here; docs/serving.md measures 1 to 4 on 2 cores)")
     add_endpoint_args(sp, rule3_off=False)
-    add_decoding_args(sp)
+    add_decoding_args(sp, alternatives=False)
     sp.set_defaults(func=run)
 
 
