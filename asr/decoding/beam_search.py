@@ -411,6 +411,8 @@ class CtcBeamSearch:
         o = self.options
         trie = self._trie(self.hotwords if hotwords is None else hotwords)
         gram = self.grammar if grammar is None else self.compile_grammar(grammar)
+        if gram is not None:
+            gram.trim()  # bounded memory across utterances: the states built start over past a size
         plain = trie is None and gram is None and self.lm is None and self.char_lm is None and o.beta == 0.0
         root = _Node(None, None, (BOS,) if self.lm is not None else (), "", 0.0, 0, 0, 0.0, 0.0, 0.0,
                      (BOS,) if self.char_lm is not None else (), gram.start if gram is not None else 0)

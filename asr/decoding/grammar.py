@@ -24,12 +24,14 @@ Each ``[unk]`` word adds ``unk_score`` (natural log; positive: more speech is wr
 ``[unk]``, negative: less) to a hypothesis's score, once, when the search knows it is one.
 
 **Bounds.** At most :data:`MAX_PHRASES` phrases of at most :data:`MAX_PHRASE_WORDS` words
-and :data:`MAX_WORDS` distinct words. States are built when the search first reaches them,
-each with one row of ``len(vocab)`` scores; a state is a set of positions in the phrase trie
-(at most one per word of the longest phrase) and a node of the token trie of the words
-allowed there, so their number is bounded by the grammar's size, and the search never holds
-more than ``beam_size`` of them per frame. The automaton is deterministic, so a prefix of
-tokens has one state and the prefix beam search merges paths as it does without a grammar.
+and :data:`MAX_WORDS` distinct words; compiling costs one tokenization per distinct word.
+States are built when the search first reaches them, each with one row of ``len(vocab)``
+scores and next states (12 bytes a cell); a state is a set of positions in the phrase trie (at
+most one per word of the longest phrase) and a node of the token trie of the words allowed
+there. A search builds at most ``beam_size`` new states a frame, and the states built are kept
+from one utterance to the next until they pass :data:`MAX_CACHED_CELLS` cells, when the cache
+starts over (:meth:`Grammar.trim`). The automaton is deterministic, so a prefix of tokens has
+one state and the prefix beam search merges paths as it does without a grammar.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ UNK_WORD = "[unk]"  # Vosk's word for anything outside the grammar
 MAX_PHRASES = 10_000
 MAX_PHRASE_WORDS = 64
 MAX_WORDS = 10_000  # distinct words of one grammar
+MAX_CACHED_CELLS = 1_000_000  # built states x vocabulary (+ trie nodes) kept between utterances: about 12 MB
 NEG_INF = float("-inf")
 DEAD = -1  # no state: the token leaves the grammar
 _ROOT, _OFF = 0, -1  # token-trie positions: at a word start / spelling an [unk] word
@@ -195,7 +198,12 @@ class Grammar:
                     self._pchildren[node][w] = nxt
                 node = nxt
             self._pend[node] = True
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget every state built (word level and token level): they are built again as needed."""
         # word-level states (sets of phrase-trie nodes), their tries, and the token-level states
+        self._cells = 0  # what is built, in row cells and trie nodes (trim's measure)
         self._gsets: list[frozenset] = []
         self._gindex: dict[frozenset, int] = {}
         self._ginfo: list[tuple] = []  # per word state: (token trie, unk allowed, accepting, word by token)
@@ -218,6 +226,14 @@ class Grammar:
     def num_states(self) -> int:
         """Token-level states built so far (they are built as the search reaches them)."""
         return len(self._states)
+
+    def trim(self, max_cells: int = MAX_CACHED_CELLS) -> bool:
+        """Start the cache of built states over if it holds more than ``max_cells`` cells (call
+        between searches only: state ids change). Returns whether it did."""
+        if self._cells <= max_cells:
+            return False
+        self._reset()
+        return True
 
     def _spell(self, word: str, tokenizer: Tokenizer, index: dict) -> tuple[int, ...]:
         if self.kind == "word":
@@ -246,6 +262,7 @@ class Grammar:
             trie = _TokenTrie((w, self.spelling[w]) for w in words) if self.kind != "word" else None
             by_token = {self.spelling[w][0]: w for w in words} if self.kind == "word" else None
             self._ginfo.append((trie, UNK_WORD in allowed, 0 in nodes, by_token))
+            self._cells += len(trie.children) if trie is not None else len(words)
         return g
 
     def _after(self, g: int, word: str) -> int:
@@ -321,7 +338,8 @@ class Grammar:
         trie, unk_ok, _, by_token = self._ginfo[g]
         V = self.V
         row = np.full(V, NEG_INF)
-        nxt = np.full(V, DEAD, dtype=np.int64)
+        nxt = np.full(V, DEAD, dtype=np.int32)
+        self._cells += V
         labels: dict[int, str] = {}
         row[0], nxt[0] = 0.0, state  # the blank: never asked, kept harmless
 

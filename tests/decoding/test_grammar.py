@@ -161,3 +161,15 @@ def test_word_pieces_spell_each_word_with_its_own_segmentation():
     assert g.next(g.start, pieces.vocab.index("at")) == DEAD
     closed = Grammar(["the cat"], pieces)
     assert walk(closed, pieces.encode("the cut"))[0] == DEAD
+
+
+def test_built_states_are_bounded_between_searches():
+    """States are built as a search reaches them and kept for the next utterance, until they
+    pass the cap; then the cache starts over and the automaton still answers the same."""
+    g = Grammar(["ab c", "ba", "[unk]"], CHARS)
+    ids = CHARS.encode("ab c ba cab")
+    before = accepts(g, ids)
+    built = g.num_states
+    assert built > 5 and not g.trim()  # far below the default cap: kept
+    assert g.trim(max_cells=10) and g.num_states == 1  # only the start state again
+    assert accepts(g, ids) == before and g.num_states == built
