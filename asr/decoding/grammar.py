@@ -207,6 +207,7 @@ class Grammar:
         self._gsets: list[frozenset] = []
         self._gindex: dict[frozenset, int] = {}
         self._ginfo: list[tuple] = []  # per word state: (token trie, unk allowed, accepting, word by token)
+        self._tries: dict[frozenset, tuple] = {}  # allowed words -> (token trie, word by token)
         self._advance: dict[tuple[int, str], int] = {}
         self._states: list[tuple[int, int]] = []  # state -> (word state, trie position)
         self._sindex: dict[tuple[int, int], int] = {}
@@ -253,16 +254,20 @@ class Grammar:
     def _gset(self, nodes: frozenset) -> int:
         if any(self._pend[n] for n in nodes):
             nodes = nodes | {0}  # a phrase ended: the next phrase may start
+        nodes = frozenset(n for n in nodes if self._pchildren[n])  # a phrase's last node leads nowhere but the root
         g = self._gindex.get(nodes)
         if g is None:
             g = self._gindex[nodes] = len(self._gsets)
             self._gsets.append(nodes)
-            allowed = {w for n in nodes for w in self._pchildren[n]}
-            words = sorted(allowed - {UNK_WORD})
-            trie = _TokenTrie((w, self.spelling[w]) for w in words) if self.kind != "word" else None
-            by_token = {self.spelling[w][0]: w for w in words} if self.kind == "word" else None
-            self._ginfo.append((trie, UNK_WORD in allowed, 0 in nodes, by_token))
-            self._cells += len(trie.children) if trie is not None else len(words)
+            allowed = frozenset(w for n in nodes for w in self._pchildren[n])
+            built = self._tries.get(allowed)  # word states that allow the same words share one trie
+            if built is None:
+                words = sorted(allowed - {UNK_WORD})
+                trie = _TokenTrie((w, self.spelling[w]) for w in words) if self.kind != "word" else None
+                by_token = {self.spelling[w][0]: w for w in words} if self.kind == "word" else None
+                built = self._tries[allowed] = (trie, by_token)
+                self._cells += len(trie.children) if trie is not None else len(words)
+            self._ginfo.append((built[0], UNK_WORD in allowed, 0 in nodes, built[1]))
         return g
 
     def _after(self, g: int, word: str) -> int:

@@ -173,3 +173,18 @@ def test_built_states_are_bounded_between_searches():
     assert built > 5 and not g.trim()  # far below the default cap: kept
     assert g.trim(max_cells=10) and g.num_states == 1  # only the start state again
     assert accepts(g, ids) == before and g.num_states == built
+
+
+def test_a_word_list_is_one_state_between_words():
+    """After any word of a word list the grammar is where it started (a phrase's last node
+    leads nowhere but the root), so the states built are the lexicon's trie nodes, however
+    many words a search walks: building a trie per word once made the search twice as slow."""
+    g = Grammar(["ab", "abc", "ba", "c", "[unk]"], CHARS)
+    words = ["ab", "abc", "ba", "c", "cab", "ab"] * 20
+    ok, labels = accepts(g, CHARS.encode(" ".join(words)))
+    assert ok and labels == [w if w != "cab" else UNK_WORD for w in words]
+    s = g.start
+    for t in CHARS.encode("abc") + [CHARS.vocab.index(" ")]:
+        s = g.next(s, t)
+    assert s == g.start
+    assert g.num_states <= 8  # root, a, ab, abc, b, ba, c, [unk]
