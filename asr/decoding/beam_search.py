@@ -304,9 +304,8 @@ class CtcBeamSearch:
             chist = self._chars.push(chist, self._chars.symbols[c])
         gstate, gscore, glabel = node.gstate, node.gscore, None
         if gram is not None:
-            gscore += float(gram.row(gstate)[c])
-            glabel = gram.closes(gstate, c)
-            gstate = gram.next(gstate, c)
+            gstate, glabel, delta = gram.step(gstate, c)
+            gscore += delta
         ahead = self._lookahead(word)
         ch = _Node(node, c, hist, word, lmv, nw, state, part, comm,
                    o.alpha * (lmv + ahead) + o.char_alpha * clm + o.beta * nw + comm + part + gscore, chist, clm,
@@ -343,7 +342,9 @@ class CtcBeamSearch:
         if node.row is not None:
             return node.row
         o = self.options
-        row = np.full(len(self.vocab), node.bonus - node.hpart)
+        base = node.bonus - node.hpart
+        # the grammar's row (0, unk_score or -inf by token) is the start of a new row, or a full one
+        row = gram.row(node.gstate) + base if gram is not None else np.full(len(self.vocab), base)
         if self.word_units:
             row += o.beta
             if self.lm is not None:
@@ -366,8 +367,6 @@ class CtcBeamSearch:
                 delta.update((c, node.hpart + trie.gain[n]) for c, n in trie.children[node.hstate].items())
             for c, d in delta.items():
                 row[c] += d
-        if gram is not None:
-            row += gram.row(node.gstate)
         node.row = row
         return row
 

@@ -214,6 +214,7 @@ class Grammar:
         self._rows: list[Optional[np.ndarray]] = []
         self._next: list[Optional[np.ndarray]] = []
         self._labels: list[Optional[dict[int, str]]] = []
+        self._steps: list[Optional[tuple[list, list]]] = []  # (next states, scores) as Python lists, for step()
         self.start = self._state(self._gset(frozenset([0])), _ROOT)
 
     @property
@@ -303,6 +304,7 @@ class Grammar:
             self._rows.append(None)
             self._next.append(None)
             self._labels.append(None)
+            self._steps.append(None)
         return s
 
     def row(self, state: int) -> np.ndarray:
@@ -320,6 +322,15 @@ class Grammar:
             self._build(state)
             nxt = self._next[state]
         return int(nxt[token])
+
+    def step(self, state: int, token: int) -> tuple[int, Optional[str], float]:
+        """(:meth:`next`, :meth:`closes`, the :meth:`row` entry) of one token at once, without
+        numpy scalars: what the search asks for each prefix it grows."""
+        st = self._steps[state]
+        if st is None:
+            self._build(state)
+            st = self._steps[state]
+        return st[0][token], self._labels[state].get(token), st[1][token]
 
     def closes(self, state: int, token: int) -> Optional[str]:
         """The word ``token`` completes in ``state`` (the token itself for word units; the
@@ -400,6 +411,7 @@ class Grammar:
                     put(t, self._state(g2, child), score, word)
             row[0], nxt[0] = 0.0, state
         self._rows[state], self._next[state], self._labels[state] = row, nxt, labels
+        self._steps[state] = (nxt.tolist(), row.tolist())
 
 
 def _names(words: Sequence[str], most: int = 20) -> str:
