@@ -21,7 +21,7 @@ import numpy as np
 from asr.audio import AudioError, load_audio
 from asr.decoding.confidence import token_confidences
 from asr.decoding.options import Decoder, DecodingOptions
-from asr.decoding.result import Word, words_from_tokens
+from asr.decoding.result import Word, hypothesis_words
 from asr.manifest import Entry, read_manifest, segment_of
 from asr.metrics import ErrorStats, error_stats
 from asr.runtime.offline import OfflineRecognizer
@@ -106,14 +106,20 @@ def _batches(entries: Sequence[Entry], max_seconds: float, max_items: int) -> li
 _DECODER: Optional[Decoder] = None  # the decoder of forked workers (set before the pool starts)
 
 
-def _decode_in_worker(lp: np.ndarray) -> list:
-    return _DECODER(lp)
+def _best(decoder: Decoder, lp: np.ndarray):
+    """The best hypothesis (None: no frames, or nothing the search could write)."""
+    hyps = decoder.search(lp, alternatives=1)
+    return hyps[0] if hyps else None
 
 
-def _decode_all(decoder: Decoder, log_probs: list[np.ndarray], jobs: int) -> list[list]:
+def _decode_in_worker(lp: np.ndarray):
+    return _best(_DECODER, lp)
+
+
+def _decode_all(decoder: Decoder, log_probs: list[np.ndarray], jobs: int) -> list:
     global _DECODER
     if jobs <= 1 or len(log_probs) < 2 or decoder.options.greedy:
-        return [decoder(lp) for lp in log_probs]
+        return [_best(decoder, lp) for lp in log_probs]
     _DECODER = decoder
     try:
         with mp.get_context("fork").Pool(jobs) as pool:
@@ -163,12 +169,13 @@ def evaluate(recognizer: OfflineRecognizer, manifest: str, grid: Optional[Sequen
     runs = []
     for options in grid or [recognizer.decoding]:
         decoder = recognizer.decoder if options == recognizer.decoding else Decoder(recognizer.tokenizer, options)
-        paths = _decode_all(decoder, lps, jobs)
-        hyps = [recognizer.tokenizer.decode([t for t, _, _ in p]) for p in paths]
+        best = _decode_all(decoder, lps, jobs)
+        hyps = [h.text if h is not None else "" for h in best]
         words = None
         if keep_words:
             shift = recognizer.frame_shift_s
-            words = [words_from_tokens(recognizer.tokenizer, p, shift, token_confidences(lp, p))[1] for p, lp in zip(paths, lps)]
+            words = [hypothesis_words(recognizer.tokenizer, h, shift, token_confidences(lp, h.alignment))[1] if h is not None else []
+                     for h, lp in zip(best, lps)]
         runs.append(EvalRun(options, hyps, error_stats(refs, hyps), words))
     backend = recognizer.backend
     return EvalReport(manifest, backend.path, backend.description, dict(backend.details), names, refs, runs,

@@ -2,7 +2,8 @@
 
     python tools/benchmark.py --checkpoint exp/fsdd/best.pt --manifest data/fsdd/test.jsonl
     python tools/benchmark.py --checkpoint exp/so_lc/best.pt --manifest data/speechocean762/dev.jsonl \\
-        --lm exp/speechocean762/lm.arpa --char-lm exp/speechocean762/chars.arpa --alpha 1.2 --char-alpha 0.5 --beta 4
+        --lm exp/speechocean762/lm.arpa --char-lm exp/speechocean762/chars.arpa --alpha 1.2 --char-alpha 0.5 --beta 4 \\
+        [--grammar words.txt --unk-score -2]
 
 Prints, for the same audio:
 
@@ -15,7 +16,8 @@ Prints, for the same audio:
 - the arithmetic floor: the model's multiply-adds per audio second against this core's
   measured fp32 matrix-product peak, and the share of it each streaming figure reaches;
 - prefix beam search (``--beam-size``, with ``--lm`` / ``--char-lm`` if given) on the streaming
-  posteriors: its RTF on top of the model and its WER; beside it, when they are installed, a
+  posteriors: its RTF on top of the model and its WER; with ``--grammar`` the same search kept to
+  the grammar (docs/grammars.md), alone and with the LMs; beside them, when they are installed, a
   compiled decoder on the same posteriors and LM (flashlight-text, the decoder under
   torchaudio's ``ctc_decoder``) and pocketsphinx on the same audio;
 - per-chunk compute latency, algorithmic latency, the peak memory of a runtime-only process,
@@ -230,6 +232,9 @@ def main(argv=None) -> int:
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--char-alpha", type=float, default=0.5)
     p.add_argument("--beta", type=float, default=0.0)
+    p.add_argument("--grammar", metavar="FILE", help="also time the search kept to this grammar (one phrase a line or a JSON list), "
+                                                     "alone and with the LMs")
+    p.add_argument("--unk-score", type=float, default=0.0, help="with --grammar: the score of an [unk] word (natural log)")
     p.add_argument("--out", metavar="PATH", help="also write the figures here (JSON)")
     args = p.parse_args(argv)
 
@@ -314,6 +319,16 @@ def main(argv=None) -> int:
     searches = {"greedy": lambda: [tok.decode([t for t, _, _ in Decoder(tok)(lp)]) for lp in lps],
                 f"prefix beam {args.beam_size}" + (" + LMs" if args.lm or args.char_lm else ""):
                     lambda: [tok.decode([t for t, _, _ in beam(lp)]) for lp in lps]}
+    if args.grammar:
+        g_opts = DecodingOptions(beam_size=args.beam_size, grammar_file=args.grammar, unk_score=args.unk_score)
+        constrained = Decoder(tok, g_opts)
+        constrained(lps[0])
+        searches[f"prefix beam {args.beam_size}, grammar of {len(g_opts.grammar)} phrases"] = \
+            lambda: [constrained.search(lp)[0].text for lp in lps]
+        if args.lm or args.char_lm:
+            both = Decoder(tok, dec_opts.replace(grammar_file=args.grammar, unk_score=args.unk_score))
+            both(lps[0])
+            searches[f"prefix beam {args.beam_size} + LMs + grammar"] = lambda: [both.search(lp)[0].text for lp in lps]
     compare = {}
     if args.char_lm:
         char_only = Decoder(tok, DecodingOptions(beam_size=args.beam_size, char_lm=args.char_lm, char_alpha=args.char_alpha))

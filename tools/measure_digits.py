@@ -11,8 +11,14 @@ as digits.
 ``--set NAME=MANIFEST`` (repeatable): WER % on the manifest, offline and streamed. ``--long DIR``:
 a recording from ``tools/make_long_recording.py``, whose words are scored in order against its
 truth. ``--nondigit [NAME=]MANIFEST`` (repeatable): utterances without a digit word: the share of them
-whose transcript holds any word (a digits model with an unknown-word unit writes nothing for
-them).
+whose transcript holds any word but ``[unk]`` (a digits model with an unknown-word unit writes nothing
+for them, or ``[unk]`` with a grammar), and the digits written per 100 words said.
+
+The decoding options of ``asr transcribe`` (``--grammar``, ``--phrase``, ``--unk-score``, ``--beta``,
+``--beam-size``, ``--lm``, ...) apply to every row, offline and streamed (docs/grammars.md):
+
+    python tools/measure_digits.py --model ... --stream ... --set ... --nondigit ... \
+        --grammar digits.txt --unk-score 2 --beta -2 --drop-unk
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from asr.audio import read_audio  # noqa: E402
+from asr.cli.options import add_decoding_args, decoding_options  # noqa: E402
+from asr.decoding.grammar import UNK_WORD  # noqa: E402
 from asr.manifest import read_manifest, segment_of  # noqa: E402
 from asr.metrics import error_stats  # noqa: E402
 from asr.runtime.endpoint import EndpointConfig  # noqa: E402
@@ -70,11 +79,14 @@ def main(argv=None) -> int:
     p.add_argument("--nondigit", action="append", default=[], metavar="[NAME=]MANIFEST",
                    help="speech without digit words (repeatable): the share that came out with digits")
     p.add_argument("--out", metavar="PATH", help="also write the figures here (JSON)")
+    add_decoding_args(p, alternatives=False)
     args = p.parse_args(argv)
     if not (args.model or args.stream):
         p.error("give --model and/or --stream")
-    offline = load_model(args.model) if args.model else None
-    online = OnlineRecognizer(args.stream, endpoint=EndpointConfig()) if args.stream else None
+    (decoding,) = decoding_options(args)
+    offline = load_model(args.model, decoding) if args.model else None
+    online = OnlineRecognizer(args.stream, endpoint=EndpointConfig(), decoding=decoding) if args.stream else None
+    print(f"decoding: {decoding.label()}", flush=True)
     rows = []
 
     def row(name: str, refs: list[str], hyps: dict[str, list[str]], n: int) -> None:
@@ -94,24 +106,56 @@ def main(argv=None) -> int:
         if offline is not None:
             hyps["offline"] = [offline.transcribe(samples, sample_rate=rate).text]
         if online is not None:  # through the command a user runs: asr stream, 100 ms pieces
-            proc = subprocess.run([sys.executable, "-m", "asr", "stream", "--model", args.stream, "--no-partials",
-                                   "--format", "json", os.path.join(args.long, "recording.wav")],
-                                  capture_output=True, text=True, check=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                proc = subprocess.run([sys.executable, "-m", "asr", "stream", "--model", args.stream, "--no-partials",
+                                       "--format", "json", *_decoding_flags(decoding, tmp), os.path.join(args.long, "recording.wav")],
+                                      capture_output=True, text=True, check=True)
             hyps["streamed"] = [" ".join(json.loads(line)["text"] for line in proc.stdout.splitlines() if line.strip())]
         row(f"continuous {samples.size / rate / 60:.0f} min", [ref], hyps, len(truth))
     for spec in args.nondigit:
         name, _, path = spec.rpartition("=")
         name = f"no digit said: {name or 'speech'}"
         entries = read_manifest(path)
-        shares = {mode: round(100.0 * sum(bool(h.strip()) for h in hyp) / max(1, len(hyp)), 2)
-                  for mode, hyp in hypotheses(entries, offline, online).items()}
-        rows.append({"set": name, "items": len(entries), **{f"with_digits_{k}": v for k, v in shares.items()}})
+        hyps = hypotheses(entries, offline, online)
+        spoken = sum(len(normalize_text(e.text).split()) for e in entries)
+        shares = {mode: round(100.0 * sum(any(w != UNK_WORD for w in h.split()) for h in hyp) / max(1, len(hyp)), 2)
+                  for mode, hyp in hyps.items()}
+        per_word = {mode: round(100.0 * sum(sum(w != UNK_WORD for w in h.split()) for h in hyp) / max(1, spoken), 2)
+                    for mode, hyp in hyps.items()}
+        rows.append({"set": name, "items": len(entries), "words": spoken, **{f"with_digits_{k}": v for k, v in shares.items()},
+                     **{f"digits_per_100_words_{k}": v for k, v in per_word.items()}})
         print(f"{name:<28} {len(entries):>5} items   " + "   ".join(f"{k}: {v:.2f}% came out with digits"
                                                                for k, v in shares.items()), flush=True)
+        print(f"{'':<28} {spoken:>5} words   " + "   ".join(f"{k}: {v:.2f} digits written per 100 words said"
+                                                             for k, v in per_word.items()), flush=True)
     if args.out:
         with open(args.out, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"decoding": decoding.settings(), "rows": rows} if not decoding.greedy else rows, f, indent=1)
     return 0
+
+
+def _decoding_flags(o, tmp: str) -> list[str]:
+    """The ``asr stream`` flags of decoding options ``o`` (its grammar and hotwords written to ``tmp``)."""
+    if o.greedy:
+        return []
+    flags = ["--beam-size", str(o.beam_size), "--beta", repr(o.beta), "--unk-score", repr(o.unk_score)]
+    if o.lm:
+        flags += ["--lm", o.lm, "--alpha", repr(o.alpha)]
+    if o.char_lm:
+        flags += ["--char-lm", o.char_lm, "--char-alpha", repr(o.char_alpha)]
+    if o.grammar:
+        path = os.path.join(tmp, "grammar.json")
+        with open(path, "w") as f:
+            json.dump(list(o.grammar), f)
+        flags += ["--grammar", path]
+    if o.hotwords:
+        path = os.path.join(tmp, "hotwords.txt")
+        with open(path, "w") as f:
+            f.writelines(f"{h}\t{w}\n" if w == w else f"{h}\n" for h, w in o.hotwords.items())
+        flags += ["--hotwords", path, "--hotword-weight", repr(o.hotword_weight)]
+    if o.drop_unk:
+        flags.append("--drop-unk")
+    return flags
 
 
 if __name__ == "__main__":

@@ -29,22 +29,25 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _setup_warnings() -> None:
-    """Audio warnings (a file cut short, absurd levels, ...) as ``warning: <input>: <why>`` on
-    stderr, each once; other warnings as Python shows them."""
+    """Audio warnings (a file cut short, absurd levels, ...) and grammar warnings (words the
+    model cannot spell, left out) as ``warning: <what>: <why>`` on stderr, each once; other
+    warnings as Python shows them."""
     import warnings
 
     from asr.audio import AudioWarning
+    from asr.decoding.grammar import GrammarWarning
 
     show = warnings.showwarning
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, AudioWarning):
+        if issubclass(category, (AudioWarning, GrammarWarning)):
             print(f"warning: {message}", file=sys.stderr, flush=True)
         else:
             show(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show_warning
     warnings.simplefilter("once", AudioWarning)
+    warnings.simplefilter("once", GrammarWarning)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
     sp.add_argument("--remove", action="store_true", help="remove the model's calibration (raw scores again); no decoding")
     sp.add_argument("--out", metavar="FILE", help="also write the report here, as JSON")
     add_threads_arg(sp)
-    add_decoding_args(sp)
+    add_decoding_args(sp, alternatives=False)
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
     sp.set_defaults(func=run)
 

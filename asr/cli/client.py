@@ -63,7 +63,9 @@ def add_parser(sub) -> None:
     sp.add_argument("--piece-ms", type=positive(float), default=200.0, help="audio per message, ms (default 200)")
     sp.add_argument("--realtime", action="store_true",
                     help="send files no faster than real time (default: as fast as the server takes them)")
-    sp.add_argument("--phrase", action="append", metavar="PHRASE", help="a phrase to favour (config.phrase_list; repeatable)")
+    sp.add_argument("--phrase", action="append", metavar="PHRASE",
+                    help="a phrase the server keeps the text to (config.phrase_list: any sequence of them, "
+                         "'[unk]' for anything else; repeatable)")
     sp.add_argument("--no-words", action="store_true", help="ask for text only (config.words = false)")
     add_format_arg(sp, "'path<TAB>text' a result", "each result reply as JSON, with \"path\" added")
     sp.add_argument("--no-partials", action="store_true", help="do not print partial results to stderr")

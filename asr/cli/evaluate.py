@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
     add_threads_arg(sp)
     sp.add_argument("--allow-skipped", action="store_true",
                     help="exit 0 even if some entries could not be scored (they are still reported)")
-    add_decoding_args(sp, grid=True)
+    add_decoding_args(sp, grid=True, alternatives=False)
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
     sp.set_defaults(func=run)
 

@@ -135,7 +135,7 @@ def add_parser(sub) -> None:
     add_format_arg(sp, "'start-end<TAB>text' a finished utterance", "one JSON object a finished utterance")
     sp.add_argument("--threads", type=positive(int), default=1, help="onnxruntime threads (default 1)")
     add_endpoint_args(sp)
-    add_decoding_args(sp)
+    add_decoding_args(sp, alternatives=False)
     sp.set_defaults(func=run)
 
 

@@ -10,7 +10,7 @@ import itertools
 from typing import Optional
 
 from asr.decoding.beam_search import BeamSearchOptions
-from asr.decoding.options import DecodingOptions
+from asr.decoding.options import MAX_ALTERNATIVES, DecodingOptions
 
 __all__ = ["add_decoding_args", "decoding_options", "positive", "add_model_args", "model_path", "load_recognizer", "training_side",
            "output_stems", "BUILTIN_HELP", "add_endpoint_args", "endpoint_config", "endpoint_rule", "add_format_arg",
@@ -115,9 +115,24 @@ def transcript_writers(args) -> list:
     return writers
 
 
-def add_decoding_args(sp, grid: bool = False) -> None:
-    g = sp.add_argument_group("decoding (default: greedy; beam search with --beam-size, --lm or hotwords)")
-    g.add_argument("--beam-size", type=int, help="prefix beam search with this beam (default 16 with --lm/hotwords, else 0 = greedy)")
+def _alternatives(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= n <= MAX_ALTERNATIVES:
+        raise argparse.ArgumentTypeError(f"must be 0..{MAX_ALTERNATIVES}, got {n}")
+    return n
+
+
+def add_decoding_args(sp, grid: bool = False, alternatives: bool = True) -> None:
+    """The decoding group (:func:`decoding_options` reads it back); ``alternatives``: also
+    ``--alternatives N`` (commands that print n-best lists)."""
+    g = sp.add_argument_group("decoding (default: greedy; beam search with --beam-size, --lm, hotwords, a grammar"
+                              + (" or --alternatives)" if alternatives else ")"))
+    g.add_argument("--beam-size", type=int,
+                   help="prefix beam search with this beam (default 16 with --lm/hotwords/--grammar/--phrase"
+                        + ("/--alternatives" if alternatives else "") + ", else 0 = greedy)")
     g.add_argument("--lm", help="word n-gram language model, ARPA (`asr lm build`)")
     many = "; comma-separated values run a grid search and report the best" if grid else ""
     g.add_argument("--alpha", help=f"LM weight (default {BeamSearchOptions.alpha}){many}")
@@ -130,6 +145,19 @@ def add_decoding_args(sp, grid: bool = False) -> None:
                    help=f"bonus per matched token of a hotword (default {BeamSearchOptions.hotword_weight})")
     g.add_argument("--no-lm-lookahead", action="store_true",
                    help="character models: score words only once complete (default: unigram look-ahead while spelling)")
+    g.add_argument("--grammar", metavar="FILE",
+                   help="restrict the text to these phrases, in any sequence: one phrase a line, or a JSON list; "
+                        "'[unk]' stands for anything else (docs/grammars.md)")
+    g.add_argument("--phrase", action="append", metavar="TEXT",
+                   help="a phrase of the grammar (repeatable; with or without --grammar)")
+    g.add_argument("--unk-score", type=float, default=BeamSearchOptions.unk_score,
+                   help=f"with a grammar: added to a hypothesis per [unk] word, natural log; more writes more speech as [unk] "
+                        f"(default {BeamSearchOptions.unk_score:g})")
+    g.add_argument("--drop-unk", action="store_true", help="with a grammar: leave [unk] out of the text and the words")
+    if alternatives:
+        g.add_argument("--alternatives", type=_alternatives, default=0, metavar="N",
+                       help=f"keep the N best hypotheses of each utterance (0-{MAX_ALTERNATIVES}), with scores and "
+                            "words, in --format json (default 0: none)")
     if grid:
         g.add_argument("--jobs", type=int, default=1, help="processes for beam search (default 1)")
 
@@ -161,7 +189,9 @@ def decoding_options(args, grid: bool = False) -> list[DecodingOptions]:
     base = DecodingOptions(beam_size=args.beam_size, lm=args.lm, char_lm=args.char_lm,
                            hotwords={p: float("nan") for p in args.hotword or ()}, hotwords_file=args.hotwords,
                            hotword_weight=args.hotword_weight, lm_lookahead=not args.no_lm_lookahead,
-                           alpha=alphas[0], char_alpha=char_alphas[0], beta=betas[0])
+                           alpha=alphas[0], char_alpha=char_alphas[0], beta=betas[0],
+                           grammar=tuple(args.phrase or ()), grammar_file=args.grammar, unk_score=args.unk_score,
+                           drop_unk=args.drop_unk, alternatives=getattr(args, "alternatives", 0))
     return [base.replace(alpha=a, char_alpha=c, beta=b) for a, c, b in itertools.product(alphas, char_alphas, betas)]
 
 

@@ -90,7 +90,7 @@ def add_parser(sub) -> None:
                      help="transcription requests that may wait per process beside the one being transcribed; "
                           "one more gets 503, try again later (default 4)")
     add_endpoint_args(sp, rule3_off=False)
-    add_decoding_args(sp)
+    add_decoding_args(sp, alternatives=False)
     sp.set_defaults(func=run)
 
 

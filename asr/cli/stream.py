@@ -62,8 +62,10 @@ def add_parser(sub) -> None:
 
 def _print_final(path: str, utt: Utterance, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"path": path, "text": utt.text, "start": utt.start, "end": utt.end,
-                          "words": [w.__dict__ for w in utt.words]}), flush=True)
+        d = {"path": path, "text": utt.text, "start": utt.start, "end": utt.end, "words": [w.__dict__ for w in utt.words]}
+        if utt.alternatives:  # --alternatives N
+            d["alternatives"] = utt.to_dict()["alternatives"]
+        print(json.dumps(d), flush=True)
     else:
         print(f"{path}\t{utt.start:.2f}-{utt.end:.2f}\t{utt.text}", flush=True)
 

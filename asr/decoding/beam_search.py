@@ -1,5 +1,6 @@
 """CTC prefix beam search (Graves 2012; Hannun et al. 2014) with an optional word n-gram LM,
-character n-gram LM and hotword biasing. Numpy and pure Python (no torch, no compiled
+character n-gram LM, hotword biasing and a grammar that restricts what it may write (a word
+list or phrases, :mod:`asr.decoding.grammar`). Numpy and pure Python (no torch, no compiled
 decoder), so the runtime can use it.
 
 For every prefix (label sequence) in the beam the search keeps the probability of all paths
@@ -8,7 +9,7 @@ prefix may stay (blank, or the last token repeated) or grow by one token (by its
 token only after a blank); the ``beam_size`` best survive by::
 
     score = ln(pb + pnb) + alpha * ln P_lm(words) + char_alpha * ln P_char(characters)
-            + beta * words + hotword bonus
+            + beta * words + hotword bonus + unk_score * [unk] words (with a grammar)
 
 When each term counts: :class:`CtcBeamSearch`. Without LM, hotwords or ``beta``, and with a
 beam that keeps every prefix, the scores are exact CTC log-probabilities of the label sequences.
@@ -23,6 +24,7 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from asr.decoding.grammar import UNK_WORD, Grammar
 from asr.decoding.lm import BOS, EOS, SPACE, UNK, NGramLM
 from asr.text import WORD_START, Tokenizer
 
@@ -47,6 +49,8 @@ class BeamSearchOptions:
     # probability of a vocabulary word it can still become (a provisional score, replaced by
     # the n-gram score when the word completes), so the beam keeps prefixes that lead to words.
     lm_lookahead: bool = True
+    unk_score: float = 0.0  # with a grammar: added per [unk] word (natural log)
+    drop_unk: bool = False  # with a grammar: leave [unk] words out of text and labels
 
     def validate(self) -> "BeamSearchOptions":
         if self.beam_size < 1:
@@ -70,6 +74,9 @@ class Hypothesis:
     hotword_bonus: float
     tokens: list[int] = field(default_factory=list)
     alignment: list[tuple[int, int, int]] = field(default_factory=list)  # (token, first frame, last frame)
+    # with a grammar: its words, each (word or "[unk]", first token, last token) as indices into
+    # alignment; None without one (the words are then the tokenizer's)
+    labels: Optional[list[tuple[str, int, int]]] = None
 
 
 class _HotwordTrie:
@@ -99,13 +106,15 @@ class _Node:
     """A prefix: one node of the prefix tree, with what the scores need (computed once)."""
 
     __slots__ = ("parent", "token", "children", "hist", "word", "lm", "nwords", "hstate", "hpart", "hcomm", "bonus", "row",
-                 "chist", "clm")
+                 "chist", "clm", "gstate", "gscore", "glabel")
 
-    def __init__(self, parent, token, hist, word, lm, nwords, hstate, hpart, hcomm, bonus, chist=(), clm=0.0):
+    def __init__(self, parent, token, hist, word, lm, nwords, hstate, hpart, hcomm, bonus, chist=(), clm=0.0,
+                 gstate=0, gscore=0.0, glabel=None):
         self.parent, self.token, self.children = parent, token, {}
         self.hist, self.word, self.lm, self.nwords = hist, word, lm, nwords  # LM history, partial word, ln LM, words
         self.chist, self.clm = chist, clm  # character LM history and ln score
         self.hstate, self.hpart, self.hcomm = hstate, hpart, hcomm  # trie node, provisional and kept bonus
+        self.gstate, self.gscore, self.glabel = gstate, gscore, glabel  # grammar state, its scores, the word this token completes
         self.bonus = bonus  # everything but the acoustic score
         self.row = None  # bonus of each child, by token (numpy), computed when first needed
 
@@ -162,19 +171,31 @@ class CtcBeamSearch:
       anywhere over words, at a piece starting with ``"▁"`` over pieces (only the phrase's
       own SentencePiece segmentation matches). A node shared by phrases of different weights
       gives the largest; partial matches at the end get nothing.
+    - **Grammar** (:class:`asr.decoding.grammar.Grammar`, or phrases that :meth:`compile_grammar`
+      compiles): the search walks the grammar's token automaton beside the prefix tree; a token
+      the grammar does not allow after a prefix does not extend it, a token that makes a word
+      ``[unk]`` adds ``unk_score``. Hypotheses the grammar accepts at the end (every phrase
+      complete) come first; if none does, the others are returned (Kaldi does the same).
+      :attr:`Hypothesis.labels` then names each word (``[unk]`` for what lies outside the
+      grammar, left out with ``drop_unk``) and its tokens, and the text is made of them.
+      Hotwords and LMs apply as without a grammar (biasing is the soft form of the same
+      structure). The grammar only removes extensions, so it costs no more than the same
+      search without it, plus one row per grammar state reached.
     - **Alignment**: each prefix tracks its best single path (Viterbi) beside the summed
       probability: :attr:`Hypothesis.alignment` gives each token's first and last frame (exact
       when nothing is pruned, the best surviving path otherwise), for
       :func:`asr.decoding.result.words_from_tokens`."""
 
     def __init__(self, tokenizer: Tokenizer, lm: Optional[NGramLM] = None, options: Optional[BeamSearchOptions] = None,
-                 hotwords: Hotwords = None, char_lm: Optional[NGramLM] = None):
+                 hotwords: Hotwords = None, char_lm: Optional[NGramLM] = None,
+                 grammar: "Optional[Union[Grammar, Sequence[str]]]" = None):
         self.tokenizer = tokenizer
         self.lm = lm
         self.char_lm = char_lm
         self.options = (options or BeamSearchOptions()).validate()
         self.hotwords = hotwords  # used by decode() when they are given none
         self._trie(hotwords)  # fail now on a phrase the vocabulary cannot spell
+        self.grammar = self.compile_grammar(grammar) if grammar is not None else None  # decode()'s default
         self.vocab = tokenizer.vocab
         kind = getattr(tokenizer, "kind", "char")
         self.word_units = kind == "word"
@@ -201,6 +222,13 @@ class CtcBeamSearch:
             self._ahead_miss = lm.score(UNK, ())  # a prefix of no known word: it can only become <unk>
 
     # --- helpers ----------------------------------------------------------------------------
+    def compile_grammar(self, grammar: "Union[Grammar, Sequence[str]]", warn: bool = True) -> Grammar:
+        """A :class:`Grammar` for this tokenizer (phrases are compiled with ``options.unk_score``;
+        words it cannot spell are left out with a warning naming them, see ``Grammar.dropped``)."""
+        if isinstance(grammar, Grammar):
+            return grammar
+        return Grammar(grammar, self.tokenizer, self.options.unk_score, warn=warn)
+
     def _trie(self, hotwords: Hotwords) -> Optional[_HotwordTrie]:
         if not hotwords:
             return None
@@ -222,7 +250,7 @@ class CtcBeamSearch:
         Over pieces: always here, as the trie's first pieces all start with WORD_START.)"""
         return self.word_units or self.pieces or node.token is None or node.token == self.space
 
-    def _child(self, node: _Node, c: int, trie: Optional[_HotwordTrie]) -> _Node:
+    def _child(self, node: _Node, c: int, trie: Optional[_HotwordTrie], gram: Optional[Grammar] = None) -> _Node:
         ch = node.children.get(c)
         if ch is not None:
             return ch
@@ -274,9 +302,14 @@ class CtcBeamSearch:
         if self.char_lm is not None:
             clm += float(self._chars.row(chist)[c])
             chist = self._chars.push(chist, self._chars.symbols[c])
+        gstate, gscore, glabel = node.gstate, node.gscore, None
+        if gram is not None:
+            gstate, glabel, delta = gram.step(gstate, c)
+            gscore += delta
         ahead = self._lookahead(word)
         ch = _Node(node, c, hist, word, lmv, nw, state, part, comm,
-                   o.alpha * (lmv + ahead) + o.char_alpha * clm + o.beta * nw + comm + part, chist, clm)
+                   o.alpha * (lmv + ahead) + o.char_alpha * clm + o.beta * nw + comm + part + gscore, chist, clm,
+                   gstate, gscore, glabel)
         node.children[c] = ch
         return ch
 
@@ -304,12 +337,14 @@ class CtcBeamSearch:
             self._ahead_rows[word] = row
         return row
 
-    def _row(self, node: _Node, trie: Optional[_HotwordTrie]) -> np.ndarray:
+    def _row(self, node: _Node, trie: Optional[_HotwordTrie], gram: Optional[Grammar] = None) -> np.ndarray:
         """The bonus each child of ``node`` would have, by token (same arithmetic as _child)."""
         if node.row is not None:
             return node.row
         o = self.options
-        row = np.full(len(self.vocab), node.bonus - node.hpart)
+        base = node.bonus - node.hpart
+        # the grammar's row (0, unk_score or -inf by token) is the start of a new row, or a full one
+        row = gram.row(node.gstate) + base if gram is not None else np.full(len(self.vocab), base)
         if self.word_units:
             row += o.beta
             if self.lm is not None:
@@ -362,19 +397,24 @@ class CtcBeamSearch:
         return idx
 
     # --- search -----------------------------------------------------------------------------
-    def decode(self, log_probs: np.ndarray, hotwords: Hotwords = None) -> list[Hypothesis]:
+    def decode(self, log_probs: np.ndarray, hotwords: Hotwords = None,
+               grammar: "Optional[Union[Grammar, Sequence[str]]]" = None) -> list[Hypothesis]:
         """N-best hypotheses, best first (distinct texts), of one utterance's (frames, V)
         log-probabilities. ``hotwords``: phrases (bonus ``options.hotword_weight`` per token) or
-        a mapping phrase -> bonus per token."""
+        a mapping phrase -> bonus per token. ``grammar``: a :class:`Grammar` (or phrases, compiled
+        for this call) instead of the search's own."""
         lps = np.asarray(log_probs, dtype=np.float64)
         V = len(self.vocab)
         if lps.ndim != 2 or lps.shape[1] != V:
             raise ValueError(f"expected (frames, {V}) log-probabilities, got shape {lps.shape}")
         o = self.options
         trie = self._trie(self.hotwords if hotwords is None else hotwords)
-        plain = trie is None and self.lm is None and self.char_lm is None and o.beta == 0.0
+        gram = self.grammar if grammar is None else self.compile_grammar(grammar)
+        if gram is not None:
+            gram.trim()  # bounded memory across utterances: the states built start over past a size
+        plain = trie is None and gram is None and self.lm is None and self.char_lm is None and o.beta == 0.0
         root = _Node(None, None, (BOS,) if self.lm is not None else (), "", 0.0, 0, 0, 0.0, 0.0, 0.0,
-                     (BOS,) if self.char_lm is not None else ())
+                     (BOS,) if self.char_lm is not None else (), gram.start if gram is not None else 0)
 
         beams = [root]
         last = np.array([-1])  # last token of each prefix (-1: empty)
@@ -435,7 +475,7 @@ class CtcBeamSearch:
                     ext_score = ext
                 else:
                     stay = np.logaddexp(s_pb, s_pnb) + np.array([n.bonus for n in beams])
-                    ext_score = ext + np.stack([self._row(n, trie) for n in beams])[:, cand]
+                    ext_score = ext + np.stack([self._row(n, trie, gram) for n in beams])[:, cand]
                 scores = np.concatenate([stay, ext_score.ravel()])
             else:
                 stay = np.logaddexp(s_pb, s_pnb)
@@ -459,7 +499,7 @@ class CtcBeamSearch:
             # a grown prefix's best path: the parent's, from its blank state if the token repeats
             anb = [s_anb[i] for i in si] + [(c, t, t, ab[i] if c == last_l[i] else s_ab[i]) for i, c in grown_from]
             ab = [s_ab[i] for i in si] + [None] * grown.size
-            beams = [beams[i] for i in si] + [self._child(beams[i], c, trie) for i, c in grown_from]
+            beams = [beams[i] for i in si] + [self._child(beams[i], c, trie, gram) for i, c in grown_from]
             last = np.concatenate([last[stays], gc])
             none = np.full(grown.size, NEG_INF)
             pb, vb = np.concatenate([s_pb[stays], none]), np.concatenate([s_vb[stays], none])
@@ -469,14 +509,16 @@ class CtcBeamSearch:
             else:
                 pnb, vnb = s_pnb[stays], s_vnb[stays]
 
-        hyps = []
+        hyps, rejected = [], []
         for i, n in enumerate(beams):
             acoustic = _lse(float(pb[i]), float(pnb[i]))
             lmv, bonus, nw = self._final(n)
-            tokens = []
+            tokens, labels = [], [] if gram is not None else None
             m = n
             while m.parent is not None:
                 tokens.append(m.token)
+                if labels is not None and m.glabel is not None:
+                    labels.append((m.glabel, len(tokens)))  # the word ends before or at this token (counted from the end)
                 m = m.parent
             tokens.reverse()
             a = anb[i] if vnb[i] > vb[i] else ab[i]
@@ -485,7 +527,19 @@ class CtcBeamSearch:
                 alignment.append((int(a[0]), int(a[1]), int(a[2])))
                 a = a[3]
             alignment.reverse()
-            hyps.append(Hypothesis(self.tokenizer.decode(tokens), acoustic + bonus, acoustic, lmv, nw, n.hcomm, tokens, alignment))
+            accepted = True
+            if gram is not None:
+                last, gbonus, accepted = gram.end(n.gstate)
+                bonus += n.gscore + gbonus
+                labels = self._spans(tokens, [(w, len(tokens) - k) for w, k in reversed(labels)], last)
+                if o.drop_unk:
+                    labels = [x for x in labels if x[0] != UNK_WORD]
+                text = " ".join(w for w, _, _ in labels)
+            else:
+                text = self.tokenizer.decode(tokens)
+            h = Hypothesis(text, acoustic + bonus, acoustic, lmv, nw, n.hcomm, tokens, alignment, labels)
+            (hyps if accepted else rejected).append(h)
+        hyps = hyps or rejected  # nothing the grammar accepts: the best of the rest (as Kaldi does)
         hyps.sort(key=lambda h: -h.score)
         out, seen = [], set()
         for h in hyps:
@@ -493,6 +547,26 @@ class CtcBeamSearch:
                 seen.add(h.text)
                 out.append(h)
         return out[: o.nbest or o.beam_size]
+
+    def _spans(self, tokens: list[int], closes: list[tuple[str, int]], last: Optional[str]) -> list[tuple[str, int, int]]:
+        """Each grammar word with its first and last token: ``closes`` are (word, index of the
+        token that completed it), ``last`` the word the end of input completed. Over words a
+        word is its token; over characters it ends before the space that completed it, over
+        word pieces before the piece that started the next; it starts at the first token
+        after the previous word's end (spaces skipped)."""
+        out, start = [], 0
+        for word, k in closes:
+            end = k if self.word_units else k - 1
+            out.append((word, self._word_start(tokens, start, end), end))
+            start = k + 1 if self.word_units or not self.pieces else k
+        if last is not None and tokens:
+            out.append((last, self._word_start(tokens, start, len(tokens) - 1), len(tokens) - 1))
+        return out
+
+    def _word_start(self, tokens: list[int], start: int, end: int) -> int:
+        while start < end and tokens[start] == self.space:
+            start += 1
+        return start
 
 
 

@@ -10,7 +10,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from asr.decoding.confidence import ConfidenceCalibration, token_confidences
-from asr.decoding.result import Utterance, words_from_tokens
+from asr.decoding.result import Utterance, utterance_from_hypotheses, words_from_tokens
 from asr.text import Tokenizer
 
 __all__ = ["greedy_alignment", "greedy_ids", "greedy_decode", "CtcStreamDecoder"]
@@ -46,17 +46,20 @@ class CtcStreamDecoder:
     whatever the chunks, the same tokens, frames and confidences as the whole. One utterance at
     a time; frames count from the start of the stream.
 
-    ``final_decoder`` (e.g. an :class:`asr.decoding.options.Decoder` with a language model or
-    hotwords): partial results stay greedy, and when an utterance finishes its whole score
-    matrix is decoded again with it, which gives the final text and word times.
+    ``final_decoder`` (e.g. :meth:`asr.decoding.options.Decoder.search` with a language model,
+    hotwords or a grammar): partial results stay greedy, and when an utterance finishes its
+    whole score matrix is decoded again with it: it returns hypotheses (best first, [] for
+    none: :class:`asr.decoding.beam_search.Hypothesis`), the best gives the final text and word
+    times, and the first ``alternatives`` become the utterance's n-best list.
     ``calibration``: the model's word-confidence map, if it has one."""
 
     def __init__(self, tokenizer: Tokenizer, frame_shift_s: float, blank: int = 0,
                  final_decoder: Optional[Callable[[np.ndarray], list]] = None,
-                 calibration: Optional[ConfidenceCalibration] = None):
+                 calibration: Optional[ConfidenceCalibration] = None, alternatives: int = 0):
         self.tokenizer, self.frame_shift_s, self.blank = tokenizer, frame_shift_s, blank
         self.final_decoder = final_decoder
         self.calibration = calibration
+        self.alternatives = alternatives
         self.num_frames = 0  # model frames decoded in the whole stream
         self.utterance_start = 0  # model frame where the current utterance began
         self.tokens: list[tuple[int, int, int]] = []  # (token, first frame, last frame)
@@ -93,12 +96,11 @@ class CtcStreamDecoder:
     def finish_utterance(self) -> Utterance:
         """Close the current utterance and start the next one here."""
         if self.final_decoder is not None and self._scores:
-            start = self.utterance_start
             scores = np.concatenate(self._scores)
-            aligned = self.final_decoder(scores)
-            self.tokens = [(t, a + start, b + start) for t, a, b in aligned]
-            self.token_scores = token_confidences(scores, aligned)
-        utt = self.utterance(final=True)
+            utt = utterance_from_hypotheses(self.tokenizer, self.final_decoder(scores), scores, self.frame_shift_s,
+                                            self.utterance_start, self.calibration, self.alternatives)
+        else:
+            utt = self.utterance(final=True)
         self.utterance_start = self.num_frames
         self.tokens = []
         self.token_scores = []

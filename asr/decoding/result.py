@@ -5,7 +5,13 @@ indices times the model frame shift (feature hop x subsampling). A word is the r
 between word separators (``" "``), each token of a word vocabulary, or, over word pieces, a
 piece starting with ``"▁"`` and the pieces that follow it up to the next such piece; it starts
 at its first token's first frame and ends one frame after its last token's last frame. Its
-``confidence`` (0-1) is that of :mod:`asr.decoding.confidence`.
+``confidence`` (0-1) is that of :mod:`asr.decoding.confidence`. With a grammar the words are the
+grammar's (:attr:`asr.decoding.beam_search.Hypothesis.labels`, ``[unk]`` for what lies outside
+it), each timed by its tokens the same way (:func:`hypothesis_words`).
+
+An utterance decoded with ``alternatives`` (n-best) keeps its best hypotheses in
+:attr:`Utterance.alternatives`, best first, each with its text, words and scores
+(:class:`Alternative`); the first is the utterance's own text.
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
-from asr.decoding.confidence import ConfidenceCalibration, word_confidence
+import numpy as np
+
+from asr.decoding.confidence import ConfidenceCalibration, token_confidences, word_confidence
 from asr.text import WORD_START, Tokenizer
 
-__all__ = ["Word", "Utterance", "Result", "words_from_tokens", "make_result"]
+__all__ = ["Word", "Alternative", "Utterance", "Result", "words_from_tokens", "hypothesis_words", "utterance_from_hypotheses",
+           "make_result"]
 
 
 @dataclass
@@ -28,15 +37,30 @@ class Word:
 
 
 @dataclass
+class Alternative:
+    """One hypothesis of an n-best list. Scores are natural logs: ``score`` is what the search
+    ranks by (``acoustic`` + LM weight x ``lm`` + bonuses), ``acoustic`` ln P_ctc of its tokens,
+    ``lm`` ln P of its words under the word LM (0 without one)."""
+
+    text: str
+    score: float
+    acoustic: float
+    lm: float
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
 class Utterance:
     text: str
     start: float  # seconds from the start of the stream
     end: float
     words: list[Word] = field(default_factory=list)
     final: bool = True
+    alternatives: list[Alternative] = field(default_factory=list)  # n-best, best first (decoding with alternatives)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As a dict (JSON-able); ``alternatives`` only when there are some."""
+        return _without_empty_alternatives(asdict(self))
 
 
 @dataclass
@@ -50,9 +74,20 @@ class Result:
     final: bool  # input finished and every frame decoded
     duration: float  # seconds of audio received (at the model's sample rate)
     error: Optional[str] = None  # why this input could not be transcribed (transcribe_batch); text is empty then
+    # n-best of a one-utterance result (decoding with alternatives); per utterance in utterances[i].alternatives
+    alternatives: list[Alternative] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As a dict (JSON-able); ``alternatives`` only where there are some."""
+        d = _without_empty_alternatives(asdict(self))
+        d["utterances"] = [_without_empty_alternatives(u) for u in d["utterances"]]
+        return d
+
+
+def _without_empty_alternatives(d: dict) -> dict:
+    if not d.get("alternatives"):
+        d.pop("alternatives", None)
+    return d
 
 
 def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int]], frame_shift_s: float,
@@ -97,8 +132,46 @@ def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int
     return text, words
 
 
+def hypothesis_words(tokenizer: Tokenizer, hyp, frame_shift_s: float, confidences: Optional[Sequence[float]] = None,
+                     calibration: Optional[ConfidenceCalibration] = None, first_frame: int = 0) -> tuple[str, list[Word]]:
+    """A hypothesis's (:class:`asr.decoding.beam_search.Hypothesis`) text and timed words:
+    :func:`words_from_tokens` of its alignment, or with a grammar its labelled words, each
+    spanning its tokens (first token's first frame to one frame after the last token's last).
+    ``first_frame``: where the hypothesis's frame 0 lies in the stream."""
+    tokens = [(t, a + first_frame, b + first_frame) for t, a, b in hyp.alignment] if first_frame else hyp.alignment
+    if getattr(hyp, "labels", None) is None:
+        return words_from_tokens(tokenizer, tokens, frame_shift_s, confidences, calibration)
+    words = []
+    for label, a, b in hyp.labels:
+        conf = None if confidences is None else word_confidence(list(confidences[a : b + 1]), calibration)
+        words.append(Word(label, round(tokens[a][1] * frame_shift_s, 3), round((tokens[b][2] + 1) * frame_shift_s, 3), conf))
+    return hyp.text, words
+
+
+def utterance_from_hypotheses(tokenizer: Tokenizer, hyps: Sequence, log_probs: np.ndarray, frame_shift_s: float,
+                              first_frame: int = 0, calibration: Optional[ConfidenceCalibration] = None,
+                              alternatives: int = 0, final: bool = True) -> Utterance:
+    """The utterance of n-best hypotheses (best first; [] gives empty text) of ``log_probs``,
+    which start at model frame ``first_frame`` of the stream: the best one's text and words,
+    and with ``alternatives`` the first that many as :class:`Alternative` s."""
+    def timed(h):
+        return hypothesis_words(tokenizer, h, frame_shift_s, token_confidences(log_probs, h.alignment), calibration, first_frame)
+
+    start = round(first_frame * frame_shift_s, 3)
+    end = round((first_frame + log_probs.shape[0]) * frame_shift_s, 3)
+    if not hyps:
+        return Utterance("", start, end, [], final, [])
+    text, words = timed(hyps[0])
+    alts = []
+    for i, h in enumerate(hyps[:alternatives]):
+        t, ws = (text, words) if i == 0 else timed(h)
+        alts.append(Alternative(t, round(float(h.score), 4), round(float(h.acoustic), 4), round(float(h.lm), 4), ws))
+    return Utterance(text, start, end, words, final, alts)
+
+
 def make_result(name: str, utterances: list[Utterance], final: bool, duration: float, partial: Optional[Utterance] = None) -> Result:
     utts = list(utterances) + ([partial] if partial is not None else [])
     text = " ".join(u.text for u in utts if u.text)
     words = [w for u in utts for w in u.words]
-    return Result(name, text, words, utts, final, round(duration, 3))
+    alternatives = list(utts[0].alternatives) if len(utts) == 1 else []
+    return Result(name, text, words, utts, final, round(duration, 3), alternatives=alternatives)

@@ -4,7 +4,8 @@ Whole files and arrays: :class:`OfflineRecognizer` (``asr.load_model("model.onnx
 Streaming, in the style of sherpa-onnx's ``OnlineRecognizer``::
 
     rec = OnlineRecognizer("stream.onnx", endpoint=EndpointConfig(rule2=0.8))
-    s = rec.create_stream("mic")          # hotwords=[...] biases this stream's final text
+    s = rec.create_stream("mic")          # hotwords=[...] biases this stream's final text, grammar=[...]
+                                          # restricts it, alternatives=N keeps its n-best
     for piece in pieces:                  # mono samples, any size, any rate (float or int16 PCM)
         s.accept_waveform(16000, piece)
         while rec.is_ready(s):

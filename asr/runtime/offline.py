@@ -25,7 +25,7 @@ from asr.audio import STDIN, AudioBlocks, AudioError, AudioInput, read_input
 from asr.decoding.beam_search import Hotwords
 from asr.decoding.confidence import ConfidenceCalibration, token_confidences
 from asr.decoding.options import Decoder, DecodingOptions
-from asr.decoding.result import Result, Utterance, words_from_tokens
+from asr.decoding.result import Result, Utterance, utterance_from_hypotheses, words_from_tokens
 from asr.frontend import FrontendConfig, logmel
 from asr.runtime.model import OnnxModel
 from asr.runtime.schema import ModelError
@@ -106,13 +106,14 @@ class OfflineRecognizer:
 
     def decode(self, log_probs: np.ndarray, name: str, duration: float, hotwords: Hotwords = None,
                decoder: Optional[Decoder] = None) -> Result:
-        """One input's log-probs -> its :class:`Result` (one utterance); ``decoder`` overrides
-        the recognizer's (e.g. one point of a grid search)."""
-        path = (decoder or self.decoder)(log_probs, hotwords=hotwords)
-        shift = self.frame_shift_s
-        text, words = words_from_tokens(self.tokenizer, path, shift, token_confidences(log_probs, path), self.calibration)
-        utt = Utterance(text, 0.0, round(log_probs.shape[0] * shift, 3), words)
-        return Result(name, text, words, [utt], True, round(duration, 3))
+        """One input's log-probs -> its :class:`Result` (one utterance, with its n-best list when
+        the decoding options ask for ``alternatives``); ``decoder`` overrides the recognizer's
+        (e.g. one point of a grid search)."""
+        decoder = decoder or self.decoder
+        hyps = decoder.search(log_probs, hotwords=hotwords)
+        utt = utterance_from_hypotheses(self.tokenizer, hyps, log_probs, self.frame_shift_s, 0, self.calibration,
+                                        decoder.options.alternatives)
+        return Result(name, utt.text, utt.words, [utt], True, round(duration, 3), alternatives=utt.alternatives)
 
     def transcribe(self, audio: AudioInput, sample_rate: Optional[int] = None, hotwords: Hotwords = None,
                    long_form: Optional[bool] = None, options: "Optional[LongFormOptions]" = None,

@@ -25,8 +25,9 @@ import numpy as np
 
 from asr.audio import AudioError, StreamingResampler, as_samples, check_rate
 from asr.decoding.beam_search import Hotwords
+from asr.decoding.grammar import Grammar
 from asr.decoding.greedy import CtcStreamDecoder
-from asr.decoding.options import Decoder, DecodingOptions
+from asr.decoding.options import MAX_ALTERNATIVES, Decoder, DecodingOptions
 from asr.decoding.result import Result, Utterance, make_result
 from asr.frontend import OnlineLogMel
 from asr.runtime.endpoint import EndpointConfig, EndpointDetector
@@ -39,7 +40,8 @@ __all__ = ["OnlineRecognizer", "OnlineStream", "StreamingBackend", "run_streams"
 class OnlineStream:
     """One audio source. Create it with :meth:`OnlineRecognizer.create_stream`."""
 
-    def __init__(self, recognizer: "OnlineRecognizer", name: str, keep_log_probs: bool = False, hotwords: Hotwords = None):
+    def __init__(self, recognizer: "OnlineRecognizer", name: str, keep_log_probs: bool = False, hotwords: Hotwords = None,
+                 grammar: Optional[Grammar] = None, alternatives: Optional[int] = None):
         info = recognizer.info
         self.name = name
         self._owner = recognizer
@@ -55,11 +57,14 @@ class OnlineStream:
         self.num_steps = 0  # decoding steps taken (windows decoded)
         self._closed = False  # every frame decoded and the last utterance finished
         self.states = recognizer.model.init_states(1)
-        self.hotwords = hotwords
+        self.hotwords, self.grammar = hotwords, grammar
         decoder = recognizer.decoder
-        final = None if decoder.options.greedy and not hotwords else functools.partial(decoder, hotwords=hotwords)
+        alternatives = decoder.options.alternatives if alternatives is None else alternatives
+        final = None
+        if not decoder.options.greedy or hotwords or grammar is not None or alternatives:
+            final = functools.partial(decoder.search, hotwords=hotwords, grammar=grammar, alternatives=alternatives)
         self.decoder = CtcStreamDecoder(info.tokenizer, info.frame_shift_s, final_decoder=final,
-                                        calibration=info.confidence)
+                                        calibration=info.confidence, alternatives=alternatives)
         cfg = recognizer.endpoint
         self._endpoint = EndpointDetector(cfg, info.frame_shift_s) if cfg is not None else None
         self.utterances: list[Utterance] = []  # finished utterances
@@ -194,15 +199,26 @@ class OnlineRecognizer:
     def sample_rate(self) -> int:
         return self.info.sample_rate
 
-    def create_stream(self, name: Optional[str] = None, keep_log_probs: bool = False, hotwords: Hotwords = None) -> OnlineStream:
+    def create_stream(self, name: Optional[str] = None, keep_log_probs: bool = False, hotwords: Hotwords = None,
+                      grammar: "Optional[Grammar | Sequence[str]]" = None, alternatives: Optional[int] = None) -> OnlineStream:
         """A new stream; ``name`` appears in its errors and results (default ``stream-<n>``).
         ``keep_log_probs`` keeps every output frame's scores in ``stream.log_probs``.
         ``hotwords`` (phrases, or phrase -> bonus per token) bias this stream's final decoding
-        (a beam search; a phrase the vocabulary cannot spell raises ValueError here)."""
+        (a beam search; a phrase the vocabulary cannot spell raises ValueError here).
+        ``grammar`` (phrases, or a :class:`Grammar` from ``recognizer.decoder.compile_grammar``)
+        restricts it instead of the options' grammar (words the model cannot spell are left out
+        with a warning; an empty grammar raises ValueError); ``alternatives`` (0 to
+        :data:`asr.decoding.options.MAX_ALTERNATIVES`) replaces the options' n-best size. Partial
+        results stay greedy."""
         if hotwords:
             self.decoder.check_hotwords(hotwords)
+        if grammar is not None and not isinstance(grammar, Grammar):
+            grammar = self.decoder.compile_grammar(grammar)
+        if alternatives is not None and (isinstance(alternatives, bool) or not isinstance(alternatives, int)
+                                         or not 0 <= alternatives <= MAX_ALTERNATIVES):
+            raise ValueError(f"alternatives must be an integer in 0..{MAX_ALTERNATIVES}, got {alternatives!r}")
         n = next(self._ids)
-        return OnlineStream(self, f"stream-{n}" if name is None else str(name), keep_log_probs, hotwords)
+        return OnlineStream(self, f"stream-{n}" if name is None else str(name), keep_log_probs, hotwords, grammar, alternatives)
 
     def _check(self, stream: OnlineStream) -> None:
         if not isinstance(stream, OnlineStream) or stream._owner is not self:

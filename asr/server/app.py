@@ -29,7 +29,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from asr.runtime.online import OnlineRecognizer
 from asr.server.admission import Admission, LoadSample
-from asr.server.loop import DecodeLoop, LoopStats, Session
+from asr.server.loop import DecodeLoop, LoopStats, Session, open_stream
 from asr.server.openai_api import ApiConfig, OpenAIApi
 from asr.server.protocol import MAX_RATE, MIN_RATE, ProtocolError, StreamConfig, error_reply, parse_audio, parse_config, parse_text
 
@@ -465,11 +465,8 @@ class Connection:
     def _start_session(self) -> Session:
         srv = self.server
         loop = srv.pick_loop()
-        try:
-            stream = loop.rec.create_stream(f"{self.peer}#{srv.counts['connections']}", hotwords=list(self.cfg.phrase_list) or None)
-        except ValueError as exc:
-            raise ProtocolError(f"config.phrase_list: {exc}") from None
-        self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s, srv.window_s)
+        stream, warning = open_stream(loop.rec, f"{self.peer}#{srv.counts['connections']}", self.cfg)
+        self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s, srv.window_s, warning)
         loop.add(self.session)
         self.sender = asyncio.get_running_loop().create_task(self._send_replies())
         return self.session

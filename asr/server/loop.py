@@ -22,9 +22,9 @@ from typing import Optional
 import numpy as np
 
 from asr.runtime.online import OnlineRecognizer, OnlineStream
-from asr.server.protocol import StreamConfig, partial_reply, result_reply
+from asr.server.protocol import ProtocolError, StreamConfig, partial_reply, result_reply, with_warning
 
-__all__ = ["Session", "DecodeLoop", "LoopStats"]
+__all__ = ["Session", "DecodeLoop", "LoopStats", "open_stream"]
 
 log = logging.getLogger("asr.server")
 EOF = None  # the inbox item that ends the input
@@ -32,12 +32,36 @@ FEED_PIECE_S = 1.0  # seconds of a message fed to its stream per step (resamplin
 AHEAD_S = 0.25  # audio a real-time client may have sent ahead of the clock beyond the model's window (jitter)
 
 
+def open_stream(rec: OnlineRecognizer, name: str, cfg: StreamConfig) -> tuple[OnlineStream, str]:
+    """A new stream of ``rec`` for a connection's config, and a warning for its client ("" if
+    none): ``phrase_list`` restricts its final decoding (a grammar: words the model cannot spell
+    are left out, named in the warning and the log, and the stream goes on), ``hotwords`` bias
+    it, ``max_alternatives`` sets its n-best size. Raises :class:`ProtocolError` naming the field
+    for a phrase list with nothing left, or hotwords the model cannot spell."""
+    grammar, warning = None, ""
+    if cfg.phrase_list:
+        try:
+            grammar = rec.decoder.compile_grammar(cfg.phrase_list, warn=False)
+        except ValueError as exc:
+            raise ProtocolError(f"config.phrase_list: {exc}") from None
+        if grammar.dropped:
+            warning = f"config.phrase_list: {grammar.warning}"
+            log.warning("stream %s: %s", name, warning)
+    try:
+        stream = rec.create_stream(name, hotwords=list(cfg.hotwords) or None, grammar=grammar, alternatives=cfg.max_alternatives)
+    except ValueError as exc:
+        raise ProtocolError(f"config.hotwords: {exc}") from None
+    return stream, warning
+
+
 class Session:
     """One connection's stream. The handler (event loop) calls :meth:`push` / :meth:`finish`
     and reads :attr:`outbox`; the loop's worker thread alone touches :attr:`stream`."""
 
-    def __init__(self, stream: OnlineStream, cfg: StreamConfig, frame_shift_s: float, window_s: float = 0.0):
+    def __init__(self, stream: OnlineStream, cfg: StreamConfig, frame_shift_s: float, window_s: float = 0.0,
+                 warning: str = ""):
         self.stream, self.cfg = stream, cfg
+        self.warning = warning  # sent once, in a "warning" field of the first reply (e.g. phrase_list words left out)
         self.name = stream.name
         self._shift = frame_shift_s
         self._ahead_s = window_s + AHEAD_S
@@ -141,10 +165,12 @@ class Session:
             if delays is not None and timed:
                 delays.append((now, now - arrived))
         if stream.done:  # the eof is the last message: its reply is the final result
-            out[-1] = result_reply(new, self.cfg.words)
+            out[-1] = result_reply(new, self.cfg.words, self.cfg.max_alternatives)
             out.append(None)
         elif new:
-            out[0] = result_reply(new, self.cfg.words)
+            out[0] = result_reply(new, self.cfg.words, self.cfg.max_alternatives)
+        if self.warning:
+            out[0], self.warning = with_warning(out[0], self.warning), ""
         self._owed = 0
         return out
 

@@ -2,16 +2,24 @@
 (README.md, "Serving"). This module only parses and validates messages and builds replies (no I/O).
 
 A connection is one audio stream: an optional text ``{"config": {"sample_rate": 16000, "words":
-true, "phrase_list": [...]}}``, binary messages of 16-bit little-endian mono PCM, then the text
-``{"eof" : 1}``. The server answers every client message after the config with exactly one text
-message, in order: ``{"partial": "..."}``, or, when an endpoint has closed one or more
-utterances, ``{"result": [{"word", "start", "end", "conf"}, ...], "text": "..."}`` (no
-``"result"`` when ``words`` is false). The answer to the eof is the final result, after which
-the server closes the connection; so does it after ``{"error": "reason"}``.
+true, "phrase_list": [...], "max_alternatives": 3}}``, binary messages of 16-bit little-endian
+mono PCM, then the text ``{"eof" : 1}``. The server answers every client message after the
+config with exactly one text message, in order: ``{"partial": "..."}``, or, when an endpoint has
+closed one or more utterances, ``{"result": [{"word", "start", "end", "conf"}, ...], "text":
+"..."}`` (no ``"result"`` when ``words`` is false), or with ``max_alternatives`` N > 0 Vosk's n-best
+form ``{"alternatives": [{"confidence", "result": [{"word", "start", "end"}, ...], "text"}, ...]}``
+(at most N, best first). The answer to the eof is the final result, after which the server
+closes the connection; so does it after ``{"error": "reason"}``.
+
+``phrase_list`` restricts what the stream may write to those phrases, in any sequence, as Vosk
+does (``"[unk]"`` stands for anything else; :mod:`asr.decoding.grammar`); a word the model
+cannot spell is left out and named in a ``"warning"`` field of the first reply (and the log),
+and the stream goes on.
 
 Extensions (a Vosk server would refuse or ignore them): ``"format": "float32"`` in the config
-(little-endian float32 samples in [-1, 1]); ``phrase_list`` biases a beam search towards the
-phrases (hotwords) instead of restricting the vocabulary to them.
+(little-endian float32 samples in [-1, 1]); ``"hotwords"``: phrases to favour (a bonus per
+matched token in the beam search: biasing, where ``phrase_list`` restricts); ``"acoustic"`` and
+``"lm"`` scores beside each alternative's ``"confidence"``; ``"warning"`` in a reply.
 """
 
 from __future__ import annotations
@@ -24,14 +32,17 @@ from typing import Optional, Sequence
 import numpy as np
 
 from asr.audio import MAX_SAMPLE_RATE
-from asr.decoding.result import Utterance
+from asr.decoding.grammar import UNK_WORD
+from asr.decoding.options import MAX_ALTERNATIVES
+from asr.decoding.result import Alternative, Utterance
 
 __all__ = ["ProtocolError", "StreamConfig", "parse_config", "parse_text", "parse_audio", "partial_reply",
-           "result_reply", "error_reply", "FORMATS", "VOSK_UNK", "MIN_RATE", "MAX_RATE"]
+           "result_reply", "error_reply", "with_warning", "FORMATS", "VOSK_UNK", "MIN_RATE", "MAX_RATE", "MAX_PHRASES",
+           "MAX_PHRASE_CHARS", "MAX_ALTERNATIVES"]
 
 FORMATS = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
-VOSK_UNK = "[unk]"  # Vosk's "anything else" entry of a phrase list: no phrase to favour here
-MAX_PHRASES = 1000
+VOSK_UNK = UNK_WORD  # Vosk's "anything else" entry of a phrase list
+MAX_PHRASES = 1000  # phrases of a phrase_list or hotwords list (each compiled when the stream starts)
 MAX_PHRASE_CHARS = 200
 # The rates a stream may declare. The lower bound bounds the work one message can cause: the
 # stream resamples to the model's rate, so a message's samples grow by model rate / stream rate
@@ -51,8 +62,10 @@ class StreamConfig:
 
     sample_rate: int
     words: bool = True
-    phrase_list: tuple = field(default_factory=tuple)
+    phrase_list: tuple = field(default_factory=tuple)  # restricts (a grammar); () = no restriction
     format: str = "int16"
+    hotwords: tuple = field(default_factory=tuple)  # biases (extension)
+    max_alternatives: int = 0  # n-best results (Vosk's form) when > 0
 
     @property
     def sample_bytes(self) -> int:
@@ -72,15 +85,22 @@ def _flag(value, name: str) -> bool:
     raise ProtocolError(f"config.{name} must be true/false (or 1/0), got {value!r}")
 
 
-def _phrases(value) -> tuple:
+def _phrases(value, name: str, keep_unk: bool) -> tuple:
     if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
-        raise ProtocolError(f"config.phrase_list must be a list of strings, got {type(value).__name__}")
+        raise ProtocolError(f"config.{name} must be a list of strings, got {type(value).__name__}")
     if len(value) > MAX_PHRASES:
-        raise ProtocolError(f"config.phrase_list has {len(value)} phrases; at most {MAX_PHRASES}")
+        raise ProtocolError(f"config.{name} has {len(value)} phrases; at most {MAX_PHRASES}")
     long = [p for p in value if len(p) > MAX_PHRASE_CHARS]
     if long:
-        raise ProtocolError(f"config.phrase_list: a phrase is longer than {MAX_PHRASE_CHARS} characters ({long[0][:40]!r}...)")
-    return tuple(p for p in value if p.strip() and p.strip().lower() != VOSK_UNK)
+        raise ProtocolError(f"config.{name}: a phrase is longer than {MAX_PHRASE_CHARS} characters ({long[0][:40]!r}...)")
+    return tuple(p for p in value if p.strip() and (keep_unk or p.strip().lower() != VOSK_UNK))
+
+
+def _alternatives(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
+            or not 0 <= value <= MAX_ALTERNATIVES:
+        raise ProtocolError(f"config.max_alternatives must be a whole number in 0..{MAX_ALTERNATIVES}, got {value!r}")
+    return int(value)
 
 
 def parse_config(body, defaults: StreamConfig, min_rate: int = MIN_RATE, max_rate: int = MAX_RATE) -> StreamConfig:
@@ -88,7 +108,7 @@ def parse_config(body, defaults: StreamConfig, min_rate: int = MIN_RATE, max_rat
     typo is not silently ignored; ``sample_rate`` must lie in ``min_rate..max_rate``)."""
     if not isinstance(body, dict):
         raise ProtocolError(f"config must be an object, got {type(body).__name__}")
-    known = {"sample_rate", "words", "phrase_list", "format", "max_alternatives"}
+    known = {"sample_rate", "words", "phrase_list", "format", "max_alternatives", "hotwords"}
     unknown = sorted(set(body) - known)
     if unknown:
         raise ProtocolError(f"config: unknown field(s) {unknown}; known: {sorted(known)}")
@@ -98,14 +118,15 @@ def parse_config(body, defaults: StreamConfig, min_rate: int = MIN_RATE, max_rat
     if "words" in body:
         out["words"] = _flag(body["words"], "words")
     if "phrase_list" in body:
-        out["phrase_list"] = _phrases(body["phrase_list"])
+        out["phrase_list"] = _phrases(body["phrase_list"], "phrase_list", keep_unk=True)
+    if "hotwords" in body:
+        out["hotwords"] = _phrases(body["hotwords"], "hotwords", keep_unk=False)
     if "format" in body:
         if body["format"] not in FORMATS:
             raise ProtocolError(f"config.format must be one of {sorted(FORMATS)}, got {body['format']!r}")
         out["format"] = body["format"]
-    alt = body.get("max_alternatives", 0)
-    if isinstance(alt, bool) or alt != 0:
-        raise ProtocolError(f"config.max_alternatives: only 0 is supported (no n-best lists), got {alt!r}")
+    if "max_alternatives" in body:
+        out["max_alternatives"] = _alternatives(body["max_alternatives"])
     return StreamConfig(**{**defaults.__dict__, **out})
 
 
@@ -158,14 +179,44 @@ def partial_reply(text: str) -> str:
     return _dumps({"partial": text})
 
 
-def result_reply(utterances: Sequence[Utterance], words: bool) -> str:
+def result_reply(utterances: Sequence[Utterance], words: bool, alternatives: int = 0) -> str:
     """One result for the utterances finished since the last result (their words in order, their
-    texts joined by a space); ``conf`` is the word's confidence where the model gives one, else 1.0."""
+    texts joined by a space); ``conf`` is the word's confidence where the model gives one, else 1.0.
+    ``alternatives`` > 0: Vosk's n-best form instead (:func:`_alternatives_reply`)."""
+    if alternatives > 0:
+        return _alternatives_reply(utterances, words, alternatives)
     text = " ".join(u.text for u in utterances if u.text)
     if not words:
         return _dumps({"text": text})
     ws = [{"conf": _conf(w), "end": w.end, "start": w.start, "word": w.word} for u in utterances for w in u.words]
     return _dumps({"result": ws, "text": text})
+
+
+def _alternatives_reply(utterances: Sequence[Utterance], words: bool, n: int) -> str:
+    """``{"alternatives": [{"confidence", "result", "text", "acoustic", "lm"}, ...]}``, at most ``n``,
+    best first, as Vosk writes them (words without ``conf``; no ``result`` when ``words`` is false;
+    ``confidence`` is the hypothesis's total log-score, natural log). Several utterances in one
+    result (long messages only): the k-th entry joins each one's k-th best (its last, where it
+    has fewer), scores summed. Nothing recognized: one empty entry, confidence 1.0 (Vosk's)."""
+    lists = [u.alternatives or [Alternative(u.text, 0.0, 0.0, 0.0, list(u.words))] for u in utterances if u.text or u.alternatives]
+    entries = []
+    for k in range(min(n, max((len(a) for a in lists), default=0))):
+        picked = [a[min(k, len(a) - 1)] for a in lists]
+        entry = {"confidence": round(sum(a.score for a in picked), 4)}
+        if words:
+            entry["result"] = [{"end": w.end, "start": w.start, "word": w.word} for a in picked for w in a.words]
+        entry["text"] = " ".join(a.text for a in picked if a.text)
+        entry["acoustic"] = round(sum(a.acoustic for a in picked), 4)
+        entry["lm"] = round(sum(a.lm for a in picked), 4)
+        entries.append(entry)
+    return _dumps({"alternatives": entries or [{"text": "", "confidence": 1.0}]})
+
+
+def with_warning(reply: str, warning: str) -> str:
+    """A reply with a ``"warning"`` field added (the extension that names phrase_list words left out)."""
+    obj = json.loads(reply)
+    obj["warning"] = warning
+    return _dumps(obj)
 
 
 def _conf(word) -> float:

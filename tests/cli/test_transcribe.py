@@ -132,3 +132,68 @@ def test_a_file_cut_short_and_absurd_levels_are_warned_of(models, tmp_path):
     assert len([x for x in lines if "cut short" in x]) == 1  # once, not once per reader
     assert [x for x in lines if x.startswith(f"warning: {loud}: peak level")]
     assert str(whole) not in err and len(proc.stdout.decode().splitlines()) == 3
+
+
+DATA = os.path.join(ROOT, "tests", "data")
+DIGITS_WAV = os.path.join(DATA, "fsdd_four_zero_seven_two_nine.wav")
+SENTENCE_WAV = os.path.join(DATA, "speechocean762_john_can_see_the_sheep.wav")
+
+
+def test_grammar_restricts_and_alternatives_come_in_json(tmp_path, capsys):
+    """The built-in digits model (word units with <unk>): --grammar keeps the text to the
+    grammar's words ([unk] for the rest, the sentence too), names the word it cannot spell on
+    stderr and goes on; --alternatives 3 gives each file its n-best list in --format json, best
+    first, with scores and timed words; --phrase adds phrases; --drop-unk leaves [unk] out."""
+    grammar = tmp_path / "digits.txt"
+    grammar.write_text("four\nzero\nseven\n[unk]\nyes  # not a word of this model\n")
+    assert cli.main(["transcribe", "--grammar", str(grammar), "--alternatives", "3", "--format", "json",
+                     DIGITS_WAV, SENTENCE_WAV]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: grammar: left out 1 word(s) this model cannot spell: 'yes'" in err
+    digits, sentence = (json.loads(line) for line in out.splitlines())
+    assert digits["text"] == "four zero seven [unk] [unk]" and set(sentence["text"].split()) == {"[unk]"}
+    alts = digits["alternatives"]
+    assert 2 <= len(alts) <= 3 and alts[0]["text"] == digits["text"] and alts == digits["utterances"][0]["alternatives"]
+    assert [a["score"] for a in alts] == sorted((a["score"] for a in alts), reverse=True) and len({a["text"] for a in alts}) == len(alts)
+    for a in alts:
+        assert set(a) == {"text", "score", "acoustic", "lm", "words"} and a["text"] == " ".join(w["word"] for w in a["words"])
+        assert set(a["text"].split()) <= {"four", "zero", "seven", "[unk]"}
+        assert all(0 <= w["start"] < w["end"] <= digits["duration"] for w in a["words"])
+    assert [w["word"] for w in digits["words"]] == digits["text"].split()
+    assert cli.main(["transcribe", "--phrase", "four zero seven", "--phrase", "[unk]", "--drop-unk", DIGITS_WAV]) == 0
+    assert capsys.readouterr().out == f"{DIGITS_WAV}\tfour zero seven\n"
+    assert cli.main(["transcribe", "--format", "json", DIGITS_WAV]) == 0  # no n-best asked: no alternatives key
+    assert "alternatives" not in capsys.readouterr().out
+
+
+def test_grammar_and_alternatives_refusals(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    assert cli.main(["transcribe", "--grammar", str(empty), DIGITS_WAV]) == 2
+    assert f"grammar_file: {empty}: no phrase in it" in capsys.readouterr().err
+    assert cli.main(["transcribe", "--phrase", "yes", "--phrase", "no", DIGITS_WAV]) == 2
+    assert "error: none of the grammar's words can be spelled with this model's vocabulary: 'no', 'yes'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["transcribe", "--alternatives", "11", DIGITS_WAV])
+    assert "--alternatives: must be 0..10, got 11" in capsys.readouterr().err
+    assert cli.main(["transcribe", "--beam-size", "2", "--alternatives", "3", DIGITS_WAV]) == 2
+    assert "alternatives (3) cannot be more than beam_size (2)" in capsys.readouterr().err
+
+
+def test_evaluate_and_stream_take_the_grammar(tmp_path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": DIGITS_WAV, "duration": 3.0, "text": "four zero seven two nine"}) + "\n")
+    assert cli.main(["evaluate", "--manifest", str(manifest), "--phrase", "four zero seven", "--phrase", "[unk]",
+                     "--drop-unk", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["wer_percent"] == 40.0 and report["grammar_phrases"] == 2 and report["drop_unk"] is True
+    with pytest.raises(SystemExit):  # evaluate prints no n-best lists
+        cli.main(["evaluate", "--manifest", str(manifest), "--alternatives", "2"])
+    capsys.readouterr()
+    assert cli.main(["stream", "--phrase", "four", "--phrase", "zero", "--phrase", "[unk]", "--alternatives", "2",
+                     "--format", "json", "--no-partials", DIGITS_WAV]) == 0
+    finals = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert " ".join(f["text"] for f in finals if f["text"]).split()[:2] == ["four", "zero"]
+    for f in finals:
+        assert set(f["text"].split()) <= {"four", "zero", "[unk]"} and len(f["alternatives"]) <= 2
+        assert f["alternatives"][0]["text"] == f["text"]

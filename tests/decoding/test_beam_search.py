@@ -510,3 +510,183 @@ def test_token_pruning_and_the_lookahead_table():
     for prefix, words in (("ca", ["cat", "cab"]), ("cat", ["cat"]), ("k", ["kat"])):
         assert search._lookahead(prefix) == max(lm.score(w) for w in words)
     assert search._lookahead("zz") == lm.score("<unk>") and search._lookahead("") == 0.0
+
+
+# --- grammars: the constrained search -----------------------------------------------------------
+
+GRAMMAR_CHARS = CharTokenizer([B, " ", "a", "b"])
+
+
+def _grammar_words(text, phrases):
+    """The words of ``text`` if it is a sequence of ``phrases`` (word tuples), else None."""
+    words = tuple(text.split())
+    ok = [True] + [False] * len(words)
+    for i in range(len(words)):
+        if ok[i]:
+            for p in phrases:
+                if words[i : i + len(p)] == p:
+                    ok[i + len(p)] = True
+    return list(words) if ok[-1] else None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_constrained_search_is_the_best_sequence_the_grammar_accepts(seed):
+    """With a beam that keeps every prefix, the grammar-constrained search finds exactly the
+    label sequence of highest CTC probability among those the grammar accepts (any sequence of
+    its phrases), with that probability as its score; every hypothesis it returns is accepted."""
+    rng = np.random.default_rng(seed)
+    lp = log_softmax(rng.normal(size=(6, 4)) * 1.5)
+    tok = GRAMMAR_CHARS
+    phrases = [("ab",), ("b", "a")]
+    total, best_path = brute_force(lp)
+    accepted = {k: v for k, v in total.items() if _grammar_words(tok.decode(list(k)), phrases) is not None}
+    want = max(accepted, key=accepted.get)
+    search = CtcBeamSearch(tok, options=BeamSearchOptions(beam_size=2000, nbest=2000, **EXACT), grammar=["ab", "b a"])
+    hyps = search.decode(lp)
+    assert tuple(hyps[0].tokens) == want and abs(hyps[0].score - total[want]) < 1e-6
+    assert hyps[0].alignment == best_path[want][1]
+    for h in hyps:
+        assert _grammar_words(h.text, phrases) == [w for w, _, _ in h.labels]
+        assert abs(h.acoustic - total[tuple(h.tokens)]) < 1e-6 and h.score == h.acoustic
+    unconstrained = beam_search(lp, tok, beam_size=2000, **EXACT)[0]
+    assert unconstrained.labels is None and unconstrained.score >= hyps[0].score - 1e-9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_unk_is_every_other_spelling_and_scores_once_per_word(seed):
+    """Grammar "ab" + [unk]: every label sequence is accepted, each word that is not "ab"
+    written [unk] and scored ``unk_score`` once: the search's best is the best of
+    CTC probability + unk_score x [unk] words."""
+    rng = np.random.default_rng(10 + seed)
+    lp = log_softmax(rng.normal(size=(6, 4)) * 1.5)
+    tok = GRAMMAR_CHARS
+    unk = -0.7
+    total, _ = brute_force(lp)
+
+    def labelled(key):
+        return [w if w == "ab" else "[unk]" for w in tok.decode(list(key)).split()]
+
+    scored = {k: v + unk * labelled(k).count("[unk]") for k, v in total.items()}
+    want = max(scored, key=scored.get)
+    search = CtcBeamSearch(tok, options=BeamSearchOptions(beam_size=2000, nbest=2000, unk_score=unk, **EXACT),
+                           grammar=["ab", "[unk]"])
+    hyps = search.decode(lp)
+    assert tuple(hyps[0].tokens) == want and abs(hyps[0].score - scored[want]) < 1e-6
+    for h in hyps[:20]:
+        assert [w for w, _, _ in h.labels] == labelled(h.tokens) and h.text == " ".join(labelled(h.tokens))
+        assert abs(h.score - scored[tuple(h.tokens)]) < 1e-6
+    dropped = CtcBeamSearch(tok, options=BeamSearchOptions(beam_size=64, unk_score=unk, drop_unk=True, **EXACT),
+                            grammar=["ab", "[unk]"]).decode(lp)[0]
+    assert "[unk]" not in dropped.text and all(w == "ab" for w, _, _ in dropped.labels)
+
+
+def test_word_units_unk_is_the_unknown_unit_and_other_words():
+    """A digits-like word vocabulary with <unk>: grammar "one two" + [unk]. What the model says is
+    "five <unk> one two": five and <unk> are written [unk]; without [unk] in the grammar the
+    search may only write grammar words: the other speech is forced onto them; word spans give times."""
+    tok = WordTokenizer([B, "one", "two", "five", "<unk>"])
+    lp = frames(tok, ["five", B, "<unk>", B, "one", B, "two", B])
+    search = CtcBeamSearch(tok, options=BeamSearchOptions(beam_size=8), grammar=["one two", "[unk]"])
+    (best, *_) = search.decode(lp)
+    assert best.text == "[unk] [unk] one two" and best.labels == [("[unk]", 0, 0), ("[unk]", 1, 1), ("one", 2, 2), ("two", 3, 3)]
+    text, words = words_from_tokens(tok, best.alignment, 0.02)
+    assert text == "five one two"  # the tokenizer's own words leave <unk> out; the grammar's name every word
+    from asr.decoding.result import hypothesis_words
+
+    text, words = hypothesis_words(tok, best, 0.02)
+    assert text == best.text and [(w.word, w.start, w.end) for w in words] == [
+        ("[unk]", 0.0, 0.02), ("[unk]", 0.04, 0.06), ("one", 0.08, 0.1), ("two", 0.12, 0.14)]
+    strict = CtcBeamSearch(tok, options=BeamSearchOptions(beam_size=8), grammar=["one two"]).decode(lp)
+    assert all(set(h.text.split()) <= {"one", "two"} for h in strict) and strict[0].text == "one two one two"
+
+
+def test_grammar_words_over_pieces_and_their_spans():
+    lp = frames(PIECES, ["▁the", B, "▁c", {"ut": 0.6, "at": 0.4}, B, "▁sat", B])
+    search = CtcBeamSearch(PIECES, options=BeamSearchOptions(beam_size=16), grammar=["the cat", "sat", "[unk]"])
+    (best, *_) = search.decode(lp)
+    # "the" must be followed by "cat": the search writes "the cat" (one letter off) over "the [unk]"
+    assert best.text == "the cat sat"
+    assert [(w, [PIECES.vocab[t] for t in best.tokens[a : b + 1]]) for w, a, b in best.labels] == [
+        ("the", ["▁the"]), ("cat", ["▁c", "at"]), ("sat", ["▁sat"])]
+    loose = CtcBeamSearch(PIECES, options=BeamSearchOptions(beam_size=16), grammar=["the", "cat", "sat", "[unk]"]).decode(lp)[0]
+    assert loose.text == "the [unk] sat"
+
+
+def test_nothing_the_grammar_accepts_gives_the_best_of_the_rest():
+    """A phrase cut off by the end of input: hypotheses the grammar accepts come first (the empty
+    text is one: no phrase said), and when the beam holds none (here a beam of 2), the best
+    partial one is returned rather than nothing, as Kaldi does."""
+    lp = frames(GRAMMAR_CHARS, ["a", B, "b", B, " ", "b", B])
+    wide = CtcBeamSearch(GRAMMAR_CHARS, options=BeamSearchOptions(beam_size=16), grammar=["ab b a"]).decode(lp)
+    assert [h.text for h in wide] == [""]  # only what the grammar accepts, when the beam holds any
+    (best, *_) = CtcBeamSearch(GRAMMAR_CHARS, options=BeamSearchOptions(beam_size=2), grammar=["ab b a"]).decode(lp)
+    assert best.text == "ab b" and [w for w, _, _ in best.labels] == ["ab", "b"]
+
+
+def test_nbest_is_ordered_distinct_and_scored():
+    from asr.decoding.options import Decoder, DecodingOptions
+
+    rng = np.random.default_rng(3)
+    lp = log_softmax(rng.normal(size=(12, 4)) * 1.2)
+    hyps = Decoder(GRAMMAR_CHARS, DecodingOptions(beam_size=16, alternatives=5, beta=0.5)).search(lp)
+    assert len(hyps) == 5 and len({h.text for h in hyps}) == 5
+    assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+    for h in hyps:
+        assert h.score == pytest.approx(h.acoustic + 0.5 * h.words)
+    assert Decoder(GRAMMAR_CHARS, DecodingOptions(beam_size=16, alternatives=5)).search(lp, alternatives=2)[:2] == \
+        Decoder(GRAMMAR_CHARS, DecodingOptions(beam_size=16)).search(lp, alternatives=2)
+    greedy = Decoder(GRAMMAR_CHARS).search(lp)
+    assert len(greedy) == 1 and greedy[0].alignment == greedy_alignment(lp)
+    assert greedy[0].acoustic == pytest.approx(float(lp.max(axis=1).sum()))
+    # a greedy decoder asked for alternatives or a grammar searches with the default beam
+    assert len(Decoder(GRAMMAR_CHARS).search(lp, alternatives=3)) == 3
+
+
+def test_search_scores_of_children_equal_their_bonus_with_a_grammar():
+    """The row of a prefix (every extension at once) equals each child's own bonus under a
+    grammar too: -inf where the grammar forbids the token, unk_score where it makes [unk]."""
+    lm = train_ngram(["cat cab", "new york", "cat"], order=2)
+    search = CtcBeamSearch(HOT, lm, BeamSearchOptions(alpha=0.6, beta=0.3, unk_score=-1.25), grammar=["cat", "new york", "[unk]"])
+    gram, trie = search.grammar, search._trie({"cab": 1.0})
+    from asr.decoding.beam_search import _Node
+    from asr.decoding.lm import BOS
+
+    checked = forbidden = 0
+    for ids in [HOT.encode(t) for t in ["new york cat", "new yolk", "cab cat", "cat new"]]:
+        node = _Node(None, None, (BOS,), "", 0.0, 0, 0, 0.0, 0.0, 0.0, (), 0.0, gram.start)
+        for c in ids:
+            row = search._row(node, trie, gram)
+            for t in range(1, len(HOT.vocab)):
+                if np.isneginf(row[t]):
+                    forbidden += 1
+                    continue
+                assert row[t] == pytest.approx(search._child(node, t, trie, gram).bonus, abs=1e-9)
+                checked += 1
+            if np.isneginf(row[c]):
+                break
+            node = search._child(node, c, trie, gram)
+    assert checked > 100 and forbidden > 10
+
+
+def test_grammar_options_and_bounds():
+    from asr.decoding.options import MAX_ALTERNATIVES, Decoder, DecodingOptions
+
+    o = DecodingOptions(grammar=["Call Tina", "[UNK]"])
+    assert o.grammar == ("call tina", "[unk]") and o.beam_size == 16 and DecodingOptions(alternatives=2).beam_size == 16
+    for bad, words in [(dict(beam_size=0, grammar=["ab"]), "need beam search"),
+                       (dict(beam_size=0, alternatives=2), "alternatives need beam search"),
+                       (dict(alternatives=MAX_ALTERNATIVES + 1), "alternatives must be an integer in 0..10"),
+                       (dict(alternatives=-1), "alternatives must be"),
+                       (dict(beam_size=2, alternatives=3), r"alternatives \(3\) cannot be more than beam_size \(2\)"),
+                       (dict(grammar=[""]), "no phrase"),
+                       (dict(grammar="ab"), "one string"),
+                       (dict(grammar=[f"w{i}" for i in range(10_001)]), "more than 10000 phrases"),
+                       (dict(grammar=["ab"], unk_score=float("nan")), "unk_score must be a finite number"),
+                       (dict(grammar_file="missing.txt"), "grammar_file: missing.txt: file not found")]:
+        with pytest.raises(ValueError, match=words):
+            DecodingOptions(**bad)
+    with pytest.raises(ValueError, match="none of the grammar's words can be spelled"):
+        Decoder(GRAMMAR_CHARS, DecodingOptions(grammar=["xyz"]))
+    label = DecodingOptions(grammar=["ab"], unk_score=2, alternatives=3).label()
+    assert label == "beam 16, grammar of 1 phrases, unk score 2, 3 alternatives"
+    assert DecodingOptions(grammar=["ab"], alternatives=2).settings()["grammar_phrases"] == 1

@@ -56,7 +56,7 @@ def test_beam_alignment_gets_confidence_too():
     conf = token_confidences(LP, best.alignment)
     assert len(conf) == len(best.alignment) and all(0.0 < c <= 1.0 for c in conf)
     # a stream whose final decoding is a beam search scores its alignment the same way
-    dec = CtcStreamDecoder(TOK, 0.04, final_decoder=lambda lp: beam_search(lp.astype(np.float64), TOK, beam_size=4)[0].alignment)
+    dec = CtcStreamDecoder(TOK, 0.04, final_decoder=lambda lp: beam_search(lp.astype(np.float64), TOK, beam_size=4))
     dec.accept(LP[:3])
     dec.accept(LP[3:])
     utt = dec.finish_utterance()

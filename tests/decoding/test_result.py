@@ -4,6 +4,7 @@ import numpy as np
 
 from asr.decoding.confidence import token_confidences
 from asr.decoding.greedy import CtcStreamDecoder, greedy_alignment, greedy_ids
+from asr.decoding.options import Decoder
 from asr.decoding.result import Utterance, Word, words_from_tokens
 from asr.text import BLANK, CharTokenizer
 
@@ -63,7 +64,7 @@ def test_stream_word_times_count_from_the_start_of_the_stream():
     second = _path_scores([3, 0, 2, 1, 2, 2, 0])  # "ba a": frames 4-10
     want_first = [("ab", 0.0, 0.16)]
     want_second = [("ba", 0.16, 0.28), ("a", 0.32, 0.4)]
-    for final in (None, greedy_alignment):
+    for final in (None, Decoder(tok).search):  # the final decoder gives hypotheses (here greedy: one)
         dec = CtcStreamDecoder(tok, 0.04, final_decoder=final)
         dec.accept(first[:3])
         dec.accept(first[3:])

@@ -134,14 +134,81 @@ def test_words_false_float32_and_rate(lc_model, audio):
     assert [r["text"] for r in results if r["text"]] == want
 
 
-def test_phrase_list_hotwords(lc_model, audio):
-    """phrase_list biases the final decoding (a beam search with hotwords); Vosk's "[unk]" is
-    ignored; a phrase the model cannot spell is refused with a clear error."""
+async def vosk_lockstep(url, path, config, piece_s=0.2):
+    """A client written from Vosk's documentation (websocket/test.py, test_alternatives.py): the
+    config, then a piece and one reply at a time, the eof and its reply; every reply, in order,
+    and how the connection ended."""
+    samples, rate = sf.read(path, dtype="int16")
+    replies = []
+    async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+        await ws.send_str(json.dumps({"config": {"sample_rate": rate, **config}}))
+        for i in range(0, samples.size, int(rate * piece_s)):
+            await ws.send_bytes(samples[i : i + int(rate * piece_s)].tobytes())
+            msg = await ws.receive(timeout=10)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                return replies, msg.type
+            replies.append(json.loads(msg.data))
+            if "error" in replies[-1]:
+                return replies, (await ws.receive(timeout=10)).type
+        await ws.send_str('{"eof" : 1}')
+        replies.append(json.loads((await ws.receive(timeout=10)).data))
+        return replies, (await ws.receive(timeout=10)).type
+
+
+def test_phrase_list_restricts_as_vosk_and_hotwords_bias(lc_model, audio):
+    """phrase_list restricts each utterance's final text to its phrases (any sequence; "[unk]"
+    for the rest), as Vosk's does; a word the model cannot spell is left out and named in a
+    "warning" of the first reply, and the stream goes on to its final result; a list with
+    nothing left is a clear error. Biasing is "hotwords" (an extension), whose phrases must be
+    spellable."""
+    closed = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
     with ServerThread(lc_model) as srv:
-        ok = run(stream_file(srv.url, audio["short"], phrase_list=["ab", "[unk]"]))
-        bad = run(stream_file(srv.url, audio["short"], phrase_list=["xyz"]))
-    assert ok.error is None and ok.final
-    assert bad.error and "phrase_list" in bad.error and "xyz" in bad.error and not bad.final
+        restricted, end1 = run(vosk_lockstep(srv.url, audio["long"], {"phrase_list": ["abc ca", "[unk]"]}))
+        warned, end2 = run(vosk_lockstep(srv.url, audio["long"], {"phrase_list": ["b", "xyz", "a", "cab"]}))
+        empty, end3 = run(vosk_lockstep(srv.url, audio["long"], {"phrase_list": ["xyz", "zz"]}))
+        hot, _ = run(vosk_lockstep(srv.url, audio["short"], {"hotwords": ["ab"]}))
+        bad_hot, _ = run(vosk_lockstep(srv.url, audio["short"], {"hotwords": ["xyz"]}))
+    assert end1 in closed and end2 in closed and end3 in closed
+    finals = [r for r in restricted if "text" in r]
+    assert restricted[-1] is finals[-1] and any(r["text"] for r in finals)
+    for r in finals:
+        assert set(r["text"].split()) <= {"abc", "ca", "[unk]"}
+        assert [w["word"] for w in r["result"]] == r["text"].split()
+    assert "warning" in warned[0] and "xyz" in warned[0]["warning"] and "phrase_list" in warned[0]["warning"]
+    assert all("warning" not in r for r in warned[1:]) and "error" not in warned[-1]
+    texts = [r["text"] for r in warned if "text" in r and r["text"]]
+    assert texts and all(set(t.split()) <= {"b", "a", "cab"} for t in texts)
+    assert "error" in empty[-1] and "config.phrase_list" in empty[-1]["error"] and "'xyz', 'zz'" in empty[-1]["error"]
+    assert "text" in hot[-1] and all("error" not in r for r in hot)
+    assert "error" in bad_hot[-1] and "config.hotwords" in bad_hot[-1]["error"] and "xyz" in bad_hot[-1]["error"]
+
+
+def test_max_alternatives_gives_vosk_nbest_results(lc_model, audio):
+    """{"max_alternatives": 3}, as Vosk's test_alternatives.py sends it: partials stay
+    {"partial"}; every result, the final one too, is {"alternatives": [...]}, at most 3, best
+    first, each {"confidence", "result": [{"word", "start", "end"}], "text"} (plus our "acoustic"
+    and "lm"); the best ones' texts are what the same beam search writes without n-best; with
+    words false there is no "result"."""
+    with ServerThread(lc_model) as srv:
+        nbest, _ = run(vosk_lockstep(srv.url, audio["long"], {"max_alternatives": 3}))
+        beam, _ = run(vosk_lockstep(srv.url, audio["long"], {"hotwords": ["c"]}))  # a beam search of the same width
+        no_words, _ = run(vosk_lockstep(srv.url, audio["long"], {"max_alternatives": 2, "words": False}))
+        refused, _ = run(vosk_lockstep(srv.url, audio["short"], {"max_alternatives": 11}))
+    results = [r for r in nbest if "partial" not in r]
+    assert results and results[-1] is nbest[-1]
+    for r in results:
+        assert set(r) == {"alternatives"} and 1 <= len(r["alternatives"]) <= 3
+        scores = [a["confidence"] for a in r["alternatives"]]
+        assert scores == sorted(scores, reverse=True)
+        for a in r["alternatives"]:
+            if a["text"]:
+                assert set(a) == {"confidence", "result", "text", "acoustic", "lm"}
+                assert all(set(w) == {"word", "start", "end"} and w["start"] < w["end"] for w in a["result"])
+    best = [r["alternatives"][0]["text"] for r in results if r["alternatives"][0]["text"]]
+    assert best and len(best) == len([r for r in beam if r.get("text")])
+    for r in [r for r in no_words if "partial" not in r]:
+        assert all("result" not in a for a in r["alternatives"])
+    assert "error" in refused[-1] and "max_alternatives must be a whole number in 0..10" in refused[-1]["error"]
 
 
 def test_health_metrics_info_and_page(lc_model):
@@ -503,7 +570,7 @@ def test_a_stream_that_fails_in_decoding_fails_alone_and_health_tells(lc_model, 
         real = srv.rec.decode_streams
 
         def flaky(streams):  # the stream with a phrase list breaks the model call of any batch it is in
-            if any(s.hotwords for s in streams):
+            if any(s.grammar is not None for s in streams):
                 raise RuntimeError("boom")
             return real(streams)
 

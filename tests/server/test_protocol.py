@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 
 from asr.decoding.result import Utterance, Word
-from asr.server.protocol import ProtocolError, StreamConfig, error_reply, parse_audio, parse_config, parse_text, partial_reply, result_reply
+from asr.server.protocol import (
+    ProtocolError,
+    StreamConfig,
+    error_reply,
+    parse_audio,
+    parse_config,
+    parse_text,
+    partial_reply,
+    result_reply,
+    with_warning,
+)
 
 DEFAULTS = StreamConfig(sample_rate=8000)
 
@@ -18,7 +28,7 @@ def test_vosk_config_and_eof_messages():
     assert kind == "config" and parse_config(body, DEFAULTS) == StreamConfig(sample_rate=16000)
     kind, body = parse_text('{"config" : { "phrase_list" : ["zero one two", "[unk]"], "sample_rate" : 16000.0, "words" : 0}}')
     cfg = parse_config(body, DEFAULTS)
-    assert cfg.sample_rate == 16000 and cfg.words is False and cfg.phrase_list == ("zero one two",)
+    assert cfg.sample_rate == 16000 and cfg.words is False and cfg.phrase_list == ("zero one two", "[unk]")  # [unk]: anything else
     assert parse_text('{"eof" : 1}') == ("eof", None)
     assert parse_text('{"eof":1}') == ("eof", None)
     assert parse_config({}, DEFAULTS) == DEFAULTS
@@ -52,7 +62,13 @@ def test_bad_text_messages(text, words):
     ({"phrase_list": ["ok", 3]}, "list of strings"),
     ({"phrase_list": ["x" * 500]}, "longer than"),
     ({"format": "mp3"}, "format"),
-    ({"max_alternatives": 3}, "max_alternatives"),
+    ({"max_alternatives": 11}, r"max_alternatives must be a whole number in 0\.\.10"),
+    ({"max_alternatives": -1}, "max_alternatives"),
+    ({"max_alternatives": 2.5}, "max_alternatives"),
+    ({"max_alternatives": True}, "max_alternatives"),
+    ({"max_alternatives": "3"}, "max_alternatives"),
+    ({"hotwords": "ab"}, "hotwords must be a list of strings"),
+    ({"hotwords": ["a"] * 1001}, "hotwords has 1001 phrases; at most 1000"),
     ({"smaple_rate": 8000}, "unknown field"),
     ([1, 2], "must be an object"),
 ])
@@ -117,3 +133,42 @@ def test_conf_is_the_words_confidence_when_it_has_one():
 
     u = Utterance("one", 0.0, 1.0, [ScoredWord("one", 0.1, 0.4, confidence=0.75)])
     assert json.loads(result_reply([u], words=True))["result"][0]["conf"] == 0.75
+
+
+def test_nbest_results_in_vosk_shape():
+    """max_alternatives > 0: {"alternatives": [{"confidence", "result": [{"end", "start", "word"}],
+    "text"}, ...]} as Vosk's NbestResult writes it (words without conf), plus "acoustic" and "lm";
+    at most N; nothing recognized: Vosk's empty entry; several utterances in one result join
+    their k-th alternatives."""
+    from asr.decoding.result import Alternative
+
+    w1, w2, w3 = Word("one", 0.1, 0.4, 0.9), Word("two", 0.5, 0.9, 0.8), Word("three", 1.2, 1.6)
+    u1 = Utterance("one two", 0.0, 1.0, [w1, w2], alternatives=[
+        Alternative("one two", -1.5, -1.0, -0.5, [w1, w2]), Alternative("one", -3.0, -2.0, -1.0, [w1]),
+        Alternative("", -9.0, -9.0, 0.0, [])])
+    r = json.loads(result_reply([u1], words=True, alternatives=2))
+    assert r == {"alternatives": [
+        {"confidence": -1.5, "result": [{"end": 0.4, "start": 0.1, "word": "one"}, {"end": 0.9, "start": 0.5, "word": "two"}],
+         "text": "one two", "acoustic": -1.0, "lm": -0.5},
+        {"confidence": -3.0, "result": [{"end": 0.4, "start": 0.1, "word": "one"}], "text": "one", "acoustic": -2.0, "lm": -1.0}]}
+    assert json.loads(result_reply([u1], words=False, alternatives=1)) == {
+        "alternatives": [{"confidence": -1.5, "text": "one two", "acoustic": -1.0, "lm": -0.5}]}
+    assert json.loads(result_reply([], words=True, alternatives=3)) == {"alternatives": [{"text": "", "confidence": 1.0}]}
+    u2 = Utterance("three", 1.0, 2.0, [w3], alternatives=[Alternative("three", -0.25, -0.25, 0.0, [w3])])
+    both = json.loads(result_reply([u1, u2], words=False, alternatives=3))["alternatives"]
+    assert [(a["text"], a["confidence"]) for a in both] == [("one two three", -1.75), ("one three", -3.25), ("three", -9.25)]
+    # an utterance without a list (decoded before n-best was asked) counts as its own text
+    u3 = Utterance("four", 2.0, 3.0, [Word("four", 2.1, 2.5)])
+    assert json.loads(result_reply([u3], words=False, alternatives=2))["alternatives"][0]["text"] == "four"
+
+
+def test_warning_rides_on_a_reply():
+    assert json.loads(with_warning(partial_reply("ab"), "config.phrase_list: left out 'xyz'")) == {
+        "partial": "ab", "warning": "config.phrase_list: left out 'xyz'"}
+
+
+def test_phrase_list_keeps_unk_and_hotwords_do_not():
+    cfg = parse_config({"phrase_list": ["one two", "[UNK]", " "], "hotwords": ["tina", "[unk]"], "max_alternatives": 10.0},
+                       DEFAULTS)
+    assert cfg.phrase_list == ("one two", "[UNK]") and cfg.hotwords == ("tina",) and cfg.max_alternatives == 10
+    assert parse_config({"phrase_list": []}, DEFAULTS).phrase_list == ()  # Vosk: an empty list restricts nothing

@@ -1,0 +1,190 @@
+"""asr.decoding.grammar: phrases parsed and bounded, grammar files, words the model cannot spell
+left out with a warning that names them, and the token automaton (any sequence of phrases,
+[unk] for the rest) over characters, words and word pieces."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from asr.decoding.grammar import (
+    DEAD,
+    MAX_PHRASE_WORDS,
+    MAX_PHRASES,
+    UNK_WORD,
+    Grammar,
+    GrammarError,
+    GrammarWarning,
+    parse_phrases,
+    read_grammar,
+)
+from asr.text import BLANK, UNKNOWN_WORD, CharTokenizer, PhoneTokenizer, WordTokenizer
+from tests.conftest import piece_tokenizer
+
+CHARS = CharTokenizer([BLANK, " ", "a", "b", "c"])
+WORDS = WordTokenizer([BLANK, "one", "two", "five", UNKNOWN_WORD])
+
+
+def walk(g: Grammar, ids):
+    """The state after ``ids`` (DEAD once a token leaves the grammar) and the words completed."""
+    s, words = g.start, []
+    for t in ids:
+        if s == DEAD:
+            break
+        w = g.closes(s, t)
+        if w is not None and g.row(s)[t] > -np.inf:
+            words.append(w)
+        s = g.next(s, t)
+    return s, words
+
+
+def accepts(g: Grammar, ids) -> tuple[bool, list]:
+    s, words = walk(g, ids)
+    if s == DEAD:
+        return False, words
+    last, _, ok = g.end(s)
+    return ok, words + ([last] if last else [])
+
+
+def test_phrases_are_normalized_deduplicated_and_bounded():
+    assert parse_phrases(["Call  Tina!", "call tina", "[UNK]", "  ", "zero-one"]) == ("call tina", "[unk]", "zero one")
+    assert parse_phrases(["yes [unk] please"]) == ("yes [unk] please",)
+    with pytest.raises(GrammarError, match="no phrase"):
+        parse_phrases(["", " ,"])
+    with pytest.raises(GrammarError, match="no phrase"):
+        parse_phrases([])
+    with pytest.raises(GrammarError, match="one string"):
+        parse_phrases("one two")
+    with pytest.raises(GrammarError, match="phrase 2 is int"):
+        parse_phrases(["a", 3])
+    with pytest.raises(GrammarError, match=f"more than {MAX_PHRASES} phrases"):
+        parse_phrases([f"w{i}" for i in range(MAX_PHRASES + 1)])
+    with pytest.raises(GrammarError, match=f"phrase 1 has {MAX_PHRASE_WORDS + 1} words"):
+        parse_phrases([" ".join(["a"] * (MAX_PHRASE_WORDS + 1))])
+    with pytest.raises(GrammarError, match="distinct words"):
+        parse_phrases([" ".join(f"w{i}x{j}" for j in range(50)) for i in range(201)])
+
+
+def test_grammar_files_plain_and_json(tmp_path):
+    p = tmp_path / "g.txt"
+    p.write_text("# digits\nzero one\n\n  two  # a comment\n[unk]\n")
+    assert read_grammar(str(p)) == ["zero one", "two", "[unk]"]
+    p.write_text(json.dumps(["zero one", "[unk]"]))
+    assert read_grammar(str(p)) == ["zero one", "[unk]"]
+    p.write_text('["zero", ')
+    with pytest.raises(GrammarError, match="g.txt: not valid JSON"):
+        read_grammar(str(p))
+    p.write_text('[1, 2]')
+    with pytest.raises(GrammarError, match="list of strings"):
+        read_grammar(str(p))
+
+
+def test_words_the_model_cannot_spell_are_left_out_and_named():
+    with pytest.warns(GrammarWarning, match=r"left out 2 word\(s\) this model cannot spell: 'xyz', 'zz'"):
+        g = Grammar(["ab xyz", "zz", "c"], CHARS)
+    assert g.dropped == ["xyz", "zz"] and g.phrases == ("ab", "c")
+    # a word vocabulary with <unk> encodes any word (as <unk>): the grammar still knows "yes" is not one of its words
+    with pytest.warns(GrammarWarning, match="'yes'"):
+        g = Grammar(["one yes", "two"], WORDS)
+    assert g.phrases == ("one", "two")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = Grammar(["one yes"], WORDS, warn=False)  # listed, not warned (the server names them to its client)
+    assert quiet.dropped == ["yes"] and "'yes'" in quiet.warning
+    with pytest.raises(GrammarError, match="none of the grammar's words can be spelled.*'xyz'"):
+        Grammar(["xyz"], CHARS, warn=False)
+    assert Grammar(["xyz", "[unk]"], CHARS, warn=False).phrases == ("[unk]",)  # only [unk] left: everything is [unk]
+    phones = PhoneTokenizer([BLANK, "AH", "B"], {"a": ["AH"]})
+    with pytest.raises(GrammarError, match="units are 'phone'"):
+        Grammar(["a"], phones)
+    with pytest.raises(GrammarError, match="unk_score"):
+        Grammar(["ab"], CHARS, unk_score=float("inf"))
+
+
+def test_any_sequence_of_phrases_over_characters():
+    g = Grammar(["ab", "b a", "abc"], CHARS)
+    enc = CHARS.encode
+    for text, ok, words in [("", True, []), ("ab", True, ["ab"]), ("ab b a ab", True, ["ab", "b", "a", "ab"]),
+                            ("abc ab", True, ["abc", "ab"]), (" ab  abc ", True, ["ab", "abc"]),
+                            ("b", False, ["b"]), ("a", False, []), ("ab b", False, ["ab", "b"]), ("ac", False, [])]:
+        ids = [CHARS.vocab.index(" ")] * text.startswith(" ") + enc(text) + [CHARS.vocab.index(" ")] * text.endswith(" ")
+        got, labels = accepts(g, ids)
+        assert got == ok, text
+        if ok:
+            assert labels == words, text
+    # a word that is only a prefix of an allowed word cannot end there, nor can a phrase stop midway
+    assert walk(g, enc("ac"))[0] == DEAD and walk(g, enc("b b"))[0] == DEAD
+
+
+def test_unk_stands_for_any_other_spelling():
+    g = Grammar(["ab", "[unk]"], CHARS, unk_score=-1.5)
+    sp = CHARS.vocab.index(" ")
+    ok, words = accepts(g, CHARS.encode("ab cab a ab"))
+    assert ok and words == ["ab", UNK_WORD, UNK_WORD, "ab"]
+    # the score of [unk] comes once per word, at the token where the spelling leaves the lexicon
+    s = g.start
+    scores = []
+    for t in CHARS.encode("cab") + [sp] + CHARS.encode("abb") + [sp]:
+        scores.append(float(g.row(s)[t]))
+        s = g.next(s, t)
+    assert scores == [-1.5, 0, 0, 0, 0, 0, -1.5, 0]
+    # a prefix of a lexicon word closed at the end becomes [unk] then
+    s, _ = walk(g, CHARS.encode("a"))
+    assert g.end(s) == (UNK_WORD, -1.5, True)
+    # [unk] only where the grammar allows it: inside "ab c" no other word may come
+    g2 = Grammar(["ab c", "[unk]"], CHARS)
+    assert accepts(g2, CHARS.encode("ab c bb"))[0] and walk(g2, CHARS.encode("ab bb"))[0] == DEAD
+
+
+def test_words_units_unk_is_every_other_unit():
+    g = Grammar(["one two", "[unk]"], WORDS, unk_score=2.0)
+    ids = {w: WORDS.vocab.index(w) for w in ("one", "two", "five", UNKNOWN_WORD)}
+    ok, words = accepts(g, [ids["five"], ids["one"], ids["two"], ids[UNKNOWN_WORD], ids["two"]])
+    assert ok and words == [UNK_WORD, "one", "two", UNK_WORD, UNK_WORD]  # "two" out of its phrase is [unk] too
+    assert g.row(g.start)[ids["five"]] == 2.0 and g.row(g.start)[ids["one"]] == 0.0
+    after_one = g.next(g.start, ids["one"])
+    assert np.isinf(g.row(after_one)[ids["five"]]) and g.next(after_one, ids["five"]) == DEAD  # mid-phrase
+    assert not g.end(after_one)[2]
+    plain = Grammar(["one", "two"], WORDS)
+    assert plain.next(plain.start, ids["five"]) == DEAD and plain.next(plain.start, ids[UNKNOWN_WORD]) == DEAD
+
+
+def test_word_pieces_spell_each_word_with_its_own_segmentation():
+    pieces = piece_tokenizer(["▁the", "▁c", "at", "ut", "▁k", "▁sat", "▁at", "▁", "a", "t"])
+    g = Grammar(["the cat", "sat", "[unk]"], pieces)
+    ok, words = accepts(g, pieces.encode("the cat sat kut the cat"))
+    assert ok and words == ["the", "cat", "sat", UNK_WORD, "the", "cat"]
+    assert walk(g, pieces.encode("the kut"))[0] == DEAD  # within a phrase no [unk]
+    assert walk(g, pieces.encode("the sat"))[0] == DEAD  # "the" must be followed by "cat"
+    # a word cannot start with a piece that does not start a word
+    assert g.next(g.start, pieces.vocab.index("at")) == DEAD
+    closed = Grammar(["the cat"], pieces)
+    assert walk(closed, pieces.encode("the cut"))[0] == DEAD
+
+
+def test_built_states_are_bounded_between_searches():
+    """States are built as a search reaches them and kept for the next utterance, until they
+    pass the cap; then the cache starts over and the automaton still answers the same."""
+    g = Grammar(["ab c", "ba", "[unk]"], CHARS)
+    ids = CHARS.encode("ab c ba cab")
+    before = accepts(g, ids)
+    built = g.num_states
+    assert built > 5 and not g.trim()  # far below the default cap: kept
+    assert g.trim(max_cells=10) and g.num_states == 1  # only the start state again
+    assert accepts(g, ids) == before and g.num_states == built
+
+
+def test_a_word_list_is_one_state_between_words():
+    """After any word of a word list the grammar is where it started (a phrase's last node
+    leads nowhere but the root), so the states built are the lexicon's trie nodes, however
+    many words a search walks: building a trie per word once made the search twice as slow."""
+    g = Grammar(["ab", "abc", "ba", "c", "[unk]"], CHARS)
+    words = ["ab", "abc", "ba", "c", "cab", "ab"] * 20
+    ok, labels = accepts(g, CHARS.encode(" ".join(words)))
+    assert ok and labels == [w if w != "cab" else UNK_WORD for w in words]
+    s = g.start
+    for t in CHARS.encode("abc") + [CHARS.vocab.index(" ")]:
+        s = g.next(s, t)
+    assert s == g.start
+    assert g.num_states <= 8  # root, a, ab, abc, b, ba, c, [unk]
