@@ -21,14 +21,13 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import loadtest  # noqa: E402
-from measure_serving import _cpu_s, _free_port, _tree, _wait_health  # noqa: E402
+from measure_serving import _cpu_s, running_server  # noqa: E402
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 
@@ -81,15 +80,8 @@ def _uploads(port: int, files: list, expected: dict, deadline: float, out: list)
 
 
 def run(serve_args: list, load: argparse.Namespace, files: list, expected: dict, warmup_s: float) -> dict:
-    port = _free_port()
-    workers = int(serve_args[serve_args.index("--workers") + 1]) if "--workers" in serve_args else 1
-    server = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--port", str(port), *serve_args],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uploads: list = []
-    try:
-        _wait_health(port, workers)
-        time.sleep(1.0)
-        pids = _tree(server.pid)
+    with running_server(serve_args) as (port, pids):
         load.url = f"ws://127.0.0.1:{port}/ws"
         cpu0, t0 = _cpu_s(pids), time.monotonic()
         thread = None
@@ -105,12 +97,6 @@ def run(serve_args: list, load: argparse.Namespace, files: list, expected: dict,
             thread.join()
         summary["uploads"] = uploads
         return summary
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def main(argv=None) -> int:

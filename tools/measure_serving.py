@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -75,26 +76,33 @@ def _wait_health(port: int, workers: int, timeout: float = 120.0) -> None:
     raise SystemExit(f"error: asr serve did not answer on port {port} within {timeout} s")
 
 
-def measure(clients: int, serve_args: list[str], load: argparse.Namespace) -> dict:
+@contextlib.contextmanager
+def running_server(serve_args: list[str]):
+    """``asr serve SERVE_ARGS`` on a free loopback port, every worker answering: (port, the
+    pids of its process tree); stopped on the way out."""
     port = _free_port()
-    workers = int(serve_args[serve_args.index("--workers") + 1]) if "--workers" in serve_args else 1
+    workers = int(serve_args[serve_args.index("--workers") + 1]) if "--workers" in serve_args else len(os.sched_getaffinity(0))
     server = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--port", str(port), *serve_args],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_health(port, workers)
         time.sleep(1.0)
-        pids = _tree(server.pid)
-        load.url, load.clients = f"ws://127.0.0.1:{port}/ws", clients
-        cpu0, t0 = _cpu_s(pids), time.monotonic()
-        summary = asyncio.run(loadtest.run_load(load))
-        summary["server_cores"] = round((_cpu_s(pids) - cpu0) / (time.monotonic() - t0), 2)
-        return summary
+        yield port, _tree(server.pid)
     finally:
         server.terminate()
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def measure(clients: int, serve_args: list[str], load: argparse.Namespace) -> dict:
+    with running_server(serve_args) as (port, pids):
+        load.url, load.clients = f"ws://127.0.0.1:{port}/ws", clients
+        cpu0, t0 = _cpu_s(pids), time.monotonic()
+        summary = asyncio.run(loadtest.run_load(load))
+        summary["server_cores"] = round((_cpu_s(pids) - cpu0) / (time.monotonic() - t0), 2)
+        return summary
 
 
 def main(argv=None) -> int:
