@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 
 from asr.runtime.online import OnlineRecognizer, OnlineStream
-from asr.server.protocol import ProtocolError, StreamConfig, partial_reply, result_reply, with_warning
+from asr.server.protocol import MAX_ALTERNATIVES, ProtocolError, StreamConfig, partial_reply, result_reply, with_warning
 
 __all__ = ["Session", "DecodeLoop", "LoopStats", "open_stream"]
 
@@ -47,8 +47,13 @@ def open_stream(rec: OnlineRecognizer, name: str, cfg: StreamConfig) -> tuple[On
         if grammar.dropped:
             warning = f"config.phrase_list: {grammar.warning}"
             log.warning("stream %s: %s", name, warning)
+    alternatives = min(cfg.max_alternatives, MAX_ALTERNATIVES)
+    if cfg.max_alternatives > MAX_ALTERNATIVES:  # Vosk's is a maximum with no bound: cut, not refused
+        cut = f"config.max_alternatives: {cfg.max_alternatives} asked, at most {MAX_ALTERNATIVES} given"
+        warning = f"{warning}; {cut}" if warning else cut
+        log.warning("stream %s: %s", name, cut)
     try:
-        stream = rec.create_stream(name, hotwords=list(cfg.hotwords) or None, grammar=grammar, alternatives=cfg.max_alternatives)
+        stream = rec.create_stream(name, hotwords=list(cfg.hotwords) or None, grammar=grammar, alternatives=alternatives)
     except ValueError as exc:
         raise ProtocolError(f"config.hotwords: {exc}") from None
     return stream, warning

@@ -97,9 +97,12 @@ def _phrases(value, name: str, keep_unk: bool) -> tuple:
 
 
 def _alternatives(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
-            or not 0 <= value <= MAX_ALTERNATIVES:
-        raise ProtocolError(f"config.max_alternatives must be a whole number in 0..{MAX_ALTERNATIVES}, got {value!r}")
+    """The number asked for, any whole number >= 0: Vosk's is a maximum with no upper bound (its
+    test_alternatives.py asks for 20), so a larger one is cut to :data:`MAX_ALTERNATIVES` when
+    the stream opens, with a warning (:func:`asr.server.loop.open_stream`), not refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or value < 0:
+        raise ProtocolError(f"config.max_alternatives must be a whole number >= 0, got {value!r}")
     return int(value)
 
 

@@ -193,7 +193,6 @@ def test_max_alternatives_gives_vosk_nbest_results(lc_model, audio):
         nbest, _ = run(vosk_lockstep(srv.url, audio["long"], {"max_alternatives": 3}))
         beam, _ = run(vosk_lockstep(srv.url, audio["long"], {"hotwords": ["c"]}))  # a beam search of the same width
         no_words, _ = run(vosk_lockstep(srv.url, audio["long"], {"max_alternatives": 2, "words": False}))
-        refused, _ = run(vosk_lockstep(srv.url, audio["short"], {"max_alternatives": 11}))
     results = [r for r in nbest if "partial" not in r]
     assert results and results[-1] is nbest[-1]
     for r in results:
@@ -208,7 +207,24 @@ def test_max_alternatives_gives_vosk_nbest_results(lc_model, audio):
     assert best and len(best) == len([r for r in beam if r.get("text")])
     for r in [r for r in no_words if "partial" not in r]:
         assert all("result" not in a for a in r["alternatives"])
-    assert "error" in refused[-1] and "max_alternatives must be a whole number in 0..10" in refused[-1]["error"]
+
+
+
+def test_max_alternatives_over_our_bound_is_cut_not_refused(lc_model, audio):
+    """Vosk's max_alternatives is a maximum with no upper bound (its test_alternatives.py asks for
+    20): a number over ours (10) gives at most 10 alternatives and a "warning" in the first
+    reply, and the stream runs to its final result; a negative or fractional one is an error."""
+    closed = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+    with ServerThread(lc_model) as srv:
+        many, end = run(vosk_lockstep(srv.url, audio["long"], {"max_alternatives": 20}))
+        bad, _ = run(vosk_lockstep(srv.url, audio["short"], {"max_alternatives": -1}))
+    assert end in closed and all("error" not in r for r in many)
+    assert "warning" in many[0] and "max_alternatives: 20 asked, at most 10 given" in many[0]["warning"]
+    assert all("warning" not in r for r in many[1:])
+    results = [r for r in many if "partial" not in r]
+    assert results and results[-1] is many[-1]
+    assert all(1 <= len(r["alternatives"]) <= 10 for r in results)
+    assert "error" in bad[-1] and "max_alternatives must be a whole number >= 0" in bad[-1]["error"]
 
 
 def test_health_metrics_info_and_page(lc_model):

@@ -33,6 +33,7 @@ def test_vosk_config_and_eof_messages():
     assert parse_text('{"eof":1}') == ("eof", None)
     assert parse_config({}, DEFAULTS) == DEFAULTS
     assert parse_config({"max_alternatives": 0, "format": "float32"}, DEFAULTS).format == "float32"
+    assert parse_config({"max_alternatives": 20}, DEFAULTS).max_alternatives == 20  # Vosk: no bound; cut when the stream opens
 
 
 @pytest.mark.parametrize("text, words", [
@@ -62,7 +63,7 @@ def test_bad_text_messages(text, words):
     ({"phrase_list": ["ok", 3]}, "list of strings"),
     ({"phrase_list": ["x" * 500]}, "longer than"),
     ({"format": "mp3"}, "format"),
-    ({"max_alternatives": 11}, r"max_alternatives must be a whole number in 0\.\.10"),
+    ({"max_alternatives": float("inf")}, r"max_alternatives must be a whole number >= 0"),
     ({"max_alternatives": -1}, "max_alternatives"),
     ({"max_alternatives": 2.5}, "max_alternatives"),
     ({"max_alternatives": True}, "max_alternatives"),
