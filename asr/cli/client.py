@@ -66,6 +66,11 @@ def add_parser(sub) -> None:
     sp.add_argument("--phrase", action="append", metavar="PHRASE",
                     help="a phrase the server keeps the text to (config.phrase_list: any sequence of them, "
                          "'[unk]' for anything else; repeatable)")
+    sp.add_argument("--hotword", action="append", metavar="PHRASE",
+                    help="a phrase the server favours without restricting to it (config.hotwords; repeatable)")
+    sp.add_argument("--alternatives", type=int, default=0, metavar="N",
+                    help="ask for the N best texts of each result (config.max_alternatives; --format json shows them, "
+                         "text output the best; default 0)")
     sp.add_argument("--no-words", action="store_true", help="ask for text only (config.words = false)")
     add_format_arg(sp, "'path<TAB>text' a result", "each result reply as JSON, with \"path\" added")
     sp.add_argument("--no-partials", action="store_true", help="do not print partial results to stderr")
@@ -73,6 +78,8 @@ def add_parser(sub) -> None:
 
 
 def _printer(path: str, args):
+    from asr.server.client import result_text
+
     last = {"partial": ""}
 
     def on_reply(reply: dict) -> None:
@@ -84,8 +91,8 @@ def _printer(path: str, args):
         last["partial"] = ""
         if args.format == "json":
             print(json.dumps({"path": path, **reply}, ensure_ascii=False), flush=True)
-        elif reply.get("text"):
-            print(f"{path}\t{reply['text']}", flush=True)
+        elif result_text(reply):
+            print(f"{path}\t{result_text(reply)}", flush=True)
 
     return on_reply
 
@@ -96,7 +103,7 @@ async def _main(args) -> int:
     from asr.audio import AudioError
     from asr.server.client import stream_file, stream_pieces
 
-    kw = dict(words=not args.no_words, phrase_list=args.phrase)
+    kw = dict(words=not args.no_words, phrase_list=args.phrase, hotwords=args.hotword, max_alternatives=args.alternatives)
     failures = 0
     async with aiohttp.ClientSession() as session:
         if args.mic:

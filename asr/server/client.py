@@ -27,6 +27,15 @@ class ServerError(RuntimeError):
     """The server sent ``{"error": ...}`` or closed the connection without a final result."""
 
 
+def result_text(reply: dict) -> str:
+    """The text of a result reply: its ``text``, or with ``max_alternatives`` (Vosk's n-best
+    form, ``{"alternatives": [...]}``) the best alternative's."""
+    if "text" in reply:
+        return reply["text"] or ""
+    alternatives = reply.get("alternatives") or [{}]
+    return alternatives[0].get("text", "") or ""
+
+
 @dataclass
 class StreamReport:
     name: str
@@ -40,11 +49,11 @@ class StreamReport:
 
     @property
     def text(self) -> str:
-        return " ".join(r.get("text", "") for r in self.results if r.get("text"))
+        return " ".join(t for t in map(result_text, self.results) if t)
 
     @property
     def texts(self) -> list:
-        return [r.get("text", "") for r in self.results if r.get("text")]
+        return [t for t in map(result_text, self.results) if t]
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:
@@ -84,7 +93,8 @@ async def _aiter(pieces: Pieces):
 
 
 async def stream_pieces(url: str, pieces: Pieces, rate: int, *, realtime: bool = False, words: bool = True,
-                        phrase_list: Optional[list] = None, send_config: bool = True, name: str = "",
+                        phrase_list: Optional[list] = None, hotwords: Optional[list] = None, max_alternatives: int = 0,
+                        send_config: bool = True, name: str = "",
                         on_reply: Optional[Callable[[dict], None]] = None, session=None,
                         timeout_s: float = 60.0) -> StreamReport:
     """Stream int16 ``pieces`` at ``rate`` Hz to ``url``, then ``{"eof" : 1}``; returns every reply.
@@ -134,6 +144,10 @@ async def stream_pieces(url: str, pieces: Pieces, rate: int, *, realtime: bool =
                     config = {"sample_rate": rate, "words": words}
                     if phrase_list:
                         config["phrase_list"] = list(phrase_list)
+                    if hotwords:
+                        config["hotwords"] = list(hotwords)
+                    if max_alternatives:
+                        config["max_alternatives"] = int(max_alternatives)
                     await ws.send_str(json.dumps({"config": config}))
                 t0, total = time.monotonic(), 0
                 async for piece in _aiter(pieces):

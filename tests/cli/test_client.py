@@ -48,6 +48,28 @@ def test_client_streams_files(setup, capsys):
         assert all(r["path"] == paths[1] and "result" in r for r in replies) and err == ""
 
 
+def test_client_asks_for_alternatives_and_hotwords(setup, capsys):
+    """--alternatives N sends config.max_alternatives: JSON shows Vosk's n-best results, text
+    output their best; --hotword sends config.hotwords (biasing, not restricting)."""
+    model, paths, _ = setup
+
+    def texts(*extra):
+        assert main(["client", srv.url, paths[1], "--no-partials", *extra]) == 0
+        return [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
+
+    with ServerThread(model) as srv:
+        assert main(["client", srv.url, paths[1], "--alternatives", "3", "--format", "json", "--no-partials"]) == 0
+        replies = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        finals = [r for r in replies if "alternatives" in r]
+        assert finals and all(1 <= len(r["alternatives"]) <= 3 and "text" not in r for r in finals)
+        best = [r["alternatives"][0]["text"] for r in finals if r["alternatives"][0]["text"]]
+        assert best and texts("--alternatives", "3") == best  # text output: the best alternative
+        beam = " ".join(texts("--alternatives", "1")).split()  # the same beam search, no bias
+        for word in ("a", "c"):
+            biased = " ".join(texts("--alternatives", "1", "--hotword", word)).split()
+            assert biased.count(word) > beam.count(word), (word, biased, beam)  # the server favoured it
+
+
 def test_client_reports_a_refusal(setup, capsys):
     model, paths, _ = setup
     with ServerThread(model, ServerConfig(max_message_bytes=100)) as srv:
