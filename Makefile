@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade pip -q
-	$(VENV)/bin/pip install -c constraints.txt -e '.[train,dev,views,synth]'
+	$(VENV)/bin/pip install -c constraints.txt -e '.[train,dev,views,synth,lexicon]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -138,6 +138,9 @@ def evaluate(recognizer: OfflineRecognizer, manifest: str, grid: Optional[Sequen
     and ValueError if no entry could be scored."""
     from tqdm import tqdm
 
+    if getattr(recognizer.tokenizer, "kind", "") == "phone" and any(o.greedy for o in grid or [recognizer.decoding]):
+        raise ValueError("a phone model writes words through a lexicon: decode it with beam search (--beam-size 16,"
+                         " --lm or --lexicon); greedy decoding writes phones, which WER cannot score")
     malformed: list[tuple[int, str]] = []
     entries = read_manifest(manifest, problems=malformed)
     rate = recognizer.sample_rate

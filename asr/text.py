@@ -1,8 +1,9 @@
 """Text: transcript normalization and tokenizers (ids <-> text) for CTC.
 
-Three kinds: ``char`` (characters, ``" "`` separates words), ``word`` (whole words) and
+Four kinds: ``char`` (characters, ``" "`` separates words), ``word`` (whole words),
 ``bpe`` (SentencePiece word pieces, unigram or BPE; a piece starting with ``"▁"`` starts a
-word). Torch-free: the runtime rebuilds the tokenizer from the model file's metadata with
+word) and ``phone`` (phones of a pronunciation lexicon, ``"|"`` separates words).
+Torch-free: the runtime rebuilds the tokenizer from the model file's metadata with
 :func:`tokenizer_from_dict`. Id 0 is always the CTC blank.
 """
 
@@ -16,10 +17,11 @@ from collections import Counter
 from typing import Iterable, Protocol, Sequence
 
 __all__ = ["normalize_text", "strip_control", "Tokenizer", "CharTokenizer", "WordTokenizer", "PhoneTokenizer", "SentencePieceTokenizer",
-           "build_tokenizer", "tokenizer_from_dict", "BLANK", "UNKNOWN_WORD", "WORD_START"]
+           "build_tokenizer", "tokenizer_from_dict", "read_lexicon", "BLANK", "UNKNOWN_WORD", "WORD_BOUNDARY", "WORD_START"]
 
 BLANK = "<blank>"
 UNKNOWN_WORD = "<unk>"  # a closed word vocabulary's unit for every other word (WordTokenizer)
+WORD_BOUNDARY = "|"  # a phone model's unit between words (its space)
 WORD_START = "\u2581"  # SentencePiece's word-start mark ("▁"), the first character of a word's first piece
 _KEEP = re.compile(r"[^a-z0-9' ]+")
 _SPACES = re.compile(r"\s+")
@@ -45,6 +47,33 @@ def normalize_text(text: str) -> str:
     text = _KEEP.sub(" ", text)
     text = " ".join(w.strip("'") for w in text.split())
     return _SPACES.sub(" ", text).strip()
+
+
+_VARIANT = re.compile(r"\(\d+\)$")
+
+
+def read_lexicon(path: str) -> dict[str, list[tuple[str, ...]]]:
+    """All pronunciations of a lexicon file (:mod:`asr.lexicon`): word -> its pronunciations
+    (tuples of phones, stress digits dropped), in file order. Raises ``ValueError`` naming the
+    file and line of a malformed line, or when the file holds none."""
+    lexicon: dict[str, list[tuple[str, ...]]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split("#", 1)[0].split() if not line.startswith("#") else []
+            if not parts:
+                continue
+            if len(parts) < 2:
+                raise ValueError(f"{path}:{lineno}: expected a word and its phones, got {line.strip()!r}")
+            word = normalize_text(_VARIANT.sub("", parts[0]))
+            if not word or " " in word:
+                continue
+            pron = tuple(p.rstrip("012") for p in parts[1:])
+            prons = lexicon.setdefault(word, [])
+            if pron not in prons:
+                prons.append(pron)
+    if not lexicon:
+        raise ValueError(f"{path}: no pronunciations")
+    return lexicon
 
 
 class Tokenizer(Protocol):
@@ -111,44 +140,76 @@ class CharTokenizer(_Vocabulary):
 
 
 class PhoneTokenizer(_Vocabulary):
-    """Phones of a pronunciation lexicon (``WORD phone phone ...`` a line, tab or spaces; the
-    first pronunciation of a word counts; stress digits are dropped, ``AH0`` -> ``AH``): a text
-    becomes the phones of its words, in order. Training targets for an auxiliary CTC head only
-    (it never decodes); a word missing from the lexicon raises ``ValueError``."""
+    """Phones of a pronunciation lexicon (:mod:`asr.lexicon`): a text becomes the phones of
+    its words, in order (each word's first pronunciation; stress digits dropped, ``AH0`` ->
+    ``AH``). A word missing from the lexicon raises ``ValueError``.
+
+    Two uses. Targets of an auxiliary CTC head (:meth:`from_lexicon`, no word boundary), and
+    the units of a phone model (``data.tokenizer: phone``, :meth:`build`): there the vocabulary
+    holds :data:`WORD_BOUNDARY` between words, as a character model has the space, and the
+    lexicon travels in the model file, so that a decoder can turn phones back into words
+    (:class:`asr.decoding.grammar.Grammar` spells every word of its vocabulary with
+    :meth:`pronunciations`). :meth:`decode` writes phones (``"HH AH L OW | W ER L D"``)."""
 
     kind = "phone"
 
-    def __init__(self, symbols: Sequence[str], lexicon: dict[str, list[str]]):
+    def __init__(self, symbols: Sequence[str], lexicon: dict):
         super().__init__(symbols)
-        self.lexicon = lexicon
+        # word -> its pronunciations, each a tuple of phones (a bare list of phones: one)
+        self._prons = {w: ([tuple(p)] if p and isinstance(p[0], str) else [tuple(x) for x in p]) for w, p in lexicon.items()}
+        self.lexicon = {w: list(prons[0]) for w, prons in self._prons.items()}
+        self.boundary = self._index.get(WORD_BOUNDARY)
 
     @classmethod
-    def from_lexicon(cls, path: str) -> "PhoneTokenizer":
-        lexicon: dict[str, list[str]] = {}
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) < 2:
-                    raise ValueError(f"{path}:{lineno}: expected a word and its phones, got {line.strip()!r}")
-                word = normalize_text(parts[0])
-                if word and word not in lexicon:
-                    lexicon[word] = [p.rstrip("0123456789") for p in parts[1:]]
+    def from_lexicon(cls, path: str, boundary: bool = False, words: Iterable[str] | None = None) -> "PhoneTokenizer":
+        """The phones of a lexicon file (``boundary``: with the word-boundary unit; ``words``:
+        keep only these words' pronunciations)."""
+        lexicon = read_lexicon(path)
+        if words is not None:
+            keep = set(words)
+            lexicon = {w: p for w, p in lexicon.items() if w in keep}
+            if not lexicon:
+                raise ValueError(f"{path}: none of the words has a pronunciation")
+        # an auxiliary head's phones are those of first pronunciations (the targets); a phone model's, all
+        phones = sorted({p for prons in lexicon.values() for pron in (prons if boundary else prons[:1]) for p in pron})
+        return cls([BLANK] + ([WORD_BOUNDARY] if boundary else []) + phones, lexicon)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], lexicon: str | None = None) -> "PhoneTokenizer":
+        """A phone model's tokenizer: the phones of ``lexicon`` and the word boundary, with the
+        pronunciations of the words of ``texts`` (the model file carries those)."""
         if not lexicon:
-            raise ValueError(f"{path}: no pronunciations")
-        phones = sorted({p for pron in lexicon.values() for p in pron})
-        return cls([BLANK] + phones, lexicon)
+            raise ValueError("a phone tokenizer needs a pronunciation lexicon (data.lexicon)")
+        words = {w for t in texts for w in normalize_text(t).split()}
+        return cls.from_lexicon(lexicon, boundary=True, words=words)
+
+    def pronunciations(self, word: str) -> list[tuple[str, ...]]:
+        """Every pronunciation of ``word`` the lexicon holds ([] for none)."""
+        return list(self._prons.get(word, ()))
+
+    def spell(self, pron: Sequence[str]) -> list[int] | None:
+        """The ids of a pronunciation's phones, or None when one is not a unit of this model."""
+        ids = [self._index.get(p) for p in pron]
+        return None if any(i is None for i in ids) else ids
 
     def encode(self, text: str) -> list[int]:
         words = normalize_text(text).split()
         unknown = sorted({w for w in words if w not in self.lexicon})
         if unknown:
             raise ValueError(f"words not in the lexicon: {unknown!r}")
-        return [self._index[p] for w in words for p in self.lexicon[w]]
+        ids: list[int] = []
+        for i, w in enumerate(words):
+            if i and self.boundary is not None:
+                ids.append(self.boundary)
+            ids.extend(self._index[p] for p in self.lexicon[w])
+        return ids
 
     def decode(self, ids: Sequence[int]) -> str:
         return " ".join(self._vocab[i] for i in ids if i != 0)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "vocab": self.vocab,
+                "lexicon": {w: [" ".join(p) for p in prons] for w, prons in sorted(self._prons.items())}}
 
 
 class WordTokenizer(_Vocabulary):
@@ -283,12 +344,13 @@ class SentencePieceTokenizer(_Vocabulary):
         return (type(self), (self._proto,))
 
 
-_KINDS = {"char": CharTokenizer, "word": WordTokenizer, "bpe": SentencePieceTokenizer}
+_KINDS = {"char": CharTokenizer, "word": WordTokenizer, "bpe": SentencePieceTokenizer, "phone": PhoneTokenizer}
 
 
 def build_tokenizer(kind: str, texts: Iterable[str], **options) -> Tokenizer:
-    """A tokenizer of ``kind`` ("char", "word" or "bpe") built from training transcripts;
-    ``options`` go to ``build`` (for "bpe": ``vocab_size``, ``model_type``)."""
+    """A tokenizer of ``kind`` ("char", "word", "bpe" or "phone") built from training
+    transcripts; ``options`` go to ``build`` (for "bpe": ``vocab_size``, ``model_type``; for
+    "phone": ``lexicon``, a lexicon file)."""
     if kind not in _KINDS:
         raise ValueError(f"unknown tokenizer {kind!r} (known: {sorted(_KINDS)})")
     return _KINDS[kind].build(texts, **options)
@@ -300,4 +362,6 @@ def tokenizer_from_dict(d: dict) -> Tokenizer:
         raise ValueError(f"unknown tokenizer kind {kind!r}")
     if kind == "bpe":
         return SentencePieceTokenizer.from_dict(d)
+    if kind == "phone":
+        return PhoneTokenizer(d["vocab"], {w: [tuple(p.split()) for p in prons] for w, prons in d.get("lexicon", {}).items()})
     return _KINDS[kind](d["vocab"])

@@ -43,7 +43,7 @@ def test_vocab_must_start_with_blank():
     with pytest.raises(ValueError, match="duplicate"):
         CharTokenizer([BLANK, "a", "a"])
     with pytest.raises(ValueError, match="unknown tokenizer"):
-        tokenizer_from_dict({"kind": "phone"})
+        tokenizer_from_dict({"kind": "morpheme"})
 
 
 def test_word_tokenizer():
@@ -57,6 +57,8 @@ def test_word_tokenizer():
     with pytest.raises(ValueError, match="not in the vocabulary"):
         tok.encode("four")
     with pytest.raises(ValueError, match="unknown tokenizer"):
+        build_tokenizer("morpheme", ["x"])
+    with pytest.raises(ValueError, match="needs a pronunciation lexicon"):
         build_tokenizer("phone", ["x"])
 
 
@@ -144,6 +146,22 @@ def test_phone_tokenizer_from_lexicon(tmp_path):
     lex.write_text("CAT\n")
     with pytest.raises(ValueError, match="lexicon.txt:1"):
         PhoneTokenizer.from_lexicon(str(lex))
+
+
+def test_phone_model_tokenizer_has_a_word_boundary_and_travels_with_its_lexicon(tmp_path):
+    from asr.text import WORD_BOUNDARY, PhoneTokenizer, build_tokenizer
+
+    lex = tmp_path / "lexicon.txt"
+    lex.write_text("A\tAH0\nA(2)\tEY1\nCAT\tK AE1 T\nDOG D AO1 G\n")
+    tok = build_tokenizer("phone", ["a cat", "A CAT!"], lexicon=str(lex))
+    assert tok.vocab == [BLANK, WORD_BOUNDARY, "AE", "AH", "EY", "K", "T"]  # every pronunciation's phones; DOG unused
+    assert tok.decode(tok.encode("a cat")) == "AH | K AE T" and tok.boundary == 1
+    assert tok.pronunciations("a") == [("AH",), ("EY",)] and tok.pronunciations("dog") == []
+    back = tokenizer_from_dict(tok.to_dict())
+    assert isinstance(back, PhoneTokenizer) and back.vocab == tok.vocab and back.encode("cat a") == tok.encode("cat a")
+    assert back.pronunciations("a") == [("AH",), ("EY",)] and back.boundary == 1
+    with pytest.raises(ValueError, match="not in the lexicon.*dog"):
+        tok.encode("a dog")
 
 
 def test_word_tokenizer_with_a_closed_vocabulary_has_an_unknown_word_unit():

@@ -16,7 +16,7 @@ REPORT=build/latest-report.txt
 rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV" || exit 1
 "$VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1
-if ! "$VENV/bin/pip" install -q -e '.[train,dev,views,synth]' >build/latest-install.log 2>&1; then
+if ! "$VENV/bin/pip" install -q -e '.[train,dev,views,synth,lexicon]' >build/latest-install.log 2>&1; then
   echo "check-latest: installing the newest releases FAILED (build/latest-install.log):"; tail -20 build/latest-install.log
   exit 1
 fi

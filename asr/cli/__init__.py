@@ -16,7 +16,7 @@ __all__ = ["main", "build_parser"]
 # the modules asr.cli.<name>, each with add_parser(sub) and run(args); imported when the parser is built,
 # so that `python -m asr.cli.stream` (the module of the `asr-stream` script) runs without a second copy of itself
 COMMANDS = ("prepare", "synth", "train", "average", "export", "evaluate", "calibrate", "transcribe", "align", "plot", "stream",
-            "serve", "client", "mic", "text")
+            "serve", "client", "mic", "text", "lexicon")
 TRAIN_ONLY = ("torch", "torchaudio", "onnx", "yaml")  # what only the 'train' extra installs
 
 

@@ -154,6 +154,9 @@ def add_decoding_args(sp, grid: bool = False, alternatives: bool = True) -> None
                    help=f"with a grammar: added to a hypothesis per [unk] word, natural log; more writes more speech as [unk] "
                         f"(default {BeamSearchOptions.unk_score:g})")
     g.add_argument("--drop-unk", action="store_true", help="with a grammar: leave [unk] out of the text and the words")
+    g.add_argument("--lexicon", metavar="FILE",
+                   help="write only words of this pronunciation lexicon (`asr lexicon`); a phone model spells them by "
+                        "their pronunciations (default for a phone model: the words of its model file)")
     if alternatives:
         g.add_argument("--alternatives", type=_alternatives, default=0, metavar="N",
                        help=f"keep the N best hypotheses of each utterance (0-{MAX_ALTERNATIVES}), with scores and "
@@ -191,7 +194,7 @@ def decoding_options(args, grid: bool = False) -> list[DecodingOptions]:
                            hotword_weight=args.hotword_weight, lm_lookahead=not args.no_lm_lookahead,
                            alpha=alphas[0], char_alpha=char_alphas[0], beta=betas[0],
                            grammar=tuple(args.phrase or ()), grammar_file=args.grammar, unk_score=args.unk_score,
-                           drop_unk=args.drop_unk, alternatives=getattr(args, "alternatives", 0))
+                           drop_unk=args.drop_unk, alternatives=getattr(args, "alternatives", 0), lexicon=args.lexicon)
     return [base.replace(alpha=a, char_alpha=c, beta=b) for a, c, b in itertools.product(alphas, char_alphas, betas)]
 
 

@@ -188,8 +188,9 @@ class CtcBeamSearch:
 
     def __init__(self, tokenizer: Tokenizer, lm: Optional[NGramLM] = None, options: Optional[BeamSearchOptions] = None,
                  hotwords: Hotwords = None, char_lm: Optional[NGramLM] = None,
-                 grammar: "Optional[Union[Grammar, Sequence[str]]]" = None):
+                 grammar: "Optional[Union[Grammar, Sequence[str]]]" = None, lexicon: Optional[dict] = None):
         self.tokenizer = tokenizer
+        self.lexicon = lexicon  # phone models: pronunciations for the grammars compiled here (beyond the model file's)
         self.lm = lm
         self.char_lm = char_lm
         self.options = (options or BeamSearchOptions()).validate()
@@ -200,17 +201,21 @@ class CtcBeamSearch:
         kind = getattr(tokenizer, "kind", "char")
         self.word_units = kind == "word"
         self.pieces = kind == "bpe"  # word pieces: a piece starting with WORD_START starts a word
+        # phones: words come from the grammar (a lexicon), which says which word a boundary completes
+        self.phones = kind == "phone"
         self.starts = np.array([v.startswith(WORD_START) for v in self.vocab]) if self.pieces else None
         self.space = None if self.word_units or self.pieces else (self.vocab.index(" ") if " " in self.vocab else None)
+        if self.phones:
+            self.space = getattr(tokenizer, "boundary", None)
         if char_lm is not None:
-            if self.word_units or self.pieces:
+            if self.word_units or self.pieces or self.phones:
                 raise ValueError("a character LM needs a character vocabulary (this model's units are "
-                                 f"{'words' if self.word_units else 'word pieces'})")
+                                 f"{'words' if self.word_units else 'word pieces' if self.pieces else 'phones'})")
             self._chars = _Scorer(char_lm, [SPACE if v == " " else v for v in self.vocab])
         self._words = _Scorer(lm, self.vocab) if lm is not None else None
         self._ahead: Optional[dict[str, float]] = None  # word prefix -> best ln P_unigram of its completions
         self._ahead_rows: dict[str, np.ndarray] = {}
-        if lm is not None and self.space is not None and self.options.lm_lookahead:
+        if lm is not None and self.space is not None and self.options.lm_lookahead and not self.phones:
             self._ahead = {}
             for w in lm.vocab:
                 if w in (BOS, EOS, UNK):
@@ -227,7 +232,7 @@ class CtcBeamSearch:
         words it cannot spell are left out with a warning naming them, see ``Grammar.dropped``)."""
         if isinstance(grammar, Grammar):
             return grammar
-        return Grammar(grammar, self.tokenizer, self.options.unk_score, warn=warn)
+        return Grammar(grammar, self.tokenizer, self.options.unk_score, warn=warn, lexicon=self.lexicon)
 
     def _trie(self, hotwords: Hotwords) -> Optional[_HotwordTrie]:
         if not hotwords:
@@ -255,7 +260,23 @@ class CtcBeamSearch:
         if ch is not None:
             return ch
         hist, word, lmv, nw = node.hist, node.word, node.lm, node.nwords
-        if self.word_units:
+        gstate, gscore, glabel = node.gstate, node.gscore, None
+        if gram is not None:
+            gstate, glabel, delta = gram.step(gstate, c)
+            gscore += delta
+        if self.phones:
+            if c == self.space:
+                if glabel is not None:
+                    glabel, score = self._pick(glabel, hist)
+                    if self.lm is not None:
+                        lmv += score
+                        hist = self._words.push(hist, glabel)
+                if word:
+                    nw += 1
+                word = ""
+            else:
+                word = word + self.vocab[c] + " "
+        elif self.word_units:
             w = self.vocab[c]
             if self.lm is not None:
                 lmv += self.lm.score(w, hist)
@@ -302,16 +323,23 @@ class CtcBeamSearch:
         if self.char_lm is not None:
             clm += float(self._chars.row(chist)[c])
             chist = self._chars.push(chist, self._chars.symbols[c])
-        gstate, gscore, glabel = node.gstate, node.gscore, None
-        if gram is not None:
-            gstate, glabel, delta = gram.step(gstate, c)
-            gscore += delta
         ahead = self._lookahead(word)
         ch = _Node(node, c, hist, word, lmv, nw, state, part, comm,
                    o.alpha * (lmv + ahead) + o.char_alpha * clm + o.beta * nw + comm + part + gscore, chist, clm,
                    gstate, gscore, glabel)
         node.children[c] = ch
         return ch
+
+    def _pick(self, label, hist: tuple) -> tuple[str, float]:
+        """The word a grammar label stands for and its ln LM probability after ``hist`` (0
+        without an LM): of homophones (a tuple), the one the LM likes best (else the first)."""
+        if self.lm is None:
+            return (label[0] if isinstance(label, tuple) else label), 0.0
+        if not isinstance(label, tuple):
+            return label, self.lm.score(label, hist)
+        scores = [self.lm.score(w, hist) for w in label]
+        i = int(np.argmax(scores))
+        return label[i], scores[i]
 
     def _lookahead(self, word: str) -> float:
         """Provisional LM score of a partial word (0 without look-ahead or between words)."""
@@ -352,6 +380,10 @@ class CtcBeamSearch:
         elif self.pieces:
             if node.word:
                 row[self.starts] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
+        elif self.phones:
+            if node.word and self.space is not None:
+                label = gram.closes(node.gstate, self.space) if gram is not None else None
+                row[self.space] += o.beta + (o.alpha * self._pick(label, node.hist)[1] if label is not None else 0.0)
         elif self.space is not None:
             if node.word:
                 row[self.space] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
@@ -370,10 +402,18 @@ class CtcBeamSearch:
         node.row = row
         return row
 
-    def _final(self, node: _Node) -> tuple[float, float, int]:
+    def _final(self, node: _Node, gram: Optional[Grammar] = None) -> tuple[float, float, int]:
         """(ln LM with the last word and </s>, bonus without provisional hotword gain, words)."""
         lmv, nw, hist = node.lm, node.nwords, node.hist
-        if not self.word_units and node.word:
+        if self.phones:
+            last = gram.end(node.gstate)[0] if gram is not None and node.word else None
+            if node.word:
+                nw += 1
+            if last is not None and self.lm is not None:
+                word, score = self._pick(last, hist)
+                lmv += score
+                hist = self._words.push(hist, word)
+        elif not self.word_units and node.word:
             nw += 1
             if self.lm is not None:
                 lmv += self.lm.score(node.word, hist)
@@ -410,6 +450,8 @@ class CtcBeamSearch:
         o = self.options
         trie = self._trie(self.hotwords if hotwords is None else hotwords)
         gram = self.grammar if grammar is None else self.compile_grammar(grammar)
+        if self.phones and self.lm is not None and gram is None:
+            raise ValueError("a phone model with a word LM needs a lexicon (a grammar of words) to decode into words")
         if gram is not None:
             gram.trim()  # bounded memory across utterances: the states built start over past a size
         plain = trie is None and gram is None and self.lm is None and self.char_lm is None and o.beta == 0.0
@@ -512,7 +554,7 @@ class CtcBeamSearch:
         hyps, rejected = [], []
         for i, n in enumerate(beams):
             acoustic = _lse(float(pb[i]), float(pnb[i]))
-            lmv, bonus, nw = self._final(n)
+            lmv, bonus, nw = self._final(n, gram)
             tokens, labels = [], [] if gram is not None else None
             m = n
             while m.parent is not None:
@@ -530,6 +572,8 @@ class CtcBeamSearch:
             accepted = True
             if gram is not None:
                 last, gbonus, accepted = gram.end(n.gstate)
+                if isinstance(last, tuple):  # homophones: as _final picked
+                    last = self._pick(last, n.hist)[0]
                 bonus += n.gscore + gbonus
                 labels = self._spans(tokens, [(w, len(tokens) - k) for w, k in reversed(labels)], last)
                 if o.drop_unk:

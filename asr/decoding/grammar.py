@@ -9,7 +9,11 @@ is written ``[unk]`` instead of being forced onto a grammar word.
 
 Each word is spelled in the model's units (:meth:`Grammar.__init__`): one unit of a word
 vocabulary, its characters for a character vocabulary (words are separated by the space
-unit), its SentencePiece segmentation for word pieces (the first piece starts with ``"▁"``).
+unit), its SentencePiece segmentation for word pieces (the first piece starts with ``"▁"``),
+each of its pronunciations for a phone model (words are separated by the word-boundary unit;
+the pronunciations come from the model file's lexicon and any :class:`Lexicon` given).
+Different words with one pronunciation (``to``, ``two``, ``too``) end at one token-trie node:
+the word that token completes is then a tuple of them, and the search picks one by its LM.
 A word the model cannot spell is dropped from its phrase, with a :class:`GrammarWarning` that
 names it (Vosk drops it the same way); a grammar left with nothing is an error. What
 ``[unk]`` matches, by units:
@@ -24,7 +28,8 @@ Each ``[unk]`` word adds ``unk_score`` (natural log; positive: more speech is wr
 ``[unk]``, negative: less) to a hypothesis's score, once, when the search knows it is one.
 
 **Bounds.** At most :data:`MAX_PHRASES` phrases of at most :data:`MAX_PHRASE_WORDS` words
-and :data:`MAX_WORDS` distinct words; compiling costs one tokenization per distinct word.
+and :data:`MAX_WORDS` distinct words (a word list given as a lexicon, :meth:`Grammar.from_words`:
+:data:`MAX_LEXICON_WORDS` words); compiling costs one tokenization per distinct word.
 States are built when the search first reaches them, each with one row of ``len(vocab)``
 scores and next states (12 bytes a cell); a state is a set of positions in the phrase trie (at
 most one per word of the longest phrase) and a node of the token trie of the words allowed
@@ -45,13 +50,14 @@ import numpy as np
 
 from asr.text import UNKNOWN_WORD, WORD_START, Tokenizer, normalize_text
 
-__all__ = ["UNK_WORD", "MAX_PHRASES", "MAX_PHRASE_WORDS", "MAX_WORDS", "Grammar", "GrammarError", "GrammarWarning",
+__all__ = ["UNK_WORD", "MAX_PHRASES", "MAX_PHRASE_WORDS", "MAX_WORDS", "MAX_LEXICON_WORDS", "Grammar", "GrammarError", "GrammarWarning",
            "parse_phrases", "read_grammar"]
 
 UNK_WORD = "[unk]"  # Vosk's word for anything outside the grammar
 MAX_PHRASES = 10_000
 MAX_PHRASE_WORDS = 64
 MAX_WORDS = 10_000  # distinct words of one grammar
+MAX_LEXICON_WORDS = 500_000  # words of a lexicon-constrained search (Grammar.from_words): CMUdict has 126,000
 MAX_CACHED_CELLS = 1_000_000  # built states x vocabulary (+ trie nodes) kept between utterances: about 12 MB
 NEG_INF = float("-inf")
 DEAD = -1  # no state: the token leaves the grammar
@@ -78,7 +84,8 @@ def normalize_phrase(text: str) -> tuple[str, ...]:
     return tuple(words)
 
 
-def parse_phrases(phrases: Iterable[str], where: str = "grammar") -> tuple[str, ...]:
+def parse_phrases(phrases: Iterable[str], where: str = "grammar", max_phrases: int = MAX_PHRASES,
+                  max_words: int = MAX_WORDS) -> tuple[str, ...]:
     """Normalized phrases (words joined by one space), in order, duplicates and empty ones left
     out; raises :class:`GrammarError` when none is left or a bound is passed (``where`` names
     the source in the message)."""
@@ -95,10 +102,10 @@ def parse_phrases(phrases: Iterable[str], where: str = "grammar") -> tuple[str, 
         if ws:
             out[" ".join(ws)] = None
             words.update(ws)
-        if len(out) > MAX_PHRASES:
-            raise GrammarError(f"{where}: more than {MAX_PHRASES} phrases")
-        if len(words) > MAX_WORDS:
-            raise GrammarError(f"{where}: more than {MAX_WORDS} distinct words")
+        if len(out) > max_phrases:
+            raise GrammarError(f"{where}: more than {max_phrases} phrases")
+        if len(words) > max_words:
+            raise GrammarError(f"{where}: more than {max_words} distinct words")
     if not out:
         raise GrammarError(f"{where}: no phrase (an empty grammar would accept nothing)")
     return tuple(out)
@@ -136,7 +143,11 @@ class _TokenTrie:
                     self.children.append({})
                     self.children[node][t] = nxt
                 node = nxt
-            self.word.setdefault(node, word)
+            old = self.word.get(node)
+            if old is None:
+                self.word[node] = word
+            elif word != old and (isinstance(old, str) or word not in old):  # homophones (phones)
+                self.word[node] = (old if isinstance(old, tuple) else (old,)) + (word,)
 
 
 class Grammar:
@@ -152,20 +163,26 @@ class Grammar:
     completes, if any) and :meth:`end` (the word the end of input completes, its score, and
     whether the grammar accepts there)."""
 
-    def __init__(self, phrases: Sequence[str], tokenizer: Tokenizer, unk_score: float = 0.0, warn: bool = True):
-        phrases = parse_phrases(phrases)
+    def __init__(self, phrases: Sequence[str], tokenizer: Tokenizer, unk_score: float = 0.0, warn: bool = True,
+                 lexicon: Optional[dict] = None, _bounds: tuple[int, int] = (MAX_PHRASES, MAX_WORDS)):
+        phrases = parse_phrases(phrases, max_phrases=_bounds[0], max_words=_bounds[1])
         kind = getattr(tokenizer, "kind", "char")
-        if kind not in ("char", "word", "bpe"):
-            raise GrammarError(f"a grammar needs a model of characters, word pieces or words; this model's units are {kind!r}")
+        if kind not in ("char", "word", "bpe", "phone"):
+            raise GrammarError(f"a grammar needs a model of characters, word pieces, words or phones; this model's units are {kind!r}")
+        self.lexicon = lexicon or {}  # phone models: pronunciations beyond the model file's (word -> list of phone tuples)
         if not math.isfinite(unk_score):
             raise GrammarError(f"unk_score must be a finite number, got {unk_score!r}")
         self.kind, self.unk_score = kind, float(unk_score)
         vocab = tokenizer.vocab
         self.V = len(vocab)
         self.space = vocab.index(" ") if kind == "char" and " " in vocab else None
+        if kind == "phone":
+            self.space = getattr(tokenizer, "boundary", None)
+            if self.space is None:
+                raise GrammarError("this phone model has no word-boundary unit: it cannot be decoded into words")
         self.starts = np.array([v.startswith(WORD_START) for v in vocab]) if kind == "bpe" else None
         index = {v: i for i, v in enumerate(vocab)}
-        self.spelling: dict[str, tuple[int, ...]] = {}
+        self.spelling: dict[str, list[tuple[int, ...]]] = {}  # word -> its spellings (several: pronunciations)
         dropped: dict[str, None] = {}
         for w in {w for p in phrases for w in p.split()} - {UNK_WORD}:
             ids = self._spell(w, tokenizer, index)
@@ -217,6 +234,14 @@ class Grammar:
         self._steps: list[Optional[tuple[list, list]]] = []  # (next states, scores) as Python lists, for step()
         self.start = self._state(self._gset(frozenset([0])), _ROOT)
 
+    @classmethod
+    def from_words(cls, words: Iterable[str], tokenizer: Tokenizer, lexicon: Optional[dict] = None,
+                   unk_score: float = 0.0, warn: bool = True) -> "Grammar":
+        """The lexicon-constrained search: any sequence of ``words`` (up to
+        :data:`MAX_LEXICON_WORDS`), each spelled in the model's units (for a phone model, by
+        ``lexicon``'s pronunciations, then the model file's)."""
+        return cls(list(words), tokenizer, unk_score, warn, lexicon, _bounds=(MAX_LEXICON_WORDS, MAX_LEXICON_WORDS))
+
     @property
     def warning(self) -> str:
         """The message about the dropped words ("" when none was dropped)."""
@@ -237,19 +262,27 @@ class Grammar:
         self._reset()
         return True
 
-    def _spell(self, word: str, tokenizer: Tokenizer, index: dict) -> tuple[int, ...]:
+    def _spell(self, word: str, tokenizer: Tokenizer, index: dict) -> list[tuple[int, ...]]:
         if self.kind == "word":
             i = index.get(word)
-            return (i,) if i is not None and word != UNKNOWN_WORD else ()
+            return [(i,)] if i is not None and word != UNKNOWN_WORD else []
+        if self.kind == "phone":
+            prons = self.lexicon.get(word) or tokenizer.pronunciations(word)
+            out = []
+            for pron in prons:
+                ids = tokenizer.spell(pron)
+                if ids and tuple(ids) not in out:
+                    out.append(tuple(ids))
+            return out
         try:
             ids = tuple(tokenizer.encode(word))
         except ValueError:
-            return ()
+            return []
         if self.kind == "bpe" and (not ids or not self.starts[ids[0]] or any(self.starts[i] for i in ids[1:])):
-            return ()
+            return []
         if self.kind == "char" and self.space is not None and self.space in ids:
-            return ()
-        return ids
+            return []
+        return [ids] if ids else []
 
     # --- word level -------------------------------------------------------------------------
     def _gset(self, nodes: frozenset) -> int:
@@ -264,18 +297,19 @@ class Grammar:
             built = self._tries.get(allowed)  # word states that allow the same words share one trie
             if built is None:
                 words = sorted(allowed - {UNK_WORD})
-                trie = _TokenTrie((w, self.spelling[w]) for w in words) if self.kind != "word" else None
-                by_token = {self.spelling[w][0]: w for w in words} if self.kind == "word" else None
+                trie = _TokenTrie((w, ids) for w in words for ids in self.spelling[w]) if self.kind != "word" else None
+                by_token = {self.spelling[w][0][0]: w for w in words} if self.kind == "word" else None
                 built = self._tries[allowed] = (trie, by_token)
                 self._cells += len(trie.children) if trie is not None else len(words)
             self._ginfo.append((built[0], UNK_WORD in allowed, 0 in nodes, built[1]))
         return g
 
-    def _after(self, g: int, word: str) -> int:
+    def _after(self, g: int, word) -> int:
         key = (g, word)
         nxt = self._advance.get(key)
         if nxt is None:
-            nodes = frozenset(self._pchildren[n][word] for n in self._gsets[g] if word in self._pchildren[n])
+            words = word if isinstance(word, tuple) else (word,)  # homophones: where any of them leads
+            nodes = frozenset(self._pchildren[n][w] for n in self._gsets[g] for w in words if w in self._pchildren[n])
             nxt = self._advance[key] = self._gset(nodes)
         return nxt
 
@@ -332,7 +366,7 @@ class Grammar:
             st = self._steps[state]
         return st[0][token], self._labels[state].get(token), st[1][token]
 
-    def closes(self, state: int, token: int) -> Optional[str]:
+    def closes(self, state: int, token: int) -> "Optional[str | tuple[str, ...]]":
         """The word ``token`` completes in ``state`` (the token itself for word units; the
         word before a space or before a piece that starts the next word), or None."""
         if self._labels[state] is None:
@@ -371,7 +405,7 @@ class Grammar:
                     put(t, self._state(self._after(g, w), _ROOT), 0.0, w)
                 elif unk_ok:
                     put(t, self._state(self._after(g, UNK_WORD), _ROOT), self.unk_score, UNK_WORD)
-        elif self.kind == "char":
+        elif self.kind in ("char", "phone"):
             if pos == _OFF:
                 off = self._state(g, _OFF)
                 row[1:], nxt[1:] = 0.0, off

@@ -50,7 +50,14 @@ class DecodingOptions:
     ``grammar_file`` adds those of a file (one phrase a line, or a JSON list). ``unk_score``:
     added per ``[unk]`` word (natural log); ``drop_unk``: leave ``[unk]`` out of text and words.
     ``alternatives``: how many hypotheses (best first, distinct texts) each utterance keeps
-    with its words and scores, 0 to :data:`MAX_ALTERNATIVES` (0: none)."""
+    with its words and scores, 0 to :data:`MAX_ALTERNATIVES` (0: none).
+
+    ``lexicon``: a pronunciation lexicon file (:mod:`asr.lexicon`; ``asr lexicon --all`` writes
+    CMUdict's): the text is made of its words only (a lexicon-constrained search; up to
+    :data:`asr.decoding.grammar.MAX_LEXICON_WORDS` words). A phone model spells them by their
+    pronunciations; other models by their own units. A phone model decoded by beam search
+    without one uses the words of its model file (those it was trained on); with a grammar,
+    the lexicon only supplies pronunciations."""
 
     beam_size: Optional[int] = None
     lm: Optional[str] = None  # word n-gram, ARPA (`asr lm build`)
@@ -67,6 +74,7 @@ class DecodingOptions:
     unk_score: float = BeamSearchOptions.unk_score
     drop_unk: bool = False
     alternatives: int = 0
+    lexicon: Optional[str] = None
 
     def __post_init__(self):
         hot = {}
@@ -94,7 +102,8 @@ class DecodingOptions:
             raise ValueError(f"invalid DecodingOptions: grammar_file: {self.grammar_file}: no phrase in it")
         object.__setattr__(self, "grammar", tuple(phrases))
         if self.beam_size is None:
-            beam = self.lm or self.char_lm or hot or self.grammar or (isinstance(self.alternatives, int) and self.alternatives > 0)
+            beam = self.lm or self.char_lm or hot or self.grammar or self.lexicon \
+                or (isinstance(self.alternatives, int) and self.alternatives > 0)
             object.__setattr__(self, "beam_size", DEFAULT_BEAM if beam else 0)
         self.validate()
 
@@ -102,8 +111,8 @@ class DecodingOptions:
         problems = []
         if isinstance(self.beam_size, bool) or not isinstance(self.beam_size, int) or self.beam_size < 0:
             problems.append(f"beam_size must be an integer >= 0 (0: greedy), got {self.beam_size!r}")
-        elif self.beam_size == 0 and (self.lm or self.char_lm or self.hotwords or self.grammar):
-            problems.append("an LM, hotwords or a grammar need beam search: beam_size must be >= 1")
+        elif self.beam_size == 0 and (self.lm or self.char_lm or self.hotwords or self.grammar or self.lexicon):
+            problems.append("an LM, hotwords, a grammar or a lexicon need beam search: beam_size must be >= 1")
         elif self.beam_size == 0 and isinstance(self.alternatives, int) and self.alternatives > 0:
             problems.append("alternatives need beam search: beam_size must be >= 1")
         if isinstance(self.alternatives, bool) or not isinstance(self.alternatives, int) \
@@ -115,7 +124,7 @@ class DecodingOptions:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 problems.append(f"{name} must be a finite number, got {v!r}")
-        for name in ("lm", "char_lm", "hotwords_file", "grammar_file"):
+        for name in ("lm", "char_lm", "hotwords_file", "grammar_file", "lexicon"):
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
                 problems.append(f"{name}: {path}: file not found")
@@ -141,6 +150,8 @@ class DecodingOptions:
             out.update(grammar_phrases=len(self.grammar), unk_score=self.unk_score, drop_unk=self.drop_unk)
         if self.alternatives:
             out.update(alternatives=self.alternatives)
+        if self.lexicon:
+            out.update(lexicon=self.lexicon)
         return out
 
     def label(self) -> str:
@@ -160,12 +171,21 @@ class DecodingOptions:
             label += f", grammar of {len(self.grammar)} phrases" + (f", unk score {self.unk_score:g}" if self.unk_score else "")
         if self.alternatives:
             label += f", {self.alternatives} alternatives"
+        if self.lexicon:
+            label += f", lexicon {os.path.basename(self.lexicon)}"
         return label
 
 
 @lru_cache(maxsize=8)
 def _cached_lm(path: str, mtime: float) -> NGramLM:
     return NGramLM.read_arpa(path)
+
+
+@lru_cache(maxsize=4)
+def _cached_lexicon(path: str, mtime: float) -> dict:
+    from asr.lexicon import read_lexicon
+
+    return read_lexicon(path)
 
 
 def load_lm(path: Union[str, os.PathLike]) -> NGramLM:
@@ -194,11 +214,23 @@ class Decoder:
         opts = BeamSearchOptions(beam_size=o.beam_size or DEFAULT_BEAM, alpha=o.alpha, beta=o.beta,
                                  char_alpha=o.char_alpha, hotword_weight=o.hotword_weight, lm_lookahead=o.lm_lookahead,
                                  unk_score=o.unk_score, drop_unk=o.drop_unk)
+        phones = getattr(self.tokenizer, "kind", "") == "phone"
         try:
+            lexicon = _cached_lexicon(os.path.abspath(o.lexicon), os.path.getmtime(o.lexicon)) if o.lexicon else None
+            if o.grammar:
+                grammar = Grammar(o.grammar, self.tokenizer, o.unk_score, lexicon=lexicon if phones else None)
+            elif lexicon is not None:
+                grammar = Grammar.from_words(lexicon, self.tokenizer, lexicon if phones else None, o.unk_score)
+            elif phones:  # words from the model file
+                grammar = Grammar.from_words(self.tokenizer.lexicon, self.tokenizer, None, o.unk_score)
+            else:
+                grammar = None
             return CtcBeamSearch(self.tokenizer, load_lm(o.lm) if o.lm else None, opts, o.hotwords or None,
-                                 load_lm(o.char_lm) if o.char_lm else None, o.grammar or None)
+                                 load_lm(o.char_lm) if o.char_lm else None, grammar, lexicon if phones else None)
         except GrammarError as exc:
             raise ValueError(str(exc)) from None
+        except ValueError as exc:
+            raise ValueError(f"lexicon {o.lexicon}: {exc}" if o.lexicon and "lexicon" not in str(exc) else str(exc)) from None
 
     @property
     def grammar(self) -> Optional[Grammar]:

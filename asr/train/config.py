@@ -23,7 +23,11 @@ __all__ = ["DataConfig", "TrainConfig", "ExperimentConfig", "load_config"]
 class DataConfig:
     train: str = "data/fsdd/train.jsonl"
     dev: Optional[str] = "data/fsdd/dev.jsonl"
-    tokenizer: str = "char"  # "char", "word" or "bpe" (SentencePiece word pieces, trained on data.train)
+    tokenizer: str = "char"  # "char", "word", "bpe" (SentencePiece word pieces, trained on data.train) or "phone"
+    # tokenizer "phone": the pronunciation lexicon (WORD phone phone ... a line; `asr lexicon`
+    # writes one from CMUdict and espeak-ng). The model learns its phones and a word boundary;
+    # the pronunciations of the training words travel in the model file.
+    lexicon: Optional[str] = None
     bpe_vocab_size: int = 256  # tokenizer "bpe": the most output ids, blank included (small corpora give fewer)
     bpe_model_type: str = "unigram"  # tokenizer "bpe": SentencePiece "unigram" or "bpe"
     # Pronunciation lexicon (WORD phone phone ... a line): the intermediate CTC head
@@ -190,8 +194,11 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
                 problems.append(f"train.specaugment.{key} must be >= 0, got {getattr(sa, key)}")
         if not 0 <= sa.time_width_ratio <= 1:
             problems.append(f"train.specaugment.time_width_ratio must be in [0, 1], got {sa.time_width_ratio}")
-    if d.tokenizer not in ("char", "word", "bpe"):
-        problems.append(f"data.tokenizer must be 'char', 'word' or 'bpe', got {d.tokenizer!r}")
+    if d.tokenizer not in ("char", "word", "bpe", "phone"):
+        problems.append(f"data.tokenizer must be 'char', 'word', 'bpe' or 'phone', got {d.tokenizer!r}")
+    if (d.tokenizer == "phone") != bool(d.lexicon):
+        problems.append("data.tokenizer 'phone' and data.lexicon (its pronunciation lexicon) go together"
+                        f" (data.tokenizer is {d.tokenizer!r}, data.lexicon {d.lexicon!r})")
     if d.aux_lexicon and not cfg.model.inter_ctc_layer:
         problems.append("data.aux_lexicon trains the intermediate CTC head: set model.inter_ctc_layer too")
     if t.real_only_epochs and not d.synthetic:

@@ -104,10 +104,20 @@ def decode_dataset(
     chunk_size: Optional[int] = None, right_context: Optional[int] = None, device: Optional[torch.device] = None,
 ) -> tuple[list[str], list[str], Optional[float]]:
     """Greedy-decode every utterance of ``ds`` (see :func:`dataset_log_probs`). Returns
-    references (normalized), hypotheses, and the mean CTC loss per utterance."""
+    references (normalized), hypotheses, and the mean CTC loss per utterance. A phone model's
+    references are the phones of the transcripts (so its "WER" is a phone error rate, the word
+    boundary counted as a phone); utterances with a word its lexicon lacks are left out."""
     log_probs, loss = dataset_log_probs(model, ds, max_frames, max_batch, chunk_size, right_context, device)
     hyps = [tokenizer.decode(greedy_ids(lp)) for lp in log_probs]
     refs = [normalize_text(e.text) for e in ds.entries]
+    if getattr(tokenizer, "kind", "") == "phone":
+        pairs = []
+        for ref, hyp in zip(refs, hyps):
+            try:
+                pairs.append((tokenizer.decode(tokenizer.encode(ref)), hyp))
+            except ValueError:
+                continue
+        refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
     return refs, hyps, loss
 
 
@@ -476,6 +486,8 @@ class _StopFlag:
 def _build_tokenizer(cfg: ExperimentConfig, entries) -> Tokenizer:
     d = cfg.data
     options = dict(vocab_size=d.bpe_vocab_size, model_type=d.bpe_model_type) if d.tokenizer == "bpe" else {}
+    if d.tokenizer == "phone":
+        options = dict(lexicon=d.lexicon)
     if d.vocabulary is not None:
         options = dict(vocabulary=d.vocabulary)
     try:

@@ -22,10 +22,19 @@
 #   8  stream    its streaming graph $lc_exp/stream.onnx (confidence calibrated on dev); the
 #                streaming runtime decodes dev
 #                greedily and with both LMs (what `asr serve` and `asr stream` serve)
+#   9  lexicons  pronunciations (`asr lexicon`: CMUdict, espeak-ng for the words it lacks) of the
+#                train words -> $data/phones.txt, and CMUdict with them -> $data/cmudict.txt
+#                (the decoding vocabulary; no dev word is looked at)
+#  10  train-phone  the same model and budget on phones into $phone_exp (data.tokenizer phone;
+#                the intermediate CTC head on its own phones)
+#  11  eval-phone  dev: the phone model through the words of its model file, with the word LM,
+#                and with the word LM over CMUdict's words; the character model constrained to
+#                CMUdict's words (weights tuned on dev)
 #
 # Usage: recipes/speechocean762/run.sh [--stage N] [--stop-stage N] [--exp DIR] [--data DIR]
 #                                      [--corpus-dir DIR] [--nproc N]
 #                                      [--checkpoint last.pt|avg.pt|best.pt] [--lc-exp DIR]
+#                                      [--phone-exp DIR]
 #                                      [key=value ...]
 # --checkpoint: the model of $exp that stages 4 and 5 decode and export (stages 7 and 8 use the
 # final epoch of $lc_exp, default $exp/lc). Trailing key=value arguments override conf.yaml
@@ -36,10 +45,11 @@ source recipes/lib.sh
 
 stage=0 stop_stage=8 exp=exp/speechocean762 data=data/speechocean762 corpus_dir="" nproc=auto
 checkpoint=last.pt  # averaging the last epochs did not help here (README); avg.pt is scored in stage 3
-lc_exp=""
-options+=(nproc checkpoint lc_exp)
+lc_exp="" phone_exp=""
+options+=(nproc checkpoint lc_exp phone_exp)
 parse_args "$@"
 lc_exp=${lc_exp:-$exp/lc}
+phone_exp=${phone_exp:-$exp/phone}
 # the latency-controlled model: what conf.yaml trains, cut into chunks (README, "Streaming model")
 LC=(model.chunk_size=16 model.right_context=4 "train.chunk_sizes=[8,16,32]" model.utterance_cmn=false)
 mkdir -p "$exp"
@@ -127,5 +137,33 @@ if run_stage 8; then
   "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha "$(get alpha)" --char-lm "$exp/chars.arpa" \
     --char-alpha "$(get char_alpha)" --beta "$(get beta)" --out "$lc_exp/dev_stream_beam_lm_charlm.utterances.txt" | tee "$lc_exp/dev_stream_beam_lm_charlm.txt"
   stage_time 8 $t
+fi
+if run_stage 9; then
+  t=$SECONDS; echo "== stage 9: pronunciation lexicons of the train words -> $data/phones.txt, $data/cmudict.txt"
+  "${ASR[@]}" lexicon --manifest "$data/train.jsonl" --out "$data/phones.txt"
+  "${ASR[@]}" lexicon --all --manifest "$data/train.jsonl" --out "$data/cmudict.txt"
+  stage_time 9 $t
+fi
+
+PHONE=(data.tokenizer=phone data.lexicon="$data/phones.txt" data.aux_lexicon=null)
+if run_stage 10; then
+  t=$SECONDS; echo "== stage 10: train the phone model into $phone_exp ($nproc process(es))"
+  OMP_NUM_THREADS=1 asr_train "$phone_exp" --config recipes/speechocean762/conf.yaml --no-progress \
+    data.train="$data/train.jsonl" data.dev="$data/dev.jsonl" "${PHONE[@]}"
+  stage_time 10 $t
+fi
+
+if run_stage 11; then
+  t=$SECONDS; echo "== stage 11: evaluate $phone_exp/$checkpoint (words through lexicons) and $exp/$checkpoint with CMUdict's words"
+  ev=("${ASR[@]}" evaluate --checkpoint "$phone_exp/$checkpoint" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
+  "${ev[@]}" --beam-size 16 --out "$phone_exp/dev_beam.utterances.txt" | tee "$phone_exp/dev_beam.txt"
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.5,1,1.5 --beta 0,2,4 --out "$phone_exp/dev_beam_lm.utterances.txt" \
+    | tee "$phone_exp/dev_beam_lm.txt"
+  "${ev[@]}" --beam-size 16 --lexicon "$data/cmudict.txt" --lm "$exp/lm.arpa" --alpha 0.5,1,1.5 --beta 0,2,4 \
+    --out "$phone_exp/dev_beam_lm_cmudict.utterances.txt" | tee "$phone_exp/dev_beam_lm_cmudict.txt"
+  ev=("${ASR[@]}" evaluate --checkpoint "$exp/$checkpoint" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
+  "${ev[@]}" --beam-size 16 --lexicon "$data/cmudict.txt" --lm "$exp/lm.arpa" --alpha 0.6,0.9,1.2 --char-lm "$exp/chars.arpa" \
+    --char-alpha 0.5,0.8 --beta 1,2.5,4 --out "$exp/dev_beam_lm_charlm_cmudict.utterances.txt" | tee "$exp/dev_beam_lm_charlm_cmudict.txt"
+  stage_time 11 $t
 fi
 echo "== done in $(( SECONDS - t_start )) s; model: $exp/model.onnx, streaming model: $lc_exp/stream.onnx, LMs: $exp/lm.arpa, $exp/chars.arpa"

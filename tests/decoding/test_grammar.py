@@ -3,15 +3,19 @@ left out with a warning that names them, and the token automaton (any sequence o
 [unk] for the rest) over characters, words and word pieces."""
 
 import json
+import math
 import warnings
 
 import numpy as np
 import pytest
 
+from asr.cli.lm import main as lm_main
+from asr.decoding.beam_search import CtcBeamSearch
 from asr.decoding.grammar import (
     DEAD,
     MAX_PHRASE_WORDS,
     MAX_PHRASES,
+    MAX_WORDS,
     UNK_WORD,
     Grammar,
     GrammarError,
@@ -19,7 +23,9 @@ from asr.decoding.grammar import (
     parse_phrases,
     read_grammar,
 )
-from asr.text import BLANK, UNKNOWN_WORD, CharTokenizer, PhoneTokenizer, WordTokenizer
+from asr.decoding.lm import NGramLM
+from asr.decoding.options import Decoder, DecodingOptions
+from asr.text import BLANK, UNKNOWN_WORD, WORD_BOUNDARY, CharTokenizer, PhoneTokenizer, WordTokenizer
 from tests.conftest import piece_tokenizer
 
 CHARS = CharTokenizer([BLANK, " ", "a", "b", "c"])
@@ -95,8 +101,8 @@ def test_words_the_model_cannot_spell_are_left_out_and_named():
     with pytest.raises(GrammarError, match="none of the grammar's words can be spelled.*'xyz'"):
         Grammar(["xyz"], CHARS, warn=False)
     assert Grammar(["xyz", "[unk]"], CHARS, warn=False).phrases == ("[unk]",)  # only [unk] left: everything is [unk]
-    phones = PhoneTokenizer([BLANK, "AH", "B"], {"a": ["AH"]})
-    with pytest.raises(GrammarError, match="units are 'phone'"):
+    phones = PhoneTokenizer([BLANK, "AH", "B"], {"a": ["AH"]})  # an auxiliary head's phones: no word boundary
+    with pytest.raises(GrammarError, match="no word-boundary unit"):
         Grammar(["a"], phones)
     with pytest.raises(GrammarError, match="unk_score"):
         Grammar(["ab"], CHARS, unk_score=float("inf"))
@@ -188,3 +194,61 @@ def test_a_word_list_is_one_state_between_words():
         s = g.next(s, t)
     assert s == g.start
     assert g.num_states <= 8  # root, a, ab, abc, b, ba, c, [unk]
+
+
+# --- phone models: words spelled by their pronunciations, homophones picked by the LM --------
+PHONES = PhoneTokenizer([BLANK, WORD_BOUNDARY, "AA", "AE", "AH", "EY", "G", "K", "M", "OW", "T", "UW"],
+                        {"to": [("T", "UW")], "two": [("T", "UW")], "cat": [("K", "AE", "T")], "go": [("G", "OW")],
+                         "tomato": [("T", "AH", "M", "EY", "T", "OW"), ("T", "AH", "M", "AA", "T", "OW")]})
+
+
+def _phone_posteriors(phones: str) -> np.ndarray:
+    """Two frames a unit (the unit, then a blank); ``|`` is the word boundary."""
+    ids = [PHONES.vocab.index(p) for p in phones.split()]
+    lp = np.full((2 * len(ids), len(PHONES.vocab)), math.log(1e-4))
+    for i, t in enumerate(ids):
+        lp[2 * i, t] = lp[2 * i + 1, 0] = 0.0
+    return lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)
+
+
+def test_phone_model_decodes_words_through_pronunciations(tmp_path):
+    assert PHONES.decode(PHONES.encode("go to cat")) == "G OW | T UW | K AE T"
+    words = Decoder(PHONES, DecodingOptions(beam_size=8))
+    # every pronunciation of a word spells it; a word is closed by the boundary or the end
+    assert words.search(_phone_posteriors("T AH M AA T OW"))[0].text == "tomato"
+    assert words.search(_phone_posteriors("T AH M EY T OW | K AE T"))[0].text == "tomato cat"
+    hyp = words.search(_phone_posteriors("G OW | K AE T"))[0]
+    assert hyp.labels == [("go", 0, 1), ("cat", 3, 5)]  # token spans, boundary left out
+    # without an LM a homophone is the first of its words; with one, the word the LM likes after its history
+    (tmp_path / "t.txt").write_text("go two cat\n" * 5 + "to go\n")
+    assert lm_main(["build", "--text", str(tmp_path / "t.txt"), "--order", "2", "--out", str(tmp_path / "lm.arpa")]) == 0
+    with_lm = Decoder(PHONES, DecodingOptions(beam_size=8, lm=str(tmp_path / "lm.arpa"), alpha=1.0))
+    assert with_lm.search(_phone_posteriors("G OW | T UW | K AE T"))[0].text == "go two cat"
+    assert with_lm.search(_phone_posteriors("T UW | G OW"))[0].text == "to go"
+    # a lexicon file adds words (and pronunciations) the model file lacks; a grammar restricts to its phrases
+    (tmp_path / "lex.txt").write_text("GOAT  G OW1 T\nCOT K AA1 T\n")
+    more = Decoder(PHONES, DecodingOptions(beam_size=8, lexicon=str(tmp_path / "lex.txt")))
+    assert more.search(_phone_posteriors("G OW T | K AA T"))[0].text == "goat cot"
+    only = Decoder(PHONES, DecodingOptions(grammar=("go cat", "[unk]"), unk_score=-1.0))
+    assert only.search(_phone_posteriors("T UW | G OW | K AE T"))[0].text == "[unk] go cat"
+    # greedy decoding of a phone model writes phones; an LM without words to decode into is refused
+    assert Decoder(PHONES).search(_phone_posteriors("G OW | K AE T"))[0].text == "G OW | K AE T"
+    with pytest.raises(ValueError, match="needs a lexicon"):
+        CtcBeamSearch(PHONES, NGramLM.read_arpa(str(tmp_path / "lm.arpa"))).decode(_phone_posteriors("G OW"))
+
+
+def test_a_lexicon_constrains_a_character_model_to_its_words(tmp_path):
+    (tmp_path / "lex.txt").write_text("AB EY1 B IY1\nBA B AA1\n")
+    d = Decoder(CHARS, DecodingOptions(beam_size=8, lexicon=str(tmp_path / "lex.txt")))
+    assert set(d.grammar.phrases) == {"ab", "ba"}
+    with pytest.raises(ValueError, match="beam search"):
+        DecodingOptions(beam_size=0, lexicon=str(tmp_path / "lex.txt"))
+    with pytest.raises(ValueError, match="file not found"):
+        DecodingOptions(lexicon=str(tmp_path / "missing.txt"))
+    # a lexicon grammar takes more words than a phrase list may
+    many = [f"w{i}" for i in range(MAX_WORDS + 1)]
+    with pytest.raises(GrammarError, match="more than"):
+        Grammar(many, CHARS, warn=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrammarWarning)
+        assert Grammar.from_words(many + ["ab"], CHARS).phrases == ("ab",)

@@ -304,7 +304,7 @@ def test_options_keep_hotword_weights_and_name_every_problem():
     assert changed.beta == 0.5 and changed.hotwords.keys() == {"ab"}
     with pytest.raises(ValueError) as err:
         DecodingOptions(beam_size=0, hotwords=["ab"], alpha=True)
-    assert str(err.value) == ("invalid DecodingOptions: an LM, hotwords or a grammar need beam search: beam_size must be >= 1; "
+    assert str(err.value) == ("invalid DecodingOptions: an LM, hotwords, a grammar or a lexicon need beam search: beam_size must be >= 1; "
                               "alpha must be a finite number, got True")
     for bad in ("3", True, -1):
         with pytest.raises(ValueError, match=rf"^invalid DecodingOptions: beam_size must be an integer >= 0 \(0: greedy\), got {bad!r}$"):
