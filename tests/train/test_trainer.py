@@ -355,6 +355,48 @@ def test_phone_auxiliary_head(tiny_corpus, tmp_path):
     assert [lp.shape[1] for lp in log_probs] == [len(vocab)] and set(text) <= set(vocab[1:])
 
 
+def test_phone_model_end_to_end(tiny_corpus, tmp_path):
+    """data.tokenizer=phone: the model learns a lexicon's phones and the word boundary; the
+    checkpoint and the exported model carry the pronunciations, and beam search writes words
+    (the same in a process without torch); greedy decoding writes phones."""
+    from asr.decoding import DecodingOptions
+    from asr.manifest import read_manifest
+    from asr.text import WORD_BOUNDARY, PhoneTokenizer
+    from asr.train.export import export_onnx
+
+    words = sorted({w for e in read_manifest(tiny_corpus["train"]) for w in e.text.split()})
+    lex = tmp_path / "lexicon.txt"  # a letter's "phone" is the letter twice
+    lex.write_text("".join(f"{w.upper()}\t{' '.join(c.upper() * 2 for c in w)}\n" for w in words))
+    with pytest.raises(ValueError, match="data.lexicon"):
+        load_config(None, ["data.tokenizer=phone"])
+    exp = str(tmp_path / "phone")
+    train(tiny_config(tiny_corpus, ["data.tokenizer=phone", f"data.lexicon={lex}"], epochs=10, max_batch=4), exp, progress=False)
+    state = load_checkpoint(os.path.join(exp, "best.pt"))
+    tok = state["tokenizer"]
+    assert tok["kind"] == "phone" and tok["vocab"][:2] == ["<blank>", WORD_BOUNDARY] and set(tok["lexicon"]) == set(words)
+    rows = read_log(exp)
+    assert float(rows[-1]["train_loss"]) < 0.25 * float(rows[0]["train_loss"])  # it learns
+    with open(tiny_corpus["dev"]) as f:
+        wavs = [json.loads(line)["audio_filepath"] for line in f][:4]
+    greedy = asr.train.load_model(os.path.join(exp, "best.pt"))
+    assert isinstance(greedy.tokenizer, PhoneTokenizer)
+    assert all(set(greedy.transcribe(w).text.split()) <= set(tok["vocab"][1:]) for w in wavs)  # phones
+    model = asr.train.load_model(os.path.join(exp, "best.pt"), DecodingOptions(beam_size=8))
+    want = [model.transcribe(w).text for w in wavs]
+    assert any(want) and all(set(t.split()) <= set(words) for t in want)  # words of the lexicon
+    onnx_path = str(tmp_path / "phone.onnx")
+    export_onnx(os.path.join(exp, "best.pt"), onnx_path, parity_lengths_s=(0.6,))
+    proc = run_without_torch("""
+        import json, sys
+        import asr
+        from asr.decoding import DecodingOptions
+        rec = asr.load_model(sys.argv[1], DecodingOptions(beam_size=8))
+        print(json.dumps({"kind": rec.tokenizer.kind, "texts": [rec.transcribe(w).text for w in sys.argv[2:]]}))
+    """, onnx_path, *wavs)
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got == {"kind": "phone", "texts": want}
+
+
 @pytest.mark.parametrize("value", ["1", "1.5", "-0.1", "lots", "true", "null"])
 def test_nonspeech_fraction_is_validated(value):
     with pytest.raises(ValueError, match="train.nonspeech_fraction"):
