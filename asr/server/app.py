@@ -93,7 +93,7 @@ class Server:
         self.rec, self.cfg = recognizer, config
         info = recognizer.info
         self.model_name = os.path.basename(model_name or info.path)  # the file's name, never the path it was given as
-        self.defaults = StreamConfig(sample_rate=config.sample_rate or info.sample_rate)
+        self.defaults = StreamConfig(sample_rate=config.sample_rate or info.sample_rate, endpoint=recognizer.endpoint)
         self.rate_range = (min(MIN_RATE, info.sample_rate), MAX_RATE)  # what a stream may declare
         if not self.rate_range[0] <= self.defaults.sample_rate <= self.rate_range[1]:
             raise ValueError(f"invalid ServerConfig: sample_rate={self.defaults.sample_rate} is outside "
@@ -442,6 +442,10 @@ class Connection:
                     if self.session is not None:
                         raise ProtocolError("config after audio: send the config once, before the first audio message")
                     self.cfg = parse_config(body, self.cfg, *srv.rate_range)
+                elif kind == "reset":
+                    s = self.session or self._start_session()
+                    s.reset()
+                    s.loop.wake()
                 else:
                     return await self._eof()
             elif msg.type == WSMsgType.ERROR:  # aiohttp has closed it (too big: see _WebSocket.close)
@@ -465,8 +469,8 @@ class Connection:
     def _start_session(self) -> Session:
         srv = self.server
         loop = srv.pick_loop()
-        stream, warning = open_stream(loop.rec, f"{self.peer}#{srv.counts['connections']}", self.cfg)
-        self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s, srv.window_s, warning)
+        stream, warning, again = open_stream(loop.rec, f"{self.peer}#{srv.counts['connections']}", self.cfg)
+        self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s, srv.window_s, warning, restart=again)
         loop.add(self.session)
         self.sender = asyncio.get_running_loop().create_task(self._send_replies())
         return self.session
