@@ -112,14 +112,18 @@ class _Request:
 
 
 class OpenAIApi:
-    """The ``/v1`` routes of one server process, over the live recognizer's model (one ONNX
-    session shared with the streams)."""
+    """The ``/v1`` routes of one server process: over the live recognizer's model (one ONNX
+    session shared with the streams), or over an :class:`OfflineRecognizer` of its own (an
+    offline graph: ``asr serve --model model.onnx``)."""
 
-    def __init__(self, recognizer: OnlineRecognizer, config: ApiConfig = ApiConfig(), idle_timeout_s: float = 30.0):
+    def __init__(self, recognizer: "OnlineRecognizer | OfflineRecognizer", config: ApiConfig = ApiConfig(),
+                 idle_timeout_s: float = 30.0):
         self.cfg = config
         self.idle_timeout_s = idle_timeout_s  # an upload that sends nothing this long is dropped (408): the server's --idle-timeout
-        self.rec = OfflineRecognizer(StreamingBackend(recognizer.model), recognizer.decoder.options)
-        path = recognizer.info.path
+        if isinstance(recognizer, OnlineRecognizer):  # the live streams' model and options, whole files through its graph
+            recognizer = OfflineRecognizer(StreamingBackend(recognizer.model), recognizer.decoder.options)
+        self.rec = recognizer
+        path = recognizer.backend.path
         self.model_id = model_id(path)
         try:
             self.created = int(os.path.getmtime(path))
