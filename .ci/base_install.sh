@@ -34,6 +34,8 @@ import importlib.util, sys
 present = [m for m in ("torch", "torchaudio", "onnx", "yaml") if importlib.util.find_spec(m)]
 if present:
     sys.exit(f"the base install pulled in {present}: move them to the 'train' extra")
+if importlib.util.find_spec("av"):
+    sys.exit("the base install pulled in av (PyAV, with FFmpeg): it belongs to the 'ffmpeg' extra")
 try:
     import torch  # noqa: F401
     sys.exit("torch imports in the base install")

@@ -1,6 +1,7 @@
 """Audio loading: any file soundfile reads -> mono float32 at the model's sample rate.
 
-This module imports numpy, soundfile and soxr only, so the torch-free runtime uses it too.
+This module imports numpy, soundfile and soxr only, so the torch-free runtime uses it too
+(:func:`decode_with_ffmpeg` imports PyAV, the ``ffmpeg`` extra, when it is called).
 Resampling is libsoxr (python-soxr) at :data:`RESAMPLE_QUALITY`: its memory and time do not
 depend on how the two rates divide (a prime rate such as 44,101 Hz costs what 44,100 Hz does),
 and the streaming runtime (:class:`StreamingResampler`, below) runs the same libsoxr
@@ -9,6 +10,7 @@ resampler, so training and serving resample to the same samples.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import stat
@@ -22,7 +24,7 @@ import soxr
 
 __all__ = ["StreamingResampler", "join_audio", "AudioError", "AudioWarning", "AudioInput", "STDIN", "MAX_SAMPLE_RATE", "MAX_STDIN_BYTES",
            "load_audio", "read_audio", "read_input", "as_samples", "check_rate", "check_level", "resample", "to_mono", "check_finite",
-           "RESAMPLE_QUALITY", "AudioBlocks", "audio_blocks"]
+           "RESAMPLE_QUALITY", "AudioBlocks", "audio_blocks", "FFMPEG_EXTRA", "has_ffmpeg", "AudioTooLong", "decode_with_ffmpeg"]
 
 AudioInput = Union[str, os.PathLike, np.ndarray]
 STDIN = "-"  # the path that means standard input
@@ -472,3 +474,54 @@ def join_audio(paths: list, sample_rate: int, gap: float = 0.0) -> "np.ndarray |
     for i, p in enumerate(paths):
         parts += ([silence] if i else []) + [load_audio(p, sample_rate)]
     return np.concatenate(parts)
+
+
+# Containers libsndfile does not read (m4a/mp4 with AAC, webm/mkv with Opus or Vorbis, ...): PyAV,
+# whose wheels bundle FFmpeg, is an optional extra (about 100 MB installed), never the base.
+FFMPEG_EXTRA = "ffmpeg"  # pip install 'asr-toolkit[ffmpeg]'
+
+
+def has_ffmpeg() -> bool:
+    """Whether PyAV (the ``ffmpeg`` extra) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("av") is not None
+
+
+class AudioTooLong(AudioError):
+    """Decoded audio longer than the bound it was given."""
+
+
+def decode_with_ffmpeg(path: str, out: str, rate: int, max_s: float) -> float:
+    """The first audio stream of ``path`` (any container and codec FFmpeg reads) decoded to
+    ``out``, a 16-bit mono WAV at ``rate`` Hz, frame by frame (bounded memory); returns its
+    seconds. Raises :class:`AudioError` naming ``path`` when PyAV is missing (naming the extra)
+    or FFmpeg cannot decode it, :class:`AudioTooLong` past ``max_s`` seconds (a small compressed
+    file can hold hours)."""
+    try:
+        import av
+    except ImportError:
+        raise AudioError(path, f"decoding this format needs FFmpeg: pip install 'asr-toolkit[{FFMPEG_EXTRA}]' "
+                               "(PyAV, whose wheels bundle it)") from None
+    rate = check_rate(rate, path)
+    written, limit = 0, int(max_s * rate)
+    try:
+        with av.open(path) as container, sf.SoundFile(out, "w", samplerate=rate, channels=1, subtype="PCM_16",
+                                                       format="WAV") as f:
+            stream = next((st for st in container.streams if st.type == "audio"), None)
+            if stream is None:
+                raise AudioError(path, "has no audio stream")
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+            frames = itertools.chain(container.decode(stream), [None])  # None flushes the resampler
+            for frame in frames:
+                for piece in resampler.resample(frame):
+                    samples = piece.to_ndarray().reshape(-1)
+                    written += samples.size
+                    if written > limit:
+                        raise AudioTooLong(path, f"decodes to more than {max_s:g} s of audio")
+                    f.write(samples)
+    except av.FFmpegError as exc:
+        raise AudioError(path, f"FFmpeg cannot decode it ({exc})") from None
+    if written == 0:
+        raise AudioError(path, "contains no audio samples")
+    return written / rate

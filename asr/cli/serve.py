@@ -1,6 +1,8 @@
 """``asr serve``: the streaming server (websocket + web page + /health + /metrics, and the
-OpenAI-compatible /v1/audio/transcriptions) for an exported streaming model, on the torch-free
-runtime. See :mod:`asr.server`."""
+OpenAI-compatible /v1/audio/transcriptions) for an exported model, on the torch-free runtime.
+A streaming graph serves both; an offline graph serves the API (websocket streams are refused,
+saying that live streaming needs the streaming graph); given both (``--model`` twice), the
+streaming graph decodes the live streams and the offline graph the API's files. See :mod:`asr.server`."""
 
 from __future__ import annotations
 
@@ -48,7 +50,11 @@ def _cores() -> int:
 
 def add_parser(sub) -> None:
     sp = sub.add_parser("serve", help="streaming server: Vosk-compatible websocket, web page, /health, /metrics")
-    sp.add_argument("--model", help="streaming ONNX model (`asr export --streaming`; default: the built-in English digits model)")
+    sp.add_argument("--model", action="append", metavar="PATH",
+                    help="exported ONNX model (default: the built-in English digits model, streaming). A streaming graph "
+                         "(`asr export --streaming`) serves the websocket and the OpenAI API; an offline graph serves "
+                         "the API only; give --model twice, one of each, for the streaming graph on the websocket and "
+                         "the offline one for the API")
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sp.add_argument("--port", type=_port, default=2700, help="TCP port (default 2700, as the Vosk server)")
     sp.add_argument("--certfile", help="TLS certificate (PEM): serve https/wss, which browsers need for the microphone off localhost")
@@ -179,8 +185,8 @@ def _supervise(args) -> int:
         hold.close()
         raise OSError(f"cannot listen on {args.host}:{args.port}: {exc.strerror.lower()}") from None
     args.port = hold.getsockname()[1]
-    args.model = args.model or builtin_model(streaming=True)
-    _streaming_model(args.model)  # a bad model file fails here, once, with its message
+    args.model = args.model or [builtin_model(streaming=True)]
+    serve_models(args.model)  # a bad model file fails here, once, with its message
     endpoint_config(args, rule3_off=False)
     tls_context(args.certfile, args.keyfile)
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no onnxruntime state crosses a fork
@@ -217,15 +223,22 @@ def _supervise(args) -> int:
     return 0
 
 
-def _streaming_model(path: str, num_threads: int = 1):
-    """The model to serve, loaded; an offline graph is refused with what makes the streaming one."""
+def serve_models(paths: list, num_threads: int = 1):
+    """The models of ``--model`` (one or two paths), loaded: (streaming graph or None, offline
+    graph or None). Two of one kind are refused: one serves the websocket, the other the API."""
     from asr.runtime import OnnxModel
 
-    model = OnnxModel(path, num_threads=num_threads)
-    if not model.info.streaming:
-        raise ValueError(f"{path} is an offline graph; live streaming needs the streaming graph: "
-                         "asr export --checkpoint best.pt --streaming --out stream.onnx")
-    return model
+    if len(paths) > 2:
+        raise ValueError(f"--model given {len(paths)} times: at most twice, a streaming graph and an offline graph")
+    found = {}
+    for path in paths:
+        model = OnnxModel(path, num_threads=num_threads)
+        kind = "streaming" if model.info.streaming else "offline"
+        if kind in found:
+            raise ValueError(f"--model {found[kind].info.path} and --model {path} are both {kind} graphs: give one streaming "
+                             "graph (the websocket's) and one offline graph (the API's), or one model")
+        found[kind] = model
+    return found.get("streaming"), found.get("offline")
 
 
 def _serve_worker(args, index: int) -> None:
@@ -236,28 +249,33 @@ def _serve_worker(args, index: int) -> None:
 
 
 def _serve(args, worker: int = 0) -> int:
-    from asr.runtime import OnlineRecognizer
+    from asr.runtime import OfflineRecognizer, OnlineRecognizer, OnnxBackend
     from asr.runtime.builtin import builtin_model
     from asr.server.app import ServerConfig, build_app, run_server
 
     (options,) = decoding_options(args)
     endpoint = endpoint_config(args, rule3_off=False)
-    args.model = args.model or builtin_model(streaming=True)
-    model = _streaming_model(args.model, num_threads=args.threads)
-    rec = OnlineRecognizer(model, endpoint=endpoint, decoding=options)
+    args.model = args.model or [builtin_model(streaming=True)]
+    streaming, offline = serve_models(args.model, num_threads=args.threads)
+    rec = OnlineRecognizer(streaming, endpoint=endpoint, decoding=options) if streaming is not None else None
+    api_rec = OfflineRecognizer(OnnxBackend(offline), options) if offline is not None else None
     cfg = ServerConfig(max_streams=-(-args.max_streams // args.workers), max_message_bytes=args.max_message_bytes,
                        max_session_s=args.max_session_s, idle_timeout_s=args.idle_timeout, max_backlog_s=args.max_backlog_s,
                        sample_rate=args.sample_rate, max_batch=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                        decode_threads=args.decode_threads, max_load=args.max_load, workers=args.workers, worker=worker)
     context = tls_context(args.certfile, args.keyfile)
-    logging.getLogger("asr.server").info("model %s: %s, %d Hz, chunks of %.2f s + %.2f s look-ahead; decoding %s",
-                                         args.model, "streaming", rec.info.sample_rate,
-                                         rec.info.chunk_size * rec.info.frame_shift_s,
-                                         rec.info.right_context * rec.info.frame_shift_s, options.label())
+    log = logging.getLogger("asr.server")
+    if rec is not None:
+        log.info("model %s: streaming, %d Hz, chunks of %.2f s + %.2f s look-ahead; decoding %s", rec.info.path,
+                 rec.info.sample_rate, rec.info.chunk_size * rec.info.frame_shift_s,
+                 rec.info.right_context * rec.info.frame_shift_s, options.label())
+    else:
+        log.info("no streaming graph: websocket streams are refused (live streaming needs `asr export --streaming`)")
     api = api_config(args)
-    logging.getLogger("asr.server").info("OpenAI-compatible API: POST /v1/audio/transcriptions, GET /v1/models (%s; "
-                                         "uploads up to %g MiB)", "key required" if api.api_key else "no key",
-                                         args.max_upload_mb)
-    run_server(build_app(rec, cfg, model_name=args.model, api=api), host=args.host, port=args.port, ssl_context=context,
-               reuse_port=args.workers > 1)
+    log.info("OpenAI-compatible API: POST /v1/audio/transcriptions, GET /v1/models, model %s (%s; %s; uploads up to %g MiB)",
+             (offline or streaming).info.path, "offline graph" if offline is not None else "the streaming graph",
+             "key required" if api.api_key else "no key", args.max_upload_mb)
+    name = (streaming or offline).info.path
+    run_server(build_app(rec, cfg, model_name=name, api=api, api_recognizer=api_rec), host=args.host, port=args.port,
+               ssl_context=context, reuse_port=args.workers > 1)
     return 0

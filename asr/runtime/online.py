@@ -41,7 +41,8 @@ class OnlineStream:
     """One audio source. Create it with :meth:`OnlineRecognizer.create_stream`."""
 
     def __init__(self, recognizer: "OnlineRecognizer", name: str, keep_log_probs: bool = False, hotwords: Hotwords = None,
-                 grammar: Optional[Grammar] = None, alternatives: Optional[int] = None):
+                 grammar: Optional[Grammar] = None, alternatives: Optional[int] = None,
+                 endpoint: Optional[EndpointConfig] = None):
         info = recognizer.info
         self.name = name
         self._owner = recognizer
@@ -65,7 +66,7 @@ class OnlineStream:
             final = functools.partial(decoder.search, hotwords=hotwords, grammar=grammar, alternatives=alternatives)
         self.decoder = CtcStreamDecoder(info.tokenizer, info.frame_shift_s, final_decoder=final,
                                         calibration=info.confidence, alternatives=alternatives)
-        cfg = recognizer.endpoint
+        cfg = endpoint if endpoint is not None else recognizer.endpoint
         self._endpoint = EndpointDetector(cfg, info.frame_shift_s) if cfg is not None else None
         self.utterances: list[Utterance] = []  # finished utterances
         self.endpoint_rules: list[int] = []  # which rule ended each endpoint, in order
@@ -73,6 +74,11 @@ class OnlineStream:
 
     def __repr__(self) -> str:
         return f"OnlineStream({self.name!r}, {self.num_samples} samples, finished={self.finished})"
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of audio received so far (at the model's sample rate)."""
+        return self.num_samples / self._info.sample_rate
 
     # input -------------------------------------------------------------------------------
     def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
@@ -200,7 +206,8 @@ class OnlineRecognizer:
         return self.info.sample_rate
 
     def create_stream(self, name: Optional[str] = None, keep_log_probs: bool = False, hotwords: Hotwords = None,
-                      grammar: "Optional[Grammar | Sequence[str]]" = None, alternatives: Optional[int] = None) -> OnlineStream:
+                      grammar: "Optional[Grammar | Sequence[str]]" = None, alternatives: Optional[int] = None,
+                      endpoint: Optional[EndpointConfig] = None) -> OnlineStream:
         """A new stream; ``name`` appears in its errors and results (default ``stream-<n>``).
         ``keep_log_probs`` keeps every output frame's scores in ``stream.log_probs``.
         ``hotwords`` (phrases, or phrase -> bonus per token) bias this stream's final decoding
@@ -208,8 +215,9 @@ class OnlineRecognizer:
         ``grammar`` (phrases, or a :class:`Grammar` from ``recognizer.decoder.compile_grammar``)
         restricts it instead of the options' grammar (words the model cannot spell are left out
         with a warning; an empty grammar raises ValueError); ``alternatives`` (0 to
-        :data:`asr.decoding.options.MAX_ALTERNATIVES`) replaces the options' n-best size. Partial
-        results stay greedy."""
+        :data:`asr.decoding.options.MAX_ALTERNATIVES`) replaces the options' n-best size.
+        ``endpoint`` replaces the recognizer's endpoint rules for this stream (None: the
+        recognizer's; ``EndpointConfig(None, None, None)``: none). Partial results stay greedy."""
         if hotwords:
             self.decoder.check_hotwords(hotwords)
         if grammar is not None and not isinstance(grammar, Grammar):
@@ -217,8 +225,11 @@ class OnlineRecognizer:
         if alternatives is not None and (isinstance(alternatives, bool) or not isinstance(alternatives, int)
                                          or not 0 <= alternatives <= MAX_ALTERNATIVES):
             raise ValueError(f"alternatives must be an integer in 0..{MAX_ALTERNATIVES}, got {alternatives!r}")
+        if endpoint is not None and not isinstance(endpoint, EndpointConfig):
+            raise TypeError(f"endpoint must be an EndpointConfig or None, got {type(endpoint).__name__}")
         n = next(self._ids)
-        return OnlineStream(self, f"stream-{n}" if name is None else str(name), keep_log_probs, hotwords, grammar, alternatives)
+        return OnlineStream(self, f"stream-{n}" if name is None else str(name), keep_log_probs, hotwords, grammar, alternatives,
+                            endpoint)
 
     def _check(self, stream: OnlineStream) -> None:
         if not isinstance(stream, OnlineStream) or stream._owner is not self:

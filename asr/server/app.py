@@ -1,5 +1,6 @@
 """The aiohttp application of ``asr serve``: the websocket endpoint, the web page, /health and
-/metrics, in one process.
+/metrics, in one process. With an offline graph only (no streaming one), it serves the OpenAI
+audio API, the page, /health and /metrics, and refuses websocket streams, saying why.
 
 Each websocket connection gets a handler task (receives, validates, pushes audio into its
 :class:`~asr.server.loop.Session`) and a sender task (writes the replies the decoding loop
@@ -27,6 +28,7 @@ from typing import Optional
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from asr.runtime.offline import OfflineRecognizer
 from asr.runtime.online import OnlineRecognizer
 from asr.server.admission import Admission, LoadSample
 from asr.server.loop import DecodeLoop, LoopStats, Session, open_stream
@@ -86,19 +88,30 @@ class ServerConfig:
             raise ValueError(f"invalid ServerConfig: {', '.join(bad)} (limits must be positive)")
 
 
-class Server:
-    """State shared by the handlers: the recognizer, the decoding loop, counters."""
+NO_STREAMING = ("live streaming needs a streaming graph (asr export --checkpoint best.pt --streaming --out stream.onnx; "
+                "asr serve --model stream.onnx); this server has an offline graph, {model}, which transcribes files: "
+                "POST /v1/audio/transcriptions")
 
-    def __init__(self, recognizer: OnlineRecognizer, config: ServerConfig, model_name: str = ""):
+
+class Server:
+    """State shared by the handlers: the recognizer, the decoding loop, counters. ``recognizer``
+    None: no streaming graph (websocket streams are refused), ``api_recognizer`` serves /v1."""
+
+    def __init__(self, recognizer: Optional[OnlineRecognizer], config: ServerConfig, model_name: str = "",
+                 api_recognizer: Optional[OfflineRecognizer] = None):
+        if recognizer is None and api_recognizer is None:
+            raise ValueError("the server needs a streaming graph, an offline graph for the API, or both")
         self.rec, self.cfg = recognizer, config
-        info = recognizer.info
+        self.api_rec = api_recognizer
+        info = self.model_info = recognizer.info if recognizer is not None else api_recognizer.backend.info
         self.model_name = os.path.basename(model_name or info.path)  # the file's name, never the path it was given as
-        self.defaults = StreamConfig(sample_rate=config.sample_rate or info.sample_rate)
+        endpoint = recognizer.endpoint if recognizer is not None else None
+        self.defaults = StreamConfig(sample_rate=config.sample_rate or info.sample_rate, endpoint=endpoint)
         self.rate_range = (min(MIN_RATE, info.sample_rate), MAX_RATE)  # what a stream may declare
         if not self.rate_range[0] <= self.defaults.sample_rate <= self.rate_range[1]:
             raise ValueError(f"invalid ServerConfig: sample_rate={self.defaults.sample_rate} is outside "
                              f"{self.rate_range[0]}..{self.rate_range[1]} Hz")
-        self.window_s = info.window_frames * info.frontend.hop_length / info.sample_rate
+        self.window_s = info.window_frames * info.frontend.hop_length / info.sample_rate if info.streaming else 0.0
         self.loops: list[DecodeLoop] = []
         self.admission = Admission(max_load=config.max_load)
         self.lags: collections.deque = collections.deque(maxlen=1000)  # (t, event loop lateness, s)
@@ -111,7 +124,8 @@ class Server:
         self.started = time.monotonic()
 
     async def start(self, app) -> None:
-        for i in range(self.cfg.decode_threads):  # one recognizer per loop (its own decoders), one shared model
+        # one recognizer per loop (its own decoders), one shared model; none without a streaming graph
+        for i in range(self.cfg.decode_threads if self.rec is not None else 0):
             rec = self.rec if i == 0 else OnlineRecognizer(self.rec.model, endpoint=self.rec.endpoint,
                                                            decoding=self.rec.decoder.options)
             loop = DecodeLoop(rec, self.cfg.max_batch, self.cfg.max_wait_ms)
@@ -173,6 +187,8 @@ class Server:
         """/health: "ok"; "recovered" for ``recovery_s`` after a stream failed while decoding,
         once other streams decode again (200); "degraded" while nothing has decoded since a
         failure (503); "error" when a decoding loop has stopped (500). With the failure counts."""
+        if self.rec is None:  # nothing streams: the API alone
+            return {"status": "ok", "live_streams": 0, "streaming": False, **self._worker()}, 200
         if not self.loops:
             return {"status": "error", "live_streams": self.live}, 500
         parts = [loop.health(self.cfg.recovery_s) for loop in self.loops]
@@ -201,8 +217,11 @@ class Server:
     async def info(self, request: web.Request):
         """/info: the model (its file name, its card or null, vocabulary, rate, latency = chunk +
         look-ahead: :meth:`asr.runtime.schema.ModelInfo.describe`) and the limits; the page reads it."""
-        d = self.rec.info.describe()
-        return web.json_response({"model": self.model_name, "card": d["card"], "vocabulary": d["vocabulary"],
+        d = self.model_info.describe()
+        api = self.api.rec.backend.info if self.api is not None else None
+        return web.json_response({"model": self.model_name, "streaming": self.rec is not None,
+                                  "api_model": os.path.basename(api.path) if api is not None else None,
+                                  "card": d["card"], "vocabulary": d["vocabulary"],
                                   "sample_rate": d["sample_rate"], "default_sample_rate": self.defaults.sample_rate,
                                   "min_sample_rate": self.rate_range[0], "max_sample_rate": self.rate_range[1],
                                   "chunk_s": d["chunk_s"], "right_context_s": d["right_context_s"], "latency_s": d["latency_s"],
@@ -237,6 +256,11 @@ class Server:
         ws = _WebSocket(cfg.max_message_bytes, compress=False, autoping=True, timeout=CLOSE_TIMEOUT_S)
         await ws.prepare(request)
         self.counts["connections"] += 1
+        if self.rec is None:
+            self.counts["refused"] += 1
+            await ws.send_str(error_reply(NO_STREAMING.format(model=self.model_name)))
+            await ws.close(code=CLOSE_POLICY, message=b"no streaming graph")
+            return ws
         if self.live >= cfg.max_streams:
             self.counts["refused"] += 1
             reason = f"server full: {cfg.max_streams} streams are live (--max-streams); try again later"
@@ -442,6 +466,10 @@ class Connection:
                     if self.session is not None:
                         raise ProtocolError("config after audio: send the config once, before the first audio message")
                     self.cfg = parse_config(body, self.cfg, *srv.rate_range)
+                elif kind == "reset":
+                    s = self.session or self._start_session()
+                    s.reset()
+                    s.loop.wake()
                 else:
                     return await self._eof()
             elif msg.type == WSMsgType.ERROR:  # aiohttp has closed it (too big: see _WebSocket.close)
@@ -465,8 +493,8 @@ class Connection:
     def _start_session(self) -> Session:
         srv = self.server
         loop = srv.pick_loop()
-        stream, warning = open_stream(loop.rec, f"{self.peer}#{srv.counts['connections']}", self.cfg)
-        self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s, srv.window_s, warning)
+        stream, warning, again = open_stream(loop.rec, f"{self.peer}#{srv.counts['connections']}", self.cfg)
+        self.session = Session(stream, self.cfg, srv.rec.info.frame_shift_s, srv.window_s, warning, restart=again)
         loop.add(self.session)
         self.sender = asyncio.get_running_loop().create_task(self._send_replies())
         return self.session
@@ -567,19 +595,24 @@ def _open_fds() -> Optional[int]:
         return None
 
 
-def build_app(recognizer: OnlineRecognizer, config: ServerConfig = ServerConfig(), model_name: str = "",
-              api: Optional[ApiConfig] = ApiConfig()) -> web.Application:
+def build_app(recognizer: Optional[OnlineRecognizer], config: ServerConfig = ServerConfig(), model_name: str = "",
+              api: Optional[ApiConfig] = ApiConfig(), api_recognizer: Optional[OfflineRecognizer] = None) -> web.Application:
     """The aiohttp application: ``/`` (page, or websocket for Vosk clients), ``/ws``, ``/health``,
     ``/metrics``, ``/info``, ``/favicon.ico``, ``/static/...``, and unless ``api`` is None the OpenAI-compatible
-    ``/v1/audio/transcriptions`` and ``/v1/models`` (:mod:`asr.server.openai_api`)."""
-    server = Server(recognizer, config, model_name)
+    ``/v1/audio/transcriptions`` and ``/v1/models`` (:mod:`asr.server.openai_api`). ``recognizer``
+    (a streaming graph) decodes the websocket streams, and the API's files too unless
+    ``api_recognizer`` (an offline graph) is given; without ``recognizer``, streams are refused."""
+    if recognizer is None and (api is None or api_recognizer is None):
+        raise ValueError("without a streaming graph the server needs the API and an offline graph for it")
+    server = Server(recognizer, config, model_name, api_recognizer)
     app = web.Application()
     app[SERVER_KEY] = server
     app.on_startup.append(server.start)
     app.on_shutdown.append(server.shutdown)
     app.on_cleanup.append(server.stop)
     if api is not None:
-        server.api = OpenAIApi(recognizer, api, idle_timeout_s=config.idle_timeout_s)
+        server.api = OpenAIApi(api_recognizer if api_recognizer is not None else recognizer, api,
+                               idle_timeout_s=config.idle_timeout_s)
         server.api.add_routes(app)
     app.add_routes([
         web.get("/", server.index),

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import functools
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -28,15 +29,17 @@ __all__ = ["Session", "DecodeLoop", "LoopStats", "open_stream"]
 
 log = logging.getLogger("asr.server")
 EOF = None  # the inbox item that ends the input
+RESET = "reset"  # the inbox item that ends the input so far: final result, then a fresh stream
 FEED_PIECE_S = 1.0  # seconds of a message fed to its stream per step (resampling and log-mel of at most this much)
 AHEAD_S = 0.25  # audio a real-time client may have sent ahead of the clock beyond the model's window (jitter)
 
 
-def open_stream(rec: OnlineRecognizer, name: str, cfg: StreamConfig) -> tuple[OnlineStream, str]:
-    """A new stream of ``rec`` for a connection's config, and a warning for its client ("" if
-    none): ``phrase_list`` restricts its final decoding (a grammar: words the model cannot spell
-    are left out, named in the warning and the log, and the stream goes on), ``hotwords`` bias
-    it, ``max_alternatives`` sets its n-best size. Raises :class:`ProtocolError` naming the field
+def open_stream(rec: OnlineRecognizer, name: str, cfg: StreamConfig) -> tuple[OnlineStream, str, Callable[[], OnlineStream]]:
+    """A new stream of ``rec`` for a connection's config, a warning for its client ("" if
+    none), and what makes another such stream (after a reset): ``phrase_list`` restricts its
+    final decoding (a grammar: words the model cannot spell are left out, named in the warning
+    and the log, and the stream goes on), ``hotwords`` bias it, ``max_alternatives`` sets its
+    n-best size, ``endpoint`` its endpoint rules. Raises :class:`ProtocolError` naming the field
     for a phrase list with nothing left, or hotwords the model cannot spell."""
     grammar, warning = None, ""
     if cfg.phrase_list:
@@ -52,20 +55,27 @@ def open_stream(rec: OnlineRecognizer, name: str, cfg: StreamConfig) -> tuple[On
         cut = f"config.max_alternatives: {cfg.max_alternatives} asked, at most {MAX_ALTERNATIVES} given"
         warning = f"{warning}; {cut}" if warning else cut
         log.warning("stream %s: %s", name, cut)
+    again = functools.partial(rec.create_stream, name, hotwords=list(cfg.hotwords) or None, grammar=grammar,
+                              alternatives=alternatives, endpoint=cfg.endpoint)
     try:
-        stream = rec.create_stream(name, hotwords=list(cfg.hotwords) or None, grammar=grammar, alternatives=alternatives)
+        stream = again()
     except ValueError as exc:
         raise ProtocolError(f"config.hotwords: {exc}") from None
-    return stream, warning
+    return stream, warning, again
 
 
 class Session:
     """One connection's stream. The handler (event loop) calls :meth:`push` / :meth:`finish`
-    and reads :attr:`outbox`; the loop's worker thread alone touches :attr:`stream`."""
+    and reads :attr:`outbox`; the loop's worker thread alone touches :attr:`stream`. A
+    :meth:`reset` ends the stream as the eof does (its final result is the reset's reply), and
+    ``restart`` makes the next one, whose times run on from the connection's start."""
 
     def __init__(self, stream: OnlineStream, cfg: StreamConfig, frame_shift_s: float, window_s: float = 0.0,
-                 warning: str = ""):
+                 warning: str = "", restart: Optional[Callable[[], OnlineStream]] = None):
         self.stream, self.cfg = stream, cfg
+        self._restart = restart  # None: a reset is refused
+        self._offset_s = 0.0  # audio of the streams before the last reset, seconds (their times run on)
+        self._resetting = False  # the stream was ended by a reset, not the eof
         self.warning = warning  # sent once, in a "warning" field of the first reply (e.g. phrase_list words left out)
         self.name = stream.name
         self._shift = frame_shift_s
@@ -101,6 +111,14 @@ class Session:
         self._arrivals.append((now, self._real_time(now)))
         self.inbox.append(EOF)
 
+    def reset(self) -> None:
+        """``{"reset" : 1}``: the final result of the audio so far, then a fresh stream."""
+        if self._restart is None:
+            raise ProtocolError("reset is not served on this stream")
+        now = time.monotonic()
+        self._arrivals.append((now, self._real_time(now)))
+        self.inbox.append(RESET)
+
     def waited(self, now: float) -> float:
         """How long the oldest unanswered message has waited, if it is timed (else 0)."""
         try:
@@ -128,9 +146,10 @@ class Session:
         fed = 0.0
         while self.inbox and not self.stream.ready and not self.stream.done:
             item = self.inbox[0]
-            if item is EOF:
+            if item is EOF or item is RESET:
                 self.inbox.popleft()
                 self._owed += 1
+                self._resetting = item is RESET
                 self.stream.input_finished()
             else:
                 if item.size > self._piece:  # a long message: this piece now, the rest at later steps
@@ -169,15 +188,32 @@ class Session:
             arrived, timed = self._arrivals.popleft()
             if delays is not None and timed:
                 delays.append((now, now - arrived))
-        if stream.done:  # the eof is the last message: its reply is the final result
-            out[-1] = result_reply(new, self.cfg.words, self.cfg.max_alternatives)
-            out.append(None)
+        if stream.done:  # the eof (or a reset) is the last message: its reply is the final result
+            out[-1] = result_reply(new, self.cfg.words, self.cfg.max_alternatives, self._offset_s)
+            if not self._resetting:
+                out.append(None)
         elif new:
-            out[0] = result_reply(new, self.cfg.words, self.cfg.max_alternatives)
+            out[0] = result_reply(new, self.cfg.words, self.cfg.max_alternatives, self._offset_s)
         if self.warning:
             out[0], self.warning = with_warning(out[0], self.warning), ""
         self._owed = 0
+        if stream.done and self._resetting:
+            self._start_over()
         return out
+
+    def _start_over(self) -> None:
+        """After a reset: a fresh stream (decoder, states, endpoint rules), its times after the old one's audio."""
+        old = self.stream
+        self._offset_s += old.duration_s
+        self.stream = self._restart()
+        self._resetting = False
+        self._reported = 0
+        self._partial_key, self._partial = None, partial_reply("")
+
+    @property
+    def decoded_until_s(self) -> float:
+        """Audio decoded so far, seconds from the connection's start (worker side)."""
+        return self._offset_s + self.stream.decoder.num_frames * self._shift
 
 
 @dataclass
@@ -412,7 +448,7 @@ class DecodeLoop:
         for s in work:
             if id(s) in bad:
                 continue
-            s.decoded_s = s.stream.decoder.num_frames * s._shift
+            s.decoded_s = s.decoded_until_s
             if s.stream.ready:
                 if id(s) in stepped or s.waiting_since is None:
                     s.waiting_since = requeue

@@ -34,7 +34,7 @@ from typing import Optional
 
 from aiohttp import web
 
-from asr.audio import AudioBlocks, AudioError
+from asr.audio import FFMPEG_EXTRA, AudioBlocks, AudioError, AudioTooLong, decode_with_ffmpeg, has_ffmpeg
 from asr.decoding.result import Result, Utterance
 from asr.runtime.offline import OfflineRecognizer
 from asr.runtime.online import OnlineRecognizer, StreamingBackend
@@ -112,14 +112,18 @@ class _Request:
 
 
 class OpenAIApi:
-    """The ``/v1`` routes of one server process, over the live recognizer's model (one ONNX
-    session shared with the streams)."""
+    """The ``/v1`` routes of one server process: over the live recognizer's model (one ONNX
+    session shared with the streams), or over an :class:`OfflineRecognizer` of its own (an
+    offline graph: ``asr serve --model model.onnx``)."""
 
-    def __init__(self, recognizer: OnlineRecognizer, config: ApiConfig = ApiConfig(), idle_timeout_s: float = 30.0):
+    def __init__(self, recognizer: "OnlineRecognizer | OfflineRecognizer", config: ApiConfig = ApiConfig(),
+                 idle_timeout_s: float = 30.0):
         self.cfg = config
         self.idle_timeout_s = idle_timeout_s  # an upload that sends nothing this long is dropped (408): the server's --idle-timeout
-        self.rec = OfflineRecognizer(StreamingBackend(recognizer.model), recognizer.decoder.options)
-        path = recognizer.info.path
+        if isinstance(recognizer, OnlineRecognizer):  # the live streams' model and options, whole files through its graph
+            recognizer = OfflineRecognizer(StreamingBackend(recognizer.model), recognizer.decoder.options)
+        self.rec = recognizer
+        path = recognizer.backend.path
         self.model_id = model_id(path)
         try:
             self.created = int(os.path.getmtime(path))
@@ -367,12 +371,31 @@ class OpenAIApi:
         return None if ids else "no token"
 
     def _probe(self, req: _Request) -> None:
-        """415 unless the file opens as audio (its header: format, rate, length)."""
+        """415 unless the file opens as audio (its header: format, rate, length). What libsndfile
+        does not read (m4a, mp4, webm, ...) is decoded by FFmpeg when PyAV (the ``ffmpeg`` extra)
+        is installed, into a WAV at the model's rate that the request goes on with; at most as
+        much audio as a WAV of the upload limit holds (413 beyond)."""
         try:
             AudioBlocks(req.path, warn=False)
+            return
         except AudioError as exc:
-            raise ApiError(415, f"{req.filename}: {_reason(exc, req)}; send audio in a format libsndfile reads "
-                                "(wav, flac, ogg/vorbis/opus, mp3, ...)", "file", "unsupported_file") from None
+            if not has_ffmpeg():
+                raise ApiError(415, f"{req.filename}: {_reason(exc, req)}; send audio in a format libsndfile reads "
+                                    f"(wav, flac, ogg/vorbis/opus, mp3, ...): m4a, mp4 and webm need FFmpeg on the server, "
+                                    f"pip install 'asr-toolkit[{FFMPEG_EXTRA}]'", "file", "unsupported_file") from None
+        rate = self.rec.backend.frontend.sample_rate
+        wav = os.path.join(os.path.dirname(req.path), "decoded.wav")
+        max_s = self.cfg.max_upload_bytes / (2 * rate)
+        try:
+            decode_with_ffmpeg(req.path, wav, rate, max_s)
+        except AudioTooLong:
+            raise ApiError(413, f"{req.filename} decodes to more than {max_s:g} s of audio, as much as a "
+                                f"{self.cfg.max_upload_bytes / 2**20:g} MiB WAV at {rate} Hz holds, this server's limit "
+                                "(asr serve --max-upload-mb)", "file", "file_too_large") from None
+        except AudioError as exc:
+            raise ApiError(415, f"{req.filename}: not audio that libsndfile or FFmpeg reads ({_reason(exc, req)})", "file",
+                           "unsupported_file") from None
+        req.path = wav
 
     # the transcription (in the API's thread) ----------------------------------------------------
     def _transcribe(self, req: _Request, tmpdir: str, cancel: threading.Event) -> tuple[Result, str, str]:

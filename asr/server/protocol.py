@@ -9,7 +9,14 @@ closed one or more utterances, ``{"result": [{"word", "start", "end", "conf"}, .
 "..."}`` (no ``"result"`` when ``words`` is false), or with ``max_alternatives`` N > 0 Vosk's n-best
 form ``{"alternatives": [{"confidence", "result": [{"word", "start", "end"}, ...], "text"}, ...]}``
 (at most N, best first). The answer to the eof is the final result, after which the server
-closes the connection; so does it after ``{"error": "reason"}``.
+closes the connection; so does it after ``{"error": "reason"}``. ``{"reset" : 1}`` is answered
+with the final result of what was sent so far, as the eof, and the stream goes on afresh (a new
+recognizer, times running on from the start of the connection), as Vosk's server does.
+
+``"endpoint": {"rule1": S, "rule2": S, "rule3": S}`` in the config sets the stream's endpoint
+rules (``asr serve --rule1/2/3``, :mod:`asr.runtime.endpoint`): the rules given replace the
+server's, each a number of seconds; ``rule1`` and ``rule2`` may be ``"off"`` (or null), ``rule3``
+is at most the server's, since it bounds an utterance's memory. Vosk's server has no such key.
 
 ``phrase_list`` restricts what the stream may write to those phrases, in any sequence, as Vosk
 does (``"[unk]"`` stands for anything else; :mod:`asr.decoding.grammar`); a word the model
@@ -35,10 +42,11 @@ from asr.audio import MAX_SAMPLE_RATE
 from asr.decoding.grammar import UNK_WORD
 from asr.decoding.options import MAX_ALTERNATIVES
 from asr.decoding.result import Alternative, Utterance
+from asr.runtime.endpoint import EndpointConfig
 
 __all__ = ["ProtocolError", "StreamConfig", "parse_config", "parse_text", "parse_audio", "partial_reply",
            "result_reply", "error_reply", "with_warning", "FORMATS", "VOSK_UNK", "MIN_RATE", "MAX_RATE", "MAX_PHRASES",
-           "MAX_PHRASE_CHARS", "MAX_ALTERNATIVES"]
+           "MAX_PHRASE_CHARS", "MAX_ALTERNATIVES", "MAX_RULE_S", "ENDPOINT_RULES"]
 
 FORMATS = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 VOSK_UNK = UNK_WORD  # Vosk's "anything else" entry of a phrase list
@@ -50,6 +58,11 @@ MAX_PHRASE_CHARS = 200
 # model doubles them. The upper bound is the highest rate audio hardware records.
 MIN_RATE = 8_000
 MAX_RATE = MAX_SAMPLE_RATE  # 384 kHz: the bound every input path shares (asr.audio)
+# config.endpoint: a rule is a number of seconds in (0, MAX_RULE_S]; rule3 at most the server's own
+# (it bounds an utterance's memory), and never off. The rules are checked after each model chunk,
+# so a rule shorter than a chunk acts as one chunk.
+MAX_RULE_S = 3600.0
+ENDPOINT_RULES = ("rule1", "rule2", "rule3")
 
 
 class ProtocolError(ValueError):
@@ -66,6 +79,7 @@ class StreamConfig:
     format: str = "int16"
     hotwords: tuple = field(default_factory=tuple)  # biases (extension)
     max_alternatives: int = 0  # n-best results (Vosk's form) when > 0
+    endpoint: Optional[EndpointConfig] = None  # the stream's endpoint rules (None: the recognizer's)
 
     @property
     def sample_bytes(self) -> int:
@@ -106,12 +120,37 @@ def _alternatives(value) -> int:
     return int(value)
 
 
+def _endpoint(value, base: Optional[EndpointConfig]) -> EndpointConfig:
+    """``config.endpoint`` over the server's rules ``base``: each rule given is seconds in
+    (0, MAX_RULE_S], or "off"/null for rule1 and rule2; rule3 is at most ``base.rule3``."""
+    if not isinstance(value, dict):
+        raise ProtocolError(f'config.endpoint must be an object such as {{"rule2": 0.5}}, got {type(value).__name__}')
+    unknown = sorted(set(value) - set(ENDPOINT_RULES))
+    if unknown:
+        raise ProtocolError(f"config.endpoint: unknown field(s) {unknown}; known: {list(ENDPOINT_RULES)}")
+    base = base if base is not None else EndpointConfig()
+    rules = {name: getattr(base, name) for name in ENDPOINT_RULES}
+    longest = base.rule3 if base.rule3 is not None else MAX_RULE_S
+    for name, v in value.items():
+        top = longest if name == "rule3" else MAX_RULE_S
+        if (v is None or v == "off") and name != "rule3":
+            rules[name] = None
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v <= top:
+            offable = "" if name == "rule3" else ', or "off"'
+            why = " (the server's --rule3: it bounds an utterance's memory)" if name == "rule3" else ""
+            raise ProtocolError(f"config.endpoint.{name} must be seconds in (0, {top:g}]{why}{offable}, got {v!r}")
+        rules[name] = float(v)
+    return EndpointConfig(**rules)
+
+
 def parse_config(body, defaults: StreamConfig, min_rate: int = MIN_RATE, max_rate: int = MAX_RATE) -> StreamConfig:
     """The object under ``"config"`` -> a :class:`StreamConfig` (unknown keys are refused, so a
-    typo is not silently ignored; ``sample_rate`` must lie in ``min_rate..max_rate``)."""
+    typo is not silently ignored; ``sample_rate`` must lie in ``min_rate..max_rate``; ``endpoint``
+    rules over ``defaults.endpoint``, the server's)."""
     if not isinstance(body, dict):
         raise ProtocolError(f"config must be an object, got {type(body).__name__}")
-    known = {"sample_rate", "words", "phrase_list", "format", "max_alternatives", "hotwords"}
+    known = {"sample_rate", "words", "phrase_list", "format", "max_alternatives", "hotwords", "endpoint"}
     unknown = sorted(set(body) - known)
     if unknown:
         raise ProtocolError(f"config: unknown field(s) {unknown}; known: {sorted(known)}")
@@ -130,11 +169,13 @@ def parse_config(body, defaults: StreamConfig, min_rate: int = MIN_RATE, max_rat
         out["format"] = body["format"]
     if "max_alternatives" in body:
         out["max_alternatives"] = _alternatives(body["max_alternatives"])
+    if "endpoint" in body:
+        out["endpoint"] = _endpoint(body["endpoint"], defaults.endpoint)
     return StreamConfig(**{**defaults.__dict__, **out})
 
 
 def parse_text(text: str) -> tuple[str, Optional[dict]]:
-    """A text message -> ``("config", body)`` or ``("eof", None)``; anything else raises."""
+    """A text message -> ``("config", body)``, ``("eof", None)`` or ``("reset", None)``; anything else raises."""
     try:
         obj = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
@@ -142,15 +183,15 @@ def parse_text(text: str) -> tuple[str, Optional[dict]]:
     except RecursionError:  # e.g. 100,000 '[': the parser recurses once per level
         raise ProtocolError(f"text message nests too deeply to parse: {text[:20]!r}...") from None
     if not isinstance(obj, dict) or len(obj) != 1:
-        raise ProtocolError(f'text message must be {{"config": {{...}}}} or {{"eof" : 1}}, got {text[:80]!r}')
+        raise ProtocolError(f'text message must be {{"config": {{...}}}}, {{"eof" : 1}} or {{"reset" : 1}}, got {text[:80]!r}')
     (key, value), = obj.items()
     if key == "config":
         return "config", value
-    if key == "eof":
+    if key in ("eof", "reset"):
         if value != 1 or isinstance(value, bool):
-            raise ProtocolError(f'eof message must be {{"eof" : 1}}, got {text[:80]!r}')
-        return "eof", None
-    raise ProtocolError(f'unknown text message {key!r}: expected "config" or "eof"')
+            raise ProtocolError(f'{key} message must be {{"{key}" : 1}}, got {text[:80]!r}')
+        return key, None
+    raise ProtocolError(f'unknown text message {key!r}: expected "config", "eof" or "reset"')
 
 
 def _no_constant(name: str):
@@ -182,32 +223,42 @@ def partial_reply(text: str) -> str:
     return _dumps({"partial": text})
 
 
-def result_reply(utterances: Sequence[Utterance], words: bool, alternatives: int = 0) -> str:
+def result_reply(utterances: Sequence[Utterance], words: bool, alternatives: int = 0, offset_s: float = 0.0) -> str:
     """One result for the utterances finished since the last result (their words in order, their
     texts joined by a space); ``conf`` is the word's confidence where the model gives one, else 1.0.
-    ``alternatives`` > 0: Vosk's n-best form instead (:func:`_alternatives_reply`)."""
+    ``alternatives`` > 0: Vosk's n-best form instead (:func:`_alternatives_reply`). ``offset_s``:
+    added to every time (the audio of the connection before its last reset)."""
     if alternatives > 0:
-        return _alternatives_reply(utterances, words, alternatives)
+        return _alternatives_reply(utterances, words, alternatives, offset_s)
     text = " ".join(u.text for u in utterances if u.text)
     if not words:
         return _dumps({"text": text})
-    ws = [{"conf": _conf(w), "end": w.end, "start": w.start, "word": w.word} for u in utterances for w in u.words]
+    t = _shifter(offset_s)
+    ws = [{"conf": _conf(w), "end": t(w.end), "start": t(w.start), "word": w.word} for u in utterances for w in u.words]
     return _dumps({"result": ws, "text": text})
 
 
-def _alternatives_reply(utterances: Sequence[Utterance], words: bool, n: int) -> str:
+def _shifter(offset_s: float):
+    """Times moved ``offset_s`` later (rounded to the millisecond; unchanged when 0)."""
+    if not offset_s:
+        return lambda x: x
+    return lambda x: round(x + offset_s, 3)
+
+
+def _alternatives_reply(utterances: Sequence[Utterance], words: bool, n: int, offset_s: float = 0.0) -> str:
     """``{"alternatives": [{"confidence", "result", "text", "acoustic", "lm"}, ...]}``, at most ``n``,
     best first, as Vosk writes them (words without ``conf``; no ``result`` when ``words`` is false;
     ``confidence`` is the hypothesis's total log-score, natural log). Several utterances in one
     result (long messages only): the k-th entry joins each one's k-th best (its last, where it
     has fewer), scores summed. Nothing recognized: one empty entry, confidence 1.0 (Vosk's)."""
+    t = _shifter(offset_s)
     lists = [u.alternatives or [Alternative(u.text, 0.0, 0.0, 0.0, list(u.words))] for u in utterances if u.text or u.alternatives]
     entries = []
     for k in range(min(n, max((len(a) for a in lists), default=0))):
         picked = [a[min(k, len(a) - 1)] for a in lists]
         entry = {"confidence": round(sum(a.score for a in picked), 4)}
         if words:
-            entry["result"] = [{"end": w.end, "start": w.start, "word": w.word} for a in picked for w in a.words]
+            entry["result"] = [{"end": t(w.end), "start": t(w.start), "word": w.word} for a in picked for w in a.words]
         entry["text"] = " ".join(a.text for a in picked if a.text)
         entry["acoustic"] = round(sum(a.acoustic for a in picked), 4)
         entry["lm"] = round(sum(a.lm for a in picked), 4)

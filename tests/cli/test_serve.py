@@ -112,13 +112,107 @@ def test_one_worker_per_core_by_default():
         assert proc.wait(timeout=30) == 0
 
 
+def _post_file(url: str, path: str) -> dict:
+    import aiohttp
+
+    async def post():
+        form = aiohttp.FormData()
+        form.add_field("file", open(path, "rb"), filename=os.path.basename(path))
+        async with aiohttp.ClientSession() as s, s.post(url, data=form) as r:
+            return await r.json()
+    return asyncio.run(post())
+
+
+def _ws_replies(url: str, path: str) -> list:
+    """Every message the server sends for one file (a config, the file in 0.5 s pieces, the eof), and the close code."""
+    import json
+
+    import aiohttp
+    import soundfile as sf
+
+    samples, rate = sf.read(path, dtype="int16")
+
+    async def talk():
+        out = []
+        async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+            await ws.send_str(json.dumps({"config": {"sample_rate": rate}}))
+            for i in range(0, samples.size, rate // 2):
+                await ws.send_bytes(samples[i : i + rate // 2].tobytes())
+            await ws.send_str('{"eof" : 1}')
+            async for msg in ws:
+                out.append(json.loads(msg.data))
+            return out, ws.close_code
+    return asyncio.run(talk())
+
+
+DIGITS = os.path.join(ROOT, "tests", "data", "fsdd_four_zero_seven_two_nine.wav")
+
+
+def test_an_offline_graph_serves_the_api_and_refuses_streams():
+    """Issue 27: `asr serve --model model.onnx` (an offline graph) stopped with a message. It now
+    serves the OpenAI API (the text asr.load_model gives), /health and /info, and a websocket
+    stream gets one error naming the fix (a streaming graph, asr export --streaming), close 1008."""
+    import json
+    import urllib.request
+
+    import asr
+    from asr.runtime.builtin import builtin_model
+
+    offline = builtin_model(streaming=False)
+    want = asr.load_model(offline).transcribe(DIGITS).text
+    with _serving("--model", offline, "--workers", "2") as (proc, port):
+        http = f"http://127.0.0.1:{port}"
+        assert _post_file(f"{http}/v1/audio/transcriptions", DIGITS)["text"] == want
+        with urllib.request.urlopen(f"{http}/v1/models", timeout=10) as r:
+            assert [m["id"] for m in json.loads(r.read())["data"]] == ["digits-model"]
+        with urllib.request.urlopen(f"{http}/info", timeout=10) as r:
+            info = json.loads(r.read())
+        assert info["streaming"] is False and info["model"] == "model.onnx" and info["api_model"] == "model.onnx"
+        health = _health(port)
+        assert health["status"] == "ok" and health["streaming"] is False
+        replies, code = _ws_replies(f"ws://127.0.0.1:{port}/ws", DIGITS)
+        assert code == 1008 and len(replies) == 1
+        assert replies[0]["error"].startswith("live streaming needs a streaming graph (asr export --checkpoint best.pt "
+                                              "--streaming --out stream.onnx; asr serve --model stream.onnx); this server "
+                                              "has an offline graph, model.onnx")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_both_graphs_streams_on_one_files_on_the_other():
+    """--model twice, a streaming and an offline graph: the websocket streams with the first,
+    the API transcribes with the second (its id in /v1/models)."""
+    import json
+    import urllib.request
+
+    import asr
+    from asr.runtime.builtin import builtin_model
+
+    streaming, offline = builtin_model(streaming=True), builtin_model(streaming=False)
+    with _serving("--model", streaming, "--model", offline, "--workers", "2") as (proc, port):
+        http = f"http://127.0.0.1:{port}"
+        replies, code = _ws_replies(f"ws://127.0.0.1:{port}/ws", DIGITS)
+        assert code == 1000 and replies[-1]["text"] == "four zero seven two nine"
+        assert _post_file(f"{http}/v1/audio/transcriptions", DIGITS)["text"] == asr.load_model(offline).transcribe(DIGITS).text
+        with urllib.request.urlopen(f"{http}/v1/models", timeout=10) as r:
+            assert [m["id"] for m in json.loads(r.read())["data"]] == ["digits-model"]
+        with urllib.request.urlopen(f"{http}/info", timeout=10) as r:
+            info = json.loads(r.read())
+        assert info["streaming"] is True and info["model"] == "stream.onnx" and info["api_model"] == "model.onnx"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_an_offline_graph_is_refused_naming_the_fix(models, workers):
-    """Issue 27: the refusal named OnlineRecognizer and asr.load_model, not the export that helps."""
-    model = models.get("gru-offline")[0]
-    out = subprocess.run([sys.executable, "-m", "asr", "serve", "--model", model, "--port", "0", "--workers", workers],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+def test_two_graphs_of_one_kind_are_refused(workers):
+    from asr.runtime.builtin import builtin_model
+
+    streaming = builtin_model(streaming=True)
+    out = subprocess.run([sys.executable, "-m", "asr", "serve", "--model", streaming, "--model", streaming, "--port", "0",
+                          "--workers", workers], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": ROOT})
     assert out.returncode == 2, out.stderr[-2000:]
-    assert out.stderr.strip().splitlines()[-1] == (f"error: {model} is an offline graph; live streaming needs the streaming "
-                                                   "graph: asr export --checkpoint best.pt --streaming --out stream.onnx")
-    assert "Recognizer" not in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (f"error: --model {streaming} and --model {streaming} are both streaming "
+                                                   "graphs: give one streaming graph (the websocket's) and one offline graph "
+                                                   "(the API's), or one model")
+    assert "Traceback" not in out.stderr

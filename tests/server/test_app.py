@@ -99,6 +99,62 @@ def test_vosk_client_lockstep(lc_model, audio):
                 or "".join(w["word"] for w in r["result"]) == r["text"].replace(" ", ""))
 
 
+def test_reset_answers_the_final_result_and_the_stream_goes_on(lc_model, audio):
+    """{"reset" : 1} as Vosk's server takes it: the reply is the final result of what was sent,
+    the connection stays open, and the next audio is recognized afresh; the eof ends it."""
+    samples, rate = sf.read(audio["short"], dtype="int16")
+
+    async def client(url):
+        replies = []
+        async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+            await ws.send_str('{"config" : {"sample_rate" : %d}}' % rate)
+            for message in (samples.tobytes(), '{"reset" : 1}', samples.tobytes(), '{"eof" : 1}'):
+                await (ws.send_bytes(message) if isinstance(message, bytes) else ws.send_str(message))
+                replies.append(json.loads((await ws.receive(timeout=10)).data))
+            closing = await ws.receive(timeout=10)
+            return replies, closing.type
+
+    with ServerThread(lc_model) as srv:
+        replies, closing = run(client(srv.url))
+    assert closing in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+    assert len(replies) == 4 and all("error" not in r for r in replies)
+    first, second = replies[1], replies[3]  # the reset's final result, the eof's
+    assert first["text"] and second["text"] == first["text"]  # the same audio twice, each recognized afresh
+    shift = samples.size / rate
+    assert [w["start"] for w in second["result"]] == [round(w["start"] + shift, 3) for w in first["result"]]
+
+
+def test_endpoint_rules_per_stream(lc_model, audio):
+    """config.endpoint sets the stream's own rules: with utterances of at most 0.5 s (rule3), the
+    long file, one utterance under the server's rules, comes in several, exactly as asr stream
+    gives it with those rules; a bad rule is refused naming the field."""
+    from asr.runtime import EndpointConfig
+
+    samples, rate = sf.read(audio["long"], dtype="int16")
+    server_rules = stream_texts(lc_model, audio["long"])
+    short = stream_texts(lc_model, audio["long"], endpoint=EndpointConfig(0.5, 0.3, 0.5))
+    assert len(short) > len(server_rules)
+
+    async def client(url, rules):
+        results = []
+        async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+            await ws.send_str(json.dumps({"config": {"sample_rate": rate, "endpoint": rules}}))
+            if rules.get("rule3", 0) > 20:  # refused: the error is the only reply
+                return [json.loads((await ws.receive(timeout=10)).data)]
+            for i in range(0, samples.size, rate // 10):
+                await ws.send_bytes(samples[i : i + rate // 10].tobytes())
+                results.append(json.loads((await ws.receive(timeout=10)).data))
+            await ws.send_str('{"eof" : 1}')
+            results.append(json.loads((await ws.receive(timeout=10)).data))
+        return results
+
+    with ServerThread(lc_model) as srv:
+        replies = run(client(srv.url, {"rule3": 0.5}))
+        assert [r["text"] for r in replies if r.get("text")] == short
+        replies = run(client(srv.url, {"rule3": 25}))
+    assert "error" in replies[0] and "config.endpoint.rule3 must be seconds in (0, 20]" in replies[0]["error"]
+
+
 def test_words_false_float32_and_rate(lc_model, audio):
     """words=false gives {"text"} only; float32 frames (extension) at another rate decode like the runtime fed the same samples."""
     from asr.runtime import OnlineRecognizer

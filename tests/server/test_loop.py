@@ -170,3 +170,58 @@ def test_max_batch_one_takes_the_streams_in_turn(models):
         assert [names[0] for names in stepped[12:]] == ["s0", "s1", "s2", "late"]
     finally:
         loop._pool.shutdown(wait=True)
+
+
+def test_reset_gives_the_final_result_and_a_fresh_stream(lc_model):
+    """{"reset" : 1}: its reply is the final result of the audio so far, exactly what an eof would
+    give; the next audio goes to a fresh stream (decoder and states), whose times run on from
+    the connection's start, as Vosk's server does."""
+    import json
+
+    from asr.server.loop import open_stream
+    from tests.server_helpers import ENDPOINT
+
+    rec = OnlineRecognizer(lc_model, endpoint=ENDPOINT)
+    loop = DecodeLoop(rec)
+    rng = np.random.default_rng(5)
+    a, b = synth_utterance("abc ca", rng), synth_utterance("b cc", rng)
+    try:
+        def alone(wave):
+            s = _session(loop)
+            s.push(wave)
+            s.finish()
+            replies, failed, _ = _run(loop, [s])
+            return json.loads(replies[id(s)][-2])
+
+        want_a, want_b = alone(a), alone(b)
+        assert want_a["text"] and want_b["text"], "the test model should recognize something"
+        cfg = StreamConfig(sample_rate=SR)
+        stream, _, again = open_stream(rec, "r", cfg)
+        s = Session(stream, cfg, rec.info.frame_shift_s, restart=again)
+        loop.add(s)
+        s.push(a)
+        s.reset()
+        s.push(b)
+        s.finish()
+        replies, failed, _ = _run(loop, [s])
+        replies = [json.loads(r) for r in replies[id(s)][:-1]]
+        assert not failed and len(replies) == 4  # one reply per message: audio, reset, audio, eof
+        assert replies[1] == want_a  # the reset's reply: a's final result, as if a had ended with the eof
+        assert s.stream is not stream  # a fresh stream after the reset
+        final = replies[3]
+        assert final["text"] == want_b["text"]
+        shift = a.size / SR
+        assert [w["start"] for w in final["result"]] == [round(w["start"] + shift, 3) for w in want_b["result"]]
+    finally:
+        loop._pool.shutdown(wait=True)
+
+
+def test_a_session_without_restart_refuses_reset(lc_model):
+    from asr.server.protocol import ProtocolError
+
+    loop = DecodeLoop(OnlineRecognizer(lc_model))
+    try:
+        with pytest.raises(ProtocolError, match="reset"):
+            _session(loop).reset()
+    finally:
+        loop._pool.shutdown(wait=True)

@@ -250,6 +250,58 @@ def test_not_audio_415(server, files, tmp_path):
         assert "asr-upload" not in body["message"]  # the server's temporary path is not shown
 
 
+def test_m4a_without_ffmpeg_415_names_the_extra(server, tmp_path, monkeypatch):
+    """m4a, mp4 and webm are not what libsndfile reads: without PyAV (the ffmpeg extra) the 415
+    says what to install."""
+    import asr.server.openai_api as api
+
+    monkeypatch.setattr(api, "has_ffmpeg", lambda: False)
+    m4a = tmp_path / "voice.m4a"
+    m4a.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00M4A isomiso2" + bytes(200))
+    with pytest.raises(openai.APIStatusError) as e:
+        transcribe(server, str(m4a))
+    body = _error(e.value)
+    assert e.value.status_code == 415 and body["param"] == "file" and body["message"].startswith("voice.m4a")
+    assert "m4a, mp4 and webm need FFmpeg on the server, pip install 'asr-toolkit[ffmpeg]'" in body["message"]
+
+
+def _encode(src: str, dst: str, container: str, codec: str, rate: int) -> str:
+    """``src`` written by FFmpeg (PyAV) as ``codec`` in ``container`` at ``rate`` Hz."""
+    import av
+
+    x, r = sf.read(src, dtype="int16")
+    with av.open(dst, "w", format=container) as out:
+        st = out.add_stream(codec, rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(x.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = r
+        resampler = av.AudioResampler(format=st.format.name, layout="mono", rate=rate)
+        for f in resampler.resample(frame) + resampler.resample(None):
+            for packet in st.encode(f):
+                out.mux(packet)
+        for packet in st.encode(None):
+            out.mux(packet)
+    return dst
+
+
+def test_m4a_and_webm_with_ffmpeg(server, model, tmp_path):
+    """With the ffmpeg extra, AAC in m4a and Opus in webm (what browsers record) are decoded by
+    FFmpeg and transcribed like the WAV; the decoded audio is bounded as a WAV upload is (413)."""
+    pytest.importorskip("av", reason="the ffmpeg extra (PyAV): pip install '.[ffmpeg]'")
+    m4a = _encode(DIGITS_WAV, str(tmp_path / "digits.m4a"), "mp4", "aac", 16000)
+    webm = _encode(DIGITS_WAV, str(tmp_path / "digits.webm"), "webm", "libopus", 48000)
+    for path in (m4a, webm):
+        assert transcribe(server, path).text == DIGITS
+        assert transcribe(server, path, response_format="verbose_json").duration == pytest.approx(2.6, abs=0.1)
+    limit = 30_000  # bytes: the m4a fits, its 2.6 s do not (a 30 kB WAV at 8 kHz holds 1.875 s)
+    assert os.path.getsize(m4a) < limit
+    with ServerThread(model, api=ApiConfig(max_upload_bytes=limit)) as srv:
+        with pytest.raises(openai.APIStatusError) as e:
+            transcribe(srv, m4a)
+    body = _error(e.value)
+    assert e.value.status_code == 413 and body["code"] == "file_too_large"
+    assert body["message"].startswith("digits.m4a decodes to more than 1.875 s of audio")
+
+
 def _stalled_upload(port: int) -> socket.socket:
     """A request whose upload has begun and sends nothing more: it holds its place."""
     s = socket.create_connection(("127.0.0.1", port))

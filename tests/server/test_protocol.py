@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from asr.decoding.result import Utterance, Word
+from asr.decoding.result import Alternative, Utterance, Word
+from asr.runtime.endpoint import EndpointConfig
 from asr.server.protocol import (
     ProtocolError,
     StreamConfig,
@@ -43,7 +44,9 @@ def test_vosk_config_and_eof_messages():
     ('{"eof": NaN}', "not valid JSON"),
     ('["config"]', "must be"),
     ('{"config": {}, "eof": 1}', "must be"),
-    ('{"reset": 1}', "unknown text message"),
+    ('{"reset": 0}', "reset message"),
+    ('{"reset": true}', "reset message"),
+    ('{"rest": 1}', "unknown text message"),
 ])
 def test_bad_text_messages(text, words):
     with pytest.raises(ProtocolError, match=words):
@@ -76,6 +79,56 @@ def test_bad_text_messages(text, words):
 def test_bad_configs_are_named(body, words):
     with pytest.raises(ProtocolError, match=words):
         parse_config(body, DEFAULTS)
+
+
+def test_reset_message_as_vosk_sends_it():
+    assert parse_text('{"reset" : 1}') == ("reset", None)
+    assert parse_text('{"reset":1}') == ("reset", None)
+
+
+SERVER_RULES = StreamConfig(sample_rate=8000, endpoint=EndpointConfig(rule1=2.4, rule2=1.2, rule3=20.0))
+
+
+def test_endpoint_rules_per_stream_over_the_servers():
+    """config.endpoint: the rules given replace the server's, the others stay; rule1/rule2 may be off."""
+    cfg = parse_config({"endpoint": {"rule2": 0.5}}, SERVER_RULES)
+    assert cfg.endpoint == EndpointConfig(rule1=2.4, rule2=0.5, rule3=20.0)
+    cfg = parse_config({"endpoint": {"rule1": "off", "rule2": None, "rule3": 5}}, SERVER_RULES)
+    assert cfg.endpoint == EndpointConfig(rule1=None, rule2=None, rule3=5.0)
+    assert parse_config({"endpoint": {}}, SERVER_RULES).endpoint == SERVER_RULES.endpoint
+    assert parse_config({}, SERVER_RULES).endpoint == SERVER_RULES.endpoint
+    assert parse_config({"endpoint": {"rule3": 20}}, SERVER_RULES).endpoint.rule3 == 20.0  # the server's own is allowed
+
+
+@pytest.mark.parametrize("rules, words", [
+    ({"rule3": 21}, r"config\.endpoint\.rule3 must be seconds in \(0, 20\] \(the server's --rule3"),
+    ({"rule3": "off"}, r"config\.endpoint\.rule3 must be seconds"),
+    ({"rule3": None}, r"config\.endpoint\.rule3 must be seconds"),
+    ({"rule2": 0}, r"config\.endpoint\.rule2 must be seconds in \(0, 3600\], or \"off\", got 0"),
+    ({"rule1": -1}, r"config\.endpoint\.rule1 must be seconds"),
+    ({"rule2": math.nan}, r"config\.endpoint\.rule2"),
+    ({"rule2": math.inf}, r"config\.endpoint\.rule2"),
+    ({"rule2": 3601}, r"config\.endpoint\.rule2"),
+    ({"rule2": "0.5"}, r"config\.endpoint\.rule2"),
+    ({"rule2": True}, r"config\.endpoint\.rule2"),
+    ({"t_end": 0.5}, r"config\.endpoint: unknown field\(s\) \['t_end'\]; known: \['rule1', 'rule2', 'rule3'\]"),
+])
+def test_bad_endpoint_rules_are_named(rules, words):
+    with pytest.raises(ProtocolError, match=words):
+        parse_config({"endpoint": rules}, SERVER_RULES)
+    with pytest.raises(ProtocolError, match="config.endpoint must be an object"):
+        parse_config({"endpoint": 0.5}, SERVER_RULES)
+
+
+def test_times_after_a_reset_run_on():
+    """offset_s (the audio before the last reset) moves every time, in both result forms."""
+    words = [Word("ab", 0.1, 0.3, 0.9)]
+    utt = Utterance("ab", 0.1, 0.3, words, alternatives=[Alternative("ab", -0.5, -0.5, 0.0, words)])
+    plain = json.loads(result_reply([utt], True, offset_s=2.5))
+    assert plain["result"][0]["start"] == 2.6 and plain["result"][0]["end"] == 2.8
+    nbest = json.loads(result_reply([utt], True, alternatives=2, offset_s=2.5))
+    assert nbest["alternatives"][0]["result"][0]["start"] == 2.6
+    assert json.loads(result_reply([utt], True))["result"][0]["start"] == 0.1
 
 
 def test_sample_rate_bounds_the_resampling_work():

@@ -295,4 +295,10 @@ $('file').onchange = (e) => transcribeFiles(Array.from(e.target.files));
 fetch('/info').then((r) => r.json()).then((i) => {
   info = i;
   showCard(i);
+  if (i.streaming === false) {  // an offline graph: the OpenAI API only
+    showError(`This server has an offline graph (${i.model}): it transcribes files sent to /v1/audio/transcriptions. ` +
+              'Live streaming (the microphone and the files here) needs a streaming graph: asr export --streaming.');
+    $('mic-start').disabled = true;
+    $('file').disabled = true;
+  }
 }).catch(() => showError('The server does not answer (/info): is `asr serve` running?'));
