@@ -191,6 +191,7 @@ class CtcBeamSearch:
                  grammar: "Optional[Union[Grammar, Sequence[str]]]" = None, lexicon: Optional[dict] = None):
         self.tokenizer = tokenizer
         self.lexicon = lexicon  # phone models: pronunciations for the grammars compiled here (beyond the model file's)
+        self._oov_penalty = 0.0  # ln(grammar words outside the LM), set per decode (_lm_score)
         self.lm = lm
         self.char_lm = char_lm
         self.options = (options or BeamSearchOptions()).validate()
@@ -287,7 +288,7 @@ class CtcBeamSearch:
             if self.starts[c]:
                 if word:
                     if self.lm is not None:
-                        lmv += self.lm.score(word, hist)
+                        lmv += self._lm_score(word, hist)
                         hist = self._words.push(hist, word)
                     nw += 1
                 word = piece[len(WORD_START):]
@@ -296,7 +297,7 @@ class CtcBeamSearch:
         elif c == self.space:
             if word:
                 if self.lm is not None:
-                    lmv += self.lm.score(word, hist)
+                    lmv += self._lm_score(word, hist)
                     hist = self._words.push(hist, word)
                 nw += 1
                 word = ""
@@ -330,14 +331,23 @@ class CtcBeamSearch:
         node.children[c] = ch
         return ch
 
+    def _lm_score(self, word: str, hist: tuple) -> float:
+        """ln P_lm(word | hist); a word of the grammar outside the LM's vocabulary gets its share
+        of ``<unk>``'s probability (:meth:`Grammar.oov_words`: split evenly among them), so that a
+        lexicon of 100,000 words does not give each unseen one all of it."""
+        score = self.lm.score(word, hist)
+        if self._oov_penalty and word not in self.lm.vocab and word != UNK_WORD:
+            score -= self._oov_penalty
+        return score
+
     def _pick(self, label, hist: tuple) -> tuple[str, float]:
         """The word a grammar label stands for and its ln LM probability after ``hist`` (0
         without an LM): of homophones (a tuple), the one the LM likes best (else the first)."""
         if self.lm is None:
             return (label[0] if isinstance(label, tuple) else label), 0.0
         if not isinstance(label, tuple):
-            return label, self.lm.score(label, hist)
-        scores = [self.lm.score(w, hist) for w in label]
+            return label, self._lm_score(label, hist)
+        scores = [self._lm_score(w, hist) for w in label]
         i = int(np.argmax(scores))
         return label[i], scores[i]
 
@@ -379,14 +389,14 @@ class CtcBeamSearch:
                 row += o.alpha * self._words.row(node.hist)
         elif self.pieces:
             if node.word:
-                row[self.starts] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
+                row[self.starts] += o.beta + (o.alpha * self._lm_score(node.word, node.hist) if self.lm is not None else 0.0)
         elif self.phones:
             if node.word and self.space is not None:
                 label = gram.closes(node.gstate, self.space) if gram is not None else None
                 row[self.space] += o.beta + (o.alpha * self._pick(label, node.hist)[1] if label is not None else 0.0)
         elif self.space is not None:
             if node.word:
-                row[self.space] += o.beta + (o.alpha * self.lm.score(node.word, node.hist) if self.lm is not None else 0.0)
+                row[self.space] += o.beta + (o.alpha * self._lm_score(node.word, node.hist) if self.lm is not None else 0.0)
             if self._ahead is not None:  # swap the partial word's provisional score for its extension's
                 row += self._ahead_row(node.word)
         if self.char_lm is not None:
@@ -416,7 +426,7 @@ class CtcBeamSearch:
         elif not self.word_units and node.word:
             nw += 1
             if self.lm is not None:
-                lmv += self.lm.score(node.word, hist)
+                lmv += self._lm_score(node.word, hist)
                 hist = self._words.push(hist, node.word)
         if self.lm is not None:
             lmv += self.lm.score(EOS, hist)
@@ -450,6 +460,8 @@ class CtcBeamSearch:
         o = self.options
         trie = self._trie(self.hotwords if hotwords is None else hotwords)
         gram = self.grammar if grammar is None else self.compile_grammar(grammar)
+        oov = gram.oov_words(self.lm) if gram is not None and self.lm is not None else 0
+        self._oov_penalty = math.log(oov) if oov > 1 else 0.0
         if self.phones and self.lm is not None and gram is None:
             raise ValueError("a phone model with a word LM needs a lexicon (a grammar of words) to decode into words")
         if gram is not None:

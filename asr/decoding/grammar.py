@@ -169,6 +169,7 @@ class Grammar:
         kind = getattr(tokenizer, "kind", "char")
         if kind not in ("char", "word", "bpe", "phone"):
             raise GrammarError(f"a grammar needs a model of characters, word pieces, words or phones; this model's units are {kind!r}")
+        self._oov: dict = {}  # oov_words' cache
         self.lexicon = lexicon or {}  # phone models: pronunciations beyond the model file's (word -> list of phone tuples)
         if not math.isfinite(unk_score):
             raise GrammarError(f"unk_score must be a finite number, got {unk_score!r}")
@@ -241,6 +242,14 @@ class Grammar:
         :data:`MAX_LEXICON_WORDS`), each spelled in the model's units (for a phone model, by
         ``lexicon``'s pronunciations, then the model file's)."""
         return cls(list(words), tokenizer, unk_score, warn, lexicon, _bounds=(MAX_LEXICON_WORDS, MAX_LEXICON_WORDS))
+
+    def oov_words(self, lm) -> int:
+        """How many of the grammar's words ``lm`` (an :class:`asr.decoding.lm.NGramLM`) does not
+        know (``[unk]`` aside): the search splits ``<unk>``'s probability among them."""
+        if self._oov.get("lm") is not lm:
+            vocab = lm.vocab
+            self._oov = {"lm": lm, "n": sum(1 for w in self.spelling if w not in vocab)}
+        return self._oov["n"]
 
     @property
     def warning(self) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from asr.cli.lm import main as lm_main
-from asr.decoding.beam_search import CtcBeamSearch
+from asr.decoding.beam_search import BeamSearchOptions, CtcBeamSearch
 from asr.decoding.grammar import (
     DEAD,
     MAX_PHRASE_WORDS,
@@ -252,3 +252,21 @@ def test_a_lexicon_constrains_a_character_model_to_its_words(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GrammarWarning)
         assert Grammar.from_words(many + ["ab"], CHARS).phrases == ("ab",)
+
+
+def test_lexicon_words_the_lm_does_not_know_share_its_unknown_word_probability(tmp_path):
+    """Three grammar words outside the LM: each gets ln P(<unk>) - ln 3, so that together they
+    have what <unk> has (a 100,000-word lexicon must not give each unseen word all of it)."""
+    (tmp_path / "t.txt").write_text("ab\nab ab\n")
+    assert lm_main(["build", "--text", str(tmp_path / "t.txt"), "--order", "1", "--out", str(tmp_path / "lm.arpa")]) == 0
+    lm = NGramLM.read_arpa(str(tmp_path / "lm.arpa"))
+    lp = np.full((4, len(CHARS.vocab)), math.log(1e-4))
+    for t, c in enumerate("ba"):
+        lp[2 * t, CHARS.vocab.index(c)] = lp[2 * t + 1, 0] = 0.0
+    lp -= np.logaddexp.reduce(lp, axis=1, keepdims=True)
+    search = CtcBeamSearch(CHARS, lm, grammar=["ab", "ba", "c", "cc"], options=BeamSearchOptions(beam_size=8, alpha=1.0))
+    (hyp,) = [h for h in search.decode(lp) if h.text == "ba"]
+    assert hyp.lm == pytest.approx(lm.score("<unk>", ("<s>",)) - math.log(3) + lm.score("</s>", ("ba",)))
+    known = CtcBeamSearch(CHARS, lm, grammar=["ab", "ba"], options=BeamSearchOptions(beam_size=8, alpha=1.0))
+    (one,) = [h for h in known.decode(lp) if h.text == "ba"]  # one unknown word: all of <unk>
+    assert one.lm == pytest.approx(lm.score("<unk>", ("<s>",)) + lm.score("</s>", ("ba",)))
