@@ -192,6 +192,7 @@ class CtcBeamSearch:
         self.tokenizer = tokenizer
         self.lexicon = lexicon  # phone models: pronunciations for the grammars compiled here (beyond the model file's)
         self._oov_penalty = 0.0  # ln(grammar words outside the LM), set per decode (_lm_score)
+        self._unigram = self._unigram_fn = self._unigram_key = None  # phone look-ahead (decode)
         self.lm = lm
         self.char_lm = char_lm
         self.options = (options or BeamSearchOptions()).validate()
@@ -324,7 +325,8 @@ class CtcBeamSearch:
         if self.char_lm is not None:
             clm += float(self._chars.row(chist)[c])
             chist = self._chars.push(chist, self._chars.symbols[c])
-        ahead = self._lookahead(word)
+        ahead = self._lookahead(word) if not self.phones else \
+            (gram.ahead_row(gstate, self._unigram)[0] if self._unigram is not None and word and gram is not None else 0.0)
         ch = _Node(node, c, hist, word, lmv, nw, state, part, comm,
                    o.alpha * (lmv + ahead) + o.char_alpha * clm + o.beta * nw + comm + part + gscore, chist, clm,
                    gstate, gscore, glabel)
@@ -391,6 +393,9 @@ class CtcBeamSearch:
             if node.word:
                 row[self.starts] += o.beta + (o.alpha * self._lm_score(node.word, node.hist) if self.lm is not None else 0.0)
         elif self.phones:
+            if gram is not None and self._unigram is not None:  # swap the partial word's look-ahead for its extension's
+                here, nxt = gram.ahead_row(node.gstate, self._unigram)
+                row += o.alpha * (nxt - (here if node.word else 0.0))
             if node.word and self.space is not None:
                 label = gram.closes(node.gstate, self.space) if gram is not None else None
                 row[self.space] += o.beta + (o.alpha * self._pick(label, node.hist)[1] if label is not None else 0.0)
@@ -462,6 +467,16 @@ class CtcBeamSearch:
         gram = self.grammar if grammar is None else self.compile_grammar(grammar)
         oov = gram.oov_words(self.lm) if gram is not None and self.lm is not None else 0
         self._oov_penalty = math.log(oov) if oov > 1 else 0.0
+        # phone models: unigram look-ahead over the lexicon's trie (one function per grammar and penalty: its cache key)
+        self._unigram = None
+        if self.phones and gram is not None and self.lm is not None and o.lm_lookahead:
+            key = (id(gram), self._oov_penalty)
+            if self._unigram_key != key:
+                penalty = self._oov_penalty
+                lm = self.lm
+                self._unigram_fn = lambda w: lm.score(w, ()) - (penalty if w not in lm.vocab and w != UNK_WORD else 0.0)
+                self._unigram_key = key
+            self._unigram = self._unigram_fn
         if self.phones and self.lm is not None and gram is None:
             raise ValueError("a phone model with a word LM needs a lexicon (a grammar of words) to decode into words")
         if gram is not None:

@@ -233,6 +233,9 @@ class Grammar:
         self._next: list[Optional[np.ndarray]] = []
         self._labels: list[Optional[dict[int, str]]] = []
         self._steps: list[Optional[tuple[list, list]]] = []  # (next states, scores) as Python lists, for step()
+        self._ahead_key = None  # look-ahead: the unigram function its values were computed with
+        self._node_best: dict[int, dict[int, float]] = {}  # id(trie) -> node -> best unigram below it
+        self._ahead_rows: dict[int, tuple[float, np.ndarray]] = {}  # state -> (its look-ahead, each token's next)
         self.start = self._state(self._gset(frozenset([0])), _ROOT)
 
     @classmethod
@@ -242,6 +245,47 @@ class Grammar:
         :data:`MAX_LEXICON_WORDS`), each spelled in the model's units (for a phone model, by
         ``lexicon``'s pronunciations, then the model file's)."""
         return cls(list(words), tokenizer, unk_score, warn, lexicon, _bounds=(MAX_LEXICON_WORDS, MAX_LEXICON_WORDS))
+
+    def ahead_row(self, state: int, unigram) -> tuple[float, np.ndarray]:
+        """LM look-ahead for a word being spelled (phone models): the best ``unigram(word)`` of
+        the words the state's token-trie position can still become (0 between words and on an
+        ``[unk]`` word), and the same for the state after each token (0 for tokens that end a
+        word or leave the grammar). ``unigram`` must stay the same function between calls
+        (a new one starts the cache over)."""
+        if self._ahead_key is not unigram:
+            self._ahead_key, self._node_best, self._ahead_rows = unigram, {}, {}
+        got = self._ahead_rows.get(state)
+        if got is None:
+            if len(self._ahead_rows) > 200_000:
+                self._ahead_rows.clear()
+            nxt = self._next[state]
+            if nxt is None:
+                self._build(state)
+                nxt = self._next[state]
+            row = np.zeros(self.V)
+            for t in np.flatnonzero(nxt >= 0).tolist():
+                if t and t != self.space:
+                    row[t] = self._ahead_of(int(nxt[t]), unigram)
+            got = self._ahead_rows[state] = (self._ahead_of(state, unigram), row)
+        return got
+
+    def _ahead_of(self, state: int, unigram) -> float:
+        g, pos = self._states[state]
+        if pos in (_ROOT, _OFF) or self.kind == "word":
+            return 0.0
+        trie = self._ginfo[g][0]
+        best = self._node_best.get(id(trie))
+        if best is None:
+            best = self._node_best[id(trie)] = {}
+            for w in {w for ws in trie.word.values() for w in (ws if isinstance(ws, tuple) else (ws,))}:
+                u = unigram(w)
+                for ids in self.spelling[w]:
+                    node = 0
+                    for t in ids:
+                        node = trie.children[node][t]
+                        if u > best.get(node, NEG_INF):
+                            best[node] = u
+        return best.get(pos, 0.0)
 
     def oov_words(self, lm) -> int:
         """How many of the grammar's words ``lm`` (an :class:`asr.decoding.lm.NGramLM`) does not

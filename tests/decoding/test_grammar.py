@@ -270,3 +270,23 @@ def test_lexicon_words_the_lm_does_not_know_share_its_unknown_word_probability(t
     known = CtcBeamSearch(CHARS, lm, grammar=["ab", "ba"], options=BeamSearchOptions(beam_size=8, alpha=1.0))
     (one,) = [h for h in known.decode(lp) if h.text == "ba"]  # one unknown word: all of <unk>
     assert one.lm == pytest.approx(lm.score("<unk>", ("<s>",)) + lm.score("</s>", ("ba",)))
+
+
+def test_phone_look_ahead_is_the_best_unigram_of_the_words_a_prefix_can_become(tmp_path):
+    g = Grammar.from_words(["go", "gocat", "cat"], PHONES, lexicon={"gocat": [("G", "OW", "K", "AE", "T")]})
+    unigram = {"go": -1.0, "gocat": -7.0, "cat": -2.0}.get
+    ids = [PHONES.vocab.index(p) for p in "G OW K".split()]
+    state, seen = g.start, []
+    for t in ids:
+        here, row = g.ahead_row(state, unigram)
+        seen.append(here)
+        assert row[t] == pytest.approx(g.ahead_row(g.next(state, t), unigram)[0])  # each token's next state's
+        assert row[PHONES.boundary] == 0.0  # a boundary ends the word: its real LM score replaces the look-ahead
+        state = g.next(state, t)
+    assert seen == [0.0, -1.0, -1.0] and g.ahead_row(state, unigram)[0] == -7.0  # root, "G", "G OW", then only gocat
+    # in a search the look-ahead never reaches the final score: acoustic + alpha * LM + beta * words
+    (tmp_path / "t.txt").write_text("go cat\ncat go to\n")
+    assert lm_main(["build", "--text", str(tmp_path / "t.txt"), "--order", "2", "--out", str(tmp_path / "lm.arpa")]) == 0
+    d = Decoder(PHONES, DecodingOptions(beam_size=8, lm=str(tmp_path / "lm.arpa"), alpha=0.7, beta=0.5))
+    for hyp in d.search(_phone_posteriors("G OW | K AE T | T UW"), alternatives=4):
+        assert hyp.score == pytest.approx(hyp.acoustic + 0.7 * hyp.lm + 0.5 * hyp.words)
