@@ -296,6 +296,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
     mine = per_rank[dist.rank] if per_rank is not None and len(per_rank) == dist.world else None
     if state is not None:
         torch.set_rng_state(mine["rng"] if mine is not None else state["rng"])
+        if mine is not None and mine.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda_rng"], device)  # dropout and augmentation on the GPU
         log.info("resuming from %s at epoch %d, batch %d (step %d)", paths["last"], prog["epoch"] + 1, prog["batch"], prog["step"])
     if dist.rank > 0 and mine is None:  # same initial weights everywhere (DDP also broadcasts rank 0's); own augmentation draws
         torch.manual_seed(tc.seed + 7919 * dist.rank + prog["step"])
@@ -319,7 +321,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
     def save_last(epoch_sums: Optional[dict] = None):
         """Rank 0 writes last.pt; called by every process at the same points, as it gathers
         each one's generator and (mid-epoch) its sums of the epoch so far."""
-        per_rank = dist.gather({"rng": torch.get_rng_state(), "epoch_sums": epoch_sums or {}})
+        per_rank = dist.gather({"rng": torch.get_rng_state(), "epoch_sums": epoch_sums or {},
+                                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
         if dist.is_main:
             save_checkpoint(paths["last"], model, cfg, tokenizer, optimizer=opt.state_dict(),
                             scheduler=sched.state_dict(), progress=dict(prog), rng=per_rank[0]["rng"], per_rank=per_rank,
