@@ -36,6 +36,24 @@ def settings(corpus):
     ]
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (Linux /proc; torchrun starts its processes in sessions of
+    their own, so killing the agent's process group would not reach them)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def run_two_nodes(exp, corpus, kill=None, timeout=150):
     """Two torchrun agents (the two nodes) training into ``exp``; with ``kill`` (rank, step),
     that process SIGKILLs itself mid-step in the group's first attempt. Returns the agents'
@@ -55,9 +73,7 @@ def run_two_nodes(exp, corpus, kill=None, timeout=150):
     try:
         for node in range(2):
             out = open(f"{exp}.node{node}.log", "w+")
-            # own session: the agent and its workers are one process group, killed together on a timeout
-            agents.append((subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True), out))
+            agents.append((subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), out))
         deadline = time.monotonic() + timeout
         for proc, _ in agents:
             proc.wait(timeout=max(1.0, deadline - time.monotonic()))
@@ -67,8 +83,9 @@ def run_two_nodes(exp, corpus, kill=None, timeout=150):
         logs = []
         for proc, out in agents:
             if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                for pid in descendants(proc.pid) + [proc.pid]:  # the training processes, then the agent
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 proc.wait()
             out.seek(0)
             logs.append(out.read())
