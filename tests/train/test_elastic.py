@@ -118,3 +118,23 @@ def test_killed_worker_restarts_and_ends_with_the_uninterrupted_weights(tiny_cor
     rows_a, rows_b = read_log(whole), read_log(killed)
     assert [{k: v for k, v in r.items() if k not in timing} for r in rows_a] == \
         [{k: v for k, v in r.items() if k not in timing} for r in rows_b]
+
+
+def test_auto_resume_starts_or_continues_and_a_restart_without_it_says_so(tmp_path, monkeypatch):
+    from asr.train.checkpoint import FORMAT
+    from asr.train.distributed import Dist
+    from asr.train.trainer import _checkpoint_to_resume
+
+    last = str(tmp_path / "last.pt")
+    assert _checkpoint_to_resume(last, "auto", str(tmp_path), Dist()) is None  # nothing yet: a new run
+    with pytest.raises(FileNotFoundError, match="--resume"):
+        _checkpoint_to_resume(last, True, str(tmp_path), Dist())
+    torch.save({"format": FORMAT, "progress": {"step": 8}}, last)
+    assert _checkpoint_to_resume(last, "auto", str(tmp_path), Dist())["progress"]["step"] == 8
+    assert _checkpoint_to_resume(last, True, str(tmp_path), Dist())["progress"]["step"] == 8
+    with pytest.raises(FileExistsError) as plain:
+        _checkpoint_to_resume(last, False, str(tmp_path), Dist())
+    assert "--auto-resume" not in str(plain.value)
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")  # a group torchrun restarted, run without the flag
+    with pytest.raises(FileExistsError, match="restarted torchrun worker group continues only with --auto-resume"):
+        _checkpoint_to_resume(last, False, str(tmp_path), Dist())
