@@ -293,16 +293,16 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
     # one continues its own dropout and augmentation draws and its share of the epoch's log row
     # (an elastic restart with the same number of processes resumes exactly)
     per_rank = state.get("per_rank") if state is not None else None
-    mine = per_rank[dist.rank] if per_rank is not None and len(per_rank) == dist.world else None
+    own = per_rank[dist.rank] if per_rank is not None and len(per_rank) == dist.world else None
     if state is not None:
-        torch.set_rng_state(mine["rng"] if mine is not None else state["rng"])
-        if mine is not None and mine.get("cuda_rng") is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(mine["cuda_rng"], device)  # dropout and augmentation on the GPU
+        torch.set_rng_state(own["rng"] if own is not None else state["rng"])
+        if own is not None and own.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(own["cuda_rng"], device)  # dropout and augmentation on the GPU
         log.info("resuming from %s at epoch %d, batch %d (step %d)", paths["last"], prog["epoch"] + 1, prog["batch"], prog["step"])
-    if dist.rank > 0 and mine is None:  # same initial weights everywhere (DDP also broadcasts rank 0's); own augmentation draws
+    if dist.rank > 0 and own is None:  # same initial weights everywhere (DDP also broadcasts rank 0's); own augmentation draws
         torch.manual_seed(tc.seed + 7919 * dist.rank + prog["step"])
     # this epoch so far, on this process: loss, gradient norm and audio sums, steps, seconds
-    sums = dict(mine["epoch_sums"]) if mine is not None and prog["batch"] > 0 else {}
+    sums = dict(own["epoch_sums"]) if own is not None and prog["batch"] > 0 else {}
 
     net = model
     if dist.active:
@@ -481,7 +481,7 @@ def _checkpoint_to_resume(last: str, resume, exp_dir: str, dist: "distributed.Di
     must exist), False (it must not: a new run never overwrites one) or "auto" (continue when it
     exists, else start: what ``torchrun --max-restarts`` needs, as its restarted processes run
     the same command). Rank 0 reads it and sends it to every process (or sends the error every
-    process raises), so all of them continue from the same one without a shared file system."""
+    process raises), so all of them continue from the same one, whatever the other nodes' disks hold."""
     found = None
     if dist.is_main:
         try:
