@@ -13,6 +13,9 @@ def add_parser(sub) -> None:
     sp.add_argument("--config", required=True, help="YAML config (e.g. recipes/fsdd/conf.yaml)")
     sp.add_argument("--exp", required=True, help="experiment folder: checkpoints, log.csv, train.log")
     sp.add_argument("--resume", action="store_true", help="continue the run in --exp exactly where it stopped")
+    sp.add_argument("--auto-resume", action="store_true",
+                    help="continue the run in --exp if it has one (last.pt), else start it: for torchrun --max-restarts, "
+                         "whose restarted processes run the same command")
     sp.add_argument("--no-progress", action="store_true", help="no progress bars")
     sp.add_argument("overrides", nargs="*", help="section.key=value config overrides")
     sp.set_defaults(func=run)
@@ -28,7 +31,7 @@ def run(args) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.getLogger().addHandler(handler)
     try:
-        result = train(cfg, args.exp, resume=args.resume, progress=not args.no_progress)
+        result = train(cfg, args.exp, resume="auto" if args.auto_resume else args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:
         return 130
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: rank 0 reports

@@ -9,6 +9,7 @@ variables it is a single process and every helper here is a no-op.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -16,6 +17,14 @@ import torch
 import torch.distributed as tdist
 
 __all__ = ["Dist", "setup", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+# torchrun's agents share their rendezvous store with the processes they start, and the keys
+# of a process group's start-up outlive a restarted group: its new processes may read the dead
+# ones' addresses and fail or hang (pytorch/pytorch#135712, #167288). With this set in
+# torchrun's own environment each rendezvous round gets a fresh store.
+SHARED_STORE_FIX = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1"
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -70,6 +79,22 @@ class Dist:
         tdist.all_reduce(t)
         return t.tolist()
 
+    def broadcast(self, obj):
+        """Rank 0's ``obj`` on every rank (any picklable object: a checkpoint, an exception)."""
+        if not self.active:
+            return obj
+        box = [obj if self.is_main else None]
+        tdist.broadcast_object_list(box, src=0, device=self._comm_device)
+        return box[0]
+
+    def gather(self, obj) -> list:
+        """Every rank's ``obj``, in rank order, on every rank."""
+        if not self.active:
+            return [obj]
+        out = [None] * self.world
+        tdist.all_gather_object(out, obj)
+        return out
+
     @property
     def _comm_device(self) -> torch.device:
         return self.device if tdist.get_backend() == "nccl" else torch.device("cpu")
@@ -86,5 +111,10 @@ def setup(device: str = "auto") -> Dist:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
     if world > 1 and not tdist.is_initialized():
+        restarts = int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0"))
+        if restarts > 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and rank == 0:
+            log.warning("torchrun --max-restarts %d with the agents' shared store: a restarted worker group can fail "
+                        "to connect or hang; start torchrun with %s in its environment (see docs/training.md)",
+                        restarts, SHARED_STORE_FIX)
         tdist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return Dist(rank, world, local_rank, dev)

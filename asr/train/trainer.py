@@ -157,8 +157,9 @@ def _changed_settings(saved: ExperimentConfig, cfg: ExperimentConfig) -> list[st
     return out
 
 
-def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Train (resume with ``resume``); under torchrun, data-parallel over all processes (see
+def train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str" = False, progress: bool = True) -> TrainResult:
+    """Train; ``resume``: True continues the run in ``exp_dir``, "auto" continues it when there
+    is one and starts it otherwise (for torchrun's restarts). Under torchrun, data-parallel over all processes (see
     :mod:`asr.train.distributed`): rank 0 logs, evaluates and writes checkpoints."""
     tc = cfg.train
     torch.set_num_threads(max(1, tc.num_threads))
@@ -169,7 +170,7 @@ def train(cfg: ExperimentConfig, exp_dir: str, resume: bool = False, progress: b
         dist.close()
 
 
-def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, dist: "distributed.Dist") -> TrainResult:
+def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: bool, dist: "distributed.Dist") -> TrainResult:
     from tqdm import tqdm
 
     tc = cfg.train
@@ -183,18 +184,13 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
                     "it is meant for GPUs", device)
     os.makedirs(exp_dir, exist_ok=True)
     paths = checkpoint_paths(exp_dir)
-    state = None
-    if resume:
-        if not os.path.isfile(paths["last"]):
-            raise FileNotFoundError(f"--resume: no checkpoint to resume from at {paths['last']}")
-        state = load_checkpoint(paths["last"])
+    state = _checkpoint_to_resume(paths["last"], resume, exp_dir, dist)
+    if state is not None:
         saved = ExperimentConfig.from_dict(state["config"])
         changed = _changed_settings(saved, cfg)
         if changed:
             log.warning("--resume: %s differ from the checkpoint's; using the checkpoint's", ", ".join(changed))
         cfg.model, cfg.frontend = saved.model, saved.frontend
-    elif os.path.isfile(paths["last"]):
-        raise FileExistsError(f"{exp_dir} already holds a run (last.pt): pass --resume to continue it, or use a new --exp")
 
     torch.manual_seed(tc.seed)
     train_entries = read_manifest(cfg.data.train)
@@ -293,10 +289,20 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         prog.update(state["progress"])
-        torch.set_rng_state(state["rng"])
+    # every process's random generator and running epoch sums are in the checkpoint, so each
+    # one continues its own dropout and augmentation draws and its share of the epoch's log row
+    # (an elastic restart with the same number of processes resumes exactly)
+    per_rank = state.get("per_rank") if state is not None else None
+    own = per_rank[dist.rank] if per_rank is not None and len(per_rank) == dist.world else None
+    if state is not None:
+        torch.set_rng_state(own["rng"] if own is not None else state["rng"])
+        if own is not None and own.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(own["cuda_rng"], device)  # dropout and augmentation on the GPU
         log.info("resuming from %s at epoch %d, batch %d (step %d)", paths["last"], prog["epoch"] + 1, prog["batch"], prog["step"])
-    if dist.rank > 0:  # same initial weights everywhere (DDP also broadcasts rank 0's); own augmentation draws
+    if dist.rank > 0 and own is None:  # same initial weights everywhere (DDP also broadcasts rank 0's); own augmentation draws
         torch.manual_seed(tc.seed + 7919 * dist.rank + prog["step"])
+    # this epoch so far, on this process: loss, gradient norm and audio sums, steps, seconds
+    sums = dict(own["epoch_sums"]) if own is not None and prog["batch"] > 0 else {}
 
     net = model
     if dist.active:
@@ -312,10 +318,14 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
         parts = list(dict.fromkeys(part_of(n) for n, _ in model.named_parameters()))
         monitor = TrainingMonitor(exp_dir, parts, tc.grad_clip, tc.tensorboard, tc.gate_stats_utts if dev_ds else 0)
 
-    def save_last():
+    def save_last(epoch_sums: Optional[dict] = None):
+        """Rank 0 writes last.pt; called by every process at the same points, as it gathers
+        each one's generator and (mid-epoch) its sums of the epoch so far."""
+        per_rank = dist.gather({"rng": torch.get_rng_state(), "epoch_sums": epoch_sums or {},
+                                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
         if dist.is_main:
             save_checkpoint(paths["last"], model, cfg, tokenizer, optimizer=opt.state_dict(),
-                            scheduler=sched.state_dict(), progress=dict(prog), rng=torch.get_rng_state(),
+                            scheduler=sched.state_dict(), progress=dict(prog), rng=per_rank[0]["rng"], per_rank=per_rank,
                             **({"scaler": scaler.state_dict()} if scaler is not None else {}))
 
     def micro_step(batch: Optional[dict], n_micro: int, sync: bool) -> float:
@@ -351,6 +361,10 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
             (scaler.scale(loss) if scaler is not None else loss).backward()
         return loss.item()
 
+    def epoch_so_far() -> dict:  # the running sums of the epoch loop below, for a mid-epoch checkpoint
+        return {"loss": loss_sum, "norm": norm_sum, "steps": n_steps, "audio": audio, "seconds": time.perf_counter() - t0,
+                "grad_norms": list(monitor.epoch_norms) if monitor is not None else []}
+
     stop = _StopFlag()
     try:
         while prog["epoch"] < tc.epochs:
@@ -362,10 +376,11 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
             starts = range(prog["batch"], len(batches) - group + 1, group)
             mine = [batches[g + a * dist.world + dist.rank] for g in starts for a in range(tc.accum_steps)]
             model.train()
-            t0 = time.perf_counter()
-            loss_sum = norm_sum = 0.0
-            n_steps = 0
-            audio = 0.0
+            t0 = time.perf_counter() - sums.get("seconds", 0.0)
+            loss_sum, norm_sum, n_steps, audio = (sums.get(k, 0) for k in ("loss", "norm", "steps", "audio"))
+            if monitor is not None and sums.get("grad_norms"):
+                monitor.epoch_norms = list(sums["grad_norms"])
+            sums = {}
             bar = tqdm(total=len(batches) // group, initial=prog["batch"] // group, desc=f"epoch {epoch + 1}/{tc.epochs}",
                        disable=None if progress else True, leave=False, unit="step")
             workers = 0 if tc.precompute_features else tc.num_workers
@@ -403,7 +418,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
                     stop.at_boundary = True
                     raise KeyboardInterrupt
                 if tc.save_every_steps and prog["step"] % tc.save_every_steps == 0 and g + 2 * group <= len(batches):
-                    save_last()
+                    save_last(epoch_so_far())
             bar.close()
             seconds = time.perf_counter() - t0
             audio, loss_sum = dist.sum(audio, loss_sum)
@@ -446,7 +461,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
             dist.barrier()  # the others wait while rank 0 evaluates and saves
     except KeyboardInterrupt:
         if stop.at_boundary:
-            save_last()
+            save_last(epoch_so_far())
             log.warning("interrupted: saved %s at epoch %d, batch %d; continue with --resume",
                         paths["last"], prog["epoch"] + 1, prog["batch"])
         else:
@@ -459,6 +474,31 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: bool, progress: bool, di
         if monitor is not None:
             monitor.close()
     return TrainResult(exp_dir, paths["best"], prog["best_wer"], prog["epoch"], prog["train_seconds"], prog["audio_seconds"])
+
+
+def _checkpoint_to_resume(last: str, resume, exp_dir: str, dist: "distributed.Dist") -> Optional[dict]:
+    """The checkpoint a run continues from, or None for a new run. ``resume``: True (``last``
+    must exist), False (it must not: a new run never overwrites one) or "auto" (continue when it
+    exists, else start: what ``torchrun --max-restarts`` needs, as its restarted processes run
+    the same command). Rank 0 reads it and sends it to every process (or sends the error every
+    process raises), so all of them continue from the same one, whatever the other nodes' disks hold."""
+    found = None
+    if dist.is_main:
+        try:
+            if resume is True and not os.path.isfile(last):
+                raise FileNotFoundError(f"--resume: no checkpoint to resume from at {last}")
+            if not resume and os.path.isfile(last):
+                restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+                raise FileExistsError(f"{exp_dir} already holds a run (last.pt): pass --resume to continue it, or use a "
+                                      f"new --exp" + ("; a restarted torchrun worker group continues only with "
+                                                      "--auto-resume" if restarted else ""))
+            found = load_checkpoint(last) if os.path.isfile(last) else None
+        except (OSError, ValueError) as exc:
+            found = exc
+    found = dist.broadcast(found)
+    if isinstance(found, BaseException):
+        raise found
+    return found
 
 
 class _StopFlag:
