@@ -157,9 +157,9 @@ if run_stage 11; then
   t=$SECONDS; echo "== stage 11: evaluate $phone_exp/$checkpoint (words through lexicons) and $exp/$checkpoint with CMUdict's words"
   ev=("${ASR[@]}" evaluate --checkpoint "$phone_exp/$checkpoint" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
   "${ev[@]}" --beam-size 16 --out "$phone_exp/dev_beam.utterances.txt" | tee "$phone_exp/dev_beam.txt"
-  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.5,1,1.5 --beta 0,2,4 --out "$phone_exp/dev_beam_lm.utterances.txt" \
+  "${ev[@]}" --beam-size 16 --lm "$exp/lm.arpa" --alpha 0.5,1,1.5,2 --beta 0,2,4 --out "$phone_exp/dev_beam_lm.utterances.txt" \
     | tee "$phone_exp/dev_beam_lm.txt"
-  "${ev[@]}" --beam-size 16 --lexicon "$data/cmudict.txt" --lm "$exp/lm.arpa" --alpha 0.5,1,1.5 --beta 0,2,4 \
+  "${ev[@]}" --beam-size 16 --lexicon "$data/cmudict.txt" --lm "$exp/lm.arpa" --alpha 0.5,1,1.5,2 --beta 0,2,4 \
     --out "$phone_exp/dev_beam_lm_cmudict.utterances.txt" | tee "$phone_exp/dev_beam_lm_cmudict.txt"
   ev=("${ASR[@]}" evaluate --checkpoint "$exp/$checkpoint" --manifest "$data/dev.jsonl" --no-progress --jobs 2)
   "${ev[@]}" --beam-size 16 --lexicon "$data/cmudict.txt" --lm "$exp/lm.arpa" --alpha 0.6,0.9,1.2 --char-lm "$exp/chars.arpa" \
