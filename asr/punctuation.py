@@ -32,7 +32,7 @@ import numpy as np
 from asr.decoding.result import Word
 
 __all__ = ["MARKS", "CASES", "METADATA_FORMAT", "DEFAULT_MODEL", "TaggerInfo", "Punctuator", "label_text",
-           "apply_labels", "word_key", "score", "default_punctuator"]
+           "apply_labels", "word_key", "score", "read_examples", "evaluate", "default_punctuator"]
 
 MARKS = ("", ",", ".", "?")  # the mark after a word: none, comma, period, question mark
 CASES = ("lower", "capitalized", "upper")
@@ -331,4 +331,38 @@ def score(pairs: Sequence[tuple[Sequence[int], Sequence[int], Sequence[int], Seq
         out[name] = {"precision": round(float(p), 4), "recall": round(float(r), 4),
                      "f1": round(float(2 * p * r / (p + r)) if p + r else 0.0, 4), "count": int(tp[k] + fn[k])}
     out["case_accuracy"] = round(out["case_accuracy"], 4)
+    return out
+
+
+def read_examples(path: str) -> list[tuple[list[str], list[int], list[int]]]:
+    """The labelled examples of a text file of punctuated text, one a line (:func:`label_text`);
+    a line that cannot be labelled is a ValueError naming the file and the line."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            labelled = label_text(line)
+            if labelled is None:
+                raise ValueError(f"{path}:{n}: not text a recognizer writes (digits, symbols or abbreviations): {line[:80]!r}")
+            out.append(labelled)
+    if not out:
+        raise ValueError(f"{path}: no examples")
+    return out
+
+
+def evaluate(punctuator: Punctuator, paths: Sequence[str]) -> dict:
+    """:func:`score` of ``punctuator`` on each file of punctuated text (one example a line) and
+    on all of them together (key ``"all"``): it is given each example's lower-case words, as a
+    recognizer writes them, and run exactly as ``asr text punctuate`` runs it."""
+    out, every = {}, []
+    for path in paths:
+        pairs = []
+        for words, marks, cases in read_examples(path):
+            hm, hc = punctuator.tag(words)
+            pairs.append((marks, cases, hm, hc))
+        out[os.path.basename(path)] = score(pairs)
+        every += pairs
+    out["all"] = score(every)
     return out

@@ -35,7 +35,8 @@ import yaml
 
 from asr import __version__
 from asr.fileio import atomic_write
-from asr.punctuation import CASES, MARKS, PAD, UNK, Punctuator, TaggerInfo, label_text, score
+from asr.punctuation import CASES, MARKS, PAD, UNK, Punctuator, TaggerInfo, label_text, read_examples, score
+from asr.punctuation import evaluate as evaluate_files
 from asr.train.config import _build, apply_overrides
 
 log = logging.getLogger(__name__)
@@ -216,24 +217,6 @@ def _write_json(tmp: str, obj) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1)
         f.write("\n")
-
-
-def read_examples(path: str) -> list[tuple[list[str], list[int], list[int]]]:
-    """The labelled examples of a text file (one a line); a line that cannot be labelled is
-    an error naming the file and the line."""
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            labelled = label_text(line)
-            if labelled is None:
-                raise ValueError(f"{path}:{n}: not text a recognizer writes (digits, symbols or abbreviations): {line[:80]!r}")
-            out.append(labelled)
-    if not out:
-        raise ValueError(f"{path}: no examples")
-    return out
 
 
 def build_vocab(examples, size: int, min_count: int) -> list[str]:
@@ -445,19 +428,8 @@ def export(checkpoint: str, out: str, int8: bool = False, parity_lines: Sequence
 
 # evaluation -------------------------------------------------------------------------------------
 def evaluate(model_path: Optional[str], paths: Sequence[str]) -> dict:
-    """Scores of the runtime (:class:`asr.punctuation.Punctuator`, exactly as ``asr text
-    punctuate`` runs it: lower-case words in) on each file and on all together."""
-    p = Punctuator(model_path)
-    out, every = {}, []
-    for path in paths:
-        pairs = []
-        for words, marks, cases in read_examples(path):
-            hm, hc = p.tag(words)
-            pairs.append((marks, cases, hm, hc))
-        out[os.path.basename(path)] = score(pairs)
-        every += pairs
-    out["all"] = score(every)
-    return out
+    """:func:`asr.punctuation.evaluate` of a model file (None: the built-in one)."""
+    return evaluate_files(Punctuator(model_path), paths)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
