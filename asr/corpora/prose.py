@@ -235,17 +235,27 @@ def sentences(paragraph: str) -> list[str]:
     return out
 
 
+def _edited(sentence: str) -> bool:
+    """Whether ``sentence`` is written as edited English is: it starts with a capital (after
+    any opening quote or bracket; one that does not is the rest of a sentence cut at an
+    abbreviation, or chat written in lower case) and has no lower-case pronoun ``i``."""
+    first = sentence.lstrip("\"'([")[:1]
+    return first.isupper() and not re.search(r"(^|\s)i([\s'.,?!;:]|$)", sentence)
+
+
 def examples(paras: Iterable[str], seed: int, max_sentences: int = 3, max_words: int = 80) -> Iterator[str]:
     """Runs of 1 to ``max_sentences`` consecutive sentences of a paragraph, at most
-    ``max_words`` words, one example each; a sentence that cannot be labelled, or that does
-    not end in a mark, ends a run and is left out."""
+    ``max_words`` words, one example each; a sentence that cannot be labelled, that does not
+    end in a mark or that is not written as edited English is (lower-case start, lower-case
+    ``i``) ends a run and is left out."""
     rng = random.Random(seed)
     for para in paras:
         run: list[str] = []
         want, words = rng.randint(1, max_sentences), 0
         for sent in sentences(para) + [""]:
             labelled = label_text(sent) if sent else None
-            ok = labelled is not None and sent.rstrip("\"')").endswith((".", "?", "!")) and len(labelled[0]) <= max_words
+            ok = (labelled is not None and sent.rstrip("\"')").endswith((".", "?", "!")) and len(labelled[0]) <= max_words
+                  and _edited(sent))
             if run and (not ok or len(run) == want or words + len(labelled[0]) > max_words):
                 yield " ".join(run)
                 run, want, words = [], rng.randint(1, max_sentences), 0
