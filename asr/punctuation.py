@@ -142,15 +142,18 @@ class TaggerInfo:
 
     vocab: the words, ids 0 and 1 being ``<pad>`` and ``<unk>``; marks, cases: the label sets
     (:data:`MARKS`, :data:`CASES`); window: words per tagging call; context: words of overlap on
-    each side of a window's middle when input is longer than a window; config: the training
-    settings, for the record. The graph: input ``ids`` (B, T) int64, outputs ``marks`` (B, T,
-    len(marks)) and ``cases`` (B, T, len(cases)) scores."""
+    each side of a window's middle when input is longer than a window; mark_bias: one number
+    per mark added to its score before the best is taken (tuned on dev text at export: a
+    small model's scores favour "no mark"); config: the training settings, for the record.
+    The graph: input ``ids`` (B, T) int64, outputs ``marks`` (B, T, len(marks)) and ``cases``
+    (B, T, len(cases)) scores."""
 
     vocab: tuple
     marks: tuple = MARKS
     cases: tuple = CASES
     window: int = 128
     context: int = 16
+    mark_bias: tuple = (0.0, 0.0, 0.0, 0.0)  # added to the mark scores before the best is taken (chosen on dev)
     toolkit_version: str = ""
     config: Mapping = dataclasses.field(default_factory=dict)
 
@@ -170,6 +173,10 @@ class TaggerInfo:
         elif not _int_in(self.context, 0, (self.window - 1) // 2 - 1):
             problems.append(f"context must be an integer in 0..{(self.window - 1) // 2 - 1} (under half the "
                             f"window {self.window}), got {self.context!r}")
+        b = self.mark_bias
+        if not (isinstance(b, tuple) and len(b) == len(MARKS)
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and -20 <= x <= 20 for x in b)):
+            problems.append(f"mark_bias must be {len(MARKS)} numbers in -20..20, got {list(b) if isinstance(b, tuple) else b!r}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -177,7 +184,8 @@ class TaggerInfo:
         """The ``asr.*`` metadata keys (JSON values) of a model file."""
         meta = {"format": METADATA_FORMAT, "toolkit_version": self.toolkit_version, "model_kind": "punctuation",
                 "vocab": list(self.vocab), "marks": list(self.marks), "cases": list(self.cases),
-                "window": self.window, "context": self.context, "config": dict(self.config)}
+                "window": self.window, "context": self.context, "mark_bias": list(self.mark_bias),
+                "config": dict(self.config)}
         return {_PREFIX + k: json.dumps(v) for k, v in meta.items()}
 
     @classmethod
@@ -201,6 +209,8 @@ class TaggerInfo:
                        marks=tuple(meta["marks"]) if isinstance(meta["marks"], list) else meta["marks"],
                        cases=tuple(meta["cases"]) if isinstance(meta["cases"], list) else meta["cases"],
                        window=meta["window"], context=meta["context"],
+                       mark_bias=tuple(meta.get("mark_bias", [0.0] * len(MARKS))) if isinstance(
+                           meta.get("mark_bias", []), list) else meta["mark_bias"],
                        toolkit_version=str(meta.get("toolkit_version", "")),
                        config=meta.get("config") if isinstance(meta.get("config"), dict) else {})
         except (TypeError, ValueError) as exc:
@@ -244,6 +254,7 @@ class Punctuator:
             raise ValueError(f"{path}: graph has inputs {names[0]} and outputs {names[1]}, expected ['ids'] and "
                              "['marks', 'cases']")
         self._ids = {w: i for i, w in enumerate(self.info.vocab)}
+        self._bias = np.asarray(self.info.mark_bias, np.float32)
 
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
         """Vocabulary ids (int64) of ``tokens``: 1 (``<unk>``) for a word outside it."""
@@ -264,7 +275,7 @@ class Punctuator:
         w, c = self.info.window, self.info.context
         if n <= w:
             m, k = self._run(ids[None])
-            marks, cases = m[0].argmax(-1), k[0].argmax(-1)
+            marks, cases = (m[0] + self._bias).argmax(-1), k[0].argmax(-1)
         else:  # windows of w words; each keeps the labels of its middle (w - 2c words)
             step = w - 2 * c
             cores = range(0, n, step)
@@ -275,7 +286,7 @@ class Punctuator:
                 m, k = self._run(np.stack([ids[a:a + w] for a in chunk]))
                 for j, (a, s) in enumerate(zip(chunk, cores[b:b + self.MAX_BATCH])):
                     e = min(s + step, n)
-                    marks[s:e] = m[j, s - a:e - a].argmax(-1)
+                    marks[s:e] = (m[j, s - a:e - a] + self._bias).argmax(-1)
                     cases[s:e] = k[j, s - a:e - a].argmax(-1)
         cases = cases.astype(np.int64)
         start = np.ones(n, bool)

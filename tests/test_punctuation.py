@@ -38,7 +38,7 @@ def test_apply_labels_keeps_what_is_there():
 
 def test_tagger_info_round_trip_and_checks():
     info = TaggerInfo(vocab=("<pad>", "<unk>", "the", "cat"), window=32, context=4, toolkit_version="x",
-                      config={"model": {"hidden_size": 8}})
+                      mark_bias=(0.0, 0.5, -0.25, 1.0), config={"model": {"hidden_size": 8}})
     meta = info.to_metadata()
     assert json.loads(meta["asr.format"]) == "asr-punctuation/1"
     assert TaggerInfo.from_metadata("m.onnx", meta) == info
@@ -56,6 +56,12 @@ def test_tagger_info_round_trip_and_checks():
         TaggerInfo(vocab=("<pad>", "<unk>"), window=4)
     with pytest.raises(ValueError, match="marks must be"):
         TaggerInfo(vocab=("<pad>", "<unk>"), marks=("", "."))
+    with pytest.raises(ValueError, match="mark_bias must be 4 numbers"):
+        TaggerInfo(vocab=("<pad>", "<unk>"), mark_bias=(0.0, 1.0))
+    with pytest.raises(ValueError, match="mark_bias must be 4 numbers"):
+        TaggerInfo.from_metadata("m.onnx", {**meta, "asr.mark_bias": json.dumps([0, 0, 0, 99])})
+    old = {k: v for k, v in meta.items() if k != "asr.mark_bias"}  # a file from before the bias: none
+    assert TaggerInfo.from_metadata("m.onnx", old).mark_bias == (0.0, 0.0, 0.0, 0.0)
 
 
 def test_the_model_file_carries_the_vocabulary(punct_model):

@@ -2,8 +2,10 @@
 vocabulary, the export is checked against the runtime, int8 keeps the labels, evaluation scores
 the runtime."""
 
+import dataclasses
 import json
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -53,6 +55,19 @@ def test_int8_export_keeps_the_labels(punct_model, tmp_path):
     assert report["int8"] and report["label_agreement"] >= 0.98 and report["max_abs_diff_float"] < 1e-4
     assert Punctuator(tmp_path / "q.onnx").punctuate("where is the cat") == "Where is the cat?"
     assert not (tmp_path / "q.onnx.float.onnx").exists()
+
+
+def test_the_mark_bias_is_tuned_on_dev_and_used_by_the_runtime(punct_model, tmp_path):
+    _, ckpt = punct_model
+    (tmp_path / "dev.txt").write_text("Where is the cat? Tom has the key.\nYes, the dog is here.\n")
+    report = export(ckpt, str(tmp_path / "t.onnx"), tune=str(tmp_path / "dev.txt"))
+    bias = report["tuned"]["mark_bias"]
+    assert len(bias) == 4 and bias[0] == 0.0 and sum(report["tuned"]["dev_f1_after"]) >= sum(report["tuned"]["dev_f1_before"])
+    p = Punctuator(tmp_path / "t.onnx")
+    assert list(p.info.mark_bias) == bias
+    p.info = dataclasses.replace(p.info, mark_bias=(0.0, 0.0, 0.0, 20.0))  # a huge question bias: every word
+    p._bias = np.asarray(p.info.mark_bias, np.float32)
+    assert p.punctuate("the cat is here") == "The? Cat? Is? Here?"
 
 
 def test_evaluate_scores_the_runtime(punct_model, tmp_path):
