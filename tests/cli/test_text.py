@@ -164,6 +164,18 @@ def test_punctuate_with_a_bad_model(tmp_path, capsys, models):
         assert message in capsys.readouterr().err
 
 
+def test_the_punctuate_command_uses_the_built_in_model_by_default(monkeypatch, capsysbinary):
+    from asr.punctuation import DEFAULT_MODEL
+
+    if not os.path.isfile(DEFAULT_MODEL):
+        import pytest
+
+        pytest.fail(f"{DEFAULT_MODEL}: the built-in punctuation model is missing")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"where are you going\n")))
+    assert cli.main(["text", "punctuate"]) == 0
+    assert capsysbinary.readouterr().out == b"Where are you going?\n"
+
+
 def test_transcribe_flags_make_text_options(punct_model, capsys):
     import argparse
 
