@@ -821,7 +821,7 @@ class TextOptions:
         return inverse_normalize(text) if self.itn else text
 
     def _words(self, words, punctuator) -> list:
-        if punctuator is not None:
+        if punctuator is not None and words:
             words = punctuator.punctuate_words(words)
         return inverse_normalize_words(words) if self.itn else list(words)
 

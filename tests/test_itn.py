@@ -198,3 +198,26 @@ def test_text_options_punctuate_is_validated():
     with pytest.raises(ValueError, match="punctuation_model must be a path"):
         TextOptions(punctuate=True, punctuation_model="")
     assert TextOptions(punctuate=True).punctuation_model is None
+
+
+def test_punctuation_reads_the_spoken_words_before_itn(monkeypatch):
+    """The tagger's vocabulary is the recognizer's words: it is given "twenty one", not "21"."""
+    import asr.punctuation
+
+    seen = []
+
+    class Fake:
+        def punctuate(self, text):
+            seen.append(text)
+            return text.capitalize() + "."
+
+        def punctuate_words(self, words):
+            seen.append(" ".join(w.word for w in words))
+            return [Word(w.word.capitalize() if i == 0 else w.word, w.start, w.end, w.confidence) for i, w in enumerate(words)]
+
+    monkeypatch.setattr(asr.punctuation, "default_punctuator", lambda path=None: Fake())
+    opts = TextOptions(itn=True, punctuate=True)
+    out = opts.apply(Utterance("twenty one cats", 0.0, 1.0, _words("twenty one cats")))
+    assert seen == ["twenty one cats"] and out.text == "21 cats"
+    assert opts.apply(Result("b.wav", "ten dollars", [], [], True, 1.0)).text == "$10."
+    assert seen[-1] == "ten dollars"
