@@ -31,8 +31,8 @@ def add_itn_arg(sp) -> None:
                     help="write final results with marks and capitals ('where are you i asked' -> 'Where are you? I "
                          "asked.'; asr.punctuation, the built-in tagger); words keep their times; partial results stay plain")
     sp.add_argument("--punctuation-model", metavar="FILE",
-                    help="the punctuation model for --punctuate (an exported tagger, recipes/punctuation; default: "
-                         "the built-in one)")
+                    help="the punctuation model for --punctuate, which it implies (an exported tagger, "
+                         "recipes/punctuation; default: the built-in one)")
 
 
 def text_options(args):
