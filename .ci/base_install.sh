@@ -87,6 +87,8 @@ both stream_lm asr-stream --model "$D/stream.onnx" --lm lm.arpa --no-partials "$
 # no --model: the built-in digits model, which pip install . must ship
 both builtin_transcribe asr transcribe "$ROOT/tests/data/fsdd_four_zero_seven_two_nine.wav"
 both builtin_stream asr-stream --no-partials "$ROOT/tests/data/fsdd_four_zero_seven_two_nine.wav"
+# and the built-in punctuation tagger (asr/assets/punctuation), then ITN
+both builtin_punctuate asr transcribe --punctuate --itn "$ROOT/tests/data/fsdd_four_zero_seven_two_nine.wav"
 
 # 4. Same text, same files.
 if ! diff -r "$WORK/full" "$WORK/base"; then
@@ -95,6 +97,8 @@ if ! diff -r "$WORK/full" "$WORK/base"; then
 fi
 grep -q "four zero seven two nine" "$WORK/base/builtin_transcribe.out" \
     || { echo "FAILED: the base install's built-in model did not read tests/data's digit string:"; cat "$WORK/base/builtin_transcribe.out"; exit 1; }
+grep -q "40729\.$" "$WORK/base/builtin_punctuate.out" \
+    || { echo "FAILED: the base install's punctuation tagger and ITN did not write '40729.':"; cat "$WORK/base/builtin_punctuate.out"; exit 1; }
 for f in transcribe_offline transcribe_stream stream transcribe_lm; do
     [ -s "$WORK/base/$f.out" ] || { echo "FAILED: $f printed nothing"; exit 1; }
 done

@@ -794,27 +794,57 @@ def inverse_normalize_words(words: Sequence[Word]) -> list[Word]:
 
 @dataclass(frozen=True)
 class TextOptions:
-    """What is done to recognized text after decoding. ``itn``: spoken form to written form
-    (:func:`inverse_normalize`) in final results' text and words. Off by default: evaluation
-    and the models themselves work in the spoken form."""
+    """What is done to recognized text after decoding. ``punctuate``: marks and capitals by the
+    tagger of :mod:`asr.punctuation` (the built-in model, or ``punctuation_model``, a file);
+    ``itn``: spoken form to written form (:func:`inverse_normalize`). Both apply to final
+    results' text and words (each word keeps its times); punctuation first, on the words the
+    recognizer wrote, then ITN, which reads words in any case and keeps marks around a number.
+    Off by default: evaluation and the models themselves work in the spoken form."""
 
     itn: bool = False
+    punctuate: bool = False
+    punctuation_model: Optional[str] = None  # None: the built-in model (asr/assets/punctuation)
 
     def __post_init__(self):
-        if not isinstance(self.itn, bool):
-            raise ValueError(f"invalid TextOptions: itn must be True or False, got {self.itn!r}")
+        for name in ("itn", "punctuate"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"invalid TextOptions: {name} must be True or False, got {getattr(self, name)!r}")
+        if self.punctuation_model is not None:
+            if not isinstance(self.punctuation_model, str) or not self.punctuation_model:
+                raise ValueError(f"invalid TextOptions: punctuation_model must be a path or None, got {self.punctuation_model!r}")
+            if not self.punctuate:
+                raise ValueError("invalid TextOptions: punctuation_model is given but punctuate is off")
+
+    def _text(self, text: str, punctuator) -> str:
+        if punctuator is not None:
+            text = punctuator.punctuate(text)
+        return inverse_normalize(text) if self.itn else text
+
+    def _words(self, words, punctuator) -> list:
+        if punctuator is not None and words:
+            words = punctuator.punctuate_words(words)
+        return inverse_normalize_words(words) if self.itn else list(words)
 
     def apply(self, x: Union[Result, Utterance]) -> Union[Result, Utterance]:
         """A copy of ``x`` (a :class:`Result` or an :class:`Utterance`) with its text and its
-        words, and for a result each utterance's, in written form; ``x`` itself when off."""
-        if not self.itn:
+        words, and for a result each utterance's, readable; ``x`` itself when both are off."""
+        if not (self.itn or self.punctuate):
             return x
+        punctuator = None
+        if self.punctuate:
+            from asr.punctuation import default_punctuator
+
+            punctuator = default_punctuator(self.punctuation_model)
         if hasattr(x, "utterances"):
             utts = [self.apply(u) for u in x.utterances]
-            text = " ".join(u.text for u in utts if u.text) if utts else inverse_normalize(x.text)
-            words = [w for u in utts for w in u.words] if utts else inverse_normalize_words(x.words)
+            text = " ".join(u.text for u in utts if u.text) if utts else self._text(x.text, punctuator)
+            words = [w for u in utts for w in u.words] if utts else self._words(x.words, punctuator)
             return dataclasses.replace(x, text=text, words=words, utterances=utts)
-        return dataclasses.replace(x, text=inverse_normalize(x.text), words=inverse_normalize_words(x.words))
+        words = x.words
+        if words and x.text.split() == [w.word for w in words]:  # the text is its words: tag once
+            words = self._words(words, punctuator)
+            return dataclasses.replace(x, text=" ".join(w.word for w in words), words=words)
+        return dataclasses.replace(x, text=self._text(x.text, punctuator), words=self._words(words, punctuator))
 
 
 def apply(x: Union[Result, Utterance]) -> Union[Result, Utterance]:

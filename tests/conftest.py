@@ -285,3 +285,44 @@ def disk_full(monkeypatch):
         return lambda: monkeypatch.setattr(builtins, "open", real_open)
 
     return start
+
+
+def punctuation_corpus(n: int, seed: int) -> list[str]:
+    """Punctuated lines a tiny tagger learns in seconds: questions start with where/what, a
+    name is Capitalized, ``nasa`` is UPPER, ``yes`` takes a comma."""
+    rng = np.random.default_rng(seed)
+    things = ["cat", "dog", "car", "book", "key"]
+    names = ["Tom", "Anna", "NASA"]
+
+    def sentence():
+        thing, name = rng.choice(things), rng.choice(names)
+        kind = int(rng.integers(5))
+        if kind == 0:
+            return f"Where is the {thing}?"
+        if kind == 1:
+            return f"What did {name} see?"
+        if kind == 2:
+            return f"Yes, the {thing} is here."
+        if kind == 3:
+            return f"{name} has twenty one of the {thing}."
+        return f"{name} has the {thing}."
+
+    return [" ".join(sentence() for _ in range(int(rng.integers(1, 4)))) for _ in range(n)]
+
+
+@pytest.fixture(scope="session")
+def punct_model(tmp_path_factory):
+    """A tiny punctuation tagger trained on :func:`punctuation_corpus` and exported: (model.onnx,
+    its checkpoint)."""
+    from asr.train.punctuation import export, load_config, train
+
+    d = tmp_path_factory.mktemp("punct")
+    for name, n, seed in (("train", 600, 0), ("dev", 60, 1)):
+        (d / f"{name}.txt").write_text("\n".join(punctuation_corpus(n, seed)) + "\n")
+    cfg = load_config(None, [f"data.train={d / 'train.txt'}", f"data.dev={d / 'dev.txt'}", "model.embed_dim=16",
+                             "model.hidden_size=24", "model.num_layers=1", "train.epochs=10", "train.warmup_steps=10",
+                             "train.lr=1e-2", "train.window=16", "train.context=4", "data.min_count=1"])
+    train(cfg, str(d / "exp"))
+    path = str(d / "model.onnx")
+    export(str(d / "exp" / "best.pt"), path)
+    return path, str(d / "exp" / "best.pt")

@@ -169,3 +169,55 @@ def test_text_options_are_validated():
         TextOptions(itn="yes")
     with pytest.raises(ValueError):
         TextOptions(itn=1)
+
+
+def test_text_options_punctuate_then_itn(punct_model):
+    path = punct_model[0]
+    u1 = Utterance("where is the cat", 0.0, 2.0, _words("where is the cat"))
+    u2 = Utterance("tom has the key", 2.5, 4.0, _words("tom has the key"))
+    result = make_result("a.wav", [u1, u2], True, 4.0)
+    out = TextOptions(punctuate=True, punctuation_model=path).apply(result)
+    assert [u.text for u in out.utterances] == ["Where is the cat?", "Tom has the key."]
+    assert out.text == "Where is the cat? Tom has the key."
+    assert [w.word for w in out.words] == "Where is the cat? Tom has the key.".split()
+    assert [(w.start, w.end) for w in out.words] == [(w.start, w.end) for w in u1.words + u2.words]  # times kept
+    assert result.text == "where is the cat tom has the key"  # the input is not changed
+    both = TextOptions(itn=True, punctuate=True, punctuation_model=path).apply(
+        Utterance("tom has twenty one of the cat", 0.0, 1.0, _words("tom has twenty one of the cat")))
+    assert both.text == "Tom has 21 of the cat." and [w.word for w in both.words] == both.text.split()
+    assert (both.words[2].start, both.words[2].end) == (1.0, 1.9)  # "21" spans "twenty one"
+    plain = TextOptions(punctuate=True, punctuation_model=path).apply(Result("b.wav", "where is the cat", [], [], True, 1.0))
+    assert plain.text == "Where is the cat?"
+
+
+def test_text_options_punctuate_is_validated():
+    with pytest.raises(ValueError, match="punctuate must be True or False"):
+        TextOptions(punctuate="yes")
+    with pytest.raises(ValueError, match="punctuation_model is given but punctuate is off"):
+        TextOptions(punctuation_model="m.onnx")
+    with pytest.raises(ValueError, match="punctuation_model must be a path"):
+        TextOptions(punctuate=True, punctuation_model="")
+    assert TextOptions(punctuate=True).punctuation_model is None
+
+
+def test_punctuation_reads_the_spoken_words_before_itn(monkeypatch):
+    """The tagger's vocabulary is the recognizer's words: it is given "twenty one", not "21"."""
+    import asr.punctuation
+
+    seen = []
+
+    class Fake:
+        def punctuate(self, text):
+            seen.append(text)
+            return text.capitalize() + "."
+
+        def punctuate_words(self, words):
+            seen.append(" ".join(w.word for w in words))
+            return [Word(w.word.capitalize() if i == 0 else w.word, w.start, w.end, w.confidence) for i, w in enumerate(words)]
+
+    monkeypatch.setattr(asr.punctuation, "default_punctuator", lambda path=None: Fake())
+    opts = TextOptions(itn=True, punctuate=True)
+    out = opts.apply(Utterance("twenty one cats", 0.0, 1.0, _words("twenty one cats")))
+    assert seen == ["twenty one cats"] and out.text == "21 cats"
+    assert opts.apply(Result("b.wav", "ten dollars", [], [], True, 1.0)).text == "$10."
+    assert seen[-1] == "ten dollars"

@@ -4,6 +4,7 @@ control-character lines pass through without a crash or a hang."""
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -112,3 +113,78 @@ def test_stream_itn_writes_finished_utterances_in_written_form(capsys):
     finals = [json.loads(line) for line in out.out.splitlines()]
     assert [f["text"] for f in finals] == ["40729"] and finals[0]["words"][0]["word"] == "40729"
     assert "\tpartial\tfour zero" in out.err  # partial results stay spoken
+
+
+# --- asr text punctuate ------------------------------------------------------------------------
+def _punctuate(args, data: bytes) -> tuple[int, bytes]:
+    out = io.BytesIO()
+    ns = cli.build_parser().parse_args(["text", "punctuate", *args])
+    return ns.func(ns, stdin=io.BytesIO(data), stdout=out), out.getvalue()
+
+
+def _plain(line: bytes) -> bytes:
+    """A punctuated line without the marks the tagger adds, in lower case."""
+    return re.sub(rb"[,.?](?=\s|$)", b"", line).lower()
+
+
+def test_punctuate_one_line_out_per_line_in(punct_model):
+    data = (b"where is the cat\n\n  \nyes the dog is here tom has the key\r\nbad \xff\xfe bytes where is the cat\n"
+            b"\x1b[31mwhere\x1b[0m is \x00 the cat\n\xe4\xba\x8c\xe5\x8d\x81 where is the cat\nAlready Punctuated.\nno newline cat")
+    rc, out = _punctuate(["--model", punct_model[0]], data)
+    lines = out.split(b"\n")
+    assert rc == 0 and len(lines) == data.count(b"\n") + 2 and lines[-1] == b""
+    assert lines[:4] == [b"Where is the cat?", b"", b"  ", b"Yes, the dog is here. Tom has the key.\r"]
+    for i in (4, 5, 6):  # unknown words may take any labels; every byte is still there
+        assert _plain(lines[i]) == data.split(b"\n")[i].lower() and lines[i].endswith((b"cat?", b"cat."))
+    assert lines[7].startswith(b"Already Punctuated.")  # capitals and marks already there are kept
+    assert _punctuate(["--model", punct_model[0]], b"") == (0, b"")
+
+
+def test_punctuate_a_100000_character_line(punct_model):
+    line = ("where is the cat tom has the key " * 3100)[:100_000]
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "asr", "text", "punctuate", "--model", punct_model[0]],
+                          input=(line + "\n\n" + "y" * 100_000 + "\n").encode(), capture_output=True, env=ENV, cwd=ROOT,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
+    assert len(lines[0].split()) == len(line.split()) and lines[0].startswith("Where is the cat?")
+    assert lines[2].lower().rstrip(".?,") == "y" * 100_000
+    assert time.monotonic() - t0 < 60
+
+
+def test_punctuate_with_a_bad_model(tmp_path, capsys, models):
+    (tmp_path / "bad.onnx").write_bytes(b"junk")
+    for path, message in ((str(tmp_path / "none.onnx"), "punctuation model not found"),
+                          (str(tmp_path / "bad.onnx"), "cannot load as an ONNX model"),
+                          (models.get("gru-offline")[0], "not a punctuation model")):
+        rc, out = _punctuate(["--model", path], b"where is the cat\n")
+        assert rc == 2 and out == b""
+        assert message in capsys.readouterr().err
+
+
+def test_the_punctuate_command_uses_the_built_in_model_by_default(monkeypatch, capsysbinary):
+    from asr.punctuation import DEFAULT_MODEL
+
+    if not os.path.isfile(DEFAULT_MODEL):
+        import pytest
+
+        pytest.fail(f"{DEFAULT_MODEL}: the built-in punctuation model is missing")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"where are you going\n")))
+    assert cli.main(["text", "punctuate"]) == 0
+    assert capsysbinary.readouterr().out == b"Where are you going?\n"
+
+
+def test_transcribe_flags_make_text_options(punct_model, capsys):
+    import argparse
+
+    import pytest
+
+    opts = text_cli.text_options(argparse.Namespace(itn=True, punctuate=True, punctuation_model=punct_model[0]))
+    assert (opts.itn, opts.punctuate, opts.punctuation_model) == (True, True, punct_model[0])
+    opts = text_cli.text_options(argparse.Namespace(itn=False, punctuate=False, punctuation_model=None))
+    assert not opts.punctuate and not opts.itn
+    with pytest.raises(SystemExit) as exc:
+        text_cli.text_options(argparse.Namespace(itn=False, punctuate=True, punctuation_model="/nonexistent.onnx"))
+    assert exc.value.code == 2 and "punctuation model not found" in capsys.readouterr().err

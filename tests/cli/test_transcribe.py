@@ -197,3 +197,46 @@ def test_evaluate_and_stream_take_the_grammar(tmp_path, capsys):
     for f in finals:
         assert set(f["text"].split()) <= {"four", "zero", "[unk]"} and len(f["alternatives"]) <= 2
         assert f["alternatives"][0]["text"] == f["text"]
+
+
+def test_punctuate_reaches_stdout_json_and_every_file(models, wavs, punct_model, tmp_path, capsys):
+    """--punctuate: the printed text, the JSON words and the srt/vtt/json/txt files get marks and
+    capitals; each word keeps its times."""
+    from asr.itn import TextOptions
+
+    path = models.get("gru-offline")[0]
+    plain = asr.train.load_model(path).transcribe(wavs["a"])
+    want = TextOptions(punctuate=True, punctuation_model=punct_model[0]).apply(plain)
+    assert plain.text and want.text != plain.text and want.text[0].isupper()
+    out = tmp_path / "out"
+    rc = cli.main(["transcribe", "--model", path, "--punctuation-model", punct_model[0], "--format", "json",
+                   "--write", "all", "--output-dir", str(out), wavs["a"]])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["text"] == want.text
+    assert [(w["word"], w["start"], w["end"]) for w in d["words"]] == [(w.word, w.start, w.end) for w in want.words]
+    assert [(w["start"], w["end"]) for w in d["words"]] == [(w.start, w.end) for w in plain.words]
+    stem = os.path.splitext(os.path.basename(wavs["a"]))[0]
+    assert (out / f"{stem}.txt").read_text().split() == want.text.split()
+    for ext in ("srt", "vtt"):
+        assert want.words[0].word in (out / f"{stem}.{ext}").read_text()
+    assert json.loads((out / f"{stem}.json").read_text())["text"] == want.text
+    with pytest.raises(SystemExit) as exc:  # a missing punctuation model stops the command before any audio
+        cli.main(["transcribe", "--model", path, "--punctuation-model", str(tmp_path / "none.onnx"), wavs["a"]])
+    assert exc.value.code == 2 and "punctuation model not found" in capsys.readouterr().err
+
+
+def test_stream_punctuates_finals_only(models, wavs, punct_model, capsys):
+    from asr.cli.stream import main as stream_main
+    from asr.itn import TextOptions
+
+    path, _, _ = models.get("gru-lc")
+    rc = stream_main(["--model", path, wavs["a"], "--piece-ms", "30", "--no-endpoint", "--punctuate",
+                      "--punctuation-model", punct_model[0], "--format", "json"])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    final = json.loads(out.strip().splitlines()[-1])
+    plain = asr.train.load_model(path).transcribe(wavs["a"])
+    assert final["text"] == TextOptions(punctuate=True, punctuation_model=punct_model[0]).apply(plain).text
+    partials = [line.split("\t")[2] for line in err.splitlines() if "\tpartial\t" in line]
+    assert all(p == p.lower() for p in partials)  # partial results stay plain

@@ -1,0 +1,45 @@
+"""asr.corpora.prose: sentences, examples of whole sentences, and the readers' filters, on text
+written here (the installed packages are the recipe's business)."""
+
+import gzip
+
+import pytest
+
+from asr.corpora import prose
+
+
+def test_sentences():
+    assert prose.sentences('He came. "Who are you?" she asked. Nobody knew! and then') == \
+        ["He came.", '"Who are you?" she asked.', "Nobody knew! and then"]  # a capital must follow
+    assert prose.sentences("") == []
+
+
+def test_examples_are_runs_of_whole_labelled_sentences():
+    paras = ["One is here. Two is there? It costs 5 dollars. Three, four.", "no mark at the end"]
+    ex = list(prose.examples(paras, seed=0, max_sentences=1))
+    assert ex == ["One is here.", "Two is there?", "Three, four."]
+    ex = list(prose.examples(paras, seed=0, max_sentences=5))
+    assert all(x in ("One is here. Two is there?", "One is here.", "Two is there?", "Three, four.") for x in ex)
+    assert "Three, four." in " ".join(ex) and "5" not in " ".join(ex)
+    assert list(prose.examples(["A b c d e f. G h."], seed=0, max_words=3)) == ["G h."]
+
+
+def test_unknown_source():
+    with pytest.raises(ValueError, match="unknown prose source"):
+        list(prose.paragraphs("novels"))
+
+
+def test_fortunes_reader(tmp_path):
+    (tmp_path / "wisdom").write_text("A fool and his money\nare soon parted.\n\t\t-- Anon\n%\n"
+                                     "laid   out    verse\n%\nWhat now?\n")
+    (tmp_path / "wisdom.dat").write_bytes(b"\x00")
+    assert list(prose._fortunes(str(tmp_path))) == ["A fool and his money are soon parted.", "What now?"]
+    with pytest.raises(FileNotFoundError, match="apt-get install fortunes"):
+        list(prose._fortunes(str(tmp_path / "none")))
+
+
+def test_jargon_reader(tmp_path):
+    path = tmp_path / "jargon.txt.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("   :gobble: vt.\n\n   1. To consume, usually with {up} in\n   a sentence.\n\n   [Usenet] Short one.\n")
+    assert list(prose._jargon(str(path))) == ["To consume, usually with up in a sentence."]
