@@ -29,10 +29,10 @@ class ServerThread:
     busy test machine a slow moment must not refuse a test's second client."""
 
     def __init__(self, model: str, config: ServerConfig = ServerConfig(), endpoint: EndpointConfig = ENDPOINT, decoding=None,
-                 ssl_context=None, admission: bool = False, api: Optional[ApiConfig] = ApiConfig()):
+                 ssl_context=None, admission: bool = False, api: Optional[ApiConfig] = ApiConfig(), text=None):
         self.ssl_context = ssl_context
         self.rec = OnlineRecognizer(model, endpoint=endpoint, decoding=decoding)
-        self.app = build_app(self.rec, config, model_name="test", api=api)
+        self.app = build_app(self.rec, config, model_name="test", api=api, **({"text": text} if text is not None else {}))
         self.server = self.app[SERVER_KEY]
         if not admission:
             self.server.admission = _AdmitAll()

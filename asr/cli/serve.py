@@ -10,6 +10,7 @@ import argparse
 import logging
 
 from asr.cli.options import add_decoding_args, add_endpoint_args, decoding_options, endpoint_config, positive
+from asr.cli.text import add_itn_arg, text_options
 
 __all__ = ["add_parser", "run", "tls_context", "api_config"]
 
@@ -96,6 +97,7 @@ def add_parser(sub) -> None:
                      help="transcription requests that may wait per process beside the one being transcribed; "
                           "one more gets 503, try again later (default 4)")
     add_endpoint_args(sp, rule3_off=False)
+    add_itn_arg(sp)
     add_decoding_args(sp, alternatives=False)
     sp.set_defaults(func=run)
 
@@ -255,6 +257,7 @@ def _serve(args, worker: int = 0) -> int:
 
     (options,) = decoding_options(args)
     endpoint = endpoint_config(args, rule3_off=False)
+    text = text_options(args)
     args.model = args.model or [builtin_model(streaming=True)]
     streaming, offline = serve_models(args.model, num_threads=args.threads)
     rec = OnlineRecognizer(streaming, endpoint=endpoint, decoding=options) if streaming is not None else None
@@ -276,6 +279,6 @@ def _serve(args, worker: int = 0) -> int:
              (offline or streaming).info.path, "offline graph" if offline is not None else "the streaming graph",
              "key required" if api.api_key else "no key", args.max_upload_mb)
     name = (streaming or offline).info.path
-    run_server(build_app(rec, cfg, model_name=name, api=api, api_recognizer=api_rec), host=args.host, port=args.port,
+    run_server(build_app(rec, cfg, model_name=name, api=api, api_recognizer=api_rec, text=text), host=args.host, port=args.port,
                ssl_context=context, reuse_port=args.workers > 1)
     return 0

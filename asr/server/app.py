@@ -28,6 +28,7 @@ from typing import Optional
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from asr.itn import TextOptions
 from asr.runtime.offline import OfflineRecognizer
 from asr.runtime.online import OnlineRecognizer
 from asr.server.admission import Admission, LoadSample
@@ -98,7 +99,7 @@ class Server:
     None: no streaming graph (websocket streams are refused), ``api_recognizer`` serves /v1."""
 
     def __init__(self, recognizer: Optional[OnlineRecognizer], config: ServerConfig, model_name: str = "",
-                 api_recognizer: Optional[OfflineRecognizer] = None):
+                 api_recognizer: Optional[OfflineRecognizer] = None, text: TextOptions = TextOptions()):
         if recognizer is None and api_recognizer is None:
             raise ValueError("the server needs a streaming graph, an offline graph for the API, or both")
         self.rec, self.cfg = recognizer, config
@@ -106,7 +107,9 @@ class Server:
         info = self.model_info = recognizer.info if recognizer is not None else api_recognizer.backend.info
         self.model_name = os.path.basename(model_name or info.path)  # the file's name, never the path it was given as
         endpoint = recognizer.endpoint if recognizer is not None else None
-        self.defaults = StreamConfig(sample_rate=config.sample_rate or info.sample_rate, endpoint=endpoint)
+        self.text = text  # readable final results by default (--itn, --punctuate); a stream's config or a request may change it
+        self.defaults = StreamConfig(sample_rate=config.sample_rate or info.sample_rate, endpoint=endpoint, itn=text.itn,
+                                     punctuate=text.punctuate, punctuation_model=text.punctuation_model)
         self.rate_range = (min(MIN_RATE, info.sample_rate), MAX_RATE)  # what a stream may declare
         if not self.rate_range[0] <= self.defaults.sample_rate <= self.rate_range[1]:
             raise ValueError(f"invalid ServerConfig: sample_rate={self.defaults.sample_rate} is outside "
@@ -596,15 +599,17 @@ def _open_fds() -> Optional[int]:
 
 
 def build_app(recognizer: Optional[OnlineRecognizer], config: ServerConfig = ServerConfig(), model_name: str = "",
-              api: Optional[ApiConfig] = ApiConfig(), api_recognizer: Optional[OfflineRecognizer] = None) -> web.Application:
+              api: Optional[ApiConfig] = ApiConfig(), api_recognizer: Optional[OfflineRecognizer] = None,
+              text: TextOptions = TextOptions()) -> web.Application:
     """The aiohttp application: ``/`` (page, or websocket for Vosk clients), ``/ws``, ``/health``,
     ``/metrics``, ``/info``, ``/favicon.ico``, ``/static/...``, and unless ``api`` is None the OpenAI-compatible
     ``/v1/audio/transcriptions`` and ``/v1/models`` (:mod:`asr.server.openai_api`). ``recognizer``
     (a streaming graph) decodes the websocket streams, and the API's files too unless
-    ``api_recognizer`` (an offline graph) is given; without ``recognizer``, streams are refused."""
+    ``api_recognizer`` (an offline graph) is given; without ``recognizer``, streams are refused.
+    ``text``: what final results get by default, in streams and in the API (ITN, punctuation)."""
     if recognizer is None and (api is None or api_recognizer is None):
         raise ValueError("without a streaming graph the server needs the API and an offline graph for it")
-    server = Server(recognizer, config, model_name, api_recognizer)
+    server = Server(recognizer, config, model_name, api_recognizer, text)
     app = web.Application()
     app[SERVER_KEY] = server
     app.on_startup.append(server.start)
@@ -612,7 +617,7 @@ def build_app(recognizer: Optional[OnlineRecognizer], config: ServerConfig = Ser
     app.on_cleanup.append(server.stop)
     if api is not None:
         server.api = OpenAIApi(api_recognizer if api_recognizer is not None else recognizer, api,
-                               idle_timeout_s=config.idle_timeout_s)
+                               idle_timeout_s=config.idle_timeout_s, text=text)
         server.api.add_routes(app)
     app.add_routes([
         web.get("/", server.index),

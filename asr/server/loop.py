@@ -22,6 +22,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from asr.itn import TextOptions
 from asr.runtime.online import OnlineRecognizer, OnlineStream
 from asr.server.protocol import MAX_ALTERNATIVES, ProtocolError, StreamConfig, partial_reply, result_reply, with_warning
 
@@ -188,6 +189,8 @@ class Session:
             arrived, timed = self._arrivals.popleft()
             if delays is not None and timed:
                 delays.append((now, now - arrived))
+        if new and (self.cfg.itn or self.cfg.punctuate):  # final results readable; partials stay as spoken
+            new = self._readable(new)
         if stream.done:  # the eof (or a reset) is the last message: its reply is the final result
             out[-1] = result_reply(new, self.cfg.words, self.cfg.max_alternatives, self._offset_s)
             if not self._resetting:
@@ -200,6 +203,12 @@ class Session:
         if stream.done and self._resetting:
             self._start_over()
         return out
+
+    def _readable(self, utterances: list) -> list:
+        """The stream's finished utterances with ``itn`` / ``punctuate`` applied (asr.itn.TextOptions)."""
+        cfg = self.cfg
+        opts = TextOptions(itn=cfg.itn, punctuate=cfg.punctuate, punctuation_model=cfg.punctuation_model if cfg.punctuate else None)
+        return [opts.apply(u) for u in utterances]
 
     def _start_over(self) -> None:
         """After a reset: a fresh stream (decoder, states, endpoint rules), its times after the old one's audio."""

@@ -36,6 +36,7 @@ from aiohttp import web
 
 from asr.audio import FFMPEG_EXTRA, AudioBlocks, AudioError, AudioTooLong, decode_with_ffmpeg, has_ffmpeg
 from asr.decoding.result import Result, Utterance
+from asr.itn import TextOptions
 from asr.runtime.offline import OfflineRecognizer
 from asr.runtime.online import OnlineRecognizer, StreamingBackend
 from asr.text import normalize_text
@@ -109,6 +110,7 @@ class _Request:
     response_format: str
     granularities: tuple
     hotwords: Optional[list]
+    text: TextOptions = TextOptions()  # itn / punctuate for this request
 
 
 class OpenAIApi:
@@ -117,8 +119,9 @@ class OpenAIApi:
     offline graph: ``asr serve --model model.onnx``)."""
 
     def __init__(self, recognizer: "OnlineRecognizer | OfflineRecognizer", config: ApiConfig = ApiConfig(),
-                 idle_timeout_s: float = 30.0):
+                 idle_timeout_s: float = 30.0, text: TextOptions = TextOptions()):
         self.cfg = config
+        self.text = text  # the server's --itn / --punctuate: each request's default (fields itn, punctuate)
         self.idle_timeout_s = idle_timeout_s  # an upload that sends nothing this long is dropped (408): the server's --idle-timeout
         if isinstance(recognizer, OnlineRecognizer):  # the live streams' model and options, whole files through its graph
             recognizer = OfflineRecognizer(StreamingBackend(recognizer.model), recognizer.decoder.options)
@@ -355,7 +358,19 @@ class OpenAIApi:
         if len(keywords) > MAX_HOTWORDS:
             raise ApiError(400, f"keywords: {len(keywords)} phrases, at most {MAX_HOTWORDS}", "keywords", "invalid_value")
         hotwords = list(dict.fromkeys(keywords + prompt[-MAX_HOTWORDS:]))  # as Whisper, a long prompt's last words
-        return _Request(path, filename, fmt, tuple(grains or ["segment"]), hotwords or None)
+        switches = {}
+        for name in ("itn", "punctuate"):  # extensions: readable text for this request (default: the server's)
+            if name in fields:
+                value = fields[name].strip().lower()
+                if value not in ("true", "false", "1", "0"):
+                    raise ApiError(400, f"{name} {fields[name]!r}: expected true or false", name, "invalid_value")
+                switches[name] = value in ("true", "1")
+        text = self.text
+        if switches:
+            punctuate = switches.get("punctuate", text.punctuate)
+            text = TextOptions(itn=switches.get("itn", text.itn), punctuate=punctuate,
+                               punctuation_model=text.punctuation_model if punctuate else None)
+        return _Request(path, filename, fmt, tuple(grains or ["segment"]), hotwords or None, text)
 
     def _unspellable(self, phrase: str) -> Optional[str]:
         """Why the model cannot spell ``phrase`` (a character outside its vocabulary, or a word its
@@ -404,7 +419,7 @@ class OpenAIApi:
                 raise _Cancelled()
 
         try:
-            result = self.rec.transcribe(req.path, hotwords=req.hotwords, progress=progress)
+            result = req.text.apply(self.rec.transcribe(req.path, hotwords=req.hotwords, progress=progress))
         except _Cancelled:
             raise ApiError(503, "the transcription was stopped: the server is shutting down or the client left",
                            code="cancelled") from None

@@ -80,6 +80,9 @@ class StreamConfig:
     hotwords: tuple = field(default_factory=tuple)  # biases (extension)
     max_alternatives: int = 0  # n-best results (Vosk's form) when > 0
     endpoint: Optional[EndpointConfig] = None  # the stream's endpoint rules (None: the recognizer's)
+    itn: bool = False  # final results in written form (extension; default: asr serve --itn)
+    punctuate: bool = False  # final results with marks and capitals (extension; default: asr serve --punctuate)
+    punctuation_model: Optional[str] = None  # the server's tagger (--punctuation-model; None: the built-in one)
 
     @property
     def sample_bytes(self) -> int:
@@ -150,15 +153,16 @@ def parse_config(body, defaults: StreamConfig, min_rate: int = MIN_RATE, max_rat
     rules over ``defaults.endpoint``, the server's)."""
     if not isinstance(body, dict):
         raise ProtocolError(f"config must be an object, got {type(body).__name__}")
-    known = {"sample_rate", "words", "phrase_list", "format", "max_alternatives", "hotwords", "endpoint"}
+    known = {"sample_rate", "words", "phrase_list", "format", "max_alternatives", "hotwords", "endpoint", "itn", "punctuate"}
     unknown = sorted(set(body) - known)
     if unknown:
         raise ProtocolError(f"config: unknown field(s) {unknown}; known: {sorted(known)}")
     out = {}
     if "sample_rate" in body:
         out["sample_rate"] = _rate(body["sample_rate"], min_rate, max_rate)
-    if "words" in body:
-        out["words"] = _flag(body["words"], "words")
+    for name in ("words", "itn", "punctuate"):
+        if name in body:
+            out[name] = _flag(body[name], name)
     if "phrase_list" in body:
         out["phrase_list"] = _phrases(body["phrase_list"], "phrase_list", keep_unk=True)
     if "hotwords" in body:

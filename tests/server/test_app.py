@@ -713,3 +713,35 @@ def test_newcomers_are_refused_while_decoding_is_saturated(lc_model, audio):
                                          r"try again later", replies[0]["error"])
     assert m["refused_busy"] == 1
     assert again.error is None and again.final
+
+
+def test_itn_and_punctuation_per_stream_final_results_only(lc_model, audio):
+    """config.punctuate / config.itn (extensions): a stream's final results come with marks and
+    capitals (the built-in tagger) and in written form, each word keeping its times; partial
+    results stay as spoken; a bad value is refused naming the field."""
+    from asr.punctuation import default_punctuator
+
+    samples, rate = sf.read(audio["short"], dtype="int16")
+
+    async def client(url, extra):
+        replies = []
+        async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+            await ws.send_str(json.dumps({"config": {"sample_rate": rate, **extra}}))
+            for message in (samples[: rate // 2].tobytes(), samples[rate // 2:].tobytes(), '{"eof" : 1}'):
+                await (ws.send_bytes(message) if isinstance(message, bytes) else ws.send_str(message))
+                msg = await ws.receive(timeout=10)
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                replies.append(json.loads(msg.data))
+        return replies
+
+    with ServerThread(lc_model) as srv:
+        plain = run(client(srv.url, {}))
+        marked = run(client(srv.url, {"punctuate": True, "itn": True}))
+        bad = run(client(srv.url, {"punctuate": "yes"}))
+    final, final_marked = plain[-1], marked[-1]
+    assert final["text"] and final_marked["text"] == default_punctuator().punctuate(final["text"]) != final["text"]
+    assert [(w["start"], w["end"]) for w in final_marked["result"]] == [(w["start"], w["end"]) for w in final["result"]]
+    assert " ".join(w["word"] for w in final_marked["result"]) == final_marked["text"]
+    assert [r.get("partial") for r in marked[:-1]] == [r.get("partial") for r in plain[:-1]]  # partials plain
+    assert "config.punctuate must be true/false" in bad[0]["error"]
