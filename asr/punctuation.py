@@ -30,6 +30,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from asr.decoding.result import Word
+from asr.runtime.schema import read_metadata
 
 __all__ = ["MARKS", "CASES", "METADATA_FORMAT", "DEFAULT_MODEL", "TaggerInfo", "Punctuator", "label_text",
            "apply_labels", "word_key", "score", "read_examples", "evaluate", "default_punctuator"]
@@ -191,13 +192,7 @@ class TaggerInfo:
     @classmethod
     def from_metadata(cls, path: str, props: Mapping[str, str]) -> "TaggerInfo":
         """Check ``path``'s metadata; a ``ValueError`` names the file and what is wrong."""
-        meta = {}
-        for key, raw in props.items():
-            if key.startswith(_PREFIX):
-                try:
-                    meta[key[len(_PREFIX):]] = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}: metadata key {key!r} is not valid JSON ({exc})") from None
+        meta = read_metadata(path, props)  # a key that is not JSON: ModelError, a ValueError naming the file
         if meta.get("format") != METADATA_FORMAT:
             raise ValueError(f"{path}: not a punctuation model (metadata asr.format is {meta.get('format')!r}, "
                              f"expected {METADATA_FORMAT!r}; train and export one with recipes/punctuation)")

@@ -59,15 +59,15 @@ def sentences(texts: list[str], n: int, seed: int = 0) -> list[str]:
     return [" ".join(words[i * WORDS_PER_SENTENCE:(i + 1) * WORDS_PER_SENTENCE]) for i in range(n)]
 
 
-def cost_ms(texts: list[str], repeat: int) -> float:
-    """CPU ms per text, the best of ``repeat`` passes."""
+def cost_ms(fn, items, repeat: int) -> float:
+    """CPU ms per item of ``fn(item)``, the best of ``repeat`` passes (tools/measure_punctuation.py too)."""
     best = float("inf")
     for _ in range(repeat):
         t0 = time.process_time()
-        for t in texts:
-            inverse_normalize(t)
+        for x in items:
+            fn(x)
         best = min(best, time.process_time() - t0)
-    return 1000 * best / len(texts)
+    return 1000 * best / len(items)
 
 
 def measure(pairs_path: str, ordinary_path: str, n: int = 2000, repeat: int = 5) -> dict:
@@ -80,7 +80,7 @@ def measure(pairs_path: str, ordinary_path: str, n: int = 2000, repeat: int = 5)
         classes[c] = [right + (inverse_normalize(s) == w), total + 1]
     changed = [(s, inverse_normalize(s)) for s in ordinary if inverse_normalize(s) != s]
     spoken = [s for _, s, _ in pairs]
-    cost = {name: round(cost_ms(sentences(texts, n), repeat), 4)
+    cost = {name: round(cost_ms(inverse_normalize, sentences(texts, n), repeat), 4)
             for name, texts in (("mixed", spoken + ordinary), ("numbers", spoken), ("ordinary", ordinary))}
     return {
         "pairs": len(pairs),

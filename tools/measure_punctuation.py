@@ -22,45 +22,27 @@ import argparse
 import glob
 import json
 import os
-import random
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))  # measure_itn: its sentence mixer and timer
+
+from measure_itn import WORDS_PER_SENTENCE, cost_ms, read_pairs  # noqa: E402
+from measure_itn import sentences as mixed_sentences  # noqa: E402
 
 from asr.decoding.result import Utterance, Word  # noqa: E402
 from asr.itn import TextOptions, inverse_normalize  # noqa: E402
 from asr.punctuation import DEFAULT_MODEL, Punctuator, evaluate, read_examples  # noqa: E402
 
-WORDS_PER_SENTENCE = 20
-
 
 def sentences(paths: list[str], itn_pairs: str, n: int, seed: int = 0) -> list[str]:
-    """``n`` lower-case sentences of :data:`WORDS_PER_SENTENCE` words: the examples of ``paths``
-    and the spoken forms of ``itn_pairs``, shuffled, joined and cut."""
+    """``n`` lower-case sentences of 20 words: the examples of ``paths`` and the spoken forms
+    of ``itn_pairs``, shuffled, joined and cut (as tools/measure_itn.py cuts its own)."""
     texts = [" ".join(words) for p in paths for words, _, _ in read_examples(p)]
     if os.path.isfile(itn_pairs):
-        with open(itn_pairs, encoding="utf-8") as f:
-            texts += [line.split("\t")[1] for line in f if line.count("\t") == 2 and not line.startswith("#")]
-    rng = random.Random(seed)
-    words: list[str] = []
-    while len(words) < n * WORDS_PER_SENTENCE:
-        batch = list(texts)
-        rng.shuffle(batch)
-        words += " ".join(batch).split()
-    return [" ".join(words[i * WORDS_PER_SENTENCE:(i + 1) * WORDS_PER_SENTENCE]) for i in range(n)]
-
-
-def cost_ms(fn, items, repeat: int) -> float:
-    """CPU ms per item, the best of ``repeat`` passes."""
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.process_time()
-        for x in items:
-            fn(x)
-        best = min(best, time.process_time() - t0)
-    return 1000 * best / len(items)
+        texts += [spoken for _, spoken, _ in read_pairs(itn_pairs)]
+    return mixed_sentences(texts, n, seed)
 
 
 def measure(model: str, data: str, n: int = 2000, repeat: int = 5) -> dict:

@@ -52,6 +52,19 @@ class ModelError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
+def read_metadata(path: str | os.PathLike, props: Mapping[str, str]) -> dict:
+    """The ``asr.*`` keys of an ONNX file's metadata, JSON-decoded, without the prefix (a model's
+    or a punctuation tagger's); a key that is not JSON raises :class:`ModelError`."""
+    meta = {}
+    for key, raw in props.items():
+        if key.startswith(_PREFIX):
+            try:
+                meta[key[len(_PREFIX):]] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ModelError(path, f"metadata key {key!r} is not valid JSON ({exc})") from None
+    return meta
+
+
 @dataclass(frozen=True)
 class StreamingLayout:
     """How a streaming graph walks a stream: C output frames per step, seeing R more frames of
@@ -234,13 +247,7 @@ class ModelInfo:
     @classmethod
     def from_metadata(cls, path: str, props: Mapping[str, str]) -> "ModelInfo":
         """Check the ``asr.*`` keys of ``path``'s metadata and build its :class:`ModelInfo`."""
-        meta = {}
-        for key, raw in props.items():
-            if key.startswith(_PREFIX):
-                try:
-                    meta[key[len(_PREFIX):]] = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise ModelError(path, f"metadata key {key!r} is not valid JSON ({exc})") from None
+        meta = read_metadata(path, props)
         if not meta:
             raise ModelError(path, f"no 'asr.*' metadata: not a model exported by this toolkit "
                                    f"(expected format {METADATA_FORMAT!r}; export one with `asr export`)")
