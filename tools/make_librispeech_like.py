@@ -55,7 +55,7 @@ EVAL_PARTS = ("dev-clean", "dev-other", "test-clean", "test-other")
 class Source:
     """One source speaker: its utterances (audio path, normalized text, seconds)."""
 
-    key: str  # "<manifest name>:<speaker>"
+    key: str  # "<the manifest's folder>:<speaker>"
     gender: str
     pieces: list[tuple[str, str, float]] = field(default_factory=list)
 
@@ -80,17 +80,18 @@ class Speaker:
 
 
 def read_sources(manifests: list[str], max_piece_s: float) -> list[Source]:
-    """Source speakers of ``manifests``, sorted by key; entries without text (after
-    normalization) or longer than ``max_piece_s`` are left out."""
+    """Source speakers of ``manifests``, sorted by key (``<the manifest's folder>:<speaker>``:
+    a corpus's train/dev/test manifests sit in one folder, so a speaker in two of them is one
+    speaker); entries without text (after normalization) or longer than ``max_piece_s`` are
+    left out."""
     by_key: dict[str, Source] = {}
     for m in manifests:
-        name = os.path.splitext(os.path.basename(m))[0]
         parent = os.path.basename(os.path.dirname(os.path.abspath(m)))
         for e in read_manifest(m):
             text = normalize_text(e.text)
             if not text or e.duration > max_piece_s or e.offset is not None:
                 continue
-            key = f"{parent}/{name}:{e.speaker or 'unknown'}"
+            key = f"{parent}:{e.speaker or 'unknown'}"
             src = by_key.setdefault(key, Source(key, str(e.extra.get("gender", "")).upper()[:1]))
             src.pieces.append((e.audio_filepath, text, float(e.duration)))
     return [by_key[k] for k in sorted(by_key)]

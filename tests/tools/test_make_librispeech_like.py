@@ -18,7 +18,7 @@ def source(tmp_path, rate, speakers, per_speaker, name):
     """A manifest of short generated utterances (noise bursts of 0.3-1.2 s) at ``rate``."""
     rng = np.random.default_rng(rate)
     folder = tmp_path / name
-    folder.mkdir()
+    folder.mkdir()  # the manifest goes in there too: a source speaker is <folder>:<speaker>
     lines = []
     for s in range(speakers):
         for i in range(per_speaker):
@@ -27,7 +27,7 @@ def source(tmp_path, rate, speakers, per_speaker, name):
             sf.write(path, (0.1 * rng.standard_normal(n)).astype(np.float32), rate)
             text = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 3))))
             lines.append(json.dumps({"audio_filepath": str(path), "duration": n / rate, "text": text, "speaker": f"s{s}"}))
-    manifest = tmp_path / f"{name}.jsonl"
+    manifest = folder / "train.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
     return str(manifest)
 
