@@ -248,7 +248,8 @@ def main(argv=None) -> int:
     p.add_argument("--hours", type=float, default=100.6, help="hours of the training part (default 100.6)")
     p.add_argument("--max-seconds", type=float, default=35.0, help="longest utterance (default 35)")
     p.add_argument("--distinct", type=int, default=3000,
-                   help="training files rendered; the others are hard links to them (default 3000)")
+                   help="training files rendered, at most (each speaker's share is rounded: a few fewer may be); "
+                        "the others are hard links to them (default 3000)")
     p.add_argument("--eval-parts", default=",".join(EVAL_PARTS),
                    help="small held-out parts, comma-separated ('' for none; default the four dev/test parts)")
     p.add_argument("--eval-speakers", type=int, default=4, help="speakers per held-out part (default 4)")
