@@ -48,6 +48,11 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 20
+    # A bounded run: stop after this many optimizer steps (0: no limit), mid-epoch if need be,
+    # with the epoch's dev evaluation and checkpoints; the learning-rate schedule then spans
+    # these steps. The position stays mid-epoch: --resume with a larger limit (or none) goes on
+    # from there, on the schedule of the new limit.
+    max_steps: int = 0
     max_frames: int = 20000  # padded frames per batch (batch size x longest utterance)
     max_batch: int = 64  # utterances per batch
     lr: float = 2e-3  # peak learning rate (AdamW)
@@ -147,6 +152,7 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
             problems.append(f"train.{key} must be {expected}, got {getattr(t, key)!r}")
 
     need("epochs", t.epochs >= 1, ">= 1")
+    need("max_steps", t.max_steps >= 0, ">= 0 (0: no limit)")
     need("max_frames", t.max_frames > 0, "> 0")
     need("max_batch", t.max_batch >= 1, ">= 1")
     need("lr", t.lr > 0, "> 0")

@@ -257,6 +257,11 @@ def string_wave(spec: StringSpec, waves: Sequence[np.ndarray]) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
+def _ids(ids: Sequence[int]) -> np.ndarray:
+    """Token ids as an item keeps them (see :attr:`_Items.targets`)."""
+    return np.asarray(ids, dtype=np.int32)
+
+
 def _perturb(wave: np.ndarray, speed: float, sample_rate: int) -> np.ndarray:
     """Speed perturbation (tempo and pitch together) by resampling; 1.0 returns ``wave``."""
     return wave if speed == 1.0 else resample(wave, int(round(sample_rate * speed)), sample_rate)
@@ -280,10 +285,13 @@ class _Items:
 
     frontend: FrontendConfig
     entries: list[Entry]
-    targets: list[Optional[torch.Tensor]]
+    # token ids of each item's transcript, numpy int32: a torch tensor per item costs ~1 KB of
+    # bookkeeping (over 1 GB per million utterances), a numpy array ~110 bytes; the batch
+    # becomes torch tensors (pad_targets)
+    targets: list[Optional[np.ndarray]]
     speeds: list[float]
     skipped: list[tuple[str, str]]
-    aux_targets: Optional[list[Optional[torch.Tensor]]] = None  # see set_aux_targets
+    aux_targets: Optional[list[Optional[np.ndarray]]] = None  # see set_aux_targets
     # connected strings (train.concat): items len(entries) + k are strings[k], set per epoch
     strings: Sequence[StringSpec] = ()
 
@@ -309,31 +317,31 @@ class _Items:
         limit = max_part_s * self.frontend.sample_rate
         return [i for i, e in enumerate(self.entries)
                 if self.speeds[i] == 1.0 and "nonspeech" not in e.extra and self.targets[i] is not None
-                and self.targets[i].numel() > 0 and self.part_samples(i) <= limit]
+                and len(self.targets[i]) > 0 and self.part_samples(i) <= limit]
 
     def string_lengths(self, specs: Sequence[StringSpec]) -> list[int]:
         """Feature frames of each string of ``specs``."""
         samples = _LazySamples(self)
         return [self.frontend.num_frames(spec.num_samples(samples)) for spec in specs]
 
-    def string_item(self, k: int) -> tuple[Optional[torch.Tensor], torch.Tensor, Optional[torch.Tensor]]:
+    def string_item(self, k: int) -> tuple[Optional[torch.Tensor], np.ndarray, Optional[np.ndarray]]:
         """(features, target, auxiliary target) of string ``k`` of :attr:`strings`."""
         spec = self.strings[k]
         waves = [self.wave(i) for i in spec.parts]
         if any(w is None for w in waves):
-            return None, torch.zeros(0, dtype=torch.long), None
+            return None, _ids([]), None
         feats = self._logmel(torch.from_numpy(string_wave(spec, waves)))
-        target = torch.cat([self.targets[i] for i in spec.parts])
+        target = np.concatenate([self.targets[i] for i in spec.parts])
         aux = None
         if self.aux_targets is not None and all(self.aux_targets[i] is not None for i in spec.parts):
-            aux = torch.cat([self.aux_targets[i] for i in spec.parts])
+            aux = np.concatenate([self.aux_targets[i] for i in spec.parts])
         return feats, target, aux
 
     def _skip(self, e: Entry, reason: str) -> None:
         self.skipped.append((e.audio_filepath, reason))
         log.warning("skipping %s: %s", e.audio_filepath, reason)
 
-    def _target(self, tokenizer: Optional[Tokenizer], e: Entry, required: bool) -> tuple[bool, Optional[torch.Tensor]]:
+    def _target(self, tokenizer: Optional[Tokenizer], e: Entry, required: bool) -> tuple[bool, Optional[np.ndarray]]:
         """(keep the entry?, its target ids). A transcript the tokenizer cannot encode (or an
         empty one) skips the entry when targets are ``required``; otherwise the entry stays
         without a target (dev and test sets: still decoded and scored, not in the loss).
@@ -341,10 +349,10 @@ class _Items:
         if tokenizer is None:
             return True, None
         if "nonspeech" in e.extra:  # a generated non-speech clip: CTC's all-blank path
-            return True, torch.zeros(0, dtype=torch.long)
+            return True, _ids([])
         try:
-            target = torch.tensor(tokenizer.encode(e.text), dtype=torch.long)
-            if target.numel() == 0:
+            target = _ids(tokenizer.encode(e.text))
+            if len(target) == 0:
                 raise ValueError("empty transcript")
             return True, target
         except ValueError as exc:
@@ -357,16 +365,16 @@ class _Items:
         """Second targets for every item (e.g. phones for an auxiliary CTC head); an item the
         ``tokenizer`` cannot encode keeps its main target and has none here (batches mark it
         in ``aux_valid``). Returns how many items have none."""
-        cache: dict[str, Optional[torch.Tensor]] = {}
+        cache: dict[str, Optional[np.ndarray]] = {}
         self.aux_targets = []
         for e in self.entries:
             if "nonspeech" in e.extra:  # no phones either: a valid, empty target
-                self.aux_targets.append(torch.zeros(0, dtype=torch.long))
+                self.aux_targets.append(_ids([]))
                 continue
             if e.text not in cache:
                 try:
                     ids = tokenizer.encode(e.text)
-                    cache[e.text] = torch.tensor(ids, dtype=torch.long) if ids else None
+                    cache[e.text] = _ids(ids) if ids else None
                 except ValueError as exc:
                     log.debug("no auxiliary target for %s: %s", e.audio_filepath, exc)
                     cache[e.text] = None
@@ -396,7 +404,7 @@ class _Items:
         out = collate(feats, None if any(t is None for t in targets) else targets)
         if self.aux_targets is not None:
             valid = torch.tensor([t is not None for t in aux])
-            y, tl = pad_targets([t if t is not None else torch.zeros(0, dtype=torch.long) for t in aux])
+            y, tl = pad_targets([t if t is not None else _ids([]) for t in aux])
             out.update(aux_targets=y, aux_target_lengths=tl, aux_valid=valid)
         return out
 
@@ -427,7 +435,7 @@ class FeatureDataset(_Items):
         self._logmel = logmel = LogMel(frontend)
         self.entries: list[Entry] = []
         self.feats: list[torch.Tensor] = []
-        self.targets: list[torch.Tensor] = []
+        self.targets: list[np.ndarray] = []
         self.speeds: list[float] = []
         self.waves: Optional[list[np.ndarray]] = [] if keep_waves else None  # for connected strings
         self.skipped: list[tuple[str, str]] = []
@@ -495,7 +503,7 @@ class OnTheFlyDataset(_Items):
         self._logmel = LogMel(frontend)
         self.entries: list[Entry] = []
         self.speeds: list[float] = []
-        self.targets: list[Optional[torch.Tensor]] = []
+        self.targets: list[Optional[np.ndarray]] = []
         self.item_lengths: list[int] = []  # from the manifest's durations
         self.skipped: list[tuple[str, str]] = []
         for e in entries:
@@ -579,7 +587,7 @@ def batch_loader(dataset, batches: Sequence[Sequence[int]], workers: int = 0, pr
     yield from loader
 
 
-def collate(feats: Sequence[torch.Tensor], targets: Optional[Sequence[torch.Tensor]] = None) -> dict:
+def collate(feats: Sequence[torch.Tensor], targets: Optional[Sequence] = None) -> dict:
     lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
     x = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
     for i, f in enumerate(feats):
@@ -591,12 +599,13 @@ def collate(feats: Sequence[torch.Tensor], targets: Optional[Sequence[torch.Tens
     return out
 
 
-def pad_targets(targets: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Target id sequences -> (B, longest) zero-padded ids and their lengths."""
-    tl = torch.tensor([t.numel() for t in targets], dtype=torch.long)
+def pad_targets(targets: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target id sequences (numpy arrays or tensors) -> (B, longest) zero-padded int64 ids
+    and their lengths."""
+    tl = torch.tensor([len(t) for t in targets], dtype=torch.long)
     y = torch.zeros(len(targets), max(1, int(tl.max())), dtype=torch.long)
     for i, t in enumerate(targets):
-        y[i, : t.numel()] = t
+        y[i, : len(t)] = torch.as_tensor(t)
     return y, tl
 
 

@@ -179,9 +179,11 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
         log.setLevel(logging.WARNING)
     if tc.tensorboard and dist.is_main:
         require_tensorboard()  # before any work
-    if tc.precision == "fp16" and device.type != "cuda":
-        log.warning("train.precision=fp16 on %s runs (so it can be tested) but is slower than fp32 there; "
-                    "it is meant for GPUs", device)
+    if tc.precision != "fp32" and device.type != "cuda":
+        # bf16 autocast on a CPU: a 5 x 512 BiGRU step took 100 s against fp32's 57 s on 2 cores
+        # of a Xeon with AMX-BF16 (recipes/librispeech/README.md, tools/measure_loader.py)
+        log.warning("train.precision=%s on %s runs (so it can be tested) but is slower than fp32 there; "
+                    "it is meant for GPUs (train.precision=fp32 for a CPU run)", tc.precision, device)
     os.makedirs(exp_dir, exist_ok=True)
     paths = checkpoint_paths(exp_dir)
     state = _checkpoint_to_resume(paths["last"], resume, exp_dir, dist)
@@ -278,7 +280,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
     steps_per_epoch = [len(epoch_batches(e)) // group for e in range(tc.epochs)]
     if min(steps_per_epoch) < 1:
         raise ValueError(f"{cfg.data.train}: fewer batches than processes x train.accum_steps ({group})")
-    total_steps = sum(steps_per_epoch)
+    total_steps = min(sum(steps_per_epoch), tc.max_steps) if tc.max_steps else sum(steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, partial(lr_lambda, warmup=tc.warmup_steps, total=total_steps, min_ratio=tc.min_lr_ratio)
     )
@@ -367,7 +369,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
 
     stop = _StopFlag()
     try:
-        while prog["epoch"] < tc.epochs:
+        while prog["epoch"] < tc.epochs and not (tc.max_steps and prog["step"] >= tc.max_steps):
             epoch = prog["epoch"]
             batches = epoch_batches(epoch)
             train_ds.strings = epoch_strings(epoch)
@@ -419,7 +421,10 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
                     raise KeyboardInterrupt
                 if tc.save_every_steps and prog["step"] % tc.save_every_steps == 0 and g + 2 * group <= len(batches):
                     save_last(epoch_so_far())
+                if tc.max_steps and prog["step"] >= tc.max_steps:
+                    break
             bar.close()
+            finished = len(batches) - prog["batch"] < group  # else stopped at train.max_steps, mid-epoch
             seconds = time.perf_counter() - t0
             audio, loss_sum = dist.sum(audio, loss_sum)
             loss_sum /= dist.world
@@ -444,16 +449,18 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
                 csv_log.write(row)
             if monitor is not None:
                 monitor.epoch(epoch + 1, prog["step"], row, model, dev_ds, tokenizer)
-            log.info("epoch %d/%d: loss %.4f, lr %.2e, grad norm %.2f%s%s, %.1f s (%.0f audio s/s)",
-                     epoch + 1, tc.epochs, row["train_loss"], row["lr"], row["grad_norm"],
+            log.info("epoch %d/%d%s: loss %.4f, lr %.2e, grad norm %.2f%s%s, %.1f s (%.0f audio s/s)",
+                     epoch + 1, tc.epochs, "" if finished else f" (stopped at train.max_steps={tc.max_steps},"
+                     f" batch {prog['batch']} of {len(batches)})", row["train_loss"], row["lr"], row["grad_norm"],
                      f" (max {row['grad_norm_max']:.2f}, clipped in {100 * row['clip_rate']:.0f}% of steps)"
                      if "clip_rate" in row else "",
                      f", dev WER {row['dev_wer']:.2f}% CER {row['dev_cer']:.2f}%" if "dev_wer" in row else "",
                      seconds, row["audio_sec_per_sec"])
-            prog["epoch"], prog["batch"] = epoch + 1, 0
+            if finished:
+                prog["epoch"], prog["batch"] = epoch + 1, 0
             if improved and dist.is_main:
                 save_checkpoint(paths["best"], model, cfg, tokenizer, progress=dict(prog))
-            if tc.keep_epochs > 0 and dist.is_main:  # snapshots for checkpoint averaging
+            if finished and tc.keep_epochs > 0 and dist.is_main:  # snapshots for checkpoint averaging
                 save_checkpoint(os.path.join(exp_dir, f"epoch-{epoch + 1}.pt"), model, cfg, tokenizer, progress=dict(prog))
                 for old in epoch_checkpoints(exp_dir)[: -tc.keep_epochs]:
                     os.remove(old)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# LibriSpeech recipe: read English audiobooks -> BiGRU + CTC (characters), beam search with the
-# official LibriSpeech 3-gram.
+# LibriSpeech recipe: read English audiobooks -> BiGRU + CTC (characters or word pieces), beam
+# search with the official LibriSpeech 3-gram.
 #
 # Stages (start anywhere with --stage, stop with --stop-stage):
 #   0  prepare   manifests (--corpus-dir, $ASR_CORPORA, data/corpora, else OpenSLR 31 or 12)
-#   1  lm        the official 3-gram (OpenSLR 11), lower-cased for our transcripts
+#   1  lm        the official 3-gram (OpenSLR 11), lower-cased for our transcripts; when it cannot
+#                be fetched (no copy in --corpus-dir, no network), a word 3-gram of the training
+#                transcripts instead (asr lm build), said so
 #   2  train     resumes automatically if $exp/last.pt exists
 #   3  evaluate  greedy on every dev/test part; LM weight grid on dev, applied to the rest
 #   4  export    ONNX offline graph, plus the streaming graph when the model can stream; word
@@ -32,7 +34,10 @@ esac
 data=${data:-data/librispeech_$subset}
 exp=${exp:-exp/librispeech_$subset}
 lm_name=3-gram.pruned.1e-7
-lm=data/librispeech_lm/$lm_name.lower.arpa.gz
+official_lm=data/librispeech_lm/$lm_name.lower.arpa.gz
+own_lm=$data/lm_train_3gram.arpa  # stage 1's fallback: the training transcripts' own 3-gram
+lm=$official_lm
+[ -f "$official_lm" ] || [ ! -f "$own_lm" ] || lm=$own_lm
 
 if run_stage 0; then
   echo "== stage 0: prepare LibriSpeech ($subset) manifests in $data"
@@ -40,8 +45,15 @@ if run_stage 0; then
 fi
 
 if run_stage 1; then
-  echo "== stage 1: official LibriSpeech LM ($lm_name) -> $lm"
-  "${ASR[@]}" prepare librispeech-lm --parts "$lm_name" --out data/librispeech_lm ${corpus_dir:+--corpus-dir "$corpus_dir"}
+  echo "== stage 1: official LibriSpeech LM ($lm_name) -> $official_lm"
+  if "${ASR[@]}" prepare librispeech-lm --parts "$lm_name" --out data/librispeech_lm ${corpus_dir:+--corpus-dir "$corpus_dir"}; then
+    lm=$official_lm
+  else
+    echo "   the official LM cannot be fetched (see above): a word 3-gram of the training transcripts instead -> $own_lm"
+    echo "   (it knows no text beyond them: LM results with it are not comparable to published ones)"
+    "${ASR[@]}" lm build --manifest "$data/train.jsonl" --order 3 --out "$own_lm"
+    lm=$own_lm
+  fi
 fi
 
 if run_stage 2; then
@@ -55,7 +67,7 @@ if run_stage 3; then
     echo "== stage 3: greedy decoding of $part"
     asr_evaluate "$exp/best.pt" "$data/$part.jsonl" "$exp/result_${part}_greedy.txt"
   done
-  echo "== stage 3: LM weight and word bonus chosen on $dev (beam 16, $lm_name)"
+  echo "== stage 3: LM weight and word bonus chosen on $dev (beam 16, $lm)"
   asr_evaluate "$exp/best.pt" "$data/$dev.jsonl" "$exp/result_${dev}_lm_grid.txt" \
     --lm "$lm" --alpha 0.3,0.5,0.8,1.0 --beta 0,1,2 --jobs 2
   read -r alpha beta < <(tail -n 1 "$exp/result_${dev}_lm_grid.txt" \

@@ -545,3 +545,24 @@ def test_connected_strings_and_a_closed_vocabulary_train_and_resume_exactly(tiny
     train(tiny_config(tiny_corpus, extra, epochs=2, save_every_steps=1), crashed, resume=True, progress=False)
     a, b = (load_checkpoint(os.path.join(d, "last.pt"))["model"] for d in (exp, crashed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_max_steps_stops_mid_epoch_with_a_dev_evaluation_and_resumes_there(tiny_corpus, tmp_path):
+    exp = str(tmp_path / "bounded")
+    full_steps = int(read_log(train(tiny_config(tiny_corpus, epochs=1, max_batch=4), str(tmp_path / "full"),
+                                    progress=False).exp_dir)[-1]["step"])
+    assert full_steps > 3
+    train(tiny_config(tiny_corpus, epochs=2, max_batch=4, max_steps=3), exp, progress=False)
+    rows = read_log(exp)
+    assert [(r["epoch"], r["step"]) for r in rows] == [("1", "3")] and rows[0]["dev_wer"] != ""
+    progress = load_checkpoint(os.path.join(exp, "last.pt"))["progress"]
+    assert (progress["epoch"], progress["batch"], progress["step"]) == (0, 3, 3)
+    assert os.path.isfile(os.path.join(exp, "best.pt")) and not os.path.exists(os.path.join(exp, "epoch-1.pt"))
+    # the same limit again: nothing left to do; no limit: the rest of the first epoch, then the second
+    train(tiny_config(tiny_corpus, epochs=2, max_batch=4, max_steps=3), exp, resume=True, progress=False)
+    assert len(read_log(exp)) == 1
+    train(tiny_config(tiny_corpus, epochs=2, max_batch=4), exp, resume=True, progress=False)
+    assert [(r["epoch"], r["step"]) for r in read_log(exp)] == [("1", "3"), ("1", str(full_steps)),
+                                                                ("2", str(2 * full_steps))]
+    with pytest.raises(ValueError, match="train.max_steps must be >= 0"):
+        tiny_config(tiny_corpus, max_steps=-1)
