@@ -572,9 +572,13 @@ def batch_loader(dataset, batches: Sequence[Sequence[int]], workers: int = 0, pr
         for b in batches:
             yield dataset.batch(b)
         return
+    # its own generator: a DataLoader draws its workers' base seed from the global one otherwise,
+    # a draw that a run resumed mid-epoch (a new loader) would make once more than an
+    # uninterrupted one, shifting every later dropout and augmentation draw (the batches are
+    # built without random numbers, so the workers' seeds do not matter)
     loader = torch.utils.data.DataLoader(
         _Batches(dataset, list(batches)), batch_size=None, shuffle=False, num_workers=workers,
-        prefetch_factor=prefetch, collate_fn=_as_is,
+        prefetch_factor=prefetch, collate_fn=_as_is, generator=torch.Generator().manual_seed(0),
     )
     yield from loader
 

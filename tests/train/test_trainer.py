@@ -545,3 +545,16 @@ def test_connected_strings_and_a_closed_vocabulary_train_and_resume_exactly(tiny
     train(tiny_config(tiny_corpus, extra, epochs=2, save_every_steps=1), crashed, resume=True, progress=False)
     a, b = (load_checkpoint(os.path.join(d, "last.pt"))["model"] for d in (exp, crashed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_loader_workers_leave_the_weights_unchanged(tiny_corpus, tmp_path):
+    """Batches built in a worker process or in the main one give the same run: the loader
+    draws nothing from the global random generator (a draw per loader would also make a run
+    resumed mid-epoch, which builds one loader more, differ from an uninterrupted one)."""
+    runs = {}
+    for workers in (0, 1):
+        exp = str(tmp_path / f"w{workers}")
+        train(tiny_config(tiny_corpus, precompute_features="false", num_workers=workers, epochs=1), exp, progress=False)
+        runs[workers] = load_checkpoint(os.path.join(exp, "last.pt"))["model"]
+    for k in runs[0]:
+        assert torch.equal(runs[0][k], runs[1][k]), k
