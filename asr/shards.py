@@ -102,8 +102,9 @@ def write_shards(entries: Iterable[Entry], out_dir: str | os.PathLike, shard_siz
     or (``shard_mb``) that many megabytes (10^6 bytes) of audio, whichever comes first (neither
     given: 1000 utterances). Keys are the entries' line numbers in manifest order (``000000042``),
     so the same manifest always gives the same bytes. An entry whose audio is missing or
-    unreadable is named in a warning, skipped and listed in the index. Shards of an earlier
-    run beyond the new count are removed."""
+    unreadable is named in a warning, skipped and listed in the index (none usable: the index
+    is written, then :class:`ShardError`). Shards of an earlier run beyond the new count are
+    removed."""
     from tqdm import tqdm
 
     if shard_size is None and shard_mb is None:
@@ -146,10 +147,11 @@ def write_shards(entries: Iterable[Entry], out_dir: str | os.PathLike, shard_siz
                 log.warning("skipping %s: %s", e.audio_filepath, reason)
                 skipped.append({"audio_filepath": e.audio_filepath, "reason": reason})
                 continue
-            info = state["tar"] is not None and state["info"]
-            if info and ((shard_size is not None and info["utterances"] >= shard_size)
-                         or (limit_bytes is not None and info["bytes"] + len(data) > limit_bytes)):
-                close()
+            if state["tar"] is not None:
+                info = state["info"]
+                if ((shard_size is not None and info["utterances"] >= shard_size)
+                        or (limit_bytes is not None and info["bytes"] + len(data) > limit_bytes)):
+                    close()
             if state["tar"] is None:
                 open_next()
             key = f"{i:09d}"
@@ -188,6 +190,8 @@ def write_shards(entries: Iterable[Entry], out_dir: str | os.PathLike, shard_siz
     with atomic_open(os.path.join(out_dir, INDEX_NAME)) as f:
         json.dump(index, f, ensure_ascii=False, indent=1)
         f.write("\n")
+    if not shards:
+        raise ShardError(f"{out_dir}: no utterance could be written ({len(skipped)} skipped: see {INDEX_NAME})")
     return index
 
 

@@ -16,6 +16,10 @@ from asr.shards import ShardError, is_shard_index, load_shard_audio, read_index,
 from tests.conftest import SR, run_without_torch, write_corpus
 
 
+def read_index_lenient(folder):
+    return json.load(open(os.path.join(folder, "shards.json")))
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return write_corpus(tmp_path_factory.mktemp("shards") / "c", 10, seed=3, name="utt")
@@ -64,6 +68,9 @@ def test_missing_and_unreadable_files_are_named_skipped_and_counted(corpus, tmp_
     assert index["skipped"][0]["reason"] == "file not found"
     assert "cannot decode" in index["skipped"][1]["reason"]
     assert "gone.wav" in caplog.text and "junk.wav" in caplog.text
+    with pytest.raises(ShardError, match="no utterance could be written"):
+        write_shards(bad, tmp_path / "none")
+    assert len(read_index_lenient(tmp_path / "none")["skipped"]) == 2
     with tarfile.open(tmp_path / "s" / "shard-000000.tar") as tf:  # keys keep the manifest's line numbers
         assert [m.name for m in tf.getmembers() if m.name.endswith(".wav")] == ["000000000.wav", "000000002.wav",
                                                                                  "000000004.wav"]
