@@ -13,10 +13,13 @@ def add_parser(sub) -> None:
         "--parts), an4, commonvoice (needs --corpus-dir: its terms must be accepted before download); "
         "librispeech-lm fetches the official ARPA models; wordnet-text writes WordNet's example sentences (new words "
         "for `asr synth --text`; Debian package wordnet-base) to the text file --out. Imports: `asr prepare kaldi DATA_DIR --out OUT`, "
-        "`asr prepare manifest FILE.jsonl --out OUT`. Bad entries are reported (file, line, reason) and left out.")
+        "`asr prepare manifest FILE.jsonl --out OUT`. Bad entries are reported (file, line, reason) and left out. "
+        "`asr prepare shards --manifest M --out DIR` writes a manifest's utterances as tar shards (DIR/shard-000000.tar, "
+        "... and the index DIR/shards.json, which data.train can name) for corpora read as a stream.")
     sp.add_argument("corpus", choices=["fsdd", "speechocean762", "librispeech", "librispeech-lm", "an4", "commonvoice",
-                                       "kaldi", "manifest", "wordnet-text"],
-                    help="which corpus, or kaldi/manifest to import data, or wordnet-text for sentences to synthesize")
+                                       "kaldi", "manifest", "wordnet-text", "shards"],
+                    help="which corpus, or kaldi/manifest to import data, or wordnet-text for sentences to synthesize, "
+                    "or shards to write a manifest as tar shards")
     sp.add_argument("source", nargs="?", help="kaldi: the data folder (wav.scp, text, optional segments and utt2spk); "
                     "manifest: the NeMo-style JSONL file; wordnet-text: WordNet's folder (default /usr/share/wordnet)")
     sp.add_argument("--corpus-dir",
@@ -31,6 +34,11 @@ def add_parser(sub) -> None:
     sp.add_argument("--parts", nargs="+", metavar="PART", help="LibriSpeech: these parts instead of a subset "
                     "(train-clean-100 dev-clean ...); librispeech-lm: which models (default 3-gram.pruned.1e-7; "
                     "also 3-gram.pruned.3e-7, 3-gram, 4-gram)")
+    sp.add_argument("--manifest", help="shards: the JSONL manifest whose utterances the shards hold")
+    sp.add_argument("--shard-size", type=int, metavar="N",
+                    help="shards: utterances per shard (default 1000 unless --shard-mb is given)")
+    sp.add_argument("--shard-mb", type=float, metavar="MB", help="shards: megabytes of audio per shard at most "
+                    "(with --shard-size too, a shard closes at whichever comes first)")
     sp.add_argument("--no-download", action="store_true", help="fail instead of downloading when no local copy is found")
     sp.add_argument("--no-progress", action="store_true", help="no progress bars")
     sp.set_defaults(func=run)
@@ -43,6 +51,9 @@ _PREPARE_OPTIONS = {
     "parts": ("--parts", {"librispeech", "librispeech-lm"}),
     "source": ("a source path", {"kaldi", "manifest", "wordnet-text"}),
     "exclude": ("--exclude", {"wordnet-text"}),
+    "manifest": ("--manifest", {"shards"}),
+    "shard_size": ("--shard-size", {"shards"}),
+    "shard_mb": ("--shard-mb", {"shards"}),
 }
 
 
@@ -57,6 +68,18 @@ def run(args) -> int:
         raise ValueError(f"asr prepare {args.corpus} needs {what}: asr prepare {args.corpus} PATH --out OUT")
     download = not args.no_download
     progress = not args.no_progress
+    if args.corpus == "shards":
+        if args.manifest is None:
+            raise ValueError("asr prepare shards needs --manifest: asr prepare shards --manifest M.jsonl --out DIR")
+        from asr.manifest import read_manifest
+        from asr.shards import INDEX_NAME, write_shards
+
+        index = write_shards(read_manifest(args.manifest), args.out, args.shard_size, args.shard_mb,
+                             source=args.manifest, progress=progress)
+        print(f"wrote {len(index['shards'])} shard(s) of {index['utterances']} utterances ({index['duration'] / 3600:.2f} h) "
+              f"to {args.out}; index {args.out.rstrip('/')}/{INDEX_NAME}"
+              + (f"; skipped {len(index['skipped'])} unreadable or missing (listed in the index)" if index["skipped"] else ""))
+        return 0
     if args.corpus == "wordnet-text":
         from asr.corpora import wordnet
 

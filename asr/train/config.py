@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from asr.frontend import FrontendConfig
+from asr.shards import is_shard_index
 from asr.train.data import ConcatConfig
 from asr.train.features import SpecAugmentConfig
 from asr.train.model import ModelConfig
@@ -43,6 +44,11 @@ class DataConfig:
     # learns to emit for speech that is none of them and which decoding leaves out of the text.
     # None: the vocabulary is every word of data.train and other words cannot be encoded.
     vocabulary: Optional[list[str]] = None
+    # data.train as tar shards (`asr prepare shards`; a path ending in .json is their index):
+    # utterances pass through a shuffle buffer of this many items (speed-perturbed copies
+    # count one each), seeded by (train.seed, epoch, process); shards are shuffled per epoch
+    # and process r of w reads shards r, r + w, ... The larger, the better mixed.
+    shuffle_buffer: int = 2000
 
 
 @dataclass
@@ -188,6 +194,13 @@ def _check(cfg: "ExperimentConfig") -> "ExperimentConfig":
          "null or [low, high] with 0 < low <= high <= 1.25")
     if t.concat is not None:
         problems += t.concat.problems()
+    if d.shuffle_buffer < 1:
+        problems.append(f"data.shuffle_buffer must be >= 1 utterances, got {d.shuffle_buffer!r}")
+    if is_shard_index(d.train):  # what the shard reader does not do (yet)
+        for key, on in (("data.synthetic", bool(d.synthetic)), ("train.nonspeech_fraction", t.nonspeech_fraction > 0),
+                        ("train.concat", t.concat is not None), ("train.sortagrad", t.sortagrad)):
+            if on:
+                problems.append(f"{key} is not available with sharded data.train ({d.train}): use a manifest")
     if d.vocabulary is not None:
         if d.tokenizer != "word":
             problems.append(f"data.vocabulary applies to the word tokenizer only (data.tokenizer is {d.tokenizer!r})")

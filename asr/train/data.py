@@ -15,6 +15,7 @@ import torch
 from asr.audio import AudioError, load_audio, resample
 from asr.frontend import FrontendConfig
 from asr.manifest import Entry, segment_of
+from asr.shards import load_shard_audio
 from asr.text import Tokenizer
 from asr.train.features import LogMel
 
@@ -23,7 +24,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FeatureDataset", "OnTheFlyDataset", "batch_loader", "bucket_batches", "collate",
     "NONSPEECH_KINDS", "nonspeech_entries", "nonspeech_wave", "mark_synthetic", "is_synthetic", "epoch_items",
-    "ConcatConfig", "StringSpec", "string_specs", "string_wave",
+    "ConcatConfig", "StringSpec", "string_specs", "string_wave", "shard_order", "shuffle_buffer", "shard_batches",
+    "interleave_ranks",
 ]
 
 # Generated non-speech clips (train.nonspeech_fraction): what they sound like. Each is an
@@ -136,6 +138,8 @@ def _load(e: Entry, sample_rate: int) -> np.ndarray:
     if ns is not None:
         rng = np.random.default_rng([int(ns["seed"]), _NONSPEECH_STREAM, int(ns["index"])])
         return nonspeech_wave(ns["kind"], int(round(e.duration * sample_rate)), sample_rate, rng)
+    if "shard" in e.extra:  # a member of a tar shard (asr.shards)
+        return load_shard_audio(e, sample_rate)
     return load_audio(e.audio_filepath, sample_rate, *segment_of(e))
 
 
@@ -580,9 +584,13 @@ def batch_loader(dataset, batches: Sequence[Sequence[int]], workers: int = 0, pr
         for b in batches:
             yield dataset.batch(b)
         return
+    # its own generator: a DataLoader draws its workers' base seed from the global one otherwise,
+    # a draw that a run resumed mid-epoch (a new loader) would make once more than an
+    # uninterrupted one, shifting every later dropout and augmentation draw (the batches are
+    # built without random numbers, so the workers' seeds do not matter)
     loader = torch.utils.data.DataLoader(
         _Batches(dataset, list(batches)), batch_size=None, shuffle=False, num_workers=workers,
-        prefetch_factor=prefetch, collate_fn=_as_is,
+        prefetch_factor=prefetch, collate_fn=_as_is, generator=torch.Generator().manual_seed(0),
     )
     yield from loader
 
@@ -627,19 +635,99 @@ def bucket_batches(
     pool = max(1, pool_batches * max_batch)
     batches: list[list[int]] = []
     for start in range(0, n, pool):
-        chunk = sorted(order[start : start + pool].tolist(), key=lambda i: lengths[i])
-        cur: list[int] = []
-        longest = 0
-        for i in chunk:
-            new_longest = max(longest, lengths[i])
-            if cur and (new_longest * (len(cur) + 1) > max_frames or len(cur) >= max_batch):
-                batches.append(cur)
-                cur, new_longest = [], lengths[i]
-            cur.append(i)
-            longest = new_longest
-        if cur:
-            batches.append(cur)
+        batches += _cut(order[start : start + pool].tolist(), lengths, max_frames, max_batch)
     if shuffle:
         perm = rng.permutation(len(batches))
         batches = [batches[i] for i in perm]
     return batches
+
+
+def _cut(pool: Sequence[int], lengths: Sequence[int], max_frames: int, max_batch: int) -> list[list[int]]:
+    """Items of ``pool`` sorted by length and cut into batches whose padded size stays within
+    ``max_frames`` (and ``max_batch`` items)."""
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    longest = 0
+    for i in sorted(pool, key=lambda i: lengths[i]):
+        new_longest = max(longest, lengths[i])
+        if cur and (new_longest * (len(cur) + 1) > max_frames or len(cur) >= max_batch):
+            batches.append(cur)
+            cur, new_longest = [], lengths[i]
+        cur.append(i)
+        longest = new_longest
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+# Sharded data (asr.shards): each epoch the shards are shuffled by (seed, epoch), the same for
+# every process; process r of w reads shards r, r + w, ...; its utterances pass through a
+# shuffle buffer seeded by (seed, epoch, r), then are batched by length in pools as
+# bucket_batches does. The batches are a pure function of (seed, epoch, r, w) and the shards'
+# metadata, so resuming from (epoch, batch) is exact and needs no reading of what went before.
+_SHARD_STREAM = 0x7368  # keeps the shard order's random numbers apart from other uses of the seed
+_BUFFER_STREAM = 0x7362
+
+
+def shard_order(n_shards: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[int]:
+    """The shards process ``rank`` of ``world`` reads in ``epoch``, in reading order: positions
+    rank, rank + world, ... of the epoch's shuffle of all ``n_shards``."""
+    order = np.random.default_rng([seed, _SHARD_STREAM, epoch]).permutation(n_shards)
+    return order[rank::world].tolist()
+
+
+def shuffle_buffer(stream: Sequence[int], size: int, rng: np.random.Generator) -> list[int]:
+    """``stream`` reordered as a shuffle buffer of ``size`` items would (WebDataset's shuffle):
+    fill the buffer, then for each next item emit a random one of the buffer and put the new
+    item in its place; at the end, emit what is left in random order. What is emitted was read
+    at most ``size`` items earlier: reading stays sequential, a window of ``size`` wide."""
+    if size <= 1:
+        return list(stream)
+    buf = list(stream[:size])
+    out = []
+    for item in stream[size:]:
+        j = int(rng.integers(len(buf)))
+        out.append(buf[j])
+        buf[j] = item
+    out += [buf[j] for j in rng.permutation(len(buf)).tolist()]
+    return out
+
+
+def shard_batches(
+    shard_items: Sequence[Sequence[int]],
+    lengths: Sequence[int],
+    max_frames: int,
+    max_batch: int,
+    buffer: int,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world: int = 1,
+    pool_batches: int = 50,
+) -> list[list[int]]:
+    """The batches (lists of items) process ``rank`` of ``world`` trains on in ``epoch``:
+    ``shard_items[k]`` are shard k's items in tar order (an utterance's speed-perturbed copies
+    side by side); its shards (:func:`shard_order`) are read in turn, their items pass through
+    a :func:`shuffle_buffer` of ``buffer`` items, and each run of about ``pool_batches``
+    batches' worth of items is sorted by length, cut as :func:`bucket_batches` cuts, and its
+    batches shuffled. Deterministic for (seed, epoch, rank, world)."""
+    stream = [i for k in shard_order(len(shard_items), seed, epoch, rank, world) for i in shard_items[k]]
+    rng = np.random.default_rng([seed, _BUFFER_STREAM, epoch, rank])
+    order = shuffle_buffer(stream, buffer, rng)
+    pool = max(1, pool_batches * max_batch)
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool):
+        cut = _cut(order[start : start + pool], lengths, max_frames, max_batch)
+        batches += [cut[j] for j in rng.permutation(len(cut)).tolist()]
+    return batches
+
+
+def interleave_ranks(per_rank: Sequence[Sequence[list[int]]], accum_steps: int = 1) -> list[list[int]]:
+    """One epoch's batch list from each process's own batches (``per_rank[r]``, e.g. from
+    :func:`shard_batches`), laid out as the trainer takes batches: step k's at
+    [k * group, (k + 1) * group) with group = processes x ``accum_steps``, process r's every
+    world-th of them. Every process takes as many steps as the one with fewest batches allows;
+    the others' remaining batches are left out."""
+    world = len(per_rank)
+    steps = min(len(p) for p in per_rank) // accum_steps
+    return [per_rank[r][k * accum_steps + a] for k in range(steps) for a in range(accum_steps) for r in range(world)]

@@ -1,7 +1,8 @@
 """The training loop: CTC loss, AdamW with warm-up and cosine decay, gradient clipping,
 SpecAugment, length-bucketed batches, per-epoch dev WER, atomic checkpoints and exact resume.
 
-Resume is exact: the batch order of each epoch is a pure function of (seed, epoch), and the
+Resume is exact: the batch order of each epoch is a pure function of (seed, epoch) (of
+(seed, epoch, process) for sharded data: :func:`asr.train.data.shard_batches`), and the
 checkpoint holds the model, optimizer, scheduler, torch RNG state and the position inside the
 epoch, so a run stopped and resumed ends with the same weights as one that never stopped.
 """
@@ -25,6 +26,7 @@ import torch
 from asr.decoding.greedy import greedy_ids
 from asr.manifest import read_manifest
 from asr.metrics import error_stats
+from asr.shards import is_shard_index, read_index, shard_entries
 from asr.text import PhoneTokenizer, Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
 from asr.train import distributed
 from asr.train.checkpoint import checkpoint_paths, epoch_checkpoints, load_checkpoint, save_checkpoint
@@ -35,9 +37,11 @@ from asr.train.data import (
     batch_loader,
     bucket_batches,
     epoch_items,
+    interleave_ranks,
     is_synthetic,
     mark_synthetic,
     nonspeech_entries,
+    shard_batches,
     string_specs,
 )
 from asr.train.diagnostics import layer_grad_norms, part_of
@@ -195,7 +199,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
         cfg.model, cfg.frontend = saved.model, saved.frontend
 
     torch.manual_seed(tc.seed)
-    train_entries = read_manifest(cfg.data.train)
+    sharded = is_shard_index(cfg.data.train)  # tar shards (asr.shards) rather than a manifest
+    train_entries = shard_entries(cfg.data.train) if sharded else read_manifest(cfg.data.train)
     tokenizer = tokenizer_from_dict(state["tokenizer"]) if state else _build_tokenizer(cfg, train_entries)
     nonspeech = nonspeech_entries(train_entries, tc.nonspeech_fraction, tc.seed)  # after the tokenizer: real text only
     if nonspeech:
@@ -258,10 +263,28 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
     def epoch_strings(epoch: int):
         return string_specs(candidates, tc.concat, cfg.frontend.sample_rate, tc.seed, epoch) if tc.concat else []
 
+    shard_items: list[list[int]] = []
+    if sharded:  # each shard's items in tar order (speed-perturbed copies side by side)
+        n_shards = len(read_index(cfg.data.train)["shards"])
+        shard_items = [[] for _ in range(n_shards)]
+        for i, e in enumerate(train_ds.entries):
+            shard_items[e.extra["shard"]["index"]].append(i)
+        if n_shards < dist.world:
+            raise ValueError(f"{cfg.data.train}: {n_shards} shard(s) for {dist.world} processes; each process needs "
+                             "one of its own at least: write smaller shards (asr prepare shards --shard-size)")
+
+    def sharded_batches(epoch: int) -> list[list[int]]:
+        return interleave_ranks([shard_batches(shard_items, base_lengths, tc.max_frames, tc.max_batch,
+                                               cfg.data.shuffle_buffer, tc.seed, epoch, r, dist.world)
+                                 for r in range(dist.world)], tc.accum_steps)
+
     def epoch_batches(epoch: int) -> list[list[int]]:
         """The epoch's batches (item indices): all items, or with data.synthetic every real item
         and that epoch's draw of synthetic ones (:func:`epoch_items`); with train.concat, then
-        that epoch's connected strings (items n_items + k)."""
+        that epoch's connected strings (items n_items + k). Sharded data: every process's
+        batches from its own shards (:func:`shard_batches`, :func:`interleave_ranks`)."""
+        if sharded:
+            return sharded_batches(epoch)
         shuffle = not (tc.sortagrad and epoch == 0)
         if cfg.data.synthetic:
             items = epoch_items(train_ds.entries, tc.synthetic_ratio, tc.seed, epoch,

@@ -277,3 +277,63 @@ def test_connected_strings_join_items_with_their_gaps_gains_and_targets(tmp_path
     np.testing.assert_allclose(mem.batch([n])["feats"], lazy.batch([n])["feats"], atol=1e-5)
     with pytest.raises(ValueError, match="keep_waves"):
         FeatureDataset(entries[:2], FE, tok, progress=False).part_samples(0)
+
+
+def test_shard_order_gives_each_shard_to_one_rank_and_changes_by_epoch():
+    from asr.train.data import shard_order
+
+    for world in (1, 2, 3):
+        parts = [shard_order(10, seed=5, epoch=2, rank=r, world=world) for r in range(world)]
+        assert sorted(sum(parts, [])) == list(range(10))  # every shard once, over all ranks
+        whole = shard_order(10, seed=5, epoch=2)
+        assert all(parts[r] == whole[r::world] for r in range(world))  # rank r: shards r, r + w, ... of the order
+    assert shard_order(10, 5, 2) == shard_order(10, 5, 2) != shard_order(10, 5, 3)
+
+
+def test_shuffle_buffer_permutes_within_its_window():
+    from asr.train.data import shuffle_buffer
+
+    stream = list(range(100))
+    out = shuffle_buffer(stream, 8, np.random.default_rng(1))
+    assert sorted(out) == stream and out != stream
+    assert out == shuffle_buffer(stream, 8, np.random.default_rng(1))
+    for t, item in enumerate(out[: 100 - 8]):
+        assert item <= t + 8  # emitted no later than the buffer allows: reading stays sequential
+    assert shuffle_buffer(stream, 1, np.random.default_rng(1)) == stream
+
+
+def test_shard_batches_read_only_the_rank_s_shards_deterministically():
+    from asr.train.data import shard_batches, shard_order
+
+    rng = np.random.default_rng(0)
+    shard_items = [list(range(k * 20, (k + 1) * 20)) for k in range(6)]
+    lengths = rng.integers(10, 200, size=120).tolist()
+    kw = dict(max_frames=800, max_batch=6, buffer=16, seed=3)
+    for world in (1, 2, 3):
+        seen = []
+        for r in range(world):
+            batches = shard_batches(shard_items, lengths, epoch=1, rank=r, world=world, **kw)
+            assert batches == shard_batches(shard_items, lengths, epoch=1, rank=r, world=world, **kw)
+            items = [i for b in batches for i in b]
+            mine = {i for k in shard_order(6, 3, 1, r, world) for i in shard_items[k]}
+            assert set(items) == mine and len(items) == len(mine)  # its own shards' items, each once
+            assert all(len(b) <= 6 and max(lengths[i] for i in b) * len(b) <= 800 for b in batches)
+            seen += items
+        assert sorted(seen) == list(range(120))
+    assert shard_batches(shard_items, lengths, epoch=1, **kw) != shard_batches(shard_items, lengths, epoch=2, **kw)
+
+
+def test_interleaved_batches_give_each_process_its_own_in_order():
+    """The trainer's layout: process r takes batches[g + a * world + r] for step g / group and
+    accumulation a; that must be its own batches, in order, cut to the steps every process has."""
+    from asr.train.data import interleave_ranks
+
+    per_rank = [[[r, i] for i in range(n)] for r, n in enumerate((7, 5, 9))]
+    for accum in (1, 2):
+        batches = interleave_ranks(per_rank, accum)
+        world, group = 3, 3 * accum
+        steps = 5 // accum
+        assert len(batches) == steps * group
+        for r in range(world):
+            mine = [batches[g + a * world + r] for g in range(0, len(batches), group) for a in range(accum)]
+            assert mine == per_rank[r][: steps * accum]

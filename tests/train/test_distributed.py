@@ -135,3 +135,44 @@ def test_bad_settings_are_reported():
         load_config(None, ["train.precision=fp8"])
     with pytest.raises(ValueError, match="accum_steps"):
         load_config(None, ["train.accum_steps=0"])
+
+
+def test_two_processes_read_their_own_shards(tiny_corpus, tmp_path):
+    """Sharded data.train under torchrun: process r trains on the batches of shards r, r + 2,
+    ... (asr.train.data.shard_batches), both cut to the same number of steps: the audio the
+    epoch counts is exactly that of those batches."""
+    from asr.manifest import read_manifest
+    from asr.shards import shard_entries, write_shards
+    from asr.train.config import load_config
+    from asr.train.data import FeatureDataset, interleave_ranks, shard_batches
+
+    write_shards(read_manifest(tiny_corpus["train"]), tmp_path / "shards", shard_size=8)  # 6 shards
+    index = str(tmp_path / "shards" / "shards.json")
+    exp = str(tmp_path / "two")
+    args = [*overrides(tiny_corpus, epochs=1), f"data.train={index}", "data.shuffle_buffer=10"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+           "-m", "asr.cli", "train", "--config", os.devnull, "--exp", exp, "--no-progress", *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    # Seen in 2 of 5 runs of tests/train/ on a loaded 2-core machine (never in 32 runs of this
+    # command alone): a process aborts while exiting, after training finished and after
+    # destroy_process_group ("terminate called without an active exception", gloo's threads at
+    # interpreter exit). That is torch's teardown, not this test's subject: a run that finished
+    # passes (last.pt is written at the end of the epoch, before the processes' last barrier;
+    # save_every_steps is 0 here, so not before).
+    teardown = ("terminate called without an active exception" in proc.stderr
+                and os.path.isfile(os.path.join(exp, "last.pt")))
+    assert proc.returncode == 0 or teardown, proc.stderr[-3000:]
+
+    cfg = load_config(None, args)
+    ds = FeatureDataset(shard_entries(index), cfg.frontend, progress=False)
+    shard_items = [[i for i, e in enumerate(ds.entries) if e.extra["shard"]["index"] == k] for k in range(6)]
+    t = cfg.train
+    per_rank = [shard_batches(shard_items, ds.lengths, t.max_frames, t.max_batch, cfg.data.shuffle_buffer, t.seed, 0, r, 2)
+                for r in range(2)]
+    assert not {i for b in per_rank[0] for i in b} & {i for b in per_rank[1] for i in b}  # no utterance on both
+    batches = interleave_ranks(per_rank)
+    (row,) = read_log(exp)
+    assert int(row["step"]) == len(batches) // 2
+    frames = sum(ds.lengths[i] for b in batches for i in b)
+    assert float(row["audio_seconds"]) == pytest.approx(frames * cfg.frontend.frame_shift_s, rel=1e-6)

@@ -566,3 +566,77 @@ def test_max_steps_stops_mid_epoch_with_a_dev_evaluation_and_resumes_there(tiny_
                                                                 ("2", str(2 * full_steps))]
     with pytest.raises(ValueError, match="train.max_steps must be >= 0"):
         tiny_config(tiny_corpus, max_steps=-1)
+
+
+def test_training_from_shards_learns_and_resumes_exactly(tiny_corpus, tmp_path, monkeypatch):
+    """data.train naming a shard index: training reads the tar shards (on the fly, with a worker
+    process in the uninterrupted run, in the main process in the other), the loss falls, and a
+    run stopped mid-epoch and resumed ends with the same weights: the position in the shard
+    stream is the checkpoint's (epoch, batch), the stream a pure function of (seed, epoch, rank)."""
+    from asr.manifest import read_manifest
+    from asr.shards import write_shards
+    from asr.train import trainer as training
+    from asr.train.data import OnTheFlyDataset
+
+    write_shards(read_manifest(tiny_corpus["train"]), tmp_path / "shards", shard_size=8)
+    shards = [f"data.train={tmp_path / 'shards' / 'shards.json'}", "data.shuffle_buffer=12"]
+
+    def config(workers):
+        return tiny_config(tiny_corpus, shards, precompute_features="false", num_workers=workers,
+                           speed_perturb="[0.9,1.0]")
+
+    full = str(tmp_path / "full")
+    train(config(1), full, progress=False)
+    rows = read_log(full)
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+    crashed = str(tmp_path / "crashed")
+    real_save, real_batch = training.save_checkpoint, OnTheFlyDataset.batch
+    armed = {"crash": False}
+
+    def watching_save(path, *args, **kwargs):
+        real_save(path, *args, **kwargs)
+        p = kwargs.get("progress", {})
+        if path.endswith("last.pt") and p.get("epoch") == 1 and p.get("batch", 0) > 0:
+            armed["crash"] = True
+
+    def dying_batch(self, idx):
+        if armed["crash"]:
+            raise KeyboardInterrupt
+        return real_batch(self, idx)
+
+    monkeypatch.setattr(training, "save_checkpoint", watching_save)
+    monkeypatch.setattr(OnTheFlyDataset, "batch", dying_batch)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(0), crashed, progress=False)
+    monkeypatch.setattr(OnTheFlyDataset, "batch", real_batch)
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    progress = load_checkpoint(os.path.join(crashed, "last.pt"))["progress"]
+    assert progress["epoch"] == 1 and progress["batch"] > 0  # stopped inside the second epoch
+
+    train(config(0), crashed, resume=True, progress=False)
+    assert [(r["epoch"], r["step"]) for r in read_log(crashed)] == [(r["epoch"], r["step"]) for r in rows]
+    a = load_checkpoint(os.path.join(full, "last.pt"))["model"]
+    b = load_checkpoint(os.path.join(crashed, "last.pt"))["model"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_sharded_training_refuses_what_it_does_not_do(tiny_corpus, tmp_path):
+    with pytest.raises(ValueError, match="train.sortagrad is not available with sharded data.train"):
+        tiny_config(tiny_corpus, [f"data.train={tmp_path / 'shards.json'}"], sortagrad="true")
+    with pytest.raises(ValueError, match="data.shuffle_buffer must be >= 1"):
+        tiny_config(tiny_corpus, ["data.shuffle_buffer=0"])
+
+
+def test_loader_workers_leave_the_weights_unchanged(tiny_corpus, tmp_path):
+    """Batches built in a worker process or in the main one give the same run: the loader
+    draws nothing from the global random generator (a draw per loader would also make a run
+    resumed mid-epoch, which builds one loader more, differ from an uninterrupted one)."""
+    runs = {}
+    for workers in (0, 1):
+        exp = str(tmp_path / f"w{workers}")
+        train(tiny_config(tiny_corpus, precompute_features="false", num_workers=workers, epochs=1), exp, progress=False)
+        runs[workers] = load_checkpoint(os.path.join(exp, "last.pt"))["model"]
+    for k in runs[0]:
+        assert torch.equal(runs[0][k], runs[1][k]), k
