@@ -26,7 +26,7 @@ cd "$(dirname "$0")/../.."
 source recipes/lib.sh
 
 stage=0 stop_stage=4 exp=exp/punctuation data=data/punctuation corpus_dir=""
-train_sources=kjv:150000,jargon,fortunes,sotu test_sources=chatterbot,python-docs,gnu-standards
+train_sources=kjv:150000,jargon,fortunes,sotu,linux-docs:300000,git-docs test_sources=chatterbot,python-docs,gnu-standards
 options+=(train_sources test_sources)
 parse_args "$@"
 conf=recipes/punctuation/conf.yaml
