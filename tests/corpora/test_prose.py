@@ -43,3 +43,30 @@ def test_jargon_reader(tmp_path):
     with gzip.open(path, "wt") as f:
         f.write("   :gobble: vt.\n\n   1. To consume, usually with {up} in\n   a sentence.\n\n   [Usenet] Short one.\n")
     assert list(prose._jargon(str(path))) == ["To consume, usually with up in a sentence."]
+
+
+def test_linux_docs_reader(tmp_path):
+    def write(rel, text):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+
+    write("process/howto.rst.gz", ".. SPDX-License-Identifier: GPL-2.0\n\nHow to help\n===========\n\n"
+                                  "Read the code first, and then\nask questions.\n\n::\n\n    make all\n\n"
+                                  "Call ``kmalloc()`` here.\n")
+    write("translations/it_IT/howto.rst.gz", "Leggete prima il codice.\n")  # not English
+    write("index.txt.gz", "Not a reStructuredText file.\n")
+    assert list(prose._linux_docs(str(tmp_path))) == ["Read the code first, and then ask questions."]
+    with pytest.raises(FileNotFoundError, match="apt-get install linux-doc"):
+        list(prose._linux_docs(str(tmp_path / "none")))
+
+
+def test_git_docs_reader(tmp_path):
+    (tmp_path / "technical").mkdir()
+    (tmp_path / "technical" / "pack.txt").write_text("Pack format\n-----------\n\nA pack holds objects,\n"
+                                                      "each compressed.\n\n  $ git gc\n\nSee `git-gc`.\n")
+    (tmp_path / "pack.html").write_text("<p>A pack holds objects.</p>\n")
+    assert list(prose._git_docs(str(tmp_path))) == ["A pack holds objects, each compressed."]
+    with pytest.raises(FileNotFoundError, match="apt-get install git-doc"):
+        list(prose._git_docs(str(tmp_path / "none")))
