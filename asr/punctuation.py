@@ -296,6 +296,7 @@ class Punctuator:
         if not words:
             return text
         marks, cases = self.tag(words)
+        marks = keep_numbers_whole(words, marks)
         written = iter(apply_labels(words, marks, cases))
         return "".join(next(written) if p and not p.isspace() else p for p in parts)
 
@@ -303,7 +304,27 @@ class Punctuator:
         """Timed words with marks and capitals: each keeps its times and confidence."""
         tokens = [w.word for w in words]
         marks, cases = self.tag(tokens)
+        marks = keep_numbers_whole(tokens, marks)
         return [dataclasses.replace(w, word=t) for w, t in zip(words, apply_labels(tokens, marks, cases))]
+
+
+# spoken number words: a comma between two of them splits a digit string ("five five, five one")
+_NUMBER_WORDS = frozenset("zero oh one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+                          "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty "
+                          "ninety hundred thousand".split())
+
+
+def keep_numbers_whole(tokens: Sequence[str], marks: np.ndarray) -> np.ndarray:
+    """``marks`` without the commas the tagger put between two spoken number words: a phone
+    number, a PIN or an amount said word by word is one number (and ITN writes it as one:
+    "five five five one two three four" -> "5551234", not "five five, 5 1, 234"). Applied to
+    what :meth:`Punctuator.punctuate` and :meth:`Punctuator.punctuate_words` write;
+    :meth:`Punctuator.tag` (and the scores) are the tagger's own."""
+    marks = np.array(marks, copy=True)
+    for i in range(len(tokens) - 1):
+        if marks[i] == 1 and tokens[i].lower() in _NUMBER_WORDS and tokens[i + 1].lower() in _NUMBER_WORDS:
+            marks[i] = 0
+    return marks
 
 
 _DEFAULT: dict = {}

@@ -139,3 +139,23 @@ def test_score():
     assert s["comma"]["f1"] == 1.0 and s["period"]["f1"] == 0.0 and s["question"]["precision"] == 0.5
     assert s["question"]["recall"] == 1.0 and s["case_accuracy"] == 0.75 and s["words"] == 4
     assert np.isclose(s["question"]["f1"], 2 / 3, atol=1e-4)
+
+
+def test_a_number_said_word_by_word_stays_one_number():
+    """Commas the tagger puts between spoken number words are dropped from what it writes, so a
+    phone number or a PIN stays one (and ITN writes it as one); other commas stay."""
+    import numpy as np
+
+    from asr.punctuation import default_punctuator, keep_numbers_whole
+
+    tokens = "call five five five one two and then two".split()
+    marks = np.array([0, 0, 1, 0, 1, 0, 1, 0, 2])
+    assert keep_numbers_whole(tokens, marks).tolist() == [0, 0, 0, 0, 0, 0, 1, 0, 2]
+    assert keep_numbers_whole(["Oh", "NINE"], np.array([1, 2])).tolist() == [0, 2]
+    p = default_punctuator()
+    for text in ("four zero seven two nine", "my number is five five five one two three four and my pin is one two"):
+        written = p.punctuate(text)
+        words = written.split()
+        assert not any(w.endswith(",") and w[:-1].lower() in ("zero", "one", "two", "four", "five", "seven")
+                       and nxt.lower().strip(",.?") in ("zero", "one", "two", "three", "four", "five", "seven", "nine")
+                       for w, nxt in zip(words, words[1:])), written

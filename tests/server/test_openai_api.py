@@ -149,6 +149,7 @@ def test_readable_text_per_request_and_by_default(model, server, files):
     marked = default_punctuator().punctuate(DIGITS)
     readable = inverse_normalize(marked)  # punctuation first, then ITN
     assert marked.startswith("Four") and marked.endswith(".")
+    assert readable == "40729."  # a digit string said word by word stays one number (no comma inside it)
     assert transcribe(server, files["short"]).text == DIGITS
     assert transcribe(server, files["short"], extra_body={"punctuate": "true", "itn": "true"}).text == readable
     srt = transcribe(server, files["short"], response_format="srt", extra_body={"punctuate": "true"})
