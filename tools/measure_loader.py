@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -34,6 +33,8 @@ import time
 import tracemalloc
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from measure_training import bare_loop  # noqa: E402  the model's steps, timed as measure_training times them
 
 
 def _mb(nbytes: float) -> float:
@@ -50,37 +51,6 @@ def rss() -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:
         return 0
-
-
-def model_steps(cfg, batches: list, precision: str) -> float:
-    """Seconds of forward/backward/clip/step over ``batches`` (collated dicts), as training
-    runs them (SpecAugment on, CTC loss in fp32, autocast for bf16)."""
-    from functools import partial
-
-    import torch
-
-    from asr.train.features import spec_augment
-    from asr.train.model import CTCModel
-
-    tc = cfg.train
-    torch.manual_seed(tc.seed)
-    model = CTCModel(cfg.model)
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    augment = partial(spec_augment, cfg=tc.specaugment) if tc.specaugment else None
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    t0 = time.perf_counter()
-    for b in batches:
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-            logp, out_len = model(b["feats"], b["lengths"], augment=augment)
-        loss = torch.nn.functional.ctc_loss(logp.float().transpose(0, 1), b["targets"], out_len, b["target_lengths"],
-                                            zero_infinity=True, reduction="sum") / len(b["lengths"])
-        loss.backward()
-        gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip))
-        if math.isfinite(gnorm):
-            opt.step()
-    return time.perf_counter() - t0
 
 
 def main(argv=None) -> int:
@@ -172,7 +142,7 @@ def main(argv=None) -> int:
         cfg.model.input_dim, cfg.model.vocab_size = fe.n_mels, len(tokenizer.vocab)
         m_audio = float(sum(b["lengths"].sum() for b in kept)) * fe.frame_shift_s
         for prec in [x.strip() for x in args.precision.split(",") if x.strip()]:
-            s = model_steps(cfg, kept, prec)
+            s = bare_loop(cfg, kept, cfg.train.seed, prec)
             report["model"][prec] = {"batches": len(kept), "seconds_per_step": round(s / len(kept), 2),
                                      "audio_s_per_s": round(m_audio / s, 1)}
             print(f"  model ({cfg.model.rnn_type} {cfg.model.num_layers} x {cfg.model.hidden_size}, {prec}, "

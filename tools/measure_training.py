@@ -31,8 +31,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchmark import timed  # noqa: E402
 
 
-def bare_loop(cfg, batches: list, seed: int) -> float:
-    """Seconds for forward/backward/clip/step over ``batches`` (collated dicts), as training does them."""
+def bare_loop(cfg, batches: list, seed: int, precision: str = "fp32") -> float:
+    """Seconds for forward/backward/clip/step over ``batches`` (collated dicts), as training does
+    them (the config's perturbations and SpecAugment, autocast for ``precision`` bf16/fp16, the
+    CTC loss in fp32); tools/measure_loader.py times the model with it too."""
     import torch
 
     from asr.train.features import spec_augment
@@ -45,13 +47,15 @@ def bare_loop(cfg, batches: list, seed: int) -> float:
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     augment = partial(spec_augment, cfg=tc.specaugment) if tc.specaugment else None
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     t0 = time.perf_counter()
     for batch in batches:
         opt.zero_grad(set_to_none=True)
         lengths = batch["lengths"]
         feats, chunk = perturb_batch(batch["feats"], lengths, cfg)
-        logp, out_len = model(feats, lengths, augment=augment, chunk_size=chunk)
-        loss = torch.nn.functional.ctc_loss(logp.transpose(0, 1), batch["targets"], out_len, batch["target_lengths"],
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            logp, out_len = model(feats, lengths, augment=augment, chunk_size=chunk)
+        loss = torch.nn.functional.ctc_loss(logp.float().transpose(0, 1), batch["targets"], out_len, batch["target_lengths"],
                                             zero_infinity=True, reduction="sum") / len(lengths)
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip))

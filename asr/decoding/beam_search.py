@@ -467,15 +467,13 @@ class CtcBeamSearch:
         gram = self.grammar if grammar is None else self.compile_grammar(grammar)
         oov = gram.oov_words(self.lm) if gram is not None and self.lm is not None else 0
         self._oov_penalty = math.log(oov) if oov > 1 else 0.0
-        # phone models: unigram look-ahead over the lexicon's trie (one function per grammar and penalty: its cache key)
+        # phone models: unigram look-ahead over the lexicon's trie; a new function when the penalty
+        # changes, since the grammar caches look-ahead values per function
         self._unigram = None
         if self.phones and gram is not None and self.lm is not None and o.lm_lookahead:
-            key = (id(gram), self._oov_penalty)
-            if self._unigram_key != key:
-                penalty = self._oov_penalty
-                lm = self.lm
-                self._unigram_fn = lambda w: lm.score(w, ()) - (penalty if w not in lm.vocab and w != UNK_WORD else 0.0)
-                self._unigram_key = key
+            if self._unigram_key != self._oov_penalty:
+                self._unigram_fn = lambda w: self._lm_score(w, ())
+                self._unigram_key = self._oov_penalty
             self._unigram = self._unigram_fn
         if self.phones and self.lm is not None and gram is None:
             raise ValueError("a phone model with a word LM needs a lexicon (a grammar of words) to decode into words")
