@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+from array import array
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional, Sequence, overload
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ManifestError", "Entry", "read_manifest", "write_manifest", "segment_of"]
+__all__ = ["ManifestError", "Entry", "read_manifest", "ManifestIndex", "write_manifest", "segment_of"]
 
 REQUIRED = {"audio_filepath": str, "duration": (int, float), "text": str}
 MAX_SECONDS = 1e7  # about 116 days: a larger duration or offset is a broken line, not a recording
@@ -78,28 +81,27 @@ def _parse_line(line: str, base: str) -> Entry:
                  None if offset is None else float(offset))
 
 
-def read_manifest(path: str | os.PathLike, strict: bool = False,
-                  problems: Optional[list] = None) -> list[Entry]:
-    """Read a JSONL manifest (UTF-8, a byte-order mark allowed). A malformed line (bad JSON,
-    a missing or mistyped field, bytes that are not UTF-8) is reported with its file and line
-    number and skipped, and appended to ``problems`` as ``(line number, reason)`` when a list
-    is given; with ``strict=True`` it raises. A missing file, or one with no valid line, raises."""
+def _scan(path: str | os.PathLike, strict: bool, problems: Optional[list]) -> Iterator[tuple[int, int, Entry]]:
+    """``(byte offset, byte length, entry)`` of each valid line of a manifest, in order; what
+    :func:`read_manifest` says of malformed lines holds here (reported, counted, skipped, or
+    raised with ``strict``); a missing file, or one with no valid line, raises."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ManifestError(f"{path}: manifest not found")
     base = os.path.dirname(os.path.abspath(path))
-    entries, bad = [], 0
+    kept, bad, pos = 0, 0, 0
     try:
         f = open(path, "rb")
     except PermissionError:
         raise ManifestError(f"{path}: permission denied") from None
     with f:
         for lineno, raw in enumerate(f, 1):
+            start, pos = pos, pos + len(raw)
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
                 if not line.strip():
                     continue
-                entries.append(_parse_line(line, base))
+                entry = _parse_line(line, base)
             except (ManifestError, UnicodeDecodeError) as exc:
                 reason = (f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
                           if isinstance(exc, UnicodeDecodeError) else str(exc))
@@ -109,11 +111,102 @@ def read_manifest(path: str | os.PathLike, strict: bool = False,
                 if problems is not None:
                     problems.append((lineno, reason))
                 log.warning("%s:%d: skipping malformed line: %s", path, lineno, reason)
+                continue
+            kept += 1
+            yield start, len(raw), entry
     if bad:
-        log.warning("%s: skipped %d malformed line(s), kept %d", path, bad, len(entries))
-    if not entries:
+        log.warning("%s: skipped %d malformed line(s), kept %d", path, bad, kept)
+    if not kept:
         raise ManifestError(f"{path}: no valid entries" + (f" ({bad} malformed line(s))" if bad else ""))
-    return entries
+
+
+def read_manifest(path: str | os.PathLike, strict: bool = False,
+                  problems: Optional[list] = None) -> list[Entry]:
+    """Read a JSONL manifest (UTF-8, a byte-order mark allowed). A malformed line (bad JSON,
+    a missing or mistyped field, bytes that are not UTF-8) is reported with its file and line
+    number and skipped, and appended to ``problems`` as ``(line number, reason)`` when a list
+    is given; with ``strict=True`` it raises. A missing file, or one with no valid line, raises."""
+    return [e for _, _, e in _scan(path, strict, problems)]
+
+
+class ManifestIndex(Sequence[Entry]):
+    """A manifest that stays on disk: the byte offset and length of each valid line and its
+    duration, 20 bytes an utterance, where :func:`read_manifest`'s entries take 1.5-2 KB each
+    (a Python object per field). ``index[i]`` reads line ``i`` again and parses it into an
+    :class:`Entry`; iterating reads the file in order. For training on corpora of millions of
+    utterances. Lines are validated once, when the index is made (:meth:`read`, with
+    :func:`read_manifest`'s rules); a file changed since then is an error, not other data."""
+
+    def __init__(self, path: str | os.PathLike, starts: np.ndarray, sizes: np.ndarray, durations: np.ndarray,
+                 stamp: tuple[int, int]):
+        self.path = os.path.abspath(os.fspath(path))
+        self.base = os.path.dirname(self.path)
+        self.starts, self.sizes, self.durations = starts, sizes, durations
+        self._stamp = stamp  # (size, mtime in ns) when indexed
+        self._fd: Optional[int] = None
+
+    @classmethod
+    def read(cls, path: str | os.PathLike, strict: bool = False, problems: Optional[list] = None) -> "ManifestIndex":
+        """Index a manifest (each line parsed and checked once, as :func:`read_manifest` does)."""
+        st = os.stat(path) if os.path.isfile(path) else None
+        starts, sizes, durations = array("q"), array("I"), array("d")  # compact while growing
+        for start, size, e in _scan(path, strict, problems):
+            starts.append(start)
+            sizes.append(size)
+            durations.append(e.duration)
+        return cls(path, np.frombuffer(starts, np.int64), np.frombuffer(sizes, np.uint32),
+                   np.frombuffer(durations, np.float64), (st.st_size, st.st_mtime_ns))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def _check(self, fd: int) -> None:
+        st = os.fstat(fd)
+        if (st.st_size, st.st_mtime_ns) != self._stamp:
+            raise ManifestError(f"{self.path}: changed since it was read; start again to read it anew")
+
+    def _file(self) -> int:
+        if self._fd is None:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                self._check(fd)
+            except ManifestError:
+                os.close(fd)
+                raise
+            self._fd = fd
+        return self._fd
+
+    def _entry(self, i: int) -> Entry:
+        raw = os.pread(self._file(), int(self.sizes[i]), int(self.starts[i]))
+        return _parse_line(raw.decode("utf-8-sig" if self.starts[i] == 0 else "utf-8"), self.base)
+
+    @overload
+    def __getitem__(self, i: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Entry]: ...
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._entry(j) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"entry {i} of a manifest of {n}")
+        return self._entry(i % n)
+
+    def __iter__(self) -> Iterator[Entry]:
+        with open(self.path, "rb") as f:  # in order: one sequential read, not a seek a line
+            self._check(f.fileno())
+            for start, size in zip(self.starts.tolist(), self.sizes.tolist()):
+                f.seek(start)
+                yield _parse_line(f.read(size).decode("utf-8-sig" if start == 0 else "utf-8"), self.base)
+
+    def __getstate__(self) -> dict:  # a worker process opens the file itself
+        return {**self.__dict__, "_fd": None}
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
 
 
 def write_manifest(path: str | os.PathLike, entries: Iterable[Entry]) -> int:

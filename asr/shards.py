@@ -8,10 +8,11 @@ folder's index ``shards.json`` names the shards in order with their utterance co
 durations and sizes, and the manifest entries that were skipped (a missing or unreadable
 audio file), each with its reason.
 
-Reading: :func:`shard_entries` scans each tar's headers (seeking over the audio) and its
-small ``.json`` members into :class:`~asr.manifest.Entry` objects whose ``extra["shard"]``
-holds the tar, the shard's number and the audio member's byte range; :func:`load_shard_audio`
-reads those bytes and decodes them. Any WebDataset-style tar with ``KEY.json`` members of
+Reading: :func:`shard_entries` scans each tar's headers (seeking over the audio) and checks its
+small ``.json`` members, keeping each utterance's byte ranges in columns
+(:class:`ShardEntries`); an utterance asked for becomes an :class:`~asr.manifest.Entry` whose
+``extra["shard"]`` holds the tar, the shard's number and the audio member's byte range;
+:func:`load_shard_audio` reads those bytes and decodes them. Any WebDataset-style tar with ``KEY.json`` members of
 that form can be read, whoever wrote it.
 """
 
@@ -24,7 +25,8 @@ import os
 import posixpath
 import re
 import tarfile
-from typing import Iterable, Optional
+from array import array
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -36,7 +38,7 @@ from asr.manifest import Entry
 log = logging.getLogger(__name__)
 
 __all__ = ["INDEX_NAME", "FORMAT", "ShardError", "write_shards", "is_shard_index", "read_index", "shard_entries",
-           "load_shard_audio", "shard_name"]
+           "ShardEntries", "load_shard_audio", "shard_name"]
 
 INDEX_NAME = "shards.json"
 FORMAT = "asr-shards/1"
@@ -224,12 +226,13 @@ def _member_key(name: str) -> tuple[str, str]:
     return posixpath.join(folder, stem), ext.lower()
 
 
-def scan_shard(path: str, shard: int) -> list[Entry]:
-    """The utterances of one shard in tar order. A key without both a ``.json`` and a
+def _scan_shard(path: str) -> list[tuple[str, float, int, int, int, int]]:
+    """``(audio member's name, duration, .json offset, .json size, audio offset, audio size)`` of
+    each utterance of one shard in tar order. A key without both a ``.json`` and a
     ``.flac``/``.wav`` member, or with unusable metadata, is named in a warning and left out."""
     groups: dict[str, dict] = {}
     try:
-        tf = tarfile.open(path, mode="r:")  # uncompressed: the audio's byte offsets are where it lies
+        tf = tarfile.open(path, mode="r:")  # uncompressed: the members' byte offsets are where they lie
     except FileNotFoundError:
         raise ShardError(f"{path}: shard not found") from None
     except (tarfile.TarError, OSError) as exc:
@@ -242,9 +245,10 @@ def scan_shard(path: str, shard: int) -> list[Entry]:
             g = groups.setdefault(key, {})
             if ext == "json":
                 try:
-                    g["meta"] = json.loads(tf.extractfile(m).read().decode("utf-8"))
-                except (ValueError, UnicodeDecodeError) as exc:
-                    g["bad"] = f"{m.name}: not JSON ({exc})"
+                    g["meta"] = _meta(tf.extractfile(m).read())
+                    g["meta_at"] = (m.offset_data, m.size)
+                except ValueError as exc:
+                    g["bad"] = f"{m.name}: {exc}"
             elif ext in ("flac", "wav"):
                 g["audio"] = (m.name, m.offset_data, m.size)
     out = []
@@ -253,34 +257,103 @@ def scan_shard(path: str, shard: int) -> list[Entry]:
         problem = g.get("bad")
         if problem is None and (meta is None or audio is None):
             problem = f"key {key!r} has no {'.json' if meta is None else '.flac or .wav'} member"
-        if problem is None and not (isinstance(meta, dict) and isinstance(meta.get("text"), str)
-                                    and isinstance(meta.get("duration"), (int, float)) and meta["duration"] > 0):
-            problem = f"{key}.json: expected \"text\" (a string) and \"duration\" (seconds > 0)"
         if problem is not None:
             log.warning("%s: skipping %s", path, problem)
             continue
         name, offset, size = audio
-        speaker = meta.get("speaker")
-        out.append(Entry(f"{path}:{name}", float(meta["duration"]), meta["text"], None if speaker is None else str(speaker),
-                         extra={"shard": {"path": path, "index": shard, "offset": offset, "size": size}}))
+        out.append((name, float(meta["duration"]), *g["meta_at"], offset, size))
     return out
 
 
-def shard_entries(index_path: str | os.PathLike) -> list[Entry]:
-    """Every utterance of the shards an index names, shard by shard in tar order (an entry's
-    ``extra["shard"]["index"]`` is its shard's number). Shard paths are relative to the
-    index's folder."""
-    index_path = os.fspath(index_path)
-    index = read_index(index_path)
-    base = os.path.dirname(os.path.abspath(index_path))
-    entries: list[Entry] = []
-    for k, s in enumerate(index["shards"]):
-        found = scan_shard(os.path.join(base, s["name"]), k)
-        if len(found) != s["utterances"]:
-            log.warning("%s: %s holds %d usable utterances, the index says %d", index_path, s["name"], len(found),
-                        s["utterances"])
-        entries += found
-    return entries
+def _meta(raw: bytes) -> dict:
+    """An utterance's ``.json`` member, checked (ValueError says why it is unusable)."""
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not (isinstance(meta, dict) and isinstance(meta.get("text"), str)
+            and isinstance(meta.get("duration"), (int, float)) and not isinstance(meta["duration"], bool)
+            and meta["duration"] > 0):
+        raise ValueError('expected "text" (a string) and "duration" (seconds > 0)')
+    return meta
+
+
+class ShardEntries(Sequence[Entry]):
+    """Every utterance of the shards an index names, shard by shard in tar order, kept as
+    columns (its shard, the byte ranges of its ``.json`` and audio members, its duration and
+    member name: about 60 bytes an utterance, where an :class:`~asr.manifest.Entry` object
+    takes 1.5 KB). ``entries[i]`` reads utterance ``i``'s ``.json`` member again into an
+    :class:`Entry` whose ``extra["shard"]`` holds the tar, the shard's number and the audio
+    member's byte range (what :func:`load_shard_audio` reads)."""
+
+    def __init__(self, paths: list[str], columns: dict[str, np.ndarray], names: bytes):
+        self.paths = paths
+        self.shard, self.durations = columns["shard"], columns["duration"]
+        self._meta_at, self._meta_size = columns["meta_at"], columns["meta_size"]
+        self._audio_at, self._audio_size = columns["audio_at"], columns["audio_size"]
+        self._name_end = columns["name_end"]
+        self._names = names
+
+    @classmethod
+    def read(cls, index_path: str | os.PathLike) -> "ShardEntries":
+        index_path = os.fspath(index_path)
+        index = read_index(index_path)
+        base = os.path.dirname(os.path.abspath(index_path))
+        paths: list[str] = []
+        cols = {k: array(t) for k, t in (("shard", "i"), ("duration", "d"), ("meta_at", "q"), ("meta_size", "q"),
+                                          ("audio_at", "q"), ("audio_size", "q"), ("name_end", "q"))}
+        names = bytearray()
+        for k, s in enumerate(index["shards"]):
+            path = os.path.join(base, s["name"])
+            found = _scan_shard(path)
+            if len(found) != s["utterances"]:
+                log.warning("%s: %s holds %d usable utterances, the index says %d", index_path, s["name"], len(found),
+                            s["utterances"])
+            paths.append(path)
+            for name, duration, meta_at, meta_size, audio_at, audio_size in found:
+                names += name.encode("utf-8")
+                for col, v in (("shard", k), ("duration", duration), ("meta_at", meta_at), ("meta_size", meta_size),
+                               ("audio_at", audio_at), ("audio_size", audio_size), ("name_end", len(names))):
+                    cols[col].append(v)
+        dtypes = {"i": np.int32, "d": np.float64, "q": np.int64}
+        return cls(paths, {k: np.frombuffer(a, dtypes[a.typecode]) for k, a in cols.items()}, bytes(names))
+
+    def __len__(self) -> int:
+        return len(self.shard)
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the columns take (the shards' paths aside)."""
+        return len(self._names) + sum(c.nbytes for c in (self.shard, self.durations, self._meta_at, self._meta_size,
+                                                           self._audio_at, self._audio_size, self._name_end))
+
+    def _entry(self, i: int) -> Entry:
+        path = self.paths[int(self.shard[i])]
+        try:
+            with open(path, "rb") as f:
+                f.seek(int(self._meta_at[i]))
+                meta = _meta(f.read(int(self._meta_size[i])))
+        except (OSError, ValueError) as exc:
+            raise ShardError(f"{path}: utterance {i} cannot be read again ({exc})") from None
+        name = self._names[int(self._name_end[i - 1]) if i else 0: int(self._name_end[i])].decode("utf-8")
+        speaker = meta.get("speaker")
+        return Entry(f"{path}:{name}", float(self.durations[i]), meta["text"], None if speaker is None else str(speaker),
+                     extra={"shard": {"path": path, "index": int(self.shard[i]), "offset": int(self._audio_at[i]),
+                                      "size": int(self._audio_size[i])}})
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._entry(j) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"utterance {i} of {n}")
+        return self._entry(i % n)
+
+
+def shard_entries(index_path: str | os.PathLike) -> ShardEntries:
+    """Every utterance of the shards an index names (:class:`ShardEntries`). Shard paths are
+    relative to the index's folder."""
+    return ShardEntries.read(index_path)
 
 
 def load_shard_audio(e: Entry, sample_rate: int) -> np.ndarray:

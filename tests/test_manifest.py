@@ -161,3 +161,40 @@ def test_write_manifest_round_trip_and_segments(tmp_path):
     a, b = read_manifest(path)
     assert (a.duration, a.offset, a.speaker, a.extra, b.offset, b.speaker) == (1.2346, 0.1235, "s1", {"lang": "fr"}, None, None)
     assert segment_of(a) == (0.1235, 1.2346) and segment_of(b) == (0.0, None)
+
+
+def test_an_index_keeps_the_manifest_on_disk_and_reads_what_read_manifest_reads(tmp_path):
+    """ManifestIndex: the same entries as read_manifest (the same malformed lines skipped and
+    reported, the byte-order mark, relative paths), read again per entry, by slice, in order,
+    and after pickling (a worker process); a file changed since it was indexed is an error."""
+    import pickle
+
+    from asr.manifest import ManifestIndex
+
+    p = tmp_path / "m.jsonl"
+    good = [line("a.wav", "one", 1.5), json.dumps({"audio_filepath": "/x/b.flac", "duration": 2, "text": "two",
+                                                  "speaker": 7, "offset": 0.5, "id": "b"}), line("c.wav", "naïve")]
+    p.write_bytes(b"\xef\xbb\xbf" + "\n".join([good[0], "{broken", "", good[1], '{"duration": 1}', good[2]]).encode() + b"\n")
+    want_problems, got_problems = [], []
+    want = read_manifest(p, problems=want_problems)
+    index = ManifestIndex.read(p, problems=got_problems)
+    assert got_problems == want_problems and [n for n, _ in got_problems] == [2, 5]
+    assert len(index) == 3 and list(index) == want and [index[i] for i in range(3)] == want
+    assert index[-1] == want[-1] and index[1:] == want[1:] and index.durations.tolist() == [1.5, 2.0, 1.0]
+    assert index[1].extra == {"id": "b"} and index[1].offset == 0.5 and index[0].audio_filepath == str(tmp_path / "a.wav")
+    assert pickle.loads(pickle.dumps(index))[2] == want[2]
+    with pytest.raises(IndexError):
+        index[3]
+    with pytest.raises(ManifestError, match="no valid entries"):
+        ManifestIndex.read(_write(tmp_path / "bad.jsonl", "{broken\n"))
+
+    p.write_bytes(p.read_bytes() + (line("d.wav", "four") + "\n").encode())  # changed under it
+    with pytest.raises(ManifestError, match="changed since it was read"):
+        ManifestIndex(p, index.starts, index.sizes, index.durations, index._stamp)[0]  # a new process
+    with pytest.raises(ManifestError, match="changed since it was read"):
+        list(index)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

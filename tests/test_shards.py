@@ -44,6 +44,8 @@ def test_shards_hold_each_utterance_as_a_key_group_with_an_index(corpus, tmp_pat
         assert tf.extractfile(members[0]).read() == open(entries[4].audio_filepath, "rb").read()  # bytes as they are
     # read back: the same utterances, texts and audio, in order
     back = shard_entries(tmp_path / "s" / "shards.json")
+    assert back.nbytes / len(back) < 80  # columns, read again when asked: not an object an utterance
+    assert back[-1] == list(back)[-1] and back[2:4] == [back[2], back[3]]
     assert [(e.text, e.duration, e.extra["shard"]["index"]) for e in back] == \
         [(e.text, round(e.duration, 4), i // 4) for i, e in enumerate(entries)]
     for e, b in zip(entries, back):

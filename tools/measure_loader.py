@@ -3,12 +3,16 @@
     python tools/measure_loader.py --config recipes/librispeech/conf_100.yaml \\
         --set data.train=data/ls_like100/train.jsonl --workers 0,1,2 --batches 8 --model-batches 2
 
-1. Memory: the training manifest read (:func:`asr.manifest.read_manifest`) and the training
-   dataset built over it as ``asr train`` builds it with ``train.precompute_features: false``
-   (:class:`asr.train.data.OnTheFlyDataset`: every speed-perturbed copy an item, transcripts
-   encoded), as the growth of the process's resident memory (tensors included; tracemalloc
-   sees Python's objects only, which it reports beside); ``--repeat K`` reads K copies of the manifest as one
-   (K x its utterances: a million-utterance manifest from a small one).
+1. Memory: the training manifest indexed (:class:`asr.manifest.ManifestIndex`: it stays on
+   disk), the training dataset built over it (:class:`asr.train.data.OnTheFlyDataset`: every
+   speed-perturbed copy an item, transcripts checked, encoded again per batch) and epoch 1's
+   batch plan (:func:`asr.train.data.bucket_batches`), as ``asr train`` makes them with
+   ``train.precompute_features: false``: the growth of the process's resident memory, after a
+   small dataset was built first (the front end's and tokenizer's one-time costs are not the
+   manifest's) and with freed memory handed back to the system (``malloc_trim``); the peak
+   while building is printed beside. Python's objects alone (tracemalloc) are counted on the
+   first 20,000 utterances. ``--repeat K`` reads K copies of the manifest as one (K x its
+   utterances: a million-utterance manifest from a small one).
 2. The loader: the first ``--batches`` batches of epoch 1 (the config's bucketing,
    ``train.max_frames`` / ``train.max_batch``) built by :func:`asr.train.data.batch_loader` --
    audio read, speed-perturbed, log-mel, padded -- with each number of background ``--workers``
@@ -41,11 +45,18 @@ def _mb(nbytes: float) -> float:
     return nbytes / 2**20
 
 
-def rss() -> int:
-    """Resident memory of this process now, bytes (Linux; 0 elsewhere)."""
+def rss(trim: bool = True) -> int:
+    """Resident memory of this process now, bytes (Linux; 0 elsewhere); with ``trim``, after
+    garbage collection and freed memory handed back to the system (glibc's ``malloc_trim``)."""
+    import ctypes
     import gc
 
-    gc.collect()
+    if trim:
+        gc.collect()
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -67,7 +78,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from asr.manifest import read_manifest
+    from asr.manifest import ManifestIndex
     from asr.train.config import load_config
     from asr.train.data import OnTheFlyDataset, batch_loader, bucket_batches
     from asr.train.trainer import _build_tokenizer
@@ -87,37 +98,53 @@ def main(argv=None) -> int:
         tmp.close()
         manifest = tmp.name
     r0 = rss()
-    tracemalloc.start()
     t = time.perf_counter()
-    entries = read_manifest(manifest)
+    entries = ManifestIndex.read(manifest)  # as asr train reads it for data computed per batch
     read_s = time.perf_counter() - t
-    entries_py = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()  # the tokenizer's training is not the manifest's memory
     entries_bytes = rss() - r0
     t = time.perf_counter()
     tokenizer = _build_tokenizer(cfg, entries[: len(entries) // args.repeat])
     tok_s = time.perf_counter() - t
+    speeds = tuple(tc.speed_perturb)
+    OnTheFlyDataset(entries[:100], fe, tokenizer, speeds=speeds)  # one-time costs (front end, tokenizer)
     r0 = rss()
-    tracemalloc.start()
     t = time.perf_counter()
-    ds = OnTheFlyDataset(entries, fe, tokenizer, speeds=tuple(tc.speed_perturb))
+    ds = OnTheFlyDataset(entries, fe, tokenizer, speeds=speeds)
     ds_s = time.perf_counter() - t
-    ds_py = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
+    ds_peak = rss(trim=False) - r0
     ds_bytes = rss() - r0
+    r0 = rss()
+    plan = bucket_batches(ds.base_lengths(), tc.max_frames, tc.max_batch, True, tc.seed, 0)  # as the trainer's epoch
+    plan_peak, plan_bytes, n_batches = rss(trim=False) - r0, rss() - r0, len(plan)
+    del plan
+    with open(manifest, "rb") as f, tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as head:
+        head.writelines(line for line, _ in zip(f, range(20000)))  # Python's own objects, traced (slow): a sample
+    tracemalloc.start()
+    part = ManifestIndex.read(head.name)
+    sample = OnTheFlyDataset(part, fe, tokenizer, speeds=speeds)
+    py_bytes, k = tracemalloc.get_traced_memory()[0], len(part)
+    tracemalloc.stop()
+    del part, sample
+    os.unlink(head.name)
     if args.repeat > 1:
         os.unlink(manifest)
     n = len(entries)
     report["memory"] = {"utterances": n, "items": len(ds), "read_s": round(read_s, 2), "tokenizer_s": round(tok_s, 2),
                         "dataset_s": round(ds_s, 2), "entries_mb": round(_mb(entries_bytes), 1),
-                        "dataset_mb": round(_mb(ds_bytes), 1), "entries_python_mb": round(_mb(entries_py), 1),
-                        "dataset_python_mb": round(_mb(ds_py), 1),
-                        "mb_per_million_utterances": round(_mb(entries_bytes + ds_bytes) * 1e6 / n, 1)}
+                        "dataset_mb": round(_mb(ds_bytes), 1), "dataset_peak_mb": round(_mb(ds_peak), 1),
+                        "plan_batches": n_batches, "plan_mb": round(_mb(plan_bytes), 1),
+                        "plan_peak_mb": round(_mb(plan_peak), 1),
+                        "mb_per_million_utterances": round(_mb(entries_bytes + ds_bytes) * 1e6 / n, 1),
+                        "with_plan_mb_per_million_utterances": round(_mb(entries_bytes + ds_bytes + plan_bytes) * 1e6 / n, 1),
+                        "python_bytes_per_utterance": round(py_bytes / k, 1)}
     m = report["memory"]
-    print(f"manifest {cfg.data.train}{f' x {args.repeat}' if args.repeat > 1 else ''}: {n} utterances read in "
+    print(f"manifest {cfg.data.train}{f' x {args.repeat}' if args.repeat > 1 else ''}: {n} utterances indexed in "
           f"{read_s:.1f} s, {m['entries_mb']} MB; dataset of {len(ds)} items (speeds {tc.speed_perturb}) built in "
-          f"{ds_s:.1f} s, {m['dataset_mb']} MB more: {m['mb_per_million_utterances']} MB per million utterances "
-          f"(resident; Python objects alone {m['entries_python_mb']} + {m['dataset_python_mb']} MB)")
+          f"{ds_s:.1f} s, {m['dataset_mb']} MB more (peak {m['dataset_peak_mb']}): "
+          f"{m['mb_per_million_utterances']} MB per million utterances (resident; Python objects alone "
+          f"{m['python_bytes_per_utterance']:g} bytes an utterance); epoch 1's plan of {n_batches} batches "
+          f"{m['plan_mb']} MB more (peak {m['plan_peak_mb']}): {m['with_plan_mb_per_million_utterances']} MB "
+          f"per million with it")
     if args.repeat > 1:  # the rest on one copy
         ds = OnTheFlyDataset(entries[: n // args.repeat], fe, tokenizer, speeds=tuple(tc.speed_perturb))
     del entries

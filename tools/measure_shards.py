@@ -76,6 +76,7 @@ def main(argv=None) -> int:
         "bytes": sum(s["bytes"] for s in index["shards"]), "skipped": len(index["skipped"]),
         "write_s": round(write_s, 3), "write_utt_per_s": round(n / write_s),
         "scan_s": round(scan_s, 3), "scan_utt_per_s": round(n / scan_s),
+        "kept_bytes_per_utterance": round(back.nbytes / len(back), 1),
         "decoded": k, "shard_decode_s": round(shard_decode_s, 3), "file_decode_s": round(file_decode_s, 3),
     }))
     return 0

@@ -5,8 +5,10 @@ speech mixed into each epoch in a set ratio (:func:`epoch_items`)."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
+from array import array
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
@@ -45,7 +47,9 @@ def nonspeech_entries(entries: Sequence[Entry], fraction: float, seed: int) -> l
     n = int(round(fraction * len(entries)))
     if n <= 0 or not entries:
         return []
-    durations = np.array([e.duration for e in entries], dtype=np.float64)
+    durations = getattr(entries, "durations", None)  # a ManifestIndex has them without parsing a line
+    if durations is None:
+        durations = np.array([e.duration for e in entries], dtype=np.float64)
     lo, hi = float(durations.min()), float(durations.max())
     rng = np.random.default_rng([seed, _NONSPEECH_STREAM])
     out = []
@@ -157,12 +161,14 @@ def _speeds_of(e: Entry, speeds: Sequence[float]) -> Sequence[float]:
     return (1.0,) if is_synthetic(e) else speeds
 
 
-def epoch_items(entries: Sequence[Entry], ratio: float, seed: int, epoch: int, real_only: bool = False) -> list[int]:
-    """The items (indices into ``entries``, a dataset's) that an epoch trains on: every real
-    item, and ``round(ratio * real items)`` synthetic ones (all of them when there are fewer)
-    drawn without replacement, a new draw per ``(seed, epoch)``; none with ``real_only``."""
-    real = [i for i, e in enumerate(entries) if not is_synthetic(e)]
-    synthetic = [i for i, e in enumerate(entries) if is_synthetic(e)]
+def epoch_items(synthetic_mask: Sequence[bool], ratio: float, seed: int, epoch: int, real_only: bool = False) -> list[int]:
+    """The items (indices into a dataset's, whose :meth:`synthetic_mask` says which are
+    synthetic) that an epoch trains on: every real item, and ``round(ratio * real items)``
+    synthetic ones (all of them when there are fewer) drawn without replacement, a new draw
+    per ``(seed, epoch)``; none with ``real_only``."""
+    mask = np.asarray(synthetic_mask, dtype=bool)
+    real = np.flatnonzero(~mask).tolist()
+    synthetic = np.flatnonzero(mask).tolist()
     if real_only or not synthetic:
         return real
     k = min(len(synthetic), int(round(ratio * len(real))))
@@ -304,7 +310,15 @@ class _Items:
 
     @property
     def total_seconds(self) -> float:
-        return sum(self.lengths[: len(self.entries)]) * self.frontend.frame_shift_s
+        return int(self.base_lengths().sum()) * self.frontend.frame_shift_s
+
+    def base_lengths(self) -> np.ndarray:
+        """Frames of each item, connected strings aside (int)."""
+        return np.asarray(self.lengths[: len(self)], dtype=np.int64)
+
+    def synthetic_mask(self) -> np.ndarray:
+        """Which items are synthetic speech (:func:`mark_synthetic`)."""
+        return np.array([is_synthetic(e) for e in self.entries], dtype=bool)
 
     def part_samples(self, i: int) -> int:
         """Samples of item ``i``'s audio at the front end's rate (without reading it)."""
@@ -490,10 +504,16 @@ class OnTheFlyDataset(_Items):
     computes features when asked, so memory stays flat for corpora of any size, and
     :func:`batch_loader` computes them in background worker processes.
 
-    Lengths for bucketing come from the manifest durations. Transcripts are encoded up front
-    (entries the tokenizer cannot encode are skipped now, as in :class:`FeatureDataset`);
-    unreadable or too-short audio is found when its batch is built: that utterance is left out
-    of the batch with a warning (in the worker's log) and the epoch goes on."""
+    Lengths for bucketing come from the manifest durations. Transcripts are checked up front
+    (entries the tokenizer cannot encode are skipped now, as in :class:`FeatureDataset`) and
+    encoded again when a batch needs them; unreadable or too-short audio is found when its
+    batch is built: that utterance is left out of the batch with a warning (in the worker's
+    log) and the epoch goes on.
+
+    Items are kept in columns (the entry each is of, its speed, its frames, what kind it is:
+    about 10 bytes an item) over the ``entries`` given, which stay as they are: with a
+    :class:`~asr.manifest.ManifestIndex` the manifest stays on disk and a million utterances
+    take about 50 MB (``tools/measure_loader.py`` measures it)."""
 
     def __init__(
         self,
@@ -505,30 +525,81 @@ class OnTheFlyDataset(_Items):
     ):
         self.frontend = frontend
         self._logmel = LogMel(frontend)
-        self.entries: list[Entry] = []
-        self.speeds: list[float] = []
-        self.targets: list[Optional[np.ndarray]] = []
-        self.item_lengths: list[int] = []  # from the manifest's durations
+        self.source = entries
+        self.tokenizer = tokenizer
         self.skipped: list[tuple[str, str]] = []
-        for e in entries:
+        self.speed_values: tuple[float, ...] = tuple(dict.fromkeys([1.0, *map(float, speeds)]))
+        if len(self.speed_values) > 255:
+            raise ValueError(f"at most 255 speed perturbation factors, got {len(self.speed_values)}")
+        durations = array("d", bytes(8 * len(entries)))
+        of, speed, frames, kinds = array("i"), array("B"), array("i"), array("B")
+        for k, e in enumerate(entries):
             keep, target = self._target(tokenizer, e, require_targets)
             if not keep:
                 continue
-            for speed in _speeds_of(e, speeds):
-                n = frontend.num_frames(int(round(e.duration * frontend.sample_rate / speed)))
+            durations[k] = e.duration
+            kind = ((_SYNTHETIC if is_synthetic(e) else 0) | (_NONSPEECH if "nonspeech" in e.extra else 0)
+                    | (_TARGET if target is not None else 0))
+            for sp in _speeds_of(e, speeds):
+                n = frontend.num_frames(int(round(e.duration * frontend.sample_rate / sp)))
                 if n < 1:
                     continue
-                self.entries.append(e)
-                self.speeds.append(float(speed))
-                self.targets.append(target)
-                self.item_lengths.append(n)
+                of.append(k)
+                speed.append(self.speed_values.index(float(sp)))
+                frames.append(n)
+                kinds.append(kind)
+        self._durations = np.frombuffer(durations, np.float64)
+        self._of = np.frombuffer(of, np.int32)
+        self._speed = np.frombuffer(speed, np.uint8)
+        self._frames = np.frombuffer(frames, np.int32)
+        self._kind = np.frombuffer(kinds, np.uint8)
+
+    @property
+    def entries(self) -> Sequence[Entry]:
+        """Each item's entry (read from ``source`` when asked)."""
+        return _ItemEntries(self.source, self._of)
+
+    @property
+    def speeds(self) -> Sequence[float]:
+        return _SpeedView(self)
+
+    @property
+    def targets(self) -> Sequence[Optional[np.ndarray]]:
+        return _TargetView(self)
+
+    def __len__(self) -> int:
+        return len(self._of)
 
     @property
     def lengths(self) -> list[int]:
-        return self.item_lengths + self.string_lengths(self.strings)
+        return self._frames.tolist() + self.string_lengths(self.strings)
+
+    def base_lengths(self) -> np.ndarray:
+        return self._frames
+
+    def source_index(self) -> np.ndarray:
+        """For each item, the index of its entry in the ``entries`` the dataset was built on."""
+        return self._of
+
+    def synthetic_mask(self) -> np.ndarray:
+        return (self._kind & _SYNTHETIC).astype(bool)
+
+    def string_candidates(self, max_part_s: float) -> list[int]:
+        limit = max_part_s * self.frontend.sample_rate
+        usable = (self._speed == self.speed_values.index(1.0)) & (self._kind & (_NONSPEECH | _TARGET) == _TARGET)
+        return [i for i in np.flatnonzero(usable).tolist() if self.part_samples(i) <= limit]
+
+    def _target_of(self, i: int) -> Optional[np.ndarray]:
+        kind = self._kind[i]
+        if kind & _NONSPEECH:
+            return _ids([])
+        if not kind & _TARGET:
+            return None
+        return _ids(self.tokenizer.encode(self.source[int(self._of[i])].text))
 
     def part_samples(self, i: int) -> int:
-        return int(round(self.entries[i].duration * self.frontend.sample_rate / self.speeds[i]))
+        return int(round(float(self._durations[self._of[i]]) * self.frontend.sample_rate
+                         / self.speed_values[self._speed[i]]))
 
     def wave(self, i: int) -> Optional[np.ndarray]:
         e, fe = self.entries[i], self.frontend
@@ -537,7 +608,7 @@ class OnTheFlyDataset(_Items):
         except AudioError as exc:
             log.warning("skipping %s: %s", e.audio_filepath, exc.reason)
             return None
-        return _perturb(wave, self.speeds[i], fe.sample_rate)
+        return _perturb(wave, self.speed_values[self._speed[i]], fe.sample_rate)
 
     def features(self, i: int) -> Optional[torch.Tensor]:
         """Log-mel features of item ``i`` (None, with a warning, when its audio is unusable)."""
@@ -554,11 +625,90 @@ class OnTheFlyDataset(_Items):
         """Features of up to ``max_items`` real (not synthetic) items drawn at random
         (normalization statistics: those of the speech the model will hear)."""
         rng = np.random.default_rng(seed)
-        real = [i for i, e in enumerate(self.entries) if not is_synthetic(e)]
-        for i in sorted(real[j] for j in rng.permutation(len(real))[:max_items].tolist()):
+        real = np.flatnonzero(~self.synthetic_mask())
+        for i in sorted(real[rng.permutation(len(real))[:max_items]].tolist()):
             f = self.features(i)
             if f is not None:
                 yield f
+
+
+_SYNTHETIC, _NONSPEECH, _TARGET = 1, 2, 4  # OnTheFlyDataset's item kinds (bits)
+
+
+class _ItemEntries(Sequence[Entry]):
+    """``view[i]``: the entry of item ``i`` of an :class:`OnTheFlyDataset`."""
+
+    def __init__(self, source: Sequence[Entry], of: np.ndarray):
+        self.source, self.of = source, of
+
+    def __len__(self) -> int:
+        return len(self.of)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.source[k] for k in self.of[i].tolist()]
+        return self.source[int(self.of[i])]
+
+
+class _SpeedView(Sequence[float]):
+    def __init__(self, ds: OnTheFlyDataset):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.ds.speed_values[j] for j in self.ds._speed[i].tolist()]
+        return self.ds.speed_values[self.ds._speed[i]]
+
+
+class _TargetView(Sequence[Optional[np.ndarray]]):
+    def __init__(self, ds: OnTheFlyDataset):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.ds._target_of(j) for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self.ds._target_of(i % len(self))
+
+
+class _Chain(Sequence[Entry]):
+    """Sequences of entries one after another, read where they are."""
+
+    def __init__(self, parts: Sequence[Sequence[Entry]]):
+        self.parts = [p for p in parts if len(p)]
+        self.ends = np.cumsum([len(p) for p in self.parts]).tolist()
+
+    def __len__(self) -> int:
+        return self.ends[-1] if self.ends else 0
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        i %= n
+        p = bisect.bisect_right(self.ends, i)
+        return self.parts[p][i - (self.ends[p - 1] if p else 0)]
+
+    def __iter__(self) -> Iterator[Entry]:
+        for p in self.parts:
+            yield from p
+
+
+def chain_entries(*parts: Sequence[Entry]) -> Sequence[Entry]:
+    """``parts`` as one sequence: a list when they all are, else a view that leaves each where
+    it is (a :class:`~asr.manifest.ManifestIndex` stays on disk)."""
+    if all(isinstance(p, list) for p in parts):
+        return [e for p in parts for e in p]
+    return _Chain(parts)
 
 
 def _as_is(batch):
@@ -625,17 +775,20 @@ def bucket_batches(
     seed: int = 0,
     epoch: int = 0,
     pool_batches: int = 50,
-) -> list[list[int]]:
+) -> list[np.ndarray]:
     """Group utterances of similar length: shuffle, sort within pools of about ``pool_batches``
     batches, cut batches whose padded size stays within ``max_frames`` (and ``max_batch``
-    utterances), then shuffle the batches. Deterministic for a given (seed, epoch)."""
+    utterances), then shuffle the batches. Deterministic for a given (seed, epoch). Each batch
+    is an array of item indices (int64): a list of Python ints would hold about 150 MB per
+    million utterances (three speeds) for the whole epoch, the arrays 30 MB."""
     n = len(lengths)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(n) if shuffle else np.argsort(lengths, kind="stable")
     pool = max(1, pool_batches * max_batch)
-    batches: list[list[int]] = []
+    batches: list[np.ndarray] = []
     for start in range(0, n, pool):
-        batches += _cut(order[start : start + pool].tolist(), lengths, max_frames, max_batch)
+        batches += [np.array(b, dtype=np.int64) for b in _cut(order[start : start + pool].tolist(), lengths,
+                                                              max_frames, max_batch)]
     if shuffle:
         perm = rng.permutation(len(batches))
         batches = [batches[i] for i in perm]
@@ -648,11 +801,14 @@ def _cut(pool: Sequence[int], lengths: Sequence[int], max_frames: int, max_batch
     batches: list[list[int]] = []
     cur: list[int] = []
     longest = 0
-    for i in sorted(pool, key=lambda i: lengths[i]):
-        new_longest = max(longest, lengths[i])
+    pool = list(pool)
+    size = [int(lengths[i]) for i in pool]  # Python ints, whatever ``lengths`` holds
+    for j in sorted(range(len(pool)), key=size.__getitem__):  # stable: ties keep the pool's order
+        i, n = pool[j], size[j]
+        new_longest = max(longest, n)
         if cur and (new_longest * (len(cur) + 1) > max_frames or len(cur) >= max_batch):
             batches.append(cur)
-            cur, new_longest = [], lengths[i]
+            cur, new_longest = [], n
         cur.append(i)
         longest = new_longest
     if cur:

@@ -18,15 +18,15 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from asr.decoding.greedy import greedy_ids
-from asr.manifest import read_manifest
+from asr.manifest import ManifestIndex, read_manifest
 from asr.metrics import error_stats
-from asr.shards import is_shard_index, read_index, shard_entries
+from asr.shards import ShardEntries, is_shard_index, read_index, shard_entries
 from asr.text import PhoneTokenizer, Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
 from asr.train import distributed
 from asr.train.checkpoint import checkpoint_paths, epoch_checkpoints, load_checkpoint, save_checkpoint
@@ -36,6 +36,7 @@ from asr.train.data import (
     OnTheFlyDataset,
     batch_loader,
     bucket_batches,
+    chain_entries,
     epoch_items,
     interleave_ranks,
     is_synthetic,
@@ -200,18 +201,23 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
 
     torch.manual_seed(tc.seed)
     sharded = is_shard_index(cfg.data.train)  # tar shards (asr.shards) rather than a manifest
-    train_entries = shard_entries(cfg.data.train) if sharded else read_manifest(cfg.data.train)
+    if sharded:
+        train_entries = shard_entries(cfg.data.train)
+    elif tc.precompute_features:
+        train_entries = read_manifest(cfg.data.train)
+    else:  # the manifest stays on disk: a few bytes an utterance in memory
+        train_entries = ManifestIndex.read(cfg.data.train)
     tokenizer = tokenizer_from_dict(state["tokenizer"]) if state else _build_tokenizer(cfg, train_entries)
     nonspeech = nonspeech_entries(train_entries, tc.nonspeech_fraction, tc.seed)  # after the tokenizer: real text only
     if nonspeech:
         log.info("train.nonspeech_fraction %g: %d generated non-speech clips with empty transcripts", tc.nonspeech_fraction, len(nonspeech))
-        train_entries = train_entries + nonspeech
+        train_entries = chain_entries(train_entries, nonspeech)
     if cfg.data.synthetic:
         synthetic = mark_synthetic(read_manifest(cfg.data.synthetic))
         log.info("data.synthetic %s: %d utterances (%.1f h), %g per real item each epoch%s", cfg.data.synthetic,
                  len(synthetic), sum(e.duration for e in synthetic) / 3600, tc.synthetic_ratio,
                  f", none in the last {tc.real_only_epochs} epoch(s)" if tc.real_only_epochs else "")
-        train_entries = train_entries + synthetic
+        train_entries = chain_entries(train_entries, synthetic)
     if tc.precompute_features:
         train_ds = FeatureDataset(train_entries, cfg.frontend, tokenizer, progress, desc="train features",
                                   speeds=tuple(tc.speed_perturb), keep_waves=tc.concat is not None)
@@ -239,7 +245,8 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
             feats = (utterance_cmn(f[None], torch.tensor([f.shape[0]]))[0] for f in feats)
         mean, std = compute_stats(feats)
         model.set_normalization(mean, std)
-    n_synthetic = sum(is_synthetic(e) for e in train_ds.entries)
+    synthetic_mask = train_ds.synthetic_mask()
+    n_synthetic = int(synthetic_mask.sum())
     log.info("model: %s, %.2fM parameters; train %d utts (%.0f s audio, speeds %s%s), dev %s utts",
              cfg.model.rnn_type, model.num_parameters() / 1e6, len(train_ds), train_ds.total_seconds, tc.speed_perturb,
              f"; {n_synthetic} of them synthetic" if n_synthetic else "", len(dev_ds) if dev_ds else 0)
@@ -251,7 +258,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     n_items = len(train_ds)
-    base_lengths = train_ds.lengths[:n_items]
+    base_lengths = train_ds.base_lengths()
     candidates = train_ds.string_candidates(tc.concat.max_part_s) if tc.concat else []
     if tc.concat:
         if not candidates:
@@ -267,8 +274,12 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
     if sharded:  # each shard's items in tar order (speed-perturbed copies side by side)
         n_shards = len(read_index(cfg.data.train)["shards"])
         shard_items = [[] for _ in range(n_shards)]
-        for i, e in enumerate(train_ds.entries):
-            shard_items[e.extra["shard"]["index"]].append(i)
+        if isinstance(train_ds, OnTheFlyDataset) and isinstance(train_ds.source, ShardEntries):
+            of_shard = train_ds.source.shard[train_ds.source_index()].tolist()  # without reading a member again
+        else:
+            of_shard = [e.extra["shard"]["index"] for e in train_ds.entries]
+        for i, k in enumerate(of_shard):
+            shard_items[k].append(i)
         if n_shards < dist.world:
             raise ValueError(f"{cfg.data.train}: {n_shards} shard(s) for {dist.world} processes; each process needs "
                              "one of its own at least: write smaller shards (asr prepare shards --shard-size)")
@@ -278,7 +289,7 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
                                                cfg.data.shuffle_buffer, tc.seed, epoch, r, dist.world)
                                  for r in range(dist.world)], tc.accum_steps)
 
-    def epoch_batches(epoch: int) -> list[list[int]]:
+    def epoch_batches(epoch: int) -> list[Sequence[int]]:
         """The epoch's batches (item indices): all items, or with data.synthetic every real item
         and that epoch's draw of synthetic ones (:func:`epoch_items`); with train.concat, then
         that epoch's connected strings (items n_items + k). Sharded data: every process's
@@ -287,17 +298,17 @@ def _train(cfg: ExperimentConfig, exp_dir: str, resume: "bool | str", progress: 
             return sharded_batches(epoch)
         shuffle = not (tc.sortagrad and epoch == 0)
         if cfg.data.synthetic:
-            items = epoch_items(train_ds.entries, tc.synthetic_ratio, tc.seed, epoch,
-                                real_only=epoch >= tc.epochs - tc.real_only_epochs)
+            items = np.array(epoch_items(synthetic_mask, tc.synthetic_ratio, tc.seed, epoch,
+                                         real_only=epoch >= tc.epochs - tc.real_only_epochs), dtype=np.int64)
         else:
-            items = list(range(n_items))
-        lengths = [base_lengths[i] for i in items]
+            items = np.arange(n_items)
+        lengths = base_lengths[items]
         strings = epoch_strings(epoch)
         if strings:
-            items += [n_items + k for k in range(len(strings))]
-            lengths += train_ds.string_lengths(strings)
+            items = np.concatenate([items, n_items + np.arange(len(strings))])
+            lengths = np.concatenate([lengths, train_ds.string_lengths(strings)])
         picked = bucket_batches(lengths, tc.max_frames, tc.max_batch, shuffle, tc.seed, epoch)
-        return [[items[j] for j in b] for b in picked]
+        return [items[b] for b in picked]
 
     # the learning-rate schedule spans every epoch's steps (epochs may differ with data.synthetic)
     steps_per_epoch = [len(epoch_batches(e)) // group for e in range(tc.epochs)]

@@ -72,14 +72,14 @@ def test_missing_or_empty_manifest(tmp_path):
 def test_bucket_batches_cover_everything_once_and_respect_budget():
     rng = np.random.default_rng(0)
     lengths = rng.integers(10, 300, size=500).tolist()
-    batches = bucket_batches(lengths, max_frames=2000, max_batch=16, seed=3, epoch=1)
+    batches = [b.tolist() for b in bucket_batches(lengths, max_frames=2000, max_batch=16, seed=3, epoch=1)]
     flat = sorted(i for b in batches for i in b)
     assert flat == list(range(500))
     for b in batches:
         assert len(b) <= 16
         assert len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 2000
-    assert batches == bucket_batches(lengths, 2000, 16, seed=3, epoch=1)  # deterministic
-    assert batches != bucket_batches(lengths, 2000, 16, seed=3, epoch=2)  # reshuffled per epoch
+    assert batches == [b.tolist() for b in bucket_batches(lengths, 2000, 16, seed=3, epoch=1)]  # deterministic
+    assert batches != [b.tolist() for b in bucket_batches(lengths, 2000, 16, seed=3, epoch=2)]  # reshuffled per epoch
 
 
 def test_dataset_skips_bad_entries_and_counts_them(tmp_path, caplog):
@@ -165,7 +165,8 @@ def test_nonspeech_clips_get_empty_targets_in_both_datasets(tmp_path):
     import torch
 
     from asr.text import PhoneTokenizer
-    from asr.train.data import OnTheFlyDataset, nonspeech_entries
+    from asr.manifest import ManifestIndex, write_manifest
+    from asr.train.data import OnTheFlyDataset, chain_entries, nonspeech_entries
 
     wav = tmp_path / "a.wav"
     sf.write(wav, 0.1 * np.random.default_rng(0).standard_normal(4000).astype(np.float32), 8000)
@@ -179,7 +180,11 @@ def test_nonspeech_clips_get_empty_targets_in_both_datasets(tmp_path):
     assert len(idx) == 4 and all(len(mem.targets[i]) == 0 for i in idx)
     assert mem.lengths[idx[1]] < mem.lengths[idx[0]]  # the speed-perturbed copy is shorter
     lazy = OnTheFlyDataset(entries, FE, tok, speeds=speeds)
-    assert lazy.entries == mem.entries
+    assert list(lazy.entries) == mem.entries and list(lazy.speeds) == mem.speeds
+    write_manifest(tmp_path / "real.jsonl", real + [Entry(str(wav), 0.5, "")])  # as asr train reads a big one
+    on_disk = OnTheFlyDataset(chain_entries(ManifestIndex.read(tmp_path / "real.jsonl"), ns), FE, tok, speeds=speeds)
+    assert list(on_disk.entries) == mem.entries and on_disk.base_lengths().tolist() == mem.base_lengths().tolist()
+    assert [None if t is None else t.tolist() for t in lazy.targets] == [t.tolist() for t in mem.targets]
     for i in idx:
         assert lazy.lengths[i] == mem.lengths[i] and torch.equal(lazy.features(i), mem.features(i))
 
@@ -212,15 +217,15 @@ def test_synthetic_entries_get_one_copy_and_a_fresh_draw_each_epoch(tmp_path):
     for ds in (FeatureDataset(real + fake, FE, tok, progress=False, speeds=speeds), OnTheFlyDataset(real + fake, FE, tok, speeds=speeds)):
         assert len(ds) == 3 * 4 + 10  # real items three times, synthetic once
         n_real = 12
-        draws = [epoch_items(ds.entries, 0.5, seed=3, epoch=e) for e in range(4)]
+        draws = [epoch_items(ds.synthetic_mask(), 0.5, seed=3, epoch=e) for e in range(4)]
         for items in draws:
             assert items == sorted(items) and items[:n_real] == list(range(n_real))  # every real item
             assert len(items) == n_real + 6 and all(is_synthetic(ds.entries[i]) for i in items[n_real:])
         assert len({tuple(d) for d in draws}) > 1  # a new draw per epoch ...
-        assert epoch_items(ds.entries, 0.5, seed=3, epoch=2) == draws[2]  # ... the same on resume
-        assert epoch_items(ds.entries, 0.5, seed=3, epoch=0, real_only=True) == list(range(n_real))
-        assert len(epoch_items(ds.entries, 5.0, seed=3, epoch=0)) == n_real + 10  # all there are
-    assert epoch_items(real, 0.5, seed=3, epoch=0) == [0, 1, 2, 3]  # no synthetic speech: all of it
+        assert epoch_items(ds.synthetic_mask(), 0.5, seed=3, epoch=2) == draws[2]  # ... the same on resume
+        assert epoch_items(ds.synthetic_mask(), 0.5, seed=3, epoch=0, real_only=True) == list(range(n_real))
+        assert len(epoch_items(ds.synthetic_mask(), 5.0, seed=3, epoch=0)) == n_real + 10  # all there are
+    assert epoch_items([False] * 4, 0.5, seed=3, epoch=0) == [0, 1, 2, 3]  # no synthetic speech: all of it
 
 
 def test_connected_strings_join_items_with_their_gaps_gains_and_targets(tmp_path):
