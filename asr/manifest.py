@@ -16,13 +16,14 @@ import logging
 import os
 from array import array
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Optional, Sequence, overload
+from typing import Iterable, Iterator, Optional, Sequence, TypeVar, overload
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-__all__ = ["ManifestError", "Entry", "read_manifest", "ManifestIndex", "write_manifest", "segment_of"]
+__all__ = ["ManifestError", "Entry", "read_manifest", "ManifestIndex", "LazySequence", "write_manifest", "segment_of"]
 
 REQUIRED = {"audio_filepath": str, "duration": (int, float), "text": str}
 MAX_SECONDS = 1e7  # about 116 days: a larger duration or offset is a broken line, not a recording
@@ -129,7 +130,29 @@ def read_manifest(path: str | os.PathLike, strict: bool = False,
     return [e for _, _, e in _scan(path, strict, problems)]
 
 
-class ManifestIndex(Sequence[Entry]):
+class LazySequence(Sequence[T]):
+    """Items made when asked: a subclass gives ``__len__`` and ``_item(i)`` for ``0 <= i <
+    len``; indexing (negative too) and slices (as lists) are the same for all."""
+
+    def _item(self, i: int) -> T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i):
+        n = len(self)
+        if isinstance(i, slice):
+            return [self._item(j) for j in range(*i.indices(n))]
+        if not -n <= i < n:
+            raise IndexError(f"item {i} of {n}")
+        return self._item(int(i) % n)
+
+
+class ManifestIndex(LazySequence[Entry]):
     """A manifest that stays on disk: the byte offset and length of each valid line and its
     duration, 20 bytes an utterance, where :func:`read_manifest`'s entries take 1.5-2 KB each
     (a Python object per field). ``index[i]`` reads line ``i`` again and parses it into an
@@ -176,23 +199,9 @@ class ManifestIndex(Sequence[Entry]):
             self._fd = fd
         return self._fd
 
-    def _entry(self, i: int) -> Entry:
+    def _item(self, i: int) -> Entry:
         raw = os.pread(self._file(), int(self.sizes[i]), int(self.starts[i]))
         return _parse_line(raw.decode("utf-8-sig" if self.starts[i] == 0 else "utf-8"), self.base)
-
-    @overload
-    def __getitem__(self, i: int) -> Entry: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[Entry]: ...
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self._entry(j) for j in range(*i.indices(len(self)))]
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"entry {i} of a manifest of {n}")
-        return self._entry(i % n)
 
     def __iter__(self) -> Iterator[Entry]:
         with open(self.path, "rb") as f:  # in order: one sequential read, not a seek a line

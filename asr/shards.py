@@ -26,14 +26,14 @@ import posixpath
 import re
 import tarfile
 from array import array
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional
 
 import numpy as np
 import soundfile as sf
 
 from asr.audio import AudioError, check_finite, read_audio, resample, to_mono
 from asr.fileio import atomic_open, temporary_path
-from asr.manifest import Entry
+from asr.manifest import Entry, LazySequence
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ def _meta(raw: bytes) -> dict:
     return meta
 
 
-class ShardEntries(Sequence[Entry]):
+class ShardEntries(LazySequence[Entry]):
     """Every utterance of the shards an index names, shard by shard in tar order, kept as
     columns (its shard, the byte ranges of its ``.json`` and audio members, its duration and
     member name: about 60 bytes an utterance, where an :class:`~asr.manifest.Entry` object
@@ -327,7 +327,7 @@ class ShardEntries(Sequence[Entry]):
         return len(self._names) + sum(c.nbytes for c in (self.shard, self.durations, self._meta_at, self._meta_size,
                                                            self._audio_at, self._audio_size, self._name_end))
 
-    def _entry(self, i: int) -> Entry:
+    def _item(self, i: int) -> Entry:
         path = self.paths[int(self.shard[i])]
         try:
             with open(path, "rb") as f:
@@ -341,13 +341,6 @@ class ShardEntries(Sequence[Entry]):
                      extra={"shard": {"path": path, "index": int(self.shard[i]), "offset": int(self._audio_at[i]),
                                       "size": int(self._audio_size[i])}})
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self._entry(j) for j in range(*i.indices(len(self)))]
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"utterance {i} of {n}")
-        return self._entry(i % n)
 
 
 def shard_entries(index_path: str | os.PathLike) -> ShardEntries:

@@ -9,14 +9,14 @@ import bisect
 import dataclasses
 import logging
 from array import array
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 
 from asr.audio import AudioError, load_audio, resample
 from asr.frontend import FrontendConfig
-from asr.manifest import Entry, segment_of
+from asr.manifest import Entry, LazySequence, segment_of
 from asr.shards import load_shard_audio
 from asr.text import Tokenizer
 from asr.train.features import LogMel
@@ -557,15 +557,15 @@ class OnTheFlyDataset(_Items):
     @property
     def entries(self) -> Sequence[Entry]:
         """Each item's entry (read from ``source`` when asked)."""
-        return _ItemEntries(self.source, self._of)
+        return _ItemView(len(self), lambda i: self.source[int(self._of[i])])
 
     @property
     def speeds(self) -> Sequence[float]:
-        return _SpeedView(self)
+        return _ItemView(len(self), lambda i: self.speed_values[self._speed[i]])
 
     @property
     def targets(self) -> Sequence[Optional[np.ndarray]]:
-        return _TargetView(self)
+        return _ItemView(len(self), self._target_of)
 
     def __len__(self) -> int:
         return len(self._of)
@@ -635,50 +635,17 @@ class OnTheFlyDataset(_Items):
 _SYNTHETIC, _NONSPEECH, _TARGET = 1, 2, 4  # OnTheFlyDataset's item kinds (bits)
 
 
-class _ItemEntries(Sequence[Entry]):
-    """``view[i]``: the entry of item ``i`` of an :class:`OnTheFlyDataset`."""
+class _ItemView(LazySequence):
+    """``view[i]``: something of item ``i`` of a dataset (its entry, speed, target), made when asked."""
 
-    def __init__(self, source: Sequence[Entry], of: np.ndarray):
-        self.source, self.of = source, of
-
-    def __len__(self) -> int:
-        return len(self.of)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self.source[k] for k in self.of[i].tolist()]
-        return self.source[int(self.of[i])]
-
-
-class _SpeedView(Sequence[float]):
-    def __init__(self, ds: OnTheFlyDataset):
-        self.ds = ds
+    def __init__(self, n: int, get: Callable[[int], object]):
+        self.n, self._item = n, get
 
     def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self.ds.speed_values[j] for j in self.ds._speed[i].tolist()]
-        return self.ds.speed_values[self.ds._speed[i]]
+        return self.n
 
 
-class _TargetView(Sequence[Optional[np.ndarray]]):
-    def __init__(self, ds: OnTheFlyDataset):
-        self.ds = ds
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self.ds._target_of(j) for j in range(*i.indices(len(self)))]
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        return self.ds._target_of(i % len(self))
-
-
-class _Chain(Sequence[Entry]):
+class _Chain(LazySequence[Entry]):
     """Sequences of entries one after another, read where they are."""
 
     def __init__(self, parts: Sequence[Sequence[Entry]]):
@@ -688,13 +655,7 @@ class _Chain(Sequence[Entry]):
     def __len__(self) -> int:
         return self.ends[-1] if self.ends else 0
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(i)
-        i %= n
+    def _item(self, i: int) -> Entry:
         p = bisect.bisect_right(self.ends, i)
         return self.parts[p][i - (self.ends[p - 1] if p else 0)]
 

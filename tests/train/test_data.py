@@ -164,8 +164,8 @@ def test_nonspeech_clips_get_empty_targets_in_both_datasets(tmp_path):
     kept in memory or computed per batch, and a CTC loss that is the all-blank path's."""
     import torch
 
-    from asr.text import PhoneTokenizer
     from asr.manifest import ManifestIndex, write_manifest
+    from asr.text import PhoneTokenizer
     from asr.train.data import OnTheFlyDataset, chain_entries, nonspeech_entries
 
     wav = tmp_path / "a.wav"
