@@ -321,6 +321,14 @@ MUTATIONS = [
              "round((tokens[current[-1]][2] + 1) * frame_shift_s, 3)", "round((tokens[current[0]][2] + 1) * frame_shift_s, 3)",
              (f"{DR}::test_word_piece_words_and_times",),
              "a word of several tokens ends with its last token"),
+    Mutation("manifest-index-reads-a-changed-file", "asr/manifest.py",
+             "if (st.st_size, st.st_mtime_ns) != self._stamp:", "if False:",
+             ("tests/test_manifest.py::test_an_index_keeps_the_manifest_on_disk_and_reads_what_read_manifest_reads",),
+             "a manifest edited after it was indexed is an error, not other data read at old offsets"),
+    Mutation("on-the-fly-nonspeech-joins-strings", "asr/train/data.py",
+             "(self._kind & (_NONSPEECH | _TARGET) == _TARGET)", "(self._kind & _TARGET == _TARGET)",
+             ("tests/train/test_data.py::test_connected_strings_join_items_with_their_gaps_gains_and_targets",),
+             "generated non-speech never joins a connected string when the items are kept in columns too"),
 ]
 
 
