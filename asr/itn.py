@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Optional, Sequence, Union
 if TYPE_CHECKING:
     from asr.decoding.result import Result, Utterance, Word
 
-__all__ = ["inverse_normalize", "inverse_normalize_words", "TextOptions", "apply"]
+__all__ = ["inverse_normalize", "inverse_normalize_words", "TextOptions", "apply", "ABBREVIATIONS"]
 
 # ---- vocabulary -------------------------------------------------------------------------------
 
@@ -151,6 +151,8 @@ _GUARDED_TITLES = {"doctor", "saint"}
 _WHITELIST_PHRASES = {("e", "g"): "e.g.", ("et", "cetera"): "etc.", ("versus",): "vs."}
 _NOT_A_SIGN = _NUMWORD | {"plus", "or", "and", "point"}
 _DIGIT_WORDS = {w: str(v) for w, v in _UNITS.items()}
+# what ITN writes with a period that is not a sentence's end (subtitles do not break after them)
+ABBREVIATIONS = frozenset([*_WHITELIST_TITLES.values(), *_WHITELIST_PHRASES.values(), *_AMPM.values()])
 _OH = {"oh", "o"}
 _REPEAT = {"double": 2, "triple": 3}
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, TextIO
 
 from asr.decoding.result import Result, Utterance
+from asr.itn import ABBREVIATIONS
 
 __all__ = ["SubtitleOptions", "subtitle_lines", "format_timestamp", "Writer", "Sink", "get_writers", "FORMATS",
            "input_stem", "output_stems"]
@@ -37,14 +38,15 @@ class SubtitleOptions:
 def subtitle_lines(utt: Utterance, options: Optional[SubtitleOptions] = None) -> list[tuple[float, float, str]]:
     """(start, end, text) lines of one utterance, split at word boundaries: a line takes words
     while it stays within ``max_line_chars`` characters and ``max_line_s`` seconds (a longer word
-    gets a line of its own). Each line lasts until the next one starts; the last until the
-    utterance ends."""
+    gets a line of its own), and a punctuated sentence's end (``.``, ``?`` or ``!``, not an
+    abbreviation such as ``Dr.`` or ``p.m.``) ends its line, so that a new sentence starts a new
+    one. Each line lasts until the next one starts; the last until the utterance ends."""
     o = options or SubtitleOptions()
     if not utt.words:
         return [(utt.start, utt.end, utt.text)] if utt.text else []
     lines: list[list] = []  # [start, words]
     for w in utt.words:
-        if lines:
+        if lines and not _ends_sentence(lines[-1][1][-1].word):
             start, words = lines[-1]
             text = " ".join(x.word for x in words + [w])
             if len(text) <= o.max_line_chars and w.end - start <= o.max_line_s:
@@ -56,6 +58,10 @@ def subtitle_lines(utt: Utterance, options: Optional[SubtitleOptions] = None) ->
         end = lines[i + 1][0] if i + 1 < len(lines) else max(utt.end, words[-1].end)
         out.append((start, max(end, start), " ".join(x.word for x in words)))
     return out
+
+
+def _ends_sentence(word: str) -> bool:
+    return word.endswith((".", "?", "!")) and word not in ABBREVIATIONS
 
 
 def format_timestamp(seconds: float, decimal: str = ".", always_hours: bool = True) -> str:

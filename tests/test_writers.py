@@ -152,3 +152,14 @@ def test_json_times_and_duration(tmp_path):
     d = json.loads(open(path).read())
     assert [(u["start"], u["end"]) for u in d["utterances"]] == [(1.25, 1.85), (2.5, 3.1)]
     assert d["duration"] == 3.142 and d["text"] == "x y"
+
+
+def test_a_sentence_end_ends_its_subtitle_line_but_an_abbreviation_does_not():
+    """Punctuated text (--punctuate): a new sentence starts a new line; "Dr." or "p.m." do not end one."""
+    said = [("Yes.", 0.0, 0.3), ("Call", 0.5, 0.7), ("Dr.", 0.8, 1.0), ("Smith", 1.1, 1.4), ("at", 1.5, 1.6),
+            ("7:30", 1.7, 2.0), ("p.m.", 2.1, 2.4), ("today?", 2.5, 2.9), ("Sure!", 3.0, 3.3), ("ok", 3.4, 3.6)]
+    utt = Utterance(" ".join(w for w, _, _ in said), 0.0, 3.6, [Word(*x) for x in said])
+    assert [t for _, _, t in subtitle_lines(utt)] == ["Yes.", "Call Dr. Smith at 7:30 p.m. today?", "Sure!", "ok"]
+    assert subtitle_lines(utt)[0] == (0.0, 0.5, "Yes.")  # until the next line starts, as before
+    plain = Utterance("yes call", 0.0, 0.7, [Word("yes", 0.0, 0.3), Word("call", 0.5, 0.7)])
+    assert [t for _, _, t in subtitle_lines(plain)] == ["yes call"]  # unpunctuated text: unchanged
