@@ -24,8 +24,8 @@ import numpy as np
 from asr.decoding.confidence import ConfidenceCalibration, token_confidences, word_confidence
 from asr.text import WORD_START, Tokenizer
 
-__all__ = ["Word", "Alternative", "Utterance", "Result", "words_from_tokens", "hypothesis_words", "utterance_from_hypotheses",
-           "make_result"]
+__all__ = ["Word", "Alternative", "Utterance", "Result", "MIN_WORD_REPEAT_S", "words_from_tokens", "hypothesis_words",
+           "utterance_from_hypotheses", "make_result"]
 
 
 @dataclass
@@ -90,6 +90,29 @@ def _without_empty_alternatives(d: dict) -> dict:
     return d
 
 
+MIN_WORD_REPEAT_S = 0.1  # a word unit emitted again less than this after it ends is the same word
+
+
+def _merge_split_words(tokens: Sequence[tuple[int, int, int]], confidences: Optional[Sequence[float]],
+                       frame_shift_s: float) -> list[tuple[int, int, int, Optional[float]]]:
+    """Word-unit tokens with a split spike joined: the same word emitted again less than
+    :data:`MIN_WORD_REPEAT_S` after its last frame (only blanks between, as greedy decoding
+    leaves them) is one word, not two: a word said twice has the whole second word's sound
+    between its two tokens, while a CTC model's spike for one word sometimes breaks on a blank
+    frame or two (two tokens 40-100 ms apart). The joined word spans both and keeps the higher
+    confidence."""
+    gap = int(round(MIN_WORD_REPEAT_S / frame_shift_s))
+    out: list[tuple[int, int, int, Optional[float]]] = []
+    for i, (t, a, b) in enumerate(tokens):
+        c = None if confidences is None else confidences[i]
+        if out and out[-1][0] == t and a - out[-1][2] - 1 < gap:
+            pt, pa, _, pc = out[-1]
+            out[-1] = (t, pa, b, None if c is None or pc is None else max(pc, c))
+        else:
+            out.append((t, a, b, c))
+    return out
+
+
 def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int]], frame_shift_s: float,
                       confidences: Optional[Sequence[float]] = None,
                       calibration: Optional[ConfidenceCalibration] = None) -> tuple[str, list[Word]]:
@@ -113,9 +136,11 @@ def words_from_tokens(tokenizer: Tokenizer, tokens: Sequence[tuple[int, int, int
     kind = getattr(tokenizer, "kind", "char")
     if kind == "word":  # every token is a word; the unknown-word unit is left out
         unk = getattr(tokenizer, "unknown_id", None)
+        spans = _merge_split_words(tokens, confidences, frame_shift_s)
+        text = tokenizer.decode([t for t, _, _, _ in spans])
         return text, [Word(vocab[t], round(a * frame_shift_s, 3), round((b + 1) * frame_shift_s, 3),
-                           None if confidences is None else word_confidence([confidences[i]], calibration))
-                      for i, (t, a, b) in enumerate(tokens) if t != unk]
+                           None if c is None else word_confidence([c], calibration))
+                      for t, a, b, c in spans if t != unk]
     if kind == "bpe":  # a piece starting with WORD_START starts a word
         for i, token in enumerate(tokens):
             if vocab[token[0]].startswith(WORD_START):

@@ -9,6 +9,16 @@ per model frame, an endpoint fires when
 
 ``None`` switches a rule off. The recognizer checks the rules after each decoded chunk, so an
 endpoint is found at most one chunk late.
+
+``onset_lead`` (seconds; None: off): where an utterance begins (the start of the stream, or an
+endpoint of rule 1 or 2: after non-speech), its chunks are aligned to its first word. While an utterance has no token yet, a
+chunk whose first token comes later than ``onset_lead`` into it is not kept: its blank frames
+before that point are, and the chunk is run again from ``onset_lead`` before the token, with the
+fresh states an utterance starts with. A chunked model (latency-controlled, chunk-wise
+attention) sees a word cut by a chunk's end only up to its look-ahead, and commits to it there;
+a word that begins where its chunk begins is seen as the model was trained to see an
+utterance's start. It costs one more model step per utterance, and the first word of an
+utterance comes at most one chunk later.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ class EndpointConfig:
     rule1: Optional[float] = 2.4  # s of non-speech with no speech decoded yet
     rule2: Optional[float] = 1.2  # s of trailing non-speech after some speech
     rule3: Optional[float] = 20.0  # s maximum utterance length
+    onset_lead: Optional[float] = 0.02  # s kept before an utterance's first token when its chunk is run again from there
 
     def __post_init__(self):
         self.validate()
@@ -34,8 +45,12 @@ class EndpointConfig:
     def validate(self) -> None:
         bad = [f"{n}={v!r}" for n, v in (("rule1", self.rule1), ("rule2", self.rule2), ("rule3", self.rule3))
                if v is not None and not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v))]
+        v = self.onset_lead
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and math.isfinite(v)):
+            bad.append(f"onset_lead={v!r}")
         if bad:
-            raise ValueError(f"invalid EndpointConfig: {', '.join(bad)} (each rule is a positive number of seconds, or None for off)")
+            raise ValueError(f"invalid EndpointConfig: {', '.join(bad)} (each rule is a positive number of seconds, "
+                             "onset_lead seconds >= 0, or None for off)")
 
 
 def detect_endpoint(cfg: EndpointConfig, has_speech: bool, trailing_silence_s: float, utterance_s: float) -> Optional[int]:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from asr.decoding.beam_search import Hotwords
     from asr.runtime.offline import OfflineRecognizer
 
-__all__ = ["LongFormOptions", "LONG_FORM_MIN_S", "transcribe_long", "iter_utterances", "shift_utterance", "bound_words"]
+__all__ = ["LongFormOptions", "LONG_FORM_MIN_S", "transcribe_long", "iter_utterances", "shift_utterance", "bound_words",
+           "merge_lead_echo"]
 
 LONG_FORM_MIN_S = 30.0  # inputs longer than this (seconds) take the long-form path by default
 
@@ -40,6 +41,7 @@ class LongFormOptions:
     batch_s: float = 60.0  # audio decoded per backend call (the batch padded to its longest segment)
     endpoint: Optional[EndpointConfig] = field(default_factory=EndpointConfig)  # streaming graphs, within a segment
     vad_word_bounds: bool = True  # a segment's first word starts, its last word ends, where the detector heard speech
+    merge_lead_echo: bool = True  # a word wholly in the padding before the speech, followed by the same word: one word
 
     def __post_init__(self):
         if not self.block_s > 0 or not self.batch_s > 0:
@@ -103,6 +105,8 @@ def iter_utterances(rec: "OfflineRecognizer", audio: AudioInput, sample_rate: Op
             decoded = _decode_offline(rec, batch, hotwords)
         for seg, utts in zip(batch, decoded):
             utts = [shift_utterance(u, seg.start / rate) for u in utts if u.text]
+            if o.merge_lead_echo and seg.speech_start is not None:
+                utts = merge_lead_echo(utts, round(seg.speech_start / rate, 3))
             if o.vad_word_bounds and seg.speech_start is not None:
                 bound_words([w for u in utts for w in u.words], round(seg.speech_start / rate, 3), round(seg.speech_end / rate, 3))
             yield from utts
@@ -122,6 +126,31 @@ def bound_words(words: list[Word], speech_start: float, speech_end: float) -> No
         first.end = max(first.end, first.start)
     if last.end < speech_end:
         last.end = speech_end
+
+
+def merge_lead_echo(utts: list[Utterance], speech_start: float) -> list[Utterance]:
+    """A segment's utterances without the echo of its first word: when the first word lies
+    wholly before ``speech_start`` (seconds; in the padding the detector kept before the speech
+    it heard) and the next word is the same word, the two are one. A bidirectional CTC model
+    puts a segment's first token on the first frame it can (see :func:`bound_words`), and
+    sometimes again where the speech begins: two words for one spoken, the first in audio the
+    detector heard no speech in. A word said twice has its first copy in the speech, not before
+    it. The word kept is the second (its times; the higher confidence of the two)."""
+    words = [w for u in utts for w in u.words]
+    if len(words) < 2 or words[0].word != words[1].word or words[0].end > speech_start + 1e-6:
+        return utts
+    first, second = words[0], words[1]
+    if first.confidence is not None and second.confidence is not None:
+        second.confidence = max(first.confidence, second.confidence)
+    out = []
+    for u in utts:
+        if u.words and u.words[0] is first:
+            rest = u.words[1:]
+            if not rest:
+                continue
+            u = Utterance(" ".join(w.word for w in rest), u.start, u.end, rest, u.final, u.alternatives)
+        out.append(u)
+    return out
 
 
 def _online_recognizer(rec: "OfflineRecognizer", o: LongFormOptions):

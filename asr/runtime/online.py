@@ -10,7 +10,10 @@ padded (``lengths`` = valid frames) and only the frames that exist are kept: exa
 :meth:`OnlineRecognizer.decode_streams` runs one batched onnxruntime call for all ready
 streams. With an :class:`EndpointConfig`, endpointing is automatic: when a rule fires after a
 step, the current utterance is finished (kept in ``stream.utterances``) and the next one starts
-with a fresh decoder and zero RNN states; features and times run on.
+with a fresh decoder and zero RNN states; features and times run on. An utterance that begins
+after non-speech (the stream's first, or after rule 1 or 2) has its chunks aligned to its first
+token (``EndpointConfig.onset_lead``): the chunk it first appears in is run again from just
+before it, so a chunked model sees the word's start at a chunk's start, not cut by a chunk's end.
 """
 
 from __future__ import annotations
@@ -68,6 +71,11 @@ class OnlineStream:
                                         calibration=info.confidence, alternatives=alternatives)
         cfg = endpoint if endpoint is not None else recognizer.endpoint
         self._endpoint = EndpointDetector(cfg, info.frame_shift_s) if cfg is not None else None
+        # with endpointing, an utterance's chunks start at its first token (EndpointConfig.onset_lead)
+        lead = cfg.onset_lead if cfg is not None else None
+        self._onset_lead = None if lead is None else int(round(lead / info.frame_shift_s))
+        self._aligned = False  # the current utterance's chunks were aligned to its first token
+        self._unknown = getattr(info.tokenizer, "unknown_id", None)  # a first token of "some other word" aligns nothing
         self.utterances: list[Utterance] = []  # finished utterances
         self.endpoint_rules: list[int] = []  # which rule ended each endpoint, in order
         self.log_probs: Optional[list[np.ndarray]] = [] if keep_log_probs else None  # kept for checks
@@ -148,12 +156,25 @@ class OnlineStream:
         if self.finished:
             keep = min(keep, (self._usable_frames - self._start) // info.subsampling)
         lp = log_probs[:keep]
+        if self._onset_lead is not None and not self._aligned and not self.decoder.tokens:
+            best = lp.argmax(axis=-1)
+            first = np.flatnonzero(best != self.decoder.blank)
+            if first.size and first[0] > self._onset_lead and best[first[0]] != self._unknown:
+                # run the chunk again from just before its first token
+                self._aligned = True
+                shift = int(first[0]) - self._onset_lead
+                self._consume(lp[:shift], self._owner.model.init_states(1), shift * info.subsampling)
+                return
+        self._consume(lp, states, info.hop_frames)
+
+    def _consume(self, lp: np.ndarray, states: list[np.ndarray], frames: int) -> None:
+        """Decode the output frames ``lp`` and move the window ``frames`` feature frames on."""
         if self.log_probs is not None:
             self.log_probs.append(lp.copy())
         best = self.decoder.accept(lp)
         self.states = states
-        self._start += info.hop_frames
-        self._buf = self._buf[info.hop_frames :]
+        self._start += frames
+        self._buf = self._buf[frames:]
         if self._endpoint is not None:
             self._endpoint.accept(best)
             rule = self._endpoint.check()
@@ -161,6 +182,7 @@ class OnlineStream:
             if rule is not None and more_to_come:
                 self.endpoint_rules.append(rule)
                 self._end_utterance()
+                self._aligned = rule == 3  # cut at the longest length, mid-speech: nothing to align to
         self._close_if_done()
 
     def _end_utterance(self) -> None:
@@ -168,6 +190,7 @@ class OnlineStream:
         if utt.text:
             self.utterances.append(utt)
         self.states = self._owner.model.init_states(1)
+        self._aligned = False
         if self._endpoint is not None:
             self._endpoint.reset()
 

@@ -5,7 +5,7 @@ import numpy as np
 from asr.decoding.confidence import token_confidences
 from asr.decoding.greedy import CtcStreamDecoder, greedy_alignment, greedy_ids
 from asr.decoding.options import Decoder
-from asr.decoding.result import Utterance, Word, words_from_tokens
+from asr.decoding.result import Utterance, Word, utterance_from_hypotheses, words_from_tokens
 from asr.text import BLANK, CharTokenizer
 
 
@@ -47,6 +47,38 @@ def test_unknown_word_unit_is_left_out_of_text_and_words():
     text, words = words_from_tokens(tok, [(3, 0, 1), (1, 2, 4), (3, 5, 5), (2, 7, 7)], 0.02, confidences=[0.9, 0.8, 0.7, 0.6])
     assert text == "one two"
     assert [(w.word, w.start, w.end, w.confidence) for w in words] == [("one", 0.04, 0.1, 0.8), ("two", 0.14, 0.16, 0.6)]
+
+
+def test_a_word_units_split_spike_is_one_word_a_word_said_twice_two():
+    """The same word unit again less than MIN_WORD_REPEAT_S (0.1 s) after its last frame is one
+    word (a spike broken by blank frames); further apart, a word said twice. Greedy offline and
+    streamed in chunks alike; characters are never joined."""
+    from asr.decoding.result import MIN_WORD_REPEAT_S
+    from asr.text import WordTokenizer
+
+    assert MIN_WORD_REPEAT_S == 0.1
+    tok = WordTokenizer([BLANK, "one", "two"])
+    # at 20 ms a frame: 'one' at 2, again at 5 and 9 (2 and 3 blank frames after), then 'one' at 30 (20 blanks)
+    text, words = words_from_tokens(tok, [(1, 2, 2), (1, 5, 5), (1, 9, 10), (2, 12, 12), (1, 30, 30)], 0.02,
+                                    confidences=[0.6, 0.9, 0.7, 0.8, 0.5])
+    assert text == "one two one"
+    assert [(w.word, w.start, w.end, w.confidence) for w in words] == [("one", 0.04, 0.22, 0.9), ("two", 0.24, 0.26, 0.8),
+                                                                       ("one", 0.6, 0.62, 0.5)]
+    # five blank frames (0.1 s) between: two words; another word between: never joined
+    assert words_from_tokens(tok, [(1, 2, 2), (1, 8, 8)], 0.02)[0] == "one one"
+    assert words_from_tokens(tok, [(1, 2, 2), (2, 3, 3), (1, 4, 4)], 0.02)[0] == "one two one"
+    best = [0, 1, 0, 0, 1, 0, 2, 0] + [0] * 20 + [2]
+    lp = _path_scores(best, 3)
+    dec = CtcStreamDecoder(tok, 0.02)
+    for a in range(0, len(best), 3):
+        dec.accept(lp[a : a + 3])
+    assert dec.utterance(final=False).text == "one two two"
+    assert utterance_from_hypotheses(tok, Decoder(tok).search(lp), lp, 0.02).text == "one two two"  # offline, greedy
+    u = dec.finish_utterance()
+    assert u.text == "one two two" and [w.start for w in u.words] == [0.02, 0.12, 0.56]
+    # characters: a doubled letter stays doubled
+    chars = CharTokenizer([BLANK, " ", "l"])
+    assert words_from_tokens(chars, [(2, 0, 0), (2, 2, 2)], 0.02)[0] == "ll"
 
 
 def _path_scores(best, V=4):

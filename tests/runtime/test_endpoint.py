@@ -63,3 +63,11 @@ def test_config_errors_name_each_bad_rule_and_its_value():
     assert "invalid EndpointConfig: rule1=0, rule3=-2 (" in str(err.value)
     with pytest.raises(ValueError, match=r"EndpointConfig: rule2=inf \("):
         EndpointConfig(rule2=float("inf"))
+
+
+def test_onset_lead_is_seconds_at_least_zero_or_off():
+    assert EndpointConfig().onset_lead == 0.02  # chosen on FSDD dev continuous recordings (recipes/fsdd/README.md)
+    assert EndpointConfig(onset_lead=0).onset_lead == 0 and EndpointConfig(onset_lead=None).onset_lead is None
+    for bad in (-0.01, float("nan"), float("inf"), "0.02", True):
+        with pytest.raises(ValueError, match=r"invalid EndpointConfig: onset_lead="):
+            EndpointConfig(onset_lead=bad)

@@ -236,3 +236,59 @@ def test_word_times_are_bounded_by_the_detected_speech(recording):
     for b, r, (_, start, end) in zip(bounded.words, raw.words, truth):
         assert r.start < start - 0.05 and r.end < start + 0.1  # the spike sits in the padding
         assert abs(b.start - start) <= 0.05 and abs(b.end - end) <= 0.05  # where the detector heard the word
+
+
+class EchoBackend(ToneBackend):
+    """Like a bidirectional CTC model that emits a segment's first word twice: its letters on
+    the first frames of the input (in the padding before the speech), then a word break, then
+    again where its tones are."""
+
+    def log_probs(self, waves):
+        out = []
+        for lp in super().log_probs(waves):
+            best = lp.argmax(axis=1)
+            letters = [t for i, t in enumerate(best) if t and (i == 0 or best[i - 1] != t)]
+            onset = int(np.flatnonzero(best)[0]) if letters else 0
+            first = letters[: next((i for i, t in enumerate(letters) if t == 1), len(letters))]
+            if first and 2 * len(first) + 1 < onset:
+                for i, t in enumerate(first):
+                    lp[2 * i] = -12.0
+                    lp[2 * i, t] = 0.0
+                lp[2 * len(first)] = -12.0
+                lp[2 * len(first), 1] = 0.0  # the word break
+            out.append(lp)
+        return out
+
+
+def test_a_first_word_echoed_in_the_padding_counts_once(recording):
+    path, truth = recording
+    rec = OfflineRecognizer(EchoBackend())
+    echoed = rec.transcribe(path, options=ENERGY.replace(merge_lead_echo=False))
+    assert [u.text for u in echoed.utterances] == [f"{w} {w}" for w, _, _ in truth]  # the stand-in echoes every word
+    merged = rec.transcribe(path, options=ENERGY)
+    assert [u.text for u in merged.utterances] == [w for w, _, _ in truth]
+    for w, (_, start, end) in zip(merged.words, truth):
+        assert abs(w.start - start) <= 0.05 and abs(w.end - end) <= 0.05
+
+
+def test_merge_lead_echo_keeps_words_said_twice_and_other_words():
+    from asr.decoding.result import Utterance, Word
+    from asr.runtime.longform import merge_lead_echo
+
+    def utts(*words):
+        ws = [Word(w, s, e, c) for w, s, e, c in words]
+        return [Utterance(" ".join(w.word for w in ws), 0.0, 2.0, ws)]
+
+    # the first copy in the padding (before the speech at 0.5 s): one word, the higher confidence
+    (u,) = merge_lead_echo(utts(("one", 0.0, 0.02, 0.6), ("one", 0.52, 0.54, 0.9), ("two", 1.0, 1.02, 0.8)), 0.5)
+    assert u.text == "one two" and [(w.start, w.confidence) for w in u.words] == [(0.52, 0.9), (1.0, 0.8)]
+    assert merge_lead_echo(utts(("one", 0.0, 0.02, 0.9), ("one", 0.52, 0.54, 0.6)), 0.5)[0].words[0].confidence == 0.9
+    # said twice: the first copy in the speech
+    assert merge_lead_echo(utts(("one", 0.5, 0.52, 1.0), ("one", 0.9, 0.92, 1.0)), 0.5)[0].text == "one one"
+    # another word in the padding, or a lone word there: kept
+    assert merge_lead_echo(utts(("two", 0.0, 0.02, 1.0), ("one", 0.52, 0.54, 1.0)), 0.5)[0].text == "two one"
+    assert merge_lead_echo(utts(("one", 0.0, 0.02, 1.0)), 0.5)[0].text == "one"
+    assert merge_lead_echo([], 0.5) == []
+    # across utterances (a streaming graph's endpoint between them): the first utterance goes
+    a, b = Utterance("one", 0.0, 0.3, [Word("one", 0.0, 0.02)]), Utterance("one", 0.3, 1.0, [Word("one", 0.52, 0.54)])
+    assert merge_lead_echo([a, b], 0.5) == [b]

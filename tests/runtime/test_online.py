@@ -211,3 +211,44 @@ def test_ready_exactly_when_a_window_is_full(name, models):
             rec.decode_stream(stream)
             steps += 1
     assert steps >= 3 and flips == steps  # each step was taken as soon as its window was complete
+
+
+def test_an_utterance_after_silence_starts_its_chunks_at_its_first_word(models):
+    """EndpointConfig.onset_lead: while an utterance has no token, a chunk whose first token
+    comes later than the lead is run again from the lead before it, with fresh states; its
+    blank frames before that point are kept, so times and endpoints stay those of the stream.
+    Off (None), or after a rule-3 cut, the chunks run on the stream's own grid."""
+    path, _, _ = models.get("endpoint")
+    info = OnnxModel(path).info
+    wave = _tone_and_silence()
+    results = {}
+    for lead in (None, 0.0, 2 * info.frame_shift_s):
+        rec = OnlineRecognizer(path, endpoint=EndpointConfig(rule1=0.5, rule2=0.6, rule3=None, onset_lead=lead))
+        s = rec.create_stream(keep_log_probs=True)
+        _feed(rec, s, wave, np.random.default_rng(0))
+        results[lead] = (rec.get_result(s), s)
+    plain, plain_s = results[None]
+    assert [u.text for u in plain.utterances] == ["a", "a"] and plain_s.endpoint_rules == [1, 2]
+    for lead in (0.0, 2 * info.frame_shift_s):
+        r, s = results[lead]
+        assert [u.text for u in r.utterances] == ["a", "a"] and s.endpoint_rules == [1, 2]
+        assert r.utterances[0].start == plain.utterances[0].start  # the endpoint after the leading silence
+        assert abs(r.utterances[1].start - plain.utterances[1].start) < info.chunk_size * info.frame_shift_s  # the grid moved
+        for w, p in zip(r.words, plain.words):
+            assert abs(w.start - p.start) <= 0.03
+        # each tone begins inside a chunk: that chunk is cut short at the lead before its token and run again
+        frames = int(round(lead / info.frame_shift_s))
+        pieces = [lp.argmax(axis=1) for lp in s.log_probs]
+        short = [i for i, p in enumerate(pieces) if p.size < info.chunk_size and i + 1 < len(pieces)]
+        assert short  # the first tone begins 3 frames into a chunk: that chunk was run again
+        for i in short:
+            assert not pieces[i].any()  # only blank frames are kept of the chunk run again
+            assert np.flatnonzero(pieces[i + 1])[0] == frames  # the word now begins `lead` into its chunk
+        firsts = [np.flatnonzero(p)[0] for i, p in enumerate(pieces) if p.any() and not pieces[i - 1].any()]
+        assert len(firsts) == 2 and max(firsts) <= frames  # each utterance's word begins at most `lead` into its chunk
+        assert sum(p.size for p in pieces) == sum(lp.shape[0] for lp in plain_s.log_probs)  # every frame once
+    # a rule-3 cut lands mid-speech: the next utterance keeps the grid
+    rec3 = OnlineRecognizer(path, endpoint=EndpointConfig(rule1=None, rule2=None, rule3=0.5))
+    s = rec3.create_stream()
+    _feed(rec3, s, wave, np.random.default_rng(0))
+    assert all(abs(u.end - u.start - 0.5) < 1e-9 for u in rec3.get_result(s).utterances[:-1])
