@@ -11,7 +11,7 @@ import torch
 
 from asr.audio import resample
 from asr.frontend import FrontendConfig, logmel
-from asr.text import BLANK, CharTokenizer
+from asr.text import BLANK, CharTokenizer, WordTokenizer
 
 SR = 8000
 TONES = {"a": 500.0, "b": 1100.0, "c": 1900.0}
@@ -157,14 +157,17 @@ class Models:
         from asr.train.export import export_onnx
 
         if name not in self.cache:
-            if name == "endpoint":
+            tokenizer = TOKENIZER
+            if name in ("endpoint", "endpoint-words"):
                 model, streaming = _endpoint_model(), True
+                if name == "endpoint-words":  # the same weights, each symbol a word ("a" is id 2)
+                    tokenizer = WordTokenizer([BLANK, "x", "a", "b", "c"])
             else:
                 spec = {**STREAMING, **OFFLINE}[name]
                 model, streaming = _random_model(list({**STREAMING, **OFFLINE}).index(name) + 1, **spec), name in STREAMING
             cfg = ExperimentConfig(data=DataConfig(train="", dev=None), frontend=FRONTEND, model=model.cfg)
             ckpt = os.path.join(self.root, f"{name}.pt")
-            save_checkpoint(ckpt, model, cfg, TOKENIZER)
+            save_checkpoint(ckpt, model, cfg, tokenizer)
             out = os.path.join(self.root, f"{name}.onnx")
             report = export_onnx(ckpt, out, streaming=streaming, parity_audio=[], parity_lengths_s=(0.6,))
             self.cache[name] = (out, model, report)

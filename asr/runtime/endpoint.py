@@ -10,15 +10,17 @@ per model frame, an endpoint fires when
 ``None`` switches a rule off. The recognizer checks the rules after each decoded chunk, so an
 endpoint is found at most one chunk late.
 
-``onset_lead`` (seconds; None: off): where an utterance begins (the start of the stream, or an
-endpoint of rule 1 or 2: after non-speech), its chunks are aligned to its first word. While an utterance has no token yet, a
-chunk whose first token comes later than ``onset_lead`` into it is not kept: its blank frames
-before that point are, and the chunk is run again from ``onset_lead`` before the token, with the
-fresh states an utterance starts with. A chunked model (latency-controlled, chunk-wise
-attention) sees a word cut by a chunk's end only up to its look-ahead, and commits to it there;
-a word that begins where its chunk begins is seen as the model was trained to see an
-utterance's start. It costs one more model step per utterance, and the first word of an
-utterance comes at most one chunk later.
+``onset_lead`` (seconds; None: off): where a word-unit model's utterance begins (the start of
+the stream, or an endpoint of rule 1 or 2: after non-speech), its chunks are aligned to its
+first word. While an utterance has no token yet, a chunk whose first token comes later than
+``onset_lead`` into it is not kept: its blank frames before that point are, and the chunk is
+run again from ``onset_lead`` before the token, with the fresh states an utterance starts with.
+A chunked model (latency-controlled, chunk-wise attention) sees a word cut by a chunk's end
+only up to its look-ahead, and commits to it there; a word that begins where its chunk begins
+is seen as the model was trained to see an utterance's start. It costs one more model step
+per utterance, and the first word of an utterance comes at most one chunk later. Character and
+word-piece models keep the stream's grid: their first token can come well into its word
+(:mod:`asr.runtime.online`).
 """
 
 from __future__ import annotations

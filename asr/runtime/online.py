@@ -11,8 +11,8 @@ padded (``lengths`` = valid frames) and only the frames that exist are kept: exa
 streams. With an :class:`EndpointConfig`, endpointing is automatic: when a rule fires after a
 step, the current utterance is finished (kept in ``stream.utterances``) and the next one starts
 with a fresh decoder and zero RNN states; features and times run on. An utterance that begins
-after non-speech (the stream's first, or after rule 1 or 2) has its chunks aligned to its first
-token (``EndpointConfig.onset_lead``): the chunk it first appears in is run again from just
+after non-speech (the stream's first, or after rule 1 or 2) of a word-unit model has its chunks
+aligned to its first word (``EndpointConfig.onset_lead``): the chunk it first appears in is run again from just
 before it, so a chunked model sees the word's start at a chunk's start, not cut by a chunk's end.
 """
 
@@ -71,8 +71,10 @@ class OnlineStream:
                                         calibration=info.confidence, alternatives=alternatives)
         cfg = endpoint if endpoint is not None else recognizer.endpoint
         self._endpoint = EndpointDetector(cfg, info.frame_shift_s) if cfg is not None else None
-        # with endpointing, an utterance's chunks start at its first token (EndpointConfig.onset_lead)
-        lead = cfg.onset_lead if cfg is not None else None
+        # with endpointing, a word-unit model's utterance has its chunks start at its first word
+        # (EndpointConfig.onset_lead); a character model's first letter comes later into its
+        # word, and aligning to it made the speechocean762 streaming model worse (docs/export.md)
+        lead = cfg.onset_lead if cfg is not None and getattr(info.tokenizer, "kind", "") == "word" else None
         self._onset_lead = None if lead is None else int(round(lead / info.frame_shift_s))
         self._aligned = False  # the current utterance's chunks were aligned to its first token
         self._unknown = getattr(info.tokenizer, "unknown_id", None)  # a first token of "some other word" aligns nothing

@@ -217,8 +217,8 @@ def test_an_utterance_after_silence_starts_its_chunks_at_its_first_word(models):
     """EndpointConfig.onset_lead: while an utterance has no token, a chunk whose first token
     comes later than the lead is run again from the lead before it, with fresh states; its
     blank frames before that point are kept, so times and endpoints stay those of the stream.
-    Off (None), or after a rule-3 cut, the chunks run on the stream's own grid."""
-    path, _, _ = models.get("endpoint")
+    Off (None), after a rule-3 cut, or for a character model, the chunks run on the stream's own grid."""
+    path, _, _ = models.get("endpoint-words")
     info = OnnxModel(path).info
     wave = _tone_and_silence()
     results = {}
@@ -247,6 +247,12 @@ def test_an_utterance_after_silence_starts_its_chunks_at_its_first_word(models):
         firsts = [np.flatnonzero(p)[0] for i, p in enumerate(pieces) if p.any() and not pieces[i - 1].any()]
         assert len(firsts) == 2 and max(firsts) <= frames  # each utterance's word begins at most `lead` into its chunk
         assert sum(p.size for p in pieces) == sum(lp.shape[0] for lp in plain_s.log_probs)  # every frame once
+    # a character model with the same weights keeps the grid: its first letter may come late into its word
+    rec = OnlineRecognizer(models.get("endpoint")[0], endpoint=EndpointConfig(rule1=0.5, rule2=0.6, rule3=None,
+                                                                             onset_lead=0.0))
+    s = rec.create_stream(keep_log_probs=True)
+    _feed(rec, s, wave, np.random.default_rng(0))
+    assert [lp.shape[0] for lp in s.log_probs] == [lp.shape[0] for lp in plain_s.log_probs]
     # a rule-3 cut lands mid-speech: the next utterance keeps the grid
     rec3 = OnlineRecognizer(path, endpoint=EndpointConfig(rule1=None, rule2=None, rule3=0.5))
     s = rec3.create_stream()
