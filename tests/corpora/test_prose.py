@@ -70,3 +70,32 @@ def test_git_docs_reader(tmp_path):
     assert list(prose._git_docs(str(tmp_path))) == ["A pack holds objects, each compressed."]
     with pytest.raises(FileNotFoundError, match="apt-get install git-doc"):
         list(prose._git_docs(str(tmp_path / "none")))
+
+
+def test_perl_docs_reader(tmp_path):
+    (tmp_path / "perlintro.pod").write_text("=head1 NAME\n\nperlintro - an overview\n\n=head2 Basics\n\n"
+                                            "Perl is I<easy> to learn,\nand B<fun>. Run the C<perldoc> command.\n\n"
+                                            "    print \"hello\";\n")
+    (tmp_path / "perl5360delta.pod").write_text("This release fixes bugs.\n")  # change notes
+    (tmp_path / "perltoc.pod").write_text("The contents, in order.\n")
+    assert list(prose._perl_docs(str(tmp_path))) == ["perlintro - an overview",
+                                                     "Perl is easy to learn, and fun. Run the C<perldoc> command."]
+    # the sentence with code is left out by the labeller, not the reader
+    assert list(prose.examples(prose._perl_docs(str(tmp_path)), seed=0, max_sentences=1)) == \
+        ["Perl is easy to learn, and fun."]
+    with pytest.raises(FileNotFoundError, match="apt-get install perl-doc"):
+        list(prose._perl_docs(str(tmp_path / "none")))
+
+
+def test_debian_handbook_reader(tmp_path):
+    (tmp_path / "apt.html").write_text(
+        '<html><body><h1 class="title">APT</h1><div class="para">\nThe <span class="emphasis"><em>APT</em></span> '
+        'tools fetch packages,\nthen install them &amp; their dependencies.\n</div>'
+        '<div class="para">Run this:<div class="informalexample"><pre>apt update</pre></div></div>'
+        '<p class="title">Not a paragraph.</p></body></html>')
+    assert list(prose._debian_handbook(str(tmp_path))) == \
+        ["\nThe APT tools fetch packages,\nthen install them & their dependencies.\n"]
+    assert list(prose.paragraphs("debian-handbook", str(tmp_path))) == \
+        ["The APT tools fetch packages, then install them & their dependencies."]
+    with pytest.raises(FileNotFoundError, match="apt-get install debian-handbook"):
+        list(prose._debian_handbook(str(tmp_path / "none")))
