@@ -63,6 +63,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Sequence, Union
 
+from asr.spoken import CARDINAL_WORDS as _NUMWORD
+from asr.spoken import GUARDED_MONTHS as _GUARDED_MONTHS
+from asr.spoken import MONTHS as _MONTHS
+from asr.spoken import ORDINALS as _ORDINAL_WORDS
+from asr.spoken import SCALES as _SCALES
+from asr.spoken import TEENS as _TEENS
+from asr.spoken import TENS as _TENS
+from asr.spoken import UNITS as _UNITS
+
 if TYPE_CHECKING:
     from asr.decoding.result import Result, Utterance, Word
 
@@ -70,21 +79,7 @@ __all__ = ["inverse_normalize", "inverse_normalize_words", "TextOptions", "apply
 
 # ---- vocabulary -------------------------------------------------------------------------------
 
-_UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine".split())}
-_TEENS = {w: i + 10 for i, w in enumerate("ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split())}
-_TENS = {w: (i + 2) * 10 for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
-_SCALES = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12, "quadrillion": 15, "quintillion": 18, "sextillion": 21}
-_NUMWORD = set(_UNITS) | set(_TEENS) | set(_TENS) | set(_SCALES) | {"hundred"}
-_ORDINAL_WORDS = dict(zip(
-    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth fifteenth "
-    "sixteenth seventeenth eighteenth nineteenth twentieth thirtieth fortieth fiftieth sixtieth seventieth eightieth "
-    "ninetieth hundredth thousandth millionth billionth trillionth".split(),
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
-    "nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion trillion".split()))
 _DECADES = {w: v for w, v in zip("twenties thirties forties fifties sixties seventies eighties nineties".split(), range(20, 100, 10))}
-_MONTHS = {w: w.capitalize() for w in
-           "january february march april may june july august september october november december".split()}
-_GUARDED_MONTHS = {"may", "march"}  # also verbs: a day under 10 only after a date cue or with a year
 _DATE_CUE = {"on", "in", "of", "since", "until", "till", "by", "from", "before", "after", "between", "and", "to", "next",
              "last", "this", "early", "late", "mid", "every", "each", "through", "during"}
 _YEAR_CUE = {"in", "since", "of", "year", "from", "until", "till", "circa", "during", "before", "after"}

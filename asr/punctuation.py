@@ -31,6 +31,7 @@ import numpy as np
 
 from asr.decoding.result import Word
 from asr.runtime.schema import read_metadata
+from asr.spoken import MONTH_WORDS, NUMBER_WORDS, ORDINAL_WORDS
 
 __all__ = ["MARKS", "CASES", "METADATA_FORMAT", "DEFAULT_MODEL", "TaggerInfo", "Punctuator", "label_text",
            "apply_labels", "word_key", "score", "read_examples", "evaluate", "default_punctuator"]
@@ -296,7 +297,7 @@ class Punctuator:
         if not words:
             return text
         marks, cases = self.tag(words)
-        marks = keep_numbers_whole(words, marks)
+        marks, cases = keep_numbers_whole(words, marks, cases)
         written = iter(apply_labels(words, marks, cases))
         return "".join(next(written) if p and not p.isspace() else p for p in parts)
 
@@ -304,27 +305,44 @@ class Punctuator:
         """Timed words with marks and capitals: each keeps its times and confidence."""
         tokens = [w.word for w in words]
         marks, cases = self.tag(tokens)
-        marks = keep_numbers_whole(tokens, marks)
+        marks, cases = keep_numbers_whole(tokens, marks, cases)
         return [dataclasses.replace(w, word=t) for w, t in zip(words, apply_labels(tokens, marks, cases))]
 
 
-# spoken number words: a comma between two of them splits a digit string ("five five, five one")
-_NUMBER_WORDS = frozenset("zero oh one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-                          "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty "
-                          "ninety hundred thousand".split())
+_AM_PM = frozenset("apm")
 
 
-def keep_numbers_whole(tokens: Sequence[str], marks: np.ndarray) -> np.ndarray:
-    """``marks`` without the commas the tagger put between two spoken number words: a phone
-    number, a PIN or an amount said word by word is one number (and ITN writes it as one:
-    "five five five one two three four" -> "5551234", not "five five, 5 1, 234"). Applied to
-    what :meth:`Punctuator.punctuate` and :meth:`Punctuator.punctuate_words` write;
+def keep_numbers_whole(tokens: Sequence[str], marks: np.ndarray, cases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(marks, cases)`` without the marks the tagger put inside what ITN reads as one number,
+    date or time, and without capitals inside a number:
+
+    - no comma between two spoken number words: a phone number, a PIN or an amount said word by
+      word is one number ("five five five one two three four" -> "555-1234", not
+      "five five, 5 1, 234");
+    - no mark between a month and the number or ordinal after it ("june. third" -> "June 3"),
+      May and March aside (also verbs);
+    - no mark inside a time's "a m" / "p m", nor before it after a number ("ten, a m");
+    - a number word that goes on a number or follows a month, or that lost the sentence end
+      before it, is lower-case ("seven Thirty" -> "seven thirty", "July Nineteen" -> "July
+      nineteen").
+
+    Applied to what :meth:`Punctuator.punctuate` and :meth:`Punctuator.punctuate_words` write;
     :meth:`Punctuator.tag` (and the scores) are the tagger's own."""
-    marks = np.array(marks, copy=True)
-    for i in range(len(tokens) - 1):
-        if marks[i] == 1 and tokens[i].lower() in _NUMBER_WORDS and tokens[i + 1].lower() in _NUMBER_WORDS:
+    marks, cases = np.array(marks, copy=True), np.array(cases, copy=True)
+    low = [t.lower() for t in tokens]
+    numeric = NUMBER_WORDS | ORDINAL_WORDS
+    for i in range(len(low) - 1):
+        here, nxt = low[i], low[i + 1]
+        after_m = i + 2 < len(low) and low[i + 2] == "m"
+        ended = marks[i] >= 2
+        if ((marks[i] == 1 and here in NUMBER_WORDS and nxt in NUMBER_WORDS)
+                or (here in MONTH_WORDS and nxt in numeric)
+                or (here in NUMBER_WORDS and nxt in _AM_PM and nxt != "m" and after_m)
+                or (here in ("a", "p") and nxt == "m" and i > 0 and low[i - 1] in NUMBER_WORDS)):
             marks[i] = 0
-    return marks
+        if nxt in numeric and cases[i + 1] == 1 and marks[i] == 0 and (here in NUMBER_WORDS | MONTH_WORDS or ended):
+            cases[i + 1] = 0
+    return marks, cases
 
 
 _DEFAULT: dict = {}

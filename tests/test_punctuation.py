@@ -150,8 +150,15 @@ def test_a_number_said_word_by_word_stays_one_number():
 
     tokens = "call five five five one two and then two".split()
     marks = np.array([0, 0, 1, 0, 1, 0, 1, 0, 2])
-    assert keep_numbers_whole(tokens, marks).tolist() == [0, 0, 0, 0, 0, 0, 1, 0, 2]
-    assert keep_numbers_whole(["Oh", "NINE"], np.array([1, 2])).tolist() == [0, 2]
+    assert keep_numbers_whole(tokens, marks, np.zeros(9))[0].tolist() == [0, 0, 0, 0, 0, 0, 1, 0, 2]
+    assert keep_numbers_whole(["Oh", "NINE"], np.array([1, 2]), np.array([1, 2]))[0].tolist() == [0, 2]
+    # dates and times ITN joins: no mark between a month and its day, none inside "p m", no capital inside a number
+    tokens = "call at seven thirty p m on june third. Then may. Third".lower().replace(".", "").split()
+    marks = np.array([0, 0, 0, 1, 1, 1, 0, 2, 2, 0, 2, 0])
+    cases = np.array([1, 0, 0, 1, 2, 2, 0, 1, 1, 1, 0, 1])
+    m, c = keep_numbers_whole(tokens, marks, cases)
+    assert m.tolist() == [0, 0, 0, 0, 0, 1, 0, 0, 2, 0, 2, 0]  # after "m" a mark may stay; "may" can be a verb
+    assert c.tolist() == [1, 0, 0, 0, 2, 2, 0, 1, 0, 1, 0, 1]
     p = default_punctuator()
     for text in ("four zero seven two nine", "my number is five five five one two three four and my pin is one two"):
         written = p.punctuate(text)
