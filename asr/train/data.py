@@ -557,7 +557,10 @@ class OnTheFlyDataset(_Items):
     @property
     def entries(self) -> Sequence[Entry]:
         """Each item's entry (read from ``source`` when asked)."""
-        return _ItemView(len(self), lambda i: self.source[int(self._of[i])])
+        return _ItemView(len(self), self._entry)
+
+    def _entry(self, i: int) -> Entry:
+        return self.source[int(self._of[i])]
 
     @property
     def speeds(self) -> Sequence[float]:
@@ -595,14 +598,14 @@ class OnTheFlyDataset(_Items):
             return _ids([])
         if not kind & _TARGET:
             return None
-        return _ids(self.tokenizer.encode(self.source[int(self._of[i])].text))
+        return _ids(self.tokenizer.encode(self._entry(i).text))
 
     def part_samples(self, i: int) -> int:
         return int(round(float(self._durations[self._of[i]]) * self.frontend.sample_rate
                          / self.speed_values[self._speed[i]]))
 
     def wave(self, i: int) -> Optional[np.ndarray]:
-        e, fe = self.entries[i], self.frontend
+        e, fe = self._entry(i), self.frontend
         try:
             wave = _load(e, fe.sample_rate)
         except AudioError as exc:
@@ -616,7 +619,7 @@ class OnTheFlyDataset(_Items):
         if wave is None:
             return None
         if fe.num_frames(wave.shape[0]) < 1:
-            log.warning("skipping %s: too short (%d samples, need at least %d)", self.entries[i].audio_filepath,
+            log.warning("skipping %s: too short (%d samples, need at least %d)", self._entry(i).audio_filepath,
                         wave.shape[0], fe.n_fft)
             return None
         return self._logmel(torch.from_numpy(wave))
