@@ -310,6 +310,8 @@ class Punctuator:
 
 
 _AM_PM = frozenset("apm")
+_NUMERIC = NUMBER_WORDS | ORDINAL_WORDS
+_NUMBER_OR_MONTH = NUMBER_WORDS | MONTH_WORDS
 
 
 def keep_numbers_whole(tokens: Sequence[str], marks: np.ndarray, cases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -330,17 +332,16 @@ def keep_numbers_whole(tokens: Sequence[str], marks: np.ndarray, cases: np.ndarr
     :meth:`Punctuator.tag` (and the scores) are the tagger's own."""
     marks, cases = np.array(marks, copy=True), np.array(cases, copy=True)
     low = [t.lower() for t in tokens]
-    numeric = NUMBER_WORDS | ORDINAL_WORDS
     for i in range(len(low) - 1):
         here, nxt = low[i], low[i + 1]
         after_m = i + 2 < len(low) and low[i + 2] == "m"
         ended = marks[i] >= 2
         if ((marks[i] == 1 and here in NUMBER_WORDS and nxt in NUMBER_WORDS)
-                or (here in MONTH_WORDS and nxt in numeric)
+                or (here in MONTH_WORDS and nxt in _NUMERIC)
                 or (here in NUMBER_WORDS and nxt in _AM_PM and nxt != "m" and after_m)
                 or (here in ("a", "p") and nxt == "m" and i > 0 and low[i - 1] in NUMBER_WORDS)):
             marks[i] = 0
-        if nxt in numeric and cases[i + 1] == 1 and marks[i] == 0 and (here in NUMBER_WORDS | MONTH_WORDS or ended):
+        if nxt in _NUMERIC and cases[i + 1] == 1 and marks[i] == 0 and (here in _NUMBER_OR_MONTH or ended):
             cases[i + 1] = 0
     return marks, cases
 
