@@ -20,9 +20,7 @@ only up to its look-ahead, and commits to it there; a word that begins where its
 is seen as the model was trained to see an utterance's start. It costs one more model step
 per utterance, and the first word of an utterance comes at most one chunk later. Character and
 word-piece models keep the stream's grid: their first token can come well into its word
-(:mod:`asr.runtime.online`), and so do utterances decoded by a beam search (a grammar, an LM,
-hotwords, n-best lists): under a digit grammar the fresh states at a word's onset made the
-digits model hear digits in other speech.
+(:mod:`asr.runtime.online`).
 """
 
 from __future__ import annotations

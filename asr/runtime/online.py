@@ -72,13 +72,9 @@ class OnlineStream:
         cfg = endpoint if endpoint is not None else recognizer.endpoint
         self._endpoint = EndpointDetector(cfg, info.frame_shift_s) if cfg is not None else None
         # with endpointing, a word-unit model's utterance has its chunks start at its first word
-        # (EndpointConfig.onset_lead) when utterances are decoded greedily, as it was chosen. A
-        # character model's first letter comes later into its word, and aligning to it made the
-        # speechocean762 streaming model worse (docs/export.md); under a grammar, the fresh
-        # states at a word's onset made the digits model hear digits in other speech (sentences
-        # with a digit 5.4% -> 13.7%, recipes/fsdd/README.md)
-        word_units = getattr(info.tokenizer, "kind", "") == "word"
-        lead = cfg.onset_lead if cfg is not None and word_units and final is None else None
+        # (EndpointConfig.onset_lead); a character model's first letter comes later into its
+        # word, and aligning to it made the speechocean762 streaming model worse (docs/export.md)
+        lead = cfg.onset_lead if cfg is not None and getattr(info.tokenizer, "kind", "") == "word" else None
         self._onset_lead = None if lead is None else int(round(lead / info.frame_shift_s))
         self._aligned = False  # the current utterance's chunks were aligned to its first token
         self._unknown = getattr(info.tokenizer, "unknown_id", None)  # a first token of "some other word" aligns nothing
