@@ -53,8 +53,8 @@ recipes/fsdd/card.json, which `asr serve` shows) in its metadata.
   strings, held out to measure other voices): every utterance with a digit word and 300
   others; words other than digits are the unknown-word unit. Junbo Zhang et al.,
   https://www.openslr.org/101/, CC BY 4.0.
-- Generated non-speech (silence, noise, tones, hum, clicks) with empty transcripts; recording
-  level (-24 to +6 dB), noise (5-40 dB SNR) and vocal tract length perturbations.
+- Generated non-speech (silence, noise, tones, hum, clicks) with empty transcripts.
+- Perturbations in training: {perturbations}.
 
 The weights are derived from these data; they are distributed under CC BY-SA 4.0, with the
 attributions above.
@@ -73,6 +73,33 @@ out with any digit (lower is better).
 None of these recordings was used in training: FSDD's test split (index 0-4) and dev split
 (5-9) are held out, and "other voices" are speechocean762 speakers held out of training.
 """
+
+
+def perturbations(checkpoint: str) -> str:
+    """The card's line on training perturbations, read from the checkpoint's own config (the
+    card once claimed level, noise and VTLP perturbations that the recipe did not use)."""
+    import torch  # the training install's
+
+    t = torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]["train"]
+    out = []
+    if t.get("concat"):
+        low, high = t["concat"].get("gain_db", [-10.0, 3.0])
+        out.append(f"each piece of a connected string at its own level ({low:g} to {high:+g} dB)")
+    if t.get("gain_db"):
+        out.append(f"recording level ({t['gain_db'][0]:g} to {t['gain_db'][1]:+g} dB)")
+    if t.get("noise_snr"):
+        out.append(f"noise ({t['noise_snr'][0]:g}-{t['noise_snr'][1]:g} dB SNR)")
+    if t.get("vtlp"):
+        out.append(f"vocal tract length ({t['vtlp'][0]:g}-{t['vtlp'][1]:g})")
+    if t.get("eq_db"):
+        out.append(f"a random channel equalizer (up to {t['eq_db']:g} dB)")
+    speeds = [s for s in t.get("speed_perturb") or [] if s != 1.0]
+    if speeds:
+        out.append("speed (" + ", ".join(f"{s:g}" for s in speeds) + ")")
+    spec = t.get("specaugment") or {}
+    if spec.get("freq_masks") or spec.get("time_masks"):
+        out.append(f"SpecAugment ({spec.get('freq_masks', 0)} frequency and {spec.get('time_masks', 0)} time masks)")
+    return "; ".join(out) if out else "none"
 
 
 def main(argv=None) -> int:
@@ -106,7 +133,8 @@ def main(argv=None) -> int:
     with open(os.path.join(DEST, "digits.json"), "w") as f:
         json.dump({"sha256": sha, "rows": rows}, f, indent=1)
     with open(os.path.join(DEST, "MODEL_CARD.md"), "w") as f:
-        f.write(CARD.format(params=f"{params / 1e6:.2f}M", rows="\n".join(lines)))
+        f.write(CARD.format(params=f"{params / 1e6:.2f}M", rows="\n".join(lines),
+                            perturbations=perturbations(os.path.join(args.exp, "best.pt"))))
     print(f"shipped {args.exp} into {DEST}: model.onnx, stream.onnx, digits.json, MODEL_CARD.md")
     return 0
 
