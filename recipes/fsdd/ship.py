@@ -83,7 +83,7 @@ def perturbations(checkpoint: str) -> str:
     t = torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]["train"]
     out = []
     if t.get("concat"):
-        low, high = t["concat"].get("gain_db", [-10.0, 3.0])
+        low, high = t["concat"]["gain_db"]
         out.append(f"each piece of a connected string at its own level ({low:g} to {high:+g} dB)")
     if t.get("gain_db"):
         out.append(f"recording level ({t['gain_db'][0]:g} to {t['gain_db'][1]:+g} dB)")
